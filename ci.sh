@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The whole test suite of d4-rs: formatting, lints, every test of the workspace, and a
+# build check of the fuzz targets. CI runs exactly this (.ci/run); so should you.
+#
+# Needs: the Rust toolchain, ../shared beside the repository (test vectors), and
+# redis-server (installed here with apt-get when missing and we are root).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+say() { printf '\n==> %s\n' "$*"; }
+
+shared="${D4_SHARED_DIR:-../shared}"
+if [ ! -f "$shared/vectors/manifest.json" ]; then
+    echo "error: test vectors not found at $shared/vectors/manifest.json" >&2
+    echo "       clone the repository with ../shared beside it, or set D4_SHARED_DIR" >&2
+    exit 1
+fi
+
+apt_updated=0
+need_pkg() { # need_pkg COMMAND PACKAGE
+    command -v "$1" >/dev/null 2>&1 && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        say "installing $2 (for $1)"
+        if [ "$apt_updated" = 0 ]; then apt-get update -qq; apt_updated=1; fi
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+    else
+        echo "error: $1 is missing: install the $2 package" >&2
+        exit 1
+    fi
+}
+# Redis-backed tests start their own redis-server on a free loopback port
+# (d4-testkit), unless D4_TEST_REDIS_URL names one.
+need_pkg redis-server redis-server
+# Python analyzers' stand-ins in the tests (d4-core compatibility) use python3.
+need_pkg python3 python3
+
+say "cargo fmt --check"
+cargo fmt --all --check
+
+say "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+say "cargo test"
+cargo test --workspace
+
+if [ -f fuzz/Cargo.toml ]; then
+    say "fuzz targets build (cargo check)"
+    cargo check --quiet --manifest-path fuzz/Cargo.toml --bins
+fi
+
+say "all checks passed"

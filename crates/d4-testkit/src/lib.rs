@@ -1,0 +1,181 @@
+//! Test support shared by the crates of d4-rs. Used only as a dev-dependency.
+//!
+//! * [`shared_dir`] / [`vector`] / [`manifest`]: the protocol test vectors live in
+//!   `../shared/vectors` beside the repository (or `$D4_SHARED_DIR`). They are never
+//!   copied into the repo; a test that needs them panics with a clear message when they
+//!   are missing, it does not skip.
+//! * [`RedisServer`]: a real `redis-server` on a free loopback port, for the tests of the
+//!   Redis-backed code (`$D4_TEST_REDIS_URL` points at an existing one instead).
+//! * [`free_port`]: a loopback TCP port the OS just handed out.
+//!
+//! Must never depend on any other crate of d4-rs.
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test support: failing loudly is the point
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `shared/` folder that sits beside the repository (`$D4_SHARED_DIR` overrides).
+pub fn shared_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("D4_SHARED_DIR") {
+        return PathBuf::from(dir);
+    }
+    // crates/d4-testkit -> repo root -> its parent
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = root.join("../shared");
+    assert!(
+        dir.join("vectors/manifest.json").is_file(),
+        "the shared test vectors are missing: expected {}/vectors/manifest.json \
+         (clone the repository with ../shared beside it, or set D4_SHARED_DIR)",
+        dir.display()
+    );
+    dir
+}
+
+/// Path of one vector file under `shared/vectors/`.
+pub fn vector(name: &str) -> PathBuf {
+    let p = shared_dir().join("vectors").join(name);
+    assert!(p.is_file(), "test vector {} is missing", p.display());
+    p
+}
+
+/// Bytes of one vector file.
+pub fn vector_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(vector(name)).expect("reading a test vector")
+}
+
+/// `shared/vectors/manifest.json`, parsed.
+pub fn manifest() -> serde_json::Value {
+    let raw = std::fs::read(vector("manifest.json")).expect("reading manifest.json");
+    serde_json::from_slice(&raw).expect("manifest.json is not valid JSON")
+}
+
+/// A loopback TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding 127.0.0.1:0")
+}
+
+/// A real redis-server for one test (or a shared one named by `$D4_TEST_REDIS_URL`).
+///
+/// A spawned server listens on 127.0.0.1 only, keeps nothing on disk and is killed on drop.
+pub struct RedisServer {
+    child: Option<Child>,
+    url: String,
+}
+
+impl RedisServer {
+    /// Starts redis-server on a free loopback port, or uses `$D4_TEST_REDIS_URL`.
+    /// Panics with a clear message when neither is possible.
+    pub fn start() -> RedisServer {
+        if let Ok(url) = std::env::var("D4_TEST_REDIS_URL") {
+            return RedisServer { child: None, url };
+        }
+        let bin = std::env::var("D4_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        for _ in 0..5 {
+            let port = free_port();
+            let child = Command::new(&bin)
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--protected-mode",
+                    "yes",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn();
+            let mut child = match child {
+                Ok(c) => c,
+                Err(e) => panic!(
+                    "cannot start `{bin}` ({e}): install it (`apt-get install -y redis-server`; \
+                     ./ci.sh does this) or set D4_TEST_REDIS_URL"
+                ),
+            };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // port taken between free_port and spawn: try another
+                }
+                if ping(port) {
+                    return RedisServer {
+                        child: Some(child),
+                        url: format!("redis://127.0.0.1:{port}/"),
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("redis-server did not come up on a loopback port");
+    }
+
+    /// `redis://127.0.0.1:PORT/` (no database number).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The URL with a database number: `redis://127.0.0.1:PORT/DB`.
+    pub fn url_db(&self, db: u8) -> String {
+        format!(
+            "{}{db}",
+            self.url.trim_end_matches(|c: char| c.is_ascii_digit())
+        )
+    }
+
+    /// `host:port` of the server.
+    pub fn host_port(&self) -> String {
+        let rest = self.url.trim_start_matches("redis://");
+        rest.split('/').next().unwrap_or(rest).to_string()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn ping(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    if s.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 7];
+    s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_is_found() {
+        assert!(manifest()["cases"].as_array().is_some());
+    }
+
+    #[test]
+    fn redis_server_answers() {
+        let r = RedisServer::start();
+        let hp = r.host_port();
+        let port: u16 = hp.rsplit(':').next().unwrap().parse().unwrap();
+        assert!(ping(port));
+        assert!(r.url_db(3).ends_with("/3"));
+    }
+}

@@ -1,0 +1,3 @@
+//! One module per `d4` subcommand.
+
+pub mod inspect;
