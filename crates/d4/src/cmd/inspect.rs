@@ -360,9 +360,10 @@ impl Inspector {
                 trailing,
                 self.violations.len(),
                 match &self.error {
-                    Some(_) => "stream malformed".to_string(),
-                    None if clean => "stream ok".to_string(),
-                    None => "stream refused".to_string(),
+                    Some(_) => "stream malformed",
+                    None if self.hmac_bad > 0 => "bad HMAC: a collector would drop the connection",
+                    None if !clean => "a collector would refuse this stream",
+                    None => "stream ok",
                 }
             )?;
         }
