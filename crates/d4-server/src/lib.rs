@@ -8,4 +8,5 @@
 //! It depends on `d4-proto`, `d4-store` (shared state) and `d4-worker` (files and queues);
 //! it must never depend on the web UI, the client or any analyzer crate.
 
+pub mod journal;
 pub mod session;
