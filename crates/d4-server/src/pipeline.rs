@@ -23,6 +23,8 @@ pub trait FrameSink: Send {
     /// Makes everything handled so far durable against a crash of this process (bytes
     /// written to the kernel, queue entries pushed): called before an acknowledgement.
     fn flush(&mut self) -> Result<(), String>;
+    /// Called every second or so while the sensor is silent (time-based rotation).
+    fn tick(&mut self) -> Result<(), String>;
     /// End of the session: finish files.
     fn close(&mut self) -> Result<(), String>;
 }
@@ -166,9 +168,18 @@ fn run(
     let mut batch: Vec<(Frame, u64)> = Vec::new();
     let mut journal_ok = true;
     'outer: loop {
-        let first = match rx.recv() {
+        let first = match rx.recv_timeout(std::time::Duration::from_secs(1)) {
             Ok(f) => f,
-            Err(_) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let (Some(s), false) = (sink.as_mut(), failed) {
+                    if let Err(e) = s.tick() {
+                        failed = true;
+                        pending.fail(e);
+                    }
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
         };
         let mut bytes = 0usize;
         let mut next = Some(first);
