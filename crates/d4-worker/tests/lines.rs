@@ -1,56 +1,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Line types (3, 4, 6, 8) through real files.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use d4_worker::{MemorySink, RotationPolicy, WorkerConfig, WorkerSet};
 use uuid::Uuid;
 
-pub fn at(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(secs)
-}
-
-pub fn setup(dir: &Path, f: impl FnOnce(&mut WorkerConfig)) -> (WorkerSet, Arc<MemorySink>) {
-    let mut cfg = WorkerConfig::new(dir);
-    cfg.gzip_in_background = false;
-    f(&mut cfg);
-    let sink = Arc::new(MemorySink::new());
-    (WorkerSet::new(cfg, sink.clone()).unwrap(), sink)
-}
-
-pub fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-pub fn gunzip(p: &Path) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(p).unwrap())
-        .read_to_end(&mut out)
-        .unwrap();
-    out
-}
-
-fn rel(dir: &Path, p: &Path) -> String {
-    p.strip_prefix(dir).unwrap().to_string_lossy().into_owned()
-}
-
-const T0: u64 = 1_767_225_000; // 2025-12-31 23:50:00 UTC
+mod common;
+use common::*;
 
 #[test]
 fn syslog_lines_files_and_queue() {
