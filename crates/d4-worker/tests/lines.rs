@@ -180,3 +180,53 @@ fn unsupported_type_and_wrong_type() {
     assert!(w.handle_payload(3, b"x\n", at(T0)).is_err());
     w.close(at(T0)).unwrap();
 }
+
+#[test]
+fn raw_types_5_and_7_are_rotated_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (set, sink) = setup(tmp.path(), |_| {});
+    for (t, suffix) in [(5u8, ".pcapng.gz"), (7, ".yaf.gz")] {
+        let mut w = set.worker(Uuid::new_v4(), t).unwrap();
+        w.handle_payload(t, b"\x0a\x0d\x0d\x0aabc", at(T0)).unwrap();
+        w.handle_payload(t, b"", at(T0 + 1)).unwrap();
+        w.handle_payload(t, b"def", at(T0 + 301)).unwrap(); // rotated before this frame
+        w.close(at(T0 + 302)).unwrap();
+        let fs: Vec<_> = files(tmp.path())
+            .into_iter()
+            .filter(|p| p.to_string_lossy().ends_with(suffix))
+            .collect();
+        assert_eq!(fs.len(), 2, "{fs:?}");
+        assert_eq!(gunzip(&fs[0]), b"\x0a\x0d\x0d\x0aabc");
+        assert_eq!(gunzip(&fs[1]), b"def");
+        // finished paths go to the type's queues
+        assert_eq!(sink.entries(t, None).len(), 2);
+    }
+}
+
+#[test]
+fn sink_failure_is_reported_but_not_fatal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (set, sink) = setup(tmp.path(), |_| {});
+    let mut w = set.worker(Uuid::new_v4(), 3).unwrap();
+    sink.set_failure(Some("backend down"));
+    let e = w.handle_payload(3, b"a\n", at(T0)).unwrap_err();
+    assert!(!e.is_data_error());
+    assert!(e.to_string().contains("backend down"));
+    sink.set_failure(None);
+    w.handle_payload(3, b"b\n", at(T0)).unwrap();
+    w.close(at(T0)).unwrap();
+    assert_eq!(sink.entries(3, None), vec!["b"]);
+    assert_eq!(
+        gunzip(&files(tmp.path())[0]),
+        b"a\nb\n",
+        "the file has both"
+    );
+}
+
+#[test]
+fn workers_move_across_threads() {
+    fn is_send<T: Send>() {}
+    fn is_send_sync<T: Send + Sync>() {}
+    is_send::<d4_worker::Worker>();
+    is_send_sync::<WorkerSet>();
+}
