@@ -113,3 +113,52 @@ fn oversized_record_is_refused() {
     assert!(w.handle_payload(1, &stream, at(T0)).is_err());
     w.close(at(T0)).unwrap();
 }
+
+#[test]
+fn recover_finishes_files_left_by_a_crash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let uuid = Uuid::new_v4();
+    {
+        let (set, _) = setup(tmp.path(), |_| {});
+        let mut w = set.worker(uuid, 1).unwrap();
+        let mut s = global_header_le(65535).to_vec();
+        s.extend(record_le(1, b"kept"));
+        s.extend(&record_le(2, b"lost in the crash")[..10]);
+        w.handle_payload(1, &s, at(T0)).unwrap();
+        w.flush().unwrap();
+        let mut l = set.worker(uuid, 3).unwrap();
+        l.handle_payload(3, b"a line\n", at(T0)).unwrap();
+        l.flush().unwrap();
+        // "crash": the workers are forgotten without close
+        std::mem::forget(w);
+        std::mem::forget(l);
+    }
+    // a stray .gz.tmp from an interrupted gzip
+    let fs = files(tmp.path());
+    assert_eq!(fs.len(), 2);
+    std::fs::write(format!("{}.gz.tmp", fs[0].display()), b"partial").unwrap();
+
+    let (set, sink) = setup(tmp.path(), |_| {});
+    let report = set.recover().unwrap();
+    assert_eq!(report.finished.len(), 2);
+    assert_eq!(report.removed_tmp, 1);
+    assert_eq!(report.pcap_truncated, 10);
+    let fs = files(tmp.path());
+    assert!(
+        fs.iter().all(|p| p.to_string_lossy().ends_with(".gz")),
+        "{fs:?}"
+    );
+    let cap = fs
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with(".cap.gz"))
+        .unwrap();
+    let mut expect = global_header_le(65535).to_vec();
+    expect.extend(record_le(1, b"kept"));
+    assert_eq!(gunzip(cap), expect);
+    assert_eq!(
+        sink.entries(1, None),
+        vec![cap.to_string_lossy().into_owned()]
+    );
+    // nothing left to do the second time
+    assert_eq!(set.recover().unwrap(), Default::default());
+}
