@@ -26,6 +26,7 @@ pub mod files;
 pub mod layout;
 pub mod lines;
 pub mod pcap;
+mod recover;
 mod sink;
 mod worker;
 
@@ -36,6 +37,7 @@ use thiserror::Error;
 pub use config::WorkerConfig;
 pub use ext::{has_special_handler, ExtKind, SPECIAL_EXT_TYPES};
 pub use layout::RotationPolicy;
+pub use recover::RecoveryReport;
 pub use sink::{MemorySink, NullSink, OwnedTarget, QueueSink, QueueTarget, SinkError};
 pub use worker::{Worker, WorkerSet, WorkerStats};
 

@@ -20,12 +20,12 @@ pub enum PcapError {
     RecordTooLarge { len: u32, max: u32 },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
     Global,
     RecordHeader,
     Body(u32),
-    Failed,
+    Failed(PcapError),
 }
 
 /// Follows a pcap byte stream.
@@ -67,7 +67,7 @@ impl PcapTracker {
 
     /// The validated global header (once complete).
     pub fn global_header(&self) -> Option<&[u8; GLOBAL_HEADER_LEN]> {
-        (self.state != State::Global && self.state != State::Failed).then_some(&self.head)
+        matches!(self.state, State::RecordHeader | State::Body(_)).then_some(&self.head)
     }
 
     /// Between two records (and after the global header): a file may end here.
@@ -92,8 +92,8 @@ impl PcapTracker {
             consumed: 0,
             header_done: false,
         };
-        match self.state {
-            State::Failed => Err(PcapError::BadMagic(0)),
+        match self.state.clone() {
+            State::Failed(e) => Err(e),
             State::Global => {
                 let n = (GLOBAL_HEADER_LEN - self.head_len).min(data.len());
                 self.head[self.head_len..self.head_len + n].copy_from_slice(&data[..n]);
@@ -111,8 +111,9 @@ impl PcapTracker {
                         0xa1b2_c3d4 | 0xa1b2_3c4d => self.big_endian = false,
                         0xd4c3_b2a1 | 0x4d3c_b2a1 => self.big_endian = true,
                         other => {
-                            self.state = State::Failed;
-                            return Err(PcapError::BadMagic(other));
+                            let e = PcapError::BadMagic(other);
+                            self.state = State::Failed(e.clone());
+                            return Err(e);
                         }
                     }
                 }
@@ -120,8 +121,9 @@ impl PcapTracker {
                     let major = self.u16_at(4);
                     let minor = self.u16_at(6);
                     if (major, minor) != (2, 4) {
-                        self.state = State::Failed;
-                        return Err(PcapError::BadVersion(major, minor));
+                        let e = PcapError::BadVersion(major, minor);
+                        self.state = State::Failed(e.clone());
+                        return Err(e);
                     }
                     self.state = State::RecordHeader;
                     step.header_done = true;
@@ -142,11 +144,12 @@ impl PcapTracker {
                         u32::from_le_bytes(b)
                     };
                     if incl > self.max_record {
-                        self.state = State::Failed;
-                        return Err(PcapError::RecordTooLarge {
+                        let e = PcapError::RecordTooLarge {
                             len: incl,
                             max: self.max_record,
-                        });
+                        };
+                        self.state = State::Failed(e.clone());
+                        return Err(e);
                     }
                     self.rec_len = 0;
                     if incl == 0 {
@@ -179,6 +182,151 @@ impl PcapTracker {
             u16::from_be_bytes(b)
         } else {
             u16::from_le_bytes(b)
+        }
+    }
+}
+
+/// A pcap global header (little-endian, microseconds, Ethernet) for tests and tools.
+pub fn global_header_le(snaplen: u32) -> [u8; GLOBAL_HEADER_LEN] {
+    let mut h = [0u8; GLOBAL_HEADER_LEN];
+    h[0..4].copy_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    h[4..6].copy_from_slice(&2u16.to_le_bytes());
+    h[6..8].copy_from_slice(&4u16.to_le_bytes());
+    h[16..20].copy_from_slice(&snaplen.to_le_bytes());
+    h[20..24].copy_from_slice(&1u32.to_le_bytes());
+    h
+}
+
+/// One little-endian pcap record (header + data) for tests and tools.
+pub fn record_le(ts: u32, data: &[u8]) -> Vec<u8> {
+    let mut r = Vec::with_capacity(RECORD_HEADER_LEN + data.len());
+    let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+    r.extend_from_slice(&ts.to_le_bytes());
+    r.extend_from_slice(&0u32.to_le_bytes());
+    r.extend_from_slice(&len.to_le_bytes());
+    r.extend_from_slice(&len.to_le_bytes());
+    r.extend_from_slice(data);
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Feeds chunks; returns the offsets (in the whole stream) of record boundaries.
+    fn boundaries(t: &mut PcapTracker, chunks: &[&[u8]]) -> Result<Vec<usize>, PcapError> {
+        let mut out = Vec::new();
+        let mut off = 0;
+        for c in chunks {
+            let mut d = *c;
+            while !d.is_empty() {
+                let s = t.advance(d)?;
+                off += s.consumed;
+                d = &d[s.consumed..];
+                if t.at_boundary() {
+                    out.push(off);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn all_magics_and_version() {
+        for (magic, be) in [
+            (0xa1b2_c3d4u32, false),
+            (0xa1b2_3c4d, false),
+            (0xd4c3_b2a1, true),
+            (0x4d3c_b2a1, true),
+        ] {
+            let mut h = [0u8; 24];
+            h[0..4].copy_from_slice(&magic.to_le_bytes());
+            let (maj, min) = if be {
+                (2u16.to_be_bytes(), 4u16.to_be_bytes())
+            } else {
+                (2u16.to_le_bytes(), 4u16.to_le_bytes())
+            };
+            h[4..6].copy_from_slice(&maj);
+            h[6..8].copy_from_slice(&min);
+            let mut t = PcapTracker::new(100);
+            let s = t.advance(&h).unwrap();
+            assert!(s.header_done && t.at_boundary());
+            // a 3-byte record in the stream's byte order
+            let mut rec = vec![0u8; 16];
+            let len = if be {
+                3u32.to_be_bytes()
+            } else {
+                3u32.to_le_bytes()
+            };
+            rec[8..12].copy_from_slice(&len);
+            rec.extend_from_slice(b"abc");
+            assert_eq!(boundaries(&mut t, &[&rec]).unwrap(), vec![19]);
+            assert_eq!(t.records(), 1);
+        }
+    }
+
+    #[test]
+    fn refuses_non_pcap_early_and_bad_version() {
+        let mut t = PcapTracker::new(100);
+        assert_eq!(t.advance(b"hel").unwrap().consumed, 3);
+        assert_eq!(
+            t.advance(b"lo world").unwrap_err(),
+            PcapError::BadMagic(u32::from_le_bytes(*b"hell"))
+        );
+        assert!(t.advance(b"x").is_err(), "stays failed");
+        let mut h = global_header_le(65535);
+        h[6] = 3;
+        let mut t = PcapTracker::new(100);
+        assert_eq!(t.advance(&h).unwrap_err(), PcapError::BadVersion(2, 3));
+    }
+
+    #[test]
+    fn bounds_incl_len() {
+        let mut t = PcapTracker::new(10);
+        t.advance(&global_header_le(65535)).unwrap();
+        let rec = record_le(1, &[0u8; 11]);
+        assert_eq!(
+            boundaries(&mut t, &[&rec]).unwrap_err(),
+            PcapError::RecordTooLarge { len: 11, max: 10 }
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn boundaries_do_not_depend_on_chunking(
+            sizes in proptest::collection::vec(0usize..300, 0..12),
+            cuts in proptest::collection::vec(0usize..4000, 0..16),
+        ) {
+            let mut stream = global_header_le(65535).to_vec();
+            let mut expect = vec![24];
+            for (i, n) in sizes.iter().enumerate() {
+                stream.extend(record_le(i as u32, &vec![i as u8; *n]));
+                expect.push(stream.len());
+            }
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(stream.len())).collect();
+            cuts.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut prev = 0;
+            for c in cuts { chunks.push(&stream[prev..c]); prev = c; }
+            chunks.push(&stream[prev..]);
+            let mut t = PcapTracker::new(1000);
+            let mut got = boundaries(&mut t, &chunks).unwrap();
+            got.dedup();
+            prop_assert_eq!(got, expect);
+            prop_assert_eq!(t.records(), sizes.len() as u64);
+        }
+
+        #[test]
+        fn never_panics_on_garbage(data in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let mut t = PcapTracker::new(64);
+            let mut d = &data[..];
+            while !d.is_empty() {
+                match t.advance(d) {
+                    Ok(s) => { prop_assert!(s.consumed > 0); d = &d[s.consumed..]; }
+                    Err(_) => break,
+                }
+            }
         }
     }
 }

@@ -61,6 +61,15 @@ impl WorkerSet {
         Worker::new(self.shared.clone(), sensor, d4_type)
     }
 
+    /// Finishes the files a previous run left unfinished (after a crash): stray
+    /// `.gz.tmp` files are removed, an original whose `.gz` is complete is removed (and
+    /// the `.gz` queued for types 1/5/7), an incomplete last pcap record is cut off, and
+    /// every other rotated file is gzipped and queued like a normal rotation. Call it at
+    /// start-up **before** any worker runs (it would take their open files too).
+    pub fn recover(&self) -> Result<crate::RecoveryReport, WorkerError> {
+        crate::recover::recover(&self.shared)
+    }
+
     /// Waits until every rotated file handed to the gzip thread so far is compressed and
     /// queued.
     pub fn flush(&self) {

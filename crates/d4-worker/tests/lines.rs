@@ -1,56 +1,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Line types (3, 4, 6, 8) through real files.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use d4_worker::{MemorySink, RotationPolicy, WorkerConfig, WorkerSet};
 use uuid::Uuid;
 
-pub fn at(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(secs)
-}
-
-pub fn setup(dir: &Path, f: impl FnOnce(&mut WorkerConfig)) -> (WorkerSet, Arc<MemorySink>) {
-    let mut cfg = WorkerConfig::new(dir);
-    cfg.gzip_in_background = false;
-    f(&mut cfg);
-    let sink = Arc::new(MemorySink::new());
-    (WorkerSet::new(cfg, sink.clone()).unwrap(), sink)
-}
-
-pub fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-pub fn gunzip(p: &Path) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(p).unwrap())
-        .read_to_end(&mut out)
-        .unwrap();
-    out
-}
-
-fn rel(dir: &Path, p: &Path) -> String {
-    p.strip_prefix(dir).unwrap().to_string_lossy().into_owned()
-}
-
-const T0: u64 = 1_767_225_000; // 2025-12-31 23:50:00 UTC
+mod common;
+use common::*;
 
 #[test]
 fn syslog_lines_files_and_queue() {
@@ -221,4 +179,54 @@ fn unsupported_type_and_wrong_type() {
     assert!(w.failed().is_some());
     assert!(w.handle_payload(3, b"x\n", at(T0)).is_err());
     w.close(at(T0)).unwrap();
+}
+
+#[test]
+fn raw_types_5_and_7_are_rotated_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (set, sink) = setup(tmp.path(), |_| {});
+    for (t, suffix) in [(5u8, ".pcapng.gz"), (7, ".yaf.gz")] {
+        let mut w = set.worker(Uuid::new_v4(), t).unwrap();
+        w.handle_payload(t, b"\x0a\x0d\x0d\x0aabc", at(T0)).unwrap();
+        w.handle_payload(t, b"", at(T0 + 1)).unwrap();
+        w.handle_payload(t, b"def", at(T0 + 301)).unwrap(); // rotated before this frame
+        w.close(at(T0 + 302)).unwrap();
+        let fs: Vec<_> = files(tmp.path())
+            .into_iter()
+            .filter(|p| p.to_string_lossy().ends_with(suffix))
+            .collect();
+        assert_eq!(fs.len(), 2, "{fs:?}");
+        assert_eq!(gunzip(&fs[0]), b"\x0a\x0d\x0d\x0aabc");
+        assert_eq!(gunzip(&fs[1]), b"def");
+        // finished paths go to the type's queues
+        assert_eq!(sink.entries(t, None).len(), 2);
+    }
+}
+
+#[test]
+fn sink_failure_is_reported_but_not_fatal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (set, sink) = setup(tmp.path(), |_| {});
+    let mut w = set.worker(Uuid::new_v4(), 3).unwrap();
+    sink.set_failure(Some("backend down"));
+    let e = w.handle_payload(3, b"a\n", at(T0)).unwrap_err();
+    assert!(!e.is_data_error());
+    assert!(e.to_string().contains("backend down"));
+    sink.set_failure(None);
+    w.handle_payload(3, b"b\n", at(T0)).unwrap();
+    w.close(at(T0)).unwrap();
+    assert_eq!(sink.entries(3, None), vec!["b"]);
+    assert_eq!(
+        gunzip(&files(tmp.path())[0]),
+        b"a\nb\n",
+        "the file has both"
+    );
+}
+
+#[test]
+fn workers_move_across_threads() {
+    fn is_send<T: Send>() {}
+    fn is_send_sync<T: Send + Sync>() {}
+    is_send::<d4_worker::Worker>();
+    is_send_sync::<WorkerSet>();
 }
