@@ -98,7 +98,9 @@ pub async fn run(
         tracing::warn!(error = %e, "could not raise the open files limit");
     }
     if cfg.default_key == "private key to change" {
-        tracing::warn!("the default HMAC key is the well-known reference default: set `default_key`");
+        tracing::warn!(
+            "the default HMAC key is the well-known reference default: set `default_key`"
+        );
     }
 
     // Active-session state of a previous run never blocks sensors.
@@ -120,17 +122,26 @@ pub async fn run(
         set: workers.clone(),
     });
 
+    // Finish files a crashed run left open, then replay what it journaled but did not
+    // hand to the workers.
+    {
+        let w = workers.clone();
+        match tokio::task::spawn_blocking(move || w.recover()).await {
+            Ok(Ok(report)) => tracing::debug!(?report, "worker files recovered"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "recovering worker files failed"),
+            Err(e) => tracing::warn!(error = %e, "recovering worker files failed"),
+        }
+    }
     // Replay what a previous run journaled but did not hand to the workers.
     let jdir = cfg.journal_dir();
     {
         let sinks = sinks.clone();
         let jdir = jdir.clone();
-        let n = tokio::task::spawn_blocking(move || {
-            crate::pipeline::replay_leftovers(&jdir, &*sinks)
-        })
-        .await
-        .map_err(|e| ServerError::Replay(std::io::Error::other(e.to_string())))?
-        .map_err(ServerError::Replay)?;
+        let n =
+            tokio::task::spawn_blocking(move || crate::pipeline::replay_leftovers(&jdir, &*sinks))
+                .await
+                .map_err(|e| ServerError::Replay(std::io::Error::other(e.to_string())))?
+                .map_err(ServerError::Replay)?;
         if n > 0 {
             tracing::info!(frames = n, "replayed journaled frames of the previous run");
         }
@@ -427,7 +438,16 @@ async fn connection<S: AsyncRead + Unpin + Send>(
         c.insert(id, ctl.clone());
     }
     let mut pipe: Option<Pipeline> = None;
-    let outcome = serve(shared, &mut stream, &mut session, &ctl, &mut pipe, start, &mut stop).await;
+    let outcome = serve(
+        shared,
+        &mut stream,
+        &mut session,
+        &ctl,
+        &mut pipe,
+        start,
+        &mut stop,
+    )
+    .await;
     if let Err(r) = &outcome {
         on_refusal(shared, r, peer, id);
     }
@@ -518,7 +538,11 @@ async fn serve<S: AsyncRead + Unpin + Send>(
         } else {
             Instant::now() + Duration::from_secs(86_400)
         };
-        let want = if session.authenticated() { 64 * 1024 } else { 2048 };
+        let want = if session.authenticated() {
+            64 * 1024
+        } else {
+            2048
+        };
         if buf.capacity() - buf.len() < want / 2 {
             buf.reserve(want);
         }

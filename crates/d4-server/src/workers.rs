@@ -69,10 +69,7 @@ impl QueueSink for StoreQueueSink {
             .map(|e| QueueEntry::from_sensor(target.sensor, e.into_bytes()))
             .collect();
         self.rt
-            .block_on(
-                self.store
-                    .push_entries(queues, entries, d4_store::now()),
-            )
+            .block_on(self.store.push_entries(queues, entries, d4_store::now()))
             .map(|_| ())
             .map_err(|e| SinkError::Backend(e.to_string()))
     }

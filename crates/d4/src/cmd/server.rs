@@ -30,7 +30,12 @@ pub struct ServerArgs {
     #[arg(long, env = "D4_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
     /// Add a plain-TCP listener (repeatable; for tests or TLS terminated elsewhere).
-    #[arg(long, env = "D4_PLAIN_LISTEN", value_name = "ADDR", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "D4_PLAIN_LISTEN",
+        value_name = "ADDR",
+        value_delimiter = ','
+    )]
     pub plain_listen: Vec<String>,
     /// PEM certificate chain (default: generated in <data>/tls/).
     #[arg(long, env = "D4_TLS_CERT", value_name = "FILE", requires = "tls_key")]
@@ -42,7 +47,12 @@ pub struct ServerArgs {
     #[arg(long, env = "D4_MODE", value_parser = parse_mode)]
     pub mode: Option<Mode>,
     /// HMAC key of sensors without a key of their own.
-    #[arg(long, env = "D4_DEFAULT_KEY", value_name = "KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "D4_DEFAULT_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
     pub default_key: Option<String>,
     /// Largest accepted payload in bytes [default: 1000000].
     #[arg(long, env = "D4_MAX_PAYLOAD")]
