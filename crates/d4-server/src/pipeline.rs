@@ -93,12 +93,17 @@ pub struct Pipeline {
     thread: Option<JoinHandle<()>>,
 }
 
+/// Called with (sensor, message) when a worker refuses a session's data.
+pub type ErrorHook = Arc<dyn Fn(Uuid, String) + Send + Sync>;
+
 /// Settings of the pipelines.
 #[derive(Clone)]
 pub struct PipelineConfig {
     pub journal_dir: std::path::PathBuf,
     pub segment_bytes: u64,
     pub fsync: bool,
+    /// Records a worker error as the sensor's last error (even after the connection ended).
+    pub on_error: Option<ErrorHook>,
 }
 
 impl Pipeline {
@@ -114,10 +119,11 @@ impl Pipeline {
         let pending = Arc::new(Pending::default());
         let p = pending.clone();
         let fsync = cfg.fsync;
+        let hook = cfg.on_error.clone();
         let thread = std::thread::Builder::new()
             .name(format!("d4-session-{}", &session.simple().to_string()[..8]))
             .stack_size(256 * 1024)
-            .spawn(move || run(rx, journal, p, sinks, session, fsync))?;
+            .spawn(move || run(rx, journal, p, sinks, session, fsync, hook))?;
         Ok(Pipeline {
             tx: Some(tx),
             pending,
@@ -162,7 +168,15 @@ fn run(
     sinks: Arc<dyn SinkFactory>,
     session: Uuid,
     fsync: bool,
+    hook: Option<ErrorHook>,
 ) {
+    let fail = |uuid: Uuid, e: String| {
+        tracing::warn!(%session, sensor = %uuid.simple(), error = %e, "worker refused the data");
+        if let Some(h) = &hook {
+            h(uuid, format!("worker: {e}"));
+        }
+        pending.fail(e);
+    };
     let mut sink: Option<Box<dyn FrameSink>> = None;
     let mut failed = false;
     let mut batch: Vec<(Frame, u64)> = Vec::new();
@@ -216,14 +230,14 @@ fn run(
                         Ok(s) => sink = Some(s),
                         Err(e) => {
                             failed = true;
-                            pending.fail(e);
+                            fail(f.header.uuid, e);
                         }
                     }
                 }
                 if let Some(s) = sink.as_mut() {
                     if let Err(e) = s.handle(&f).and_then(|_| s.flush()) {
                         failed = true;
-                        pending.fail(e);
+                        fail(f.header.uuid, e);
                     }
                 }
             }

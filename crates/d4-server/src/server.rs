@@ -165,6 +165,7 @@ pub async fn run(
             journal_dir: jdir,
             segment_bytes: cfg.journal_segment_bytes,
             fsync: cfg.journal_fsync,
+            on_error: Some(error_hook(store.clone())),
         },
         conns: Mutex::new(HashMap::new()),
         threads: Mutex::new(Vec::new()),
@@ -174,9 +175,10 @@ pub async fn run(
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut background = Vec::new();
-    background.push(tokio::spawn(events_task(shared.clone(), stop_rx.clone())));
-    background.push(tokio::spawn(stats_task(shared.clone(), stop_rx.clone())));
+    let background = vec![
+        tokio::spawn(events_task(shared.clone(), stop_rx.clone())),
+        tokio::spawn(stats_task(shared.clone(), stop_rx.clone())),
+    ];
 
     // Listeners.
     let mut bound = Bound {
@@ -389,6 +391,16 @@ async fn accept_loop(
     }
 }
 
+fn error_hook(store: Arc<dyn Store>) -> crate::pipeline::ErrorHook {
+    let rt = tokio::runtime::Handle::current();
+    Arc::new(move |uuid, msg| {
+        let store = store.clone();
+        rt.spawn(async move {
+            let _ = store.record_sensor_error(uuid, now(), msg).await;
+        });
+    })
+}
+
 fn on_refusal(shared: &Shared, r: &Refusal, peer: IpAddr, session: Uuid) {
     let who = r.uuid.map(|u| u.simple().to_string()).unwrap_or_default();
     match r.reason {
@@ -397,7 +409,8 @@ fn on_refusal(shared: &Shared, r: &Refusal, peer: IpAddr, session: Uuid) {
         }
         _ => tracing::warn!(%peer, %session, sensor = %who, "refused: {r}"),
     }
-    if let Some(uuid) = r.uuid {
+    // worker errors are recorded by the pipeline itself
+    if let (Some(uuid), false) = (r.uuid, matches!(r.reason, Reason::Worker(_))) {
         let store = shared.store.clone();
         let msg = format!("{} [{}] from {peer}", r.reason, r.reason.code());
         tokio::spawn(async move {

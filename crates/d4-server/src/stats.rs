@@ -33,6 +33,7 @@ impl Stats {
     }
 
     /// Counts accepted frames of one session.
+    #[allow(clippy::too_many_arguments)]
     pub fn add(
         &self,
         now: u64,

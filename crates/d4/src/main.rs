@@ -27,7 +27,7 @@ enum Command {
     /// Decode a D4 stream (file or stdin) and print every frame: the tool to debug a sensor.
     Inspect(cmd::inspect::InspectArgs),
     /// Run the collector: TLS listener, sessions, journal, workers, analyzer queues.
-    Server(cmd::server::ServerArgs),
+    Server(Box<cmd::server::ServerArgs>),
 }
 
 fn main() -> ExitCode {
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     logging::init(&cli.log);
     let result = match cli.command {
         Command::Inspect(args) => cmd::inspect::run(args),
-        Command::Server(args) => cmd::server::run(args),
+        Command::Server(args) => cmd::server::run(*args),
     };
     match result {
         Ok(code) => code,
