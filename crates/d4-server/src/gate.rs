@@ -82,6 +82,21 @@ impl StoreGate {
         }
     }
 
+    /// The uuid is under a kick's temporary block.
+    pub fn kicked(&self, uuid: &Uuid) -> bool {
+        let t = now();
+        self.snap
+            .read()
+            .map(|s| {
+                s.blocks.iter().any(|b| {
+                    b.active_at(t)
+                        && b.reason == "kick"
+                        && matches!(b.target, BlockTarget::Uuid(u) if u == *uuid)
+                })
+            })
+            .unwrap_or(false)
+    }
+
     /// Number of claimed slots.
     pub fn claimed(&self) -> usize {
         self.claims.lock().map(|c| c.len()).unwrap_or(0)

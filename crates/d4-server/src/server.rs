@@ -489,6 +489,16 @@ async fn connection<S: AsyncRead + Unpin + Send>(
     }
 }
 
+/// Re-checks a live session after a store change; a kick's block reads as a kick.
+fn recheck(shared: &Shared, session: &mut Session) -> Result<(), Refusal> {
+    session.recheck(&*shared.gate).map_err(|mut r| {
+        if r.reason == Reason::UuidBlocked && r.uuid.is_some_and(|u| shared.gate.kicked(&u)) {
+            r.reason = Reason::Kicked;
+        }
+        r
+    })
+}
+
 async fn serve<S: AsyncRead + Unpin + Send>(
     shared: &Arc<Shared>,
     stream: &mut S,
@@ -537,7 +547,7 @@ async fn serve<S: AsyncRead + Unpin + Send>(
                         if ctl.kicked.load(Ordering::Acquire) {
                             return Err(fail(session, Reason::Kicked));
                         }
-                        session.recheck(gate)?;
+                        recheck(shared, session)?;
                     }
                     _ = stop.changed() => return Ok(()),
                 }
@@ -575,14 +585,14 @@ async fn serve<S: AsyncRead + Unpin + Send>(
                 };
                 // A header that never authenticated leaves no trace on the sensor,
                 // unless the store knows the uuid it claims.
-                let hint = session.uuid();
+                let hint = session.uuid().or_else(|| session.pending_known_uuid(gate));
                 return Err(Refusal { reason, uuid: hint, authenticated: session.authenticated() });
             }
             _ = ctl.notify.notified() => {
                 if ctl.kicked.load(Ordering::Acquire) {
                     return Err(fail(session, Reason::Kicked));
                 }
-                session.recheck(gate)?;
+                recheck(shared, session)?;
                 continue;
             }
             _ = stop.changed() => return Ok(()),

@@ -200,6 +200,10 @@ pub struct Session {
     claimed: Option<(Uuid, u8)>,
     accepted: u64,
     failed: bool,
+    /// The last 62 bytes taken by the decoder: the header of a frame refused before its
+    /// payload (oversize) is still known, to attribute the error.
+    recent: [u8; d4_proto::HEADER_LEN],
+    recent_len: usize,
 }
 
 impl Session {
@@ -218,6 +222,8 @@ impl Session {
             claimed: None,
             accepted: 0,
             failed: false,
+            recent: [0; d4_proto::HEADER_LEN],
+            recent_len: 0,
         }
     }
 
@@ -254,6 +260,15 @@ impl Session {
     pub fn accepted_frames(&self) -> u64 {
         self.accepted
     }
+    /// The uuid of a header whose payload is still arriving, when the store knows that
+    /// sensor (to attribute a timeout; never authenticated).
+    pub fn pending_known_uuid(&self, gate: &dyn Gate) -> Option<Uuid> {
+        self.decoder
+            .pending_header()
+            .map(|h| h.uuid)
+            .filter(|u| gate.sensor(u).is_some())
+    }
+
     /// Bytes of an incomplete frame held by the decoder (bounded by max payload + 62).
     pub fn buffered(&self) -> usize {
         self.decoder.buffered()
@@ -302,16 +317,18 @@ impl Session {
             return Err(self.refuse(Reason::Framing("session already closed".into()), None));
         }
         while !input.is_empty() {
-            let frame = match self.decoder.decode(input) {
+            let before = input.clone();
+            let res = self.decoder.decode(input);
+            self.remember(&before[..before.len() - input.len()]);
+            let frame = match res {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
                 Err(e) => {
                     // No payload was read: the uuid in the header is unauthenticated, the
                     // error is recorded only against a sensor the store already knows.
-                    let hint = self
-                        .decoder
-                        .pending_header()
-                        .map(|h| h.uuid)
+                    let head = (self.recent_len == d4_proto::HEADER_LEN)
+                        .then(|| d4_proto::Header::parse(&self.recent).uuid);
+                    let hint = head
                         .or(self.uuid)
                         .filter(|u| self.uuid() == Some(*u) || gate.sensor(u).is_some());
                     let reason = match e {
@@ -328,6 +345,20 @@ impl Session {
             out.push(frame);
         }
         Ok(())
+    }
+
+    fn remember(&mut self, taken: &[u8]) {
+        const N: usize = d4_proto::HEADER_LEN;
+        if taken.len() >= N {
+            self.recent.copy_from_slice(&taken[taken.len() - N..]);
+            self.recent_len = N;
+        } else {
+            let keep = (N - taken.len()).min(self.recent_len);
+            self.recent
+                .copy_within(self.recent_len - keep..self.recent_len, 0);
+            self.recent[keep..keep + taken.len()].copy_from_slice(taken);
+            self.recent_len = keep + taken.len();
+        }
     }
 
     /// Header-only peek: when the decoder holds a header whose payload is still

@@ -129,6 +129,9 @@ impl ServerProc {
 
 impl Drop for ServerProc {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- server log ----\n{}", self.log_text());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
