@@ -288,29 +288,59 @@ pub fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// File content, gunzipped when the name ends in .gz.
-pub fn content(p: &Path) -> Vec<u8> {
-    let raw = std::fs::read(p).unwrap();
+/// File content, gunzipped when the name ends in .gz; None when it vanished meanwhile.
+pub fn content(p: &Path) -> Option<Vec<u8>> {
+    let raw = std::fs::read(p).ok()?;
     if p.extension().is_some_and(|e| e == "gz") {
         use std::io::Read;
         let mut out = Vec::new();
         flate2::read::MultiGzDecoder::new(&raw[..])
             .read_to_end(&mut out)
-            .unwrap();
-        out
+            .ok()?;
+        Some(out)
     } else {
-        raw
+        Some(raw)
     }
 }
 
-/// The concatenated content of a sensor's files of one type (sorted by name).
-pub fn sensor_bytes(dir: &Path, uuid: Uuid, d4_type: u8) -> Vec<u8> {
+fn sensor_bytes_once(dir: &Path, uuid: Uuid, d4_type: u8) -> Option<Vec<u8>> {
     let root = dir
         .join(uuid.simple().to_string())
         .join(d4_type.to_string());
-    files(&root)
+    let all = files(&root);
+    let names: std::collections::HashSet<String> = all
         .iter()
-        .filter(|p| !p.to_string_lossy().ends_with(".tmp"))
-        .flat_map(|p| content(p))
-        .collect()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let mut out = Vec::new();
+    for p in &all {
+        let s = p.to_string_lossy();
+        if s.ends_with(".tmp") {
+            continue;
+        }
+        // while a file is being compressed both X and X.gz exist: read X only
+        if let Some(orig) = s.strip_suffix(".gz") {
+            if names.contains(orig) {
+                continue;
+            }
+        }
+        out.extend(content(p)?);
+    }
+    Some(out)
+}
+
+/// The concatenated content of a sensor's files of one type (sorted by name), read
+/// until two reads agree (files may be rotated and compressed meanwhile).
+pub fn sensor_bytes(dir: &Path, uuid: Uuid, d4_type: u8) -> Vec<u8> {
+    let mut last: Option<Vec<u8>> = None;
+    for _ in 0..200 {
+        if let Some(b) = sensor_bytes_once(dir, uuid, d4_type) {
+            if last.as_ref() == Some(&b) {
+                return b;
+            }
+            last = Some(b);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    last.unwrap_or_default()
 }
