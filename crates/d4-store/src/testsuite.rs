@@ -747,7 +747,7 @@ pub async fn queues_crud(store: S) {
     }
     let mut f = store.queues_for(QueueKind::Type(8), sensor).await.unwrap();
     f.sort();
-    let mut want = vec![g.config.uuid, grp.config.uuid];
+    let mut want = [g.config.uuid, grp.config.uuid];
     want.sort();
     assert!(
         want.iter().all(|u| f.contains(u)),
