@@ -274,6 +274,23 @@ impl EmbeddedStore {
         })
     }
 
+    /// Like [`EmbeddedStore::open`], but while another process (e.g. a short admin
+    /// command) holds the file, retry for up to `wait`.
+    pub async fn open_with_retry(
+        data_dir: &Path,
+        wait: Duration,
+    ) -> Result<EmbeddedStore, EmbeddedOpenError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match EmbeddedStore::open(data_dir) {
+                Err(EmbeddedOpenError::Locked) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Run `f` on the blocking pool.
     async fn run<T: Send + 'static>(
         &self,

@@ -442,7 +442,18 @@ pub fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
         AdminCommand::Types(a) => a.store.clone(),
         AdminCommand::StoreServe(a) => a.store.clone(),
     };
+    // Only long-running commands catch SIGINT/SIGTERM (to stop cleanly); the others
+    // keep the default action.
+    let long_running = matches!(
+        &cmd,
+        AdminCommand::StoreServe(_)
+            | AdminCommand::Queue(QueueArgs {
+                cmd: QueueCmd::Pop { follow: true, .. },
+                ..
+            })
+    );
     let result = rt.block_on(async move {
+        let stop = if long_running { Stop::new() } else { Stop { int: None, term: None } };
         // Validate everything we can before touching the store.
         let config = StoreConfig {
             data_dir: store_args.data_dir.clone(),
@@ -453,7 +464,7 @@ pub fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             return bad("--redis: the Redis backend is not supported yet (use the embedded store)");
         }
         if matches!(cmd, AdminCommand::StoreServe(_)) {
-            return store_serve(config).await;
+            return store_serve(config, stop).await;
         }
         let store = d4_store::open(&config).await?;
         tracing::debug!(backend = store.backend(), data_dir = %config.data_dir.display(), "store opened");
@@ -461,7 +472,7 @@ pub fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
         match cmd {
             AdminCommand::Sensor(a) => sensor(store, a.cmd, json).await,
             AdminCommand::Blocklist(a) => blocklist(store, a.cmd, json).await,
-            AdminCommand::Queue(a) => queue(store, a.cmd, json).await,
+            AdminCommand::Queue(a) => queue(store, a.cmd, json, stop).await,
             AdminCommand::Types(a) => types(store, a.cmd, json).await,
             AdminCommand::StoreServe(_) => Ok(()),
         }
@@ -914,7 +925,7 @@ fn write_entry(out: &mut impl Write, e: &QueueEntry, with_sensor: bool) -> std::
     out.write_all(b"\n")
 }
 
-async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool) -> R<()> {
+async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool, stop: Stop) -> R<()> {
     let now = d4_store::now();
     match cmd {
         QueueCmd::Create {
@@ -1119,7 +1130,7 @@ async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool) -> R<()> {
             with_sensor,
         } => {
             let uuid = parse_uuid(&queue)?;
-            pop(store, uuid, follow, max, with_sensor).await?;
+            pop(store, uuid, follow, max, with_sensor, stop).await?;
         }
     }
     Ok(())
@@ -1134,17 +1145,16 @@ async fn pop(
     follow: bool,
     max: Option<usize>,
     with_sensor: bool,
+    mut stop: Stop,
 ) -> R<()> {
     let mut left = max.unwrap_or(usize::MAX);
-    let stop = shutdown_signal();
-    tokio::pin!(stop);
     let stdout = std::io::stdout();
     while left > 0 {
         let n = left.min(POP_BATCH);
         let entries = if follow {
             tokio::select! {
                 r = store.pop_entries_blocking(queue, n, Duration::from_secs(5)) => r?,
-                () = &mut stop => break,
+                () = stop.wait() => break,
             }
         } else {
             store.pop_entries(queue, n).await?
@@ -1180,25 +1190,35 @@ async fn pop(
     Ok(())
 }
 
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
+/// SIGINT/SIGTERM, registered when created (so a signal that arrives before the first
+/// wait still counts, and never kills the process mid-write).
+struct Stop {
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Stop {
+    fn new() -> Stop {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+        Stop {
+            int: signal(SignalKind::interrupt()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(&mut self) {
+        async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+        tokio::select! {
+            () = one(&mut self.int) => {}
+            () = one(&mut self.term) => {}
+        }
     }
 }
 
@@ -1265,18 +1285,16 @@ async fn set_types(store: Arc<dyn Store>, types: Vec<String>, ext: Vec<String>, 
     Ok(())
 }
 
-async fn store_serve(mut config: StoreConfig) -> R<()> {
+async fn store_serve(mut config: StoreConfig, mut stop: Stop) -> R<()> {
     config.embedded_only = true;
     let store = d4_store::open(&config).await?;
     let server = d4_store::serve_socket(store.clone(), &config.socket_path()).await?;
     tracing::info!(socket = %server.path().display(), "serving the store; Ctrl-C to stop");
     eprintln!("d4: serving the store on {}", server.path().display());
     let mut events = store.subscribe();
-    let stop = shutdown_signal();
-    tokio::pin!(stop);
     loop {
         tokio::select! {
-            () = &mut stop => break,
+            () = stop.wait() => break,
             ev = events.recv() => match ev {
                 Ok(ev) => tracing::info!(?ev, "store event"),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
