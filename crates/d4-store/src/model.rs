@@ -150,17 +150,38 @@ pub struct SensorRegistration {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SensorUpdate {
     /// `Some(None)` resets to the server default key.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub hmac_key: Option<Option<String>>,
     #[serde(default)]
     pub description: Option<String>,
     /// `Some(None)` resets to the default limit.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub stream_limit: Option<Option<u64>>,
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub mail: Option<Option<String>>,
     #[serde(default)]
     pub third_party: Option<bool>,
+}
+
+/// `Some(x)` for any present value (including null), so `Some(None)` survives JSON.
+fn double_option<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 /// What a block applies to.

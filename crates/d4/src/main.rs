@@ -28,6 +28,8 @@ enum Command {
     Inspect(cmd::inspect::InspectArgs),
     /// Run the collector: TLS listener, sessions, journal, workers, analyzer queues.
     Server(Box<cmd::server::ServerArgs>),
+    #[command(flatten)]
+    Admin(cmd::admin::AdminCommand),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Server(args) => cmd::server::run(*args),
+        Command::Admin(args) => cmd::admin::run(args),
     };
     match result {
         Ok(code) => code,
