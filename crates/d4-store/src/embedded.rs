@@ -413,6 +413,17 @@ impl EmbeddedStore {
         Ok(s)
     }
 
+    /// Pop without an await point.
+    fn pop_inline(&self, queue: Uuid, max: usize) -> Result<Vec<QueueEntry>> {
+        let multi = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi {
+            tokio::task::block_in_place(|| Self::pop_now(&self.db, queue, max))
+        } else {
+            Self::pop_now(&self.db, queue, max)
+        }
+    }
+
     fn pop_now(db: &redb::Database, queue: Uuid, max: usize) -> Result<Vec<QueueEntry>> {
         write(db, |txn| {
             let mut qt = txn.open_table(QUEUES).map_err(be)?;
@@ -1101,13 +1112,16 @@ impl Store for EmbeddedStore {
         max: usize,
         timeout: Duration,
     ) -> Result<Vec<QueueEntry>> {
+        // Cancel-safe: the pop itself runs without an await point (block_in_place on a
+        // multi-thread runtime), so a dropped future has either popped and returned, or
+        // popped nothing. Only the wait is cancelled.
         let deadline = tokio::time::Instant::now() + timeout;
         let notify = self.notifier(queue);
         loop {
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let got = self.pop_entries(queue, max).await?;
+            let got = self.pop_inline(queue, max)?;
             if !got.is_empty() {
                 return Ok(got);
             }

@@ -1153,15 +1153,20 @@ async fn pop(
     while left > 0 {
         let n = left.min(POP_BATCH);
         let entries = if follow {
-            tokio::select! {
-                r = store.pop_entries_blocking(queue, n, Duration::from_secs(5)) => r?,
-                () = stop.wait() => break,
+            // Never cancel a pop in flight (its entries would be lost): wait in short
+            // rounds and look at the signal between them.
+            let r = store
+                .pop_entries_blocking(queue, n, Duration::from_millis(500))
+                .await?;
+            if r.is_empty() && stop.received() {
+                break;
             }
+            r
         } else {
             store.pop_entries(queue, n).await?
         };
         if entries.is_empty() {
-            if follow {
+            if follow && !stop.received() {
                 continue;
             }
             break;
@@ -1187,6 +1192,9 @@ async fn pop(
                 "write stdout: {e}"
             ))));
         }
+        if follow && stop.received() {
+            break;
+        }
     }
     Ok(())
 }
@@ -1205,6 +1213,15 @@ impl Stop {
             int: signal(SignalKind::interrupt()).ok(),
             term: signal(SignalKind::terminate()).ok(),
         }
+    }
+
+    /// Whether a signal arrived (without waiting).
+    fn received(&mut self) -> bool {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        [&mut self.int, &mut self.term]
+            .into_iter()
+            .flatten()
+            .any(|s| s.poll_recv(&mut cx).is_ready())
     }
 
     async fn wait(&mut self) {
