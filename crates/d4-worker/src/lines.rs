@@ -184,6 +184,7 @@ mod tests {
             for c in cuts { chunks.push(&data[prev..c]); prev = c; }
             chunks.push(&data[prev..]);
             let (pieces, mut s) = run(max, &chunks);
+            prop_assert!(s.pending() <= max, "bounded memory");
             let mut rest = Vec::new();
             s.finish(|l, _| rest.extend_from_slice(l));
             // Same lines in content; cut pieces never exceed max; bytes are all kept.
@@ -194,7 +195,6 @@ mod tests {
             }).chain(rest).collect();
             prop_assert_eq!(joined, data.clone());
             prop_assert!(pieces.iter().all(|(l, _)| l.len() <= max));
-            prop_assert!(s.pending() <= max);
             prop_assert_eq!(pieces, whole);
         }
     }
