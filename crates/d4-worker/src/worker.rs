@@ -184,10 +184,12 @@ impl LineState {
             }
         });
         ctx.stats.lines_cut += split.cut_count() - cut_before;
-        if let Some(e) = err {
-            return Err(e);
+        // Lines written before an error are queued all the same.
+        let pushed = ctx.push(&self.target, batch);
+        match err {
+            Some(e) => Err(e),
+            None => pushed,
         }
-        ctx.push(&self.target, batch)
     }
 
     pub fn tick(&mut self, now: SystemTime) -> Result<(), WorkerError> {
