@@ -1,7 +1,7 @@
 //! The I/O edge: rotating files, gzip of finished files (in a background thread).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
@@ -310,6 +310,9 @@ impl RotatingFile {
                 c.w.flush().map_err(|e| WorkerError::io(&c.path, e))?;
                 c.w.get_ref()
                     .set_len(len)
+                    .map_err(|e| WorkerError::io(&c.path, e))?;
+                c.w.get_mut()
+                    .seek(SeekFrom::Start(len))
                     .map_err(|e| WorkerError::io(&c.path, e))?;
                 c.len = len;
             }

@@ -49,7 +49,7 @@ impl LineSplitter {
     pub fn push(&mut self, mut data: &[u8], mut f: impl FnMut(&[u8], LineEnd)) {
         while !data.is_empty() {
             let room = self.max_line - self.buf.len();
-            let window = &data[..data.len().min(room + 1)];
+            let window = &data[..data.len().min(room.saturating_add(1))];
             match memchr(window) {
                 Some(i) => {
                     if self.buf.is_empty() {
@@ -168,6 +168,21 @@ mod tests {
             ]
         );
         assert_eq!(s.pending(), 1);
+    }
+
+    #[test]
+    fn extreme_bounds_do_not_panic() {
+        let (out, s) = run(usize::MAX, &[b"ab\ncd"]);
+        assert_eq!(out, vec![(b"ab".to_vec(), LineEnd::Newline)]);
+        assert_eq!(s.pending(), 2);
+        let (out, _) = run(0, &[b"ab\n"]); // 0 is raised to 1
+        assert_eq!(
+            out,
+            vec![
+                (b"a".to_vec(), LineEnd::Cut),
+                (b"b".to_vec(), LineEnd::Newline)
+            ]
+        );
     }
 
     proptest! {
