@@ -26,6 +26,12 @@ struct Cli {
 enum Command {
     /// Decode a D4 stream (file or stdin) and print every frame: the tool to debug a sensor.
     Inspect(cmd::inspect::InspectArgs),
+    /// Run the collector: TLS listener, sessions, journal, workers, analyzer queues.
+    Server(Box<cmd::server::ServerArgs>),
+    /// Benchmarks (`d4 bench server`: collector throughput over TLS vs HMAC, memory).
+    Bench(cmd::bench::BenchArgs),
+    #[command(flatten)]
+    Admin(cmd::admin::AdminCommand),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +39,9 @@ fn main() -> ExitCode {
     logging::init(&cli.log);
     let result = match cli.command {
         Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Server(args) => cmd::server::run(*args),
+        Command::Bench(args) => cmd::bench::run(args),
+        Command::Admin(args) => cmd::admin::run(args),
     };
     match result {
         Ok(code) => code,
