@@ -233,6 +233,8 @@ impl Sender {
     /// Appends to the spool; never drops.
     fn to_spool(&mut self, frames: &[u8]) -> Result<(), RunError> {
         self.spool.push(frames).map_err(|e| self.spool_err(e))?;
+        // handed to the OS at once: a killed client loses nothing it had read
+        self.spool.flush().map_err(|e| self.spool_err(e))?;
         if self.spool.is_full() && !self.full_logged {
             tracing::warn!(
                 bytes = self.spool.bytes(),

@@ -268,8 +268,6 @@ pub fn client(server: &TestServer, spool: &Path) -> Command {
             "1",
             "--connect-timeout",
             "2",
-            "--drain-timeout",
-            "30",
             "--poll-ms",
             "50",
         ]);
