@@ -113,61 +113,49 @@ pub async fn run(
     }
 }
 
-/// stdout: a blocking writer thread; a write error (closed pipe) ends the run with an error.
+/// stdout: frames written as they come (`block_in_place`: stdout is a blocking handle); a
+/// write error (closed pipe) ends the run with an error. On a signal, the frames already
+/// read are written, then the run ends.
 async fn run_stdout(
     mut rx: mpsc::Receiver<Msg>,
     meta: Option<Vec<u8>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<Stats, RunError> {
-    let (done_tx, done_rx) = oneshot::channel();
-    let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
-    std::thread::Builder::new()
-        .name("d4-stdout".into())
-        .spawn(move || {
-            let mut stats = Stats::default();
-            let out = std::io::stdout();
-            let mut out = out.lock();
-            let res = (|| -> Result<(), RunError> {
-                if let Some(m) = &meta {
-                    out.write_all(m).map_err(RunError::Stdout)?;
-                }
-                loop {
-                    let msg = match stop_rx.try_recv() {
-                        Ok(()) => match rx.try_recv() {
-                            Ok(m) => Some(m),
-                            Err(_) => None,
-                        },
-                        Err(_) => rx.blocking_recv(),
-                    };
-                    match msg {
-                        Some(Msg::Frames(f)) => {
-                            stats.frames_in += 1;
-                            stats.bytes_sent += f.len() as u64;
-                            out.write_all(&f).map_err(RunError::Stdout)?;
-                        }
-                        Some(Msg::Failed(e)) => {
-                            out.flush().map_err(RunError::Stdout)?;
-                            return Err(RunError::Source(e));
-                        }
-                        None => break,
-                    }
-                }
-                out.flush().map_err(RunError::Stdout)
-            })();
-            let _ = done_tx.send(res.map(|()| stats));
-        })
-        .map_err(|e| RunError::Source(e.to_string()))?;
     tokio::pin!(shutdown);
-    tokio::pin!(done_rx);
-    tokio::select! {
-        r = &mut done_rx => r.unwrap_or_else(|_| Err(RunError::Source("stdout writer died".into()))),
-        () = &mut shutdown => {
-            tracing::info!("signal: flushing and exiting");
-            let _ = stop_tx.send(());
-            match tokio::time::timeout(Duration::from_secs(5), done_rx).await {
-                Ok(Ok(r)) => r,
-                _ => Ok(Stats::default()),
+    let mut stats = Stats::default();
+    let write = |b: &[u8]| {
+        tokio::task::block_in_place(|| {
+            let mut out = std::io::stdout().lock();
+            out.write_all(b).and_then(|()| out.flush())
+        })
+        .map_err(RunError::Stdout)
+    };
+    if let Some(m) = &meta {
+        write(m)?;
+    }
+    let mut stopping = false;
+    loop {
+        let msg = if stopping {
+            rx.recv().await
+        } else {
+            tokio::select! {
+                m = rx.recv() => m,
+                () = &mut shutdown => {
+                    tracing::info!("signal: flushing and exiting");
+                    stopping = true;
+                    rx.close();
+                    continue;
+                }
             }
+        };
+        match msg {
+            Some(Msg::Frames(f)) => {
+                stats.frames_in += 1;
+                stats.bytes_sent += f.len() as u64;
+                write(&f)?;
+            }
+            Some(Msg::Failed(e)) => return Err(RunError::Source(e)),
+            None => return Ok(stats),
         }
     }
 }
@@ -231,7 +219,7 @@ impl Sender {
     }
 
     /// Appends to the spool; never drops.
-    fn to_spool(&mut self, frames: &[u8]) -> Result<(), RunError> {
+    fn spool_frames(&mut self, frames: &[u8]) -> Result<(), RunError> {
         self.spool.push(frames).map_err(|e| self.spool_err(e))?;
         // handed to the OS at once: a killed client loses nothing it had read
         self.spool.flush().map_err(|e| self.spool_err(e))?;
@@ -343,7 +331,7 @@ impl Sender {
             Ok(()) => self.stats.bytes_sent += batch.len() as u64,
             Err(e) => {
                 self.drop_conn(&e.to_string());
-                self.to_spool(&batch)?;
+                self.spool_frames(&batch)?;
             }
         }
         Ok(())
@@ -420,7 +408,7 @@ impl Sender {
                     match rx.try_recv() {
                         Ok(Msg::Frames(f)) => {
                             self.stats.frames_in += 1;
-                            self.to_spool(&f)?;
+                            self.spool_frames(&f)?;
                         }
                         Ok(Msg::Failed(e)) => {
                             source_error = Some(e);
@@ -483,7 +471,7 @@ impl Sender {
                             next_attempt = Instant::now() + self.backoff.next_delay();
                         }
                     } else {
-                        self.to_spool(&batch)?;
+                        self.spool_frames(&batch)?;
                     }
                 }
             }
@@ -507,7 +495,7 @@ impl Sender {
                         Err(_) => tracing::warn!("flush timed out"),
                     }
                 } else {
-                    self.to_spool(&rest)?;
+                    self.spool_frames(&rest)?;
                 }
             }
         }

@@ -130,10 +130,11 @@ impl TestServer {
                             let acc = acceptor.clone();
                             tokio::spawn(async move {
                                 match acc {
-                                    Some(a) => match a.accept(s).await {
-                                        Ok(t) => serve(t, seen, up).await,
-                                        Err(_) => {}
-                                    },
+                                    Some(a) => {
+                                        if let Ok(t) = a.accept(s).await {
+                                            serve(t, seen, up).await;
+                                        }
+                                    }
                                     None => serve(s, seen, up).await,
                                 }
                             });
