@@ -25,8 +25,8 @@ fn main() {
     let mb: usize = std::env::var("D4_BENCH_MB")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(if quick { 8 } else { 512 });
-    let rounds = if quick { 1 } else { 5 };
+        .unwrap_or(if quick { 8 } else { 256 });
+    let rounds = if quick { 1 } else { 7 };
     let total = mb * 1024 * 1024;
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("input.bin");
@@ -42,25 +42,28 @@ fn main() {
         buf.truncate(total);
         std::fs::write(&input, &buf).unwrap();
     }
-    let data = std::fs::read(&input).unwrap();
-
-    // baseline: plain HMAC-SHA256 of every 65535-byte chunk, in memory, one core
+    // rounds alternate (baseline, client) so that both see the same machine load
     let mut base = Vec::new();
+    let mut client = Vec::new();
+    let mut buf = vec![0u8; SNAPLEN];
     for _ in 0..rounds {
+        // baseline: plain HMAC-SHA256 of every read of 65535 bytes of the same file, one core
         let t = Instant::now();
+        let mut f = std::fs::File::open(&input).unwrap();
         let mut acc = 0u8;
-        for chunk in data.chunks(SNAPLEN) {
+        loop {
+            let n = std::io::Read::read(&mut f, &mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
             let mut m = <Hmac<Sha256> as Mac>::new_from_slice(KEY).unwrap();
-            m.update(chunk);
+            m.update(&buf[..n]);
             acc ^= m.finalize().into_bytes()[0];
         }
         std::hint::black_box(acc);
         base.push(t.elapsed());
-    }
 
-    // d4 client: a file on stdin (full reads of snaplen), stdout to /dev/null
-    let mut client = Vec::new();
-    for _ in 0..rounds {
+        // d4 client: the file on stdin (full reads of snaplen), stdout to /dev/null
         let t = Instant::now();
         let st = Command::new(env!("CARGO_BIN_EXE_d4"))
             .args([

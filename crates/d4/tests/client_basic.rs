@@ -237,3 +237,49 @@ fn config_dir_uuid_generated_and_saved() {
     assert_eq!(h.uuid, u);
     assert_eq!(h.d4_type, 3);
 }
+
+#[test]
+fn tls_verification_is_on_by_default_and_insecure_skips_it() {
+    let srv = TestServer::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    // no --ca: the self-signed certificate is rejected (system roots); data stays spooled
+    let out = d4()
+        .args(["client", "--uuid", UUID, "--key", KEY, "--destination"])
+        .arg(srv.addr())
+        .arg("--spool-dir")
+        .arg(dir.path().join("s1"))
+        .args(["--drain-timeout", "1", "--backoff-max", "0.3"])
+        .stdin(std::fs::File::open(d4_testkit::vector("single_log_line.d4")).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot connect"), "{err}");
+    assert!(err.contains("spooled"), "{err}");
+    assert_eq!(srv.seen.lock().unwrap().data_len(), 0);
+    // --insecure: delivered, with a warning in the log
+    let input = b"insecure but delivered\n";
+    let mut child = d4()
+        .args([
+            "client",
+            "--uuid",
+            UUID,
+            "--key",
+            KEY,
+            "--insecure",
+            "--destination",
+        ])
+        .arg(srv.addr())
+        .arg("--spool-dir")
+        .arg(dir.path().join("s2"))
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NOT verified"));
+    assert!(srv.wait_for(Duration::from_secs(10), |s| s.data_len() >= input.len()));
+    assert_eq!(srv.seen.lock().unwrap().data(), input);
+}
