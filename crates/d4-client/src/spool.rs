@@ -334,4 +334,46 @@ mod tests {
         sp.consume(b.len()).unwrap();
         assert!(!sp.is_full());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        /// Any interleaving of appends, partial drains and reopenings gives back exactly the
+        /// appended frames, in order, once.
+        #[test]
+        fn fifo_under_any_interleaving(
+            ops in proptest::collection::vec((0usize..4, 0usize..3000, 1usize..9000), 1..40)
+        ) {
+            let d = tempfile::tempdir().unwrap();
+            let enc = d4_proto::Encoder::new(Uuid::nil(), b"k", 1);
+            let mut sp = Spool::open(d.path(), 1 << 30).unwrap();
+            let (mut pushed, mut got) = (Vec::new(), Vec::new());
+            for (i, (op, size, peek)) in ops.into_iter().enumerate() {
+                match op {
+                    0 | 1 => {
+                        let f = enc.encode(i as u64, &vec![i as u8; size]).unwrap();
+                        sp.push(&f).unwrap();
+                        sp.flush().unwrap();
+                        pushed.extend_from_slice(&f);
+                    }
+                    2 => {
+                        let b = sp.peek(peek).unwrap();
+                        got.extend_from_slice(&b);
+                        sp.consume(b.len()).unwrap();
+                    }
+                    _ => {
+                        sp.sync().unwrap();
+                        sp = Spool::open(d.path(), 1 << 30).unwrap();
+                    }
+                }
+            }
+            loop {
+                let b = sp.peek(4096).unwrap();
+                if b.is_empty() { break; }
+                got.extend_from_slice(&b);
+                sp.consume(b.len()).unwrap();
+            }
+            proptest::prop_assert!(sp.is_empty());
+            proptest::prop_assert_eq!(got, pushed);
+        }
+    }
 }
