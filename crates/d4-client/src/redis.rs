@@ -94,6 +94,14 @@ impl RedisList {
         read_reply(&mut self.stream)
     }
 
+    /// Puts an item back at the head of the list.
+    pub fn lpush(&mut self, queue: &str, item: &[u8]) -> io::Result<()> {
+        match self.call(&[b"LPUSH", queue.as_bytes(), item])? {
+            Reply::Int(_) => Ok(()),
+            other => Err(bad(&format!("LPUSH: unexpected {other:?}"))),
+        }
+    }
+
     /// Pops the oldest item (the reference analyzers `RPUSH`, the client `LPOP`s).
     pub fn lpop(&mut self, queue: &str) -> io::Result<Option<Vec<u8>>> {
         match self.call(&[b"LPOP", queue.as_bytes()])? {

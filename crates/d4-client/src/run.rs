@@ -12,6 +12,8 @@
 
 use std::future::Future;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
@@ -87,7 +89,8 @@ pub async fn run(
     };
 
     let (tx, rx) = mpsc::channel::<Msg>(CHANNEL);
-    let em = Emitter::new(framer, tx);
+    let stop = Arc::new(AtomicBool::new(false));
+    let em = Emitter::new(framer, tx, stop.clone());
     let kind = settings.source.clone();
     let (follow, poll) = (settings.follow, settings.poll);
     std::thread::Builder::new()
@@ -107,9 +110,9 @@ pub async fn run(
                 fail_count: 0,
                 full_logged: false,
             };
-            s.run(rx, drain_timeout, shutdown).await
+            s.run(rx, stop, drain_timeout, shutdown).await
         }
-        _ => run_stdout(rx, meta, shutdown).await,
+        _ => run_stdout(rx, meta, stop, shutdown).await,
     }
 }
 
@@ -119,6 +122,7 @@ pub async fn run(
 async fn run_stdout(
     mut rx: mpsc::Receiver<Msg>,
     meta: Option<Vec<u8>>,
+    stop: Arc<AtomicBool>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<Stats, RunError> {
     tokio::pin!(shutdown);
@@ -136,14 +140,14 @@ async fn run_stdout(
     let mut stopping = false;
     loop {
         let msg = if stopping {
-            rx.recv().await
+            recv_after_stop(&mut rx).await
         } else {
             tokio::select! {
                 m = rx.recv() => m,
                 () = &mut shutdown => {
                     tracing::info!("signal: flushing and exiting");
                     stopping = true;
-                    rx.close();
+                    stop.store(true, Ordering::Relaxed);
                     continue;
                 }
             }
@@ -158,6 +162,15 @@ async fn run_stdout(
             None => return Ok(stats),
         }
     }
+}
+
+/// After a stop request: what the source still hands over. The source stops before its
+/// next read; a source blocked in a read (idle stdin) has nothing more, hence the timeout.
+async fn recv_after_stop(rx: &mut mpsc::Receiver<Msg>) -> Option<Msg> {
+    tokio::time::timeout(Duration::from_millis(300), rx.recv())
+        .await
+        .ok()
+        .flatten()
 }
 
 struct Conn {
@@ -360,6 +373,7 @@ impl Sender {
     async fn run(
         &mut self,
         mut rx: mpsc::Receiver<Msg>,
+        stop: Arc<AtomicBool>,
         drain_timeout: Duration,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<Stats, RunError> {
@@ -479,9 +493,9 @@ impl Sender {
         if stopping {
             tracing::info!("signal: flushing and exiting");
             // frames already read from the source are kept: sent if possible, else spooled
-            rx.close();
+            stop.store(true, Ordering::Relaxed);
             let mut rest = Vec::new();
-            while let Some(m) = rx.recv().await {
+            while let Some(m) = recv_after_stop(&mut rx).await {
                 if let Msg::Frames(f) = m {
                     self.stats.frames_in += 1;
                     rest.extend_from_slice(&f);

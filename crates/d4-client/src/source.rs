@@ -6,6 +6,8 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -29,6 +31,9 @@ pub enum Msg {
 pub struct Emitter {
     framer: Framer,
     tx: mpsc::Sender<Msg>,
+    /// Set on shutdown: the source stops before its next read (what it already read is
+    /// still sent, so nothing read is lost).
+    stop: Arc<AtomicBool>,
 }
 
 /// The sender went away (shutdown): the source stops.
@@ -36,8 +41,8 @@ pub struct Emitter {
 pub struct Closed;
 
 impl Emitter {
-    pub fn new(framer: Framer, tx: mpsc::Sender<Msg>) -> Emitter {
-        Emitter { framer, tx }
+    pub fn new(framer: Framer, tx: mpsc::Sender<Msg>, stop: Arc<AtomicBool>) -> Emitter {
+        Emitter { framer, tx, stop }
     }
 
     /// Frames one read and sends it (blocks while the channel is full).
@@ -60,8 +65,9 @@ impl Emitter {
         let _ = self.tx.blocking_send(Msg::Failed(msg));
     }
 
+    /// True when the source must stop reading (shutdown, or the sender is gone).
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        self.stop.load(Ordering::Relaxed) || self.tx.is_closed()
     }
 
     pub fn snaplen(&self) -> usize {
@@ -114,6 +120,9 @@ fn read_once(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 pub fn read_stream(r: &mut impl Read, em: &mut Emitter) -> Result<(), SourceError> {
     let mut buf = vec![0u8; em.snaplen()];
     loop {
+        if em.is_closed() {
+            return Err(SourceError::Closed);
+        }
         let n = read_once(r, &mut buf).map_err(|e| SourceError::Io(e.to_string()))?;
         if n == 0 {
             return Ok(());
@@ -149,6 +158,9 @@ fn read_file(
     let mut pos: u64 = 0;
     let mut buf = vec![0u8; em.snaplen()];
     loop {
+        if em.is_closed() {
+            return Err(SourceError::Closed);
+        }
         let n = read_once(&mut f, &mut buf).map_err(io_err)?;
         if n > 0 {
             pos += n as u64;
@@ -220,10 +232,28 @@ fn read_redis(
             }
         };
         loop {
+            if em.is_closed() {
+                return Err(SourceError::Closed);
+            }
             match list.lpop(queue) {
-                Ok(Some(mut item)) => {
-                    item.push(b'\n');
-                    em.emit_chunked(&item)?;
+                Ok(Some(item)) => {
+                    let mut line = item.clone();
+                    line.push(b'\n');
+                    if let Err(Closed) = em.emit_chunked(&line) {
+                        // popped but not handed over (shutdown): put it back at the head
+                        match list.lpush(queue, &item) {
+                            Ok(()) => tracing::info!(
+                                queue,
+                                "shutdown: item put back at the head of the list"
+                            ),
+                            Err(e) => tracing::error!(
+                                queue,
+                                "shutdown: could not put an item back ({e}): {} bytes lost",
+                                item.len()
+                            ),
+                        }
+                        return Err(SourceError::Closed);
+                    }
                 }
                 Ok(None) => {
                     if em.is_closed() {
