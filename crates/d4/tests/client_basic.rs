@@ -283,3 +283,44 @@ fn tls_verification_is_on_by_default_and_insecure_skips_it() {
     assert!(srv.wait_for(Duration::from_secs(10), |s| s.data_len() >= input.len()));
     assert_eq!(srv.seen.lock().unwrap().data(), input);
 }
+
+#[test]
+fn ipv6_literal_destination_plain_tcp() {
+    // a bare loopback listener on [::1]: read everything, decode, verify
+    let l = std::net::TcpListener::bind("[::1]:0").expect("IPv6 loopback is needed for this test");
+    let port = l.local_addr().unwrap().port();
+    let reader = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut all = Vec::new();
+        std::io::Read::read_to_end(&mut s, &mut all).unwrap();
+        all
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let input = data(20_000, 21);
+    let mut child = d4()
+        .args([
+            "client", "--uuid", UUID, "--key", KEY, "--no-tls", "--type", "1",
+        ])
+        .arg("--destination")
+        .arg(format!("[::1]:{port}"))
+        .arg("--spool-dir")
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+    let all = reader.join().unwrap();
+    let mut b = bytes::Bytes::from(all);
+    let mut dec = d4_proto::Decoder::new();
+    let key = d4_proto::HmacKey::new(KEY.as_bytes());
+    let mut got = Vec::new();
+    for f in dec.frames(&mut b) {
+        let f = f.unwrap();
+        assert!(key.verify(&f));
+        got.extend_from_slice(&f.payload);
+    }
+    dec.finish().unwrap();
+    assert_eq!(got, input);
+}
