@@ -390,7 +390,9 @@ impl Sender {
             if stopping || (source_done && self.spool.is_empty()) {
                 break;
             }
-            if drain_deadline.is_some_and(|d| Instant::now() >= d) {
+            // the drain deadline only applies while the collector is unreachable: a
+            // connected, draining client keeps going (stalled writes time out on their own)
+            if self.conn.is_none() && drain_deadline.is_some_and(|d| Instant::now() >= d) {
                 tracing::warn!(
                     bytes = self.spool.bytes(),
                     "collector still unreachable at the end of input: the spooled frames will be sent at the next start"
