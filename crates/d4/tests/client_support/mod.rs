@@ -60,6 +60,7 @@ pub struct TestServer {
     pub ca: PathBuf,
     pub seen: Arc<Mutex<Seen>>,
     up: watch::Sender<bool>,
+    kill: watch::Sender<u64>,
     rt: Option<tokio::runtime::Runtime>,
     _dir: tempfile::TempDir,
 }
@@ -98,6 +99,7 @@ impl TestServer {
             .build()
             .unwrap();
         let (up_tx, up_rx) = watch::channel(true);
+        let (kill_tx, kill_rx) = watch::channel(0u64);
         let seen = Arc::new(Mutex::new(Seen::default()));
         let std_l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = std_l.local_addr().unwrap().port();
@@ -127,15 +129,16 @@ impl TestServer {
                             let Ok((s, _)) = r else { continue };
                             let seen = seen2.clone();
                             let up = up_rx.clone();
+                            let kill = kill_rx.clone();
                             let acc = acceptor.clone();
                             tokio::spawn(async move {
                                 match acc {
                                     Some(a) => {
                                         if let Ok(t) = a.accept(s).await {
-                                            serve(t, seen, up).await;
+                                            serve(t, seen, up, kill).await;
                                         }
                                     }
-                                    None => serve(s, seen, up).await,
+                                    None => serve(s, seen, up, kill).await,
                                 }
                             });
                         }
@@ -153,6 +156,7 @@ impl TestServer {
             ca,
             seen,
             up: up_tx,
+            kill: kill_tx,
             rt: Some(rt),
             _dir: dir,
         }
@@ -165,6 +169,12 @@ impl TestServer {
     /// Outage: stop listening and close live connections (reading them to their end).
     pub fn down(&self) {
         self.up.send_replace(false);
+    }
+
+    /// Abrupt failure: live connections are dropped at once, unread data and all (the
+    /// peer gets a reset). The listener stays up.
+    pub fn kill_connections(&self) {
+        self.kill.send_modify(|v| *v += 1);
     }
 
     pub fn up(&self) {
@@ -196,7 +206,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     s: S,
     seen: Arc<Mutex<Seen>>,
     mut up: watch::Receiver<bool>,
+    mut kill: watch::Receiver<u64>,
 ) {
+    kill.borrow_and_update(); // only kills requested from now on
     let key = HmacKey::new(KEY.as_bytes());
     let idx = {
         let mut g = seen.lock().unwrap();
@@ -221,6 +233,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 continue;
             }
             _ = tokio::time::sleep_until(deadline) => break,
+            _ = kill.changed() => return,
         };
         let n = match n {
             Ok(0) | Err(_) => break,
