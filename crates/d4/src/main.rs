@@ -23,9 +23,12 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once; boxing buys nothing
 enum Command {
     /// Decode a D4 stream (file or stdin) and print every frame: the tool to debug a sensor.
     Inspect(cmd::inspect::InspectArgs),
+    /// Sensor client: frame a source (stdin, file, folder, Redis list) and send it to a collector.
+    Client(cmd::client::ClientArgs),
     /// Run the collector: TLS listener, sessions, journal, workers, analyzer queues.
     Server(Box<cmd::server::ServerArgs>),
     /// Benchmarks (`d4 bench server`: collector throughput over TLS vs HMAC, memory).
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
     logging::init(&cli.log);
     let result = match cli.command {
         Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Client(args) => cmd::client::run(args),
         Command::Server(args) => cmd::server::run(*args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Admin(args) => cmd::admin::run(args),

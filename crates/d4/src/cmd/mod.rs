@@ -2,5 +2,6 @@
 
 pub mod admin;
 pub mod bench;
+pub mod client;
 pub mod inspect;
 pub mod server;

@@ -1,0 +1,535 @@
+//! The sender: takes framed reads from the source and delivers them to the destination.
+//!
+//! For a remote collector, frames are written in batches; a batch counts as delivered once
+//! `write_all` + `flush` returned. On any error (connect, TLS, write, or the collector
+//! closing the connection) the connection is dropped and re-established with exponential
+//! backoff and jitter; the batch that was not confirmed is kept and resent whole (a frame
+//! cut by the error is incomplete on the old connection, which the collector discards).
+//! While the collector is unreachable, frames go to the on-disk [`Spool`], which is always
+//! drained first and in order. When the spool is full, the sender stops taking frames from
+//! the source, whose thread then blocks (backpressure). For types 2/254 the meta header is
+//! written as type-2 frames at the start of every connection.
+
+use std::future::Future;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::backoff::Backoff;
+use crate::config::Settings;
+use crate::dest::{Connector, Destination, Stream};
+use crate::error::RunError;
+use crate::framer::Framer;
+use crate::source::{run_source, Emitter, Msg};
+use crate::spool::Spool;
+
+/// A batch of frames written in one go (spool drain or direct).
+const BATCH: usize = 256 * 1024;
+/// Frames (reads) buffered between the source thread and the sender.
+const CHANNEL: usize = 64;
+/// How long a single batch write may take before the connection is considered dead.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What one run did.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub frames_in: u64,
+    pub bytes_sent: u64,
+    pub connects: u64,
+    /// Bytes still in the spool at exit (sent at the next start).
+    pub spooled_at_exit: u64,
+}
+
+/// Runs the client until the source ends (then flushes) or `shutdown` resolves (then
+/// flushes what it can and spools the rest). `drain_timeout`: how long to keep trying to
+/// deliver after the end of input before leaving the rest in the spool.
+pub async fn run(
+    settings: Settings,
+    drain_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<Stats, RunError> {
+    let framer = Framer::new(
+        settings.uuid,
+        &settings.key,
+        settings.d4_type,
+        settings.version,
+        settings.snaplen,
+    );
+    let meta = match (&settings.metaheader, settings.uses_meta_header()) {
+        (Some(m), true) => Some(
+            framer
+                .meta_frames(m)
+                .map_err(|e| RunError::Encode(e.to_string()))?,
+        ),
+        _ => None,
+    };
+    // the connector is built before the source starts: TLS/CA errors are configuration errors
+    let connector = match &settings.destination {
+        Destination::Stdout => None,
+        Destination::Remote { host, port } => Some(Connector::new(
+            host,
+            *port,
+            settings.tls,
+            settings.ca.as_deref(),
+            settings.insecure,
+            settings.connect_timeout,
+        )?),
+    };
+    let spool = match &connector {
+        Some(_) => Some(
+            Spool::open(&settings.spool_dir, settings.spool_max)
+                .map_err(|e| RunError::Spool(settings.spool_dir.clone(), e))?,
+        ),
+        None => None,
+    };
+
+    let (tx, rx) = mpsc::channel::<Msg>(CHANNEL);
+    let stop = Arc::new(AtomicBool::new(false));
+    let em = Emitter::new(framer, tx, stop.clone());
+    let kind = settings.source.clone();
+    let (follow, poll) = (settings.follow, settings.poll);
+    std::thread::Builder::new()
+        .name("d4-source".into())
+        .spawn(move || run_source(kind, follow, poll, em))
+        .map_err(|e| RunError::Source(e.to_string()))?;
+
+    match (connector, spool) {
+        (Some(c), Some(sp)) => {
+            let mut s = Sender {
+                connector: c,
+                spool: sp,
+                meta,
+                backoff: Backoff::new(Duration::from_millis(250), settings.backoff_max),
+                conn: None,
+                stats: Stats::default(),
+                fail_count: 0,
+                full_logged: false,
+            };
+            s.run(rx, stop, drain_timeout, shutdown).await
+        }
+        _ => run_stdout(rx, meta, stop, shutdown).await,
+    }
+}
+
+/// stdout: frames written as they come (`block_in_place`: stdout is a blocking handle); a
+/// write error (closed pipe) ends the run with an error. On a signal, the frames already
+/// read are written, then the run ends.
+async fn run_stdout(
+    mut rx: mpsc::Receiver<Msg>,
+    meta: Option<Vec<u8>>,
+    stop: Arc<AtomicBool>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<Stats, RunError> {
+    tokio::pin!(shutdown);
+    let mut stats = Stats::default();
+    let write = |b: &[u8]| {
+        tokio::task::block_in_place(|| {
+            let mut out = std::io::stdout().lock();
+            out.write_all(b).and_then(|()| out.flush())
+        })
+        .map_err(RunError::Stdout)
+    };
+    if let Some(m) = &meta {
+        write(m)?;
+    }
+    let mut stopping = false;
+    loop {
+        let msg = if stopping {
+            recv_after_stop(&mut rx).await
+        } else {
+            tokio::select! {
+                m = rx.recv() => m,
+                () = &mut shutdown => {
+                    tracing::info!("signal: flushing and exiting");
+                    stopping = true;
+                    stop.store(true, Ordering::Relaxed);
+                    continue;
+                }
+            }
+        };
+        match msg {
+            Some(Msg::Frames(f)) => {
+                stats.frames_in += 1;
+                stats.bytes_sent += f.len() as u64;
+                write(&f)?;
+            }
+            Some(Msg::Failed(e)) => return Err(RunError::Source(e)),
+            None => return Ok(stats),
+        }
+    }
+}
+
+/// After a stop request: what the source still hands over. The source stops before its
+/// next read; a source blocked in a read (idle stdin) has nothing more, hence the timeout.
+async fn recv_after_stop(rx: &mut mpsc::Receiver<Msg>) -> Option<Msg> {
+    tokio::time::timeout(Duration::from_millis(300), rx.recv())
+        .await
+        .ok()
+        .flatten()
+}
+
+struct Conn {
+    w: WriteHalf<Box<dyn Stream>>,
+    /// Fires when the collector closes its side (or the read side fails).
+    closed: oneshot::Receiver<()>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Conn {
+    fn peer_closed(&mut self) -> bool {
+        !matches!(
+            self.closed.try_recv(),
+            Err(oneshot::error::TryRecvError::Empty)
+        )
+    }
+
+    async fn close(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.w.shutdown()).await;
+        self.reader.abort();
+    }
+
+    async fn write(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        let fut = async {
+            self.w.write_all(buf).await?;
+            self.w.flush().await
+        };
+        match tokio::time::timeout(WRITE_TIMEOUT, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "write timed out",
+            )),
+        }
+    }
+}
+
+struct Sender {
+    connector: Connector,
+    spool: Spool,
+    meta: Option<Vec<u8>>,
+    backoff: Backoff,
+    conn: Option<Conn>,
+    stats: Stats,
+    fail_count: u64,
+    full_logged: bool,
+}
+
+enum Event {
+    Shutdown,
+    Msg(Option<Msg>),
+    Retry,
+    PeerClosed,
+}
+
+impl Sender {
+    fn spool_err(&self, e: std::io::Error) -> RunError {
+        RunError::Spool(self.spool.dir().to_path_buf(), e)
+    }
+
+    /// Appends to the spool; never drops.
+    fn spool_frames(&mut self, frames: &[u8]) -> Result<(), RunError> {
+        self.spool.push(frames).map_err(|e| self.spool_err(e))?;
+        // handed to the OS at once: a killed client loses nothing it had read
+        self.spool.flush().map_err(|e| self.spool_err(e))?;
+        if self.spool.is_full() && !self.full_logged {
+            tracing::warn!(
+                bytes = self.spool.bytes(),
+                dir = %self.spool.dir().display(),
+                "spool full: stopped reading the source until the collector is back (no data dropped)"
+            );
+            self.full_logged = true;
+        }
+        Ok(())
+    }
+
+    async fn try_connect(&mut self) -> bool {
+        match self.connector.connect().await {
+            Ok(stream) => {
+                let (mut r, w) = tokio::io::split(stream);
+                let (ctx, crx) = oneshot::channel();
+                let reader = tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        match r.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) => {} // collectors do not talk; ignore
+                        }
+                    }
+                    let _ = ctx.send(());
+                });
+                let mut conn = Conn {
+                    w,
+                    closed: crx,
+                    reader,
+                };
+                if let Some(m) = &self.meta {
+                    if let Err(e) = conn.write(m).await {
+                        tracing::warn!(dest = ?self.connector, "sending the meta header failed: {e}");
+                        conn.close().await;
+                        return false;
+                    }
+                }
+                self.stats.connects += 1;
+                if self.fail_count > 0 || self.stats.connects > 1 {
+                    tracing::info!(dest = ?self.connector, spooled = self.spool.bytes(), "connected again");
+                } else {
+                    tracing::info!(dest = ?self.connector, "connected");
+                }
+                self.fail_count = 0;
+                self.backoff.reset();
+                self.conn = Some(conn);
+                true
+            }
+            Err(e) => {
+                self.fail_count += 1;
+                if self.fail_count == 1 {
+                    tracing::warn!(dest = ?self.connector, "cannot connect ({e}): spooling and retrying");
+                } else {
+                    tracing::debug!(dest = ?self.connector, attempt = self.fail_count, "cannot connect: {e}");
+                }
+                false
+            }
+        }
+    }
+
+    fn drop_conn(&mut self, why: &str) {
+        tracing::warn!(dest = ?self.connector, "connection lost ({why}): spooling and reconnecting");
+        if let Some(c) = self.conn.take() {
+            c.reader.abort();
+        }
+    }
+
+    /// Writes the oldest spooled batch; false when the connection failed.
+    async fn drain_one(&mut self) -> Result<bool, RunError> {
+        let batch = self.spool.peek(BATCH).map_err(|e| self.spool_err(e))?;
+        if batch.is_empty() {
+            return Ok(true);
+        }
+        let Some(conn) = &mut self.conn else {
+            return Ok(false);
+        };
+        match conn.write(&batch).await {
+            Ok(()) => {
+                self.stats.bytes_sent += batch.len() as u64;
+                self.spool
+                    .consume(batch.len())
+                    .map_err(|e| self.spool_err(e))?;
+                if self.spool.is_empty() {
+                    tracing::info!("spool drained");
+                }
+                if !self.spool.is_full() {
+                    self.full_logged = false;
+                }
+                Ok(true)
+            }
+            Err(e) => {
+                self.drop_conn(&e.to_string());
+                Ok(false)
+            }
+        }
+    }
+
+    /// Writes frames directly (spool empty); on failure they go to the spool, in order.
+    async fn send_direct(&mut self, batch: Vec<u8>) -> Result<(), RunError> {
+        let res = match &mut self.conn {
+            Some(c) => c.write(&batch).await,
+            None => Err(std::io::Error::other("not connected")),
+        };
+        match res {
+            Ok(()) => self.stats.bytes_sent += batch.len() as u64,
+            Err(e) => {
+                self.drop_conn(&e.to_string());
+                self.spool_frames(&batch)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn gather(
+        &mut self,
+        rx: &mut mpsc::Receiver<Msg>,
+        first: Vec<u8>,
+    ) -> (Vec<u8>, Option<String>) {
+        self.stats.frames_in += 1;
+        let mut batch = first;
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(Msg::Frames(f)) => {
+                    self.stats.frames_in += 1;
+                    batch.extend_from_slice(&f);
+                }
+                Ok(Msg::Failed(e)) => return (batch, Some(e)),
+                Err(_) => break,
+            }
+        }
+        (batch, None)
+    }
+
+    async fn run(
+        &mut self,
+        mut rx: mpsc::Receiver<Msg>,
+        stop: Arc<AtomicBool>,
+        drain_timeout: Duration,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<Stats, RunError> {
+        tokio::pin!(shutdown);
+        let mut next_attempt = Instant::now();
+        let mut source_done = false;
+        let mut source_error: Option<String> = None;
+        let mut drain_deadline: Option<Instant> = None;
+        let mut stopping = false;
+        loop {
+            if source_done && drain_deadline.is_none() {
+                drain_deadline = Some(Instant::now() + drain_timeout);
+            }
+            if stopping || (source_done && self.spool.is_empty()) {
+                break;
+            }
+            // the drain deadline only applies while the collector is unreachable: a
+            // connected, draining client keeps going (stalled writes time out on their own)
+            if self.conn.is_none() && drain_deadline.is_some_and(|d| Instant::now() >= d) {
+                tracing::warn!(
+                    bytes = self.spool.bytes(),
+                    "collector still unreachable at the end of input: the spooled frames will be sent at the next start"
+                );
+                break;
+            }
+            if self.conn.is_none() && Instant::now() >= next_attempt {
+                let connected = tokio::select! {
+                    c = self.try_connect() => c,
+                    () = &mut shutdown => { stopping = true; continue; }
+                };
+                if !connected {
+                    next_attempt = Instant::now() + self.backoff.next_delay();
+                }
+                continue;
+            }
+            let peer_closed = self.conn.as_mut().is_some_and(|c| c.peer_closed());
+            if peer_closed {
+                if let Some(c) = self.conn.take() {
+                    tracing::warn!(dest = ?self.connector, "the collector closed the connection: reconnecting");
+                    c.close().await;
+                }
+                next_attempt = Instant::now() + self.backoff.next_delay();
+                continue;
+            }
+            if self.conn.is_some() && !self.spool.is_empty() {
+                // keep taking the source's frames into the spool while draining it
+                while !source_done && !self.spool.is_full() {
+                    match rx.try_recv() {
+                        Ok(Msg::Frames(f)) => {
+                            self.stats.frames_in += 1;
+                            self.spool_frames(&f)?;
+                        }
+                        Ok(Msg::Failed(e)) => {
+                            source_error = Some(e);
+                            source_done = true;
+                        }
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => source_done = true,
+                    }
+                }
+                let ok = tokio::select! {
+                    r = self.drain_one() => r?,
+                    () = &mut shutdown => { stopping = true; continue; }
+                };
+                if !ok {
+                    next_attempt = Instant::now() + self.backoff.next_delay();
+                }
+                continue;
+            }
+            // wait for something to do
+            let can_take = !source_done && !self.spool.is_full();
+            let retry_at = if self.conn.is_none() {
+                next_attempt
+            } else {
+                Instant::now() + Duration::from_secs(3600)
+            };
+            let ev = {
+                let closed = async {
+                    match self.conn.as_mut() {
+                        Some(c) => {
+                            let _ = (&mut c.closed).await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                };
+                let deadline = drain_deadline.unwrap_or(retry_at).min(retry_at);
+                tokio::select! {
+                    () = &mut shutdown => Event::Shutdown,
+                    m = rx.recv(), if can_take => Event::Msg(m),
+                    () = tokio::time::sleep_until(deadline) => Event::Retry,
+                    () = closed => Event::PeerClosed,
+                }
+            };
+            match ev {
+                Event::Shutdown => stopping = true,
+                Event::Retry | Event::PeerClosed => {}
+                Event::Msg(None) => source_done = true,
+                Event::Msg(Some(Msg::Failed(e))) => {
+                    source_error = Some(e);
+                    source_done = true;
+                }
+                Event::Msg(Some(Msg::Frames(f))) => {
+                    let (batch, err) = self.gather(&mut rx, f);
+                    if let Some(e) = err {
+                        source_error = Some(e);
+                        source_done = true;
+                    }
+                    if self.conn.is_some() && self.spool.is_empty() {
+                        self.send_direct(batch).await?;
+                        if self.conn.is_none() {
+                            next_attempt = Instant::now() + self.backoff.next_delay();
+                        }
+                    } else {
+                        self.spool_frames(&batch)?;
+                    }
+                }
+            }
+        }
+        if stopping {
+            tracing::info!("signal: flushing and exiting");
+            // frames already read from the source are kept: sent if possible, else spooled
+            stop.store(true, Ordering::Relaxed);
+            let mut rest = Vec::new();
+            while let Some(m) = recv_after_stop(&mut rx).await {
+                if let Msg::Frames(f) = m {
+                    self.stats.frames_in += 1;
+                    rest.extend_from_slice(&f);
+                }
+            }
+            if !rest.is_empty() {
+                if self.conn.is_some() && self.spool.is_empty() {
+                    let fut = self.send_direct(rest);
+                    match tokio::time::timeout(Duration::from_secs(5), fut).await {
+                        Ok(r) => r?,
+                        Err(_) => tracing::warn!("flush timed out"),
+                    }
+                } else {
+                    self.spool_frames(&rest)?;
+                }
+            }
+        }
+        if let Some(c) = self.conn.take() {
+            c.close().await;
+        }
+        self.spool.sync().map_err(|e| self.spool_err(e))?;
+        self.stats.spooled_at_exit = self.spool.bytes();
+        tracing::info!(
+            frames = self.stats.frames_in,
+            bytes_sent = self.stats.bytes_sent,
+            connects = self.stats.connects,
+            spooled = self.stats.spooled_at_exit,
+            "client stopped"
+        );
+        match source_error {
+            Some(e) => Err(RunError::Source(e)),
+            None => Ok(self.stats.clone()),
+        }
+    }
+}
