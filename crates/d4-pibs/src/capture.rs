@@ -7,9 +7,9 @@ use pcap_parser::traits::PcapNGPacketBlock;
 use pcap_parser::{Block, PcapBlockOwned, PcapError};
 
 /// Buffer of the streaming reader; grows (up to [`MAX_RECORD`]) for larger records.
-const READ_BUFFER: usize = 1 << 20;
+const READ_BUFFER: usize = 256 << 10;
 /// Largest record accepted: a bigger one ends the file with an error.
-pub const MAX_RECORD: usize = 64 << 20;
+pub const MAX_RECORD: usize = 16 << 20;
 
 /// One captured frame.
 #[derive(Debug, Clone, Copy)]
