@@ -169,7 +169,8 @@ where
                     PcapBlockOwned::NG(_) => Ok(()),
                 };
                 res?;
-                reader.consume(offset);
+                // No shift here: `refill` moves the unread tail only when more data is needed.
+                reader.consume_noshift(offset);
             }
             Err(PcapError::Eof) => return Ok(sum),
             Err(PcapError::Incomplete(_)) => {

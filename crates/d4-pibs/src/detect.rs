@@ -11,11 +11,10 @@
 //!   flow (TCP SYN or UDP datagram) was not seen. The victim is the quoted destination (the
 //!   host the spoofed packet was aimed at).
 //!
-//! State is bounded: initiators and flows live in two-generation tables. The current
-//! generation is retired when it is `window` seconds old or holds `cap / 2` entries; an entry
-//! found in the old generation is promoted. An entry is kept at least `window` seconds unless
-//! the size cap forces an earlier eviction (counted), never longer than `2 × window` without
-//! being seen again, and the tables never exceed `cap` entries: no abort, ever.
+//! State is bounded: initiators and flows are remembered for `window` seconds of capture
+//! time after they were last seen, and each table holds at most `cap` entries. When a table
+//! is full (or a window has passed), a sweep drops the expired entries and, if the table is
+//! still more than 3/4 full, the oldest ones (counted as evictions): no abort, ever.
 
 use std::net::IpAddr;
 
@@ -66,88 +65,103 @@ pub struct Backscatter {
     pub kind: Kind,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-struct FlowKey {
-    a: IpAddr,
-    b: IpAddr,
-    ap: u16,
-    bp: u16,
-    proto: u8,
+/// Addresses as `u128` (IPv4 mapped into IPv6): cheaper to hash and compare than `IpAddr`.
+#[inline]
+fn key(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u128::from(u32::from(a)) | (0xFFFF << 32),
+        IpAddr::V6(a) => u128::from(a),
+    }
 }
 
-/// A map with two generations: bounded in size and in age (see the module doc).
-struct GenMap<K> {
-    cur: HashMap<K, u64>,
-    old: HashMap<K, u64>,
-    cur_start: u64,
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct FlowKey {
+    a: u128,
+    b: u128,
+    /// `ap << 16 | bp`, and the protocol above.
+    ports: u64,
+}
+
+impl FlowKey {
+    #[inline]
+    fn new(a: IpAddr, ap: u16, b: IpAddr, bp: u16, proto: u8) -> FlowKey {
+        FlowKey {
+            a: key(a),
+            b: key(b),
+            ports: (u64::from(proto) << 32) | (u64::from(ap) << 16) | u64::from(bp),
+        }
+    }
+}
+
+/// A map of keys to the time they were last seen, bounded in age and size: one lookup per
+/// query (expired entries are treated as absent), and a sweep, when the map is full or a
+/// window has passed since the last sweep, that drops expired entries and, if that is not
+/// enough, the oldest ones (counted as evicted) until it is at most 3/4 full.
+struct BoundedMap<K> {
+    map: HashMap<K, u64>,
     window: u64,
-    half_cap: usize,
+    cap: usize,
+    last_sweep: u64,
     evicted: u64,
 }
 
-impl<K: std::hash::Hash + Eq + Copy> GenMap<K> {
+impl<K: std::hash::Hash + Eq + Copy> BoundedMap<K> {
     fn new(window: u64, cap: usize) -> Self {
-        GenMap {
-            cur: HashMap::new(),
-            old: HashMap::new(),
-            cur_start: 0,
+        BoundedMap {
+            map: HashMap::new(),
             window: window.max(1),
-            half_cap: (cap / 2).max(1),
+            cap: cap.max(4),
+            last_sweep: 0,
             evicted: 0,
         }
     }
 
-    /// Retires the current generation when it is too old or too full.
-    #[inline]
-    fn maybe_rotate(&mut self, now: u64) {
-        let aged = now >= self.cur_start.saturating_add(self.window);
-        if aged || self.cur.len() >= self.half_cap {
-            if self.cur.is_empty() && aged {
-                // Nothing new for a whole window: the old generation is expired too.
-                self.old.clear();
-                self.cur_start = now;
-                return;
+    #[cold]
+    fn sweep(&mut self, now: u64) {
+        self.last_sweep = now;
+        let w = self.window;
+        self.map.retain(|_, t| t.saturating_add(w) > now);
+        let target = self.cap / 4 * 3;
+        // Still too full: drop the oldest, raising the age limit step by step.
+        let mut age = w / 2;
+        while self.map.len() > target {
+            let before = self.map.len();
+            let cutoff = now.saturating_sub(age);
+            self.map.retain(|_, t| *t > cutoff);
+            self.evicted += (before - self.map.len()) as u64;
+            if age == 0 {
+                // Everything has the same time: drop arbitrary entries.
+                let excess = self.map.len().saturating_sub(target);
+                let victims: Vec<K> = self.map.keys().take(excess).copied().collect();
+                for k in victims {
+                    self.map.remove(&k);
+                }
+                self.evicted += excess as u64;
+                break;
             }
-            // Entries of the old generation dropped before their window ran out were
-            // evicted by the size cap.
-            if !aged {
-                let w = self.window;
-                self.evicted += self
-                    .old
-                    .values()
-                    .filter(|&&t| t.saturating_add(w) > now)
-                    .count() as u64;
-            }
-            self.old = std::mem::take(&mut self.cur);
-            self.cur_start = now;
+            age /= 2;
         }
     }
 
     #[inline]
     fn insert(&mut self, k: K, now: u64) {
-        self.maybe_rotate(now);
-        self.cur.insert(k, now);
+        if self.map.len() >= self.cap || now >= self.last_sweep.saturating_add(self.window) {
+            self.sweep(now);
+        }
+        self.map.insert(k, now);
     }
 
-    /// Whether `k` was seen within the window; promotes it from the old generation.
+    /// Whether `k` was seen less than `window` seconds before `now`.
     #[inline]
-    fn contains(&mut self, k: &K, now: u64) -> bool {
-        self.maybe_rotate(now);
-        if let Some(&t) = self.cur.get(k) {
-            return t.saturating_add(self.window) > now;
+    fn contains(&self, k: &K, now: u64) -> bool {
+        match self.map.get(k) {
+            Some(&t) => t.saturating_add(self.window) > now,
+            None => false,
         }
-        if let Some(t) = self.old.remove(k) {
-            if t.saturating_add(self.window) > now {
-                // Keep its original time: promotion must not extend its life.
-                self.cur.insert(*k, t);
-                return true;
-            }
-        }
-        false
     }
 
     fn len(&self) -> usize {
-        self.cur.len() + self.old.len()
+        self.map.len()
     }
 }
 
@@ -167,8 +181,8 @@ pub struct DetectStats {
 
 /// The stateful detector. Feed it packets in capture order with their time in seconds.
 pub struct Detector {
-    initiators: GenMap<IpAddr>,
-    flows: GenMap<FlowKey>,
+    initiators: BoundedMap<u128>,
+    flows: BoundedMap<FlowKey>,
     stats: DetectStats,
 }
 
@@ -180,8 +194,8 @@ fn is_pure_syn(f: u8) -> bool {
 impl Detector {
     pub fn new(cfg: DetectConfig) -> Detector {
         Detector {
-            initiators: GenMap::new(cfg.window_secs, cfg.max_initiators),
-            flows: GenMap::new(cfg.window_secs, cfg.max_flows),
+            initiators: BoundedMap::new(cfg.window_secs, cfg.max_initiators),
+            flows: BoundedMap::new(cfg.window_secs, cfg.max_flows),
             stats: DetectStats::default(),
         }
     }
@@ -191,30 +205,20 @@ impl Detector {
         match *pkt {
             Packet::Tcp(t) => {
                 self.stats.tcp += 1;
-                let key = FlowKey {
-                    a: t.src,
-                    b: t.dst,
-                    ap: t.sport,
-                    bp: t.dport,
-                    proto: PROTO_TCP,
-                };
                 if is_pure_syn(t.flags) {
                     self.stats.syn += 1;
-                    self.initiators.insert(t.src, now);
-                    self.flows.insert(key, now);
+                    self.initiators.insert(key(t.src), now);
+                    self.flows
+                        .insert(FlowKey::new(t.src, t.sport, t.dst, t.dport, PROTO_TCP), now);
                     return None;
                 }
-                if self.initiators.contains(&t.src, now) {
+                if self.initiators.contains(&key(t.src), now) {
                     return None;
                 }
-                let reverse = FlowKey {
-                    a: t.dst,
-                    b: t.src,
-                    ap: t.dport,
-                    bp: t.sport,
-                    proto: PROTO_TCP,
-                };
-                if self.flows.contains(&reverse, now) || self.flows.contains(&key, now) {
+                // A reply to a SYN that was seen (the SYN's sender is the destination). The
+                // sender's own later packets need no flow check: it is an initiator.
+                let reverse = FlowKey::new(t.dst, t.dport, t.src, t.sport, PROTO_TCP);
+                if self.flows.contains(&reverse, now) {
                     self.stats.replies += 1;
                     return None;
                 }
@@ -232,34 +236,20 @@ impl Detector {
                 sport,
                 dport,
             } => {
-                self.flows.insert(
-                    FlowKey {
-                        a: src,
-                        b: dst,
-                        ap: sport,
-                        bp: dport,
-                        proto: PROTO_UDP,
-                    },
-                    now,
-                );
+                self.flows
+                    .insert(FlowKey::new(src, sport, dst, dport, PROTO_UDP), now);
                 None
             }
             Packet::IcmpError(e) => {
                 self.stats.icmp_errors += 1;
                 let q = e.quoted;
-                if self.initiators.contains(&q.src, now) {
+                if self.initiators.contains(&key(q.src), now) {
                     return None;
                 }
                 if let (Some(sp), Some(dp)) = (q.sport, q.dport) {
                     if q.proto == PROTO_TCP || q.proto == PROTO_UDP {
-                        let key = FlowKey {
-                            a: q.src,
-                            b: q.dst,
-                            ap: sp,
-                            bp: dp,
-                            proto: q.proto,
-                        };
-                        if self.flows.contains(&key, now) {
+                        let k = FlowKey::new(q.src, sp, q.dst, dp, q.proto);
+                        if self.flows.contains(&k, now) {
                             self.stats.replies += 1;
                             return None;
                         }

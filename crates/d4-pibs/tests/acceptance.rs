@@ -24,7 +24,13 @@ const RSTACK: u8 = 0x14;
 const ACK: u8 = 0x10;
 
 fn tcp4(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, flags: u8) -> Vec<u8> {
-    eth_ip(&ipv4(src, dst, PROTO_TCP, &[], &tcp_header(sport, dport, flags)))
+    eth_ip(&ipv4(
+        src,
+        dst,
+        PROTO_TCP,
+        &[],
+        &tcp_header(sport, dport, flags),
+    ))
 }
 
 /// Runs a capture (any format) through the analyzer: (epoch, backscatter) per hit.
@@ -91,16 +97,25 @@ fn synack_to_another_flow_of_an_unrelated_host_is_backscatter() {
             (3, tcp4(B, A, 80, 40001, SYNACK)),
         ],
     );
-    assert_eq!(csv(&run(&cap)), vec!["2,198.51.100.7,18,80", "3,192.0.2.80,18,80"]);
+    assert_eq!(
+        csv(&run(&cap)),
+        vec!["2,198.51.100.7,18,80", "3,192.0.2.80,18,80"]
+    );
 }
 
 #[test]
 fn rst_and_rst_ack_are_backscatter() {
     let cap = pcap_file(
         1,
-        &[(5, tcp4(V, D, 80, 1234, RST)), (6, tcp4(V, D, 80, 1235, RSTACK))],
+        &[
+            (5, tcp4(V, D, 80, 1234, RST)),
+            (6, tcp4(V, D, 80, 1235, RSTACK)),
+        ],
     );
-    assert_eq!(csv(&run(&cap)), vec!["5,198.51.100.7,4,80", "6,198.51.100.7,20,80"]);
+    assert_eq!(
+        csv(&run(&cap)),
+        vec!["5,198.51.100.7,4,80", "6,198.51.100.7,20,80"]
+    );
 }
 
 #[test]
@@ -128,9 +143,30 @@ fn ipv6_with_extension_header() {
     let cap = pcap_file(
         1,
         &[
-            (7, eth_ip(&ipv6(v6, d6, PROTO_TCP, true, &tcp_header(443, 5000, SYNACK)))),
-            (8, eth_ip(&ipv6(a6, v6, PROTO_TCP, false, &tcp_header(6000, 443, SYN)))),
-            (9, eth_ip(&ipv6(v6, a6, PROTO_TCP, true, &tcp_header(443, 6000, SYNACK)))),
+            (
+                7,
+                eth_ip(&ipv6(
+                    v6,
+                    d6,
+                    PROTO_TCP,
+                    true,
+                    &tcp_header(443, 5000, SYNACK),
+                )),
+            ),
+            (
+                8,
+                eth_ip(&ipv6(a6, v6, PROTO_TCP, false, &tcp_header(6000, 443, SYN))),
+            ),
+            (
+                9,
+                eth_ip(&ipv6(
+                    v6,
+                    a6,
+                    PROTO_TCP,
+                    true,
+                    &tcp_header(443, 6000, SYNACK),
+                )),
+            ),
         ],
     );
     assert_eq!(csv(&run(&cap)), vec!["7,2001:db8::7,18,443"]);
@@ -146,7 +182,10 @@ fn vlan_and_qinq() {
             (2, ethernet(0x0800, &[0x88A8, 0x8100], &ip)),
         ],
     );
-    assert_eq!(csv(&run(&cap)), vec!["1,198.51.100.7,18,80", "2,198.51.100.7,18,80"]);
+    assert_eq!(
+        csv(&run(&cap)),
+        vec!["1,198.51.100.7,18,80", "2,198.51.100.7,18,80"]
+    );
 }
 
 #[test]
@@ -159,7 +198,10 @@ fn ip_options_use_ihl() {
     assert_eq!(csv(&run(&cap)), vec!["3,198.51.100.7,4,8443"]);
     // maximum IHL (15 words = 40 bytes of options)
     let frame = eth_ip(&ipv4(V, D, PROTO_TCP, &[1; 40], &tcp_header(25, 1000, RST)));
-    assert_eq!(csv(&run(&pcap_file(1, &[(4, frame)]))), vec!["4,198.51.100.7,4,25"]);
+    assert_eq!(
+        csv(&run(&pcap_file(1, &[(4, frame)]))),
+        vec!["4,198.51.100.7,4,25"]
+    );
 }
 
 #[test]
@@ -235,7 +277,10 @@ fn truncated_frames_are_skipped_not_read_past() {
     let mut lying = full.clone();
     lying[16] = 0xFF;
     lying[17] = 0xFF;
-    assert!(matches!(classify(LinkType::Ethernet, &lying), Packet::Tcp(_)));
+    assert!(matches!(
+        classify(LinkType::Ethernet, &lying),
+        Packet::Tcp(_)
+    ));
     // A file cut in the middle of a record: the records before are analysed.
     let cap = pcap_file(1, &[(1, full.clone()), (2, full.clone())]);
     let cut = &cap[..cap.len() - 10];
@@ -275,7 +320,9 @@ fn link_types() {
     let ip = ipv4(V, D, PROTO_TCP, &[], &tcp_header(80, 1000, SYNACK));
     let mut sll = vec![0, 0, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00];
     sll.extend_from_slice(&ip);
-    let mut sll2 = vec![0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0];
+    let mut sll2 = vec![
+        0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0,
+    ];
     sll2.extend_from_slice(&ip);
     let mut null_le = 2u32.to_le_bytes().to_vec();
     null_le.extend_from_slice(&ip);
