@@ -1,4 +1,5 @@
 //! One module per `d4` subcommand.
 
+pub mod admin;
 pub mod inspect;
 pub mod pibs;
