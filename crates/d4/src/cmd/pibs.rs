@@ -37,9 +37,32 @@ pub struct PibsArgs {
         short = 'r',
         long = "read",
         value_name = "FILE",
-        required_unless_present = "bench"
+        required_unless_present_any = ["bench", "queue"]
     )]
     pub read: Vec<PathBuf>,
+
+    /// Long-running analyzer: take pcap file paths from this type-1 analyzer queue (its
+    /// UUID) of the server's store, until SIGINT/SIGTERM. The `-b` CSV is streamed;
+    /// `--json` prints the summaries of each file after it; `-w` collects every file.
+    #[arg(long, value_name = "QUEUE_UUID", conflicts_with = "read")]
+    pub queue: Option<String>,
+
+    /// Data directory of the server, whose store holds the queue (`--queue`).
+    #[arg(
+        long,
+        env = "D4_DATA_DIR",
+        default_value = "./d4-data",
+        value_name = "DIR"
+    )]
+    pub data_dir: PathBuf,
+
+    /// Use the Redis store (redis://HOST:PORT/DB) for `--queue` instead of the data dir's.
+    #[arg(long, env = "D4_REDIS", value_name = "URL")]
+    pub redis: Option<String>,
+
+    /// With `--queue`: stop when the queue is empty instead of waiting for more paths.
+    #[arg(long, requires = "queue")]
+    pub exit_when_empty: bool,
 
     /// Print each TCP backscatter packet as the reference's CSV `epoch,src_ip,tcp_flags,src_port`
     /// (after a `#timestamp, ...` comment line). The default output when neither `-w` nor
@@ -147,7 +170,22 @@ impl Outputs {
         Ok(())
     }
 
-    fn finish(&mut self) -> anyhow::Result<()> {
+    /// Queue mode, after each file: print and reset the per-victim summaries, flush.
+    fn finish_file(&mut self) -> anyhow::Result<()> {
+        self.print_summary()?;
+        if let Some(s) = self.summary.as_mut() {
+            s.clear();
+        }
+        if let Some(out) = self.csv.as_mut() {
+            out.flush()?;
+        }
+        if let Some(w) = self.pcap.as_mut() {
+            w.flush()?;
+        }
+        Ok(())
+    }
+
+    fn print_summary(&self) -> anyhow::Result<()> {
         if let Some(s) = self.summary.as_ref() {
             let stdout = io::stdout();
             let mut out = stdout.lock();
@@ -163,6 +201,11 @@ impl Outputs {
                 );
             }
         }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> anyhow::Result<()> {
+        self.print_summary()?;
         if let Some(out) = self.csv.as_mut() {
             out.flush()?;
         }
@@ -293,6 +336,9 @@ pub fn run(args: PibsArgs) -> anyhow::Result<ExitCode> {
     if let Some(n) = args.bench {
         return bench(n);
     }
+    if let Some(q) = args.queue.clone() {
+        return run_queue(&args, &q);
+    }
     let mut analyzer = Analyzer::new(detect_config(&args));
     let mut outputs = Outputs::new(&args)?;
     let mut ok = true;
@@ -306,6 +352,81 @@ pub fn run(args: PibsArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `--queue`: pop file paths from a type-1 analyzer queue and analyse each, until a signal
+/// (or an empty queue with `--exit-when-empty`). A path that cannot be read is logged and
+/// skipped: the analyzer keeps running.
+fn run_queue(args: &PibsArgs, queue: &str) -> anyhow::Result<ExitCode> {
+    use d4_store::{QueueKind, StoreConfig};
+    let uuid = uuid::Uuid::parse_str(queue.trim())
+        .with_context(|| format!("--queue {queue:?} is not a queue UUID"))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut analyzer = Analyzer::new(detect_config(args));
+    let mut outputs = Outputs::new(args)?;
+    let config = StoreConfig {
+        data_dir: args.data_dir.clone(),
+        redis_url: args.redis.clone(),
+        embedded_only: false,
+    };
+    let result: anyhow::Result<u64> = rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let store = d4_store::open(&config).await?;
+        let q = store
+            .get_queue(uuid)
+            .await?
+            .with_context(|| format!("no analyzer queue {uuid} in the store"))?;
+        if q.config.kind != QueueKind::Type(1) {
+            anyhow::bail!(
+                "queue {uuid} takes {} data, not pcap file paths (type 1)",
+                q.config.kind
+            );
+        }
+        tracing::info!(queue = %uuid, backend = store.backend(), "waiting for pcap file paths");
+        let mut files = 0u64;
+        loop {
+            let entries = tokio::select! {
+                r = async {
+                    if args.exit_when_empty {
+                        store.pop_entries(uuid, 1).await
+                    } else {
+                        store.pop_entries_blocking(uuid, 1, Duration::from_secs(2)).await
+                    }
+                } => r?,
+                _ = int.recv() => break,
+                _ = term.recv() => break,
+            };
+            if entries.is_empty() {
+                if args.exit_when_empty {
+                    break;
+                }
+                continue;
+            }
+            for e in entries {
+                let path = PathBuf::from(e.text().trim_end_matches(['\r', '\n']).to_owned());
+                tracing::info!(file = %path.display(), "from queue");
+                files += 1;
+                match analyze_file(&path, &mut analyzer, &mut outputs, false) {
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::error!(file = %path.display(), error = %format!("{err:#}"), "skipped")
+                    }
+                }
+                outputs.finish_file()?;
+            }
+        }
+        Ok(files)
+    });
+    rt.shutdown_timeout(Duration::from_millis(200));
+    let files = result?;
+    outputs.finish()?;
+    tracing::info!(files, "queue analyzer stopped");
+    log_stats(&analyzer);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Peak resident memory of this process (VmHWM), in KiB, when /proc tells.
