@@ -7,8 +7,8 @@
 //!   belongs to a flow whose SYN was seen (either direction: a SYN/ACK, RST or data answering
 //!   a SYN that was seen is a reply, not backscatter);
 //! - an ICMP destination-unreachable or time-exceeded error is backscatter when the packet it
-//!   quotes was never sent from here: the quoted source is not an initiator and the quoted
-//!   flow (TCP SYN or UDP datagram) was not seen. The victim is the quoted destination (the
+//!   quotes was never sent from here: the quoted source is not an initiator, the quoted TCP
+//!   flow's SYN was not seen, and for UDP the quoted source was not seen sending UDP. The victim is the quoted destination (the
 //!   host the spoofed packet was aimed at).
 //!
 //! State is bounded: initiators and flows are remembered for `window` seconds of capture
@@ -27,9 +27,9 @@ use crate::packet::{flags, Packet, PROTO_TCP, PROTO_UDP};
 pub struct DetectConfig {
     /// How long (seconds) an initiator or a flow is remembered after it was last seen.
     pub window_secs: u64,
-    /// Most initiators remembered (both generations together).
+    /// Most initiators remembered (and, separately, most UDP senders).
     pub max_initiators: usize,
-    /// Most flows remembered (both generations together).
+    /// Most SYN flows remembered.
     pub max_flows: usize,
 }
 
@@ -38,7 +38,7 @@ impl Default for DetectConfig {
         DetectConfig {
             window_secs: 3600,
             max_initiators: 2_000_000,
-            max_flows: 2_000_000,
+            max_flows: 1_000_000,
         }
     }
 }
@@ -182,7 +182,12 @@ pub struct DetectStats {
 /// The stateful detector. Feed it packets in capture order with their time in seconds.
 pub struct Detector {
     initiators: BoundedMap<u128>,
-    flows: BoundedMap<FlowKey>,
+    /// Sources of UDP datagrams: an ICMP error about their UDP is a reply, not backscatter.
+    udp_senders: BoundedMap<u128>,
+    /// SYN flows, by a 64-bit keyed fingerprint of the 5-tuple (16 bytes per entry instead
+    /// of 56; the per-process random key makes collisions unpredictable to senders).
+    flows: BoundedMap<u64>,
+    fingerprint: hashbrown::DefaultHashBuilder,
     stats: DetectStats,
 }
 
@@ -195,7 +200,9 @@ impl Detector {
     pub fn new(cfg: DetectConfig) -> Detector {
         Detector {
             initiators: BoundedMap::new(cfg.window_secs, cfg.max_initiators),
+            udp_senders: BoundedMap::new(cfg.window_secs, cfg.max_initiators),
             flows: BoundedMap::new(cfg.window_secs, cfg.max_flows),
+            fingerprint: hashbrown::DefaultHashBuilder::default(),
             stats: DetectStats::default(),
         }
     }
@@ -208,8 +215,8 @@ impl Detector {
                 if is_pure_syn(t.flags) {
                     self.stats.syn += 1;
                     self.initiators.insert(key(t.src), now);
-                    self.flows
-                        .insert(FlowKey::new(t.src, t.sport, t.dst, t.dport, PROTO_TCP), now);
+                    let fp = self.flow(t.src, t.sport, t.dst, t.dport, PROTO_TCP);
+                    self.flows.insert(fp, now);
                     return None;
                 }
                 if self.initiators.contains(&key(t.src), now) {
@@ -217,7 +224,7 @@ impl Detector {
                 }
                 // A reply to a SYN that was seen (the SYN's sender is the destination). The
                 // sender's own later packets need no flow check: it is an initiator.
-                let reverse = FlowKey::new(t.dst, t.dport, t.src, t.sport, PROTO_TCP);
+                let reverse = self.flow(t.dst, t.dport, t.src, t.sport, PROTO_TCP);
                 if self.flows.contains(&reverse, now) {
                     self.stats.replies += 1;
                     return None;
@@ -230,14 +237,8 @@ impl Detector {
                     kind: Kind::Tcp { flags: t.flags },
                 })
             }
-            Packet::Udp {
-                src,
-                dst,
-                sport,
-                dport,
-            } => {
-                self.flows
-                    .insert(FlowKey::new(src, sport, dst, dport, PROTO_UDP), now);
+            Packet::Udp { src, .. } => {
+                self.udp_senders.insert(key(src), now);
                 None
             }
             Packet::IcmpError(e) => {
@@ -246,14 +247,17 @@ impl Detector {
                 if self.initiators.contains(&key(q.src), now) {
                     return None;
                 }
-                if let (Some(sp), Some(dp)) = (q.sport, q.dport) {
-                    if q.proto == PROTO_TCP || q.proto == PROTO_UDP {
-                        let k = FlowKey::new(q.src, sp, q.dst, dp, q.proto);
-                        if self.flows.contains(&k, now) {
-                            self.stats.replies += 1;
-                            return None;
-                        }
+                let reply = match (q.proto, q.sport, q.dport) {
+                    (PROTO_TCP, Some(sp), Some(dp)) => {
+                        let fp = self.flow(q.src, sp, q.dst, dp, PROTO_TCP);
+                        self.flows.contains(&fp, now)
                     }
+                    (PROTO_UDP, _, _) => self.udp_senders.contains(&key(q.src), now),
+                    _ => false,
+                };
+                if reply {
+                    self.stats.replies += 1;
+                    return None;
                 }
                 self.stats.backscatter_icmp += 1;
                 Some(Backscatter {
@@ -269,6 +273,12 @@ impl Detector {
             }
             Packet::Skip(_) => None,
         }
+    }
+
+    #[inline]
+    fn flow(&self, a: IpAddr, ap: u16, b: IpAddr, bp: u16, proto: u8) -> u64 {
+        use std::hash::BuildHasher;
+        self.fingerprint.hash_one(FlowKey::new(a, ap, b, bp, proto))
     }
 
     pub fn stats(&self) -> DetectStats {

@@ -92,12 +92,12 @@ pub struct PibsArgs {
     #[arg(long, default_value_t = 3600, value_name = "SECS")]
     pub window: u64,
 
-    /// Most initiators remembered; beyond it the oldest generation is evicted (counted).
+    /// Most initiators (and UDP senders) remembered; beyond it the oldest are evicted (counted).
     #[arg(long, default_value_t = 2_000_000, value_name = "N")]
     pub max_initiators: usize,
 
-    /// Most flows remembered; beyond it the oldest generation is evicted (counted).
-    #[arg(long, default_value_t = 2_000_000, value_name = "N")]
+    /// Most SYN flows remembered (16 bytes each); beyond it the oldest are evicted (counted).
+    #[arg(long, default_value_t = 1_000_000, value_name = "N")]
     pub max_flows: usize,
 
     /// Most victims tracked by `--json`; more are counted and reported in the log.
