@@ -436,6 +436,18 @@ fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// CPU time (user + system) used by this thread so far, from /proc (10 ms resolution):
+/// on a loaded machine it measures our work, where wall time also counts waiting.
+fn thread_cpu_secs() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = s.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 /// Resets the peak resident memory counter (Linux ≥ 4.0), so each pass has its own peak.
 fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
@@ -459,6 +471,7 @@ fn bench(n: u64) -> anyhow::Result<ExitCode> {
     // Plain pass: only parse the pcap records (and touch each frame's bytes).
     let reset_ok = reset_peak_rss();
     let base_rss = peak_rss_kib();
+    let cpu0 = thread_cpu_secs();
     let t = Instant::now();
     let mut bytes = 0u64;
     let mut check = 0u64;
@@ -468,6 +481,7 @@ fn bench(n: u64) -> anyhow::Result<ExitCode> {
         Ok(())
     })?;
     let plain = t.elapsed();
+    let cpu1 = thread_cpu_secs();
     let plain_rss = peak_rss_kib();
 
     // Analysis pass: parse + classify + detect + CSV formatting (into a sink).
@@ -485,6 +499,7 @@ fn bench(n: u64) -> anyhow::Result<ExitCode> {
     })?;
     out.flush()?;
     let full = t.elapsed();
+    let cpu2 = thread_cpu_secs();
     let full_rss = peak_rss_kib();
 
     let rate = |d: Duration| sum.records as f64 / d.as_secs_f64().max(1e-9);
@@ -506,6 +521,15 @@ fn bench(n: u64) -> anyhow::Result<ExitCode> {
         rate(full) / rate(plain),
         full.as_secs_f64() / plain.as_secs_f64().max(1e-9)
     );
+    if let (Some(c0), Some(c1), Some(c2)) = (cpu0, cpu1, cpu2) {
+        let (pc, ac) = ((c1 - c0).max(0.01), (c2 - c1).max(0.01));
+        println!(
+            "CPU time (this thread): plain {pc:.2} s = {:.2} M packets/s per CPU-second, analysis {ac:.2} s = {:.2} M packets/s per CPU-second, ratio {:.2}",
+            sum.records as f64 / pc / 1e6,
+            sum.records as f64 / ac / 1e6,
+            pc / ac
+        );
+    }
     let s = analyzer.stats();
     let (initiators, flows) = analyzer.state_len();
     println!(
