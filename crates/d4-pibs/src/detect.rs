@@ -181,9 +181,10 @@ pub struct DetectStats {
 
 /// The stateful detector. Feed it packets in capture order with their time in seconds.
 pub struct Detector {
-    initiators: BoundedMap<u128>,
+    /// Addresses are kept as 64-bit keyed fingerprints too (16 bytes per entry).
+    initiators: BoundedMap<u64>,
     /// Sources of UDP datagrams: an ICMP error about their UDP is a reply, not backscatter.
-    udp_senders: BoundedMap<u128>,
+    udp_senders: BoundedMap<u64>,
     /// SYN flows, by a 64-bit keyed fingerprint of the 5-tuple (16 bytes per entry instead
     /// of 56; the per-process random key makes collisions unpredictable to senders).
     flows: BoundedMap<u64>,
@@ -214,12 +215,12 @@ impl Detector {
                 self.stats.tcp += 1;
                 if is_pure_syn(t.flags) {
                     self.stats.syn += 1;
-                    self.initiators.insert(key(t.src), now);
+                    self.initiators.insert(self.addr(t.src), now);
                     let fp = self.flow(t.src, t.sport, t.dst, t.dport, PROTO_TCP);
                     self.flows.insert(fp, now);
                     return None;
                 }
-                if self.initiators.contains(&key(t.src), now) {
+                if self.initiators.contains(&self.addr(t.src), now) {
                     return None;
                 }
                 // A reply to a SYN that was seen (the SYN's sender is the destination). The
@@ -238,13 +239,13 @@ impl Detector {
                 })
             }
             Packet::Udp { src, .. } => {
-                self.udp_senders.insert(key(src), now);
+                self.udp_senders.insert(self.addr(src), now);
                 None
             }
             Packet::IcmpError(e) => {
                 self.stats.icmp_errors += 1;
                 let q = e.quoted;
-                if self.initiators.contains(&key(q.src), now) {
+                if self.initiators.contains(&self.addr(q.src), now) {
                     return None;
                 }
                 let reply = match (q.proto, q.sport, q.dport) {
@@ -252,7 +253,7 @@ impl Detector {
                         let fp = self.flow(q.src, sp, q.dst, dp, PROTO_TCP);
                         self.flows.contains(&fp, now)
                     }
-                    (PROTO_UDP, _, _) => self.udp_senders.contains(&key(q.src), now),
+                    (PROTO_UDP, _, _) => self.udp_senders.contains(&self.addr(q.src), now),
                     _ => false,
                 };
                 if reply {
@@ -273,6 +274,12 @@ impl Detector {
             }
             Packet::Skip(_) => None,
         }
+    }
+
+    #[inline]
+    fn addr(&self, a: IpAddr) -> u64 {
+        use std::hash::BuildHasher;
+        self.fingerprint.hash_one(key(a))
     }
 
     #[inline]
