@@ -333,6 +333,21 @@ fn detect_config(args: &PibsArgs) -> DetectConfig {
 }
 
 pub fn run(args: PibsArgs) -> anyhow::Result<ExitCode> {
+    match run_inner(args) {
+        // A closed pipe (`d4 pibs -r x -b | head`) ends the command quietly.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<io::Error>()
+                    .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            Ok(ExitCode::SUCCESS)
+        }
+        other => other,
+    }
+}
+
+fn run_inner(args: PibsArgs) -> anyhow::Result<ExitCode> {
     if let Some(n) = args.bench {
         return bench(n);
     }
