@@ -33,6 +33,8 @@ enum Command {
     Server(Box<cmd::server::ServerArgs>),
     /// Benchmarks (`d4 bench server`: collector throughput over TLS vs HMAC, memory).
     Bench(cmd::bench::BenchArgs),
+    /// Backscatter DDoS analyzer: find the replies of spoofed-flood victims in pcap files.
+    Pibs(cmd::pibs::PibsArgs),
     #[command(flatten)]
     Admin(cmd::admin::AdminCommand),
 }
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Command::Client(args) => cmd::client::run(args),
         Command::Server(args) => cmd::server::run(*args),
         Command::Bench(args) => cmd::bench::run(args),
+        Command::Pibs(args) => cmd::pibs::run(args),
         Command::Admin(args) => cmd::admin::run(args),
     };
     match result {

@@ -4,4 +4,5 @@ pub mod admin;
 pub mod bench;
 pub mod client;
 pub mod inspect;
+pub mod pibs;
 pub mod server;
