@@ -26,6 +26,8 @@ struct Cli {
 enum Command {
     /// Decode a D4 stream (file or stdin) and print every frame: the tool to debug a sensor.
     Inspect(cmd::inspect::InspectArgs),
+    /// Passive DNS: ingest passivedns CSV into the record store, serve COF lookups.
+    Pdns(cmd::pdns::PdnsArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
     logging::init(&cli.log);
     let result = match cli.command {
         Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Pdns(args) => cmd::pdns::run(args),
     };
     match result {
         Ok(code) => code,
