@@ -8,6 +8,7 @@ use std::io::{self, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -77,6 +78,27 @@ pub struct IngestArgs {
     /// ingest). Repeatable, e.g. `--expire TXT=86400 --expire 99=86400`.
     #[arg(long, value_name = "TYPE=SECS", value_parser = parse_expire)]
     pub expire: Vec<(u16, u64)>,
+
+    #[command(flatten)]
+    pub queue: QueueArgs,
+}
+
+/// Consuming an analyzer queue of the server's store (`<data-dir>/d4.redb`, or the
+/// server's socket when `d4 server` holds it).
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    /// Read passivedns lines from this analyzer queue (uuid) instead of files: blocking,
+    /// batched, the sensor id of each entry kept. Runs until Ctrl-C (or --until-empty).
+    #[arg(long, value_name = "QUEUE_UUID")]
+    pub queue: Option<uuid::Uuid>,
+
+    /// With --queue: stop when the queue is empty (a one-shot drain).
+    #[arg(long, requires = "queue")]
+    pub until_empty: bool,
+
+    /// With --queue: most entries taken (and committed) at once.
+    #[arg(long, default_value_t = 10_000, requires = "queue")]
+    pub pop_max: usize,
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +134,14 @@ pub struct ServeArgs {
     /// Expiry per rrtype, applied at start and every hour (see `ingest --expire`).
     #[arg(long, value_name = "TYPE=SECS", value_parser = parse_expire)]
     pub expire: Vec<(u16, u64)>,
+
+    /// Also ingest from an analyzer queue in this process (the database has one owner).
+    #[arg(long, value_name = "QUEUE_UUID")]
+    pub queue: Option<uuid::Uuid>,
+
+    /// Skip rcode lines from --queue (see `ingest --skip-rcode`).
+    #[arg(long, requires = "queue")]
+    pub skip_rcode: bool,
 }
 
 fn parse_expire(s: &str) -> Result<(u16, u64), String> {
@@ -146,10 +176,91 @@ fn now_ms() -> u64 {
 pub fn run(args: PdnsArgs) -> anyhow::Result<ExitCode> {
     let path = db_path(&args)?;
     let store = Arc::new(PdnsStore::open(&path)?);
+    let data_dir = args.data_dir.clone();
     match args.command {
-        PdnsCommand::Ingest(a) => ingest(store, a),
-        PdnsCommand::Serve(a) => serve(store, a),
+        PdnsCommand::Ingest(a) => match a.queue.queue {
+            Some(q) => ingest_queue(store, &data_dir, q, a),
+            None => ingest(store, a),
+        },
+        PdnsCommand::Serve(a) => serve(store, &data_dir, a),
     }
+}
+
+/// Pops entries from `queue` and ingests them, committing after every pop (so at most one
+/// pop's worth of entries is in flight), until `stop` is set or, with `until_empty`, the
+/// queue is empty.
+async fn consume_queue(
+    mut ing: Ingester,
+    d4: Arc<dyn d4_store::Store>,
+    queue: uuid::Uuid,
+    pop_max: usize,
+    until_empty: bool,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<Ingester> {
+    let len = d4
+        .queue_len(queue)
+        .await
+        .with_context(|| format!("analyzer queue {queue}"))?;
+    tracing::info!(%queue, queued = len, backend = d4.backend(), "consuming analyzer queue");
+    while !stop.load(Ordering::Relaxed) {
+        let entries = d4
+            .pop_entries_blocking(queue, pop_max.max(1), std::time::Duration::from_secs(1))
+            .await
+            .with_context(|| format!("popping analyzer queue {queue}"))?;
+        if entries.is_empty() {
+            if until_empty {
+                break;
+            }
+            continue;
+        }
+        ing = tokio::task::spawn_blocking(move || {
+            for e in &entries {
+                let sensor = e.sensor.map(|u| d4_proto::sensor_id(&u));
+                ing.chunk(&e.data, sensor.as_deref())?;
+            }
+            ing.flush()?;
+            Ok::<_, d4_pdns::StoreError>(ing)
+        })
+        .await??;
+    }
+    Ok(ing)
+}
+
+fn stop_on_ctrl_c(stop: Arc<AtomicBool>) {
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("stopping after the current batch");
+        stop.store(true, Ordering::Relaxed);
+    });
+}
+
+fn ingest_queue(
+    store: Arc<PdnsStore>,
+    data_dir: &Path,
+    queue: uuid::Uuid,
+    a: IngestArgs,
+) -> anyhow::Result<ExitCode> {
+    let ing = Ingester::new(
+        store.clone(),
+        IngestOptions {
+            batch_lines: a.batch.max(1),
+            skip_rcode: a.skip_rcode,
+        },
+    );
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let started = Instant::now();
+    let ing = rt.block_on(async {
+        let d4 = d4_store::open(&d4_store::StoreConfig::new(data_dir)).await?;
+        let stop = Arc::new(AtomicBool::new(false));
+        stop_on_ctrl_c(stop.clone());
+        consume_queue(ing, d4, queue, a.queue.pop_max, a.queue.until_empty, stop).await
+    })?;
+    let expired = store.expire(now_ms(), &a.expire.into_iter().collect::<HashMap<_, _>>())?;
+    let mut summary = serde_json::to_value(ing.stats())?;
+    summary["expired"] = expired.into();
+    summary["seconds"] = started.elapsed().as_secs_f64().into();
+    println!("{summary}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn open_input(p: &Path) -> anyhow::Result<Box<dyn Read>> {
@@ -208,7 +319,7 @@ fn ingest(store: Arc<PdnsStore>, a: IngestArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn serve(store: Arc<PdnsStore>, a: ServeArgs) -> anyhow::Result<ExitCode> {
+fn serve(store: Arc<PdnsStore>, data_dir: &Path, a: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut tokens = a.token.clone();
     if let Some(f) = &a.token_file {
         let text = std::fs::read_to_string(f)
@@ -252,11 +363,41 @@ fn serve(store: Arc<PdnsStore>, a: ServeArgs) -> anyhow::Result<ExitCode> {
                 }
             });
         }
+        let consumer = match a.queue {
+            Some(q) => {
+                let d4 = d4_store::open(&d4_store::StoreConfig::new(data_dir)).await?;
+                let ing = Ingester::new(
+                    store.clone(),
+                    IngestOptions {
+                        skip_rcode: a.skip_rcode,
+                        ..IngestOptions::default()
+                    },
+                );
+                let stop = Arc::new(AtomicBool::new(false));
+                stop_on_ctrl_c(stop.clone());
+                Some(tokio::spawn(async move {
+                    let r = consume_queue(ing, d4, q, 10_000, false, stop).await;
+                    if let Err(e) = &r {
+                        // Logged at once: the server keeps answering from what is stored.
+                        tracing::error!(error = %format!("{e:#}"), "queue consumer stopped");
+                    }
+                    r
+                }))
+            }
+            None => None,
+        };
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
             tracing::info!("shutting down");
         };
         d4_pdns::server::serve(listener, store, cfg, shutdown).await?;
+        if let Some(c) = consumer {
+            match c.await {
+                Ok(Ok(ing)) => tracing::info!(stats = ?ing.stats(), "queue consumer stopped"),
+                Ok(Err(_)) => {} // already logged
+                Err(e) => tracing::error!(error = %e, "queue consumer task failed"),
+            }
+        }
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
