@@ -6,7 +6,7 @@ use std::io::BufRead;
 use std::sync::Arc;
 
 use crate::parse::parse_line;
-use crate::store::{Batch, PdnsStore, StoreError};
+use crate::store::{Batch, RecordStore, StoreError};
 
 /// Longest line accepted; longer lines are rejected (and skipped) without being buffered.
 pub const MAX_LINE: usize = 1 << 20;
@@ -44,14 +44,14 @@ pub struct IngestStats {
 }
 
 pub struct Ingester {
-    store: Arc<PdnsStore>,
+    store: Arc<dyn RecordStore>,
     opts: IngestOptions,
     batch: Batch,
     stats: IngestStats,
 }
 
 impl Ingester {
-    pub fn new(store: Arc<PdnsStore>, opts: IngestOptions) -> Ingester {
+    pub fn new(store: Arc<dyn RecordStore>, opts: IngestOptions) -> Ingester {
         Ingester {
             store,
             opts,

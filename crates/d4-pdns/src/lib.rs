@@ -16,10 +16,12 @@ pub mod cof;
 pub mod ingest;
 pub mod parse;
 pub mod query;
+pub mod redis_store;
 pub mod rrtype;
 pub mod server;
 pub mod store;
 
 pub use ingest::{IngestOptions, IngestStats, Ingester};
 pub use parse::{parse_line, LineError, Observation};
-pub use store::{Filter, Lookup, PdnsStore, Record, StoreError};
+pub use redis_store::RedisStore;
+pub use store::{Filter, Lookup, PdnsStore, Record, RecordStore, StoreError};

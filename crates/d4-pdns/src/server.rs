@@ -26,7 +26,7 @@ use serde_json::json;
 use crate::cof::{self, CofOptions};
 use crate::query::{self, page, sort_records};
 use crate::rrtype;
-use crate::store::{Filter, Lookup, PdnsStore, StoreError};
+use crate::store::{Filter, Lookup, RecordStore, StoreError};
 
 /// Server settings.
 #[derive(Debug, Clone)]
@@ -53,14 +53,14 @@ impl Default for ServerConfig {
 }
 
 struct AppState {
-    store: Arc<PdnsStore>,
+    store: Arc<dyn RecordStore>,
     cfg: ServerConfig,
     windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
 }
 
 /// The router; serve it with `into_make_service_with_connect_info::<SocketAddr>()`
 /// (the rate limiter needs the client address).
-pub fn router(store: Arc<PdnsStore>, cfg: ServerConfig) -> Router {
+pub fn router(store: Arc<dyn RecordStore>, cfg: ServerConfig) -> Router {
     let state = Arc::new(AppState {
         store,
         cfg,
@@ -77,7 +77,7 @@ pub fn router(store: Arc<PdnsStore>, cfg: ServerConfig) -> Router {
 /// Serves until the future `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    store: Arc<PdnsStore>,
+    store: Arc<dyn RecordStore>,
     cfg: ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -234,6 +234,7 @@ async fn run_lookup(
         Ok(Err(e @ StoreError::TooManyMatches(_))) => {
             return error(StatusCode::UNPROCESSABLE_ENTITY, e)
         }
+        Ok(Err(e @ StoreError::Unsupported(_))) => return error(StatusCode::NOT_IMPLEMENTED, e),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "lookup failed");
             return error(StatusCode::INTERNAL_SERVER_ERROR, "lookup failed");

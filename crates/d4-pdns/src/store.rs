@@ -41,6 +41,47 @@ pub enum StoreError {
     Db(Box<redb::Error>),
     #[error("the query matches more than {0} records: narrow it (rrtype, time window, a longer suffix/prefix) or raise --max-matches")]
     TooManyMatches(usize),
+    #[error("redis: {0}")]
+    Redis(String),
+    #[error("not supported by this backend: {0}")]
+    Unsupported(&'static str),
+}
+
+/// A record store backend: the embedded [`PdnsStore`] or [`crate::redis_store::RedisStore`].
+pub trait RecordStore: Send + Sync {
+    /// Writes a batch (one transaction / pipeline) and empties it.
+    fn commit(&self, batch: &mut Batch) -> Result<CommitStats, StoreError>;
+    /// Every record matching, unordered; fails rather than returning more than `max`.
+    fn lookup(
+        &self,
+        lookup: &Lookup,
+        filter: &Filter,
+        max: usize,
+    ) -> Result<Vec<Record>, StoreError>;
+    /// Counters for `/info`.
+    fn info(&self) -> Result<Info, StoreError>;
+    /// Removes expired records (expiry per rrtype, seconds); returns how many.
+    fn expire(&self, now_ms: u64, ttl: &HashMap<u16, u64>) -> Result<u64, StoreError>;
+}
+
+impl RecordStore for PdnsStore {
+    fn commit(&self, batch: &mut Batch) -> Result<CommitStats, StoreError> {
+        PdnsStore::commit(self, batch)
+    }
+    fn lookup(
+        &self,
+        lookup: &Lookup,
+        filter: &Filter,
+        max: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        PdnsStore::lookup(self, lookup, filter, max)
+    }
+    fn info(&self) -> Result<Info, StoreError> {
+        PdnsStore::info(self)
+    }
+    fn expire(&self, now_ms: u64, ttl: &HashMap<u16, u64>) -> Result<u64, StoreError> {
+        PdnsStore::expire(self, now_ms, ttl)
+    }
 }
 
 fn dberr<E: Into<redb::Error>>(e: E) -> StoreError {
@@ -62,11 +103,11 @@ pub struct Record {
 }
 
 #[derive(Debug, Clone, Default)]
-struct Agg {
-    first: u64,
-    last: u64,
-    count: u64,
-    sensors: Vec<String>,
+pub(crate) struct Agg {
+    pub(crate) first: u64,
+    pub(crate) last: u64,
+    pub(crate) count: u64,
+    pub(crate) sensors: Vec<String>,
 }
 
 impl Agg {
@@ -138,13 +179,13 @@ fn record_key(rrname: &str, rrtype: u16, rdata: &str, out: &mut Vec<u8>) {
 }
 
 /// (revname, type, rdata) of a `records` key.
-fn split_record_key(k: &[u8]) -> Option<(&[u8], u16, &[u8])> {
+pub(crate) fn split_record_key(k: &[u8]) -> Option<(&[u8], u16, &[u8])> {
     let z = memchr::memchr(0, k)?;
     let t = k.get(z + 1..z + 3)?;
     Some((&k[..z], u16::from_be_bytes([t[0], t[1]]), &k[z + 3..]))
 }
 
-fn unreverse(rev: &[u8]) -> String {
+pub(crate) fn unreverse(rev: &[u8]) -> String {
     let s = String::from_utf8_lossy(rev);
     let mut out = Vec::with_capacity(rev.len());
     reverse_labels(&s, &mut out);
@@ -161,10 +202,10 @@ fn ip16(ip: IpAddr) -> [u8; 16] {
 /// Observations aggregated in memory before one write transaction.
 #[derive(Debug, Default)]
 pub struct Batch {
-    records: HashMap<Vec<u8>, Agg>,
-    rcodes: HashMap<Vec<u8>, Agg>,
-    lines: u64,
-    bad: BTreeMap<&'static str, u64>,
+    pub(crate) records: HashMap<Vec<u8>, Agg>,
+    pub(crate) rcodes: HashMap<Vec<u8>, Agg>,
+    pub(crate) lines: u64,
+    pub(crate) bad: BTreeMap<&'static str, u64>,
     key: Vec<u8>,
 }
 
@@ -256,7 +297,7 @@ pub struct Filter {
 }
 
 impl Filter {
-    fn keep(&self, rrtype: u16, a: &Agg) -> bool {
+    pub(crate) fn keep(&self, rrtype: u16, a: &Agg) -> bool {
         (self.rrtypes.is_empty() || self.rrtypes.contains(&rrtype))
             && self.since.is_none_or(|s| a.last / 1000 >= s)
             && self.until.is_none_or(|u| a.first / 1000 <= u)
@@ -327,7 +368,11 @@ impl PdnsStore {
             let mut ips = tx.open_table(IPS).map_err(dberr)?;
             let mut meta = tx.open_table(META).map_err(dberr)?;
             let mut counters: BTreeMap<String, u64> = BTreeMap::new();
-            let mut ix = Vec::new();
+            // Index keys are collected, then inserted in key order, table by table: sorted
+            // inserts touch far fewer B-tree pages than inserts in record-key order.
+            let mut name_keys: Vec<Vec<u8>> = Vec::new();
+            let mut rdata_keys: Vec<Vec<u8>> = Vec::new();
+            let mut ip_keys: Vec<Vec<u8>> = Vec::new();
             for (key, agg) in &entries {
                 let existing = records
                     .get(key.as_slice())
@@ -347,25 +392,24 @@ impl PdnsStore {
                         };
                         *counters.entry("records".into()).or_default() += 1;
                         *counters.entry(format!("type:{rrtype}")).or_default() += 1;
-                        let name = unreverse(rev);
-                        names.insert(name.as_bytes(), ()).map_err(dberr)?;
-                        ix.clear();
+                        name_keys.push(unreverse(rev).into_bytes());
+                        let mut ix = Vec::with_capacity(key.len() + 1);
                         ix.extend_from_slice(rdata);
                         ix.push(0);
                         ix.extend_from_slice(&rrtype.to_be_bytes());
                         ix.extend_from_slice(rev);
-                        rdata_ix.insert(ix.as_slice(), ()).map_err(dberr)?;
+                        rdata_keys.push(ix);
                         let ip = std::str::from_utf8(rdata).ok().and_then(|s| match rrtype {
                             crate::rrtype::A => s.parse::<Ipv4Addr>().ok().map(IpAddr::V4),
                             crate::rrtype::AAAA => s.parse::<Ipv6Addr>().ok().map(IpAddr::V6),
                             _ => None,
                         });
                         if let Some(ip) = ip {
-                            ix.clear();
+                            let mut ix = Vec::with_capacity(18 + rev.len());
                             ix.extend_from_slice(&ip16(ip));
                             ix.extend_from_slice(&rrtype.to_be_bytes());
                             ix.extend_from_slice(rev);
-                            ips.insert(ix.as_slice(), ()).map_err(dberr)?;
+                            ip_keys.push(ix);
                         }
                         agg.clone()
                     }
@@ -376,6 +420,17 @@ impl PdnsStore {
                 records
                     .insert(key.as_slice(), merged.encode().as_slice())
                     .map_err(dberr)?;
+            }
+            for (keys, table) in [
+                (&mut name_keys, &mut names),
+                (&mut rdata_keys, &mut rdata_ix),
+                (&mut ip_keys, &mut ips),
+            ] {
+                keys.sort_unstable();
+                keys.dedup();
+                for k in keys.iter() {
+                    table.insert(k.as_slice(), ()).map_err(dberr)?;
+                }
             }
             let mut rc = tx.open_table(RCODES).map_err(dberr)?;
             for (key, agg) in &rcodes {

@@ -16,7 +16,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use d4_pdns::cof::CofOptions;
 use d4_pdns::server::ServerConfig;
-use d4_pdns::{IngestOptions, Ingester, PdnsStore};
+use d4_pdns::{IngestOptions, Ingester, PdnsStore, RecordStore, RedisStore};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -34,6 +34,12 @@ pub struct PdnsArgs {
     /// The passive DNS database file (default: <data-dir>/pdns.redb).
     #[arg(long, global = true, env = "D4_PDNS_DB")]
     pub db: Option<PathBuf>,
+
+    /// Use a Redis/kvrocks database in analyzer-d4-passivedns's key layout instead of the
+    /// embedded file (`redis://127.0.0.1:6400/0`): serve or feed an existing database.
+    /// Wildcard, prefix and CIDR searches need the embedded store.
+    #[arg(long, global = true, env = "D4_PDNS_REDIS", value_name = "URL")]
+    pub redis: Option<String>,
 
     #[command(subcommand)]
     pub command: PdnsCommand,
@@ -174,8 +180,19 @@ fn now_ms() -> u64 {
 }
 
 pub fn run(args: PdnsArgs) -> anyhow::Result<ExitCode> {
-    let path = db_path(&args)?;
-    let store = Arc::new(PdnsStore::open(&path)?);
+    let store: Arc<dyn RecordStore> = match &args.redis {
+        Some(url) => {
+            let expire = match &args.command {
+                PdnsCommand::Ingest(a) => a.expire.iter().copied().collect(),
+                PdnsCommand::Serve(a) => a.expire.iter().copied().collect(),
+            };
+            Arc::new(
+                RedisStore::open(url, expire)
+                    .with_context(|| format!("cannot use the Redis database {url}"))?,
+            )
+        }
+        None => Arc::new(PdnsStore::open(&db_path(&args)?)?),
+    };
     let data_dir = args.data_dir.clone();
     match args.command {
         PdnsCommand::Ingest(a) => match a.queue.queue {
@@ -235,7 +252,7 @@ fn stop_on_ctrl_c(stop: Arc<AtomicBool>) {
 }
 
 fn ingest_queue(
-    store: Arc<PdnsStore>,
+    store: Arc<dyn RecordStore>,
     data_dir: &Path,
     queue: uuid::Uuid,
     a: IngestArgs,
@@ -275,7 +292,7 @@ fn open_input(p: &Path) -> anyhow::Result<Box<dyn Read>> {
     }
 }
 
-fn ingest(store: Arc<PdnsStore>, a: IngestArgs) -> anyhow::Result<ExitCode> {
+fn ingest(store: Arc<dyn RecordStore>, a: IngestArgs) -> anyhow::Result<ExitCode> {
     let mut ing = Ingester::new(
         store.clone(),
         IngestOptions {
@@ -319,7 +336,7 @@ fn ingest(store: Arc<PdnsStore>, a: IngestArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn serve(store: Arc<PdnsStore>, data_dir: &Path, a: ServeArgs) -> anyhow::Result<ExitCode> {
+fn serve(store: Arc<dyn RecordStore>, data_dir: &Path, a: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut tokens = a.token.clone();
     if let Some(f) = &a.token_file {
         let text = std::fs::read_to_string(f)
