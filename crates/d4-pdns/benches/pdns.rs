@@ -118,8 +118,8 @@ fn query_latency(c: &mut Criterion) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    // Unique-ish records: `n` lines over a space of 4n records.
-    let data = traffic(n, n as u64 * 4, 11);
+    // (Nearly) unique records: `n` lines drawn from a space of 1000n records.
+    let data = traffic(n, n as u64 * 1000, 11);
     let t = Instant::now();
     let (_d, store) = ingest_all(&data);
     let records = store.len().unwrap();
