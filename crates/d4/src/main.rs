@@ -37,6 +37,8 @@ enum Command {
     Pibs(cmd::pibs::PibsArgs),
     #[command(flatten)]
     Admin(cmd::admin::AdminCommand),
+    /// Passive DNS: ingest passivedns CSV into the record store, serve COF lookups.
+    Pdns(cmd::pdns::PdnsArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => cmd::bench::run(args),
         Command::Pibs(args) => cmd::pibs::run(args),
         Command::Admin(args) => cmd::admin::run(args),
+        Command::Pdns(args) => cmd::pdns::run(args),
     };
     match result {
         Ok(code) => code,

@@ -4,5 +4,7 @@ pub mod admin;
 pub mod bench;
 pub mod client;
 pub mod inspect;
+pub mod pdns;
 pub mod pibs;
 pub mod server;
+

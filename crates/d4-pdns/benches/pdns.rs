@@ -1,0 +1,184 @@
+//! Benchmarks of d4-pdns:
+//! * `ingest`: passivedns CSV lines/s into a fresh embedded store (goal ≥ 300,000/s on one
+//!   core), next to `parse_only` (the parser alone: the ceiling).
+//! * `query`: name lookup latency (lookup + sort + COF serialization) in a store holding
+//!   1,000,000 records; p50/p99 printed from 20,000 timed lookups (goal p99 < 5 ms).
+//!
+//! `cargo bench -p d4-pdns` (set PDNS_BENCH_RECORDS to change the store size).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, Criterion, Throughput};
+use d4_pdns::cof::{write_lines, CofOptions};
+use d4_pdns::query::{parse_query, sort_records};
+use d4_pdns::store::Filter;
+use d4_pdns::{parse_line, IngestOptions, Ingester, PdnsStore};
+
+/// Deterministic pseudo-random numbers (xorshift).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// Real-shaped traffic: `lines` lines over `distinct` (name, type, rdata) records (each
+/// record seen lines/distinct times on average), types mixed like resolver traffic.
+fn traffic(lines: usize, distinct: u64, seed: u64) -> Vec<u8> {
+    let mut r = Rng(seed | 1);
+    let mut out = Vec::with_capacity(lines * 110);
+    for i in 0..lines {
+        let rec = r.next() % distinct;
+        let ts = 1_600_000_000 + i as u64 / 100;
+        let name = format!(
+            "host{}.zone{}.example{}.com.",
+            rec % 1000,
+            rec / 1000 % 500,
+            rec % 7
+        );
+        let line = match rec % 10 {
+            0..=5 => format!(
+                "{ts}.{:06}||10.0.0.1||10.0.0.53||IN||{name}||A||{}.{}.{}.{}||300||1\n",
+                i % 1_000_000,
+                rec >> 24 & 255,
+                rec >> 16 & 255,
+                rec >> 8 & 255,
+                rec & 255
+            ),
+            6 | 7 => format!(
+                "{ts}.{:06}||10.0.0.1||10.0.0.53||IN||{name}||AAAA||2001:db8:{:x}::{:x}||300||1\n",
+                i % 1_000_000,
+                rec >> 16,
+                rec & 0xffff
+            ),
+            8 => format!(
+                "{ts}.{:06}||10.0.0.1||10.0.0.53||IN||www.{name}||CNAME||{name}||300||1\n",
+                i % 1_000_000
+            ),
+            _ => format!(
+                "{ts}.{:06}||10.0.0.1||10.0.0.53||IN||{name}||TXT||\"v=spf1 ip4:10.{}.0.0/16 ~all\"||300||1\n",
+                i % 1_000_000,
+                rec % 256
+            ),
+        };
+        out.extend_from_slice(line.as_bytes());
+    }
+    out
+}
+
+fn ingest_all(data: &[u8]) -> (tempfile::TempDir, Arc<PdnsStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(PdnsStore::open(&dir.path().join("pdns.redb")).unwrap());
+    let mut ing = Ingester::new(store.clone(), IngestOptions::default());
+    ing.read(data, None).unwrap();
+    ing.flush().unwrap();
+    (dir, store)
+}
+
+fn bench_ingest(c: &mut Criterion) {
+    const LINES: usize = 500_000;
+    let data = traffic(LINES, 100_000, 7);
+    let mut g = c.benchmark_group("ingest");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(20));
+    g.throughput(Throughput::Elements(LINES as u64));
+    g.bench_function("parse_only", |b| {
+        b.iter(|| {
+            let mut ok = 0usize;
+            for l in data.split(|b| *b == b'\n') {
+                if parse_line(l).is_ok() {
+                    ok += 1;
+                }
+            }
+            ok
+        })
+    });
+    g.bench_function("embedded_store_500k_lines_100k_records", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let t = Instant::now();
+                let (_d, store) = ingest_all(&data);
+                total += t.elapsed();
+                drop(store);
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+fn query_latency(c: &mut Criterion) {
+    let n: usize = std::env::var("PDNS_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    // (Nearly) unique records: `n` lines drawn from a space of 1000n records.
+    let data = traffic(n, n as u64 * 1000, 11);
+    let t = Instant::now();
+    let (_d, store) = ingest_all(&data);
+    let records = store.len().unwrap();
+    eprintln!(
+        "query bench store: {records} records from {n} lines, built in {:.1}s ({:.0} lines/s)",
+        t.elapsed().as_secs_f64(),
+        n as f64 / t.elapsed().as_secs_f64()
+    );
+    // Query names that exist.
+    let names: Vec<String> = data
+        .split(|b| *b == b'\n')
+        .step_by(97)
+        .filter_map(|l| parse_line(l).ok().map(|o| o.rrname.into_owned()))
+        .collect();
+    let opts = CofOptions::default();
+    let one = |name: &str| {
+        let l = parse_query(name).unwrap();
+        let mut r = store.lookup(&l, &Filter::default(), 1_000_000).unwrap();
+        sort_records(&mut r);
+        write_lines(&r, &opts).len()
+    };
+    let mut lat = Vec::with_capacity(20_000);
+    let mut found = 0usize;
+    for i in 0..20_000 {
+        let name = &names[i % names.len()];
+        let t = Instant::now();
+        found += one(name);
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
+    eprintln!(
+        "query latency over {} name lookups in {records} records: p50 {:?}, p99 {:?}, max {:?} ({found} bytes of COF)",
+        lat.len(),
+        p(0.50),
+        p(0.99),
+        lat[lat.len() - 1]
+    );
+    // CIDR and wildcard latencies, for the record.
+    for q in ["10.0.0.0/16", "*.zone7.example3.com", "host12*"] {
+        let t = Instant::now();
+        let b = one(q);
+        eprintln!("query {q}: {:?} ({b} bytes)", t.elapsed());
+    }
+    let mut g = c.benchmark_group("query");
+    g.sample_size(50);
+    let mut i = 0usize;
+    g.bench_function("name_lookup_1m_records", |b| {
+        b.iter(|| {
+            i += 1;
+            one(&names[i % names.len()])
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_ingest, query_latency);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

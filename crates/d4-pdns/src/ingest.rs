@@ -1,0 +1,165 @@
+//! The ingester: lines in, batched commits out. Bad lines are counted per reason and
+//! logged (the first ones at `warn`, later ones at `debug`), never fatal.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::sync::Arc;
+
+use crate::parse::parse_line;
+use crate::store::{Batch, RecordStore, StoreError};
+
+/// Longest line accepted; longer lines are rejected (and skipped) without being buffered.
+pub const MAX_LINE: usize = 1 << 20;
+/// Bad lines logged at `warn` before the ingester goes quiet (`debug`).
+const WARN_BAD_LINES: u64 = 100;
+
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Accepted lines per write transaction.
+    pub batch_lines: usize,
+    /// Drop rcode lines (`NXDOMAIN`...) instead of storing them apart.
+    pub skip_rcode: bool,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions {
+            batch_lines: 100_000,
+            skip_rcode: false,
+        }
+    }
+}
+
+/// Running totals of one ingester.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IngestStats {
+    pub lines_ok: u64,
+    pub lines_bad: u64,
+    pub rcode_lines: u64,
+    pub rcode_skipped: u64,
+    pub bad_by_reason: BTreeMap<&'static str, u64>,
+    pub new_records: u64,
+    pub updated_records: u64,
+    pub commits: u64,
+}
+
+pub struct Ingester {
+    store: Arc<dyn RecordStore>,
+    opts: IngestOptions,
+    batch: Batch,
+    stats: IngestStats,
+}
+
+impl Ingester {
+    pub fn new(store: Arc<dyn RecordStore>, opts: IngestOptions) -> Ingester {
+        Ingester {
+            store,
+            opts,
+            batch: Batch::new(),
+            stats: IngestStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &IngestStats {
+        &self.stats
+    }
+
+    /// Feeds one line; commits when the batch is full.
+    pub fn line(&mut self, line: &[u8], sensor: Option<&str>) -> Result<(), StoreError> {
+        let trimmed = line.trim_ascii();
+        if trimmed.is_empty() {
+            return Ok(());
+        }
+        match parse_line(trimmed) {
+            Ok(obs) => {
+                if obs.rcode {
+                    self.stats.rcode_lines += 1;
+                    if self.opts.skip_rcode {
+                        self.stats.rcode_skipped += 1;
+                        return Ok(());
+                    }
+                }
+                self.stats.lines_ok += 1;
+                self.batch.add(&obs, sensor);
+            }
+            Err(e) => self.bad(e.kind(), &e.to_string(), trimmed),
+        }
+        if self.batch.lines() as usize >= self.opts.batch_lines {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn bad(&mut self, kind: &'static str, reason: &str, line: &[u8]) {
+        self.stats.lines_bad += 1;
+        *self.stats.bad_by_reason.entry(kind).or_default() += 1;
+        self.batch.add_bad(kind);
+        let shown = String::from_utf8_lossy(&line[..line.len().min(200)]);
+        if self.stats.lines_bad <= WARN_BAD_LINES {
+            tracing::warn!(reason, line = %shown, "passivedns line rejected");
+            if self.stats.lines_bad == WARN_BAD_LINES {
+                tracing::warn!("further rejected lines are logged at debug level only");
+            }
+        } else {
+            tracing::debug!(reason, line = %shown, "passivedns line rejected");
+        }
+    }
+
+    /// Feeds a chunk holding zero or more whole lines (a queue entry, a D4 payload).
+    pub fn chunk(&mut self, bytes: &[u8], sensor: Option<&str>) -> Result<(), StoreError> {
+        for line in bytes.split(|b| *b == b'\n') {
+            self.line(line, sensor)?;
+        }
+        Ok(())
+    }
+
+    /// Reads lines to the end of `r`, committing as batches fill. I/O errors end the read.
+    pub fn read<R: BufRead>(&mut self, mut r: R, sensor: Option<&str>) -> std::io::Result<()> {
+        let mut line = Vec::with_capacity(512);
+        loop {
+            line.clear();
+            let mut too_long = false;
+            let mut eof = false;
+            loop {
+                let buf = r.fill_buf()?;
+                if buf.is_empty() {
+                    eof = true;
+                    break;
+                }
+                let (take, done) = match memchr::memchr(b'\n', buf) {
+                    Some(i) => (i + 1, true),
+                    None => (buf.len(), false),
+                };
+                if line.len() + take <= MAX_LINE {
+                    line.extend_from_slice(&buf[..take]);
+                } else {
+                    too_long = true;
+                }
+                r.consume(take);
+                if done {
+                    break;
+                }
+            }
+            if too_long {
+                self.bad("too_long", "line longer than 1 MiB", &line);
+            } else if !line.is_empty() {
+                self.line(&line, sensor).map_err(std::io::Error::other)?;
+            }
+            if eof {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Commits what is batched.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let c = self.store.commit(&mut self.batch)?;
+        self.stats.new_records += c.new_records;
+        self.stats.updated_records += c.updated_records;
+        self.stats.commits += 1;
+        Ok(())
+    }
+}

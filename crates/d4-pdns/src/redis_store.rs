@@ -1,0 +1,272 @@
+//! The Redis / kvrocks backend, in analyzer-d4-passivedns's key layout, so that an existing
+//! database can be served (and fed) by d4-pdns:
+//!
+//! * `r:<rrname>:<type number>`: set of rdata; `v:<rdata>:<type number>`: set of names;
+//! * `s:<rrname>:<rdata>:<type>` / `l:…` / `o:…`: first seen, last seen (epoch seconds),
+//!   count; `dist:type` (hash type → count), `stats:processed`.
+//!
+//! Writes keep first = minimum and last = maximum atomically (a small Lua script, which
+//! kvrocks runs too) and add the CSV count. Expiry per rrtype sets a TTL on the keys of a
+//! record when it is written (the reference's `[expiration]`). Sensor ids and rcode lines
+//! have no place in this layout and are not stored. Lookups: exact names and reverse
+//! (rdata/IP); wildcard, prefix and CIDR searches need the embedded store's indexes and are
+//! refused (501) here.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use crate::rrtype;
+use crate::store::{
+    split_record_key, unreverse, Agg, Batch, CommitStats, Filter, Info, Lookup, Record,
+    RecordStore, StoreError,
+};
+
+const MINMAX_LUA: &str = "\
+local s = redis.call('GET', KEYS[1]) \
+if (not s) or tonumber(s) > tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end \
+local l = redis.call('GET', KEYS[2]) \
+if (not l) or tonumber(l) < tonumber(ARGV[2]) then redis.call('SET', KEYS[2], ARGV[2]) end \
+return redis.call('INCRBY', KEYS[3], ARGV[3])";
+
+fn rerr(e: redis::RedisError) -> StoreError {
+    StoreError::Redis(e.to_string())
+}
+
+/// Passive DNS records in Redis/kvrocks (analyzer-d4-passivedns layout).
+pub struct RedisStore {
+    con: Mutex<redis::Connection>,
+    expire: HashMap<u16, u64>,
+}
+
+impl RedisStore {
+    /// Connects (`redis://host:port/db`) and checks the server answers.
+    pub fn open(url: &str, expire: HashMap<u16, u64>) -> Result<RedisStore, StoreError> {
+        let client = redis::Client::open(url).map_err(rerr)?;
+        let mut con = client.get_connection().map_err(rerr)?;
+        redis::cmd("PING").query::<String>(&mut con).map_err(rerr)?;
+        Ok(RedisStore {
+            con: Mutex::new(con),
+            expire,
+        })
+    }
+
+    fn con(&self) -> std::sync::MutexGuard<'_, redis::Connection> {
+        match self.con.lock() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Types to probe for a name: every named type plus those seen in `dist:type`.
+    fn types(&self, con: &mut redis::Connection) -> Result<BTreeSet<u16>, StoreError> {
+        let seen: Vec<String> = redis::cmd("HKEYS")
+            .arg("dist:type")
+            .query(con)
+            .map_err(rerr)?;
+        let mut t: BTreeSet<u16> = (1..=260u16)
+            .filter(|t| rrtype::name(*t).is_some())
+            .collect();
+        t.extend([32768, 32769]);
+        t.extend(seen.iter().filter_map(|s| s.parse::<u16>().ok()));
+        Ok(t)
+    }
+
+    /// Builds the records of (name, type, rdata) triples from their s:/l:/o: keys.
+    fn records(
+        &self,
+        con: &mut redis::Connection,
+        triples: Vec<(String, u16, String)>,
+        filter: &Filter,
+        max: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in triples.chunks(1000) {
+            let mut pipe = redis::pipe();
+            for (n, t, v) in chunk {
+                pipe.cmd("MGET")
+                    .arg(format!("s:{n}:{v}:{t}"))
+                    .arg(format!("l:{n}:{v}:{t}"))
+                    .arg(format!("o:{n}:{v}:{t}"));
+            }
+            let vals: Vec<Vec<Option<String>>> = pipe.query(con).map_err(rerr)?;
+            for ((n, t, v), got) in chunk.iter().zip(vals) {
+                let num = |i: usize| {
+                    got.get(i)
+                        .and_then(|x| x.as_deref())
+                        .and_then(|x| x.trim().split('.').next())
+                        .and_then(|x| x.parse::<u64>().ok())
+                };
+                let (Some(first), Some(last)) = (num(0), num(1)) else {
+                    continue; // expired or half-written: the reference skips these too
+                };
+                let a = Agg {
+                    first: first * 1000,
+                    last: last * 1000,
+                    count: num(2).unwrap_or(1),
+                    sensors: Vec::new(),
+                };
+                if !filter.keep(*t, &a) {
+                    continue;
+                }
+                if out.len() >= max {
+                    return Err(StoreError::TooManyMatches(max));
+                }
+                out.push(Record {
+                    rrname: n.clone(),
+                    rrtype: *t,
+                    rdata: v.clone(),
+                    time_first_ms: a.first,
+                    time_last_ms: a.last,
+                    count: a.count,
+                    sensors: Vec::new(),
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl RecordStore for RedisStore {
+    fn commit(&self, batch: &mut Batch) -> Result<CommitStats, StoreError> {
+        let mut stats = CommitStats {
+            lines: batch.lines,
+            ..CommitStats::default()
+        };
+        let entries: Vec<(Vec<u8>, Agg)> = batch.records.drain().collect();
+        batch.rcodes.clear();
+        let mut con = self.con();
+        for chunk in entries.chunks(2000) {
+            let mut pipe = redis::pipe();
+            for (key, agg) in chunk {
+                let Some((rev, t, rdata)) = split_record_key(key) else {
+                    continue;
+                };
+                let name = unreverse(rev);
+                let rdata = String::from_utf8_lossy(rdata);
+                let keys = [
+                    format!("r:{name}:{t}"),
+                    format!("v:{rdata}:{t}"),
+                    format!("s:{name}:{rdata}:{t}"),
+                    format!("l:{name}:{rdata}:{t}"),
+                    format!("o:{name}:{rdata}:{t}"),
+                ];
+                pipe.cmd("SADD").arg(&keys[0]).arg(rdata.as_ref());
+                pipe.cmd("SADD").arg(&keys[1]).arg(&name).ignore();
+                pipe.cmd("EVAL")
+                    .arg(MINMAX_LUA)
+                    .arg(3)
+                    .arg(&keys[2])
+                    .arg(&keys[3])
+                    .arg(&keys[4])
+                    .arg(agg.first / 1000)
+                    .arg(agg.last / 1000)
+                    .arg(agg.count)
+                    .ignore();
+                pipe.cmd("HINCRBY")
+                    .arg("dist:type")
+                    .arg(t)
+                    .arg(agg.count)
+                    .ignore();
+                if let Some(secs) = self.expire.get(&t) {
+                    for k in &keys {
+                        pipe.cmd("EXPIRE").arg(k).arg(*secs).ignore();
+                    }
+                }
+            }
+            let added: Vec<i64> = pipe.query(&mut *con).map_err(rerr)?;
+            for a in added {
+                if a > 0 {
+                    stats.new_records += 1;
+                } else {
+                    stats.updated_records += 1;
+                }
+            }
+        }
+        redis::cmd("INCRBY")
+            .arg("stats:processed")
+            .arg(batch.lines)
+            .query::<i64>(&mut *con)
+            .map_err(rerr)?;
+        batch.lines = 0;
+        batch.bad.clear();
+        Ok(stats)
+    }
+
+    fn lookup(
+        &self,
+        lookup: &Lookup,
+        filter: &Filter,
+        max: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let mut con = self.con();
+        let types: Vec<u16> = self
+            .types(&mut con)?
+            .into_iter()
+            .filter(|t| filter.rrtypes.is_empty() || filter.rrtypes.contains(t))
+            .collect();
+        let mut triples = Vec::new();
+        match lookup {
+            Lookup::Name(name) => {
+                let mut pipe = redis::pipe();
+                for t in &types {
+                    pipe.cmd("SMEMBERS").arg(format!("r:{name}:{t}"));
+                }
+                let sets: Vec<Vec<String>> = pipe.query(&mut *con).map_err(rerr)?;
+                for (t, values) in types.iter().zip(sets) {
+                    for v in values {
+                        triples.push((name.clone(), *t, v));
+                    }
+                }
+            }
+            Lookup::Rdata(values) => {
+                let values: BTreeSet<&String> = values.iter().collect();
+                for value in values {
+                    let mut pipe = redis::pipe();
+                    for t in &types {
+                        pipe.cmd("SMEMBERS").arg(format!("v:{value}:{t}"));
+                    }
+                    let sets: Vec<Vec<String>> = pipe.query(&mut *con).map_err(rerr)?;
+                    for (t, names) in types.iter().zip(sets) {
+                        for n in names {
+                            triples.push((n, *t, value.clone()));
+                        }
+                    }
+                }
+            }
+            Lookup::Suffix(_) => return Err(StoreError::Unsupported("wildcard search on Redis")),
+            Lookup::Prefix(_) => return Err(StoreError::Unsupported("prefix search on Redis")),
+            Lookup::Cidr(_) => return Err(StoreError::Unsupported("CIDR search on Redis")),
+        }
+        if triples.len() > max.saturating_mul(4) {
+            return Err(StoreError::TooManyMatches(max));
+        }
+        self.records(&mut con, triples, filter, max)
+    }
+
+    fn info(&self) -> Result<Info, StoreError> {
+        let mut con = self.con();
+        let dist: HashMap<String, u64> = redis::cmd("HGETALL")
+            .arg("dist:type")
+            .query(&mut *con)
+            .map_err(rerr)?;
+        let processed: Option<u64> = redis::cmd("GET")
+            .arg("stats:processed")
+            .query(&mut *con)
+            .map_err(rerr)?;
+        let mut info = Info {
+            lines_ingested: processed.unwrap_or(0),
+            ..Info::default()
+        };
+        // dist:type counts observations per type (the layout keeps no record count).
+        for (t, n) in dist {
+            if let Ok(t) = t.parse() {
+                info.rrtypes.insert(t, n);
+            }
+        }
+        Ok(info)
+    }
+
+    fn expire(&self, _now_ms: u64, _ttl: &HashMap<u16, u64>) -> Result<u64, StoreError> {
+        Ok(0) // Redis expires the keys itself (TTL set at write time).
+    }
+}

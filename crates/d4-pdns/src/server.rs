@@ -1,0 +1,315 @@
+//! The COF lookup server (axum): `GET /query/<q>`, `GET /fquery/<value>`, `GET /info`.
+//!
+//! Pagination follows CIRCL's service as PyPDNS uses it: request headers
+//! `dribble-paginate-count` (page size) and `dribble-paginate-cursor` (offset of the first
+//! record, an integer > 0 taken from the previous answer), `dribble-filter-rrtype`; the
+//! answer carries `x-dribble-cursor` when more records follow. Query parameters `rrtype`
+//! (comma-separated), `since`, `until` (seconds), `limit` and `cursor` do the same for curl
+//! users. `x-d4-total` gives the number of matching records. Nothing is cut silently: a
+//! page that does not hold everything always carries a cursor, and a query matching more
+//! than `max_matches` records is refused (422) with a message.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::cof::{self, CofOptions};
+use crate::query::{self, page, sort_records};
+use crate::rrtype;
+use crate::store::{Filter, Lookup, RecordStore, StoreError};
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub cof: CofOptions,
+    /// Accepted tokens (`Authorization: <token>` or `Authorization: Bearer <token>`);
+    /// empty: no authentication.
+    pub tokens: Vec<String>,
+    /// Requests per minute and client IP; `None`: no limit. Over it: 429.
+    pub rate_limit_per_min: Option<u32>,
+    /// A query matching more records than this is refused (422) instead of truncated.
+    pub max_matches: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            cof: CofOptions::default(),
+            tokens: Vec::new(),
+            rate_limit_per_min: None,
+            max_matches: 1_000_000,
+        }
+    }
+}
+
+struct AppState {
+    store: Arc<dyn RecordStore>,
+    cfg: ServerConfig,
+    windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+/// The router; serve it with `into_make_service_with_connect_info::<SocketAddr>()`
+/// (the rate limiter needs the client address).
+pub fn router(store: Arc<dyn RecordStore>, cfg: ServerConfig) -> Router {
+    let state = Arc::new(AppState {
+        store,
+        cfg,
+        windows: Mutex::new(HashMap::new()),
+    });
+    Router::new()
+        .route("/query/{*q}", get(query_handler))
+        .route("/fquery/{*q}", get(fquery_handler))
+        .route("/info", get(info_handler))
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
+}
+
+/// Serves until the future `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    store: Arc<dyn RecordStore>,
+    cfg: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(store, cfg);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+fn error(status: StatusCode, msg: impl std::fmt::Display) -> Response {
+    (status, axum::Json(json!({ "error": msg.to_string() }))).into_response()
+}
+
+fn token_ok(tokens: &[String], headers: &HeaderMap) -> bool {
+    let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let v = v.strip_prefix("Bearer ").unwrap_or(v).trim();
+    tokens
+        .iter()
+        .fold(false, |ok, t| ok | ct_eq(t.as_bytes(), v.as_bytes()))
+}
+
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if !st.cfg.tokens.is_empty() && !token_ok(&st.cfg.tokens, req.headers()) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong Authorization token",
+        );
+    }
+    if let Some(limit) = st.cfg.rate_limit_per_min {
+        let ip = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        if let Some(ip) = ip {
+            let now = Instant::now();
+            let retry = {
+                let mut w = match st.windows.lock() {
+                    Ok(w) => w,
+                    Err(p) => p.into_inner(),
+                };
+                if w.len() > 100_000 {
+                    w.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
+                }
+                let e = w.entry(ip).or_insert((now, 0));
+                if now.duration_since(e.0) >= Duration::from_secs(60) {
+                    *e = (now, 0);
+                }
+                e.1 += 1;
+                (e.1 > limit).then(|| {
+                    60u64
+                        .saturating_sub(now.duration_since(e.0).as_secs())
+                        .max(1)
+                })
+            };
+            if let Some(secs) = retry {
+                let mut r = error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("rate limit of {limit} requests per minute exceeded"),
+                );
+                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return r;
+            }
+        }
+    }
+    next.run(req).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Params {
+    rrtype: Option<String>,
+    since: Option<u64>,
+    until: Option<u64>,
+    limit: Option<usize>,
+    cursor: Option<usize>,
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+fn parse_types(s: &str, out: &mut Vec<u16>) -> Result<(), String> {
+    for t in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        match rrtype::parse(t) {
+            Some(n) => out.push(n),
+            None => return Err(format!("unknown rrtype `{t}`")),
+        }
+    }
+    Ok(())
+}
+
+async fn run_lookup(
+    st: Arc<AppState>,
+    lookup: Result<Lookup, query::QueryError>,
+    params: Params,
+    headers: HeaderMap,
+) -> Response {
+    let lookup = match lookup {
+        Ok(l) => l,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let mut filter = Filter {
+        rrtypes: Vec::new(),
+        since: params.since,
+        until: params.until,
+    };
+    if let Some(t) = &params.rrtype {
+        if let Err(e) = parse_types(t, &mut filter.rrtypes) {
+            return error(StatusCode::BAD_REQUEST, e);
+        }
+    }
+    if let Some(t) = header_str(&headers, "dribble-filter-rrtype") {
+        if let Err(e) = parse_types(t, &mut filter.rrtypes) {
+            return error(StatusCode::BAD_REQUEST, e);
+        }
+    }
+    let count = match header_str(&headers, "dribble-paginate-count") {
+        Some(c) => match c.parse::<usize>() {
+            Ok(c) if c > 0 => Some(c),
+            _ => return error(StatusCode::BAD_REQUEST, "bad dribble-paginate-count"),
+        },
+        None => params.limit.filter(|l| *l > 0),
+    };
+    let cursor = match header_str(&headers, "dribble-paginate-cursor") {
+        Some(c) => match c.parse::<usize>() {
+            Ok(c) => c,
+            Err(_) => return error(StatusCode::BAD_REQUEST, "bad dribble-paginate-cursor"),
+        },
+        None => params.cursor.unwrap_or(0),
+    };
+    let max = st.cfg.max_matches;
+    let store = st.store.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        let mut r = store.lookup(&lookup, &filter, max)?;
+        sort_records(&mut r);
+        Ok::<_, StoreError>(r)
+    })
+    .await;
+    let records = match found {
+        Ok(Ok(r)) => r,
+        Ok(Err(e @ StoreError::TooManyMatches(_))) => {
+            return error(StatusCode::UNPROCESSABLE_ENTITY, e)
+        }
+        Ok(Err(e @ StoreError::Unsupported(_))) => return error(StatusCode::NOT_IMPLEMENTED, e),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "lookup failed");
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "lookup failed");
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "lookup task failed");
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "lookup failed");
+        }
+    };
+    let (slice, next) = page(&records, cursor, count);
+    let body = cof::write_lines(slice, &st.cfg.cof);
+    let mut resp = (StatusCode::OK, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(cof::CONTENT_TYPE),
+    );
+    if let Ok(v) = HeaderValue::from_str(&records.len().to_string()) {
+        h.insert("x-d4-total", v);
+    }
+    if let Some(n) = next {
+        if let Ok(v) = HeaderValue::from_str(&n.to_string()) {
+            h.insert("x-dribble-cursor", v);
+        }
+    }
+    resp
+}
+
+async fn query_handler(
+    State(st): State<Arc<AppState>>,
+    Path(q): Path<String>,
+    Query(params): Query<Params>,
+    headers: HeaderMap,
+) -> Response {
+    run_lookup(st, query::parse_query(&q), params, headers).await
+}
+
+async fn fquery_handler(
+    State(st): State<Arc<AppState>>,
+    Path(q): Path<String>,
+    Query(params): Query<Params>,
+    headers: HeaderMap,
+) -> Response {
+    run_lookup(st, query::parse_fquery(&q), params, headers).await
+}
+
+async fn info_handler(State(st): State<Arc<AppState>>) -> Response {
+    let store = st.store.clone();
+    match tokio::task::spawn_blocking(move || store.info()).await {
+        Ok(Ok(info)) => {
+            let types: serde_json::Map<String, serde_json::Value> = info
+                .rrtypes
+                .iter()
+                .map(|(t, n)| {
+                    let k = rrtype::name(*t)
+                        .map(str::to_string)
+                        .unwrap_or_else(|| t.to_string());
+                    (k, json!(n))
+                })
+                .collect();
+            axum::Json(json!({
+                "software": "d4-pdns",
+                "version": env!("CARGO_PKG_VERSION"),
+                "records": info.records,
+                "rcode_records": info.rcode_records,
+                "lines_ingested": info.lines_ingested,
+                "lines_rejected": info.lines_rejected,
+                "rrtypes": types,
+                "sensors": info.sensors,
+            }))
+            .into_response()
+        }
+        _ => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot read the counters",
+        ),
+    }
+}

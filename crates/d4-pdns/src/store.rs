@@ -1,0 +1,737 @@
+//! The embedded record store (redb): one row per (rrname, rrtype, rdata) with first seen
+//! (minimum), last seen (maximum), summed count and the sensors that reported it, plus the
+//! indexes the lookups need.
+//!
+//! Tables (all keys are bytes, ordered):
+//! * `records`: `revname \0 type(be16) rdata` → `first_ms(le64) last_ms(le64) count(le64)
+//!   sensors(comma separated)`. `revname` is the owner name with its labels reversed
+//!   (`www.example.com` → `com.example.www`): an exact name is the range `revname\0…`, a
+//!   wildcard `*.example.com` the range of keys starting with `com.example.`.
+//! * `names`: owner names in forward order, for prefix search (`www.exam*`).
+//! * `rdata`: `rdata \0 type revname` → (): reverse lookups (`/fquery`, `/query/<ip>`).
+//! * `ips`: `ip(16 bytes, IPv4 mapped) type revname` → (): CIDR search on A/AAAA.
+//! * `rcodes`: like `records`, for error lines (`NXDOMAIN`...), kept apart.
+//! * `meta`: counters (`records`, `type:<n>`, `sensor:<id>`, `lines`, `bad:<kind>`...).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::ops::Bound;
+use std::path::Path;
+
+use ipnet::IpNet;
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use crate::parse::Observation;
+
+const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
+const NAMES: TableDefinition<&[u8], ()> = TableDefinition::new("names");
+const RDATA: TableDefinition<&[u8], ()> = TableDefinition::new("rdata");
+const IPS: TableDefinition<&[u8], ()> = TableDefinition::new("ips");
+const RCODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rcodes");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// Most sensor ids remembered per record.
+pub const MAX_SENSORS_PER_RECORD: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the passive DNS database {path} is already open in another process (one process owns it: run the ingester inside `d4 pdns serve --queue/--input`, or stop the server first)")]
+    Locked { path: String },
+    #[error("database error: {0}")]
+    Db(Box<redb::Error>),
+    #[error("the query matches more than {0} records: narrow it (rrtype, time window, a longer suffix/prefix) or raise --max-matches")]
+    TooManyMatches(usize),
+    #[error("redis: {0}")]
+    Redis(String),
+    #[error("not supported by this backend: {0}")]
+    Unsupported(&'static str),
+}
+
+/// A record store backend: the embedded [`PdnsStore`] or [`crate::redis_store::RedisStore`].
+pub trait RecordStore: Send + Sync {
+    /// Writes a batch (one transaction / pipeline) and empties it.
+    fn commit(&self, batch: &mut Batch) -> Result<CommitStats, StoreError>;
+    /// Every record matching, unordered; fails rather than returning more than `max`.
+    fn lookup(
+        &self,
+        lookup: &Lookup,
+        filter: &Filter,
+        max: usize,
+    ) -> Result<Vec<Record>, StoreError>;
+    /// Counters for `/info`.
+    fn info(&self) -> Result<Info, StoreError>;
+    /// Removes expired records (expiry per rrtype, seconds); returns how many.
+    fn expire(&self, now_ms: u64, ttl: &HashMap<u16, u64>) -> Result<u64, StoreError>;
+}
+
+impl RecordStore for PdnsStore {
+    fn commit(&self, batch: &mut Batch) -> Result<CommitStats, StoreError> {
+        PdnsStore::commit(self, batch)
+    }
+    fn lookup(
+        &self,
+        lookup: &Lookup,
+        filter: &Filter,
+        max: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        PdnsStore::lookup(self, lookup, filter, max)
+    }
+    fn info(&self) -> Result<Info, StoreError> {
+        PdnsStore::info(self)
+    }
+    fn expire(&self, now_ms: u64, ttl: &HashMap<u16, u64>) -> Result<u64, StoreError> {
+        PdnsStore::expire(self, now_ms, ttl)
+    }
+}
+
+fn dberr<E: Into<redb::Error>>(e: E) -> StoreError {
+    StoreError::Db(Box::new(e.into()))
+}
+
+type PushFn<'a> = dyn FnMut(&[u8], &[u8], &mut Vec<Record>) -> Result<(), StoreError> + 'a;
+
+/// One stored record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub rrname: String,
+    pub rrtype: u16,
+    pub rdata: String,
+    pub time_first_ms: u64,
+    pub time_last_ms: u64,
+    pub count: u64,
+    pub sensors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Agg {
+    pub(crate) first: u64,
+    pub(crate) last: u64,
+    pub(crate) count: u64,
+    pub(crate) sensors: Vec<String>,
+}
+
+impl Agg {
+    fn merge(&mut self, first: u64, last: u64, count: u64, sensors: &[&str]) {
+        self.first = self.first.min(first);
+        self.last = self.last.max(last);
+        self.count = self.count.saturating_add(count);
+        for s in sensors {
+            if !s.is_empty()
+                && self.sensors.len() < MAX_SENSORS_PER_RECORD
+                && !self.sensors.iter().any(|x| x == s)
+            {
+                self.sensors.push((*s).to_string());
+            }
+        }
+    }
+    fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(24 + self.sensors.len() * 33);
+        v.extend_from_slice(&self.first.to_le_bytes());
+        v.extend_from_slice(&self.last.to_le_bytes());
+        v.extend_from_slice(&self.count.to_le_bytes());
+        v.extend_from_slice(self.sensors.join(",").as_bytes());
+        v
+    }
+    fn decode(v: &[u8]) -> Agg {
+        let n = |i: usize| {
+            v.get(i..i + 8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_le_bytes)
+                .unwrap_or(0)
+        };
+        let sensors = v
+            .get(24..)
+            .map(|s| String::from_utf8_lossy(s))
+            .map(|s| {
+                s.split(',')
+                    .filter(|x| !x.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Agg {
+            first: n(0),
+            last: n(8),
+            count: n(16),
+            sensors,
+        }
+    }
+}
+
+/// Writes `name` with its labels reversed.
+pub fn reverse_labels(name: &str, out: &mut Vec<u8>) {
+    let mut first = true;
+    for label in name.rsplit('.') {
+        if !first {
+            out.push(b'.');
+        }
+        first = false;
+        out.extend_from_slice(label.as_bytes());
+    }
+}
+
+fn record_key(rrname: &str, rrtype: u16, rdata: &str, out: &mut Vec<u8>) {
+    out.clear();
+    reverse_labels(rrname, out);
+    out.push(0);
+    out.extend_from_slice(&rrtype.to_be_bytes());
+    out.extend_from_slice(rdata.as_bytes());
+}
+
+/// (revname, type, rdata) of a `records` key.
+pub(crate) fn split_record_key(k: &[u8]) -> Option<(&[u8], u16, &[u8])> {
+    let z = memchr::memchr(0, k)?;
+    let t = k.get(z + 1..z + 3)?;
+    Some((&k[..z], u16::from_be_bytes([t[0], t[1]]), &k[z + 3..]))
+}
+
+pub(crate) fn unreverse(rev: &[u8]) -> String {
+    let s = String::from_utf8_lossy(rev);
+    let mut out = Vec::with_capacity(rev.len());
+    reverse_labels(&s, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn ip16(ip: IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+/// Observations aggregated in memory before one write transaction.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub(crate) records: HashMap<Vec<u8>, Agg>,
+    pub(crate) rcodes: HashMap<Vec<u8>, Agg>,
+    pub(crate) lines: u64,
+    pub(crate) bad: BTreeMap<&'static str, u64>,
+    key: Vec<u8>,
+}
+
+impl Batch {
+    pub fn new() -> Batch {
+        Batch::default()
+    }
+
+    /// Adds one observation (reported by `sensor`, when known).
+    pub fn add(&mut self, o: &Observation<'_>, sensor: Option<&str>) {
+        self.lines += 1;
+        record_key(&o.rrname, o.rrtype, &o.rdata, &mut self.key);
+        let map = if o.rcode {
+            &mut self.rcodes
+        } else {
+            &mut self.records
+        };
+        let sensors: &[&str] = match &sensor {
+            Some(s) => std::slice::from_ref(s),
+            None => &[],
+        };
+        match map.get_mut(self.key.as_slice()) {
+            Some(a) => a.merge(o.time_ms, o.time_ms, o.count, sensors),
+            None => {
+                let mut a = Agg {
+                    first: o.time_ms,
+                    last: o.time_ms,
+                    count: 0,
+                    sensors: Vec::new(),
+                };
+                a.merge(o.time_ms, o.time_ms, o.count, sensors);
+                map.insert(self.key.clone(), a);
+            }
+        }
+    }
+
+    /// Counts a rejected line (its reason label).
+    pub fn add_bad(&mut self, kind: &'static str) {
+        *self.bad.entry(kind).or_default() += 1;
+    }
+
+    /// Lines added (accepted) since the last commit.
+    pub fn lines(&self) -> u64 {
+        self.lines
+    }
+
+    /// Distinct (name, type, rdata) in the batch.
+    pub fn distinct(&self) -> usize {
+        self.records.len() + self.rcodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines == 0 && self.bad.is_empty()
+    }
+}
+
+/// What one commit changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CommitStats {
+    pub lines: u64,
+    pub new_records: u64,
+    pub updated_records: u64,
+}
+
+/// What to look up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// Records of one owner name (normalized).
+    Name(String),
+    /// Records of every name strictly under a suffix (`*.example.com` → `example.com`).
+    Suffix(String),
+    /// Records of every name starting with a string (`www.exam*` → `www.exam`).
+    Prefix(String),
+    /// Records whose rdata is exactly one of these values (reverse lookup).
+    Rdata(Vec<String>),
+    /// A/AAAA records whose address is inside a network.
+    Cidr(IpNet),
+}
+
+/// Filters applied while scanning.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only these types (empty: all).
+    pub rrtypes: Vec<u16>,
+    /// Only records last seen at or after this time (seconds).
+    pub since: Option<u64>,
+    /// Only records first seen at or before this time (seconds).
+    pub until: Option<u64>,
+}
+
+impl Filter {
+    pub(crate) fn keep(&self, rrtype: u16, a: &Agg) -> bool {
+        (self.rrtypes.is_empty() || self.rrtypes.contains(&rrtype))
+            && self.since.is_none_or(|s| a.last / 1000 >= s)
+            && self.until.is_none_or(|u| a.first / 1000 <= u)
+    }
+}
+
+/// Counters shown by `/info`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Info {
+    pub records: u64,
+    pub rcode_records: u64,
+    pub lines_ingested: u64,
+    pub lines_rejected: BTreeMap<String, u64>,
+    /// Records per type (numbers as strings; mnemonics added by the server).
+    pub rrtypes: BTreeMap<u16, u64>,
+    /// Observations (summed counts) per sensor id.
+    pub sensors: BTreeMap<String, u64>,
+}
+
+/// The embedded passive DNS store.
+pub struct PdnsStore {
+    db: Database,
+}
+
+impl PdnsStore {
+    /// Opens (or creates) the database file.
+    pub fn open(path: &Path) -> Result<PdnsStore, StoreError> {
+        let database = match Database::create(path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(StoreError::Locked {
+                    path: path.display().to_string(),
+                })
+            }
+            Err(e) => return Err(dberr(e)),
+        };
+        let tx = database.begin_write().map_err(dberr)?;
+        {
+            tx.open_table(RECORDS).map_err(dberr)?;
+            tx.open_table(NAMES).map_err(dberr)?;
+            tx.open_table(RDATA).map_err(dberr)?;
+            tx.open_table(IPS).map_err(dberr)?;
+            tx.open_table(RCODES).map_err(dberr)?;
+            tx.open_table(META).map_err(dberr)?;
+        }
+        tx.commit().map_err(dberr)?;
+        Ok(PdnsStore { db: database })
+    }
+
+    /// Writes a batch in one transaction and empties it.
+    pub fn commit(&self, batch: &mut Batch) -> Result<CommitStats, StoreError> {
+        let mut stats = CommitStats {
+            lines: batch.lines,
+            ..CommitStats::default()
+        };
+        if batch.is_empty() {
+            return Ok(stats);
+        }
+        let mut entries: Vec<(Vec<u8>, Agg)> = batch.records.drain().collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut rcodes: Vec<(Vec<u8>, Agg)> = batch.rcodes.drain().collect();
+        rcodes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let tx = self.db.begin_write().map_err(dberr)?;
+        {
+            let mut records = tx.open_table(RECORDS).map_err(dberr)?;
+            let mut names = tx.open_table(NAMES).map_err(dberr)?;
+            let mut rdata_ix = tx.open_table(RDATA).map_err(dberr)?;
+            let mut ips = tx.open_table(IPS).map_err(dberr)?;
+            let mut meta = tx.open_table(META).map_err(dberr)?;
+            let mut counters: BTreeMap<String, u64> = BTreeMap::new();
+            // Index keys are collected, then inserted in key order, table by table: sorted
+            // inserts touch far fewer B-tree pages than inserts in record-key order.
+            let mut name_keys: Vec<Vec<u8>> = Vec::new();
+            let mut rdata_keys: Vec<Vec<u8>> = Vec::new();
+            let mut ip_keys: Vec<Vec<u8>> = Vec::new();
+            for (key, agg) in &entries {
+                let existing = records
+                    .get(key.as_slice())
+                    .map_err(dberr)?
+                    .map(|v| Agg::decode(v.value()));
+                let merged = match existing {
+                    Some(mut old) => {
+                        let s: Vec<&str> = agg.sensors.iter().map(String::as_str).collect();
+                        old.merge(agg.first, agg.last, agg.count, &s);
+                        stats.updated_records += 1;
+                        old
+                    }
+                    None => {
+                        stats.new_records += 1;
+                        let Some((rev, rrtype, rdata)) = split_record_key(key) else {
+                            continue;
+                        };
+                        *counters.entry("records".into()).or_default() += 1;
+                        *counters.entry(format!("type:{rrtype}")).or_default() += 1;
+                        name_keys.push(unreverse(rev).into_bytes());
+                        let mut ix = Vec::with_capacity(key.len() + 1);
+                        ix.extend_from_slice(rdata);
+                        ix.push(0);
+                        ix.extend_from_slice(&rrtype.to_be_bytes());
+                        ix.extend_from_slice(rev);
+                        rdata_keys.push(ix);
+                        let ip = std::str::from_utf8(rdata).ok().and_then(|s| match rrtype {
+                            crate::rrtype::A => s.parse::<Ipv4Addr>().ok().map(IpAddr::V4),
+                            crate::rrtype::AAAA => s.parse::<Ipv6Addr>().ok().map(IpAddr::V6),
+                            _ => None,
+                        });
+                        if let Some(ip) = ip {
+                            let mut ix = Vec::with_capacity(18 + rev.len());
+                            ix.extend_from_slice(&ip16(ip));
+                            ix.extend_from_slice(&rrtype.to_be_bytes());
+                            ix.extend_from_slice(rev);
+                            ip_keys.push(ix);
+                        }
+                        agg.clone()
+                    }
+                };
+                for s in &agg.sensors {
+                    *counters.entry(format!("sensor:{s}")).or_default() += agg.count;
+                }
+                records
+                    .insert(key.as_slice(), merged.encode().as_slice())
+                    .map_err(dberr)?;
+            }
+            for (keys, table) in [
+                (&mut name_keys, &mut names),
+                (&mut rdata_keys, &mut rdata_ix),
+                (&mut ip_keys, &mut ips),
+            ] {
+                keys.sort_unstable();
+                keys.dedup();
+                for k in keys.iter() {
+                    table.insert(k.as_slice(), ()).map_err(dberr)?;
+                }
+            }
+            let mut rc = tx.open_table(RCODES).map_err(dberr)?;
+            for (key, agg) in &rcodes {
+                let existing = rc
+                    .get(key.as_slice())
+                    .map_err(dberr)?
+                    .map(|v| Agg::decode(v.value()));
+                let merged = match existing {
+                    Some(mut old) => {
+                        let s: Vec<&str> = agg.sensors.iter().map(String::as_str).collect();
+                        old.merge(agg.first, agg.last, agg.count, &s);
+                        old
+                    }
+                    None => {
+                        *counters.entry("rcode_records".into()).or_default() += 1;
+                        agg.clone()
+                    }
+                };
+                rc.insert(key.as_slice(), merged.encode().as_slice())
+                    .map_err(dberr)?;
+            }
+            *counters.entry("lines".into()).or_default() += batch.lines;
+            for (k, n) in &batch.bad {
+                *counters.entry(format!("bad:{k}")).or_default() += n;
+            }
+            for (k, n) in counters {
+                let old = meta
+                    .get(k.as_str())
+                    .map_err(dberr)?
+                    .map(|v| v.value())
+                    .unwrap_or(0);
+                meta.insert(k.as_str(), old.saturating_add(n))
+                    .map_err(dberr)?;
+            }
+        }
+        tx.commit().map_err(dberr)?;
+        batch.lines = 0;
+        batch.bad.clear();
+        Ok(stats)
+    }
+
+    /// Every record matching `lookup` and `filter`, in no particular order. Fails rather
+    /// than truncating when more than `max` records match.
+    pub fn lookup(
+        &self,
+        lookup: &Lookup,
+        filter: &Filter,
+        max: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let tx = self.db.begin_read().map_err(dberr)?;
+        let records = tx.open_table(RECORDS).map_err(dberr)?;
+        let mut out = Vec::new();
+        let mut push =
+            |key: &[u8], value: &[u8], out: &mut Vec<Record>| -> Result<(), StoreError> {
+                let Some((rev, rrtype, rdata)) = split_record_key(key) else {
+                    return Ok(());
+                };
+                let a = Agg::decode(value);
+                if !filter.keep(rrtype, &a) {
+                    return Ok(());
+                }
+                if out.len() >= max {
+                    return Err(StoreError::TooManyMatches(max));
+                }
+                out.push(Record {
+                    rrname: unreverse(rev),
+                    rrtype,
+                    rdata: String::from_utf8_lossy(rdata).into_owned(),
+                    time_first_ms: a.first,
+                    time_last_ms: a.last,
+                    count: a.count,
+                    sensors: a.sensors,
+                });
+                Ok(())
+            };
+        let scan_prefix = |prefix: &[u8],
+                           out: &mut Vec<Record>,
+                           push: &mut PushFn<'_>|
+         -> Result<(), StoreError> {
+            for item in records
+                .range::<&[u8]>((Bound::Included(prefix), Bound::Unbounded))
+                .map_err(dberr)?
+            {
+                let (k, v) = item.map_err(dberr)?;
+                if !k.value().starts_with(prefix) {
+                    break;
+                }
+                push(k.value(), v.value(), out)?;
+            }
+            Ok(())
+        };
+        let mut p = Vec::new();
+        match lookup {
+            Lookup::Name(name) => {
+                reverse_labels(name, &mut p);
+                p.push(0);
+                scan_prefix(&p, &mut out, &mut push)?;
+            }
+            Lookup::Suffix(suffix) => {
+                reverse_labels(suffix, &mut p);
+                p.push(b'.');
+                scan_prefix(&p, &mut out, &mut push)?;
+            }
+            Lookup::Prefix(prefix) => {
+                let names = tx.open_table(NAMES).map_err(dberr)?;
+                for item in names
+                    .range::<&[u8]>((Bound::Included(prefix.as_bytes()), Bound::Unbounded))
+                    .map_err(dberr)?
+                {
+                    let (k, _) = item.map_err(dberr)?;
+                    let name = k.value();
+                    if !name.starts_with(prefix.as_bytes()) {
+                        break;
+                    }
+                    p.clear();
+                    reverse_labels(&String::from_utf8_lossy(name), &mut p);
+                    p.push(0);
+                    scan_prefix(&p, &mut out, &mut push)?;
+                }
+            }
+            Lookup::Rdata(values) => {
+                let ix = tx.open_table(RDATA).map_err(dberr)?;
+                let mut seen = std::collections::HashSet::new();
+                for value in values {
+                    if !seen.insert(value.as_str()) {
+                        continue;
+                    }
+                    p.clear();
+                    p.extend_from_slice(value.as_bytes());
+                    p.push(0);
+                    for item in ix
+                        .range::<&[u8]>((Bound::Included(p.as_slice()), Bound::Unbounded))
+                        .map_err(dberr)?
+                    {
+                        let (k, _) = item.map_err(dberr)?;
+                        let k = k.value();
+                        if !k.starts_with(&p) {
+                            break;
+                        }
+                        let rest = &k[p.len()..];
+                        let (Some(t), Some(rev)) = (rest.get(..2), rest.get(2..)) else {
+                            continue;
+                        };
+                        let rrtype = u16::from_be_bytes([t[0], t[1]]);
+                        let mut rk = Vec::with_capacity(k.len());
+                        rk.extend_from_slice(rev);
+                        rk.push(0);
+                        rk.extend_from_slice(&rrtype.to_be_bytes());
+                        rk.extend_from_slice(value.as_bytes());
+                        if let Some(v) = records.get(rk.as_slice()).map_err(dberr)? {
+                            push(&rk, v.value(), &mut out)?;
+                        }
+                    }
+                }
+            }
+            Lookup::Cidr(net) => {
+                let ix = tx.open_table(IPS).map_err(dberr)?;
+                let (lo, hi) = match net {
+                    IpNet::V4(n) => (
+                        ip16(IpAddr::V4(n.network())),
+                        ip16(IpAddr::V4(n.broadcast())),
+                    ),
+                    IpNet::V6(n) => (
+                        ip16(IpAddr::V6(n.network())),
+                        ip16(IpAddr::V6(n.broadcast())),
+                    ),
+                };
+                for item in ix
+                    .range::<&[u8]>((Bound::Included(&lo[..]), Bound::Unbounded))
+                    .map_err(dberr)?
+                {
+                    let (k, _) = item.map_err(dberr)?;
+                    let k = k.value();
+                    let Some(addr) = k.get(..16) else { continue };
+                    if addr > &hi[..] {
+                        break;
+                    }
+                    let (Some(t), Some(rev)) = (k.get(16..18), k.get(18..)) else {
+                        continue;
+                    };
+                    let rrtype = u16::from_be_bytes([t[0], t[1]]);
+                    let mut a16 = [0u8; 16];
+                    a16.copy_from_slice(addr);
+                    let v6 = Ipv6Addr::from(a16);
+                    let text = match (rrtype, v6.to_ipv4_mapped()) {
+                        (crate::rrtype::A, Some(v4)) => v4.to_string(),
+                        _ => v6.to_string(),
+                    };
+                    let mut rk = Vec::with_capacity(k.len() + text.len());
+                    rk.extend_from_slice(rev);
+                    rk.push(0);
+                    rk.extend_from_slice(&rrtype.to_be_bytes());
+                    rk.extend_from_slice(text.as_bytes());
+                    if let Some(v) = records.get(rk.as_slice()).map_err(dberr)? {
+                        push(&rk, v.value(), &mut out)?;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Counters for `/info`.
+    pub fn info(&self) -> Result<Info, StoreError> {
+        let tx = self.db.begin_read().map_err(dberr)?;
+        let meta = tx.open_table(META).map_err(dberr)?;
+        let mut info = Info::default();
+        for item in meta.iter().map_err(dberr)? {
+            let (k, v) = item.map_err(dberr)?;
+            let (k, v) = (k.value(), v.value());
+            match k {
+                "records" => info.records = v,
+                "rcode_records" => info.rcode_records = v,
+                "lines" => info.lines_ingested = v,
+                _ => {
+                    if let Some(t) = k.strip_prefix("type:").and_then(|t| t.parse().ok()) {
+                        info.rrtypes.insert(t, v);
+                    } else if let Some(s) = k.strip_prefix("sensor:") {
+                        info.sensors.insert(s.to_string(), v);
+                    } else if let Some(b) = k.strip_prefix("bad:") {
+                        info.lines_rejected.insert(b.to_string(), v);
+                    }
+                }
+            }
+        }
+        Ok(info)
+    }
+
+    /// Number of rows in `records` (a direct count, for tests and benchmarks).
+    pub fn len(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read().map_err(dberr)?;
+        let t = tx.open_table(RECORDS).map_err(dberr)?;
+        t.len().map_err(dberr)
+    }
+
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Removes the records of the given types last seen more than `ttl` seconds before
+    /// `now_ms` (optional expiry per rrtype), with their index entries. Returns how many.
+    pub fn expire(&self, now_ms: u64, ttl: &HashMap<u16, u64>) -> Result<u64, StoreError> {
+        if ttl.is_empty() {
+            return Ok(0);
+        }
+        let tx = self.db.begin_write().map_err(dberr)?;
+        let mut removed = 0u64;
+        {
+            let mut records = tx.open_table(RECORDS).map_err(dberr)?;
+            let mut rdata_ix = tx.open_table(RDATA).map_err(dberr)?;
+            let mut ips = tx.open_table(IPS).map_err(dberr)?;
+            let mut meta = tx.open_table(META).map_err(dberr)?;
+            let mut doomed: Vec<(Vec<u8>, u16)> = Vec::new();
+            for item in records.iter().map_err(dberr)? {
+                let (k, v) = item.map_err(dberr)?;
+                let Some((_, rrtype, _)) = split_record_key(k.value()) else {
+                    continue;
+                };
+                let Some(secs) = ttl.get(&rrtype) else {
+                    continue;
+                };
+                let a = Agg::decode(v.value());
+                if a.last.saturating_add(secs.saturating_mul(1000)) < now_ms {
+                    doomed.push((k.value().to_vec(), rrtype));
+                }
+            }
+            let mut per_type: BTreeMap<u16, u64> = BTreeMap::new();
+            let mut ix = Vec::new();
+            for (key, rrtype) in &doomed {
+                let Some((rev, _, rdata)) = split_record_key(key) else {
+                    continue;
+                };
+                records.remove(key.as_slice()).map_err(dberr)?;
+                ix.clear();
+                ix.extend_from_slice(rdata);
+                ix.push(0);
+                ix.extend_from_slice(&rrtype.to_be_bytes());
+                ix.extend_from_slice(rev);
+                rdata_ix.remove(ix.as_slice()).map_err(dberr)?;
+                if let Ok(ip) = String::from_utf8_lossy(rdata).parse::<IpAddr>() {
+                    ix.clear();
+                    ix.extend_from_slice(&ip16(ip));
+                    ix.extend_from_slice(&rrtype.to_be_bytes());
+                    ix.extend_from_slice(rev);
+                    ips.remove(ix.as_slice()).map_err(dberr)?;
+                }
+                *per_type.entry(*rrtype).or_default() += 1;
+                removed += 1;
+            }
+            // `names` keeps the name: a prefix search over it finds no record and moves on.
+            let mut sub = |k: &str, n: u64| -> Result<(), StoreError> {
+                let old = meta.get(k).map_err(dberr)?.map(|v| v.value()).unwrap_or(0);
+                meta.insert(k, old.saturating_sub(n)).map_err(dberr)?;
+                Ok(())
+            };
+            sub("records", removed)?;
+            for (t, n) in per_type {
+                sub(&format!("type:{t}"), n)?;
+            }
+        }
+        tx.commit().map_err(dberr)?;
+        Ok(removed)
+    }
+}

@@ -1,0 +1,421 @@
+//! `d4 pdns`: the passive DNS analyzer. `ingest` loads passivedns CSV (files, `.gz`,
+//! stdin) into the embedded record store; `serve` answers COF lookups over HTTP.
+//! The logic lives in the `d4-pdns` crate; this module only wires files, sockets, signals.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use d4_pdns::cof::CofOptions;
+use d4_pdns::server::ServerConfig;
+use d4_pdns::{IngestOptions, Ingester, PdnsStore, RecordStore, RedisStore};
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    d4 pdns ingest /var/log/passivedns.log.gz --sensor-id 15dde53e50b54bbba76117210179b4da\n  \
+    tail -F passivedns.log | d4 pdns ingest -\n  \
+    d4 pdns serve --listen 127.0.0.1:8400 --token-file /etc/d4/pdns.tokens\n  \
+    curl -s http://127.0.0.1:8400/query/example.com\n\n\
+The database is one redb file (default <data-dir>/pdns.redb) that one process owns at a\n\
+time: stop `serve` before a bulk `ingest`.")]
+pub struct PdnsArgs {
+    /// Data directory (the database lives there unless --db is given).
+    #[arg(long, global = true, env = "D4_DATA_DIR", default_value = "./d4-data")]
+    pub data_dir: PathBuf,
+
+    /// The passive DNS database file (default: <data-dir>/pdns.redb).
+    #[arg(long, global = true, env = "D4_PDNS_DB")]
+    pub db: Option<PathBuf>,
+
+    /// Use a Redis/kvrocks database in analyzer-d4-passivedns's key layout instead of the
+    /// embedded file (`redis://127.0.0.1:6400/0`): serve or feed an existing database.
+    /// Wildcard, prefix and CIDR searches need the embedded store.
+    #[arg(long, global = true, env = "D4_PDNS_REDIS", value_name = "URL")]
+    pub redis: Option<String>,
+
+    #[command(subcommand)]
+    pub command: PdnsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PdnsCommand {
+    /// Load passivedns CSV lines (files, `.gz` files, or `-` for stdin) into the store.
+    ///
+    /// Lines are `timestamp||client||server||class||query||type||answer||ttl||count`.
+    /// Bad lines are counted and logged with their reason, never fatal. A summary is
+    /// printed on stdout as JSON when done.
+    Ingest(IngestArgs),
+    /// Serve COF lookups: GET /query/<name|ip|cidr|*.suffix|prefix*>, /fquery/<rdata>, /info.
+    ///
+    /// Answers are JSON lines (application/x-ndjson) ordered by last seen, newest first.
+    /// Pagination: request headers dribble-paginate-count / dribble-paginate-cursor, answer
+    /// header x-dribble-cursor (as CIRCL's service and PyPDNS); filters: header
+    /// dribble-filter-rrtype or ?rrtype=A,AAAA&since=SECS&until=SECS&limit=N&cursor=N.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Input files (`.gz` decompressed); `-` or nothing reads stdin.
+    #[arg(value_name = "FILE|-")]
+    pub inputs: Vec<PathBuf>,
+
+    /// Sensor id recorded with every line of these inputs (COF `sensor_id`).
+    #[arg(long)]
+    pub sensor_id: Option<String>,
+
+    /// Drop rcode lines (NXDOMAIN, SERVFAIL...) instead of storing them apart.
+    #[arg(long)]
+    pub skip_rcode: bool,
+
+    /// Accepted lines per write transaction.
+    #[arg(long, default_value_t = 100_000)]
+    pub batch: usize,
+
+    /// Expiry per rrtype: remove records of TYPE last seen more than SECS ago (after the
+    /// ingest). Repeatable, e.g. `--expire TXT=86400 --expire 99=86400`.
+    #[arg(long, value_name = "TYPE=SECS", value_parser = parse_expire)]
+    pub expire: Vec<(u16, u64)>,
+
+    #[command(flatten)]
+    pub queue: QueueArgs,
+}
+
+/// Consuming an analyzer queue of the server's store (`<data-dir>/d4.redb`, or the
+/// server's socket when `d4 server` holds it).
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    /// Read passivedns lines from this analyzer queue (uuid) instead of files: blocking,
+    /// batched, the sensor id of each entry kept. Runs until Ctrl-C (or --until-empty).
+    #[arg(long, value_name = "QUEUE_UUID")]
+    pub queue: Option<uuid::Uuid>,
+
+    /// With --queue: stop when the queue is empty (a one-shot drain).
+    #[arg(long, requires = "queue")]
+    pub until_empty: bool,
+
+    /// With --queue: most entries taken (and committed) at once.
+    #[arg(long, default_value_t = 10_000, requires = "queue")]
+    pub pop_max: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8400", env = "D4_PDNS_LISTEN")]
+    pub listen: SocketAddr,
+
+    /// Require this token in `Authorization: <token>` (or `Bearer <token>`). Repeatable.
+    #[arg(long, env = "D4_PDNS_TOKEN")]
+    pub token: Vec<String>,
+
+    /// Read accepted tokens from a file, one per line.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Requests per minute per client IP; over it the answer is 429 with Retry-After.
+    #[arg(long, value_name = "N")]
+    pub rate_limit: Option<u32>,
+
+    /// Emit `rdata` as an array of strings, as COF recommends.
+    #[arg(long)]
+    pub rdata_array: bool,
+
+    /// An `origin` field added to every record.
+    #[arg(long)]
+    pub origin: Option<String>,
+
+    /// Refuse (HTTP 422) a query matching more records than this, instead of cutting it.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub max_matches: usize,
+
+    /// Expiry per rrtype, applied at start and every hour (see `ingest --expire`).
+    #[arg(long, value_name = "TYPE=SECS", value_parser = parse_expire)]
+    pub expire: Vec<(u16, u64)>,
+
+    /// Also ingest from an analyzer queue in this process (the database has one owner).
+    #[arg(long, value_name = "QUEUE_UUID")]
+    pub queue: Option<uuid::Uuid>,
+
+    /// Skip rcode lines from --queue (see `ingest --skip-rcode`).
+    #[arg(long, requires = "queue")]
+    pub skip_rcode: bool,
+}
+
+fn parse_expire(s: &str) -> Result<(u16, u64), String> {
+    let (t, secs) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}`: expected TYPE=SECONDS"))?;
+    let t = d4_pdns::rrtype::parse(t).ok_or_else(|| format!("unknown rrtype `{t}`"))?;
+    let secs = secs
+        .parse()
+        .map_err(|_| format!("`{secs}`: expected a number of seconds"))?;
+    Ok((t, secs))
+}
+
+fn db_path(args: &PdnsArgs) -> anyhow::Result<PathBuf> {
+    match &args.db {
+        Some(p) => Ok(p.clone()),
+        None => {
+            std::fs::create_dir_all(&args.data_dir)
+                .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
+            Ok(args.data_dir.join("pdns.redb"))
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+pub fn run(args: PdnsArgs) -> anyhow::Result<ExitCode> {
+    let store: Arc<dyn RecordStore> = match &args.redis {
+        Some(url) => {
+            let expire = match &args.command {
+                PdnsCommand::Ingest(a) => a.expire.iter().copied().collect(),
+                PdnsCommand::Serve(a) => a.expire.iter().copied().collect(),
+            };
+            Arc::new(
+                RedisStore::open(url, expire)
+                    .with_context(|| format!("cannot use the Redis database {url}"))?,
+            )
+        }
+        None => Arc::new(PdnsStore::open(&db_path(&args)?)?),
+    };
+    let data_dir = args.data_dir.clone();
+    match args.command {
+        PdnsCommand::Ingest(a) => match a.queue.queue {
+            Some(q) => ingest_queue(store, &data_dir, q, a),
+            None => ingest(store, a),
+        },
+        PdnsCommand::Serve(a) => serve(store, &data_dir, a),
+    }
+}
+
+/// Pops entries from `queue` and ingests them, committing after every pop (so at most one
+/// pop's worth of entries is in flight), until `stop` is set or, with `until_empty`, the
+/// queue is empty.
+async fn consume_queue(
+    mut ing: Ingester,
+    d4: Arc<dyn d4_store::Store>,
+    queue: uuid::Uuid,
+    pop_max: usize,
+    until_empty: bool,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<Ingester> {
+    let len = d4
+        .queue_len(queue)
+        .await
+        .with_context(|| format!("analyzer queue {queue}"))?;
+    tracing::info!(%queue, queued = len, backend = d4.backend(), "consuming analyzer queue");
+    while !stop.load(Ordering::Relaxed) {
+        let entries = d4
+            .pop_entries_blocking(queue, pop_max.max(1), std::time::Duration::from_secs(1))
+            .await
+            .with_context(|| format!("popping analyzer queue {queue}"))?;
+        if entries.is_empty() {
+            if until_empty {
+                break;
+            }
+            continue;
+        }
+        ing = tokio::task::spawn_blocking(move || {
+            for e in &entries {
+                let sensor = e.sensor.map(|u| d4_proto::sensor_id(&u));
+                ing.chunk(&e.data, sensor.as_deref())?;
+            }
+            ing.flush()?;
+            Ok::<_, d4_pdns::StoreError>(ing)
+        })
+        .await??;
+    }
+    Ok(ing)
+}
+
+fn stop_on_ctrl_c(stop: Arc<AtomicBool>) {
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("stopping after the current batch");
+        stop.store(true, Ordering::Relaxed);
+    });
+}
+
+fn ingest_queue(
+    store: Arc<dyn RecordStore>,
+    data_dir: &Path,
+    queue: uuid::Uuid,
+    a: IngestArgs,
+) -> anyhow::Result<ExitCode> {
+    let ing = Ingester::new(
+        store.clone(),
+        IngestOptions {
+            batch_lines: a.batch.max(1),
+            skip_rcode: a.skip_rcode,
+        },
+    );
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let started = Instant::now();
+    let ing = rt.block_on(async {
+        let d4 = d4_store::open(&d4_store::StoreConfig::new(data_dir)).await?;
+        let stop = Arc::new(AtomicBool::new(false));
+        stop_on_ctrl_c(stop.clone());
+        consume_queue(ing, d4, queue, a.queue.pop_max, a.queue.until_empty, stop).await
+    })?;
+    let expired = store.expire(now_ms(), &a.expire.into_iter().collect::<HashMap<_, _>>())?;
+    let mut summary = serde_json::to_value(ing.stats())?;
+    summary["expired"] = expired.into();
+    summary["seconds"] = started.elapsed().as_secs_f64().into();
+    println!("{summary}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn open_input(p: &Path) -> anyhow::Result<Box<dyn Read>> {
+    if p.as_os_str() == "-" {
+        return Ok(Box::new(io::stdin().lock()));
+    }
+    let f = File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
+    if p.extension().is_some_and(|e| e == "gz") {
+        Ok(Box::new(flate2::read::MultiGzDecoder::new(f)))
+    } else {
+        Ok(Box::new(f))
+    }
+}
+
+fn ingest(store: Arc<dyn RecordStore>, a: IngestArgs) -> anyhow::Result<ExitCode> {
+    let mut ing = Ingester::new(
+        store.clone(),
+        IngestOptions {
+            batch_lines: a.batch.max(1),
+            skip_rcode: a.skip_rcode,
+        },
+    );
+    let inputs = if a.inputs.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        a.inputs
+    };
+    let started = Instant::now();
+    let mut failed = false;
+    for p in &inputs {
+        let r = open_input(p)?;
+        if let Err(e) = ing.read(BufReader::with_capacity(1 << 16, r), a.sensor_id.as_deref()) {
+            tracing::error!(input = %p.display(), error = %e, "reading stopped");
+            failed = true;
+        }
+    }
+    ing.flush()?;
+    let expired = store.expire(now_ms(), &a.expire.into_iter().collect::<HashMap<_, _>>())?;
+    let s = ing.stats();
+    let secs = started.elapsed().as_secs_f64();
+    tracing::info!(
+        lines_ok = s.lines_ok,
+        lines_bad = s.lines_bad,
+        new_records = s.new_records,
+        secs,
+        "ingest done"
+    );
+    let mut summary = serde_json::to_value(s)?;
+    summary["expired"] = expired.into();
+    summary["seconds"] = secs.into();
+    println!("{summary}");
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn serve(store: Arc<dyn RecordStore>, data_dir: &Path, a: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut tokens = a.token.clone();
+    if let Some(f) = &a.token_file {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read token file {}", f.display()))?;
+        tokens.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    let cfg = ServerConfig {
+        cof: CofOptions {
+            rdata_array: a.rdata_array,
+            origin: a.origin.clone(),
+        },
+        tokens,
+        rate_limit_per_min: a.rate_limit,
+        max_matches: a.max_matches,
+    };
+    let expire: HashMap<u16, u64> = a.expire.into_iter().collect();
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(a.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", a.listen))?;
+        let local = listener.local_addr()?;
+        tracing::info!(listen = %local, auth = !cfg.tokens.is_empty(), "pdns lookup server ready");
+        if !expire.is_empty() {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+                loop {
+                    tick.tick().await;
+                    let (s, e) = (store.clone(), expire.clone());
+                    match tokio::task::spawn_blocking(move || s.expire(now_ms(), &e)).await {
+                        Ok(Ok(n)) => tracing::info!(removed = n, "expired records removed"),
+                        Ok(Err(e)) => tracing::error!(error = %e, "expiry failed"),
+                        Err(e) => tracing::error!(error = %e, "expiry task failed"),
+                    }
+                }
+            });
+        }
+        let consumer = match a.queue {
+            Some(q) => {
+                let d4 = d4_store::open(&d4_store::StoreConfig::new(data_dir)).await?;
+                let ing = Ingester::new(
+                    store.clone(),
+                    IngestOptions {
+                        skip_rcode: a.skip_rcode,
+                        ..IngestOptions::default()
+                    },
+                );
+                let stop = Arc::new(AtomicBool::new(false));
+                stop_on_ctrl_c(stop.clone());
+                Some(tokio::spawn(async move {
+                    let r = consume_queue(ing, d4, q, 10_000, false, stop).await;
+                    if let Err(e) = &r {
+                        // Logged at once: the server keeps answering from what is stored.
+                        tracing::error!(error = %format!("{e:#}"), "queue consumer stopped");
+                    }
+                    r
+                }))
+            }
+            None => None,
+        };
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutting down");
+        };
+        d4_pdns::server::serve(listener, store, cfg, shutdown).await?;
+        if let Some(c) = consumer {
+            match c.await {
+                Ok(Ok(ing)) => tracing::info!(stats = ?ing.stats(), "queue consumer stopped"),
+                Ok(Err(_)) => {} // already logged
+                Err(e) => tracing::error!(error = %e, "queue consumer task failed"),
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

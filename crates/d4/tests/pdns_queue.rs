@@ -1,0 +1,107 @@
+//! `d4 pdns ingest --queue`: lines pushed into an analyzer queue of the server's store
+//! (embedded backend) are ingested with their sensor ids, the queue is drained.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+use d4_pdns::store::{Filter, Lookup};
+use d4_pdns::PdnsStore;
+use d4_store::{QueueConfig, QueueEntry, QueueKind, StoreConfig};
+
+const D4: &str = env!("CARGO_BIN_EXE_d4");
+
+#[test]
+fn ingest_from_an_analyzer_queue_keeps_sensor_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = uuid::Uuid::new_v4();
+    let sensor = uuid::Uuid::new_v4();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = d4_store::open(&StoreConfig {
+            embedded_only: true,
+            ..StoreConfig::new(dir.path())
+        })
+        .await
+        .unwrap();
+        store
+            .create_queue(
+                QueueConfig {
+                    uuid: queue,
+                    kind: QueueKind::Type(8),
+                    description: "pdns test".into(),
+                    max_size: 10_000,
+                    sensors: None,
+                },
+                1,
+            )
+            .await
+            .unwrap();
+        let mut entries = Vec::new();
+        for i in 0..250u32 {
+            entries.push(QueueEntry::from_sensor(
+                sensor,
+                format!("{}.5||192.0.2.1||192.0.2.53||IN||q{i}.example.com.||A||192.0.2.{}||60||1", 1_600_000_000 + i, i % 250),
+            ));
+        }
+        // One entry holding two lines (a D4 payload), one without sensor, one bad line.
+        entries.push(QueueEntry::from_sensor(
+            sensor,
+            "1600000500.0||c||s||IN||multi.example.com.||A||198.51.100.1||60||1\n1600000501.0||c||s||IN||multi.example.com.||AAAA||2001:db8::2||60||1\n",
+        ));
+        entries.push(QueueEntry::new(
+            "1600000600.0||c||s||IN||anon.example.com.||A||198.51.100.2||60||3",
+        ));
+        entries.push(QueueEntry::new("garbage"));
+        store.push_entries(vec![queue], entries, 2).await.unwrap();
+        assert_eq!(store.queue_len(queue).await.unwrap(), 253);
+    });
+    drop(rt); // closes the store's database
+
+    let out = Command::new(D4)
+        .args(["pdns", "--data-dir"])
+        .arg(dir.path())
+        .args([
+            "ingest",
+            "--queue",
+            &queue.to_string(),
+            "--until-empty",
+            "--pop-max",
+            "100",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["lines_ok"], 253, "{summary}");
+    assert_eq!(summary["lines_bad"], 1, "{summary}");
+    assert!(
+        summary["commits"].as_u64().unwrap() >= 3,
+        "batched per pop: {summary}"
+    );
+
+    let pdns = PdnsStore::open(&dir.path().join("pdns.redb")).unwrap();
+    assert_eq!(pdns.len().unwrap(), 253);
+    let f = Filter::default();
+    let r = pdns
+        .lookup(&Lookup::Name("multi.example.com".into()), &f, 10)
+        .unwrap();
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[0].sensors, vec![d4_proto::sensor_id(&sensor)]);
+    let r = pdns
+        .lookup(&Lookup::Name("anon.example.com".into()), &f, 10)
+        .unwrap();
+    assert!(r[0].sensors.is_empty());
+    assert_eq!(r[0].count, 3);
+    drop(pdns);
+
+    // The queue is drained.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = d4_store::open(&StoreConfig::new(dir.path())).await.unwrap();
+        assert_eq!(store.queue_len(queue).await.unwrap(), 0);
+    });
+}
