@@ -7,4 +7,3 @@ pub mod inspect;
 pub mod pdns;
 pub mod pibs;
 pub mod server;
-
