@@ -529,7 +529,7 @@ pub async fn monitoring_errors(store: &dyn Store, threshold: u64, t: u64) -> Res
             }
         }
     }
-    out.sort_by(|a, b| b.silent_secs.cmp(&a.silent_secs));
+    out.sort_by_key(|s| std::cmp::Reverse(s.silent_secs));
     Ok(out)
 }
 

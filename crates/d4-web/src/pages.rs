@@ -1,6 +1,8 @@
 //! Server-rendered pages (no JavaScript needed). Every state change is a POST form carrying
 //! the session's CSRF token; every handler checks the role on the server side.
 
+#![allow(clippy::result_large_err)] // handlers return a ready Response as their error
+
 use std::collections::HashSet;
 
 use axum::extract::{Form, Path, Query, State};
@@ -390,8 +392,8 @@ async fn dashboard(
             _ => {}
         }
     }
-    sensors.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes));
-    types.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes));
+    sensors.sort_by_key(|s| std::cmp::Reverse(s.1.bytes));
+    types.sort_by_key(|s| std::cmp::Reverse(s.1.bytes));
     let sessions = store.list_sessions(t).await.map_err(err)?;
     let connected: HashSet<Uuid> = sessions.iter().map(|s| s.uuid).collect();
     let pending = store
