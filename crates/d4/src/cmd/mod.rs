@@ -3,3 +3,4 @@
 pub mod admin;
 pub mod inspect;
 pub mod server;
+pub mod web;
