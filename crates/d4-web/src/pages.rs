@@ -103,7 +103,7 @@ async fn require_post(
             Failure::forbidden("CSRF token missing or invalid: reload the page and retry"),
         ));
     }
-    if v.user.must_change_password && uri.path() != "/password" {
+    if v.user.must_change_password && !matches!(uri.path(), "/password" | "/logout") {
         return Err(see_other("/password"));
     }
     if !auth::allowed(v.user.role, need) {
