@@ -109,7 +109,7 @@ pub fn hidden(name: &str, value: &str) -> String {
 
 pub fn error_page(viewer: Option<&Viewer>, f: &Failure) -> Response {
     let body = format!(
-        "<p class=\"error\">{}</p><p><a href=\"javascript:history.back()\">Back</a> · <a href=\"/\">Dashboard</a></p>",
+        "<p class=\"error\">{}</p><p><a href=\"/\">Dashboard</a></p>",
         esc(&f.reason)
     );
     (

@@ -136,7 +136,35 @@ pub fn router(state: WebState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/static/style.css", get(html::style))
         .fallback(|| async { html::not_found() })
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// Headers on every response: no framing (clickjacking), no sniffing, no caching of pages
+/// that may show secrets, a strict CSP (the UI uses no script at all).
+async fn security_headers(mut resp: Response) -> Response {
+    use axum::http::header::{self, HeaderValue};
+    let h = resp.headers_mut();
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
 }
 
 /// Serve `router` on `listener` until `shutdown` resolves: plain HTTP when `tls` is `None`,

@@ -1384,6 +1384,10 @@ async fn serves_plain_http_on_a_real_socket() {
     .unwrap();
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     assert!(out.contains("d4_login_csrf="));
+    let low = out.to_ascii_lowercase();
+    assert!(low.contains("x-frame-options: deny"), "{out}");
+    assert!(low.contains("content-security-policy: default-src 'none'"));
+    assert!(low.contains("cache-control: no-store"));
     let _ = tx.send(());
     tokio::time::timeout(std::time::Duration::from_secs(5), server)
         .await
