@@ -7,3 +7,4 @@ pub mod inspect;
 pub mod pdns;
 pub mod pibs;
 pub mod server;
+pub mod web;

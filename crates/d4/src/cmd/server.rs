@@ -99,6 +99,8 @@ pub struct ServerArgs {
     /// Gzip rotated files (true/false) [default: true].
     #[arg(long, env = "D4_GZIP")]
     pub gzip: Option<bool>,
+    #[command(flatten)]
+    pub web: super::web::WebArgs,
 }
 
 fn parse_mode(s: &str) -> Result<Mode, String> {
@@ -164,11 +166,11 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(serve(cfg))?;
+    rt.block_on(serve(cfg, args.web))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
+async fn serve(cfg: ServerConfig, web: super::web::WebArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating the data dir {}", cfg.data_dir.display()))?;
     let mut scfg = d4_store::StoreConfig::new(cfg.data_dir.clone());
@@ -179,6 +181,7 @@ async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
     let socket = d4_store::serve_socket(store.clone(), &scfg.socket_path())
         .await
         .context("starting the store socket")?;
+    let web_task = super::web::start(&web, &cfg, store.clone()).await?;
     let shutdown = async {
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -201,6 +204,9 @@ async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
         eprintln!("d4-server-ready tls={tls} plain={}", plain.join(","));
     })
     .await;
+    if let Some(t) = web_task {
+        t.abort();
+    }
     socket.shutdown();
     res.map_err(Into::into)
 }

@@ -35,6 +35,7 @@ impl ServerProc {
             .arg(dir)
             .args(["--listen", "127.0.0.1:0", "--plain-listen", "127.0.0.1:0"])
             .args(["--stats-flush-ms", "100"])
+            .args(["--web-listen", "127.0.0.1:0"])
             .args(extra)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")

@@ -1,0 +1,633 @@
+//! Operations shared by the pages and the JSON API: validation of user input and the store
+//! calls behind every action. Errors carry an HTTP status and a reason for the operator.
+
+use std::net::IpAddr;
+
+use axum::http::StatusCode;
+use d4_store::{
+    now, Block, BlockTarget, Counter, QueueConfig, QueueKind, Role, Sensor, SensorRegistration,
+    SensorStatus, SensorUpdate, StatsKey, Store, StoreError, User,
+};
+use ipnet::IpNet;
+use uuid::Uuid;
+
+use crate::auth;
+
+/// A refused or failed action: the status and a reason shown to the operator.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub status: StatusCode,
+    pub reason: String,
+}
+
+impl Failure {
+    pub fn new(status: StatusCode, reason: impl Into<String>) -> Failure {
+        Failure {
+            status,
+            reason: reason.into(),
+        }
+    }
+    pub fn bad(reason: impl Into<String>) -> Failure {
+        Failure::new(StatusCode::BAD_REQUEST, reason)
+    }
+    pub fn not_found(reason: impl Into<String>) -> Failure {
+        Failure::new(StatusCode::NOT_FOUND, reason)
+    }
+    pub fn forbidden(reason: impl Into<String>) -> Failure {
+        Failure::new(StatusCode::FORBIDDEN, reason)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Failure {
+        match e {
+            StoreError::NotFound(m) => Failure::not_found(format!("not found: {m}")),
+            StoreError::AlreadyExists(m) => {
+                Failure::new(StatusCode::CONFLICT, format!("already exists: {m}"))
+            }
+            StoreError::Invalid(m) => Failure::bad(m),
+            other => {
+                tracing::error!(error = %other, "web: store error");
+                Failure::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("store error: {other}"),
+                )
+            }
+        }
+    }
+}
+
+impl From<crate::WebError> for Failure {
+    fn from(e: crate::WebError) -> Failure {
+        tracing::error!(error = %e, "web: internal error");
+        Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+pub type Res<T> = Result<T, Failure>;
+
+/// A sensor UUID, 32 hex digits or the dashed form.
+pub fn parse_uuid(s: &str) -> Res<Uuid> {
+    Uuid::parse_str(s.trim()).map_err(|_| Failure::bad(format!("invalid uuid {:?}", short(s))))
+}
+
+fn short(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+/// A sensor that must exist.
+pub async fn sensor(store: &dyn Store, uuid: Uuid) -> Res<Sensor> {
+    store
+        .get_sensor(uuid)
+        .await?
+        .ok_or_else(|| Failure::not_found(format!("unknown sensor {}", uuid.simple())))
+}
+
+/// Sensor HMAC keys: 1..=100 printable characters (the reference truncates at 100).
+pub fn check_key(key: &str) -> Res<()> {
+    if key.is_empty() || key.chars().count() > 100 || key.chars().any(|c| c.is_control()) {
+        return Err(Failure::bad(
+            "the HMAC key must have 1 to 100 printable characters",
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_text(what: &str, s: &str, max: usize) -> Res<()> {
+    if s.chars().count() > max {
+        return Err(Failure::bad(format!(
+            "{what} is too long (at most {max} characters)"
+        )));
+    }
+    Ok(())
+}
+
+/// Register a sensor (pending unless `approve`).
+pub async fn register(
+    store: &dyn Store,
+    uuid: Uuid,
+    key: Option<String>,
+    mail: Option<String>,
+    third_party: bool,
+    description: Option<String>,
+    approve: bool,
+) -> Res<Sensor> {
+    if let Some(k) = &key {
+        check_key(k)?;
+    }
+    if let Some(m) = &mail {
+        check_text("mail", m, 256)?;
+    }
+    if let Some(d) = &description {
+        check_text("description", d, 1024)?;
+    }
+    let sensor = store
+        .register_sensor(SensorRegistration {
+            uuid,
+            hmac_key: key,
+            mail,
+            third_party,
+            description,
+            approve,
+        })
+        .await?;
+    Ok(sensor)
+}
+
+pub async fn approve(store: &dyn Store, uuid: Uuid) -> Res<Sensor> {
+    Ok(store.approve_sensor(uuid).await?)
+}
+
+pub async fn delete_sensor(store: &dyn Store, uuid: Uuid) -> Res<()> {
+    if store.delete_sensor(uuid).await? {
+        Ok(())
+    } else {
+        Err(Failure::not_found(format!(
+            "unknown sensor {}",
+            uuid.simple()
+        )))
+    }
+}
+
+pub async fn update_sensor(store: &dyn Store, uuid: Uuid, update: SensorUpdate) -> Res<Sensor> {
+    sensor(store, uuid).await?;
+    if let Some(d) = &update.description {
+        check_text("description", d, 1024)?;
+    }
+    if let Some(Some(k)) = &update.hmac_key {
+        check_key(k)?;
+    }
+    if let Some(Some(0)) = update.stream_limit {
+        return Err(Failure::bad("the stream limit must be at least 1"));
+    }
+    Ok(store.update_sensor(uuid, update).await?)
+}
+
+/// Set a new HMAC key (given, or 64 random hex digits); returns it (shown once).
+pub async fn rotate_key(store: &dyn Store, uuid: Uuid, key: Option<String>) -> Res<String> {
+    let key = match key.filter(|k| !k.is_empty()) {
+        Some(k) => k,
+        None => auth::random_token(),
+    };
+    check_key(&key)?;
+    sensor(store, uuid).await?;
+    store
+        .update_sensor(
+            uuid,
+            SensorUpdate {
+                hmac_key: Some(Some(key.clone())),
+                ..SensorUpdate::default()
+            },
+        )
+        .await?;
+    Ok(key)
+}
+
+pub async fn kick(store: &dyn Store, uuid: Uuid) -> Res<()> {
+    Ok(store.request_kick(uuid, now()).await?)
+}
+
+pub async fn block_uuid(store: &dyn Store, uuid: Uuid, reason: &str) -> Res<()> {
+    add_block(store, BlockTarget::Uuid(uuid), reason, None).await?;
+    // Close its live connections now.
+    store.request_kick(uuid, now()).await?;
+    Ok(())
+}
+
+/// Block every IP that presents this UUID, plus the IPs it was already seen from.
+/// Returns the IPs blocked now.
+pub async fn block_ips_of(store: &dyn Store, uuid: Uuid, reason: &str) -> Res<Vec<IpAddr>> {
+    let s = store.get_sensor(uuid).await?;
+    add_block(store, BlockTarget::IpsOfUuid(uuid), reason, None).await?;
+    let mut ips = Vec::new();
+    if let Some(s) = s {
+        for seen in s.last_ips {
+            add_block(store, BlockTarget::Ip(IpNet::from(seen.ip)), reason, None).await?;
+            ips.push(seen.ip);
+        }
+    }
+    store.request_kick(uuid, now()).await?;
+    Ok(ips)
+}
+
+pub async fn add_block(
+    store: &dyn Store,
+    target: BlockTarget,
+    reason: &str,
+    expires_in: Option<u64>,
+) -> Res<()> {
+    check_text("reason", reason, 256)?;
+    let t = now();
+    store
+        .add_block(Block {
+            target,
+            reason: if reason.is_empty() {
+                "web".into()
+            } else {
+                reason.to_string()
+            },
+            created: t,
+            expires: expires_in.map(|s| t.saturating_add(s)),
+        })
+        .await?;
+    Ok(())
+}
+
+/// A block target from a kind (`ip`, `uuid`, `ips_of_uuid`) and a value.
+pub fn parse_target(kind: &str, value: &str) -> Res<BlockTarget> {
+    let value = value.trim();
+    match kind {
+        "ip" => {
+            let net = if value.contains('/') {
+                value
+                    .parse::<IpNet>()
+                    .map_err(|_| Failure::bad(format!("invalid IP prefix {:?}", short(value))))?
+                    .trunc()
+            } else {
+                IpNet::from(
+                    value
+                        .parse::<IpAddr>()
+                        .map_err(|_| Failure::bad(format!("invalid IP {:?}", short(value))))?,
+                )
+            };
+            Ok(BlockTarget::Ip(net))
+        }
+        "uuid" => Ok(BlockTarget::Uuid(parse_uuid(value)?)),
+        "ips_of_uuid" => Ok(BlockTarget::IpsOfUuid(parse_uuid(value)?)),
+        other => Err(Failure::bad(format!(
+            "unknown block kind {:?} (ip, uuid, ips_of_uuid)",
+            short(other)
+        ))),
+    }
+}
+
+pub fn target_kind_value(t: &BlockTarget) -> (&'static str, String) {
+    match t {
+        BlockTarget::Ip(n) => ("ip", n.to_string()),
+        BlockTarget::Uuid(u) => ("uuid", u.simple().to_string()),
+        BlockTarget::IpsOfUuid(u) => ("ips_of_uuid", u.simple().to_string()),
+    }
+}
+
+pub async fn remove_block(store: &dyn Store, target: BlockTarget) -> Res<()> {
+    if store.remove_block(target.clone()).await? {
+        Ok(())
+    } else {
+        Err(Failure::not_found(format!("no block on {target}")))
+    }
+}
+
+/// Extended type names: `[A-Za-z0-9._-]{1,64}`, not starting with '.'.
+pub fn check_ext(name: &str) -> Res<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::bad(format!(
+            "invalid extended type {:?} (1 to 64 of A-Z a-z 0-9 . _ -, not starting with '.')",
+            short(name)
+        )))
+    }
+}
+
+pub async fn set_type(store: &dyn Store, t: u8, accepted: bool) -> Res<()> {
+    if t == 0 {
+        return Err(Failure::bad("type 0 does not exist"));
+    }
+    Ok(store.set_type_accepted(t, accepted).await?)
+}
+
+pub async fn set_ext(store: &dyn Store, name: &str, accepted: bool) -> Res<()> {
+    check_ext(name)?;
+    Ok(store
+        .set_ext_type_accepted(name.to_string(), accepted)
+        .await?)
+}
+
+/// A queue kind: a D4 type number or an extended type name.
+pub fn parse_kind(s: &str) -> Res<QueueKind> {
+    let s = s.trim();
+    if let Ok(t) = s.parse::<u8>() {
+        if t == 0 {
+            return Err(Failure::bad("type 0 does not exist"));
+        }
+        return Ok(QueueKind::Type(t));
+    }
+    if s.chars().all(|c| c.is_ascii_digit()) && !s.is_empty() {
+        return Err(Failure::bad(format!(
+            "invalid type {:?} (1..=255)",
+            short(s)
+        )));
+    }
+    check_ext(s)?;
+    Ok(QueueKind::Ext(s.to_string()))
+}
+
+/// A sensor group: UUIDs separated by spaces, commas or newlines; empty = every sensor.
+pub fn parse_group(s: &str) -> Res<Option<Vec<Uuid>>> {
+    let mut out = Vec::new();
+    for part in s.split(|c: char| c.is_whitespace() || c == ',') {
+        if !part.is_empty() {
+            let u = parse_uuid(part)?;
+            if !out.contains(&u) {
+                out.push(u);
+            }
+        }
+    }
+    Ok(if out.is_empty() { None } else { Some(out) })
+}
+
+pub fn check_queue(config: &QueueConfig) -> Res<()> {
+    check_text("description", &config.description, 1024)?;
+    if config.max_size == 0 {
+        return Err(Failure::bad("the max size must be at least 1"));
+    }
+    if let QueueKind::Ext(e) = &config.kind {
+        check_ext(e)?;
+    }
+    Ok(())
+}
+
+pub async fn create_queue(store: &dyn Store, config: QueueConfig) -> Res<d4_store::Queue> {
+    check_queue(&config)?;
+    Ok(store.create_queue(config, now()).await?)
+}
+
+pub async fn update_queue(store: &dyn Store, config: QueueConfig) -> Res<d4_store::Queue> {
+    check_queue(&config)?;
+    if store.get_queue(config.uuid).await?.is_none() {
+        return Err(Failure::not_found(format!(
+            "unknown queue {}",
+            config.uuid.simple()
+        )));
+    }
+    Ok(store.update_queue(config, now()).await?)
+}
+
+pub async fn queue(store: &dyn Store, uuid: Uuid) -> Res<d4_store::Queue> {
+    store
+        .get_queue(uuid)
+        .await?
+        .ok_or_else(|| Failure::not_found(format!("unknown queue {}", uuid.simple())))
+}
+
+/// Create a user (the password must be changed at first login). Returns the password
+/// when it was generated.
+pub async fn create_user(
+    store: &dyn Store,
+    name: &str,
+    role: Role,
+    password: Option<String>,
+) -> Res<Option<String>> {
+    auth::check_user_name(name).map_err(Failure::bad)?;
+    let (password, generated) = match password.filter(|p| !p.is_empty()) {
+        Some(p) => {
+            auth::check_password_rules(&p).map_err(Failure::bad)?;
+            (p, false)
+        }
+        None => (auth::random_password(), true),
+    };
+    if store.get_user(name.to_string()).await?.is_some() {
+        return Err(Failure::new(
+            StatusCode::CONFLICT,
+            format!("user {name:?} already exists"),
+        ));
+    }
+    let hash = auth::hash_password_async(password.clone()).await?;
+    store
+        .create_user(User {
+            name: name.to_string(),
+            role,
+            password_hash: hash,
+            must_change_password: true,
+            api_token_hash: None,
+            created: now(),
+        })
+        .await?;
+    Ok(generated.then_some(password))
+}
+
+pub async fn user(store: &dyn Store, name: &str) -> Res<User> {
+    store
+        .get_user(name.to_string())
+        .await?
+        .ok_or_else(|| Failure::not_found(format!("unknown user {:?}", short(name))))
+}
+
+async fn admins(store: &dyn Store) -> Res<usize> {
+    Ok(store
+        .list_users()
+        .await?
+        .iter()
+        .filter(|u| u.role == Role::Admin)
+        .count())
+}
+
+pub async fn set_role(store: &dyn Store, name: &str, role: Role) -> Res<()> {
+    let mut u = user(store, name).await?;
+    if u.role == Role::Admin && role != Role::Admin && admins(store).await? <= 1 {
+        return Err(Failure::new(
+            StatusCode::CONFLICT,
+            "refused: this is the last admin",
+        ));
+    }
+    u.role = role;
+    Ok(store.update_user(u).await?)
+}
+
+pub async fn delete_user(store: &dyn Store, name: &str, by: &str) -> Res<()> {
+    let u = user(store, name).await?;
+    if u.name == by {
+        return Err(Failure::new(
+            StatusCode::CONFLICT,
+            "refused: you cannot delete your own account",
+        ));
+    }
+    if u.role == Role::Admin && admins(store).await? <= 1 {
+        return Err(Failure::new(
+            StatusCode::CONFLICT,
+            "refused: this is the last admin",
+        ));
+    }
+    store.delete_user(name.to_string()).await?;
+    Ok(())
+}
+
+/// Create or rotate a user's API token; returns it (shown once, stored hashed).
+pub async fn rotate_token(store: &dyn Store, name: &str) -> Res<String> {
+    let mut u = user(store, name).await?;
+    let token = auth::random_token();
+    u.api_token_hash = Some(d4_store::hash_secret(&token));
+    store.update_user(u).await?;
+    Ok(token)
+}
+
+pub async fn revoke_token(store: &dyn Store, name: &str) -> Res<()> {
+    let mut u = user(store, name).await?;
+    u.api_token_hash = None;
+    Ok(store.update_user(u).await?)
+}
+
+/// Change a password (the current one is checked when given).
+pub async fn change_password(
+    store: &dyn Store,
+    name: &str,
+    current: Option<&str>,
+    new: &str,
+) -> Res<()> {
+    let mut u = user(store, name).await?;
+    if let Some(cur) = current {
+        if !auth::verify_password_async(cur.to_string(), u.password_hash.clone()).await {
+            return Err(Failure::forbidden("the current password is wrong"));
+        }
+        if cur == new {
+            return Err(Failure::bad(
+                "the new password must differ from the current one",
+            ));
+        }
+    }
+    auth::check_password_rules(new).map_err(Failure::bad)?;
+    u.password_hash = auth::hash_password_async(new.to_string()).await?;
+    u.must_change_password = false;
+    Ok(store.update_user(u).await?)
+}
+
+/// A sensor silent longer than the threshold.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Silent {
+    pub uuid: String,
+    pub status: &'static str,
+    pub description: String,
+    pub last_seen: u64,
+    pub silent_secs: u64,
+    pub threshold_secs: u64,
+}
+
+/// Sensors (seen at least once, not pending) whose last frame is older than the threshold.
+pub async fn monitoring_errors(store: &dyn Store, threshold: u64, t: u64) -> Res<Vec<Silent>> {
+    let mut out = Vec::new();
+    for s in store.list_sensors().await? {
+        if s.status == SensorStatus::Pending {
+            continue;
+        }
+        if let Some(last) = s.last_seen {
+            let silent = t.saturating_sub(last);
+            if silent > threshold {
+                out.push(Silent {
+                    uuid: s.uuid.simple().to_string(),
+                    status: s.status.as_str(),
+                    description: s.description.clone(),
+                    last_seen: last,
+                    silent_secs: silent,
+                    threshold_secs: threshold,
+                });
+            }
+        }
+    }
+    out.sort_by_key(|s| std::cmp::Reverse(s.silent_secs));
+    Ok(out)
+}
+
+/// The last `n` days (`YYYYMMDD`), oldest first, ending today.
+pub fn last_days(n: u64, t: u64) -> Vec<u32> {
+    (0..n)
+        .rev()
+        .map(|i| d4_store::day_of(t.saturating_sub(i * 86_400)))
+        .collect()
+}
+
+/// Totals of one day: all types together.
+pub fn day_total(stats: &d4_store::DayStats) -> Counter {
+    let mut c = Counter::default();
+    for (k, v) in &stats.entries {
+        if matches!(k, StatsKey::Type { .. }) {
+            c.add(*v);
+        }
+    }
+    c
+}
+
+/// A sensor as JSON for the API: the HMAC key is never returned, only whether one is set.
+pub fn sensor_json(s: &Sensor, connected: bool) -> serde_json::Value {
+    let mut v = serde_json::to_value(s).unwrap_or(serde_json::Value::Null);
+    if let Some(obj) = v.as_object_mut() {
+        obj.remove("hmac_key");
+        obj.insert("custom_key".into(), s.hmac_key.is_some().into());
+        obj.insert("uuid".into(), s.uuid.simple().to_string().into());
+        obj.insert("connected".into(), connected.into());
+    }
+    v
+}
+
+/// Human-readable byte count.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+/// A Unix time as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn fmt_time(t: u64) -> String {
+    let day = d4_store::day_of(t);
+    let secs = t % 86_400;
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        day / 10_000,
+        day / 100 % 100,
+        day % 100,
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsing() {
+        assert!(parse_uuid("ff7ba400e76c4053982dfeec42bdef38").is_ok());
+        assert!(parse_uuid("ff7ba400-e76c-4053-982d-feec42bdef38").is_ok());
+        assert!(parse_uuid("nope").is_err());
+        assert_eq!(parse_kind("8").unwrap(), QueueKind::Type(8));
+        assert_eq!(
+            parse_kind("ja3-jl").unwrap(),
+            QueueKind::Ext("ja3-jl".into())
+        );
+        assert!(parse_kind("0").is_err());
+        assert!(parse_kind("300").is_err());
+        assert!(parse_kind(".x").is_err());
+        assert!(parse_kind("a b").is_err());
+        assert_eq!(parse_group(" ").unwrap(), None);
+        assert_eq!(
+            parse_group("ff7ba400e76c4053982dfeec42bdef38, ff7ba400e76c4053982dfeec42bdef38")
+                .unwrap()
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(matches!(
+            parse_target("ip", "10.1.2.3/8").unwrap(),
+            BlockTarget::Ip(n) if n.to_string() == "10.0.0.0/8"
+        ));
+        assert!(parse_target("ip", "300.1.1.1").is_err());
+        assert!(parse_target("x", "1").is_err());
+        assert_eq!(fmt_time(1_700_000_000), "2023-11-14 22:13:20");
+        assert_eq!(human_bytes(2048), "2.0 KiB");
+    }
+}

@@ -1,0 +1,305 @@
+//! `d4-web`: the web management UI and REST API of d4-rs (axum). Operators manage sensors,
+//! registrations, blocklists, accepted types, analyzer queues and users from a browser
+//! (server-rendered pages, readable without JavaScript) and automate the same over a JSON
+//! API under `/api/v1` (token auth). It also serves `/metrics` (Prometheus text).
+//!
+//! Everything goes through the [`d4_store::Store`] trait, so it works on every backend.
+//! This crate must never depend on the collector server (`d4-server`), the workers or the
+//! D4 framing: the server embeds it with [`router`] / [`serve`] and feeds extra metrics
+//! through [`MetricsSource`].
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use d4_store::{Store, StoreError};
+
+mod actions;
+mod api;
+pub mod auth;
+mod html;
+mod metrics;
+mod openapi;
+mod pages;
+
+pub use auth::{ensure_admin, ADMIN_PASSWORD_FILE};
+pub use metrics::MetricsSource;
+
+/// Settings of the web UI.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// The data dir: the first-start admin password file is written there.
+    pub data_dir: PathBuf,
+    /// Mark cookies `Secure` (set when served over HTTPS).
+    pub secure_cookies: bool,
+    /// Lifetime of a web session, seconds.
+    pub session_ttl_secs: u64,
+    /// A sensor is listed by monitoring when silent longer than this, seconds.
+    pub monitoring_threshold_secs: u64,
+    /// Serve `/metrics` without a token (default: a token of role user or admin).
+    pub metrics_public: bool,
+    /// Login failures per client IP before the lockout.
+    pub lockout_failures: u32,
+    /// Lockout duration, seconds.
+    pub lockout_secs: u64,
+}
+
+impl WebConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> WebConfig {
+        WebConfig {
+            data_dir: data_dir.into(),
+            secure_cookies: false,
+            session_ttl_secs: 12 * 3600,
+            monitoring_threshold_secs: 3600,
+            metrics_public: false,
+            lockout_failures: 5,
+            lockout_secs: 300,
+        }
+    }
+}
+
+/// Shared state of every handler: cheap to clone.
+#[derive(Clone)]
+pub struct WebState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub store: Arc<dyn Store>,
+    pub config: WebConfig,
+    pub lockout: Mutex<auth::Lockout>,
+    pub metrics: RwLock<Vec<Arc<dyn MetricsSource>>>,
+}
+
+impl std::fmt::Debug for WebState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebState")
+            .field("store", &self.inner.store.backend())
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+impl WebState {
+    pub fn new(store: Arc<dyn Store>, config: WebConfig) -> WebState {
+        let lockout = auth::Lockout::new(config.lockout_failures, config.lockout_secs);
+        WebState {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                lockout: Mutex::new(lockout),
+                metrics: RwLock::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Add a source of extra `/metrics` lines (the server's connection counters...).
+    pub fn add_metrics_source(&self, source: Arc<dyn MetricsSource>) {
+        if let Ok(mut list) = self.inner.metrics.write() {
+            list.push(source);
+        }
+    }
+
+    pub(crate) fn store(&self) -> &dyn Store {
+        self.inner.store.as_ref()
+    }
+
+    pub(crate) fn config(&self) -> &WebConfig {
+        &self.inner.config
+    }
+}
+
+/// Errors of the web layer's setup and serving.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+/// The whole application: pages, `/api/v1`, `/metrics`.
+pub fn router(state: WebState) -> Router {
+    Router::new()
+        .merge(pages::routes())
+        .nest("/api/v1", api::routes())
+        .route("/metrics", get(metrics::metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/static/style.css", get(html::style))
+        .fallback(|| async { html::not_found() })
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+/// Headers on every response: no framing (clickjacking), no sniffing, no caching of pages
+/// that may show secrets, a strict CSP (the UI uses no script at all).
+async fn security_headers(mut resp: Response) -> Response {
+    use axum::http::header::{self, HeaderValue};
+    let h = resp.headers_mut();
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+/// Serve `router` on `listener` until `shutdown` resolves: plain HTTP when `tls` is `None`,
+/// else HTTPS (HTTP/1.1 and HTTP/2 by ALPN). The client address reaches the handlers as
+/// `ConnectInfo<SocketAddr>` (used by the login lockout).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), WebError> {
+    match tls {
+        None => {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await?;
+            Ok(())
+        }
+        Some(config) => serve_tls(listener, router, config, shutdown).await,
+    }
+}
+
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    config: Arc<tokio_rustls::rustls::ServerConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), WebError> {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::service::TowerToHyperService;
+
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "web: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let acceptor = acceptor.clone();
+        let app = router.clone();
+        tokio::spawn(async move {
+            let handshake =
+                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp));
+            let tls = match handshake.await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "web: TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "web: TLS handshake timed out");
+                    return;
+                }
+            };
+            let svc = tower::ServiceExt::map_request(
+                app,
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    req
+                },
+            );
+            let svc = TowerToHyperService::new(svc);
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(e) = builder
+                .serve_connection_with_upgrades(TokioIo::new(tls), svc)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "web: connection error");
+            }
+        });
+    }
+}
+
+/// The client IP of a request (the TCP peer; proxies' headers are not trusted).
+pub(crate) fn client_ip(ext: &axum::http::Extensions) -> IpAddr {
+    ext.get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+/// A cookie's value from the request headers.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    for value in headers.get_all(axum::http::header::COOKIE) {
+        let Ok(text) = value.to_str() else { continue };
+        for part in text.split(';') {
+            if let Some((k, v)) = part.trim().split_once('=') {
+                if k == name {
+                    return Some(v.to_string());
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Form fields (first value wins).
+#[derive(Debug, Default)]
+pub(crate) struct Fields(pub HashMap<String, String>);
+
+impl Fields {
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Fields {
+        let mut map = HashMap::new();
+        for (k, v) in pairs {
+            map.entry(k).or_insert(v);
+        }
+        Fields(map)
+    }
+    pub fn get(&self, k: &str) -> &str {
+        self.0.get(k).map(|s| s.as_str()).unwrap_or("")
+    }
+    pub fn has(&self, k: &str) -> bool {
+        self.0.contains_key(k)
+    }
+}
+
+/// Constant-time string comparison (CSRF tokens).
+pub(crate) fn ct_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A plain-text response with a status.
+pub(crate) fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    (status, body.into()).into_response()
+}
