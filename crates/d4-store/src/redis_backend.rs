@@ -646,7 +646,7 @@ impl RedisStore {
             let sensors = match ext.get("group").map(String::as_str) {
                 Some("0") => None,
                 Some(json) if json != "1" => Some(from_json::<Vec<Uuid>>(json)?),
-                _ if !group.is_empty() || ext.get("group").is_some() => {
+                _ if !group.is_empty() || ext.contains_key("group") => {
                     let mut g: Vec<Uuid> = group.iter().filter_map(|s| s.parse().ok()).collect();
                     g.sort();
                     Some(g)
