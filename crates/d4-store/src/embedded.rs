@@ -206,6 +206,61 @@ fn get_queue_meta(
     }
 }
 
+/// Whether every table and default setting exists (then opening needs no write, which
+/// keeps short admin commands fast: a write transaction costs fsyncs).
+fn initialized(db: &redb::Database) -> bool {
+    let Ok(txn) = db.begin_read() else {
+        return false;
+    };
+    let ok = txn.open_table(SENSORS).is_ok()
+        && txn.open_table(BLOCKS).is_ok()
+        && txn.open_table(STATS).is_ok()
+        && txn.open_table(SESSIONS).is_ok()
+        && txn.open_table(QUEUES).is_ok()
+        && txn.open_table(QUEUE_ENTRIES).is_ok()
+        && txn.open_table(USERS).is_ok()
+        && txn.open_table(TOKENS).is_ok()
+        && txn.open_table(WEB_SESSIONS).is_ok();
+    ok && txn.open_table(SETTINGS).is_ok_and(|t| {
+        matches!(t.get(ACCEPTED_TYPES), Ok(Some(_)))
+            && matches!(t.get(ACCEPTED_EXT_TYPES), Ok(Some(_)))
+    })
+}
+
+/// Create the tables and the default settings.
+fn init_tables(db: &redb::Database) -> Result<()> {
+    write(db, |txn| {
+        txn.open_table(SENSORS).map_err(be)?;
+        txn.open_table(BLOCKS).map_err(be)?;
+        txn.open_table(STATS).map_err(be)?;
+        txn.open_table(SESSIONS).map_err(be)?;
+        txn.open_table(QUEUES).map_err(be)?;
+        txn.open_table(QUEUE_ENTRIES).map_err(be)?;
+        txn.open_table(USERS).map_err(be)?;
+        txn.open_table(TOKENS).map_err(be)?;
+        txn.open_table(WEB_SESSIONS).map_err(be)?;
+        let mut settings = txn.open_table(SETTINGS).map_err(be)?;
+        if settings.get(ACCEPTED_TYPES).map_err(be)?.is_none() {
+            settings
+                .insert(
+                    ACCEPTED_TYPES,
+                    to_json(&DEFAULT_ACCEPTED_TYPES.to_vec())?.as_slice(),
+                )
+                .map_err(be)?;
+        }
+        if settings.get(ACCEPTED_EXT_TYPES).map_err(be)?.is_none() {
+            let ext: Vec<String> = DEFAULT_ACCEPTED_EXT_TYPES
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            settings
+                .insert(ACCEPTED_EXT_TYPES, to_json(&ext)?.as_slice())
+                .map_err(be)?;
+        }
+        Ok(())
+    })
+}
+
 /// Drop the oldest entries of a queue while it holds more than its max size.
 fn trim_queue(entries: &mut redb::Table<(u128, u64), &[u8]>, meta: &mut QueueMeta) -> Result<u64> {
     let q = meta.config.uuid.as_u128();
@@ -236,42 +291,32 @@ impl EmbeddedStore {
                 return Err(StoreError::Backend(format!("open {}: {e}", path.display())).into())
             }
         };
-        write(&db, |txn| {
-            txn.open_table(SENSORS).map_err(be)?;
-            txn.open_table(BLOCKS).map_err(be)?;
-            txn.open_table(STATS).map_err(be)?;
-            txn.open_table(SESSIONS).map_err(be)?;
-            txn.open_table(QUEUES).map_err(be)?;
-            txn.open_table(QUEUE_ENTRIES).map_err(be)?;
-            txn.open_table(USERS).map_err(be)?;
-            txn.open_table(TOKENS).map_err(be)?;
-            txn.open_table(WEB_SESSIONS).map_err(be)?;
-            let mut settings = txn.open_table(SETTINGS).map_err(be)?;
-            if settings.get(ACCEPTED_TYPES).map_err(be)?.is_none() {
-                settings
-                    .insert(
-                        ACCEPTED_TYPES,
-                        to_json(&DEFAULT_ACCEPTED_TYPES.to_vec())?.as_slice(),
-                    )
-                    .map_err(be)?;
-            }
-            if settings.get(ACCEPTED_EXT_TYPES).map_err(be)?.is_none() {
-                let ext: Vec<String> = DEFAULT_ACCEPTED_EXT_TYPES
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect();
-                settings
-                    .insert(ACCEPTED_EXT_TYPES, to_json(&ext)?.as_slice())
-                    .map_err(be)?;
-            }
-            Ok(())
-        })?;
+        if !initialized(&db) {
+            init_tables(&db)?;
+        }
         let (events, _) = broadcast::channel(1024);
         Ok(EmbeddedStore {
             db: Arc::new(db),
             events,
             notifiers: Arc::default(),
         })
+    }
+
+    /// Like [`EmbeddedStore::open`], but while another process (e.g. a short admin
+    /// command) holds the file, retry for up to `wait`.
+    pub async fn open_with_retry(
+        data_dir: &Path,
+        wait: Duration,
+    ) -> Result<EmbeddedStore, EmbeddedOpenError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match EmbeddedStore::open(data_dir) {
+                Err(EmbeddedOpenError::Locked) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Run `f` on the blocking pool.
@@ -366,6 +411,17 @@ impl EmbeddedStore {
             .await?;
         self.emit(StoreEvent::SensorChanged { uuid });
         Ok(s)
+    }
+
+    /// Pop without an await point.
+    fn pop_inline(&self, queue: Uuid, max: usize) -> Result<Vec<QueueEntry>> {
+        let multi = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi {
+            tokio::task::block_in_place(|| Self::pop_now(&self.db, queue, max))
+        } else {
+            Self::pop_now(&self.db, queue, max)
+        }
     }
 
     fn pop_now(db: &redb::Database, queue: Uuid, max: usize) -> Result<Vec<QueueEntry>> {
@@ -1056,13 +1112,16 @@ impl Store for EmbeddedStore {
         max: usize,
         timeout: Duration,
     ) -> Result<Vec<QueueEntry>> {
+        // Cancel-safe: the pop itself runs without an await point (block_in_place on a
+        // multi-thread runtime), so a dropped future has either popped and returned, or
+        // popped nothing. Only the wait is cancelled.
         let deadline = tokio::time::Instant::now() + timeout;
         let notify = self.notifier(queue);
         loop {
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let got = self.pop_entries(queue, max).await?;
+            let got = self.pop_inline(queue, max)?;
             if !got.is_empty() {
                 return Ok(got);
             }

@@ -381,6 +381,25 @@ async fn serve_connection(store: Arc<dyn Store>, stream: UnixStream) -> std::io:
                 write.write_all(b"{\"ok\":\"subscribed\"}\n").await?;
                 return stream_events(events, reader, write).await;
             }
+            Ok(req @ Request::PopEntriesBlocking { .. }) => {
+                // A client that goes away while waiting must not take entries with it:
+                // cancel the (cancel-safe) wait when the connection closes.
+                let fut = dispatch(store.as_ref(), req);
+                tokio::pin!(fut);
+                let r = tokio::select! {
+                    r = &mut fut => r,
+                    closed = peer_closed(&mut reader) => {
+                        if closed {
+                            return Ok(());
+                        }
+                        fut.await
+                    }
+                };
+                match r {
+                    Ok(v) => Answer::Ok(v),
+                    Err(e) => Answer::Err(e),
+                }
+            }
             Ok(req) => match dispatch(store.as_ref(), req).await {
                 Ok(v) => Answer::Ok(v),
                 Err(e) => Answer::Err(e),
@@ -392,6 +411,14 @@ async fn serve_connection(store: Arc<dyn Store>, stream: UnixStream) -> std::io:
         write.write_all(&out).await?;
     }
     Ok(())
+}
+
+/// Whether the peer closed the connection (EOF or error); `false` if it sent more data.
+async fn peer_closed<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R) -> bool {
+    match reader.fill_buf().await {
+        Ok(buf) => buf.is_empty(),
+        Err(_) => true,
+    }
 }
 
 async fn stream_events(

@@ -143,3 +143,51 @@ async fn socket_rejects_garbage_and_keeps_serving() {
     }
     server.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_client_leaving_a_blocking_pop_loses_nothing() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let embedded: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+    let sock = dir.path().join("d4.sock");
+    let server = serve_socket(embedded.clone(), &sock).await.unwrap();
+    let q = uuid::Uuid::new_v4();
+    embedded
+        .create_queue(
+            d4_store::QueueConfig {
+                uuid: q,
+                kind: d4_store::QueueKind::Type(3),
+                description: String::new(),
+                max_size: 10,
+                sensors: None,
+            },
+            1,
+        )
+        .await
+        .unwrap();
+    let req = serde_json::to_string(&d4_store::Request::PopEntriesBlocking {
+        queue: q,
+        max: 10,
+        timeout: std::time::Duration::from_secs(30),
+    })
+    .unwrap();
+    let mut stream = tokio::net::UnixStream::connect(&sock).await.unwrap();
+    stream
+        .write_all(format!("{req}\n").as_bytes())
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    drop(stream); // the analyzer dies while waiting
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    embedded
+        .push_entries(vec![q], vec![d4_store::QueueEntry::new("keep me")], 2)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        embedded.queue_len(q).await.unwrap(),
+        1,
+        "the entry stays queued"
+    );
+    server.shutdown();
+}

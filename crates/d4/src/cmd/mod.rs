@@ -1,3 +1,4 @@
 //! One module per `d4` subcommand.
 
+pub mod admin;
 pub mod inspect;
