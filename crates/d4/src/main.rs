@@ -26,6 +26,8 @@ struct Cli {
 enum Command {
     /// Decode a D4 stream (file or stdin) and print every frame: the tool to debug a sensor.
     Inspect(cmd::inspect::InspectArgs),
+    /// Run the collector: TLS listener, sessions, journal, workers, analyzer queues.
+    Server(Box<cmd::server::ServerArgs>),
     #[command(flatten)]
     Admin(cmd::admin::AdminCommand),
 }
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
     logging::init(&cli.log);
     let result = match cli.command {
         Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Server(args) => cmd::server::run(*args),
         Command::Admin(args) => cmd::admin::run(args),
     };
     match result {

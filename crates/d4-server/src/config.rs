@@ -1,0 +1,163 @@
+//! The server's effective configuration: defaults, overridden by `d4.toml`, overridden by
+//! flags and `D4_*` environment variables (the binary applies those), printable as TOML.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::session::Mode;
+
+/// What to do when a sensor's pending entries pass its stream limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnLimit {
+    /// Stop reading the socket until the worker catches up (TCP pushes back on the sensor).
+    Backpressure,
+    /// Drop the connection (the reference behaviour).
+    Drop,
+}
+
+impl std::fmt::Display for OnLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OnLimit::Backpressure => "backpressure",
+            OnLimit::Drop => "drop",
+        })
+    }
+}
+
+/// Every setting of `d4 server`. Field names are the keys of `d4.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Data dir: database, TLS material, journal, sensors' files.
+    pub data_dir: PathBuf,
+    /// TLS listener address ("" disables it). `[::]` is dual stack (falls back to 0.0.0.0).
+    pub listen: String,
+    /// Extra plain-TCP listeners (tests, TLS terminated elsewhere).
+    pub plain_listen: Vec<String>,
+    /// PEM certificate chain; generated in `<data>/tls/` on first start when unset.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key matching `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// `registration` (approved sensors only) or `shared-secret`.
+    pub mode: Mode,
+    /// HMAC key of sensors that have no key of their own.
+    pub default_key: String,
+    /// Largest accepted payload (bytes); bigger declared sizes end the connection.
+    pub max_payload: u32,
+    /// Close a connection that sent no valid frame within this many seconds.
+    pub header_timeout_secs: u64,
+    /// Close a connection that sent nothing for this many seconds (0: never).
+    pub idle_timeout_secs: u64,
+    /// Stream limit (pending entries) of sensors without their own.
+    pub stream_limit: u64,
+    /// Pending bytes per session over which reading stops as well.
+    pub max_pending_bytes: u64,
+    /// `backpressure` or `drop` when a sensor passes its stream limit.
+    pub on_limit: OnLimit,
+    /// Connections served at once; more wait in the kernel backlog.
+    pub max_connections: usize,
+    /// Sync the journal to disk before the worker handles a batch.
+    pub journal_fsync: bool,
+    /// Journal segment size (bytes) after which a fully handled journal starts a new file.
+    pub journal_segment_bytes: u64,
+    /// Flush aggregated stats to the store at least this often (milliseconds) ...
+    pub stats_flush_ms: u64,
+    /// ... or once this many frames were aggregated.
+    pub stats_flush_frames: u64,
+    /// Name of this server in the store's session table.
+    pub server_id: String,
+    /// File rotation period of the workers (seconds).
+    pub rotation_secs: u64,
+    /// Rotate at day change as well.
+    pub rotate_daily: bool,
+    /// Gzip rotated files.
+    pub gzip: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            data_dir: PathBuf::from("./d4-data"),
+            listen: "[::]:4443".into(),
+            plain_listen: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            mode: Mode::Registration,
+            default_key: "private key to change".into(),
+            max_payload: d4_proto::DEFAULT_MAX_PAYLOAD,
+            header_timeout_secs: 30,
+            idle_timeout_secs: 900,
+            stream_limit: 10_000,
+            max_pending_bytes: 64 << 20,
+            on_limit: OnLimit::Backpressure,
+            max_connections: 50_000,
+            journal_fsync: true,
+            journal_segment_bytes: crate::journal::DEFAULT_SEGMENT_BYTES,
+            stats_flush_ms: 1000,
+            stats_flush_frames: 10_000,
+            server_id: "d4-server".into(),
+            rotation_secs: 300,
+            rotate_daily: true,
+            gzip: true,
+        }
+    }
+}
+
+/// Errors reading the configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("printing the configuration: {0}")]
+    Print(#[from] toml::ser::Error),
+}
+
+impl ServerConfig {
+    /// Reads a TOML file over the defaults (missing keys keep their default).
+    pub fn from_file(path: &Path) -> Result<ServerConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })
+    }
+
+    /// The effective configuration as TOML.
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        Ok(toml::to_string(self)?)
+    }
+
+    pub fn journal_dir(&self) -> PathBuf {
+        self.data_dir.join("journal")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_roundtrip_and_partial_file() {
+        let c = ServerConfig::default();
+        let text = c.to_toml().unwrap();
+        let back: ServerConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back, c);
+        let part: ServerConfig = toml::from_str("mode = \"shared-secret\"\n").unwrap();
+        assert_eq!(part.mode, Mode::SharedSecret);
+        assert_eq!(part.listen, "[::]:4443");
+        assert!(toml::from_str::<ServerConfig>("nope = 1").is_err());
+    }
+}

@@ -1,0 +1,154 @@
+//! [`StoreGate`]: the session's [`Gate`] over an in-memory snapshot of the store
+//! (sensors, blocklists, accepted types), refreshed at start, on every store event and
+//! periodically, plus this server's table of active (uuid, type) slots. Per-frame checks
+//! never wait on the database.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
+
+use d4_store::{Block, BlockTarget, SensorStatus, Store, StoreError};
+use uuid::Uuid;
+
+use crate::session::{Gate, SensorView};
+
+#[derive(Default)]
+struct Snapshot {
+    sensors: HashMap<Uuid, (SensorView, Option<u64>)>,
+    blocks: Vec<Block>,
+    types: HashSet<u8>,
+    ext_types: HashSet<String>,
+}
+
+/// The gate of a running server.
+#[derive(Default)]
+pub struct StoreGate {
+    snap: RwLock<Snapshot>,
+    claims: Mutex<HashMap<(Uuid, u8), Uuid>>,
+}
+
+fn now() -> u64 {
+    d4_store::now()
+}
+
+impl StoreGate {
+    pub fn new() -> StoreGate {
+        StoreGate::default()
+    }
+
+    /// Reloads the snapshot from the store.
+    pub async fn refresh(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let sensors = store.list_sensors().await?;
+        let blocks = store.list_blocks(now()).await?;
+        let types = store.accepted_types().await?;
+        let ext_types = store.accepted_ext_types().await?;
+        let mut snap = Snapshot {
+            blocks,
+            types: types.into_iter().collect(),
+            ext_types: ext_types.into_iter().collect(),
+            ..Default::default()
+        };
+        for s in sensors {
+            let view = SensorView {
+                approved: s.status == SensorStatus::Approved,
+                key: s
+                    .hmac_key
+                    .as_ref()
+                    .filter(|k| !k.is_empty())
+                    .map(|k| Arc::from(k.as_bytes())),
+            };
+            snap.sensors.insert(s.uuid, (view, s.stream_limit));
+        }
+        if let Ok(mut w) = self.snap.write() {
+            *w = snap;
+        }
+        Ok(())
+    }
+
+    /// The sensor's own stream limit, if set.
+    pub fn stream_limit(&self, uuid: &Uuid) -> Option<u64> {
+        self.snap
+            .read()
+            .ok()
+            .and_then(|s| s.sensors.get(uuid).and_then(|(_, l)| *l))
+    }
+
+    /// Releases a slot held by `session`.
+    pub fn release(&self, uuid: &Uuid, d4_type: u8, session: &Uuid) {
+        if let Ok(mut c) = self.claims.lock() {
+            if c.get(&(*uuid, d4_type)) == Some(session) {
+                c.remove(&(*uuid, d4_type));
+            }
+        }
+    }
+
+    /// The uuid is under a kick's temporary block.
+    pub fn kicked(&self, uuid: &Uuid) -> bool {
+        let t = now();
+        self.snap
+            .read()
+            .map(|s| {
+                s.blocks.iter().any(|b| {
+                    b.active_at(t)
+                        && b.reason == "kick"
+                        && matches!(b.target, BlockTarget::Uuid(u) if u == *uuid)
+                })
+            })
+            .unwrap_or(false)
+    }
+
+    /// Number of claimed slots.
+    pub fn claimed(&self) -> usize {
+        self.claims.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    fn blocked(&self, f: impl Fn(&BlockTarget) -> bool) -> bool {
+        let t = now();
+        self.snap
+            .read()
+            .map(|s| s.blocks.iter().any(|b| b.active_at(t) && f(&b.target)))
+            .unwrap_or(true)
+    }
+}
+
+impl Gate for StoreGate {
+    fn ip_blocked(&self, ip: IpAddr) -> bool {
+        self.blocked(|t| matches!(t, BlockTarget::Ip(net) if net.contains(&ip)))
+    }
+    fn sensor(&self, uuid: &Uuid) -> Option<SensorView> {
+        self.snap
+            .read()
+            .ok()
+            .and_then(|s| s.sensors.get(uuid).map(|(v, _)| v.clone()))
+    }
+    fn uuid_blocked(&self, uuid: &Uuid) -> bool {
+        self.blocked(|t| matches!(t, BlockTarget::Uuid(u) if u == uuid))
+    }
+    fn uuid_blocks_ips(&self, uuid: &Uuid) -> bool {
+        self.blocked(|t| matches!(t, BlockTarget::IpsOfUuid(u) if u == uuid))
+    }
+    fn type_accepted(&self, d4_type: u8) -> bool {
+        self.snap
+            .read()
+            .map(|s| s.types.contains(&d4_type))
+            .unwrap_or(false)
+    }
+    fn ext_type_accepted(&self, name: &str) -> bool {
+        self.snap
+            .read()
+            .map(|s| s.ext_types.contains(name))
+            .unwrap_or(false)
+    }
+    fn claim(&self, uuid: &Uuid, d4_type: u8, session: &Uuid) -> bool {
+        let Ok(mut c) = self.claims.lock() else {
+            return false;
+        };
+        match c.get(&(*uuid, d4_type)) {
+            Some(s) => s == session,
+            None => {
+                c.insert((*uuid, d4_type), *session);
+                true
+            }
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! Delivery of accepted frames: one pipeline per session, off the network tasks.
+//!
+//! The connection task sends accepted frames; the pipeline thread appends them to the
+//! session's [`Journal`], syncs it (one fsync per batch), then hands each frame to the
+//! session's [`FrameSink`] (the per-type worker), flushes it and acknowledges the entry
+//! in the journal. `pending` counts frames sent but not yet acknowledged: the connection
+//! task stops reading the socket when it passes the sensor's stream limit.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use d4_proto::Frame;
+use uuid::Uuid;
+
+use crate::journal::Journal;
+
+/// Where the frames of one session go (the per-type worker). Called from one thread.
+pub trait FrameSink: Send {
+    /// Handles one frame, in stream order.
+    fn handle(&mut self, frame: &Frame) -> Result<(), String>;
+    /// Makes everything handled so far durable against a crash of this process (bytes
+    /// written to the kernel, queue entries pushed): called before an acknowledgement.
+    fn flush(&mut self) -> Result<(), String>;
+    /// Called every second or so while the sensor is silent (time-based rotation).
+    fn tick(&mut self) -> Result<(), String>;
+    /// End of the session: finish files.
+    fn close(&mut self) -> Result<(), String>;
+}
+
+/// Opens the sink of a session at its first frame.
+pub trait SinkFactory: Send + Sync {
+    /// `meta` holds the type-2 frames of a replayed 2/254 session whose first replayed
+    /// frame comes after them (the sink needs them to know its extended type; they were
+    /// handled already and must not be written again).
+    fn open(
+        &self,
+        uuid: Uuid,
+        d4_type: u8,
+        session: Uuid,
+        meta: &[Frame],
+    ) -> Result<Box<dyn FrameSink>, String>;
+}
+
+/// Shared progress of one pipeline.
+#[derive(Default)]
+pub struct Pending {
+    frames: AtomicU64,
+    bytes: AtomicU64,
+    failed: AtomicBool,
+    error: Mutex<Option<String>>,
+    /// Woken whenever entries were acknowledged or the pipeline failed.
+    pub changed: tokio::sync::Notify,
+}
+
+impl Pending {
+    pub fn frames(&self) -> u64 {
+        self.frames.load(Ordering::Acquire)
+    }
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Acquire)
+    }
+    /// The worker's error, once (the session must end).
+    pub fn take_error(&self) -> Option<String> {
+        if !self.failed.load(Ordering::Acquire) {
+            return None;
+        }
+        self.error.lock().ok().and_then(|mut e| e.take())
+    }
+    fn done(&self, frames: u64, bytes: u64) {
+        self.frames.fetch_sub(frames, Ordering::AcqRel);
+        self.bytes.fetch_sub(bytes, Ordering::AcqRel);
+        self.changed.notify_waiters();
+        self.changed.notify_one();
+    }
+    fn fail(&self, msg: String) {
+        if let Ok(mut e) = self.error.lock() {
+            if e.is_none() && !self.failed.load(Ordering::Acquire) {
+                *e = Some(msg);
+            }
+        }
+        self.failed.store(true, Ordering::Release);
+        self.changed.notify_waiters();
+        self.changed.notify_one();
+    }
+}
+
+/// The sending half, owned by the connection task.
+pub struct Pipeline {
+    tx: Option<Sender<Frame>>,
+    pending: Arc<Pending>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Called with (sensor, message) when a worker refuses a session's data.
+pub type ErrorHook = Arc<dyn Fn(Uuid, String) + Send + Sync>;
+
+/// Settings of the pipelines.
+#[derive(Clone)]
+pub struct PipelineConfig {
+    pub journal_dir: std::path::PathBuf,
+    pub segment_bytes: u64,
+    pub fsync: bool,
+    /// Records a worker error as the sensor's last error (even after the connection ended).
+    pub on_error: Option<ErrorHook>,
+}
+
+impl Pipeline {
+    /// Starts the pipeline of a session (journal created now, sink opened at the first
+    /// frame).
+    pub fn start(
+        cfg: &PipelineConfig,
+        session: Uuid,
+        sinks: Arc<dyn SinkFactory>,
+    ) -> std::io::Result<Pipeline> {
+        let journal = Journal::create(&cfg.journal_dir, session, cfg.segment_bytes)?;
+        let (tx, rx) = mpsc::channel();
+        let pending = Arc::new(Pending::default());
+        let p = pending.clone();
+        let fsync = cfg.fsync;
+        let hook = cfg.on_error.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("d4-session-{}", &session.simple().to_string()[..8]))
+            .stack_size(256 * 1024)
+            .spawn(move || run(rx, journal, p, sinks, session, fsync, hook))?;
+        Ok(Pipeline {
+            tx: Some(tx),
+            pending,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn pending(&self) -> &Arc<Pending> {
+        &self.pending
+    }
+
+    /// Queues one accepted frame.
+    pub fn send(&self, frame: Frame) -> bool {
+        self.pending.frames.fetch_add(1, Ordering::AcqRel);
+        self.pending
+            .bytes
+            .fetch_add(frame.wire_len() as u64, Ordering::AcqRel);
+        match &self.tx {
+            Some(tx) => tx.send(frame).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Ends the session: the thread drains what is queued, closes the sink, removes the
+    /// journal, and this returns its handle to join.
+    pub fn close(mut self) -> Option<JoinHandle<()>> {
+        self.tx.take();
+        self.thread.take()
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.tx.take();
+    }
+}
+
+fn run(
+    rx: Receiver<Frame>,
+    mut journal: Journal,
+    pending: Arc<Pending>,
+    sinks: Arc<dyn SinkFactory>,
+    session: Uuid,
+    fsync: bool,
+    hook: Option<ErrorHook>,
+) {
+    let fail = |uuid: Uuid, e: String| {
+        tracing::warn!(%session, sensor = %uuid.simple(), error = %e, "worker refused the data");
+        if let Some(h) = &hook {
+            h(uuid, format!("worker: {e}"));
+        }
+        pending.fail(e);
+    };
+    let mut sink: Option<Box<dyn FrameSink>> = None;
+    let mut failed = false;
+    let mut batch: Vec<(Frame, u64)> = Vec::new();
+    let mut journal_ok = true;
+    'outer: loop {
+        let first = match rx.recv_timeout(std::time::Duration::from_secs(1)) {
+            Ok(f) => f,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let (Some(s), false) = (sink.as_mut(), failed) {
+                    if let Err(e) = s.tick() {
+                        failed = true;
+                        pending.fail(e);
+                    }
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        let mut bytes = 0usize;
+        let mut next = Some(first);
+        while let Some(f) = next.take() {
+            bytes += f.wire_len();
+            match journal.append(&f) {
+                Ok(end) => batch.push((f, end)),
+                Err(e) => {
+                    tracing::error!(%session, error = %e, "journal append failed");
+                    journal_ok = false;
+                    batch.push((f, 0));
+                }
+            }
+            if batch.len() >= 4096 || bytes >= 8 << 20 {
+                break;
+            }
+            match rx.try_recv() {
+                Ok(f) => next = Some(f),
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => {}
+            }
+        }
+        if fsync && journal_ok {
+            if let Err(e) = journal.sync() {
+                tracing::error!(%session, error = %e, "journal sync failed");
+                journal_ok = false;
+            }
+        }
+        for (f, end) in batch.drain(..) {
+            let len = f.wire_len() as u64;
+            if !failed {
+                if sink.is_none() {
+                    match sinks.open(f.header.uuid, f.header.d4_type, session, &[]) {
+                        Ok(s) => sink = Some(s),
+                        Err(e) => {
+                            failed = true;
+                            fail(f.header.uuid, e);
+                        }
+                    }
+                }
+                if let Some(s) = sink.as_mut() {
+                    if let Err(e) = s.handle(&f).and_then(|_| s.flush()) {
+                        failed = true;
+                        fail(f.header.uuid, e);
+                    }
+                }
+            }
+            // A frame the worker refused is acknowledged too: replaying it would fail
+            // the same way.
+            if journal_ok {
+                if let Err(e) = journal.ack(end) {
+                    tracing::error!(%session, error = %e, "journal ack failed");
+                    journal_ok = false;
+                }
+            }
+            pending.done(1, len);
+        }
+        if !journal_ok {
+            pending.fail("the session journal failed (disk full?)".into());
+            // keep draining so that the connection task is never stuck
+            continue 'outer;
+        }
+    }
+    if let Some(mut s) = sink {
+        if let Err(e) = s.close() {
+            tracing::warn!(%session, error = %e, "closing the worker failed");
+        }
+    }
+    if journal_ok {
+        if let Err(e) = journal.finish() {
+            tracing::warn!(%session, error = %e, "removing the journal failed");
+        }
+    }
+}
+
+/// Replays the journals left by a previous run through fresh sinks. Returns the number
+/// of frames replayed.
+pub fn replay_leftovers(dir: &std::path::Path, sinks: &dyn SinkFactory) -> std::io::Result<u64> {
+    let mut total = 0;
+    for left in crate::journal::recover(dir)? {
+        let mut sink: Option<Box<dyn FrameSink>> = None;
+        let mut err: Option<String> = None;
+        let meta = left.meta_frames.clone();
+        let n = left.replay(|f| {
+            if err.is_some() {
+                return Ok(());
+            }
+            if sink.is_none() {
+                let ctx: &[Frame] = if f.header.d4_type == d4_proto::types::EXTENDED {
+                    &meta
+                } else {
+                    &[]
+                };
+                match sinks.open(f.header.uuid, f.header.d4_type, left.session, ctx) {
+                    Ok(s) => sink = Some(s),
+                    Err(e) => {
+                        err = Some(e);
+                        return Ok(());
+                    }
+                }
+            }
+            if let Some(s) = sink.as_mut() {
+                if let Err(e) = s.handle(&f) {
+                    err = Some(e);
+                }
+            }
+            Ok(())
+        })?;
+        if let Some(mut s) = sink {
+            if let Err(e) = s.flush().and_then(|_| s.close()) {
+                err.get_or_insert(e);
+            }
+        }
+        match err {
+            Some(e) => {
+                tracing::warn!(session = %left.session, error = %e, "replay of a journal failed")
+            }
+            None => tracing::info!(session = %left.session, frames = n, "journal replayed"),
+        }
+        total += n;
+        left.finish()?;
+    }
+    Ok(total)
+}

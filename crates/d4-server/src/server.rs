@@ -1,0 +1,659 @@
+//! The running collector: listeners, one tokio task per connection wrapping a
+//! [`Session`], the store gate and its event feed (kicks, blocklist changes), stats
+//! flushing, journal replay at start and an orderly shutdown.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use d4_store::{Block, BlockTarget, SessionClaim, Store, StoreEvent};
+use d4_worker::{RotationPolicy, WorkerConfig, WorkerSet};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::config::{OnLimit, ServerConfig};
+use crate::gate::StoreGate;
+use crate::pipeline::{Pipeline, PipelineConfig, SinkFactory};
+use crate::session::{Gate, Reason, Refusal, Session, SessionConfig};
+use crate::stats::Stats;
+use crate::workers::{StoreQueueSink, WorkerFactory};
+
+/// Errors that stop the server from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("data dir {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("listening on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("store: {0}")]
+    Store(#[from] d4_store::StoreError),
+    #[error("workers: {0}")]
+    Worker(#[from] d4_worker::WorkerError),
+    #[error("journal replay: {0}")]
+    Replay(std::io::Error),
+    #[error("nothing to listen on: set `listen` or `plain_listen`")]
+    NoListener,
+}
+
+/// Per-connection control: kick and "the store changed, re-check".
+#[derive(Default)]
+struct Control {
+    uuid: Mutex<Option<Uuid>>,
+    kicked: AtomicBool,
+    notify: Notify,
+}
+
+struct Shared {
+    cfg: ServerConfig,
+    scfg: Arc<SessionConfig>,
+    gate: Arc<StoreGate>,
+    store: Arc<dyn Store>,
+    stats: Arc<Stats>,
+    sinks: Arc<dyn SinkFactory>,
+    pcfg: PipelineConfig,
+    conns: Mutex<HashMap<Uuid, Arc<Control>>>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    active: AtomicUsize,
+    idle: Notify,
+}
+
+/// What the server reports once bound (tests and logs use the real addresses).
+#[derive(Debug, Clone)]
+pub struct Bound {
+    pub tls: Option<SocketAddr>,
+    pub plain: Vec<SocketAddr>,
+}
+
+fn now() -> u64 {
+    d4_store::now()
+}
+
+/// Runs the server until `shutdown` resolves, then drains and returns.
+/// `on_bound` is called once every listener is bound.
+pub async fn run(
+    cfg: ServerConfig,
+    store: Arc<dyn Store>,
+    shutdown: impl std::future::Future<Output = ()>,
+    on_bound: impl FnOnce(&Bound),
+) -> Result<(), ServerError> {
+    let dd = |source| ServerError::DataDir {
+        path: cfg.data_dir.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(&cfg.data_dir).map_err(dd)?;
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!(error = %e, "could not raise the open files limit");
+    }
+    if cfg.default_key == "private key to change" {
+        tracing::warn!(
+            "the default HMAC key is the well-known reference default: set `default_key`"
+        );
+    }
+
+    // Active-session state of a previous run never blocks sensors.
+    let cleared = store.clear_sessions(cfg.server_id.clone()).await?;
+    if cleared > 0 {
+        tracing::info!(cleared, "cleared active sessions left by a previous run");
+    }
+
+    let rt = tokio::runtime::Handle::current();
+    let queue_sink = Arc::new(StoreQueueSink::new(store.clone(), rt));
+    let mut wcfg = WorkerConfig::new(cfg.data_dir.clone());
+    wcfg.rotation = RotationPolicy {
+        period: (cfg.rotation_secs > 0).then(|| Duration::from_secs(cfg.rotation_secs)),
+        at_day_change: cfg.rotate_daily,
+    };
+    wcfg.gzip = cfg.gzip;
+    let workers = Arc::new(WorkerSet::new(wcfg, queue_sink)?);
+    let sinks: Arc<dyn SinkFactory> = Arc::new(WorkerFactory {
+        set: workers.clone(),
+    });
+
+    // Finish files a crashed run left open, then replay what it journaled but did not
+    // hand to the workers.
+    {
+        let w = workers.clone();
+        match tokio::task::spawn_blocking(move || w.recover()).await {
+            Ok(Ok(report)) => tracing::debug!(?report, "worker files recovered"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "recovering worker files failed"),
+            Err(e) => tracing::warn!(error = %e, "recovering worker files failed"),
+        }
+    }
+    // Replay what a previous run journaled but did not hand to the workers.
+    let jdir = cfg.journal_dir();
+    {
+        let sinks = sinks.clone();
+        let jdir = jdir.clone();
+        let n =
+            tokio::task::spawn_blocking(move || crate::pipeline::replay_leftovers(&jdir, &*sinks))
+                .await
+                .map_err(|e| ServerError::Replay(std::io::Error::other(e.to_string())))?
+                .map_err(ServerError::Replay)?;
+        if n > 0 {
+            tracing::info!(frames = n, "replayed journaled frames of the previous run");
+        }
+    }
+
+    let gate = Arc::new(StoreGate::new());
+    gate.refresh(&*store).await?;
+
+    let shared = Arc::new(Shared {
+        scfg: Arc::new(SessionConfig {
+            mode: cfg.mode,
+            default_key: Arc::from(cfg.default_key.as_bytes()),
+            max_payload: cfg.max_payload,
+            max_meta_len: d4_proto::DEFAULT_MAX_META_LEN,
+        }),
+        gate: gate.clone(),
+        store: store.clone(),
+        stats: Arc::new(Stats::new(cfg.stats_flush_frames)),
+        sinks,
+        pcfg: PipelineConfig {
+            journal_dir: jdir,
+            segment_bytes: cfg.journal_segment_bytes,
+            fsync: cfg.journal_fsync,
+            on_error: Some(error_hook(store.clone())),
+        },
+        conns: Mutex::new(HashMap::new()),
+        threads: Mutex::new(Vec::new()),
+        active: AtomicUsize::new(0),
+        idle: Notify::new(),
+        cfg,
+    });
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let background = vec![
+        tokio::spawn(events_task(shared.clone(), stop_rx.clone())),
+        tokio::spawn(stats_task(shared.clone(), stop_rx.clone())),
+    ];
+
+    // Listeners.
+    let mut bound = Bound {
+        tls: None,
+        plain: Vec::new(),
+    };
+    let mut listeners = Vec::new();
+    if !shared.cfg.listen.is_empty() {
+        let (cert, key) = match (&shared.cfg.tls_cert, &shared.cfg.tls_key) {
+            (Some(c), Some(k)) => (c.clone(), k.clone()),
+            _ => {
+                let (c, k, created) = crate::tls::ensure_generated(&shared.cfg.data_dir)?;
+                if created {
+                    tracing::info!(cert = %c.display(), "generated a self-signed TLS certificate");
+                }
+                (c, k)
+            }
+        };
+        let tls = crate::tls::server_config(&cert, &key)?;
+        let l = crate::net::bind(&shared.cfg.listen).map_err(|source| ServerError::Bind {
+            addr: shared.cfg.listen.clone(),
+            source,
+        })?;
+        bound.tls = l.local_addr().ok();
+        listeners.push((l, Some(tokio_rustls::TlsAcceptor::from(tls))));
+    }
+    for spec in &shared.cfg.plain_listen {
+        let l = crate::net::bind(spec).map_err(|source| ServerError::Bind {
+            addr: spec.clone(),
+            source,
+        })?;
+        if let Ok(a) = l.local_addr() {
+            bound.plain.push(a);
+        }
+        listeners.push((l, None));
+    }
+    if listeners.is_empty() {
+        return Err(ServerError::NoListener);
+    }
+    tracing::info!(tls = ?bound.tls, plain = ?bound.plain, mode = %shared.cfg.mode, data = %shared.cfg.data_dir.display(), "d4 server listening");
+    on_bound(&bound);
+
+    let permits = Arc::new(Semaphore::new(shared.cfg.max_connections.max(1)));
+    let mut accepts = Vec::new();
+    for (l, tls) in listeners {
+        accepts.push(tokio::spawn(accept_loop(
+            shared.clone(),
+            l,
+            tls,
+            permits.clone(),
+            stop_rx.clone(),
+        )));
+    }
+
+    shutdown.await;
+    tracing::info!("shutting down: no new connections, draining sessions");
+    let _ = stop_tx.send(true);
+    for a in accepts {
+        let _ = a.await;
+    }
+    // Wait for the connection tasks (they stop reading at once), bounded.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while shared.active.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+        let _ = tokio::time::timeout(Duration::from_millis(100), shared.idle.notified()).await;
+    }
+    // Join the pipelines: everything journaled is handed to the workers, files closed.
+    let threads: Vec<_> = shared
+        .threads
+        .lock()
+        .map(|mut t| std::mem::take(&mut *t))
+        .unwrap_or_default();
+    let w = workers.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+        w.flush();
+        w.shutdown();
+    })
+    .await;
+    for b in background {
+        let _ = b.await;
+    }
+    shared.stats.flush(&*shared.store).await;
+    let _ = shared
+        .store
+        .clear_sessions(shared.cfg.server_id.clone())
+        .await;
+    tracing::info!("d4 server stopped");
+    Ok(())
+}
+
+async fn events_task(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut events = shared.store.subscribe();
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let mut renew = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            ev = events.recv() => {
+                match ev {
+                    Ok(StoreEvent::Kick { uuid }) => {
+                        let _ = shared.gate.refresh(&*shared.store).await;
+                        kick(&shared, uuid);
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        if let Err(e) = shared.gate.refresh(&*shared.store).await {
+                            tracing::warn!(error = %e, "store refresh failed");
+                        }
+                        recheck_all(&shared);
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        events = shared.store.subscribe();
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                if let Err(e) = shared.gate.refresh(&*shared.store).await {
+                    tracing::warn!(error = %e, "store refresh failed");
+                }
+                recheck_all(&shared);
+            }
+            _ = renew.tick() => {
+                let _ = shared.store.renew_sessions(shared.cfg.server_id.clone(), 90, now()).await;
+            }
+        }
+    }
+}
+
+fn kick(shared: &Shared, uuid: Uuid) {
+    if let Ok(c) = shared.conns.lock() {
+        for ctl in c.values() {
+            if ctl.uuid.lock().ok().and_then(|u| *u) == Some(uuid) {
+                ctl.kicked.store(true, Ordering::Release);
+                ctl.notify.notify_one();
+            }
+        }
+    }
+}
+
+fn recheck_all(shared: &Shared) {
+    if let Ok(c) = shared.conns.lock() {
+        for ctl in c.values() {
+            ctl.notify.notify_one();
+        }
+    }
+}
+
+async fn stats_task(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let period = Duration::from_millis(shared.cfg.stats_flush_ms.max(10));
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(period) => {}
+            _ = shared.stats.notify.notified() => {}
+        }
+        shared.stats.flush(&*shared.store).await;
+    }
+}
+
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    permits: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let permit = tokio::select! {
+            _ = stop.changed() => return,
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+        };
+        let (tcp, addr) = tokio::select! {
+            _ = stop.changed() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let shared = shared.clone();
+        let tls = tls.clone();
+        let stop = stop.clone();
+        shared.active.fetch_add(1, Ordering::AcqRel);
+        tokio::spawn(async move {
+            let peer = crate::net::canonical_ip(addr);
+            let start = Instant::now();
+            match tls {
+                Some(acc) => {
+                    let deadline = start + Duration::from_secs(shared.cfg.header_timeout_secs);
+                    match tokio::time::timeout_at(deadline, acc.accept(tcp)).await {
+                        Ok(Ok(s)) => connection(&shared, s, peer, start, stop).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+                None => connection(&shared, tcp, peer, start, stop).await,
+            }
+            drop(permit);
+            if shared.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+                shared.idle.notify_waiters();
+            }
+        });
+    }
+}
+
+fn error_hook(store: Arc<dyn Store>) -> crate::pipeline::ErrorHook {
+    let rt = tokio::runtime::Handle::current();
+    Arc::new(move |uuid, msg| {
+        let store = store.clone();
+        rt.spawn(async move {
+            let _ = store.record_sensor_error(uuid, now(), msg).await;
+        });
+    })
+}
+
+fn on_refusal(shared: &Shared, r: &Refusal, peer: IpAddr, session: Uuid) {
+    let who = r.uuid.map(|u| u.simple().to_string()).unwrap_or_default();
+    match r.reason {
+        Reason::IpBlocked(_) => {
+            tracing::debug!(%peer, %session, sensor = %who, "refused: {r}")
+        }
+        _ => tracing::warn!(%peer, %session, sensor = %who, "refused: {r}"),
+    }
+    // worker errors are recorded by the pipeline itself
+    if let (Some(uuid), false) = (r.uuid, matches!(r.reason, Reason::Worker(_))) {
+        let store = shared.store.clone();
+        let msg = format!("{} [{}] from {peer}", r.reason, r.reason.code());
+        tokio::spawn(async move {
+            if let Err(e) = store.record_sensor_error(uuid, now(), msg).await {
+                tracing::warn!(error = %e, "could not record the sensor's error");
+            }
+        });
+    }
+    if let (Reason::IpBlockedByUuid(ip), Some(uuid)) = (&r.reason, r.uuid) {
+        let store = shared.store.clone();
+        let block = Block {
+            target: BlockTarget::Ip(ipnet::IpNet::from(*ip)),
+            reason: format!("presented uuid {}", uuid.simple()),
+            created: now(),
+            expires: None,
+        };
+        tokio::spawn(async move {
+            let _ = store.add_block(block).await;
+        });
+    }
+}
+
+async fn connection<S: AsyncRead + Unpin + Send>(
+    shared: &Arc<Shared>,
+    mut stream: S,
+    peer: IpAddr,
+    start: Instant,
+    mut stop: watch::Receiver<bool>,
+) {
+    let id = Uuid::new_v4();
+    let mut session = Session::new(shared.scfg.clone(), id, peer);
+    if let Err(r) = session.on_connect(&*shared.gate) {
+        on_refusal(shared, &r, peer, id);
+        return;
+    }
+    let ctl = Arc::new(Control::default());
+    if let Ok(mut c) = shared.conns.lock() {
+        c.insert(id, ctl.clone());
+    }
+    let mut pipe: Option<Pipeline> = None;
+    let outcome = serve(
+        shared,
+        &mut stream,
+        &mut session,
+        &ctl,
+        &mut pipe,
+        start,
+        &mut stop,
+    )
+    .await;
+    if let Err(r) = &outcome {
+        on_refusal(shared, r, peer, id);
+    }
+    if let Ok(mut c) = shared.conns.lock() {
+        c.remove(&id);
+    }
+    if let Some((u, t)) = session.claimed() {
+        shared.gate.release(&u, t, &id);
+    }
+    if let Some(u) = session.uuid() {
+        let store = shared.store.clone();
+        let t = session.d4_type().unwrap_or(0);
+        let claimed_type = session.claimed().map(|(_, t)| t).unwrap_or(t);
+        tokio::spawn(async move {
+            let _ = store.release_session(u, claimed_type, id).await;
+        });
+        tracing::info!(%peer, session = %id, sensor = %u.simple(), frames = session.accepted_frames(), "session ended");
+    }
+    if let Some(p) = pipe {
+        if let Some(h) = p.close() {
+            if let Ok(mut t) = shared.threads.lock() {
+                t.retain(|h| !h.is_finished());
+                t.push(h);
+            }
+        }
+    }
+}
+
+/// Re-checks a live session after a store change; a kick's block reads as a kick.
+fn recheck(shared: &Shared, session: &mut Session) -> Result<(), Refusal> {
+    session.recheck(&*shared.gate).map_err(|mut r| {
+        if r.reason == Reason::UuidBlocked && r.uuid.is_some_and(|u| shared.gate.kicked(&u)) {
+            r.reason = Reason::Kicked;
+        }
+        r
+    })
+}
+
+async fn serve<S: AsyncRead + Unpin + Send>(
+    shared: &Arc<Shared>,
+    stream: &mut S,
+    session: &mut Session,
+    ctl: &Arc<Control>,
+    pipe: &mut Option<Pipeline>,
+    start: Instant,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), Refusal> {
+    let cfg = &shared.cfg;
+    let gate: &dyn Gate = &*shared.gate;
+    let header_timeout = Duration::from_secs(cfg.header_timeout_secs);
+    let idle = Duration::from_secs(cfg.idle_timeout_secs);
+    let mut last_read = Instant::now();
+    let mut buf = BytesMut::new();
+    let mut frames = Vec::new();
+    let mut registered = false;
+    let fail = |session: &Session, reason: Reason| Refusal {
+        reason,
+        uuid: session.uuid(),
+        authenticated: session.authenticated(),
+    };
+    loop {
+        // Backpressure: wait while the sensor's pending entries are over its limit.
+        if let Some(p) = pipe.as_ref() {
+            let pending = p.pending().clone();
+            loop {
+                if let Some(e) = pending.take_error() {
+                    return Err(fail(session, Reason::Worker(e)));
+                }
+                let limit = session
+                    .uuid()
+                    .and_then(|u| shared.gate.stream_limit(&u))
+                    .unwrap_or(cfg.stream_limit)
+                    .max(1);
+                if pending.frames() < limit && pending.bytes() < cfg.max_pending_bytes.max(1) {
+                    break;
+                }
+                if cfg.on_limit == OnLimit::Drop {
+                    return Err(fail(session, Reason::StreamLimit(limit)));
+                }
+                tokio::select! {
+                    _ = pending.changed.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                    _ = ctl.notify.notified() => {
+                        if ctl.kicked.load(Ordering::Acquire) {
+                            return Err(fail(session, Reason::Kicked));
+                        }
+                        recheck(shared, session)?;
+                    }
+                    _ = stop.changed() => return Ok(()),
+                }
+                last_read = Instant::now();
+            }
+        }
+        let deadline = if !session.authenticated() {
+            start + header_timeout
+        } else if cfg.idle_timeout_secs > 0 {
+            last_read + idle
+        } else {
+            Instant::now() + Duration::from_secs(86_400)
+        };
+        let want = if session.authenticated() {
+            64 * 1024
+        } else {
+            2048
+        };
+        if buf.capacity() - buf.len() < want / 2 {
+            buf.reserve(want);
+        }
+        let n = tokio::select! {
+            r = stream.read_buf(&mut buf) => match r {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::debug!(peer = %session.peer(), error = %e, "read error");
+                    return Ok(());
+                }
+            },
+            _ = tokio::time::sleep_until(deadline) => {
+                let reason = if session.authenticated() {
+                    Reason::IdleTimeout(cfg.idle_timeout_secs)
+                } else {
+                    Reason::HeaderTimeout(cfg.header_timeout_secs)
+                };
+                // A header that never authenticated leaves no trace on the sensor,
+                // unless the store knows the uuid it claims.
+                let hint = session.uuid().or_else(|| session.pending_known_uuid(gate));
+                return Err(Refusal { reason, uuid: hint, authenticated: session.authenticated() });
+            }
+            _ = ctl.notify.notified() => {
+                if ctl.kicked.load(Ordering::Acquire) {
+                    return Err(fail(session, Reason::Kicked));
+                }
+                recheck(shared, session)?;
+                continue;
+            }
+            _ = stop.changed() => return Ok(()),
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        last_read = Instant::now();
+        let mut input = buf.split().freeze();
+        let res = session.feed(&mut input, gate, &mut frames);
+        if !frames.is_empty() {
+            let t = now();
+            let uuid = session.uuid();
+            if let Some(u) = uuid {
+                if !registered {
+                    registered = true;
+                    if let Ok(mut g) = ctl.uuid.lock() {
+                        *g = Some(u);
+                    }
+                    let claim = SessionClaim {
+                        uuid: u,
+                        d4_type: session.d4_type().unwrap_or(0),
+                        session_id: session.id(),
+                        server_id: cfg.server_id.clone(),
+                        ip: session.peer(),
+                        lease_secs: 90,
+                    };
+                    let store = shared.store.clone();
+                    tokio::spawn(async move {
+                        let _ = store.try_claim_session(claim, now()).await;
+                    });
+                    tracing::info!(peer = %session.peer(), session = %session.id(), sensor = %u.simple(), d4_type = session.d4_type().unwrap_or(0), "session authenticated");
+                }
+            }
+            if pipe.is_none() {
+                match Pipeline::start(&shared.pcfg, session.id(), shared.sinks.clone()) {
+                    Ok(p) => *pipe = Some(p),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot create the session journal");
+                        return Err(fail(session, Reason::Worker(format!("journal: {e}"))));
+                    }
+                }
+            }
+            if let Some(p) = pipe.as_ref() {
+                for f in frames.drain(..) {
+                    shared.stats.add(
+                        t,
+                        f.header.uuid,
+                        session.peer(),
+                        f.header.d4_type,
+                        session.ext_type(),
+                        1,
+                        u64::from(f.header.size),
+                    );
+                    if !p.send(f) {
+                        return Err(fail(session, Reason::Worker("pipeline stopped".into())));
+                    }
+                }
+            }
+        }
+        res?;
+        session.precheck_pending(gate)?;
+    }
+}

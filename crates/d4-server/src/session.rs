@@ -1,0 +1,786 @@
+//! The D4 session state machine, sans-IO: bytes in, accepted frames or a refusal out.
+//!
+//! It owns the streaming [`Decoder`] and the per-connection rules of PROTOCOL.md and
+//! REFERENCE.md. Everything it needs to know about the world (sensors, keys, blocklists,
+//! accepted types, who else is connected) comes through the [`Gate`] trait, so the whole
+//! rule set is unit-tested without sockets, clocks or a database.
+//!
+//! Order of the checks for every complete frame (the HMAC comes before anything that
+//! changes state, so a peer without the key can neither claim a sensor's slot nor make
+//! the server record stats or last-seen for it):
+//! 1. blocklisted source IP (prefix or temporary)
+//! 2. uuid must be v4, must not change within the connection
+//! 3. registration mode: the sensor must be approved
+//! 4. HMAC with the sensor's key (or the default key) — constant time
+//! 5. blocklisted UUID, or "every IP presenting this UUID" (that IP is then blocked)
+//! 6. type: accepted, not 254 first, only 2 → 254 as a change, the extended type named by
+//!    the meta header accepted
+//! 7. first frame of a (uuid, type) other than 2/254: claim the slot; taken = duplicate
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use d4_proto::{types, DecodeError, Decoder, Frame, HmacKey, MetaHeaderBuilder};
+use uuid::Uuid;
+
+/// Collector mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Only sensors registered and approved by an admin may send.
+    Registration,
+    /// Any v4 UUID may send, checked with its own key or the default key.
+    SharedSecret,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Registration => "registration",
+            Mode::SharedSecret => "shared-secret",
+        })
+    }
+}
+
+/// What the session needs to know about one sensor.
+#[derive(Debug, Clone, Default)]
+pub struct SensorView {
+    /// Approved by an admin (registration mode requires it).
+    pub approved: bool,
+    /// The sensor's own HMAC key, if one is set.
+    pub key: Option<Arc<[u8]>>,
+}
+
+/// The session's window on shared state. Implementations must be cheap (called for every
+/// frame) and must not block on I/O: the server implements it over an in-memory snapshot
+/// of the store, refreshed in the background.
+pub trait Gate: Send + Sync {
+    /// The IP is blocklisted (a stored prefix or a temporary block).
+    fn ip_blocked(&self, ip: IpAddr) -> bool;
+    /// What the store knows of this sensor (None: unknown).
+    fn sensor(&self, uuid: &Uuid) -> Option<SensorView>;
+    /// The UUID is blocklisted.
+    fn uuid_blocked(&self, uuid: &Uuid) -> bool;
+    /// Every IP presenting this UUID is to be blocked.
+    fn uuid_blocks_ips(&self, uuid: &Uuid) -> bool;
+    /// A plain type (1..=8, 254) is accepted by this collector.
+    fn type_accepted(&self, d4_type: u8) -> bool;
+    /// An extended type name (from the meta header) is accepted.
+    fn ext_type_accepted(&self, name: &str) -> bool;
+    /// Claims the (uuid, type) slot for `session`. False when another session holds it.
+    fn claim(&self, uuid: &Uuid, d4_type: u8, session: &Uuid) -> bool;
+}
+
+/// Settings of the session rules.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub mode: Mode,
+    pub default_key: Arc<[u8]>,
+    pub max_payload: u32,
+    /// Bound of the type-2 meta header (concatenated payloads).
+    pub max_meta_len: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            mode: Mode::Registration,
+            default_key: Arc::from(&b"private key to change"[..]),
+            max_payload: d4_proto::DEFAULT_MAX_PAYLOAD,
+            max_meta_len: d4_proto::DEFAULT_MAX_META_LEN,
+        }
+    }
+}
+
+/// Why a connection was refused or closed. Each is final for the connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Reason {
+    #[error("source IP {0} is blocklisted")]
+    IpBlocked(IpAddr),
+    #[error("uuid is blocklisted")]
+    UuidBlocked,
+    #[error("uuid blocklists the IPs presenting it: {0} blocked")]
+    IpBlockedByUuid(IpAddr),
+    #[error("uuid is not a version-4 UUID")]
+    InvalidUuid,
+    #[error("uuid changed within the connection (was {was}, now {now})")]
+    UuidChanged { was: String, now: String },
+    #[error("sensor is not registered/approved (registration mode)")]
+    NotRegistered,
+    #[error("bad HMAC")]
+    BadHmac,
+    #[error("type {0} is not accepted")]
+    TypeNotAccepted(u8),
+    #[error("extended type {0:?} is not accepted")]
+    ExtTypeNotAccepted(String),
+    #[error("invalid meta header: {0}")]
+    BadMetaHeader(String),
+    #[error("connection starts with type 254 (a type-2 meta header must come first)")]
+    Type254First,
+    #[error("type changed from {from} to {to} (only 2 -> 254 is allowed)")]
+    TypeChanged { from: u8, to: u8 },
+    #[error("another connection already streams (uuid, type {0})")]
+    Duplicate(u8),
+    #[error("declared payload size {declared} is over the limit of {max} bytes")]
+    Oversize { declared: u32, max: u32 },
+    #[error("unsupported header version {0}")]
+    BadVersion(u8),
+    #[error("framing error: {0}")]
+    Framing(String),
+    #[error("no valid header within {0} s")]
+    HeaderTimeout(u64),
+    #[error("idle for {0} s")]
+    IdleTimeout(u64),
+    #[error("kicked by an admin")]
+    Kicked,
+    #[error("stream limit reached ({0} pending entries), connection dropped (--on-limit drop)")]
+    StreamLimit(u64),
+    #[error("worker error: {0}")]
+    Worker(String),
+}
+
+impl Reason {
+    /// A short stable code for logs and the sensor's last-error record.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reason::IpBlocked(_) => "ip-blocked",
+            Reason::UuidBlocked => "uuid-blocked",
+            Reason::IpBlockedByUuid(_) => "ip-blocked-by-uuid",
+            Reason::InvalidUuid => "invalid-uuid",
+            Reason::UuidChanged { .. } => "uuid-changed",
+            Reason::NotRegistered => "not-registered",
+            Reason::BadHmac => "bad-hmac",
+            Reason::TypeNotAccepted(_) => "type-not-accepted",
+            Reason::ExtTypeNotAccepted(_) => "ext-type-not-accepted",
+            Reason::BadMetaHeader(_) => "bad-meta-header",
+            Reason::Type254First => "type-254-first",
+            Reason::TypeChanged { .. } => "type-changed",
+            Reason::Duplicate(_) => "duplicate",
+            Reason::Oversize { .. } => "oversize",
+            Reason::BadVersion(_) => "bad-version",
+            Reason::Framing(_) => "framing",
+            Reason::HeaderTimeout(_) => "header-timeout",
+            Reason::IdleTimeout(_) => "idle-timeout",
+            Reason::Kicked => "kicked",
+            Reason::StreamLimit(_) => "stream-limit",
+            Reason::Worker(_) => "worker",
+        }
+    }
+}
+
+/// A refusal: the reason, and the sensor it is recorded against (when the sensor is known
+/// to the store or the connection authenticated it; never a store entry created for an
+/// unauthenticated stranger).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: Reason,
+    pub uuid: Option<Uuid>,
+    /// Whether the peer had proven the key before this refusal.
+    pub authenticated: bool,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.reason, self.reason.code())
+    }
+}
+
+/// One connection's protocol state.
+pub struct Session {
+    cfg: Arc<SessionConfig>,
+    id: Uuid,
+    peer: IpAddr,
+    decoder: Decoder,
+    uuid: Option<Uuid>,
+    d4_type: Option<u8>,
+    key_cache: Option<(Arc<[u8]>, HmacKey)>,
+    meta: Option<MetaHeaderBuilder>,
+    ext_type: Option<String>,
+    claimed: Option<(Uuid, u8)>,
+    accepted: u64,
+    failed: bool,
+    /// The last 62 bytes taken by the decoder: the header of a frame refused before its
+    /// payload (oversize) is still known, to attribute the error.
+    recent: [u8; d4_proto::HEADER_LEN],
+    recent_len: usize,
+}
+
+impl Session {
+    pub fn new(cfg: Arc<SessionConfig>, id: Uuid, peer: IpAddr) -> Session {
+        let decoder = Decoder::with_max_payload(cfg.max_payload);
+        Session {
+            cfg,
+            id,
+            peer,
+            decoder,
+            uuid: None,
+            d4_type: None,
+            key_cache: None,
+            meta: None,
+            ext_type: None,
+            claimed: None,
+            accepted: 0,
+            failed: false,
+            recent: [0; d4_proto::HEADER_LEN],
+            recent_len: 0,
+        }
+    }
+
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+    pub fn peer(&self) -> IpAddr {
+        self.peer
+    }
+    /// The authenticated sensor uuid, once a frame was accepted.
+    pub fn uuid(&self) -> Option<Uuid> {
+        if self.accepted > 0 {
+            self.uuid
+        } else {
+            None
+        }
+    }
+    /// The current type of the accepted stream.
+    pub fn d4_type(&self) -> Option<u8> {
+        self.d4_type
+    }
+    /// The extended type named by the meta header (type 2/254 streams).
+    pub fn ext_type(&self) -> Option<&str> {
+        self.ext_type.as_deref()
+    }
+    /// The (uuid, type) slot this session holds; the caller releases it at the end.
+    pub fn claimed(&self) -> Option<(Uuid, u8)> {
+        self.claimed
+    }
+    /// Whether at least one frame passed every check (the header timeout stops here).
+    pub fn authenticated(&self) -> bool {
+        self.accepted > 0
+    }
+    pub fn accepted_frames(&self) -> u64 {
+        self.accepted
+    }
+    /// The uuid of a header whose payload is still arriving, when the store knows that
+    /// sensor (to attribute a timeout; never authenticated).
+    pub fn pending_known_uuid(&self, gate: &dyn Gate) -> Option<Uuid> {
+        self.decoder
+            .pending_header()
+            .map(|h| h.uuid)
+            .filter(|u| gate.sensor(u).is_some())
+    }
+
+    /// Bytes of an incomplete frame held by the decoder (bounded by max payload + 62).
+    pub fn buffered(&self) -> usize {
+        self.decoder.buffered()
+    }
+
+    /// Checks at connect time (source IP).
+    pub fn on_connect(&mut self, gate: &dyn Gate) -> Result<(), Refusal> {
+        if gate.ip_blocked(self.peer) {
+            self.failed = true;
+            return Err(Refusal {
+                reason: Reason::IpBlocked(self.peer),
+                uuid: None,
+                authenticated: false,
+            });
+        }
+        Ok(())
+    }
+
+    /// Re-checks the blocklists for an established session (used when the store changes
+    /// even if the sensor sends nothing).
+    pub fn recheck(&mut self, gate: &dyn Gate) -> Result<(), Refusal> {
+        if gate.ip_blocked(self.peer) {
+            return Err(self.refuse(Reason::IpBlocked(self.peer), self.uuid()));
+        }
+        if let Some(u) = self.uuid() {
+            if gate.uuid_blocked(&u) {
+                return Err(self.refuse(Reason::UuidBlocked, Some(u)));
+            }
+            if gate.uuid_blocks_ips(&u) {
+                return Err(self.refuse(Reason::IpBlockedByUuid(self.peer), Some(u)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Feeds bytes read from the socket. Accepted frames are appended to `out`; on the
+    /// first refusal the frames before it stay in `out` and the error is returned (the
+    /// connection must then be closed). `input` is consumed entirely unless refused.
+    pub fn feed(
+        &mut self,
+        input: &mut Bytes,
+        gate: &dyn Gate,
+        out: &mut Vec<Frame>,
+    ) -> Result<(), Refusal> {
+        if self.failed {
+            return Err(self.refuse(Reason::Framing("session already closed".into()), None));
+        }
+        while !input.is_empty() {
+            let before = input.clone();
+            let res = self.decoder.decode(input);
+            self.remember(&before[..before.len() - input.len()]);
+            let frame = match res {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    // No payload was read: the uuid in the header is unauthenticated, the
+                    // error is recorded only against a sensor the store already knows.
+                    let head = (self.recent_len == d4_proto::HEADER_LEN)
+                        .then(|| d4_proto::Header::parse(&self.recent).uuid);
+                    let hint = head
+                        .or(self.uuid)
+                        .filter(|u| self.uuid() == Some(*u) || gate.sensor(u).is_some());
+                    let reason = match e {
+                        DecodeError::SizeOverLimit { declared, max } => {
+                            Reason::Oversize { declared, max }
+                        }
+                        DecodeError::UnsupportedVersion { found, .. } => Reason::BadVersion(found),
+                        other => Reason::Framing(other.to_string()),
+                    };
+                    return Err(self.refuse(reason, hint));
+                }
+            };
+            self.check_frame(&frame, gate)?;
+            out.push(frame);
+        }
+        Ok(())
+    }
+
+    fn remember(&mut self, taken: &[u8]) {
+        const N: usize = d4_proto::HEADER_LEN;
+        if taken.len() >= N {
+            self.recent.copy_from_slice(&taken[taken.len() - N..]);
+            self.recent_len = N;
+        } else {
+            let keep = (N - taken.len()).min(self.recent_len);
+            self.recent
+                .copy_within(self.recent_len - keep..self.recent_len, 0);
+            self.recent[keep..keep + taken.len()].copy_from_slice(taken);
+            self.recent_len = keep + taken.len();
+        }
+    }
+
+    /// Header-only peek: when the decoder holds a header whose payload is still
+    /// arriving, refuse early what can be refused without the payload (oversize is done
+    /// by the decoder). Never changes state.
+    pub fn precheck_pending(&mut self, gate: &dyn Gate) -> Result<(), Refusal> {
+        let Some(h) = self.decoder.pending_header().copied() else {
+            return Ok(());
+        };
+        if let Some(was) = self.uuid {
+            if was != h.uuid {
+                return Err(self.refuse(
+                    Reason::UuidChanged {
+                        was: d4_proto::sensor_id(&was),
+                        now: d4_proto::sensor_id(&h.uuid),
+                    },
+                    self.uuid(),
+                ));
+            }
+        }
+        if self.cfg.mode == Mode::Registration
+            && !gate.sensor(&h.uuid).map(|s| s.approved).unwrap_or(false)
+        {
+            let known = gate.sensor(&h.uuid).map(|_| h.uuid);
+            return Err(self.refuse(Reason::NotRegistered, known));
+        }
+        Ok(())
+    }
+
+    fn refuse(&mut self, reason: Reason, uuid: Option<Uuid>) -> Refusal {
+        self.failed = true;
+        Refusal {
+            reason,
+            uuid,
+            authenticated: self.accepted > 0,
+        }
+    }
+
+    fn check_frame(&mut self, frame: &Frame, gate: &dyn Gate) -> Result<(), Refusal> {
+        let h = &frame.header;
+        let known = gate.sensor(&h.uuid);
+        // Errors are recorded against a sensor the store knows, or the one this
+        // connection authenticated; strangers leave no trace in the store.
+        let rec = if known.is_some() || self.uuid() == Some(h.uuid) {
+            Some(h.uuid)
+        } else {
+            None
+        };
+        // 1. source IP
+        if gate.ip_blocked(self.peer) {
+            return Err(self.refuse(Reason::IpBlocked(self.peer), rec));
+        }
+        // 2. uuid
+        if h.uuid.get_version_num() != 4 {
+            return Err(self.refuse(Reason::InvalidUuid, rec));
+        }
+        if let Some(was) = self.uuid {
+            if was != h.uuid {
+                return Err(self.refuse(
+                    Reason::UuidChanged {
+                        was: d4_proto::sensor_id(&was),
+                        now: d4_proto::sensor_id(&h.uuid),
+                    },
+                    Some(was),
+                ));
+            }
+        }
+        // 3. registration
+        if self.cfg.mode == Mode::Registration && !known.as_ref().is_some_and(|s| s.approved) {
+            return Err(self.refuse(Reason::NotRegistered, rec));
+        }
+        // 4. HMAC, before any state change
+        let key_bytes: Arc<[u8]> = known
+            .as_ref()
+            .and_then(|s| s.key.clone())
+            .unwrap_or_else(|| self.cfg.default_key.clone());
+        let ok = match &self.key_cache {
+            Some((k, hk)) if **k == *key_bytes => hk.verify(frame),
+            _ => {
+                let hk = HmacKey::new(&key_bytes);
+                let ok = hk.verify(frame);
+                self.key_cache = Some((key_bytes, hk));
+                ok
+            }
+        };
+        if !ok {
+            return Err(self.refuse(Reason::BadHmac, rec));
+        }
+        // 5. uuid blocklists
+        if gate.uuid_blocked(&h.uuid) {
+            return Err(self.refuse(Reason::UuidBlocked, Some(h.uuid)));
+        }
+        if gate.uuid_blocks_ips(&h.uuid) {
+            return Err(self.refuse(Reason::IpBlockedByUuid(self.peer), Some(h.uuid)));
+        }
+        // 6. type rules
+        let t = h.d4_type;
+        match self.d4_type {
+            None if t == types::EXTENDED => {
+                return Err(self.refuse(Reason::Type254First, Some(h.uuid)));
+            }
+            Some(prev) if prev != t && !(prev == types::META_HEADER && t == types::EXTENDED) => {
+                return Err(self.refuse(Reason::TypeChanged { from: prev, to: t }, Some(h.uuid)));
+            }
+            _ => {}
+        }
+        let type_ok = match t {
+            types::META_HEADER => gate.type_accepted(types::EXTENDED),
+            _ => types::is_data_type(t) && gate.type_accepted(t),
+        };
+        if !type_ok {
+            return Err(self.refuse(Reason::TypeNotAccepted(t), Some(h.uuid)));
+        }
+        if t == types::META_HEADER {
+            let max = self.cfg.max_meta_len;
+            let builder = self
+                .meta
+                .get_or_insert_with(|| MetaHeaderBuilder::with_max(max));
+            if let Err(e) = builder.push(&frame.payload) {
+                return Err(self.refuse(Reason::BadMetaHeader(e.to_string()), Some(h.uuid)));
+            }
+        }
+        if t == types::EXTENDED && self.ext_type.is_none() {
+            let finished = self.meta.take().map(|b| b.finish());
+            let ext = match finished {
+                Some(Ok(m)) => Some(m.ext_type().to_owned()),
+                Some(Err(e)) => {
+                    return Err(self.refuse(Reason::BadMetaHeader(e.to_string()), Some(h.uuid)))
+                }
+                None => None,
+            };
+            let Some(ext) = ext else {
+                return Err(self.refuse(
+                    Reason::BadMetaHeader("no extended type".into()),
+                    Some(h.uuid),
+                ));
+            };
+            if !gate.ext_type_accepted(&ext) {
+                return Err(self.refuse(Reason::ExtTypeNotAccepted(ext), Some(h.uuid)));
+            }
+            self.ext_type = Some(ext);
+        }
+        // 7. one connection per (uuid, type), except 2/254
+        if self.claimed.is_none()
+            && self.d4_type.is_none()
+            && t != types::META_HEADER
+            && t != types::EXTENDED
+        {
+            if !gate.claim(&h.uuid, t, &self.id) {
+                return Err(self.refuse(Reason::Duplicate(t), Some(h.uuid)));
+            }
+            self.claimed = Some((h.uuid, t));
+        }
+        self.uuid = Some(h.uuid);
+        self.d4_type = Some(t);
+        self.accepted += 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use d4_proto::Encoder;
+    use std::collections::{HashMap, HashSet};
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct FakeGate {
+        sensors: HashMap<Uuid, SensorView>,
+        blocked_ips: HashSet<IpAddr>,
+        blocked_uuids: HashSet<Uuid>,
+        ip_by_uuid: HashSet<Uuid>,
+        refused_types: HashSet<u8>,
+        ext_ok: HashSet<String>,
+        claims: Mutex<HashMap<(Uuid, u8), Uuid>>,
+    }
+
+    impl Gate for FakeGate {
+        fn ip_blocked(&self, ip: IpAddr) -> bool {
+            self.blocked_ips.contains(&ip)
+        }
+        fn sensor(&self, uuid: &Uuid) -> Option<SensorView> {
+            self.sensors.get(uuid).cloned()
+        }
+        fn uuid_blocked(&self, uuid: &Uuid) -> bool {
+            self.blocked_uuids.contains(uuid)
+        }
+        fn uuid_blocks_ips(&self, uuid: &Uuid) -> bool {
+            self.ip_by_uuid.contains(uuid)
+        }
+        fn type_accepted(&self, t: u8) -> bool {
+            !self.refused_types.contains(&t)
+        }
+        fn ext_type_accepted(&self, name: &str) -> bool {
+            self.ext_ok.contains(name)
+        }
+        fn claim(&self, uuid: &Uuid, t: u8, session: &Uuid) -> bool {
+            let mut c = self.claims.lock().unwrap();
+            match c.get(&(*uuid, t)) {
+                Some(s) => s == session,
+                None => {
+                    c.insert((*uuid, t), *session);
+                    true
+                }
+            }
+        }
+    }
+
+    const KEY: &[u8] = b"private key to change";
+    fn peer() -> IpAddr {
+        "127.0.0.1".parse().unwrap()
+    }
+    fn shared() -> Arc<SessionConfig> {
+        Arc::new(SessionConfig {
+            mode: Mode::SharedSecret,
+            ..Default::default()
+        })
+    }
+    fn session(cfg: &Arc<SessionConfig>) -> Session {
+        Session::new(cfg.clone(), Uuid::new_v4(), peer())
+    }
+    fn frames(enc: &Encoder, n: usize) -> Bytes {
+        let mut v = Vec::new();
+        for i in 0..n {
+            v.extend(
+                enc.encode(1_700_000_000 + i as u64, format!("line {i}\n").as_bytes())
+                    .unwrap(),
+            );
+        }
+        Bytes::from(v)
+    }
+
+    #[test]
+    fn accepts_chunked_stream() {
+        let cfg = shared();
+        let gate = FakeGate::default();
+        let u = Uuid::new_v4();
+        let wire = frames(&Encoder::new(u, KEY, 3), 20);
+        let mut s = session(&cfg);
+        let mut out = Vec::new();
+        for chunk in wire.chunks(7) {
+            s.feed(&mut Bytes::copy_from_slice(chunk), &gate, &mut out)
+                .unwrap();
+        }
+        assert_eq!(out.len(), 20);
+        assert_eq!(s.uuid(), Some(u));
+        assert_eq!(s.claimed(), Some((u, 3)));
+    }
+
+    #[test]
+    fn bad_hmac_keeps_earlier_frames_and_claims_nothing() {
+        let cfg = shared();
+        let gate = FakeGate::default();
+        let u = Uuid::new_v4();
+        // wrong key from the first frame: no claim
+        let mut s = session(&cfg);
+        let mut out = Vec::new();
+        let err = s
+            .feed(
+                &mut frames(&Encoder::new(u, b"wrong", 3), 1),
+                &gate,
+                &mut out,
+            )
+            .unwrap_err();
+        assert_eq!(err.reason, Reason::BadHmac);
+        assert_eq!(err.uuid, None, "a stranger is not recorded");
+        assert!(gate.claims.lock().unwrap().is_empty());
+        // the real sensor then gets the slot
+        let mut s2 = session(&cfg);
+        s2.feed(&mut frames(&Encoder::new(u, KEY, 3), 2), &gate, &mut out)
+            .unwrap();
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn registration_mode_uses_sensor_key() {
+        let cfg = Arc::new(SessionConfig::default());
+        let mut gate = FakeGate::default();
+        let u = Uuid::new_v4();
+        let mut out = Vec::new();
+        let err = session(&cfg)
+            .feed(&mut frames(&Encoder::new(u, KEY, 3), 1), &gate, &mut out)
+            .unwrap_err();
+        assert_eq!(err.reason, Reason::NotRegistered);
+        gate.sensors.insert(
+            u,
+            SensorView {
+                approved: true,
+                key: Some(Arc::from(&b"own"[..])),
+            },
+        );
+        let err = session(&cfg)
+            .feed(&mut frames(&Encoder::new(u, KEY, 3), 1), &gate, &mut out)
+            .unwrap_err();
+        assert_eq!(err.reason, Reason::BadHmac);
+        assert_eq!(err.uuid, Some(u), "known sensor: error recorded");
+        session(&cfg)
+            .feed(&mut frames(&Encoder::new(u, b"own", 3), 3), &gate, &mut out)
+            .unwrap();
+        assert_eq!(out.len(), 3);
+    }
+
+    #[test]
+    fn type_rules() {
+        let cfg = shared();
+        let mut gate = FakeGate::default();
+        gate.ext_ok.insert("ja3-jl".into());
+        let u = Uuid::new_v4();
+        let mut out = Vec::new();
+        // 254 first
+        let err = session(&cfg)
+            .feed(&mut frames(&Encoder::new(u, KEY, 254), 1), &gate, &mut out)
+            .unwrap_err();
+        assert_eq!(err.reason, Reason::Type254First);
+        // 3 -> 8
+        let mut s = session(&cfg);
+        let mut enc = Encoder::new(u, KEY, 3);
+        s.feed(&mut frames(&enc, 1), &gate, &mut out).unwrap();
+        enc.set_type(8);
+        let err = s.feed(&mut frames(&enc, 1), &gate, &mut out).unwrap_err();
+        assert_eq!(err.reason, Reason::TypeChanged { from: 3, to: 8 });
+        // 2 -> 254 with accepted ext type
+        let mut s = session(&cfg);
+        let mut enc = Encoder::new(u, KEY, 2);
+        let meta = br#"{"type":"ja3-jl","encoding":"utf-8"}"#;
+        let mut wire = enc.encode(1, &meta[..10]).unwrap();
+        wire.extend(enc.encode(1, &meta[10..]).unwrap());
+        enc.set_type(254);
+        wire.extend(enc.encode(2, b"{}\n").unwrap());
+        s.feed(&mut Bytes::from(wire), &gate, &mut out).unwrap();
+        assert_eq!(s.ext_type(), Some("ja3-jl"));
+        assert_eq!(s.claimed(), None);
+        // 2 -> 254 with a refused ext type
+        let mut s = session(&cfg);
+        let mut enc = Encoder::new(u, KEY, 2);
+        let mut wire = enc.encode(1, br#"{"type":"maltrail"}"#).unwrap();
+        enc.set_type(254);
+        wire.extend(enc.encode(2, b"x\n").unwrap());
+        let err = s.feed(&mut Bytes::from(wire), &gate, &mut out).unwrap_err();
+        assert_eq!(err.reason, Reason::ExtTypeNotAccepted("maltrail".into()));
+        // refused plain type, unknown type
+        gate.refused_types.insert(6);
+        let err = session(&cfg)
+            .feed(&mut frames(&Encoder::new(u, KEY, 6), 1), &gate, &mut out)
+            .unwrap_err();
+        assert_eq!(err.reason, Reason::TypeNotAccepted(6));
+        let err = session(&cfg)
+            .feed(&mut frames(&Encoder::new(u, KEY, 99), 1), &gate, &mut out)
+            .unwrap_err();
+        assert_eq!(err.reason, Reason::TypeNotAccepted(99));
+    }
+
+    #[test]
+    fn uuid_change_duplicate_blocklists_oversize() {
+        let cfg = shared();
+        let mut gate = FakeGate::default();
+        let u = Uuid::new_v4();
+        let mut out = Vec::new();
+        let mut s = session(&cfg);
+        s.feed(&mut frames(&Encoder::new(u, KEY, 3), 1), &gate, &mut out)
+            .unwrap();
+        let err = s
+            .feed(
+                &mut frames(&Encoder::new(Uuid::new_v4(), KEY, 3), 1),
+                &gate,
+                &mut out,
+            )
+            .unwrap_err();
+        assert!(matches!(err.reason, Reason::UuidChanged { .. }));
+        // the first session still holds (u, 3): a second one is a duplicate
+        let err = session(&cfg)
+            .feed(&mut frames(&Encoder::new(u, KEY, 3), 1), &gate, &mut out)
+            .unwrap_err();
+        assert_eq!(err.reason, Reason::Duplicate(3));
+        // another type is fine
+        session(&cfg)
+            .feed(&mut frames(&Encoder::new(u, KEY, 8), 1), &gate, &mut out)
+            .unwrap();
+        // non-v4 uuid
+        let err = session(&cfg)
+            .feed(
+                &mut frames(&Encoder::new(Uuid::nil(), KEY, 3), 1),
+                &gate,
+                &mut out,
+            )
+            .unwrap_err();
+        assert_eq!(err.reason, Reason::InvalidUuid);
+        // oversize, refused before the payload
+        let enc = Encoder::new(u, KEY, 4);
+        let mut h = enc.header(1, &[]).unwrap();
+        h[58..62].copy_from_slice(&2_000_000u32.to_le_bytes());
+        let err = session(&cfg)
+            .feed(&mut Bytes::copy_from_slice(&h), &gate, &mut out)
+            .unwrap_err();
+        assert!(matches!(err.reason, Reason::Oversize { .. }));
+        // blocklists
+        let u2 = Uuid::new_v4();
+        gate.blocked_uuids.insert(u2);
+        let err = session(&cfg)
+            .feed(&mut frames(&Encoder::new(u2, KEY, 3), 1), &gate, &mut out)
+            .unwrap_err();
+        assert_eq!(err.reason, Reason::UuidBlocked);
+        let u3 = Uuid::new_v4();
+        gate.ip_by_uuid.insert(u3);
+        let err = session(&cfg)
+            .feed(&mut frames(&Encoder::new(u3, KEY, 3), 1), &gate, &mut out)
+            .unwrap_err();
+        assert_eq!(err.reason, Reason::IpBlockedByUuid(peer()));
+        gate.blocked_ips.insert(peer());
+        assert!(session(&cfg).on_connect(&gate).is_err());
+        // blocked mid-stream: checked on every frame
+        let mut gate2 = FakeGate::default();
+        let u4 = Uuid::new_v4();
+        let mut s = session(&cfg);
+        s.feed(&mut frames(&Encoder::new(u4, KEY, 3), 1), &gate2, &mut out)
+            .unwrap();
+        gate2.blocked_ips.insert(peer());
+        let err = s
+            .feed(&mut frames(&Encoder::new(u4, KEY, 3), 1), &gate2, &mut out)
+            .unwrap_err();
+        assert_eq!(err.uuid, Some(u4));
+        assert!(err.authenticated);
+    }
+}

@@ -1,0 +1,129 @@
+//! Per-day stats aggregated in memory and flushed to the store in batches (one
+//! `record_activity` call per flush, not one per frame).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use d4_store::{ActivityBatch, SeenUpdate, StatsDelta, Store};
+use uuid::Uuid;
+
+#[derive(Default)]
+struct Inner {
+    counts: HashMap<(u32, Uuid, IpAddr, u8), (u64, u64)>,
+    seen: HashMap<(Uuid, IpAddr, u8), (Option<String>, u64)>,
+}
+
+/// The aggregator shared by every session.
+#[derive(Default)]
+pub struct Stats {
+    inner: Mutex<Inner>,
+    frames_since_flush: AtomicU64,
+    pub notify: tokio::sync::Notify,
+    flush_frames: u64,
+}
+
+impl Stats {
+    pub fn new(flush_frames: u64) -> Stats {
+        Stats {
+            flush_frames: flush_frames.max(1),
+            ..Default::default()
+        }
+    }
+
+    /// Counts accepted frames of one session.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add(
+        &self,
+        now: u64,
+        uuid: Uuid,
+        ip: IpAddr,
+        d4_type: u8,
+        ext: Option<&str>,
+        frames: u64,
+        bytes: u64,
+    ) {
+        if frames == 0 {
+            return;
+        }
+        let day = d4_store::day_of(now);
+        if let Ok(mut g) = self.inner.lock() {
+            let c = g.counts.entry((day, uuid, ip, d4_type)).or_default();
+            c.0 += frames;
+            c.1 += bytes;
+            g.seen
+                .insert((uuid, ip, d4_type), (ext.map(str::to_owned), now));
+        }
+        let n = self.frames_since_flush.fetch_add(frames, Ordering::Relaxed) + frames;
+        if n >= self.flush_frames {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Takes what was aggregated since the last call.
+    pub fn take(&self) -> ActivityBatch {
+        self.frames_since_flush.store(0, Ordering::Relaxed);
+        let inner = match self.inner.lock() {
+            Ok(mut g) => std::mem::take(&mut *g),
+            Err(_) => return ActivityBatch::default(),
+        };
+        ActivityBatch {
+            stats: inner
+                .counts
+                .into_iter()
+                .map(|((day, uuid, ip, d4_type), (frames, bytes))| StatsDelta {
+                    day,
+                    uuid,
+                    ip,
+                    d4_type,
+                    frames,
+                    bytes,
+                })
+                .collect(),
+            seen: inner
+                .seen
+                .into_iter()
+                .map(|((uuid, ip, d4_type), (ext, time))| SeenUpdate {
+                    uuid,
+                    ip,
+                    d4_type,
+                    ext,
+                    time,
+                })
+                .collect(),
+        }
+    }
+
+    /// Flushes to the store; on error the batch is logged and dropped (stats are not
+    /// worth blocking the data path for).
+    pub async fn flush(&self, store: &dyn Store) {
+        let batch = self.take();
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(e) = store.record_activity(batch).await {
+            tracing::warn!(error = %e, "could not flush stats to the store");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aggregates() {
+        let s = Stats::new(10);
+        let u = Uuid::new_v4();
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        s.add(1_700_000_000, u, ip, 3, None, 2, 100);
+        s.add(1_700_000_001, u, ip, 3, None, 1, 50);
+        let b = s.take();
+        assert_eq!(b.stats.len(), 1);
+        assert_eq!((b.stats[0].frames, b.stats[0].bytes), (3, 150));
+        assert_eq!(b.stats[0].day, 20231114);
+        assert_eq!(b.seen[0].time, 1_700_000_001);
+        assert!(s.take().is_empty());
+    }
+}

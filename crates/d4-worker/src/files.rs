@@ -1,0 +1,348 @@
+//! The I/O edge: rotating files, gzip of finished files (in a background thread).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::SystemTime;
+
+use chrono::{DateTime, Datelike, Utc};
+use flate2::write::GzEncoder;
+use flate2::Compression;
+
+use crate::config::WorkerConfig;
+use crate::layout::{candidate_name, file_stem, utc};
+use crate::sink::{OwnedTarget, QueueSink};
+use crate::WorkerError;
+
+/// What every worker of a server shares.
+pub(crate) struct Shared {
+    pub cfg: WorkerConfig,
+    pub sink: Arc<dyn QueueSink>,
+    pub compressor: Compressor,
+}
+
+enum Job {
+    File {
+        src: PathBuf,
+        target: Option<OwnedTarget>,
+    },
+    Barrier(mpsc::SyncSender<()>),
+}
+
+/// Finishes rotated files: gzip (`.gz.tmp`, fsync, rename, then delete the original),
+/// then pushes the final path to the queues when the file type asks for it.
+pub(crate) struct Compressor {
+    tx: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    gzip: bool,
+    sink: Arc<dyn QueueSink>,
+}
+
+impl Compressor {
+    pub fn new(gzip: bool, background: bool, sink: Arc<dyn QueueSink>) -> io::Result<Compressor> {
+        let mut c = Compressor {
+            tx: Mutex::new(None),
+            thread: Mutex::new(None),
+            gzip,
+            sink,
+        };
+        if background {
+            let (tx, rx) = mpsc::channel::<Job>();
+            let sink = c.sink.clone();
+            let handle = std::thread::Builder::new()
+                .name("d4-gzip".into())
+                .spawn(move || {
+                    for job in rx {
+                        match job {
+                            Job::File { src, target } => finish_file(gzip, &*sink, &src, target),
+                            Job::Barrier(done) => {
+                                let _ = done.send(());
+                            }
+                        }
+                    }
+                })?;
+            c.tx = Mutex::new(Some(tx));
+            c.thread = Mutex::new(Some(handle));
+        }
+        Ok(c)
+    }
+
+    /// Hands a closed file over (compressed now when not in background mode).
+    pub fn submit(&self, src: PathBuf, target: Option<OwnedTarget>) {
+        let job = Job::File { src, target };
+        let job = match self.tx.lock() {
+            Ok(g) => match g.as_ref() {
+                Some(tx) => match tx.send(job) {
+                    Ok(()) => return,
+                    Err(mpsc::SendError(job)) => job,
+                },
+                None => job,
+            },
+            Err(_) => job,
+        };
+        if let Job::File { src, target } = job {
+            finish_file(self.gzip, &*self.sink, &src, target);
+        }
+    }
+
+    /// Waits until every file handed over so far is finished.
+    pub fn flush(&self) {
+        let (done_tx, done_rx) = mpsc::sync_channel(1);
+        let sent = match self.tx.lock() {
+            Ok(g) => g
+                .as_ref()
+                .map(|tx| tx.send(Job::Barrier(done_tx)).is_ok())
+                .unwrap_or(false),
+            Err(_) => false,
+        };
+        if sent {
+            let _ = done_rx.recv();
+        }
+    }
+
+    /// Finishes pending work and stops the thread.
+    pub fn shutdown(&self) {
+        if let Ok(mut g) = self.tx.lock() {
+            g.take();
+        }
+        let handle = self.thread.lock().ok().and_then(|mut g| g.take());
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Compressor {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn finish_file(gzip: bool, sink: &dyn QueueSink, src: &Path, target: Option<OwnedTarget>) {
+    let done = if gzip {
+        match gzip_file(src) {
+            Ok(gz) => gz,
+            Err(e) => {
+                tracing::error!(path = %src.display(), error = %e, "gzip of a rotated file failed; the file is kept as is");
+                src.to_path_buf()
+            }
+        }
+    } else {
+        src.to_path_buf()
+    };
+    if let Some(t) = target {
+        let entry = done.to_string_lossy().into_owned();
+        if let Err(e) = sink.push(t.as_target(), vec![entry]) {
+            tracing::error!(path = %done.display(), error = %e, "could not queue a finished file");
+        }
+    }
+}
+
+/// Gzips `src` to `<src>.gz` (or `<src>.<n>.gz` when taken) through a `.tmp` file that is
+/// synced and renamed; `src` is deleted only once the `.gz` is complete.
+pub fn gzip_file(src: &Path) -> io::Result<PathBuf> {
+    let name = src
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir = src.parent().unwrap_or(Path::new("."));
+    let mut dst = dir.join(format!("{name}.gz"));
+    let mut n = 1;
+    while dst.exists() {
+        dst = dir.join(format!("{name}.{n}.gz"));
+        n += 1;
+        if n > 10_000 {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "no free .gz name",
+            ));
+        }
+    }
+    let tmp = dir.join(format!(
+        "{}.tmp",
+        dst.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ));
+    let result = (|| {
+        let mut input = File::open(src)?;
+        let out = File::create(&tmp)?;
+        let mut enc = GzEncoder::new(BufWriter::new(out), Compression::default());
+        io::copy(&mut input, &mut enc)?;
+        let out = enc.finish()?.into_inner().map_err(|e| e.into_error())?;
+        out.sync_all()?;
+        fs::rename(&tmp, &dst)?;
+        sync_dir(dir);
+        fs::remove_file(src)?;
+        sync_dir(dir);
+        Ok(dst.clone())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+struct OpenFile {
+    path: PathBuf,
+    w: BufWriter<File>,
+    opened: DateTime<Utc>,
+    len: u64,
+}
+
+/// A file that rotates: `<base>/<YYYY>/<MM>/<DD>[/<sub>]/<sensor>-YYYY-MM-DD-HHMMSS<suffix>`,
+/// opened lazily at the first write, finished (gzip + queue) by [`RotatingFile::finish`].
+pub(crate) struct RotatingFile {
+    shared: Arc<Shared>,
+    base: PathBuf,
+    sub: Option<String>,
+    sensor: String,
+    suffix: String,
+    /// Queue the finished file's path to these queues.
+    target: Option<OwnedTarget>,
+    cur: Option<OpenFile>,
+}
+
+impl RotatingFile {
+    pub fn new(
+        shared: Arc<Shared>,
+        sensor: &str,
+        d4_type: u8,
+        sub: Option<String>,
+        suffix: &str,
+        target: Option<OwnedTarget>,
+    ) -> RotatingFile {
+        let base = shared.cfg.data_dir.join(sensor).join(d4_type.to_string());
+        RotatingFile {
+            shared,
+            base,
+            sub,
+            sensor: sensor.to_owned(),
+            suffix: suffix.to_owned(),
+            target,
+            cur: None,
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.cur.is_some()
+    }
+
+    /// Bytes written to the open file.
+    pub fn len(&self) -> u64 {
+        self.cur.as_ref().map(|c| c.len).unwrap_or(0)
+    }
+
+    /// Whether the open file must rotate at `now`.
+    pub fn due(&self, now: SystemTime) -> bool {
+        self.cur
+            .as_ref()
+            .map(|c| self.shared.cfg.rotation.due(c.opened, utc(now)))
+            .unwrap_or(false)
+    }
+
+    /// Opens a new file if none is open; true when it did.
+    pub fn ensure_open(&mut self, now: SystemTime) -> Result<bool, WorkerError> {
+        if self.cur.is_some() {
+            return Ok(false);
+        }
+        let t = utc(now);
+        let mut dir = self
+            .base
+            .join(format!("{:04}", t.year()))
+            .join(format!("{:02}", t.month()))
+            .join(format!("{:02}", t.day()));
+        if let Some(sub) = &self.sub {
+            dir = dir.join(sub);
+        }
+        fs::create_dir_all(&dir).map_err(|e| WorkerError::io(&dir, e))?;
+        let stem = file_stem(&self.sensor, t);
+        for n in 0..10_000 {
+            let name = candidate_name(&stem, &self.suffix, n);
+            let path = dir.join(&name);
+            if dir.join(format!("{name}.gz")).exists() {
+                continue;
+            }
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(f) => {
+                    tracing::debug!(path = %path.display(), "opened");
+                    self.cur = Some(OpenFile {
+                        path,
+                        w: BufWriter::with_capacity(64 * 1024, f),
+                        opened: t,
+                        len: 0,
+                    });
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(WorkerError::io(&path, e)),
+            }
+        }
+        Err(WorkerError::io(
+            &dir,
+            io::Error::new(io::ErrorKind::AlreadyExists, "no free file name"),
+        ))
+    }
+
+    /// Appends to the open file (opening one first if needed).
+    pub fn write(&mut self, data: &[u8], now: SystemTime) -> Result<(), WorkerError> {
+        self.ensure_open(now)?;
+        if let Some(c) = self.cur.as_mut() {
+            c.w.write_all(data)
+                .map_err(|e| WorkerError::io(&c.path, e))?;
+            c.len += data.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Cuts the open file back to `len` bytes (drops an incomplete pcap record at close).
+    pub fn truncate(&mut self, len: u64) -> Result<(), WorkerError> {
+        if let Some(c) = self.cur.as_mut() {
+            if len < c.len {
+                c.w.flush().map_err(|e| WorkerError::io(&c.path, e))?;
+                c.w.get_ref()
+                    .set_len(len)
+                    .map_err(|e| WorkerError::io(&c.path, e))?;
+                c.len = len;
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes the buffered bytes to the OS.
+    pub fn flush(&mut self) -> Result<(), WorkerError> {
+        if let Some(c) = self.cur.as_mut() {
+            c.w.flush().map_err(|e| WorkerError::io(&c.path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Closes the open file (synced) and hands it to the compressor, which gzips it and
+    /// queues its final path. An empty file is removed instead.
+    pub fn finish(&mut self) -> Result<(), WorkerError> {
+        let Some(mut c) = self.cur.take() else {
+            return Ok(());
+        };
+        c.w.flush().map_err(|e| WorkerError::io(&c.path, e))?;
+        let f =
+            c.w.into_inner()
+                .map_err(|e| WorkerError::io(&c.path, e.into_error()))?;
+        if c.len == 0 {
+            drop(f);
+            let _ = fs::remove_file(&c.path);
+            return Ok(());
+        }
+        f.sync_all().map_err(|e| WorkerError::io(&c.path, e))?;
+        drop(f);
+        self.shared.compressor.submit(c.path, self.target.clone());
+        Ok(())
+    }
+}

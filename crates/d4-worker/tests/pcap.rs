@@ -1,0 +1,164 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Type 1: pcap streams through real files.
+
+use d4_worker::pcap::{global_header_le, record_le};
+use d4_worker::WorkerError;
+use uuid::Uuid;
+
+mod common;
+use common::*;
+
+/// Splits a pcap file into (global header, records) and checks it is well formed.
+fn parse_pcap(b: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
+    assert!(b.len() >= 24, "no global header");
+    let mut recs = Vec::new();
+    let mut off = 24;
+    while off < b.len() {
+        assert!(off + 16 <= b.len(), "record header cut");
+        let len = u32::from_le_bytes(b[off + 8..off + 12].try_into().unwrap()) as usize;
+        assert!(off + 16 + len <= b.len(), "record cut");
+        recs.push(b[off..off + 16 + len].to_vec());
+        off += 16 + len;
+    }
+    (b[..24].to_vec(), recs)
+}
+
+#[test]
+fn every_rotated_file_is_a_valid_pcap_and_paths_are_queued() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (set, sink) = setup(tmp.path(), |_| {});
+    let uuid = Uuid::new_v4();
+    let header = global_header_le(65535);
+    let records: Vec<Vec<u8>> = (0..40u32)
+        .map(|i| record_le(i, &vec![i as u8; (i as usize * 37) % 300]))
+        .collect();
+    let mut stream = header.to_vec();
+    for r in &records {
+        stream.extend_from_slice(r);
+    }
+    // Chunks of 7 bytes, one per frame, clock advancing 20 s per frame: many rotations,
+    // always between records.
+    let mut w = set.worker(uuid, 1).unwrap();
+    for (i, chunk) in stream.chunks(97).enumerate() {
+        w.handle_payload(1, chunk, at(T0 + 20 * i as u64)).unwrap();
+    }
+    w.close(at(T0 + 10_000)).unwrap();
+    let fs = files(tmp.path());
+    assert!(fs.len() > 3, "expected several rotations: {fs:?}");
+    let mut got = Vec::new();
+    for f in &fs {
+        assert!(f.to_string_lossy().ends_with(".cap.gz"), "{f:?}");
+        let (h, recs) = parse_pcap(&gunzip(f));
+        assert_eq!(h, header);
+        got.extend(recs);
+    }
+    assert_eq!(got, records);
+    let queued = sink.entries(1, None);
+    let mut expect: Vec<String> = fs
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let mut q = queued.clone();
+    q.sort();
+    expect.sort();
+    assert_eq!(q, expect, "the path of each finished .cap.gz is queued");
+    assert!(queued.iter().all(|p| p.starts_with('/')), "absolute paths");
+}
+
+#[test]
+fn incomplete_last_record_is_dropped_at_close() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (set, _) = setup(tmp.path(), |_| {});
+    let mut w = set.worker(Uuid::new_v4(), 1).unwrap();
+    let mut stream = global_header_le(65535).to_vec();
+    stream.extend(record_le(1, b"complete"));
+    stream.extend(&record_le(2, b"cut short")[..20]);
+    w.handle_payload(1, &stream, at(T0)).unwrap();
+    w.close(at(T0)).unwrap();
+    let fs = files(tmp.path());
+    assert_eq!(fs.len(), 1);
+    let (_, recs) = parse_pcap(&gunzip(&fs[0]));
+    assert_eq!(recs, vec![record_le(1, b"complete")]);
+    assert_eq!(w.stats().pcap_truncated, 20);
+}
+
+#[test]
+fn non_pcap_stream_is_an_error_for_the_sensor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (set, sink) = setup(tmp.path(), |_| {});
+    let mut w = set.worker(Uuid::new_v4(), 1).unwrap();
+    w.handle_payload(1, b"", at(T0)).unwrap();
+    let e = w
+        .handle_payload(1, b"line one\nline two\n", at(T0))
+        .unwrap_err();
+    assert!(matches!(e, WorkerError::Pcap(_)), "{e}");
+    assert!(e.is_data_error());
+    assert!(e.to_string().contains("not a pcap stream"), "{e}");
+    assert!(matches!(
+        w.handle_payload(1, b"more", at(T0)),
+        Err(WorkerError::Failed(_))
+    ));
+    w.close(at(T0)).unwrap();
+    assert!(files(tmp.path()).is_empty());
+    assert!(sink.all().is_empty());
+}
+
+#[test]
+fn oversized_record_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (set, _) = setup(tmp.path(), |c| c.max_pcap_record = 1000);
+    let mut w = set.worker(Uuid::new_v4(), 1).unwrap();
+    let mut stream = global_header_le(65535).to_vec();
+    stream.extend(record_le(1, &[0; 1001]));
+    assert!(w.handle_payload(1, &stream, at(T0)).is_err());
+    w.close(at(T0)).unwrap();
+}
+
+#[test]
+fn recover_finishes_files_left_by_a_crash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let uuid = Uuid::new_v4();
+    {
+        let (set, _) = setup(tmp.path(), |_| {});
+        let mut w = set.worker(uuid, 1).unwrap();
+        let mut s = global_header_le(65535).to_vec();
+        s.extend(record_le(1, b"kept"));
+        s.extend(&record_le(2, b"lost in the crash")[..10]);
+        w.handle_payload(1, &s, at(T0)).unwrap();
+        w.flush().unwrap();
+        let mut l = set.worker(uuid, 3).unwrap();
+        l.handle_payload(3, b"a line\n", at(T0)).unwrap();
+        l.flush().unwrap();
+        // "crash": the workers are forgotten without close
+        std::mem::forget(w);
+        std::mem::forget(l);
+    }
+    // a stray .gz.tmp from an interrupted gzip
+    let fs = files(tmp.path());
+    assert_eq!(fs.len(), 2);
+    std::fs::write(format!("{}.gz.tmp", fs[0].display()), b"partial").unwrap();
+
+    let (set, sink) = setup(tmp.path(), |_| {});
+    let report = set.recover().unwrap();
+    assert_eq!(report.finished.len(), 2);
+    assert_eq!(report.removed_tmp, 1);
+    assert_eq!(report.pcap_truncated, 10);
+    let fs = files(tmp.path());
+    assert!(
+        fs.iter().all(|p| p.to_string_lossy().ends_with(".gz")),
+        "{fs:?}"
+    );
+    let cap = fs
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with(".cap.gz"))
+        .unwrap();
+    let mut expect = global_header_le(65535).to_vec();
+    expect.extend(record_le(1, b"kept"));
+    assert_eq!(gunzip(cap), expect);
+    assert_eq!(
+        sink.entries(1, None),
+        vec![cap.to_string_lossy().into_owned()]
+    );
+    // nothing left to do the second time
+    assert_eq!(set.recover().unwrap(), Default::default());
+}

@@ -1,0 +1,206 @@
+//! `d4 server`: the collector. Configuration = defaults < `d4.toml` < `D4_*` env < flags.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use d4_server::{Mode, OnLimit, ServerConfig};
+
+/// Run the D4 collector: TLS listener, sessions, journal, workers, analyzer queues.
+///
+/// With no arguments: data dir ./d4-data, TLS on [::]:4443 (dual stack) with a
+/// certificate generated on first start in <data>/tls/, registration mode. Every
+/// setting can come from <data>/d4.toml (or --config), a D4_* environment variable or a
+/// flag (flags win). The admin commands (`d4 sensor`, `d4 queue`...) reach the running
+/// server's store through <data>/d4.sock. SIGTERM/SIGINT: stop accepting, drain the
+/// sessions, close the files, exit 0.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Configuration file (default: <data-dir>/d4.toml when it exists).
+    #[arg(long, env = "D4_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// Data dir: database, TLS material, journal, sensors' files [default: ./d4-data].
+    #[arg(long, env = "D4_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TLS listener address ("" disables TLS) [default: [::]:4443].
+    #[arg(long, env = "D4_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Add a plain-TCP listener (repeatable; for tests or TLS terminated elsewhere).
+    #[arg(
+        long,
+        env = "D4_PLAIN_LISTEN",
+        value_name = "ADDR",
+        value_delimiter = ','
+    )]
+    pub plain_listen: Vec<String>,
+    /// PEM certificate chain (default: generated in <data>/tls/).
+    #[arg(long, env = "D4_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "D4_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// registration (approved sensors only) or shared-secret (any v4 UUID with the right key).
+    #[arg(long, env = "D4_MODE", value_parser = parse_mode)]
+    pub mode: Option<Mode>,
+    /// HMAC key of sensors without a key of their own.
+    #[arg(
+        long,
+        env = "D4_DEFAULT_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub default_key: Option<String>,
+    /// Largest accepted payload in bytes [default: 1000000].
+    #[arg(long, env = "D4_MAX_PAYLOAD")]
+    pub max_payload: Option<u32>,
+    /// Seconds a connection has to send its first valid frame [default: 30].
+    #[arg(long, env = "D4_HEADER_TIMEOUT")]
+    pub header_timeout: Option<u64>,
+    /// Seconds of silence after which a connection is closed, 0 = never [default: 900].
+    #[arg(long, env = "D4_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<u64>,
+    /// Pending entries per sensor without a limit of its own [default: 10000].
+    #[arg(long, env = "D4_STREAM_LIMIT")]
+    pub stream_limit: Option<u64>,
+    /// Pending bytes per session over which reading stops too [default: 67108864].
+    #[arg(long, env = "D4_MAX_PENDING_BYTES")]
+    pub max_pending_bytes: Option<u64>,
+    /// Over the stream limit: backpressure (stop reading) or drop (reference behaviour).
+    #[arg(long, env = "D4_ON_LIMIT", value_parser = parse_on_limit)]
+    pub on_limit: Option<OnLimit>,
+    /// Connections served at once [default: 50000].
+    #[arg(long, env = "D4_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// fsync the journal before the workers handle a batch (true/false) [default: true].
+    #[arg(long, env = "D4_JOURNAL_FSYNC")]
+    pub journal_fsync: Option<bool>,
+    /// Journal segment size in bytes [default: 67108864].
+    #[arg(long, env = "D4_JOURNAL_SEGMENT_BYTES")]
+    pub journal_segment_bytes: Option<u64>,
+    /// Stats flush period in milliseconds [default: 1000].
+    #[arg(long, env = "D4_STATS_FLUSH_MS")]
+    pub stats_flush_ms: Option<u64>,
+    /// Flush stats once this many frames were counted [default: 10000].
+    #[arg(long, env = "D4_STATS_FLUSH_FRAMES")]
+    pub stats_flush_frames: Option<u64>,
+    /// This server's name in the store's session table [default: d4-server].
+    #[arg(long, env = "D4_SERVER_ID")]
+    pub server_id: Option<String>,
+    /// File rotation period in seconds, 0 = no time rotation [default: 300].
+    #[arg(long, env = "D4_ROTATION_SECS")]
+    pub rotation_secs: Option<u64>,
+    /// Rotate files at UTC day change (true/false) [default: true].
+    #[arg(long, env = "D4_ROTATE_DAILY")]
+    pub rotate_daily: Option<bool>,
+    /// Gzip rotated files (true/false) [default: true].
+    #[arg(long, env = "D4_GZIP")]
+    pub gzip: Option<bool>,
+}
+
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    match s {
+        "registration" => Ok(Mode::Registration),
+        "shared-secret" | "shared_secret" => Ok(Mode::SharedSecret),
+        _ => Err("expected registration or shared-secret".into()),
+    }
+}
+
+fn parse_on_limit(s: &str) -> Result<OnLimit, String> {
+    match s {
+        "backpressure" => Ok(OnLimit::Backpressure),
+        "drop" => Ok(OnLimit::Drop),
+        _ => Err("expected backpressure or drop".into()),
+    }
+}
+
+/// The effective configuration of these arguments.
+pub fn effective_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
+    let default_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| ServerConfig::default().data_dir);
+    let file = match &args.config {
+        Some(f) => Some(f.clone()),
+        None => Some(default_dir.join("d4.toml")).filter(|p| p.is_file()),
+    };
+    let mut c = match &file {
+        Some(f) => ServerConfig::from_file(f)?,
+        None => ServerConfig::default(),
+    };
+    macro_rules! over {
+        ($($f:ident => $k:ident),* $(,)?) => {$(
+            if let Some(v) = args.$f.clone() { c.$k = v; }
+        )*};
+    }
+    over!(data_dir => data_dir, listen => listen, mode => mode, default_key => default_key,
+        max_payload => max_payload, header_timeout => header_timeout_secs,
+        idle_timeout => idle_timeout_secs, stream_limit => stream_limit,
+        max_pending_bytes => max_pending_bytes, on_limit => on_limit,
+        max_connections => max_connections, journal_fsync => journal_fsync,
+        journal_segment_bytes => journal_segment_bytes, stats_flush_ms => stats_flush_ms,
+        stats_flush_frames => stats_flush_frames, server_id => server_id,
+        rotation_secs => rotation_secs, rotate_daily => rotate_daily, gzip => gzip);
+    if args.tls_cert.is_some() {
+        c.tls_cert = args.tls_cert.clone();
+        c.tls_key = args.tls_key.clone();
+    }
+    if !args.plain_listen.is_empty() {
+        c.plain_listen = args.plain_listen.clone();
+    }
+    Ok(c)
+}
+
+pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let cfg = effective_config(&args)?;
+    if args.print_config {
+        print!("{}", cfg.to_toml()?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(serve(cfg))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating the data dir {}", cfg.data_dir.display()))?;
+    let mut scfg = d4_store::StoreConfig::new(cfg.data_dir.clone());
+    scfg.embedded_only = true;
+    let store = d4_store::open(&scfg)
+        .await
+        .context("opening the store (is another `d4 server` running on this data dir?)")?;
+    let socket = d4_store::serve_socket(store.clone(), &scfg.socket_path())
+        .await
+        .context("starting the store socket")?;
+    let shutdown = async {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch SIGTERM");
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        }
+    };
+    let res = d4_server::run(cfg, store, shutdown, |b| {
+        // One machine-readable line for scripts and tests.
+        let tls = b.tls.map(|a| a.to_string()).unwrap_or_default();
+        let plain: Vec<String> = b.plain.iter().map(|a| a.to_string()).collect();
+        eprintln!("d4-server-ready tls={tls} plain={}", plain.join(","));
+    })
+    .await;
+    socket.shutdown();
+    res.map_err(Into::into)
+}

@@ -1,0 +1,346 @@
+//! Shared support of the `server_*` integration tests: start the real `d4 server` on
+//! loopback, reach its store through the Unix socket, stream over TLS or plain TCP.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use d4_store::{RemoteStore, Store};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use tokio::io::AsyncWriteExt;
+use uuid::Uuid;
+
+pub const KEY: &[u8] = b"private key to change";
+
+pub struct ServerProc {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub tls: Option<SocketAddr>,
+    pub plain: SocketAddr,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl ServerProc {
+    /// Starts `d4 server` on `dir` with a TLS and a plain listener on free loopback ports.
+    pub fn start(dir: &Path, extra: &[&str]) -> ServerProc {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_d4"));
+        cmd.arg("server")
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["--listen", "127.0.0.1:0", "--plain-listen", "127.0.0.1:0"])
+            .args(["--stats-flush-ms", "100"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("D4_") && k != "D4_SHARED_DIR" {
+                cmd.env_remove(k);
+            }
+        }
+        let mut child = cmd.spawn().expect("spawning d4 server");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let l2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if line.starts_with("d4-server-ready") {
+                    let _ = tx.send(line.clone());
+                }
+                l2.lock().unwrap().push(line);
+            }
+        });
+        let ready = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("server did not start: {:?}", log.lock().unwrap()));
+        let mut tls = None;
+        let mut plain = None;
+        for part in ready.split_whitespace() {
+            if let Some(v) = part.strip_prefix("tls=") {
+                tls = v.parse().ok();
+            }
+            if let Some(v) = part.strip_prefix("plain=") {
+                plain = v.split(',').next().and_then(|s| s.parse().ok());
+            }
+        }
+        ServerProc {
+            child,
+            dir: dir.to_path_buf(),
+            tls,
+            plain: plain.expect("plain listener address"),
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM and wait (bounded) for a clean exit; returns the exit status code.
+    pub fn stop(mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(60) {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("server did not stop within 60 s");
+    }
+
+    /// kill -9.
+    pub fn crash(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn rss_kb(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        s.lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    pub async fn store(&self) -> Arc<dyn Store> {
+        let sock = d4_store::socket_path(&self.dir);
+        Arc::new(RemoteStore::connect(&sock).await.expect("store socket"))
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- server log ----\n{}", self.log_text());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A TLS connector that accepts the server's self-signed certificate (like the reference
+/// clients without a CA file).
+pub fn tls_connector() -> tokio_rustls::TlsConnector {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+}
+
+pub type TlsStream = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+pub async fn connect_tls(addr: SocketAddr) -> TlsStream {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    tls_connector()
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+/// A tiny deterministic PRNG (xorshift) for chunk sizes.
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// Writes `bytes` in random chunks (1..=max), flushing each.
+pub async fn write_chunked<W: tokio::io::AsyncWrite + Unpin>(
+    w: &mut W,
+    bytes: &[u8],
+    rng: &mut Rng,
+    max: u64,
+) -> std::io::Result<()> {
+    let mut i = 0;
+    while i < bytes.len() {
+        let n = (1 + rng.below(max) as usize).min(bytes.len() - i);
+        w.write_all(&bytes[i..i + n]).await?;
+        w.flush().await?;
+        i += n;
+    }
+    Ok(())
+}
+
+/// Waits until `f` returns Some, polling every 50 ms, at most `secs`.
+pub async fn wait_for<T, F, Fut>(secs: u64, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(secs) {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// The last error message recorded for a sensor, once it contains `needle`.
+pub async fn wait_error(store: &Arc<dyn Store>, uuid: Uuid, needle: &str) -> String {
+    let r = wait_for(10, || {
+        let store = store.clone();
+        async move {
+            let s = store.get_sensor(uuid).await.ok()??;
+            let e = s.last_error?;
+            e.message.contains(needle).then_some(e.message)
+        }
+    })
+    .await;
+    r.unwrap_or_else(|| panic!("no last error containing {needle:?} for {uuid}"))
+}
+
+/// Every file under `dir` (recursive), sorted.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// File content, gunzipped when the name ends in .gz; None when it vanished meanwhile.
+pub fn content(p: &Path) -> Option<Vec<u8>> {
+    let raw = std::fs::read(p).ok()?;
+    if p.extension().is_some_and(|e| e == "gz") {
+        use std::io::Read;
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .ok()?;
+        Some(out)
+    } else {
+        Some(raw)
+    }
+}
+
+fn sensor_bytes_once(dir: &Path, uuid: Uuid, d4_type: u8) -> Option<Vec<u8>> {
+    let root = dir
+        .join(uuid.simple().to_string())
+        .join(d4_type.to_string());
+    let all = files(&root);
+    let names: std::collections::HashSet<String> = all
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let mut out = Vec::new();
+    for p in &all {
+        let s = p.to_string_lossy();
+        if s.ends_with(".tmp") {
+            continue;
+        }
+        // while a file is being compressed both X and X.gz exist: read X only
+        if let Some(orig) = s.strip_suffix(".gz") {
+            if names.contains(orig) {
+                continue;
+            }
+        }
+        out.extend(content(p)?);
+    }
+    Some(out)
+}
+
+/// The concatenated content of a sensor's files of one type (sorted by name), read
+/// until two reads agree (files may be rotated and compressed meanwhile).
+pub fn sensor_bytes(dir: &Path, uuid: Uuid, d4_type: u8) -> Vec<u8> {
+    let mut last: Option<Vec<u8>> = None;
+    for _ in 0..200 {
+        if let Some(b) = sensor_bytes_once(dir, uuid, d4_type) {
+            if last.as_ref() == Some(&b) {
+                return b;
+            }
+            last = Some(b);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    last.unwrap_or_default()
+}
