@@ -11,10 +11,11 @@ pub struct WorkerConfig {
     pub data_dir: PathBuf,
     /// File rotation: every 300 s and at UTC day change by default.
     pub rotation: RotationPolicy,
-    /// Longest line given to the queues for line types (3, 4, 6, 8, extended `default`,
-    /// `maltrail`, `ja3-jl`, `filewatcherjson`); longer lines are cut and counted.
+    /// Longest line for line types (3, 4, 6, 8, extended `default`, `maltrail`); longer
+    /// lines are cut and counted.
     pub max_line: usize,
-    /// Longest line for `filewatcher` (one base64-encoded file per line).
+    /// Longest line for `ja3-jl`, `filewatcher`, `filewatcherjson` (one JSON document or
+    /// one base64-encoded file per line); longer lines are dropped and counted.
     pub max_blob_line: usize,
     /// Largest pcap record (`incl_len`) accepted in a type-1 stream.
     pub max_pcap_record: u32,

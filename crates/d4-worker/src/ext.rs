@@ -141,11 +141,8 @@ impl ExtHandler {
                 ext,
             },
             _ => {
-                let max = if kind == ExtKind::FileWatcher {
-                    ctx.shared.cfg.max_blob_line
-                } else {
-                    ctx.shared.cfg.max_line
-                };
+                // One file (or one TLS session with its certificate chain) per line.
+                let max = ctx.shared.cfg.max_blob_line;
                 ExtHandler::Blob {
                     ext,
                     kind,

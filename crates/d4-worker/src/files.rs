@@ -1,7 +1,7 @@
 //! The I/O edge: rotating files, gzip of finished files (in a background thread).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
@@ -311,6 +311,9 @@ impl RotatingFile {
                 c.w.get_ref()
                     .set_len(len)
                     .map_err(|e| WorkerError::io(&c.path, e))?;
+                c.w.get_mut()
+                    .seek(SeekFrom::Start(len))
+                    .map_err(|e| WorkerError::io(&c.path, e))?;
                 c.len = len;
             }
         }
@@ -344,5 +347,39 @@ impl RotatingFile {
         drop(f);
         self.shared.compressor.submit(c.path, self.target.clone());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn gunzip(p: &Path) -> Vec<u8> {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(File::open(p).unwrap())
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn gzip_replaces_the_original_only_when_complete() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("a.txt");
+        let data: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        fs::write(&src, &data).unwrap();
+        // a .gz of that name already exists (e.g. from an earlier run): not overwritten
+        fs::write(tmp.path().join("a.txt.gz"), b"older").unwrap();
+        let gz = gzip_file(&src).unwrap();
+        assert_eq!(gz, tmp.path().join("a.txt.1.gz"));
+        assert_eq!(gunzip(&gz), data);
+        assert!(!src.exists());
+        assert_eq!(fs::read(tmp.path().join("a.txt.gz")).unwrap(), b"older");
+        let left: Vec<_> = fs::read_dir(tmp.path()).unwrap().flatten().collect();
+        assert_eq!(left.len(), 2, "no .tmp left behind");
+        // a missing source is an error and creates nothing
+        assert!(gzip_file(&tmp.path().join("missing")).is_err());
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 2);
     }
 }

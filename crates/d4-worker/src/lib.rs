@@ -8,7 +8,8 @@
 //!
 //! Per type: 1 pcap (checked, rotated between records, each file a valid pcap, `.cap.gz`
 //! paths queued), 3/4/6/8 lines (to files and queues; 4 rotates only before a line
-//! starting with `[`), 5/7 raw files, 2+254 meta header then the extended type handlers
+//! starting with `[`), 5 pcapng (rotated between blocks, each file starting with the section
+//! header and interface blocks), 7 raw files, 2+254 meta header then the extended type handlers
 //! `default`, `ja3-jl`, `filewatcher`, `filewatcherjson`, `maltrail`. See `docs/workers.md`.
 //!
 //! Path, rotation, line and pcap logic are pure (clocks are passed in as `now`); files
@@ -26,6 +27,7 @@ pub mod files;
 pub mod layout;
 pub mod lines;
 pub mod pcap;
+pub mod pcapng;
 mod recover;
 mod sink;
 mod worker;
@@ -53,6 +55,8 @@ pub enum WorkerError {
     WrongType { expected: u8, got: u8 },
     #[error("type 1 stream: {0}")]
     Pcap(#[from] pcap::PcapError),
+    #[error("type 5 stream: {0}")]
+    Pcapng(#[from] pcapng::PcapngError),
     #[error("meta header: {0}")]
     Meta(#[from] d4_proto::MetaError),
     #[error("type 254 data before a meta header")]

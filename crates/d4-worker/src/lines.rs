@@ -49,7 +49,7 @@ impl LineSplitter {
     pub fn push(&mut self, mut data: &[u8], mut f: impl FnMut(&[u8], LineEnd)) {
         while !data.is_empty() {
             let room = self.max_line - self.buf.len();
-            let window = &data[..data.len().min(room + 1)];
+            let window = &data[..data.len().min(room.saturating_add(1))];
             match memchr(window) {
                 Some(i) => {
                     if self.buf.is_empty() {
@@ -170,6 +170,21 @@ mod tests {
         assert_eq!(s.pending(), 1);
     }
 
+    #[test]
+    fn extreme_bounds_do_not_panic() {
+        let (out, s) = run(usize::MAX, &[b"ab\ncd"]);
+        assert_eq!(out, vec![(b"ab".to_vec(), LineEnd::Newline)]);
+        assert_eq!(s.pending(), 2);
+        let (out, _) = run(0, &[b"ab\n"]); // 0 is raised to 1
+        assert_eq!(
+            out,
+            vec![
+                (b"a".to_vec(), LineEnd::Cut),
+                (b"b".to_vec(), LineEnd::Newline)
+            ]
+        );
+    }
+
     proptest! {
         #[test]
         fn chunking_does_not_matter(data in proptest::collection::vec(
@@ -184,6 +199,7 @@ mod tests {
             for c in cuts { chunks.push(&data[prev..c]); prev = c; }
             chunks.push(&data[prev..]);
             let (pieces, mut s) = run(max, &chunks);
+            prop_assert!(s.pending() <= max, "bounded memory");
             let mut rest = Vec::new();
             s.finish(|l, _| rest.extend_from_slice(l));
             // Same lines in content; cut pieces never exceed max; bytes are all kept.
@@ -194,7 +210,6 @@ mod tests {
             }).chain(rest).collect();
             prop_assert_eq!(joined, data.clone());
             prop_assert!(pieces.iter().all(|(l, _)| l.len() <= max));
-            prop_assert!(s.pending() <= max);
             prop_assert_eq!(pieces, whole);
         }
     }

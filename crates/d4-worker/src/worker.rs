@@ -13,6 +13,7 @@ use crate::files::{Compressor, RotatingFile, Shared};
 use crate::layout::utc;
 use crate::lines::{trim_cr, LineEnd, LineSplitter};
 use crate::pcap::PcapTracker;
+use crate::pcapng::PcapngTracker;
 use crate::sink::{OwnedTarget, QueueSink};
 use crate::WorkerError;
 
@@ -183,10 +184,12 @@ impl LineState {
             }
         });
         ctx.stats.lines_cut += split.cut_count() - cut_before;
-        if let Some(e) = err {
-            return Err(e);
+        // Lines written before an error are queued all the same.
+        let pushed = ctx.push(&self.target, batch);
+        match err {
+            Some(e) => Err(e),
+            None => pushed,
         }
-        ctx.push(&self.target, batch)
     }
 
     pub fn tick(&mut self, now: SystemTime) -> Result<(), WorkerError> {
@@ -312,6 +315,69 @@ impl PcapState {
     }
 }
 
+/// Bound on a pcapng section preamble (SHB + IDBs) kept to start rotated files.
+const MAX_PCAPNG_PREAMBLE: usize = 64 * 1024;
+
+struct PcapngState {
+    tracker: PcapngTracker,
+    file: RotatingFile,
+    /// A rotation happened: the next file starts with the section preamble.
+    need_preamble: bool,
+    boundary: u64,
+}
+
+impl PcapngState {
+    fn handle(&mut self, now: SystemTime, mut data: &[u8]) -> Result<(), WorkerError> {
+        while !data.is_empty() {
+            self.tick(now)?;
+            let step = self.tracker.advance(data)?;
+            let bytes = match &step.head {
+                Some(h) => &h[..],
+                None if step.body => &data[..step.consumed],
+                None => &[][..],
+            };
+            if !bytes.is_empty() {
+                if !self.file.is_open() && self.need_preamble && !step.new_section {
+                    // A rotated file starts with the section's SHB and IDBs (without
+                    // the head just given out when that block is itself an IDB).
+                    let pre = self.tracker.preamble();
+                    let upto = if self.tracker.keeping() {
+                        pre.len().saturating_sub(bytes.len())
+                    } else {
+                        pre.len()
+                    };
+                    let pre = pre[..upto].to_vec();
+                    self.file.write(&pre, now)?;
+                }
+                self.need_preamble = false;
+                self.file.write(bytes, now)?;
+            }
+            if self.tracker.at_boundary() {
+                self.boundary = self.file.len();
+            }
+            data = &data[step.consumed..];
+        }
+        Ok(())
+    }
+
+    fn tick(&mut self, now: SystemTime) -> Result<(), WorkerError> {
+        if self.tracker.at_boundary() && self.file.due(now) {
+            self.file.finish()?;
+            self.need_preamble = true;
+            self.boundary = 0;
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, stats: &mut WorkerStats) -> Result<(), WorkerError> {
+        if self.file.is_open() && !self.tracker.at_boundary() {
+            stats.pcap_truncated += self.file.len().saturating_sub(self.boundary);
+            self.file.truncate(self.boundary)?;
+        }
+        self.file.finish()
+    }
+}
+
 enum MetaState {
     Header(MetaHeaderBuilder),
     Data(Box<ExtHandler>),
@@ -321,6 +387,7 @@ enum MetaState {
 enum Kind {
     Lines(LineState),
     Pcap(PcapState),
+    Pcapng(PcapngState),
     Raw(RotatingFile),
     Meta(MetaState),
 }
@@ -381,21 +448,30 @@ impl Worker {
                     &shared, &sid, d4_type, None, suffix, target, marker,
                 ))
             }
-            types::PCAPNG | types::YAF => {
-                let suffix = if d4_type == types::PCAPNG {
-                    ".pcapng"
-                } else {
-                    ".yaf"
-                };
-                Kind::Raw(RotatingFile::new(
+            types::PCAPNG => Kind::Pcapng(PcapngState {
+                tracker: PcapngTracker::new(
+                    shared.cfg.max_pcap_record.saturating_add(4096),
+                    MAX_PCAPNG_PREAMBLE,
+                ),
+                file: RotatingFile::new(
                     shared.clone(),
                     &sid,
                     d4_type,
                     None,
-                    suffix,
+                    ".pcapng",
                     Some(target),
-                ))
-            }
+                ),
+                need_preamble: false,
+                boundary: 0,
+            }),
+            types::YAF => Kind::Raw(RotatingFile::new(
+                shared.clone(),
+                &sid,
+                d4_type,
+                None,
+                ".yaf",
+                Some(target),
+            )),
             types::META_HEADER | types::EXTENDED => Kind::Meta(MetaState::Header(
                 MetaHeaderBuilder::with_max(shared.cfg.max_meta),
             )),
@@ -491,6 +567,7 @@ impl Worker {
         match &mut self.kind {
             Kind::Lines(l) => l.handle(&mut ctx, payload),
             Kind::Pcap(p) => p.handle(&mut ctx, payload),
+            Kind::Pcapng(p) => p.handle(now, payload),
             Kind::Raw(f) => {
                 if f.due(now) {
                     f.finish()?;
@@ -509,6 +586,7 @@ impl Worker {
         match &mut self.kind {
             Kind::Lines(l) => l.tick(now),
             Kind::Pcap(p) => p.tick(now),
+            Kind::Pcapng(p) => p.tick(now),
             Kind::Raw(f) => {
                 if f.due(now) {
                     f.finish()?;
@@ -525,6 +603,7 @@ impl Worker {
         match &mut self.kind {
             Kind::Lines(l) => l.flush(),
             Kind::Pcap(p) => p.file.flush(),
+            Kind::Pcapng(p) => p.file.flush(),
             Kind::Raw(f) => f.flush(),
             Kind::Meta(MetaState::Data(h)) => h.flush(),
             Kind::Meta(_) => Ok(()),
@@ -551,6 +630,7 @@ impl Worker {
                 }
             }
             Kind::Pcap(p) => p.close(ctx.stats),
+            Kind::Pcapng(p) => p.close(ctx.stats),
             Kind::Raw(f) => f.finish(),
             Kind::Meta(m) => {
                 let r = match std::mem::replace(m, MetaState::Done) {

@@ -214,3 +214,20 @@ fn meta_header_errors() {
         assert!(!p.to_string_lossy().contains(".."));
     }
 }
+
+#[test]
+fn overlong_blob_lines_are_dropped_and_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (set, sink) = setup(tmp.path(), |c| c.max_blob_line = 16);
+    let mut w = set.worker(Uuid::new_v4(), 2).unwrap();
+    start(&mut w, r#"{"type":"filewatcherjson"}"#);
+    w.handle_payload(254, b"{\"x\":\"0123456789", at(T0))
+        .unwrap();
+    w.handle_payload(254, b"abcdefghijklmnop\"}\n{\"ok\":1}\n", at(T0))
+        .unwrap();
+    w.close(at(T0)).unwrap();
+    let q = sink.entries(254, Some("filewatcherjson"));
+    assert_eq!(q.len(), 1);
+    assert_eq!(std::fs::read(&q[0]).unwrap(), b"{\"ok\":1}");
+    assert_eq!(w.stats().invalid_lines, 1);
+}

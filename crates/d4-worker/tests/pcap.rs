@@ -162,3 +162,85 @@ fn recover_finishes_files_left_by_a_crash() {
     // nothing left to do the second time
     assert_eq!(set.recover().unwrap(), Default::default());
 }
+
+#[test]
+fn pcapng_rotated_files_each_start_with_the_section_preamble() {
+    use d4_worker::pcapng::{block_le, idb_le, shb_le};
+    let tmp = tempfile::tempdir().unwrap();
+    let (set, sink) = setup(tmp.path(), |_| {});
+    let mut w = set.worker(Uuid::new_v4(), 5).unwrap();
+    let preamble = [shb_le(), idb_le()].concat();
+    let epb = |i: u8| block_le(6, &[i; 30]);
+    let mut stream = preamble.clone();
+    stream.extend(epb(1));
+    stream.extend(epb(2));
+    // first frame: preamble + 1.5 blocks; then the rest after the rotation period
+    let cut = preamble.len() + epb(1).len() + 20;
+    w.handle_payload(5, &stream[..cut], at(T0)).unwrap();
+    w.handle_payload(5, &stream[cut..], at(T0 + 400)).unwrap(); // rotation due, not at boundary
+    let idb2 = idb_le();
+    w.handle_payload(5, &epb(3), at(T0 + 800)).unwrap(); // rotates before block 3
+    w.handle_payload(5, &idb2, at(T0 + 1200)).unwrap(); // rotates before a new IDB
+    w.handle_payload(5, &epb(4)[..10], at(T0 + 1201)).unwrap(); // incomplete at close
+    w.close(at(T0 + 1202)).unwrap();
+    let fs = files(tmp.path());
+    assert_eq!(fs.len(), 3, "{fs:?}");
+    let contents: Vec<Vec<u8>> = fs.iter().map(|f| gunzip(f)).collect();
+    assert_eq!(contents[0], [preamble.clone(), epb(1), epb(2)].concat());
+    assert_eq!(contents[1], [preamble.clone(), epb(3)].concat());
+    assert_eq!(contents[2], [preamble.clone(), idb2].concat());
+    assert_eq!(
+        w.stats().pcap_truncated,
+        0,
+        "the partial head was never written"
+    );
+    assert_eq!(sink.entries(5, None).len(), 3);
+
+    // not pcapng: an error for the sensor
+    let mut w = set.worker(Uuid::new_v4(), 5).unwrap();
+    let e = w
+        .handle_payload(5, b"hello, not pcapng at all", at(T0))
+        .unwrap_err();
+    assert!(e.is_data_error(), "{e}");
+    w.close(at(T0)).unwrap();
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+    #[test]
+    fn pcap_and_pcapng_files_hold_the_stream_whatever_the_chunking(
+        sizes in proptest::collection::vec(0usize..120, 1..12),
+        cuts in proptest::collection::vec(0usize..2000, 0..12),
+        ng in proptest::bool::ANY,
+    ) {
+        use d4_worker::pcapng::{block_le, idb_le, shb_le};
+        let tmp = tempfile::tempdir().unwrap();
+        let (set, _) = setup(tmp.path(), |_| {});
+        let (t, mut stream, blocks): (u8, Vec<u8>, Vec<Vec<u8>>) = if ng {
+            (5, [shb_le(), idb_le()].concat(),
+             sizes.iter().map(|n| block_le(6, &vec![1u8; *n])).collect())
+        } else {
+            (1, global_header_le(65535).to_vec(),
+             sizes.iter().enumerate().map(|(i, n)| record_le(i as u32, &vec![2u8; *n])).collect())
+        };
+        let head = stream.clone();
+        for b in &blocks { stream.extend_from_slice(b); }
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(stream.len())).collect();
+        cuts.sort_unstable();
+        let mut w = set.worker(Uuid::new_v4(), t).unwrap();
+        let mut prev = 0;
+        for (i, c) in cuts.iter().chain(std::iter::once(&stream.len())).enumerate() {
+            // 200 s per frame: a rotation is due at about every other frame
+            w.handle_payload(t, &stream[prev..*c], at(T0 + 200 * i as u64)).unwrap();
+            prev = *c;
+        }
+        w.close(at(T0 + 100_000)).unwrap();
+        let mut got = Vec::new();
+        for f in files(tmp.path()) {
+            let c = gunzip(&f);
+            proptest::prop_assert!(c.starts_with(&head), "each file starts with the header");
+            got.extend_from_slice(&c[head.len()..]);
+        }
+        proptest::prop_assert_eq!(got, blocks.concat());
+    }
+}

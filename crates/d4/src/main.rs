@@ -28,6 +28,8 @@ enum Command {
     Inspect(cmd::inspect::InspectArgs),
     /// Run the collector: TLS listener, sessions, journal, workers, analyzer queues.
     Server(Box<cmd::server::ServerArgs>),
+    /// Benchmarks (`d4 bench server`: collector throughput over TLS vs HMAC, memory).
+    Bench(cmd::bench::BenchArgs),
     #[command(flatten)]
     Admin(cmd::admin::AdminCommand),
 }
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Server(args) => cmd::server::run(*args),
+        Command::Bench(args) => cmd::bench::run(args),
         Command::Admin(args) => cmd::admin::run(args),
     };
     match result {

@@ -1,5 +1,6 @@
 //! One module per `d4` subcommand.
 
 pub mod admin;
+pub mod bench;
 pub mod inspect;
 pub mod server;
