@@ -188,9 +188,16 @@ pub struct Leftover {
 impl Leftover {
     /// Calls `f` for every journaled frame not acknowledged, in order. A torn tail ends
     /// the replay. Reads through a bounded buffer (frames are at most max payload).
+    /// Progress is acknowledged in the ack file after each frame, so a crash during the
+    /// replay does not replay those frames again.
     pub fn replay(&self, mut f: impl FnMut(Frame) -> io::Result<()>) -> io::Result<u64> {
         let mut n = 0;
-        for (_, path, from) in &self.segments {
+        let ack = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(ack_path(&self.dir, &self.session))?;
+        for (seg, path, from) in &self.segments {
             let file = File::open(path)?;
             let len = file.metadata()?.len();
             if *from >= len {
@@ -211,6 +218,10 @@ impl Leftover {
                         Ok(Some(frame)) => {
                             n += 1;
                             f(frame)?;
+                            let mut rec = [0u8; 16];
+                            rec[..8].copy_from_slice(&seg.to_le_bytes());
+                            rec[8..].copy_from_slice(&(from + dec.bytes_consumed()).to_le_bytes());
+                            ack.write_all_at(&rec, 0)?;
                         }
                         Ok(None) => break,
                         Err(_) => return Ok(n),
@@ -342,6 +353,16 @@ mod tests {
             })
             .unwrap();
         assert_eq!(got, vec![6, 7, 8, 9]);
+        // the replay acknowledged its progress: a second recovery has nothing left
+        let again = recover(dir.path()).unwrap();
+        let mut n = 0;
+        again[0]
+            .replay(|_| {
+                n += 1;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(n, 0);
         left.into_iter().next().unwrap().finish().unwrap();
         assert!(recover(dir.path()).unwrap().is_empty());
     }

@@ -296,7 +296,7 @@ pub fn replay_leftovers(dir: &std::path::Path, sinks: &dyn SinkFactory) -> std::
                 }
             }
             if let Some(s) = sink.as_mut() {
-                if let Err(e) = s.handle(&f) {
+                if let Err(e) = s.handle(&f).and_then(|_| s.flush()) {
                     err = Some(e);
                 }
             }
