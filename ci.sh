@@ -33,6 +33,8 @@ need_pkg() { # need_pkg COMMAND PACKAGE
 need_pkg redis-server redis-server
 # Python analyzers' stand-ins in the tests (d4-core compatibility) use python3.
 need_pkg python3 python3
+# The Redis tests' d4-core analyzer needs PyPI `redis`: a venv under target/ when missing.
+python3 -c 'import redis' 2>/dev/null || python3 -m venv --help >/dev/null 2>&1 || need_pkg python3-venv-module python3-venv
 
 say "cargo fmt --check"
 cargo fmt --all --check

@@ -74,6 +74,16 @@ pub struct ServerConfig {
     pub rotate_daily: bool,
     /// Gzip rotated files.
     pub gzip: bool,
+    /// Redis store URL (`redis://HOST:PORT/DB`): d4-core's key layout, shared by several
+    /// servers. Unset: the embedded store in the data dir.
+    pub redis: Option<String>,
+    /// Separate Redis URL for the analyzer queues (default: `redis`).
+    pub redis_queue: Option<String>,
+    /// Separate Redis URL for the metadata (default: `redis`).
+    pub redis_metadata: Option<String>,
+    /// Lease of a session's (uuid, type) slot in the store, renewed every third of it: a
+    /// crashed server's slots free themselves after this many seconds.
+    pub session_lease_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -101,6 +111,10 @@ impl Default for ServerConfig {
             rotation_secs: 300,
             rotate_daily: true,
             gzip: true,
+            redis: None,
+            redis_queue: None,
+            redis_metadata: None,
+            session_lease_secs: 90,
         }
     }
 }

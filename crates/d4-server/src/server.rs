@@ -274,7 +274,9 @@ pub async fn run(
 async fn events_task(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut events = shared.store.subscribe();
     let mut tick = tokio::time::interval(Duration::from_secs(2));
-    let mut renew = tokio::time::interval(Duration::from_secs(30));
+    let mut renew = tokio::time::interval(Duration::from_secs(
+        (shared.cfg.session_lease_secs / 3).max(1),
+    ));
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -303,7 +305,7 @@ async fn events_task(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 recheck_all(&shared);
             }
             _ = renew.tick() => {
-                let _ = shared.store.renew_sessions(shared.cfg.server_id.clone(), 90, now()).await;
+                let _ = shared.store.renew_sessions(shared.cfg.server_id.clone(), shared.cfg.session_lease_secs, now()).await;
             }
         }
     }
@@ -618,12 +620,16 @@ async fn serve<S: AsyncRead + Unpin + Send>(
                         session_id: session.id(),
                         server_id: cfg.server_id.clone(),
                         ip: session.peer(),
-                        lease_secs: 90,
+                        lease_secs: cfg.session_lease_secs,
                     };
-                    let store = shared.store.clone();
-                    tokio::spawn(async move {
-                        let _ = store.try_claim_session(claim, now()).await;
-                    });
+                    // The store's claim holds across every server sharing the store
+                    // (Redis): awaited before any frame of the session is journaled.
+                    let d4_type = claim.d4_type;
+                    match shared.store.try_claim_session(claim, now()).await {
+                        Ok(true) => {}
+                        Ok(false) => return Err(fail(session, Reason::Duplicate(d4_type))),
+                        Err(e) => tracing::warn!(error = %e, "store session claim failed"),
+                    }
                     tracing::info!(peer = %session.peer(), session = %session.id(), sensor = %u.simple(), d4_type = session.d4_type().unwrap_or(0), "session authenticated");
                 }
             }

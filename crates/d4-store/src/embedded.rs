@@ -156,7 +156,7 @@ pub(crate) fn check_ext_name(name: &str) -> Result<()> {
     }
 }
 
-fn check_queue_config(c: &QueueConfig) -> Result<()> {
+pub(crate) fn check_queue_config(c: &QueueConfig) -> Result<()> {
     if c.max_size == 0 {
         return Err(StoreError::Invalid(
             "queue max size must be at least 1".into(),
@@ -1361,7 +1361,7 @@ fn to_json_string<T: Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Backend(format!("encode: {e}")))
 }
 
-fn check_user(u: &User) -> Result<()> {
+pub(crate) fn check_user(u: &User) -> Result<()> {
     let ok = !u.name.is_empty()
         && u.name.len() <= 64
         && u.name

@@ -6,7 +6,8 @@
 //! Backends: [`EmbeddedStore`] (redb file `<data>/d4.redb`, crash-safe, default) and, for
 //! processes that cannot open the file because the server holds it, [`RemoteStore`], which
 //! speaks JSON lines over the server's Unix socket `<data>/d4.sock` ([`serve_socket`]).
-//! A Redis backend (d4-core key layout) plugs in behind the same trait. [`open`] picks.
+//! [`RedisStore`] keeps everything in Redis with d4-core's key layout (d4-core analyzers
+//! keep working; several servers can share it). [`open`] picks.
 //!
 //! This crate must never depend on the server, the workers, the UI or the network
 //! protocol crate: it is plain state, no D4 framing, no TLS, no HTTP.
@@ -21,6 +22,7 @@ use uuid::Uuid;
 
 mod embedded;
 pub mod model;
+pub mod redis_backend;
 mod remote;
 mod rpc;
 #[cfg(feature = "testsuite")]
@@ -28,6 +30,7 @@ pub mod testsuite;
 
 pub use embedded::EmbeddedStore;
 pub use model::*;
+pub use redis_backend::{RedisStore, RedisUrls};
 pub use remote::RemoteStore;
 pub use rpc::{serve_socket, Request, SocketServer};
 
@@ -196,8 +199,12 @@ pub fn hash_secret(secret: &str) -> String {
 pub struct StoreConfig {
     /// The data dir (`d4.redb` and `d4.sock` live there).
     pub data_dir: PathBuf,
-    /// Redis URL (the Redis backend; not supported yet).
+    /// Redis URL: use the Redis backend (d4-core key layout, `docs/redis-layout.md`).
     pub redis_url: Option<String>,
+    /// Optional separate Redis URL for the analyzer queues (default: `redis_url`).
+    pub redis_queue_url: Option<String>,
+    /// Optional separate Redis URL for the metadata (default: `redis_url`).
+    pub redis_metadata_url: Option<String>,
     /// Only the embedded backend (the server process): never fall back to the socket.
     pub embedded_only: bool,
 }
@@ -207,6 +214,8 @@ impl StoreConfig {
         StoreConfig {
             data_dir: data_dir.into(),
             redis_url: None,
+            redis_queue_url: None,
+            redis_metadata_url: None,
             embedded_only: false,
         }
     }
@@ -218,14 +227,17 @@ impl StoreConfig {
     }
 }
 
-/// Open the store: the Redis backend when `redis_url` is set (not yet supported), else
+/// Open the store: the Redis backend when `redis_url` is set, else
 /// the embedded database when it can be opened (created if missing, with the data dir),
 /// else the server's socket when it answers, else [`StoreError::Locked`].
 pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>> {
     if let Some(url) = &config.redis_url {
-        return Err(StoreError::NotImplemented(format!(
-            "the Redis backend ({url}) is not supported yet: use the embedded store"
-        )));
+        let urls = RedisUrls {
+            main: url.clone(),
+            metadata: config.redis_metadata_url.clone(),
+            queues: config.redis_queue_url.clone(),
+        };
+        return Ok(Arc::new(RedisStore::connect(&urls).await?));
     }
     match EmbeddedStore::open(&config.data_dir) {
         Ok(store) => Ok(Arc::new(store)),

@@ -14,6 +14,27 @@ async fn suite_embedded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suite_redis() {
+    let server = d4_testkit::RedisServer::start();
+    let mut cfg = StoreConfig::new("/nonexistent-unused");
+    cfg.redis_url = Some(server.url_db(0));
+    let store = open(&cfg).await.unwrap();
+    assert_eq!(store.backend(), "redis");
+    d4_store::testsuite::run_all(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suite_redis_separate_databases() {
+    let server = d4_testkit::RedisServer::start();
+    let mut cfg = StoreConfig::new("/nonexistent-unused");
+    cfg.redis_url = Some(server.url_db(1));
+    cfg.redis_metadata_url = Some(server.url_db(2));
+    cfg.redis_queue_url = Some(server.url_db(3));
+    let store = open(&cfg).await.unwrap();
+    d4_store::testsuite::run_all(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn suite_remote_over_unix_socket() {
     let dir = tempfile::tempdir().unwrap();
     let embedded: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
@@ -56,13 +77,10 @@ async fn open_picks_embedded_then_socket_then_errors() {
         .unwrap();
     assert_eq!(open(&cfg).await.unwrap().backend(), "remote");
     server.shutdown();
-    // Redis: not yet.
+    // Redis: a URL nobody answers is a clear connection error.
     let mut redis = cfg.clone();
     redis.redis_url = Some("redis://127.0.0.1:1/0".into());
-    assert!(matches!(
-        open(&redis).await,
-        Err(StoreError::NotImplemented(_))
-    ));
+    assert!(matches!(open(&redis).await, Err(StoreError::Connection(_))));
     // embedded_only never falls back.
     let mut only = cfg.clone();
     only.embedded_only = true;

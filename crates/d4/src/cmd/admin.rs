@@ -33,7 +33,7 @@ pub struct StoreArgs {
     )]
     pub data_dir: PathBuf,
 
-    /// Use a Redis store instead (redis://HOST:PORT/DB). Not supported yet.
+    /// Use the Redis store (redis://HOST:PORT/DB) that `d4 server --redis` uses.
     #[arg(long, global = true, env = "D4_REDIS", value_name = "URL")]
     pub redis: Option<String>,
 
@@ -458,11 +458,10 @@ pub fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
         let config = StoreConfig {
             data_dir: store_args.data_dir.clone(),
             redis_url: store_args.redis.clone(),
+            redis_queue_url: None,
+            redis_metadata_url: None,
             embedded_only: false,
         };
-        if config.redis_url.is_some() {
-            return bad("--redis: the Redis backend is not supported yet (use the embedded store)");
-        }
         if matches!(cmd, AdminCommand::StoreServe(_)) {
             return store_serve(config, stop).await;
         }

@@ -48,6 +48,10 @@ pub struct ServerBench {
     /// Keep the journal fsync on (the default of the server).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub fsync: bool,
+    /// Also measure every case with the Redis store at this URL (redis://HOST:PORT/DB),
+    /// reported as a ratio to the embedded store in the same run.
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -112,6 +116,10 @@ impl Drop for Child {
 }
 
 fn start_server(fsync: bool) -> anyhow::Result<Child> {
+    start_server_with(fsync, None)
+}
+
+fn start_server_with(fsync: bool, redis: Option<&str>) -> anyhow::Result<Child> {
     let dir = tempfile::tempdir()?;
     let exe = std::env::current_exe()?;
     let mut child = Command::new(exe)
@@ -126,6 +134,7 @@ fn start_server(fsync: bool) -> anyhow::Result<Child> {
         .arg(dir.path())
         .args(["--default-key", "bench key", "--journal-fsync"])
         .arg(fsync.to_string())
+        .args(redis.map(|u| vec!["--redis", u]).unwrap_or_default())
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -300,6 +309,20 @@ async fn server_bench(b: ServerBench) -> anyhow::Result<()> {
                 fps / hfps
             );
             drop(srv);
+            if let Some(url) = b.redis.as_deref() {
+                let srv = start_server_with(b.fsync, Some(url))?;
+                let (n, el) = stream(srv.tls, conns, size, b.secs).await?;
+                let rfps = n as f64 / el;
+                println!(
+                    "{:>8} {:>6} {:>12.0} {:>10.1}   redis store: {:.2} of the embedded store",
+                    size,
+                    conns,
+                    rfps,
+                    rfps * (size + 62) as f64 / 1e6,
+                    rfps / fps
+                );
+                drop(srv);
+            }
         }
     }
     // memory with N connected (authenticated) sensors

@@ -41,6 +41,11 @@ pub struct PdnsArgs {
     #[arg(long, global = true, env = "D4_PDNS_REDIS", value_name = "URL")]
     pub redis: Option<String>,
 
+    /// With --queue: the collector's store is in Redis (`d4 server --redis URL`); consume
+    /// its analyzer queue there (`analyzer:8:<queue>`) instead of `<data-dir>/d4.redb`.
+    #[arg(long, global = true, env = "D4_REDIS", value_name = "URL")]
+    pub store_redis: Option<String>,
+
     #[command(subcommand)]
     pub command: PdnsCommand,
 }
@@ -193,13 +198,16 @@ pub fn run(args: PdnsArgs) -> anyhow::Result<ExitCode> {
         }
         None => Arc::new(PdnsStore::open(&db_path(&args)?)?),
     };
-    let data_dir = args.data_dir.clone();
+    let d4cfg = d4_store::StoreConfig {
+        redis_url: args.store_redis.clone(),
+        ..d4_store::StoreConfig::new(args.data_dir.clone())
+    };
     match args.command {
         PdnsCommand::Ingest(a) => match a.queue.queue {
-            Some(q) => ingest_queue(store, &data_dir, q, a),
+            Some(q) => ingest_queue(store, &d4cfg, q, a),
             None => ingest(store, a),
         },
-        PdnsCommand::Serve(a) => serve(store, &data_dir, a),
+        PdnsCommand::Serve(a) => serve(store, &d4cfg, a),
     }
 }
 
@@ -253,7 +261,7 @@ fn stop_on_ctrl_c(stop: Arc<AtomicBool>) {
 
 fn ingest_queue(
     store: Arc<dyn RecordStore>,
-    data_dir: &Path,
+    d4cfg: &d4_store::StoreConfig,
     queue: uuid::Uuid,
     a: IngestArgs,
 ) -> anyhow::Result<ExitCode> {
@@ -267,7 +275,7 @@ fn ingest_queue(
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let started = Instant::now();
     let ing = rt.block_on(async {
-        let d4 = d4_store::open(&d4_store::StoreConfig::new(data_dir)).await?;
+        let d4 = d4_store::open(&d4cfg).await?;
         let stop = Arc::new(AtomicBool::new(false));
         stop_on_ctrl_c(stop.clone());
         consume_queue(ing, d4, queue, a.queue.pop_max, a.queue.until_empty, stop).await
@@ -336,7 +344,11 @@ fn ingest(store: Arc<dyn RecordStore>, a: IngestArgs) -> anyhow::Result<ExitCode
     })
 }
 
-fn serve(store: Arc<dyn RecordStore>, data_dir: &Path, a: ServeArgs) -> anyhow::Result<ExitCode> {
+fn serve(
+    store: Arc<dyn RecordStore>,
+    d4cfg: &d4_store::StoreConfig,
+    a: ServeArgs,
+) -> anyhow::Result<ExitCode> {
     let mut tokens = a.token.clone();
     if let Some(f) = &a.token_file {
         let text = std::fs::read_to_string(f)
@@ -382,7 +394,7 @@ fn serve(store: Arc<dyn RecordStore>, data_dir: &Path, a: ServeArgs) -> anyhow::
         }
         let consumer = match a.queue {
             Some(q) => {
-                let d4 = d4_store::open(&d4_store::StoreConfig::new(data_dir)).await?;
+                let d4 = d4_store::open(&d4cfg).await?;
                 let ing = Ingester::new(
                     store.clone(),
                     IngestOptions {

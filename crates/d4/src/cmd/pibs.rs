@@ -382,9 +382,8 @@ fn run_queue(args: &PibsArgs, queue: &str) -> anyhow::Result<ExitCode> {
     let mut analyzer = Analyzer::new(detect_config(args));
     let mut outputs = Outputs::new(args)?;
     let config = StoreConfig {
-        data_dir: args.data_dir.clone(),
         redis_url: args.redis.clone(),
-        embedded_only: false,
+        ..StoreConfig::new(args.data_dir.clone())
     };
     let result: anyhow::Result<u64> = rt.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};

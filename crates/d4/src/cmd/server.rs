@@ -99,6 +99,25 @@ pub struct ServerArgs {
     /// Gzip rotated files (true/false) [default: true].
     #[arg(long, env = "D4_GZIP")]
     pub gzip: Option<bool>,
+    /// Keep the store in Redis (redis://HOST:PORT/DB) with d4-core's key layout, so d4-core
+    /// analyzers keep working and several servers can share it (docs/redis-layout.md).
+    #[arg(long, env = "D4_REDIS", value_name = "URL")]
+    pub redis: Option<String>,
+    /// Separate Redis URL for the analyzer queues [default: --redis].
+    #[arg(long, env = "D4_REDIS_QUEUE", value_name = "URL", requires = "redis")]
+    pub redis_queue: Option<String>,
+    /// Separate Redis URL for the metadata [default: --redis].
+    #[arg(
+        long,
+        env = "D4_REDIS_METADATA",
+        value_name = "URL",
+        requires = "redis"
+    )]
+    pub redis_metadata: Option<String>,
+    /// Session lease in seconds: a crashed server's (uuid, type) slots free themselves
+    /// after it [default: 90].
+    #[arg(long, env = "D4_SESSION_LEASE_SECS")]
+    pub session_lease_secs: Option<u64>,
     #[command(flatten)]
     pub web: super::web::WebArgs,
 }
@@ -145,7 +164,17 @@ pub fn effective_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
         max_connections => max_connections, journal_fsync => journal_fsync,
         journal_segment_bytes => journal_segment_bytes, stats_flush_ms => stats_flush_ms,
         stats_flush_frames => stats_flush_frames, server_id => server_id,
-        rotation_secs => rotation_secs, rotate_daily => rotate_daily, gzip => gzip);
+        rotation_secs => rotation_secs, rotate_daily => rotate_daily, gzip => gzip,
+        session_lease_secs => session_lease_secs);
+    if args.redis.is_some() {
+        c.redis = args.redis.clone();
+    }
+    if args.redis_queue.is_some() {
+        c.redis_queue = args.redis_queue.clone();
+    }
+    if args.redis_metadata.is_some() {
+        c.redis_metadata = args.redis_metadata.clone();
+    }
     if args.tls_cert.is_some() {
         c.tls_cert = args.tls_cert.clone();
         c.tls_key = args.tls_key.clone();
@@ -175,6 +204,22 @@ async fn serve(cfg: ServerConfig, web: super::web::WebArgs) -> anyhow::Result<()
         .with_context(|| format!("creating the data dir {}", cfg.data_dir.display()))?;
     let mut scfg = d4_store::StoreConfig::new(cfg.data_dir.clone());
     scfg.embedded_only = true;
+    let mut cfg = cfg;
+    if cfg.redis.is_some() {
+        scfg.redis_url = cfg.redis.clone();
+        scfg.redis_queue_url = cfg.redis_queue.clone();
+        scfg.redis_metadata_url = cfg.redis_metadata.clone();
+        // Servers sharing a Redis need distinct ids (leases, clearing at start): the
+        // default becomes `d4-server@<host>:<data dir>`, stable across restarts.
+        if cfg.server_id == ServerConfig::default().server_id {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "localhost".into());
+            let dir = std::fs::canonicalize(&cfg.data_dir).unwrap_or(cfg.data_dir.clone());
+            cfg.server_id = format!("{}@{host}:{}", cfg.server_id, dir.display());
+        }
+        tracing::info!(server_id = %cfg.server_id, "using the Redis store");
+    }
     let store = d4_store::open(&scfg)
         .await
         .context("opening the store (is another `d4 server` running on this data dir?)")?;

@@ -1,0 +1,536 @@
+//! The Redis backend against a real redis-server: d4-core's key layout as d4-core's own
+//! tools read it (raw commands and a Python analyzer using the PyPI `redis` package), and
+//! several stores ("servers") sharing one Redis.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use d4_store::*;
+use redis::AsyncCommands;
+use uuid::Uuid;
+
+async fn store(url: &str) -> Arc<dyn Store> {
+    let mut cfg = StoreConfig::new("/nonexistent-unused");
+    cfg.redis_url = Some(url.to_string());
+    open(&cfg).await.unwrap()
+}
+
+async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// A python3 that can `import redis`: the system one, or a venv under the target dir
+/// with the PyPI package installed. Panics with a clear message when impossible.
+fn python_with_redis() -> PathBuf {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let has_redis = |py: &std::path::Path| {
+        Command::new(py)
+            .args(["-c", "import redis"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let system = PathBuf::from("python3");
+    if has_redis(&system) {
+        return system;
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let venv = target.join("py-redis-venv");
+    let py = venv.join("bin/python3");
+    if has_redis(&py) {
+        return py;
+    }
+    let st = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status();
+    assert!(
+        st.is_ok_and(|s| s.success()),
+        "cannot create a Python venv at {} (install python3 and python3-venv)",
+        venv.display()
+    );
+    let st = Command::new(&py)
+        .args(["-m", "pip", "install", "--quiet", "redis"])
+        .status();
+    assert!(
+        st.is_ok_and(|s| s.success()) && has_redis(&py),
+        "cannot install the PyPI `redis` package into {} (network access to PyPI needed, \
+         or `pip install redis` for the system python3)",
+        venv.display()
+    );
+    py
+}
+
+/// Run the d4-core style analyzer: RPOP analyzer:<qtype>:<queue> until empty.
+fn python_analyzer(url: &str, qtype: &str, queue: Uuid) -> Vec<Vec<u8>> {
+    let py = python_with_redis();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/d4_analyzer.py");
+    let out = Command::new(py)
+        .arg(script)
+        .arg(url)
+        .arg(qtype)
+        .arg(queue.hyphenated().to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python analyzer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| hex::decode(l).unwrap())
+        .collect()
+}
+
+fn qcfg(kind: QueueKind, max: u64) -> QueueConfig {
+    QueueConfig {
+        uuid: Uuid::new_v4(),
+        kind,
+        description: "analyzer".into(),
+        max_size: max,
+        sensors: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d4core_layout_and_python_analyzer() {
+    let server = d4_testkit::RedisServer::start();
+    let url = server.url_db(0);
+    let s = store(&url).await;
+    let mut r = raw(&url).await;
+    let a = Uuid::new_v4();
+    let a32 = a.simple().to_string();
+
+    // Registration: pending set, then registered set; key in metadata_uuid.
+    s.register_sensor(SensorRegistration {
+        uuid: a,
+        hmac_key: Some("sensor key".into()),
+        mail: Some("soc@example.org".into()),
+        third_party: false,
+        description: Some("tap".into()),
+        approve: false,
+    })
+    .await
+    .unwrap();
+    assert!(r
+        .sismember::<_, _, bool>("sensor_pending_registration", &a32)
+        .await
+        .unwrap());
+    let md: std::collections::HashMap<String, String> =
+        r.hgetall(format!("metadata_uuid:{a32}")).await.unwrap();
+    assert_eq!(md["hmac_key"], "sensor key");
+    assert_eq!(md["user_mail"], "soc@example.org");
+    assert_eq!(md["description"], "tap");
+    s.approve_sensor(a).await.unwrap();
+    assert!(r
+        .sismember::<_, _, bool>("registered_uuid", &a32)
+        .await
+        .unwrap());
+    assert!(!r
+        .sismember::<_, _, bool>("sensor_pending_registration", &a32)
+        .await
+        .unwrap());
+    s.record_sensor_error(a, 5, "Error: HMAC don't match".into())
+        .await
+        .unwrap();
+    let err: String = r
+        .hget(format!("metadata_uuid:{a32}"), "Error")
+        .await
+        .unwrap();
+    assert_eq!(err, "Error: HMAC don't match");
+    s.update_sensor(
+        a,
+        SensorUpdate {
+            stream_limit: Some(Some(123)),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let lim: u64 = r.hget("stream_max_size_by_uuid", &a32).await.unwrap();
+    assert_eq!(lim, 123);
+    // A sensor registered by d4-core's own tools is seen by d4-rs.
+    let b = Uuid::new_v4();
+    let b32 = b.simple().to_string();
+    let () = r
+        .hset(format!("metadata_uuid:{b32}"), "hmac_key", "k")
+        .await
+        .unwrap();
+    let _: i64 = r.sadd("registered_uuid", &b32).await.unwrap();
+    let sb = s.get_sensor(b).await.unwrap().unwrap();
+    assert_eq!(sb.status, SensorStatus::Approved);
+    assert_eq!(sb.hmac_key.as_deref(), Some("k"));
+
+    // Types: d4-core's sets.
+    let types: Vec<u8> = r.smembers("server:accepted_type").await.unwrap();
+    assert!(types.contains(&8) && types.contains(&254));
+    s.set_type_accepted(5, false).await.unwrap();
+    assert!(!r
+        .sismember::<_, _, bool>("server:accepted_type", 5)
+        .await
+        .unwrap());
+    assert!(r
+        .sismember::<_, _, bool>("server:accepted_extended_type", "ja3-jl")
+        .await
+        .unwrap());
+
+    // Blocklists: permanent blocks mirrored in d4-core's sets, and the other way round.
+    for target in [
+        BlockTarget::Uuid(a),
+        BlockTarget::IpsOfUuid(b),
+        BlockTarget::Ip("198.51.100.7/32".parse().unwrap()),
+    ] {
+        s.add_block(Block {
+            target,
+            reason: "admin".into(),
+            created: 1,
+            expires: None,
+        })
+        .await
+        .unwrap();
+    }
+    assert!(r
+        .sismember::<_, _, bool>("blacklist_uuid", &a32)
+        .await
+        .unwrap());
+    assert!(r
+        .sismember::<_, _, bool>("blacklist_ip_by_uuid", &b32)
+        .await
+        .unwrap());
+    assert!(r
+        .sismember::<_, _, bool>("blacklist_ip", "198.51.100.7")
+        .await
+        .unwrap());
+    let _: i64 = r.sadd("blacklist_ip", "192.0.2.99").await.unwrap();
+    assert!(s
+        .check_blocked(ip("192.0.2.99"), None, 10)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(s.remove_block(BlockTarget::Uuid(a)).await.unwrap());
+    assert!(!r
+        .sismember::<_, _, bool>("blacklist_uuid", &a32)
+        .await
+        .unwrap());
+
+    // Stats and last seen: d4-core's daily sorted sets, metadata_uuid, list_uuid_ip.
+    let day = 20260101;
+    s.record_activity(ActivityBatch {
+        stats: vec![StatsDelta {
+            day,
+            uuid: a,
+            ip: ip("203.0.113.5"),
+            d4_type: 8,
+            frames: 7,
+            bytes: 700,
+        }],
+        seen: vec![SeenUpdate {
+            uuid: a,
+            ip: ip("203.0.113.5"),
+            d4_type: 8,
+            ext: None,
+            time: 1_767_225_600,
+        }],
+    })
+    .await
+    .unwrap();
+    let z: f64 = r.zscore(format!("daily_uuid:{day}"), &a32).await.unwrap();
+    assert_eq!(z, 7.0);
+    for (key, member) in [
+        (format!("daily_ip:{day}"), "203.0.113.5".to_string()),
+        (format!("daily_type:{day}"), "8".to_string()),
+        (
+            format!("stat_uuid_ip:{day}:{a32}"),
+            "203.0.113.5".to_string(),
+        ),
+        (format!("stat_ip_uuid:{day}:203.0.113.5"), a32.clone()),
+        (format!("stat_uuid_type:{day}:{a32}"), "8".to_string()),
+        (format!("stat_type_uuid:{day}:8"), a32.clone()),
+    ] {
+        let z: Option<f64> = r.zscore(&key, &member).await.unwrap();
+        assert_eq!(z, Some(7.0), "{key} {member}");
+    }
+    let md: std::collections::HashMap<String, String> =
+        r.hgetall(format!("metadata_uuid:{a32}")).await.unwrap();
+    assert_eq!(md["first_seen"], "1767225600");
+    assert_eq!(md["last_seen"], "1767225600");
+    let ips: Vec<String> = r
+        .lrange(format!("list_uuid_ip:{a32}"), 0, -1)
+        .await
+        .unwrap();
+    assert_eq!(ips, ["203.0.113.5-20260101000000"]);
+
+    // Queues: d4-core's metadata and sets.
+    let q8 = s
+        .create_queue(qcfg(QueueKind::Type(8), 1000), 100)
+        .await
+        .unwrap()
+        .config
+        .uuid;
+    let q3 = s
+        .create_queue(qcfg(QueueKind::Type(3), 1000), 100)
+        .await
+        .unwrap()
+        .config
+        .uuid;
+    let qj = s
+        .create_queue(qcfg(QueueKind::Ext("ja3-jl".into()), 3), 100)
+        .await
+        .unwrap()
+        .config
+        .uuid;
+    let h8 = q8.hyphenated().to_string();
+    assert!(r.sismember::<_, _, bool>("analyzer:8", &h8).await.unwrap());
+    assert!(r
+        .sismember::<_, _, bool>("all_analyzer_queues", &h8)
+        .await
+        .unwrap());
+    let meta: std::collections::HashMap<String, String> =
+        r.hgetall(format!("analyzer:{h8}")).await.unwrap();
+    assert_eq!(meta["type"], "8");
+    assert_eq!(meta["max_size"], "1000");
+    assert_eq!(meta["description"], "analyzer");
+    let hj = qj.hyphenated().to_string();
+    assert!(r
+        .sismember::<_, _, bool>("analyzer:254:ja3-jl", &hj)
+        .await
+        .unwrap());
+    let meta: std::collections::HashMap<String, String> =
+        r.hgetall(format!("analyzer:{hj}")).await.unwrap();
+    assert_eq!(
+        (meta["type"].as_str(), meta["metatype"].as_str()),
+        ("254", "ja3-jl")
+    );
+
+    // Lines pushed in several batches come out of RPOP exactly, in order.
+    let pdns: Vec<Vec<u8>> = (0..250)
+        .map(|i| format!("1700000{i:03}||192.0.2.1||10.0.0.1||IN||host{i}.example.||A||198.51.100.{}||300||1", i % 250).into_bytes())
+        .collect();
+    let syslog: Vec<Vec<u8>> = vec![
+        b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed".to_vec(),
+        Vec::new(),
+        vec![0xff, 0xfe, b'x', 0x00, b' '],
+        "utf-8: \u{e9}t\u{e9}".as_bytes().to_vec(),
+    ];
+    for chunk in pdns.chunks(100) {
+        let entries = chunk
+            .iter()
+            .map(|l| QueueEntry::from_sensor(a, l.clone()))
+            .collect();
+        s.push_entries(vec![q8], entries, 200).await.unwrap();
+    }
+    let entries = syslog.iter().map(|l| QueueEntry::new(l.clone())).collect();
+    s.push_entries(vec![q3], entries, 200).await.unwrap();
+    assert_eq!(python_analyzer(&url, "8", q8), pdns);
+    assert_eq!(python_analyzer(&url, "3", q3), syslog);
+    assert_eq!(s.queue_len(q8).await.unwrap(), 0);
+
+    // Extended type queue: `analyzer:<ext>:<uuid>`, trimmed to max, counted.
+    let entries: Vec<_> = (0..5)
+        .map(|i| QueueEntry::new(format!("{{\"n\":{i}}}")))
+        .collect();
+    let out = s.push_entries(vec![qj], entries, 300).await.unwrap();
+    assert_eq!(out.trimmed, 2);
+    let trimmed: u64 = r.hget(format!("d4rs:queue:{hj}"), "trimmed").await.unwrap();
+    assert_eq!(trimmed, 2);
+    let last: u64 = r
+        .hget(format!("analyzer:{hj}"), "last_updated")
+        .await
+        .unwrap();
+    assert_eq!(last, 300);
+    let got = python_analyzer(&url, "ja3-jl", qj);
+    assert_eq!(
+        got,
+        [
+            b"{\"n\":2}".to_vec(),
+            b"{\"n\":3}".to_vec(),
+            b"{\"n\":4}".to_vec()
+        ]
+    );
+
+    // A queue created by d4-core's tools is usable.
+    let ext_q = Uuid::new_v4();
+    let hq = ext_q.hyphenated().to_string();
+    let () = r.hset(format!("analyzer:{hq}"), "type", 8).await.unwrap();
+    let _: i64 = r.sadd("analyzer:8", &hq).await.unwrap();
+    let _: i64 = r.sadd("all_analyzer_queues", &hq).await.unwrap();
+    assert!(s
+        .queues_for(QueueKind::Type(8), a)
+        .await
+        .unwrap()
+        .contains(&ext_q));
+    s.push_entries(vec![ext_q], vec![QueueEntry::new("x")], 1)
+        .await
+        .unwrap();
+    assert_eq!(python_analyzer(&url, "8", ext_q), [b"x".to_vec()]);
+    assert!(s.delete_queue(ext_q).await.unwrap());
+    assert!(!r.sismember::<_, _, bool>("analyzer:8", &hq).await.unwrap());
+}
+
+/// Two stores on one Redis behave as one: registrations, the (uuid, type) rule,
+/// stats, kicks and blocking pops cross; a crashed holder's lease lapses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_share_one_redis() {
+    let server = d4_testkit::RedisServer::start();
+    let url = server.url_db(0);
+    let a = store(&url).await;
+    let b = store(&url).await;
+    let u = Uuid::new_v4();
+
+    a.register_sensor(SensorRegistration {
+        uuid: u,
+        hmac_key: Some("k".into()),
+        mail: None,
+        third_party: false,
+        description: None,
+        approve: true,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        b.get_sensor(u).await.unwrap().unwrap().status,
+        SensorStatus::Approved
+    );
+
+    // One session per (uuid, type) across both.
+    let claim = |server: &str, t: u8, lease: u64| SessionClaim {
+        uuid: u,
+        d4_type: t,
+        session_id: Uuid::new_v4(),
+        server_id: server.into(),
+        ip: ip("127.0.0.1"),
+        lease_secs: lease,
+    };
+    let now = model::now();
+    let held = claim("srv-a", 8, 60);
+    assert!(a.try_claim_session(held.clone(), now).await.unwrap());
+    assert!(!b
+        .try_claim_session(claim("srv-b", 8, 60), now)
+        .await
+        .unwrap());
+    assert_eq!(b.list_sessions(now).await.unwrap().len(), 1);
+    a.release_session(u, 8, held.session_id).await.unwrap();
+    assert!(b
+        .try_claim_session(claim("srv-b", 8, 60), now)
+        .await
+        .unwrap());
+
+    // Kick through A reaches B's subscribers.
+    let mut events = b.subscribe();
+    a.request_kick(u, now).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Ok(StoreEvent::Kick { uuid }) = events.recv().await {
+                return uuid;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(got, u);
+    assert!(b
+        .check_blocked(ip("127.0.0.1"), Some(u), now + 1)
+        .await
+        .unwrap()
+        .is_some());
+
+    // Stats add up.
+    let day = 20260202;
+    for s in [&a, &b] {
+        s.record_activity(ActivityBatch {
+            stats: vec![StatsDelta {
+                day,
+                uuid: u,
+                ip: ip("127.0.0.1"),
+                d4_type: 8,
+                frames: 3,
+                bytes: 30,
+            }],
+            seen: vec![],
+        })
+        .await
+        .unwrap();
+    }
+    let st = a.day_stats(day).await.unwrap();
+    assert_eq!(
+        st.get(&StatsKey::Sensor { uuid: u }),
+        Counter {
+            frames: 6,
+            bytes: 60
+        }
+    );
+
+    // A blocking pop on B is woken by a push on A.
+    let q = a
+        .create_queue(qcfg(QueueKind::Type(8), 10), 1)
+        .await
+        .unwrap()
+        .config
+        .uuid;
+    let popper = {
+        let b = b.clone();
+        tokio::spawn(async move {
+            b.pop_entries_blocking(q, 10, Duration::from_secs(20))
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.push_entries(vec![q], vec![QueueEntry::new("hello")], 2)
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), popper)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, [QueueEntry::new("hello")]);
+
+    // A "crashed" server: its session (lease 1 s) is never released nor renewed.
+    let crashed = claim("srv-crashed", 3, 1);
+    assert!(a.try_claim_session(crashed, model::now()).await.unwrap());
+    drop(a);
+    assert!(!b
+        .try_claim_session(claim("srv-b", 3, 60), model::now())
+        .await
+        .unwrap());
+    let mut r = raw(&url).await;
+    let key = format!("d4rs:session:{}:3", u.simple());
+    let t0 = Instant::now();
+    loop {
+        let exists: bool = r.exists(&key).await.unwrap();
+        if !exists {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "lease never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!b
+        .list_sessions(model::now())
+        .await
+        .unwrap()
+        .iter()
+        .any(|s| s.server_id == "srv-crashed"));
+    assert!(b
+        .try_claim_session(claim("srv-b", 3, 60), model::now())
+        .await
+        .unwrap());
+}
