@@ -275,7 +275,7 @@ fn ingest_queue(
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let started = Instant::now();
     let ing = rt.block_on(async {
-        let d4 = d4_store::open(&d4cfg).await?;
+        let d4 = d4_store::open(d4cfg).await?;
         let stop = Arc::new(AtomicBool::new(false));
         stop_on_ctrl_c(stop.clone());
         consume_queue(ing, d4, queue, a.queue.pop_max, a.queue.until_empty, stop).await
@@ -394,7 +394,7 @@ fn serve(
         }
         let consumer = match a.queue {
             Some(q) => {
-                let d4 = d4_store::open(&d4cfg).await?;
+                let d4 = d4_store::open(d4cfg).await?;
                 let ing = Ingester::new(
                     store.clone(),
                     IngestOptions {
