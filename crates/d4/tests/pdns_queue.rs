@@ -105,3 +105,73 @@ fn ingest_from_an_analyzer_queue_keeps_sensor_ids() {
         assert_eq!(store.queue_len(queue).await.unwrap(), 0);
     });
 }
+
+/// The same against a collector whose store is in Redis (`d4 server --redis`): the queue
+/// is d4-core's `analyzer:8:<uuid>` list, reached with `--store-redis`.
+#[test]
+fn ingest_from_a_redis_store_queue() {
+    let redis = d4_testkit::RedisServer::start();
+    let url = redis.url_db(0);
+    let dir = tempfile::tempdir().unwrap();
+    let queue = uuid::Uuid::new_v4();
+    let config = StoreConfig {
+        redis_url: Some(url.clone()),
+        ..StoreConfig::new(dir.path())
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = d4_store::open(&config).await.unwrap();
+        assert_eq!(store.backend(), "redis");
+        store
+            .create_queue(
+                QueueConfig {
+                    uuid: queue,
+                    kind: QueueKind::Type(8),
+                    description: "pdns on redis".into(),
+                    max_size: 1000,
+                    sensors: None,
+                },
+                1,
+            )
+            .await
+            .unwrap();
+        let entries = (0..20u32)
+            .map(|i| {
+                QueueEntry::new(format!(
+                    "{}.0||c||s||IN||r{i}.example.net.||A||203.0.113.{i}||60||2",
+                    1_600_000_000 + i
+                ))
+            })
+            .collect();
+        store.push_entries(vec![queue], entries, 2).await.unwrap();
+    });
+    let out = Command::new(D4)
+        .args(["pdns", "--data-dir"])
+        .arg(dir.path())
+        .args(["--store-redis", &url])
+        .args(["ingest", "--queue", &queue.to_string(), "--until-empty"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["lines_ok"], 20, "{summary}");
+    let pdns = PdnsStore::open(&dir.path().join("pdns.redb")).unwrap();
+    let r = pdns
+        .lookup(
+            &Lookup::Name("r7.example.net".into()),
+            &Filter::default(),
+            10,
+        )
+        .unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].rdata, "203.0.113.7");
+    assert_eq!(r[0].count, 2);
+    rt.block_on(async {
+        let store = d4_store::open(&config).await.unwrap();
+        assert_eq!(store.queue_len(queue).await.unwrap(), 0);
+    });
+}

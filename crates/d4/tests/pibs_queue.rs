@@ -163,3 +163,64 @@ fn queue_json_per_file_and_wrong_queue_kind() {
     );
     assert!(!out.status.success());
 }
+
+#[test]
+fn queue_of_a_redis_store_is_consumed_too() {
+    let redis = d4_testkit::RedisServer::start();
+    let url = redis.url_db(0);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d4-data");
+    let f1 = tmp.path().join("one.cap");
+    std::fs::write(&f1, capture(Ipv4Addr::new(203, 0, 113, 9), 1_700_000_000)).unwrap();
+    let q = uuid::Uuid::new_v4();
+    let config = StoreConfig {
+        redis_url: Some(url.clone()),
+        ..StoreConfig::new(&data)
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = d4_store::open(&config).await.unwrap();
+        assert_eq!(store.backend(), "redis");
+        store
+            .create_queue(
+                QueueConfig {
+                    uuid: q,
+                    kind: QueueKind::Type(1),
+                    description: "pibs on redis".into(),
+                    max_size: 100,
+                    sensors: None,
+                },
+                1,
+            )
+            .await
+            .unwrap();
+        store
+            .push_entries(vec![q], vec![QueueEntry::new(f1.display().to_string())], 2)
+            .await
+            .unwrap();
+    });
+    let out = run_pibs(
+        &data,
+        &[
+            "--queue",
+            &q.to_string(),
+            "--redis",
+            &url,
+            "-b",
+            "--exit-when-empty",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "#timestamp, source IP, TCP flags, source port\n1700000001,203.0.113.9,18,443\n"
+    );
+    rt.block_on(async {
+        let store = d4_store::open(&config).await.unwrap();
+        assert_eq!(store.queue_len(q).await.unwrap(), 0, "the queue is drained");
+    });
+}
