@@ -216,7 +216,10 @@ pub fn normalize_name(s: &str) -> Option<Cow<'_, str>> {
     } else {
         s
     };
-    if trimmed.starts_with('.') && trimmed != "." || trimmed.contains("..") {
+    // Empty labels: a leading dot, `a..b`, or a name that ended in two dots (`e..`).
+    if trimmed != "." && (trimmed.starts_with('.') || trimmed.ends_with('.'))
+        || trimmed.contains("..")
+    {
         return None;
     }
     if trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -316,6 +319,11 @@ mod tests {
             "www.example.com"
         );
         assert!(matches!(normalize_name("a.b.").unwrap(), Cow::Borrowed(_)));
+        // found by the pdns_csv fuzz target: an empty last label must not survive as `e.`
+        assert_eq!(normalize_name("e.."), None);
+        assert_eq!(normalize_name(".e"), None);
+        assert_eq!(normalize_name("a..b"), None);
+        assert_eq!(normalize_name(".").unwrap(), ".");
         assert_eq!(normalize_name(".").unwrap(), ".");
         for bad in ["", "a b.", "a..b.", ".a.", "a\tb"] {
             assert!(normalize_name(bad).is_none(), "{bad:?}");
