@@ -4,8 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::IpAddr;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,73 +27,6 @@ async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
-}
-
-/// A python3 that can `import redis`: the system one, or a venv under the target dir
-/// with the PyPI package installed. Panics with a clear message when impossible.
-fn python_with_redis() -> PathBuf {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let has_redis = |py: &std::path::Path| {
-        Command::new(py)
-            .args(["-c", "import redis"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    let system = PathBuf::from("python3");
-    if has_redis(&system) {
-        return system;
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let venv = target.join("py-redis-venv");
-    let py = venv.join("bin/python3");
-    if has_redis(&py) {
-        return py;
-    }
-    let st = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status();
-    assert!(
-        st.is_ok_and(|s| s.success()),
-        "cannot create a Python venv at {} (install python3 and python3-venv)",
-        venv.display()
-    );
-    let st = Command::new(&py)
-        .args(["-m", "pip", "install", "--quiet", "redis"])
-        .status();
-    assert!(
-        st.is_ok_and(|s| s.success()) && has_redis(&py),
-        "cannot install the PyPI `redis` package into {} (network access to PyPI needed, \
-         or `pip install redis` for the system python3)",
-        venv.display()
-    );
-    py
-}
-
-/// Run the d4-core style analyzer: RPOP analyzer:<qtype>:<queue> until empty.
-fn python_analyzer(url: &str, qtype: &str, queue: Uuid) -> Vec<Vec<u8>> {
-    let py = python_with_redis();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/d4_analyzer.py");
-    let out = Command::new(py)
-        .arg(script)
-        .arg(url)
-        .arg(qtype)
-        .arg(queue.hyphenated().to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python analyzer failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| hex::decode(l).unwrap())
-        .collect()
 }
 
 fn qcfg(kind: QueueKind, max: u64) -> QueueConfig {
@@ -533,4 +464,9 @@ async fn two_servers_share_one_redis() {
         .try_claim_session(claim("srv-b", 3, 60), model::now())
         .await
         .unwrap());
+}
+
+/// The d4-core style analyzer: `RPOP analyzer:<qtype>:<queue>` until empty.
+fn python_analyzer(url: &str, qtype: &str, queue: Uuid) -> Vec<Vec<u8>> {
+    d4_testkit::d4core_analyzer(url, qtype, &queue.hyphenated().to_string())
 }

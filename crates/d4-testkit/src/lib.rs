@@ -7,6 +7,9 @@
 //! * [`RedisServer`]: a real `redis-server` on a free loopback port, for the tests of the
 //!   Redis-backed code (`$D4_TEST_REDIS_URL` points at an existing one instead).
 //! * [`free_port`]: a loopback TCP port the OS just handed out.
+//! * [`python_with`]: a python3 that can import a PyPI package (a venv under `target/` when
+//!   the system python lacks it); [`d4core_analyzer`]: a d4-core style analyzer that
+//!   `RPOP`s a Redis analyzer queue, to prove existing analyzers work unchanged.
 //!
 //! Must never depend on any other crate of d4-rs.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test support: failing loudly is the point
@@ -57,6 +60,83 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("binding 127.0.0.1:0")
+}
+
+/// The workspace's target dir (`$CARGO_TARGET_DIR` or `<repo>/target`).
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+}
+
+/// A python3 that can `import module`: the system one when it can, else a venv
+/// `target/<venv>` into which the PyPI `package` is installed once. Panics with a clear
+/// message when neither works (python3, python3-venv and access to PyPI are needed): the
+/// compatibility tests that call this fail, they never skip.
+pub fn python_with(module: &str, package: &str, venv: &str) -> PathBuf {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let imports = |py: &std::path::Path| {
+        Command::new(py)
+            .args(["-c", &format!("import {module}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let system = PathBuf::from("python3");
+    if imports(&system) {
+        return system;
+    }
+    let venv = target_dir().join(venv);
+    let py = venv.join("bin/python3");
+    if imports(&py) {
+        return py;
+    }
+    let created = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        created,
+        "cannot create a Python venv at {} (install python3 and python3-venv)",
+        venv.display()
+    );
+    let installed = Command::new(&py)
+        .args(["-m", "pip", "install", "--quiet", package])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        installed && imports(&py),
+        "cannot install the PyPI package `{package}` into {} (access to PyPI is needed, \
+         or `pip install {package}` for the system python3)",
+        venv.display()
+    );
+    py
+}
+
+/// Runs a d4-core style analyzer (PyPI `redis`, as analyzer-d4-passivedns reads its
+/// queue): `RPOP analyzer:<qtype>:<queue>` on `url` until the list is empty. Returns the
+/// entries popped, oldest first.
+pub fn d4core_analyzer(url: &str, qtype: &str, queue: &str) -> Vec<Vec<u8>> {
+    let py = python_with("redis", "redis", "py-redis-venv");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/d4_analyzer.py");
+    let out = Command::new(py)
+        .arg(script)
+        .args([url, qtype, queue])
+        .output()
+        .expect("running the python analyzer");
+    assert!(
+        out.status.success(),
+        "python analyzer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("the analyzer prints hex")
+        .lines()
+        .map(|l| hex::decode(l).expect("the analyzer prints hex"))
+        .collect()
 }
 
 /// A real redis-server for one test (or a shared one named by `$D4_TEST_REDIS_URL`).

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -398,37 +398,6 @@ fn token_rate_limit_and_rdata_array() {
     assert!(limited, "no 429 after the rate limit");
 }
 
-/// A venv under target/ with pypdns from PyPI (created once).
-fn pypdns_python() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let venv = root.join("target/pypdns-venv");
-    let py = venv.join("bin/python");
-    let ok = |py: &Path| {
-        Command::new(py)
-            .args(["-c", "import pypdns"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if py.exists() && ok(&py) {
-        return py;
-    }
-    let st = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .unwrap_or_else(|e| panic!("python3 is needed for the PyPDNS test and could not run: {e}"));
-    assert!(st.success(), "python3 -m venv {} failed", venv.display());
-    let st = Command::new(&py)
-        .args(["-m", "pip", "install", "--quiet", "pypdns"])
-        .status()
-        .unwrap_or_else(|e| panic!("pip could not run in {}: {e}", venv.display()));
-    assert!(
-        st.success() && ok(&py),
-        "`pip install pypdns` failed: the PyPDNS compatibility test needs PyPI access"
-    );
-    py
-}
-
 const PY: &str = r#"
 import json, sys
 from pypdns import PyPDNS
@@ -455,7 +424,7 @@ print(json.dumps({
 
 #[test]
 fn pypdns_client_gets_the_records_with_pagination() {
-    let py = pypdns_python();
+    let py = d4_testkit::python_with("pypdns", "pypdns", "pypdns-venv");
     let s = start(&[]);
     let url = format!("http://127.0.0.1:{}/query", s.port);
     let out = Command::new(&py).args(["-c", PY, &url]).output().unwrap();

@@ -8,8 +8,6 @@
 mod server_support;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,64 +49,6 @@ async fn wait_for(what: &str, secs: u64, mut f: impl AsyncFnMut() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// A python3 that can `import redis` (system, or a venv under the target dir).
-fn python_with_redis() -> PathBuf {
-    let has = |py: &std::path::Path| {
-        Command::new(py)
-            .args(["-c", "import redis"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if has(std::path::Path::new("python3")) {
-        return PathBuf::from("python3");
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let venv = target.join("py-redis-venv");
-    let py = venv.join("bin/python3");
-    if !has(&py) {
-        let ok = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .is_ok_and(|s| s.success())
-            && Command::new(&py)
-                .args(["-m", "pip", "install", "--quiet", "redis"])
-                .status()
-                .is_ok_and(|s| s.success());
-        assert!(
-            ok && has(&py),
-            "cannot provide python3 with the PyPI `redis` package in {} (python3-venv and \
-             access to PyPI needed, or `pip install redis`)",
-            venv.display()
-        );
-    }
-    py
-}
-
-fn python_analyzer(url: &str, qtype: &str, queue: Uuid) -> Vec<String> {
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../d4-store/tests/python/d4_analyzer.py");
-    let out = Command::new(python_with_redis())
-        .arg(script)
-        .arg(url)
-        .arg(qtype)
-        .arg(queue.hyphenated().to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python analyzer: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| String::from_utf8(hex::decode(l).unwrap()).unwrap())
-        .collect()
 }
 
 async fn register(store: &Arc<dyn Store>) -> Uuid {
@@ -285,4 +225,12 @@ async fn two_servers_on_one_redis_behave_as_one() {
     assert!(!closed_within(&mut late, 2).await, "B accepts s3 now");
     drop(late);
     assert_eq!(b.stop(), Some(0));
+}
+
+/// The d4-core style analyzer (d4_testkit): `RPOP analyzer:<qtype>:<queue>` until empty.
+fn python_analyzer(url: &str, qtype: &str, queue: Uuid) -> Vec<String> {
+    d4_testkit::d4core_analyzer(url, qtype, &queue.hyphenated().to_string())
+        .into_iter()
+        .map(|l| String::from_utf8(l).unwrap())
+        .collect()
 }

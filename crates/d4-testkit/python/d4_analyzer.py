@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A d4-core style analyzer, as analyzer-d4-passivedns reads its queue: RPOP from
-`analyzer:<type or ext>:<queue uuid>` until the list is empty. Used by the d4-store
-Redis tests to prove that d4-core analyzers work unchanged against d4-rs's Redis.
+`analyzer:<type or ext>:<queue uuid>` until the list is empty. Used by the Redis tests
+(d4_testkit::d4core_analyzer) to prove that d4-core analyzers work unchanged against d4-rs's Redis.
 
 usage: d4_analyzer.py REDIS_URL QUEUE_TYPE QUEUE_UUID [MAX]
 Prints each entry popped, hex-encoded, one per line (so binary lines compare exactly).
