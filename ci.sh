@@ -3,7 +3,8 @@
 # build check of the fuzz targets. CI runs exactly this (.ci/run); so should you.
 #
 # Needs: the Rust toolchain, ../shared beside the repository (test vectors), and
-# redis-server (installed here with apt-get when missing and we are root).
+# redis-server, python3, chromium and chromium-driver (installed here with apt-get when
+# missing and we are root).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -33,6 +34,10 @@ need_pkg() { # need_pkg COMMAND PACKAGE
 need_pkg redis-server redis-server
 # Python analyzers' stand-ins in the tests (d4-core compatibility) use python3.
 need_pkg python3 python3
+# The browser tests (crates/d4/tests/web_browser.rs) drive Debian's chromium through its
+# chromedriver; nothing is downloaded at test time.
+need_pkg /usr/bin/chromium chromium
+need_pkg /usr/bin/chromedriver chromium-driver
 # The Redis tests' d4-core analyzer needs PyPI `redis`: a venv under target/ when missing.
 python3 -c 'import redis' 2>/dev/null || python3 -m venv --help >/dev/null 2>&1 || need_pkg python3-venv-module python3-venv
 
