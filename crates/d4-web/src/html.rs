@@ -36,12 +36,19 @@ pub fn url_enc(s: &str) -> String {
     out
 }
 
-const CSS: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#222}\
-nav{background:#1f3a5f;padding:.5em 1em}nav a,nav button{color:#fff;margin-right:1em;text-decoration:none;background:none;border:0;font:inherit;cursor:pointer}\
-main{padding:1em 2em}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}\
-th{background:#eef}form.inline{display:inline}.flash{background:#efe;border:1px solid #9c9;padding:.5em}\
-.error{background:#fee;border:1px solid #c99;padding:.5em}.secret{font-family:monospace;background:#ffd;padding:.5em;border:1px solid #cc9}\
-code{font-family:monospace}.muted{color:#777}fieldset{margin:.5em 0;border:1px solid #ccc}";
+const CSS: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#222;line-height:1.4}\
+nav{background:#1f3a5f;padding:.5em 1em}nav a,nav button{color:#fff;margin:0 1em 0 0;padding:0;text-decoration:none;background:none;border:0;font:inherit;cursor:pointer}\
+nav a:hover,nav button:hover{text-decoration:underline;background:none}\
+main{padding:1em 2em}h2{margin:1.2em 0 .4em}table{border-collapse:collapse;margin:.5em 0}\
+td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:middle}\
+td{white-space:nowrap}td:last-child{white-space:normal;overflow-wrap:anywhere}tr:nth-child(even) td{background:#f8f9fb}\
+th{background:#eef}form{margin:.4em 0}form.inline{display:inline-block;margin:0 .3em .2em 0}\
+button{font:inherit;font-size:.9em;padding:.2em .8em;border:1px solid #8a9bb5;border-radius:3px;background:#f3f5f9;color:#1f3a5f;cursor:pointer}\
+button:hover{background:#e1e8f2}input,textarea,select{font:inherit;font-size:.95em;padding:.15em .3em;border:1px solid #aab;border-radius:3px}\
+textarea{vertical-align:top;font-family:monospace}label{margin-right:.3em}\
+.flash{background:#efe;border:1px solid #9c9;padding:.5em}.error{background:#fee;border:1px solid #c99;padding:.5em}\
+.secret{font-family:monospace;background:#ffd;padding:.5em;border:1px solid #cc9;overflow-wrap:anywhere}\
+code{font-family:monospace}.muted{color:#777}fieldset{margin:.5em 0;border:1px solid #ccc}figure{margin:1em 0}";
 
 pub async fn style() -> Response {
     ([(header::CONTENT_TYPE, "text/css")], CSS).into_response()
@@ -159,7 +166,10 @@ pub fn bar_chart(title: &str, bars: &[(String, u64)], fmt: fn(u64) -> String) ->
             esc(&fmt(*v)),
         ));
     }
-    svg.push_str("</svg></figure>");
+    svg.push_str(&format!(
+        "<line x1=\"0\" y1=\"{y}\" x2=\"{w}\" y2=\"{y}\" stroke=\"#999\"/></svg></figure>",
+        y = h + 12
+    ));
     svg
 }
 

@@ -571,7 +571,10 @@ async fn sensor_page(
             })
             .collect();
         rows.push_str(&format!(
-            "<tr><td>{day}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{:04}-{:02}-{:02}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            day / 10000,
+            day / 100 % 100,
+            day % 100,
             c.frames,
             esc(&human_bytes(c.bytes)),
             esc(&types.join("; "))
@@ -627,7 +630,11 @@ async fn sensor_page(
     body.push_str("</table>");
     body.push_str(&format!(
         "<h2>Description</h2><p>{}</p>",
-        esc(&s.description)
+        if s.description.is_empty() {
+            "<span class=\"muted\">none</span>".to_string()
+        } else {
+            esc(&s.description)
+        }
     ));
     if admin {
         let csrf = html::csrf_field(&v.csrf);

@@ -325,7 +325,11 @@ async fn admin_approves_a_sensor_and_sees_its_lines_in_a_group_queue() {
     let b = driver.browser().await;
 
     // First login: straight to the forced password change.
+    goto(&b, &format!("{base}/")).await;
+    assert_eq!(path_of(&b).await, "/login", "the dashboard needs a login");
+    screenshot(&b, "login.png").await;
     assert_eq!(login(&b, &base, "admin", &first).await, "/password");
+    screenshot(&b, "password.png").await;
     goto(&b, &format!("{base}/sensors")).await;
     assert_eq!(
         path_of(&b).await,
@@ -475,7 +479,11 @@ async fn admin_approves_a_sensor_and_sees_its_lines_in_a_group_queue() {
     let t = Instant::now();
     loop {
         let text = text_of(&b, Locator::XPath(&row)).await;
-        if text.contains("connected") && text.contains("approved") {
+        // connected, and the first frame counted (stats are flushed every 100 ms)
+        if text.contains("connected")
+            && text.contains("approved")
+            && !text.contains("0 frames, 0 B")
+        {
             break;
         }
         assert!(
@@ -506,6 +514,12 @@ async fn admin_approves_a_sensor_and_sees_its_lines_in_a_group_queue() {
     let text = poll_page(&b, 10, |t| t.contains("approved")).await;
     assert!(text.is_some(), "{}", body_text(&b).await);
     screenshot(&b, "sensor.png").await;
+    step(
+        "scroll",
+        b.execute("window.scrollTo(0, document.body.scrollHeight)", vec![]),
+    )
+    .await;
+    screenshot(&b, "sensor-bottom.png").await;
     goto(&b, &format!("{base}/")).await;
     let text = poll_page(&b, 10, |t| t.contains("1 connected now")).await;
     assert!(text.is_some(), "dashboard: {}", body_text(&b).await);
