@@ -11,6 +11,7 @@
 pub mod config;
 pub mod gate;
 pub mod journal;
+pub mod metrics;
 pub mod net;
 pub mod pipeline;
 pub mod server;
@@ -20,5 +21,6 @@ pub mod tls;
 pub mod workers;
 
 pub use config::{OnLimit, ServerConfig};
-pub use server::{run, Bound, ServerError};
+pub use metrics::ServerMetrics;
+pub use server::{run, run_with_metrics, Bound, ServerError};
 pub use session::Mode;

@@ -84,6 +84,10 @@ pub fn routes() -> Router<WebState> {
         .route("/sensors/{uuid}/approve", post(sensor_approve))
         .route("/sensors/{uuid}/key", post(sensor_key))
         .route("/sensors/{uuid}/kick", post(sensor_kick))
+        .route(
+            "/sensors/{uuid}/monitoring",
+            put(sensor_monitoring_put).delete(sensor_monitoring_delete),
+        )
         .route("/sensors/{uuid}/block", post(sensor_block))
         .route("/sensors/{uuid}/stats", get(sensor_stats))
         .route(
@@ -297,6 +301,9 @@ struct SensorPut {
     mail: Option<Option<String>>,
     #[serde(default)]
     third_party: Option<bool>,
+    /// Seconds, or null for the global monitoring threshold.
+    #[serde(default, deserialize_with = "some")]
+    monitoring_threshold: Option<Option<u64>>,
 }
 
 fn some<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
@@ -323,10 +330,67 @@ async fn sensor_put(
             stream_limit: req.stream_limit,
             mail: req.mail,
             third_party: req.third_party,
+            monitoring_threshold: req.monitoring_threshold,
         },
     )
     .await?;
     ok(actions::sensor_json(&s, false))
+}
+
+#[derive(Deserialize)]
+struct MonitoringPut {
+    /// Seconds (at least 1), or null for the global threshold.
+    threshold_secs: Option<u64>,
+}
+
+/// `PUT /sensors/{uuid}/monitoring {threshold_secs}`: the sensor's own silence threshold.
+async fn sensor_monitoring_put(
+    State(st): State<WebState>,
+    headers: HeaderMap,
+    Path(uuid): Path<String>,
+    b: Bytes,
+) -> ApiResult {
+    need(&st, &headers, Need::Admin).await?;
+    let uuid = actions::parse_uuid(&uuid)?;
+    let req: MonitoringPut = body(&b)?;
+    let s = actions::update_sensor(
+        st.store(),
+        uuid,
+        SensorUpdate {
+            monitoring_threshold: Some(req.threshold_secs),
+            ..Default::default()
+        },
+    )
+    .await?;
+    ok(monitoring_json(&st, &s))
+}
+
+/// `DELETE /sensors/{uuid}/monitoring`: back to the global threshold.
+async fn sensor_monitoring_delete(
+    State(st): State<WebState>,
+    headers: HeaderMap,
+    Path(uuid): Path<String>,
+) -> ApiResult {
+    need(&st, &headers, Need::Admin).await?;
+    let uuid = actions::parse_uuid(&uuid)?;
+    let s = actions::update_sensor(
+        st.store(),
+        uuid,
+        SensorUpdate {
+            monitoring_threshold: Some(None),
+            ..Default::default()
+        },
+    )
+    .await?;
+    ok(monitoring_json(&st, &s))
+}
+
+fn monitoring_json(st: &WebState, s: &d4_store::Sensor) -> Value {
+    json!({
+        "uuid": s.uuid.simple().to_string(),
+        "monitoring_threshold": s.monitoring_threshold,
+        "threshold_secs": s.monitoring_threshold.unwrap_or(st.config().monitoring_threshold_secs),
+    })
 }
 
 async fn sensor_delete(
