@@ -294,7 +294,10 @@ async fn first_start_admin_must_change_password_and_file_is_removed() {
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert!(!file.exists());
-    let r = a.get("/", &cookie).await;
+    // The change renewed the session: the old id is dead, the new cookie works.
+    let renewed = r.cookie("d4_session").unwrap();
+    assert!(a.get("/", &cookie).await.location().starts_with("/login"));
+    let r = a.get("/", &renewed).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.contains("Dashboard"));
     // The old password no longer works, the new one does.
