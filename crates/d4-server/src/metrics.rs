@@ -369,4 +369,86 @@ mod tests {
             assert!(out.contains(&format!("# HELP {name} ")), "{name}");
         }
     }
+
+    /// A worker that handles nothing until told to: the lag gauges see the pending
+    /// frames and their age, then zero once it catches up.
+    #[test]
+    fn pending_work_and_lag() {
+        use crate::pipeline::{FrameSink, Pipeline, PipelineConfig, SinkFactory};
+        use std::sync::mpsc;
+
+        struct Gated(Mutex<Option<mpsc::Receiver<()>>>);
+        struct GatedSink(mpsc::Receiver<()>);
+        impl FrameSink for GatedSink {
+            fn handle(&mut self, _: &d4_proto::Frame) -> Result<(), String> {
+                self.0
+                    .recv_timeout(std::time::Duration::from_secs(20))
+                    .map_err(|e| e.to_string())
+            }
+            fn flush(&mut self) -> Result<(), String> {
+                Ok(())
+            }
+            fn tick(&mut self) -> Result<(), String> {
+                Ok(())
+            }
+            fn close(&mut self) -> Result<(), String> {
+                Ok(())
+            }
+        }
+        impl SinkFactory for Gated {
+            fn open(
+                &self,
+                _: Uuid,
+                _: u8,
+                _: Uuid,
+                _: &[d4_proto::Frame],
+            ) -> Result<Box<dyn FrameSink>, String> {
+                let rx = self.0.lock().unwrap().take().ok_or("opened twice")?;
+                Ok(Box::new(GatedSink(rx)))
+            }
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let (go, rx) = mpsc::channel();
+        let cfg = PipelineConfig {
+            journal_dir: dir.path().to_path_buf(),
+            segment_bytes: 1 << 20,
+            fsync: false,
+            on_error: None,
+        };
+        let session = Uuid::new_v4();
+        let p = Pipeline::start(&cfg, session, Arc::new(Gated(Mutex::new(Some(rx))))).unwrap();
+        let m = ServerMetrics::new();
+        m.track_pipeline(session, p.pending().clone());
+        let enc = d4_proto::Encoder::new(Uuid::new_v4(), b"k", 3);
+        let mut wire_len = 0;
+        for i in 0..3u64 {
+            let wire = bytes::Bytes::from(enc.encode(i, b"line\n").unwrap());
+            let f = d4_proto::Decoder::new()
+                .decode(&mut wire.clone())
+                .unwrap()
+                .unwrap();
+            wire_len += f.wire_len() as u64;
+            assert!(p.send(f));
+        }
+        let t0 = now_ms();
+        let (frames, bytes, behind, _) = m.pending(t0);
+        assert_eq!((frames, bytes, behind), (3, wire_len, 1));
+        let (_, _, _, lag) = m.pending(t0 + 5_000);
+        assert!((4..=6).contains(&lag), "lag {lag}");
+        let mut out = String::new();
+        m.render(&mut out);
+        assert!(
+            out.lines().any(|l| l == "d4_worker_pending_frames 3"),
+            "{out}"
+        );
+        // The worker catches up: everything back to zero, the finished pipeline dropped.
+        for _ in 0..3 {
+            go.send(()).unwrap();
+        }
+        let h = p.close().unwrap();
+        h.join().unwrap();
+        assert_eq!(m.pending(now_ms()), (0, 0, 0, 0));
+        assert!(m.pipelines.lock().unwrap().is_empty());
+    }
 }
