@@ -483,6 +483,28 @@ pub async fn revoke_token(store: &dyn Store, name: &str) -> Res<()> {
     Ok(store.update_user(u).await?)
 }
 
+/// An admin sets a new password for a user (given, or generated and returned to be shown
+/// once); it must be changed at the next login, and every web session of the user ends.
+pub async fn reset_password(
+    store: &dyn Store,
+    name: &str,
+    password: Option<String>,
+) -> Res<Option<String>> {
+    let mut u = user(store, name).await?;
+    let (password, generated) = match password.filter(|p| !p.is_empty()) {
+        Some(p) => {
+            auth::check_password_rules(&p).map_err(Failure::bad)?;
+            (p, false)
+        }
+        None => (auth::random_password(), true),
+    };
+    u.password_hash = auth::hash_password_async(password.clone()).await?;
+    u.must_change_password = true;
+    u.session_epoch = auth::new_epoch();
+    store.update_user(u).await?;
+    Ok(generated.then_some(password))
+}
+
 /// Change a password (the current one is checked when given). Every web session of the
 /// user ends (new session epoch): the caller opens a new one for the current browser.
 pub async fn change_password(

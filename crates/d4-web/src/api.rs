@@ -110,6 +110,7 @@ pub fn routes() -> Router<WebState> {
             "/users/{name}/token",
             post(user_token).delete(user_token_revoke),
         )
+        .route("/users/{name}/password", post(user_password_reset))
         .route("/stats", get(stats))
         .route("/sessions", get(sessions))
         .fallback(|| async { Failure::not_found("no such API endpoint") })
@@ -848,6 +849,31 @@ async fn user_token(
     need(&st, &headers, Need::Admin).await?;
     let token = actions::rotate_token(st.store(), &name).await?;
     ok(json!({"name": name, "token": token}))
+}
+
+#[derive(Deserialize, Default)]
+struct PasswordReset {
+    #[serde(default)]
+    password: Option<String>,
+}
+
+/// `POST /users/{name}/password {password?}`: admin reset (generated when absent, returned
+/// once); the user must change it at next login and is logged out everywhere.
+async fn user_password_reset(
+    State(st): State<WebState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    b: Bytes,
+) -> ApiResult {
+    let admin = need(&st, &headers, Need::Admin).await?;
+    let req: PasswordReset = if b.is_empty() {
+        PasswordReset::default()
+    } else {
+        body(&b)?
+    };
+    let generated = actions::reset_password(st.store(), &name, req.password).await?;
+    tracing::info!(user = %admin.name, target = %name, "api: password reset");
+    ok(json!({"name": name, "password": generated}))
 }
 
 async fn user_token_revoke(

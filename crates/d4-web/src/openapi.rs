@@ -39,6 +39,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, bool)] = &[
     ("put", "/users/{name}", "Change a user's role {role}", "admin", true),
     ("delete", "/users/{name}", "Delete a user (not yourself, not the last admin)", "admin", false),
     ("post", "/users/{name}/token", "Create or rotate a user's API token (returned once)", "admin", false),
+    ("post", "/users/{name}/password", "Reset a user's password {password?} (generated and returned once when absent); it must be changed at next login and the user's web sessions end", "admin", true),
     ("delete", "/users/{name}/token", "Revoke a user's API token", "admin", false),
     ("get", "/stats", "Per-day totals, sensors and types (?days=7)", "user", false),
     ("get", "/sessions", "Live sensor sessions", "user", false),

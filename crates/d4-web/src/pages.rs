@@ -1332,10 +1332,11 @@ async fn users(
     for u in &list {
         let base = format!("/users/{}", html::url_enc(&u.name));
         body.push_str(&format!(
-            "<tr><td>{}</td><td><form class=\"inline\" method=\"post\" action=\"{}/role\">{}{} <button type=\"submit\">Set role</button></form></td><td>{}</td><td>{}</td><td>{} {}</td></tr>",
+            "<tr><td>{}</td><td><form class=\"inline\" method=\"post\" action=\"{}/role\">{}{} <button type=\"submit\">Set role</button></form></td><td>{}</td><td>{}</td><td>{} {} {}</td></tr>",
             esc(&u.name), esc(&base), html::csrf_field(&v.csrf), role_select(u.role),
             if u.api_token_hash.is_some() { "yes" } else { "no" }, fmt_time(u.created),
             button(&v, &format!("{base}/token"), "New API token", ""),
+            button(&v, &format!("{base}/password"), "Reset password", ""),
             button(&v, &format!("{base}/delete"), "Delete", ""),
         ));
     }
@@ -1402,6 +1403,26 @@ async fn user_post(
                 .await
                 .map_err(fl)?;
             Ok(back("/users", &format!("User {name} deleted.")))
+        }
+        "password" => {
+            let pw = actions::reset_password(store, &name, None)
+                .await
+                .map_err(fl)?
+                .unwrap_or_default();
+            tracing::info!(user = %v.user.name, target = %name, "web: password reset");
+            if name == v.user.name {
+                // Own sessions ended too: this page is the last one of this session.
+                tracing::info!(user = %v.user.name, "web: own password reset, logged out");
+            }
+            Ok(secret_page(
+                &v,
+                "Password reset",
+                &format!(
+                    "New password of {name} (to change at next login; their sessions were ended):"
+                ),
+                &pw,
+                "/users",
+            ))
         }
         "token" => {
             let token = actions::rotate_token(store, &name).await.map_err(fl)?;

@@ -518,6 +518,12 @@ async fn api_role_matrix() {
             "admin",
         ),
         ("POST", "/users/victim/token".into(), None, "admin"),
+        (
+            "POST",
+            "/users/victim/password".into(),
+            Some(json!({"password": "reset-password-1"})),
+            "admin",
+        ),
         ("DELETE", "/users/victim/token".into(), None, "admin"),
         ("DELETE", "/users/victim".into(), None, "admin"),
         ("GET", "/stats".into(), None, "read"),
@@ -1029,6 +1035,7 @@ async fn csrf_is_required_on_every_form_post() {
         ("/queues", &[("kind", "8")]),
         ("/users", &[("name", "eve"), ("role", "admin")]),
         ("/account/token", &[]),
+        ("/users/adm/password", &[]),
         (
             "/sensors/ff7ba400e76c4053982dfeec42bdef38/monitoring",
             &[("threshold", "60")],
@@ -1671,8 +1678,76 @@ async fn password_and_role_changes_end_other_sessions() {
         .location()
         .starts_with("/login"));
 
+    // An admin password reset (API, then the users page) ends them as well.
+    let (five, _) = a.session("bob", "third-password-1").await;
+    let r = a
+        .api(
+            "POST",
+            "/users/bob/password",
+            Some(&admin_token),
+            Some(json!({"password": "fourth-password-1"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["password"], Value::Null, "given, not generated");
+    assert!(a
+        .get("/account", &five)
+        .await
+        .location()
+        .starts_with("/login"));
+    let r = a.login_from("bob", "fourth-password-1", "/", IP_A).await;
+    assert_eq!(r.location(), "/password", "must be changed at next login");
+    let six = r.cookie("d4_session").unwrap();
+    let adm_cookie2 = {
+        let r = a.login_from("adm", "password-of-test", "/", IP_A).await;
+        r.cookie("d4_session").unwrap()
+    };
+    let page = a.get("/users", &adm_cookie2).await;
+    let adm_csrf2 = csrf_of(&page.body);
+    let r = a
+        .post_form("/users/bob/password", &adm_cookie2, &[("csrf", &adm_csrf2)])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let marker = "class=\"secret\">";
+    let start = r.body.find(marker).unwrap() + marker.len();
+    let generated: String = r.body[start..].chars().take(20).collect();
+    assert!(a
+        .get("/password", &six)
+        .await
+        .location()
+        .starts_with("/login"));
+    let r = a.login_from("bob", &generated, "/", IP_A).await;
+    assert_eq!(r.location(), "/password", "{}", r.body);
+    let r = a
+        .api(
+            "POST",
+            "/users/bob/password",
+            Some(&admin_token),
+            Some(json!({"password": "short"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = a
+        .api("POST", "/users/ghost/password", Some(&admin_token), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Generated when no body is given, returned once.
+    let r = a
+        .api("POST", "/users/bob/password", Some(&admin_token), None)
+        .await;
+    assert_eq!(r.json()["password"].as_str().unwrap().len(), 20);
+
     // Deleting the user ends its sessions; a new user of the same name does not get them.
-    let (four, _) = a.session("bob", "third-password-1").await;
+    let four = a
+        .login_from("bob", r.json()["password"].as_str().unwrap(), "/", IP_A)
+        .await
+        .cookie("d4_session")
+        .unwrap();
+    assert_eq!(
+        a.get("/account", &four).await.location(),
+        "/password",
+        "alive"
+    );
     let r = a
         .api("DELETE", "/users/bob", Some(&admin_token), None)
         .await;

@@ -25,6 +25,7 @@ pub struct WebArgs {
         num_args = 0..=1,
         require_equals = true,
         default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new(),
         value_name = "BOOL"
     )]
     pub web_plain: Option<bool>,
@@ -39,6 +40,7 @@ pub struct WebArgs {
         num_args = 0..=1,
         require_equals = true,
         default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new(),
         value_name = "BOOL"
     )]
     pub metrics_public: Option<bool>,
