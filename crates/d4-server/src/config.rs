@@ -84,6 +84,15 @@ pub struct ServerConfig {
     /// Lease of a session's (uuid, type) slot in the store, renewed every third of it: a
     /// crashed server's slots free themselves after this many seconds.
     pub session_lease_secs: u64,
+    /// Web UI / REST API address (`""` disables it). Served by `d4 server` itself.
+    pub web_listen: String,
+    /// Serve the web UI over plain HTTP instead of HTTPS (behind a TLS-terminating proxy).
+    pub web_plain: bool,
+    /// Monitoring: a sensor silent longer than this many seconds is listed, unless it has
+    /// a threshold of its own.
+    pub monitoring_threshold: u64,
+    /// Serve `/metrics` without a token.
+    pub metrics_public: bool,
 }
 
 impl Default for ServerConfig {
@@ -115,6 +124,10 @@ impl Default for ServerConfig {
             redis_queue: None,
             redis_metadata: None,
             session_lease_secs: 90,
+            web_listen: "127.0.0.1:7000".into(),
+            web_plain: false,
+            monitoring_threshold: 3600,
+            metrics_public: false,
         }
     }
 }
@@ -173,5 +186,10 @@ mod tests {
         assert_eq!(part.mode, Mode::SharedSecret);
         assert_eq!(part.listen, "[::]:4443");
         assert!(toml::from_str::<ServerConfig>("nope = 1").is_err());
+        let web: ServerConfig =
+            toml::from_str("web_listen = \"127.0.0.1:7443\"\nweb_plain = true\nmonitoring_threshold = 60\nmetrics_public = true\n").unwrap();
+        assert_eq!(web.web_listen, "127.0.0.1:7443");
+        assert!(web.web_plain && web.metrics_public);
+        assert_eq!(web.monitoring_threshold, 60);
     }
 }

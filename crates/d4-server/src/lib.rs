@@ -3,7 +3,8 @@
 //! Listeners (TLS with a generated certificate, optional plain TCP), the sans-IO
 //! [`session`] state machine enforcing every stream rule, a durable per-session
 //! [`journal`] written before the workers see a frame, per-day [`stats`] aggregation, and
-//! the hand-off of accepted frames to the per-type workers of `d4-worker`.
+//! the hand-off of accepted frames to the per-type workers of `d4-worker`, and the live
+//! [`metrics`] (connections, frames, refusals, worker lag) rendered as Prometheus text.
 //!
 //! It depends on `d4-proto`, `d4-store` (shared state) and `d4-worker` (files and queues);
 //! it must never depend on the web UI, the sensor client or any analyzer crate.
@@ -11,6 +12,7 @@
 pub mod config;
 pub mod gate;
 pub mod journal;
+pub mod metrics;
 pub mod net;
 pub mod pipeline;
 pub mod server;
@@ -20,5 +22,6 @@ pub mod tls;
 pub mod workers;
 
 pub use config::{OnLimit, ServerConfig};
-pub use server::{run, Bound, ServerError};
+pub use metrics::ServerMetrics;
+pub use server::{run, run_with_metrics, Bound, ServerError};
 pub use session::Mode;

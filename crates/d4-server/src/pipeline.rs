@@ -50,6 +50,9 @@ pub struct Pending {
     bytes: AtomicU64,
     failed: AtomicBool,
     error: Mutex<Option<String>>,
+    /// Unix ms when `frames` last went from 0 to more (0: nothing pending), for the
+    /// worker-lag gauge.
+    behind_since: AtomicU64,
     /// Woken whenever entries were acknowledged or the pipeline failed.
     pub changed: tokio::sync::Notify,
 }
@@ -61,6 +64,10 @@ impl Pending {
     pub fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Acquire)
     }
+    /// Unix ms since when frames are pending without interruption (0: none pending).
+    pub fn behind_since_ms(&self) -> u64 {
+        self.behind_since.load(Ordering::Relaxed)
+    }
     /// The worker's error, once (the session must end).
     pub fn take_error(&self) -> Option<String> {
         if !self.failed.load(Ordering::Acquire) {
@@ -69,7 +76,18 @@ impl Pending {
         self.error.lock().ok().and_then(|mut e| e.take())
     }
     fn done(&self, frames: u64, bytes: u64) {
-        self.frames.fetch_sub(frames, Ordering::AcqRel);
+        if self.frames.fetch_sub(frames, Ordering::AcqRel) == frames {
+            // Caught up. A send racing with this one re-marks it below or by itself.
+            self.behind_since.store(0, Ordering::Relaxed);
+            if self.frames.load(Ordering::Acquire) > 0 {
+                let _ = self.behind_since.compare_exchange(
+                    0,
+                    crate::metrics::now_ms(),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
+        }
         self.bytes.fetch_sub(bytes, Ordering::AcqRel);
         self.changed.notify_waiters();
         self.changed.notify_one();
@@ -137,7 +155,14 @@ impl Pipeline {
 
     /// Queues one accepted frame.
     pub fn send(&self, frame: Frame) -> bool {
-        self.pending.frames.fetch_add(1, Ordering::AcqRel);
+        if self.pending.frames.fetch_add(1, Ordering::AcqRel) == 0 {
+            let _ = self.pending.behind_since.compare_exchange(
+                0,
+                crate::metrics::now_ms(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
         self.pending
             .bytes
             .fetch_add(frame.wire_len() as u64, Ordering::AcqRel);

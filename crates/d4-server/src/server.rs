@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::config::{OnLimit, ServerConfig};
 use crate::gate::StoreGate;
+use crate::metrics::{Listener, ServerMetrics};
 use crate::pipeline::{Pipeline, PipelineConfig, SinkFactory};
 use crate::session::{Gate, Reason, Refusal, Session, SessionConfig};
 use crate::stats::Stats;
@@ -68,6 +69,7 @@ struct Shared {
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     active: AtomicUsize,
     idle: Notify,
+    metrics: Arc<ServerMetrics>,
 }
 
 /// What the server reports once bound (tests and logs use the real addresses).
@@ -86,6 +88,24 @@ fn now() -> u64 {
 pub async fn run(
     cfg: ServerConfig,
     store: Arc<dyn Store>,
+    shutdown: impl std::future::Future<Output = ()>,
+    on_bound: impl FnOnce(&Bound),
+) -> Result<(), ServerError> {
+    run_with_metrics(
+        cfg,
+        store,
+        Arc::new(ServerMetrics::new()),
+        shutdown,
+        on_bound,
+    )
+    .await
+}
+
+/// [`run`], counting connections, frames, refusals and pending work in `metrics`.
+pub async fn run_with_metrics(
+    cfg: ServerConfig,
+    store: Arc<dyn Store>,
+    metrics: Arc<ServerMetrics>,
     shutdown: impl std::future::Future<Output = ()>,
     on_bound: impl FnOnce(&Bound),
 ) -> Result<(), ServerError> {
@@ -159,7 +179,7 @@ pub async fn run(
         }),
         gate: gate.clone(),
         store: store.clone(),
-        stats: Arc::new(Stats::new(cfg.stats_flush_frames)),
+        stats: Arc::new(Stats::with_metrics(cfg.stats_flush_frames, metrics.clone())),
         sinks,
         pcfg: PipelineConfig {
             journal_dir: jdir,
@@ -171,6 +191,7 @@ pub async fn run(
         threads: Mutex::new(Vec::new()),
         active: AtomicUsize::new(0),
         idle: Notify::new(),
+        metrics,
         cfg,
     });
 
@@ -371,6 +392,12 @@ async fn accept_loop(
         let tls = tls.clone();
         let stop = stop.clone();
         shared.active.fetch_add(1, Ordering::AcqRel);
+        let kind = if tls.is_some() {
+            Listener::Tls
+        } else {
+            Listener::Plain
+        };
+        shared.metrics.connection_opened(kind);
         tokio::spawn(async move {
             let peer = crate::net::canonical_ip(addr);
             let start = Instant::now();
@@ -379,12 +406,19 @@ async fn accept_loop(
                     let deadline = start + Duration::from_secs(shared.cfg.header_timeout_secs);
                     match tokio::time::timeout_at(deadline, acc.accept(tcp)).await {
                         Ok(Ok(s)) => connection(&shared, s, peer, start, stop).await,
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                        Ok(Err(e)) => {
+                            shared.metrics.tls_handshake_failed(false);
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed")
+                        }
+                        Err(_) => {
+                            shared.metrics.tls_handshake_failed(true);
+                            tracing::debug!(%peer, "TLS handshake timed out")
+                        }
                     }
                 }
                 None => connection(&shared, tcp, peer, start, stop).await,
             }
+            shared.metrics.connection_closed(kind);
             drop(permit);
             if shared.active.fetch_sub(1, Ordering::AcqRel) == 1 {
                 shared.idle.notify_waiters();
@@ -404,6 +438,7 @@ fn error_hook(store: Arc<dyn Store>) -> crate::pipeline::ErrorHook {
 }
 
 fn on_refusal(shared: &Shared, r: &Refusal, peer: IpAddr, session: Uuid) {
+    shared.metrics.refused(&r.reason);
     let who = r.uuid.map(|u| u.simple().to_string()).unwrap_or_default();
     match r.reason {
         Reason::IpBlocked(_) => {
@@ -635,7 +670,12 @@ async fn serve<S: AsyncRead + Unpin + Send>(
             }
             if pipe.is_none() {
                 match Pipeline::start(&shared.pcfg, session.id(), shared.sinks.clone()) {
-                    Ok(p) => *pipe = Some(p),
+                    Ok(p) => {
+                        shared
+                            .metrics
+                            .track_pipeline(session.id(), p.pending().clone());
+                        *pipe = Some(p);
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "cannot create the session journal");
                         return Err(fail(session, Reason::Worker(format!("journal: {e}"))));

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use d4_store::{ActivityBatch, SeenUpdate, StatsDelta, Store};
 use uuid::Uuid;
@@ -22,6 +22,7 @@ pub struct Stats {
     frames_since_flush: AtomicU64,
     pub notify: tokio::sync::Notify,
     flush_frames: u64,
+    metrics: Option<Arc<crate::metrics::ServerMetrics>>,
 }
 
 impl Stats {
@@ -29,6 +30,14 @@ impl Stats {
         Stats {
             flush_frames: flush_frames.max(1),
             ..Default::default()
+        }
+    }
+
+    /// Also counts the accepted frames in `metrics` (`/metrics`).
+    pub fn with_metrics(flush_frames: u64, metrics: Arc<crate::metrics::ServerMetrics>) -> Stats {
+        Stats {
+            metrics: Some(metrics),
+            ..Stats::new(flush_frames)
         }
     }
 
@@ -46,6 +55,9 @@ impl Stats {
     ) {
         if frames == 0 {
             return;
+        }
+        if let Some(m) = &self.metrics {
+            m.accepted(d4_type, frames, bytes);
         }
         let day = d4_store::day_of(now);
         if let Ok(mut g) = self.inner.lock() {

@@ -609,6 +609,12 @@ impl Store for EmbeddedStore {
             if let Some(t) = update.third_party {
                 s.third_party = t;
             }
+            if let Some(m) = update.monitoring_threshold {
+                if m == Some(0) {
+                    return Err(StoreError::Invalid("monitoring threshold 0".into()));
+                }
+                s.monitoring_threshold = m;
+            }
             Ok(())
         })
         .await

@@ -105,6 +105,10 @@ pub struct Sensor {
     pub stream_limit: Option<u64>,
     /// Ordered by (type, ext).
     pub types: Vec<TypeSeen>,
+    /// Monitoring: alert when the sensor is silent longer than this many seconds;
+    /// `None` = the server's global threshold.
+    #[serde(default)]
+    pub monitoring_threshold: Option<u64>,
 }
 
 impl Sensor {
@@ -124,6 +128,7 @@ impl Sensor {
             last_ips: Vec::new(),
             stream_limit: None,
             types: Vec::new(),
+            monitoring_threshold: None,
         }
     }
 }
@@ -173,6 +178,13 @@ pub struct SensorUpdate {
     pub mail: Option<Option<String>>,
     #[serde(default)]
     pub third_party: Option<bool>,
+    /// Monitoring threshold in seconds (at least 1); `Some(None)` = the global one.
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub monitoring_threshold: Option<Option<u64>>,
 }
 
 /// `Some(x)` for any present value (including null), so `Some(None)` survives JSON.
@@ -459,6 +471,11 @@ pub struct User {
     /// SHA-256 hex of the user's API token, if any.
     pub api_token_hash: Option<String>,
     pub created: u64,
+    /// Web sessions are valid only while their `epoch` equals this: changing it (password
+    /// or role change) ends every other session of the user. Random per user, so a user
+    /// deleted and created again never inherits old sessions.
+    #[serde(default)]
+    pub session_epoch: u64,
 }
 
 /// A web session (cookie), stored by the hash of its id so a leaked store gives no cookie.
@@ -470,6 +487,9 @@ pub struct WebSession {
     pub csrf_token: String,
     pub created: u64,
     pub expires: u64,
+    /// The user's [`User::session_epoch`] when the session was created.
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 /// Something other holders of the store must know at once.

@@ -124,6 +124,14 @@ mod keys {
     pub const REGISTERED: &str = "registered_uuid";
     pub const PENDING: &str = "sensor_pending_registration";
     pub const STREAM_MAX: &str = "stream_max_size_by_uuid";
+    /// d4-core's monitoring settings: the set of monitored sensors, and per sensor a hash
+    /// with `delta_time` (seconds), plus the time of the last change.
+    pub const TO_MONITOR: &str = "to_monitor:sensors";
+    pub fn to_monitor(u: &Uuid) -> String {
+        format!("to_monitor:sensor:{}", sid(u))
+    }
+    pub const MONITORING_UPDATED: &str = "sensors_monitoring:last_updated";
+    pub const MONITORING_ERRORS: &str = "sensors_monitoring:sensors_error";
     pub fn list_uuid_ip(u: &Uuid) -> String {
         format!("list_uuid_ip:{}", sid(u))
     }
@@ -534,11 +542,12 @@ impl RedisStore {
                 .sismember(keys::PENDING, &s)
                 .hget(keys::STREAM_MAX, &s)
                 .zrevrange_withscores(keys::sensor_ips(u), 0, -1)
-                .hgetall(keys::type_seen(u));
+                .hgetall(keys::type_seen(u))
+                .hget(keys::to_monitor(u), "delta_time");
         }
         let mut c = self.meta.clone();
         let vals: Vec<redis::Value> = pipe.query_async(&mut c).await.map_err(be)?;
-        if vals.len() != uuids.len() * 8 {
+        if vals.len() != uuids.len() * 9 {
             return Err(bad("pipeline length", vals.len()));
         }
         let mut out = Vec::with_capacity(uuids.len());
@@ -553,6 +562,7 @@ impl RedisStore {
             let limit: Option<String> = from_value(next())?;
             let ips: Vec<(String, f64)> = from_value(next())?;
             let types: HashMap<String, String> = from_value(next())?;
+            let delta: Option<String> = from_value(next())?;
             if !(known || registered || pending || !md.is_empty()) {
                 out.push(None);
                 continue;
@@ -584,6 +594,7 @@ impl RedisStore {
                 .take(LAST_IPS)
                 .collect();
             s.stream_limit = limit.as_ref().and_then(|l| l.parse().ok());
+            s.monitoring_threshold = delta.as_ref().and_then(|d| d.parse().ok());
             let mut seen: BTreeMap<(u8, Option<String>), TypeSeen> = BTreeMap::new();
             for (field, v) in &types {
                 let Some((tk, which)) = field.rsplit_once('/') else {
@@ -960,6 +971,12 @@ impl Store for RedisStore {
             .srem(keys::PENDING, &id)
             .ignore()
             .hdel(keys::STREAM_MAX, &id)
+            .ignore()
+            .srem(keys::TO_MONITOR, &id)
+            .ignore()
+            .del(keys::to_monitor(&uuid))
+            .ignore()
+            .srem(keys::MONITORING_ERRORS, &id)
             .ignore();
         for t in &s.types {
             pipe.del(format!("metadata_type_by_uuid:{id}:{}", t.d4_type))
@@ -996,6 +1013,9 @@ impl Store for RedisStore {
     }
 
     async fn update_sensor(&self, uuid: Uuid, update: SensorUpdate) -> Result<Sensor> {
+        if update.monitoring_threshold == Some(Some(0)) {
+            return Err(StoreError::Invalid("monitoring threshold 0".into()));
+        }
         let id = sid(&uuid);
         let md = keys::metadata_uuid(&uuid);
         let mut pipe = redis::pipe();
@@ -1018,6 +1038,27 @@ impl Store for RedisStore {
             }
             Some(None) => {
                 pipe.hdel(keys::STREAM_MAX, &id).ignore();
+            }
+            None => {}
+        }
+        match update.monitoring_threshold {
+            Some(Some(d)) => {
+                pipe.sadd(keys::TO_MONITOR, &id)
+                    .ignore()
+                    .hset(keys::to_monitor(&uuid), "delta_time", d)
+                    .ignore()
+                    .set(keys::MONITORING_UPDATED, crate::now())
+                    .ignore();
+            }
+            Some(None) => {
+                pipe.srem(keys::TO_MONITOR, &id)
+                    .ignore()
+                    .del(keys::to_monitor(&uuid))
+                    .ignore()
+                    .srem(keys::MONITORING_ERRORS, &id)
+                    .ignore()
+                    .set(keys::MONITORING_UPDATED, crate::now())
+                    .ignore();
             }
             None => {}
         }

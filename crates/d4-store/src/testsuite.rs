@@ -105,6 +105,89 @@ pub async fn sensors(store: S) {
     let got = store.get_sensor(a).await.unwrap().unwrap();
     assert_eq!(got, s);
 
+    // Per-sensor monitoring threshold: set, kept by other updates, refused at 0, cleared.
+    assert_eq!(s.monitoring_threshold, None, "global threshold by default");
+    let s = store
+        .update_sensor(
+            a,
+            SensorUpdate {
+                monitoring_threshold: Some(Some(120)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.monitoring_threshold, Some(120));
+    let s = store
+        .update_sensor(
+            a,
+            SensorUpdate {
+                description: Some("new desc".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.monitoring_threshold, Some(120), "untouched");
+    assert_eq!(
+        store
+            .get_sensor(a)
+            .await
+            .unwrap()
+            .unwrap()
+            .monitoring_threshold,
+        Some(120)
+    );
+    assert!(store
+        .list_sensors()
+        .await
+        .unwrap()
+        .iter()
+        .any(|x| x.uuid == a && x.monitoring_threshold == Some(120)));
+    assert!(matches!(
+        store
+            .update_sensor(
+                a,
+                SensorUpdate {
+                    monitoring_threshold: Some(Some(0)),
+                    ..Default::default()
+                },
+            )
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    let s = store
+        .update_sensor(
+            a,
+            SensorUpdate {
+                monitoring_threshold: Some(None),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.monitoring_threshold, None);
+    assert_eq!(
+        store
+            .get_sensor(a)
+            .await
+            .unwrap()
+            .unwrap()
+            .monitoring_threshold,
+        None
+    );
+    let s = store
+        .update_sensor(
+            a,
+            SensorUpdate {
+                monitoring_threshold: Some(Some(7200)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.monitoring_threshold, Some(7200));
+
     // update_sensor on an unknown sensor creates an unregistered record, which can
     // then be registered.
     let b = Uuid::new_v4();
@@ -1038,6 +1121,7 @@ fn user(name: &str, role: Role) -> User {
         must_change_password: true,
         api_token_hash: None,
         created: 42,
+        session_epoch: 0,
     }
 }
 
@@ -1084,6 +1168,18 @@ pub async fn users(store: S) {
             .name,
         name
     );
+    // The session epoch is kept as stored.
+    u.session_epoch = 0xdead_beef_cafe;
+    store.update_user(u.clone()).await.unwrap();
+    assert_eq!(
+        store
+            .get_user(name.clone())
+            .await
+            .unwrap()
+            .unwrap()
+            .session_epoch,
+        0xdead_beef_cafe
+    );
     assert!(matches!(
         store.update_user(user("ghost", Role::User)).await,
         Err(StoreError::NotFound(_))
@@ -1105,6 +1201,7 @@ pub async fn web_sessions(store: S) {
         csrf_token: "csrf".into(),
         created: now,
         expires,
+        epoch: 77,
     };
     let (a, b, c) = (
         ws(&format!("{name}a"), now + 10),

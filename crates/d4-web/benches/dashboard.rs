@@ -65,6 +65,7 @@ fn bench(c: &mut Criterion) {
                 must_change_password: false,
                 api_token_hash: None,
                 created: 0,
+                session_epoch: 1,
             })
             .await
             .unwrap();

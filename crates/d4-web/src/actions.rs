@@ -160,6 +160,11 @@ pub async fn update_sensor(store: &dyn Store, uuid: Uuid, update: SensorUpdate) 
     if let Some(Some(0)) = update.stream_limit {
         return Err(Failure::bad("the stream limit must be at least 1"));
     }
+    if let Some(Some(0)) = update.monitoring_threshold {
+        return Err(Failure::bad(
+            "the monitoring threshold must be at least 1 second",
+        ));
+    }
     Ok(store.update_sensor(uuid, update).await?)
 }
 
@@ -407,6 +412,7 @@ pub async fn create_user(
             must_change_password: true,
             api_token_hash: None,
             created: now(),
+            session_epoch: auth::new_epoch(),
         })
         .await?;
     Ok(generated.then_some(password))
@@ -435,6 +441,10 @@ pub async fn set_role(store: &dyn Store, name: &str, role: Role) -> Res<()> {
             StatusCode::CONFLICT,
             "refused: this is the last admin",
         ));
+    }
+    if u.role != role {
+        // A role change ends the user's web sessions (they log in again with the new role).
+        u.session_epoch = auth::new_epoch();
     }
     u.role = role;
     Ok(store.update_user(u).await?)
@@ -473,7 +483,30 @@ pub async fn revoke_token(store: &dyn Store, name: &str) -> Res<()> {
     Ok(store.update_user(u).await?)
 }
 
-/// Change a password (the current one is checked when given).
+/// An admin sets a new password for a user (given, or generated and returned to be shown
+/// once); it must be changed at the next login, and every web session of the user ends.
+pub async fn reset_password(
+    store: &dyn Store,
+    name: &str,
+    password: Option<String>,
+) -> Res<Option<String>> {
+    let mut u = user(store, name).await?;
+    let (password, generated) = match password.filter(|p| !p.is_empty()) {
+        Some(p) => {
+            auth::check_password_rules(&p).map_err(Failure::bad)?;
+            (p, false)
+        }
+        None => (auth::random_password(), true),
+    };
+    u.password_hash = auth::hash_password_async(password.clone()).await?;
+    u.must_change_password = true;
+    u.session_epoch = auth::new_epoch();
+    store.update_user(u).await?;
+    Ok(generated.then_some(password))
+}
+
+/// Change a password (the current one is checked when given). Every web session of the
+/// user ends (new session epoch): the caller opens a new one for the current browser.
 pub async fn change_password(
     store: &dyn Store,
     name: &str,
@@ -494,6 +527,7 @@ pub async fn change_password(
     auth::check_password_rules(new).map_err(Failure::bad)?;
     u.password_hash = auth::hash_password_async(new.to_string()).await?;
     u.must_change_password = false;
+    u.session_epoch = auth::new_epoch();
     Ok(store.update_user(u).await?)
 }
 
@@ -508,7 +542,8 @@ pub struct Silent {
     pub threshold_secs: u64,
 }
 
-/// Sensors (seen at least once, not pending) whose last frame is older than the threshold.
+/// Sensors (seen at least once, not pending) whose last frame is older than their own
+/// monitoring threshold, or `threshold` (the global one) when they have none.
 pub async fn monitoring_errors(store: &dyn Store, threshold: u64, t: u64) -> Res<Vec<Silent>> {
     let mut out = Vec::new();
     for s in store.list_sensors().await? {
@@ -517,6 +552,7 @@ pub async fn monitoring_errors(store: &dyn Store, threshold: u64, t: u64) -> Res
         }
         if let Some(last) = s.last_seen {
             let silent = t.saturating_sub(last);
+            let threshold = s.monitoring_threshold.unwrap_or(threshold);
             if silent > threshold {
                 out.push(Silent {
                     uuid: s.uuid.simple().to_string(),

@@ -84,6 +84,10 @@ pub fn routes() -> Router<WebState> {
         .route("/sensors/{uuid}/approve", post(sensor_approve))
         .route("/sensors/{uuid}/key", post(sensor_key))
         .route("/sensors/{uuid}/kick", post(sensor_kick))
+        .route(
+            "/sensors/{uuid}/monitoring",
+            put(sensor_monitoring_put).delete(sensor_monitoring_delete),
+        )
         .route("/sensors/{uuid}/block", post(sensor_block))
         .route("/sensors/{uuid}/stats", get(sensor_stats))
         .route(
@@ -106,6 +110,7 @@ pub fn routes() -> Router<WebState> {
             "/users/{name}/token",
             post(user_token).delete(user_token_revoke),
         )
+        .route("/users/{name}/password", post(user_password_reset))
         .route("/stats", get(stats))
         .route("/sessions", get(sessions))
         .fallback(|| async { Failure::not_found("no such API endpoint") })
@@ -297,6 +302,9 @@ struct SensorPut {
     mail: Option<Option<String>>,
     #[serde(default)]
     third_party: Option<bool>,
+    /// Seconds, or null for the global monitoring threshold.
+    #[serde(default, deserialize_with = "some")]
+    monitoring_threshold: Option<Option<u64>>,
 }
 
 fn some<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
@@ -323,10 +331,67 @@ async fn sensor_put(
             stream_limit: req.stream_limit,
             mail: req.mail,
             third_party: req.third_party,
+            monitoring_threshold: req.monitoring_threshold,
         },
     )
     .await?;
     ok(actions::sensor_json(&s, false))
+}
+
+#[derive(Deserialize)]
+struct MonitoringPut {
+    /// Seconds (at least 1), or null for the global threshold.
+    threshold_secs: Option<u64>,
+}
+
+/// `PUT /sensors/{uuid}/monitoring {threshold_secs}`: the sensor's own silence threshold.
+async fn sensor_monitoring_put(
+    State(st): State<WebState>,
+    headers: HeaderMap,
+    Path(uuid): Path<String>,
+    b: Bytes,
+) -> ApiResult {
+    need(&st, &headers, Need::Admin).await?;
+    let uuid = actions::parse_uuid(&uuid)?;
+    let req: MonitoringPut = body(&b)?;
+    let s = actions::update_sensor(
+        st.store(),
+        uuid,
+        SensorUpdate {
+            monitoring_threshold: Some(req.threshold_secs),
+            ..Default::default()
+        },
+    )
+    .await?;
+    ok(monitoring_json(&st, &s))
+}
+
+/// `DELETE /sensors/{uuid}/monitoring`: back to the global threshold.
+async fn sensor_monitoring_delete(
+    State(st): State<WebState>,
+    headers: HeaderMap,
+    Path(uuid): Path<String>,
+) -> ApiResult {
+    need(&st, &headers, Need::Admin).await?;
+    let uuid = actions::parse_uuid(&uuid)?;
+    let s = actions::update_sensor(
+        st.store(),
+        uuid,
+        SensorUpdate {
+            monitoring_threshold: Some(None),
+            ..Default::default()
+        },
+    )
+    .await?;
+    ok(monitoring_json(&st, &s))
+}
+
+fn monitoring_json(st: &WebState, s: &d4_store::Sensor) -> Value {
+    json!({
+        "uuid": s.uuid.simple().to_string(),
+        "monitoring_threshold": s.monitoring_threshold,
+        "threshold_secs": s.monitoring_threshold.unwrap_or(st.config().monitoring_threshold_secs),
+    })
 }
 
 async fn sensor_delete(
@@ -784,6 +849,31 @@ async fn user_token(
     need(&st, &headers, Need::Admin).await?;
     let token = actions::rotate_token(st.store(), &name).await?;
     ok(json!({"name": name, "token": token}))
+}
+
+#[derive(Deserialize, Default)]
+struct PasswordReset {
+    #[serde(default)]
+    password: Option<String>,
+}
+
+/// `POST /users/{name}/password {password?}`: admin reset (generated when absent, returned
+/// once); the user must change it at next login and is logged out everywhere.
+async fn user_password_reset(
+    State(st): State<WebState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    b: Bytes,
+) -> ApiResult {
+    let admin = need(&st, &headers, Need::Admin).await?;
+    let req: PasswordReset = if b.is_empty() {
+        PasswordReset::default()
+    } else {
+        body(&b)?
+    };
+    let generated = actions::reset_password(st.store(), &name, req.password).await?;
+    tracing::info!(user = %admin.name, target = %name, "api: password reset");
+    ok(json!({"name": name, "password": generated}))
 }
 
 async fn user_token_revoke(

@@ -32,6 +32,14 @@ pub fn random_token() -> String {
     format!("{}{}", a.simple(), b.simple())
 }
 
+/// A new random session epoch ([`d4_store::User::session_epoch`]): never 0 (the value of
+/// records written before epochs existed).
+pub fn new_epoch() -> u64 {
+    let b = uuid::Uuid::new_v4();
+    let (hi, _) = b.as_u64_pair();
+    hi.max(1)
+}
+
 /// A random password of 20 letters and digits.
 pub fn random_password() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
@@ -132,6 +140,7 @@ pub async fn ensure_admin(state: &WebState) -> Result<Option<String>, WebError> 
             must_change_password: true,
             api_token_hash: None,
             created: now(),
+            session_epoch: new_epoch(),
         })
         .await?;
     let path = state.config().data_dir.join(ADMIN_PASSWORD_FILE);
@@ -213,6 +222,11 @@ pub(crate) async fn viewer(state: &WebState, headers: &HeaderMap) -> Option<View
     let store = state.store();
     let session = store.get_web_session(hash.clone(), now()).await.ok()??;
     let user = store.get_user(session.user.clone()).await.ok()??;
+    if session.epoch != user.session_epoch {
+        // Ended by a password or role change (or the user was re-created): gone for good.
+        let _ = store.delete_web_session(hash).await;
+        return None;
+    }
     Some(Viewer {
         user,
         csrf: session.csrf_token,
@@ -221,7 +235,7 @@ pub(crate) async fn viewer(state: &WebState, headers: &HeaderMap) -> Option<View
 }
 
 /// Create a session for `user`; returns the `Set-Cookie` value.
-pub(crate) async fn start_session(state: &WebState, user: &str) -> Result<String, WebError> {
+pub(crate) async fn start_session(state: &WebState, user: &User) -> Result<String, WebError> {
     let id = random_token();
     let t = now();
     let ttl = state.config().session_ttl_secs;
@@ -229,10 +243,11 @@ pub(crate) async fn start_session(state: &WebState, user: &str) -> Result<String
         .store()
         .create_web_session(WebSession {
             id_hash: hash_secret(&id),
-            user: user.to_string(),
+            user: user.name.clone(),
             csrf_token: random_token(),
             created: t,
             expires: t + ttl,
+            epoch: user.session_epoch,
         })
         .await?;
     Ok(session_cookie(state, &id, ttl))

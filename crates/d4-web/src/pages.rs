@@ -263,7 +263,7 @@ async fn login_post(
     if let Ok(mut l) = st.inner.lockout.lock() {
         l.success(ip);
     }
-    let cookie = match auth::start_session(&st, &user.name).await {
+    let cookie = match auth::start_session(&st, &user).await {
         Ok(c) => c,
         Err(e) => return html::error_page(None, &Failure::from(e)),
     };
@@ -362,8 +362,24 @@ async fn password_post(
     if v.user.name == auth::FIRST_ADMIN {
         auth::remove_admin_password_file(&st);
     }
-    tracing::info!(user = %v.user.name, "web: password changed");
-    Ok(back("/", "Password changed."))
+    // Every session of the user ended with the change: this browser gets a new one, the
+    // others are logged out.
+    let _ = st.store().delete_web_session(v.session_hash.clone()).await;
+    let user = actions::user(st.store(), &v.user.name)
+        .await
+        .map_err(|e| fail(&v, e))?;
+    let cookie = auth::start_session(&st, &user)
+        .await
+        .map_err(|e| fail(&v, Failure::from(e)))?;
+    tracing::info!(user = %v.user.name, "web: password changed, other sessions ended");
+    let mut resp = back(
+        "/",
+        "Password changed. Your other sessions were logged out.",
+    );
+    if let Ok(c) = cookie.parse() {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    Ok(resp)
 }
 
 // ---- dashboard ----
@@ -540,7 +556,7 @@ async fn sensor_page(
         "<table><tr><th>UUID</th><td><code>{idh}</code></td></tr><tr><th>Status</th><td>{}</td></tr>\
          <tr><th>Connected</th><td>{}</td></tr><tr><th>HMAC key</th><td>{}</td></tr>\
          <tr><th>Registered</th><td>{}</td></tr><tr><th>First seen</th><td>{}</td></tr><tr><th>Last seen</th><td>{}</td></tr>\
-         <tr><th>Mail</th><td>{}</td></tr><tr><th>Stream limit</th><td>{}</td></tr><tr><th>Last error</th><td>{}</td></tr></table>",
+         <tr><th>Mail</th><td>{}</td></tr><tr><th>Stream limit</th><td>{}</td></tr><tr><th>Monitoring threshold</th><td>{}</td></tr><tr><th>Last error</th><td>{}</td></tr></table>",
         s.status.as_str(),
         if sessions.is_empty() { "no".to_string() } else { sessions.iter().map(|x| format!("type {} from {}", x.d4_type, x.ip)).collect::<Vec<_>>().join(", ") },
         if s.hmac_key.is_some() { "sensor-specific key (never shown again)" } else { "server default key" },
@@ -549,6 +565,10 @@ async fn sensor_page(
         opt_time(s.last_seen),
         esc(s.mail.as_deref().unwrap_or("")),
         s.stream_limit.map(|l| l.to_string()).unwrap_or_else(|| "default".into()),
+        match s.monitoring_threshold {
+            Some(m) => format!("{m} s"),
+            None => format!("{} s (global)", st.config().monitoring_threshold_secs),
+        },
         s.last_error.as_ref().map(|e| format!("{}: {}", fmt_time(e.time), esc(&e.message))).unwrap_or_default(),
     ));
     // History.
@@ -642,16 +662,19 @@ async fn sensor_page(
             "<h2>Settings</h2>\
              <form method=\"post\" action=\"{base}/describe\">{csrf}<label>Description <input name=\"description\" size=\"60\" value=\"{}\"></label> <button type=\"submit\">Save</button></form>\
              <form method=\"post\" action=\"{base}/limit\">{csrf}<label>Stream limit (empty = default) <input name=\"limit\" value=\"{}\"></label> <button type=\"submit\">Save</button></form>\
+             <form method=\"post\" action=\"{base}/monitoring\">{csrf}<label>Monitoring threshold in seconds (empty = global, {global} s) <input name=\"threshold\" value=\"{}\"></label> <button type=\"submit\">Save</button></form>\
              <form method=\"post\" action=\"{base}/key\">{csrf}<label>New HMAC key (empty = generate) <input name=\"key\" autocomplete=\"off\"></label> <button type=\"submit\">Set key</button></form>\
              <h2>Actions</h2><p>{} {} {} {} {} {}</p>",
             esc(&s.description),
             s.stream_limit.map(|l| l.to_string()).unwrap_or_default(),
+            s.monitoring_threshold.map(|l| l.to_string()).unwrap_or_default(),
             button(&v, &format!("{base}/kick"), "Kick (close connections)", ""),
             button(&v, &format!("{base}/block"), "Block UUID", ""),
             button(&v, &format!("{base}/block-ips"), "Block its IPs", ""),
             if s.status != SensorStatus::Approved { button(&v, &format!("{base}/approve"), "Approve", "") } else { String::new() },
             if s.hmac_key.is_some() { button(&v, &format!("{base}/default-key"), "Use the server default key", "") } else { String::new() },
             button(&v, &format!("{base}/delete"), "Delete record", ""),
+            global = st.config().monitoring_threshold_secs,
         ));
     }
     Ok(page(&format!("Sensor {idh}"), Some(&v), &body).into_response())
@@ -704,6 +727,34 @@ async fn sensor_post(
             .await
             .map(|_| ()))?;
             "Stream limit saved."
+        }
+        "monitoring" => {
+            let l = f.get("threshold").trim();
+            let threshold = if l.is_empty() {
+                None
+            } else {
+                Some(l.parse::<u64>().map_err(|_| {
+                    fail(
+                        &v,
+                        Failure::bad("the monitoring threshold must be a number of seconds"),
+                    )
+                })?)
+            };
+            r(actions::update_sensor(
+                store,
+                uuid,
+                SensorUpdate {
+                    monitoring_threshold: Some(threshold),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map(|_| ()))?;
+            if threshold.is_some() {
+                "Monitoring threshold saved."
+            } else {
+                "Monitoring threshold cleared: the global one applies."
+            }
         }
         "key" => {
             let key = actions::rotate_key(store, uuid, Some(f.get("key").to_string()))
@@ -871,15 +922,18 @@ async fn monitoring(State(st): State<WebState>, headers: HeaderMap, uri: Uri) ->
     let list = actions::monitoring_errors(st.store(), threshold, now())
         .await
         .map_err(|e| fail(&v, e))?;
-    let mut body = format!("<p>Sensors silent for more than {threshold} s.</p>");
+    let mut body = format!(
+        "<p>Sensors silent for more than their threshold: their own (set on the sensor's page), \
+         else the global one, {threshold} s.</p>"
+    );
     if list.is_empty() {
         body.push_str("<p class=\"flash\">No alert.</p>");
     } else {
-        body.push_str("<table><tr><th>Sensor</th><th>Status</th><th>Last seen</th><th>Silent for</th><th>Description</th></tr>");
+        body.push_str("<table><tr><th>Sensor</th><th>Status</th><th>Last seen</th><th>Silent for</th><th>Threshold</th><th>Description</th></tr>");
         for s in &list {
             body.push_str(&format!(
-                "<tr><td><a href=\"/sensors/{id}\"><code>{id}</code></a></td><td>{}</td><td>{}</td><td>{} s</td><td>{}</td></tr>",
-                s.status, fmt_time(s.last_seen), s.silent_secs, esc(&s.description), id = esc(&s.uuid)
+                "<tr><td><a href=\"/sensors/{id}\"><code>{id}</code></a></td><td>{}</td><td>{}</td><td>{} s</td><td>{} s</td><td>{}</td></tr>",
+                s.status, fmt_time(s.last_seen), s.silent_secs, s.threshold_secs, esc(&s.description), id = esc(&s.uuid)
             ));
         }
         body.push_str("</table>");
@@ -1285,10 +1339,11 @@ async fn users(
     for u in &list {
         let base = format!("/users/{}", html::url_enc(&u.name));
         body.push_str(&format!(
-            "<tr><td>{}</td><td><form class=\"inline\" method=\"post\" action=\"{}/role\">{}{} <button type=\"submit\">Set role</button></form></td><td>{}</td><td>{}</td><td>{} {}</td></tr>",
+            "<tr><td>{}</td><td><form class=\"inline\" method=\"post\" action=\"{}/role\">{}{} <button type=\"submit\">Set role</button></form></td><td>{}</td><td>{}</td><td>{} {} {}</td></tr>",
             esc(&u.name), esc(&base), html::csrf_field(&v.csrf), role_select(u.role),
             if u.api_token_hash.is_some() { "yes" } else { "no" }, fmt_time(u.created),
             button(&v, &format!("{base}/token"), "New API token", ""),
+            button(&v, &format!("{base}/password"), "Reset password", ""),
             button(&v, &format!("{base}/delete"), "Delete", ""),
         ));
     }
@@ -1355,6 +1410,26 @@ async fn user_post(
                 .await
                 .map_err(fl)?;
             Ok(back("/users", &format!("User {name} deleted.")))
+        }
+        "password" => {
+            let pw = actions::reset_password(store, &name, None)
+                .await
+                .map_err(fl)?
+                .unwrap_or_default();
+            tracing::info!(user = %v.user.name, target = %name, "web: password reset");
+            if name == v.user.name {
+                // Own sessions ended too: this page is the last one of this session.
+                tracing::info!(user = %v.user.name, "web: own password reset, logged out");
+            }
+            Ok(secret_page(
+                &v,
+                "Password reset",
+                &format!(
+                    "New password of {name} (to change at next login; their sessions were ended):"
+                ),
+                &pw,
+                "/users",
+            ))
         }
         "token" => {
             let token = actions::rotate_token(store, &name).await.map_err(fl)?;

@@ -133,6 +133,7 @@ impl App {
                 must_change_password: false,
                 api_token_hash: Some(hash_secret(&token)),
                 created: 1,
+                session_epoch: d4_web::auth::new_epoch(),
             })
             .await
             .unwrap();
@@ -293,7 +294,10 @@ async fn first_start_admin_must_change_password_and_file_is_removed() {
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert!(!file.exists());
-    let r = a.get("/", &cookie).await;
+    // The change renewed the session: the old id is dead, the new cookie works.
+    let renewed = r.cookie("d4_session").unwrap();
+    assert!(a.get("/", &cookie).await.location().starts_with("/login"));
+    let r = a.get("/", &renewed).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.contains("Dashboard"));
     // The old password no longer works, the new one does.
@@ -442,6 +446,13 @@ async fn api_role_matrix() {
         ),
         ("POST", format!("/sensors/{s}/approve"), None, "admin"),
         ("POST", format!("/sensors/{s}/key"), None, "admin"),
+        (
+            "PUT",
+            format!("/sensors/{s}/monitoring"),
+            Some(json!({"threshold_secs": 600})),
+            "admin",
+        ),
+        ("DELETE", format!("/sensors/{s}/monitoring"), None, "admin"),
         ("POST", format!("/sensors/{s}/kick"), None, "admin"),
         (
             "POST",
@@ -507,6 +518,12 @@ async fn api_role_matrix() {
             "admin",
         ),
         ("POST", "/users/victim/token".into(), None, "admin"),
+        (
+            "POST",
+            "/users/victim/password".into(),
+            Some(json!({"password": "reset-password-1"})),
+            "admin",
+        ),
         ("DELETE", "/users/victim/token".into(), None, "admin"),
         ("DELETE", "/users/victim".into(), None, "admin"),
         ("GET", "/stats".into(), None, "read"),
@@ -703,6 +720,60 @@ async fn api_functions() {
     let r = a.api("GET", "/sensors/monitoring/errors", t, None).await;
     assert_eq!(r.json()["sensors"][0]["uuid"], sid);
     assert!(r.json()["sensors"][0]["silent_secs"].as_u64().unwrap() >= 7200);
+    assert_eq!(r.json()["sensors"][0]["threshold_secs"], 3600);
+
+    // Per-sensor monitoring threshold: silent ~7200 s; 10000 s hides it, 60 s shows it,
+    // clearing falls back to the global 3600 s.
+    let mon = format!("/sensors/{sid}/monitoring");
+    let r = a
+        .api("PUT", &mon, t, Some(json!({"threshold_secs": 10000})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["monitoring_threshold"], 10000);
+    assert_eq!(r.json()["threshold_secs"], 10000);
+    let r = a.api("GET", "/sensors/monitoring/errors", t, None).await;
+    assert!(
+        r.json()["sensors"].as_array().unwrap().is_empty(),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.json()["threshold_secs"], 3600, "the global one");
+    let r = a.api("GET", &format!("/sensors/{sid}"), t, None).await;
+    assert_eq!(r.json()["monitoring_threshold"], 10000);
+    let r = a
+        .api("PUT", &mon, t, Some(json!({"threshold_secs": 0})))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = a
+        .api("PUT", &mon, t, Some(json!({"threshold_secs": "x"})))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = a
+        .api(
+            "PUT",
+            &format!("/sensors/{sid}"),
+            t,
+            Some(json!({"monitoring_threshold": 60})),
+        )
+        .await;
+    assert_eq!(r.json()["monitoring_threshold"], 60);
+    let r = a.api("GET", "/sensors/monitoring/errors", t, None).await;
+    assert_eq!(r.json()["sensors"][0]["uuid"], sid);
+    assert_eq!(r.json()["sensors"][0]["threshold_secs"], 60);
+    let r = a.api("DELETE", &mon, t, None).await;
+    assert_eq!(r.json()["monitoring_threshold"], Value::Null);
+    assert_eq!(r.json()["threshold_secs"], 3600);
+    let r = a.api("GET", "/sensors/monitoring/errors", t, None).await;
+    assert_eq!(r.json()["sensors"][0]["threshold_secs"], 3600);
+    let r = a
+        .api(
+            "PUT",
+            "/sensors/ff7ba400e76c4053982dfeec42bdef38/monitoring",
+            t,
+            Some(json!({"threshold_secs": 5})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
 
     // Kick and block (with its IPs).
     let r = a
@@ -964,6 +1035,11 @@ async fn csrf_is_required_on_every_form_post() {
         ("/queues", &[("kind", "8")]),
         ("/users", &[("name", "eve"), ("role", "admin")]),
         ("/account/token", &[]),
+        ("/users/adm/password", &[]),
+        (
+            "/sensors/ff7ba400e76c4053982dfeec42bdef38/monitoring",
+            &[("threshold", "60")],
+        ),
         ("/logout", &[]),
         (
             "/registration",
@@ -1394,4 +1470,292 @@ async fn serves_plain_http_on_a_real_socket() {
         .unwrap()
         .unwrap()
         .unwrap();
+}
+
+/// The sensor page's monitoring form: admin sets and clears the threshold, the monitoring
+/// page follows it; a user sees the value but cannot post the form.
+#[tokio::test]
+async fn monitoring_threshold_form() {
+    let a = app().await;
+    a.user("adm", Role::Admin).await;
+    a.user("viewer", Role::User).await;
+    let s = Uuid::new_v4();
+    let sid = s.simple().to_string();
+    a.store
+        .register_sensor(d4_store::SensorRegistration {
+            uuid: s,
+            hmac_key: None,
+            mail: None,
+            third_party: false,
+            description: Some("quiet one".into()),
+            approve: true,
+        })
+        .await
+        .unwrap();
+    a.store
+        .record_activity(ActivityBatch {
+            stats: vec![],
+            seen: vec![SeenUpdate {
+                uuid: s,
+                ip: "203.0.113.9".parse().unwrap(),
+                d4_type: 3,
+                ext: None,
+                time: d4_store::now() - 600,
+            }],
+        })
+        .await
+        .unwrap();
+    let (cookie, csrf) = a.session("adm", "password-of-test").await;
+    let page = a.get("/monitoring", &cookie).await;
+    assert!(!page.body.contains(&sid), "600 s < global 3600 s");
+    let sp = a.get(&format!("/sensors/{sid}"), &cookie).await;
+    assert!(sp.body.contains("3600 s (global)"), "{}", sp.body);
+    assert!(sp.body.contains(&format!("/sensors/{sid}/monitoring")));
+    let r = a
+        .post_form(
+            &format!("/sensors/{sid}/monitoring"),
+            &cookie,
+            &[("csrf", &csrf), ("threshold", "300")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(
+        a.store
+            .get_sensor(s)
+            .await
+            .unwrap()
+            .unwrap()
+            .monitoring_threshold,
+        Some(300)
+    );
+    let page = a.get("/monitoring", &cookie).await;
+    assert!(page.body.contains(&sid), "600 s > own 300 s");
+    assert!(page.body.contains("<td>300 s</td>"), "{}", page.body);
+    // Invalid values are refused and change nothing.
+    for bad in ["0", "soon", "-5"] {
+        let r = a
+            .post_form(
+                &format!("/sensors/{sid}/monitoring"),
+                &cookie,
+                &[("csrf", &csrf), ("threshold", bad)],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    assert_eq!(
+        a.store
+            .get_sensor(s)
+            .await
+            .unwrap()
+            .unwrap()
+            .monitoring_threshold,
+        Some(300)
+    );
+    // A user reads it but may not change it.
+    let (ucookie, ucsrf) = a.session("viewer", "password-of-test").await;
+    let sp = a.get(&format!("/sensors/{sid}"), &ucookie).await;
+    assert!(sp.body.contains("300 s"));
+    assert!(!sp
+        .body
+        .contains(&format!("action=\"/sensors/{sid}/monitoring\"")));
+    let r = a
+        .post_form(
+            &format!("/sensors/{sid}/monitoring"),
+            &ucookie,
+            &[("csrf", &ucsrf), ("threshold", "")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        a.store
+            .get_sensor(s)
+            .await
+            .unwrap()
+            .unwrap()
+            .monitoring_threshold,
+        Some(300)
+    );
+    // Empty clears it: back to the global threshold.
+    let r = a
+        .post_form(
+            &format!("/sensors/{sid}/monitoring"),
+            &cookie,
+            &[("csrf", &csrf), ("threshold", "")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        a.store
+            .get_sensor(s)
+            .await
+            .unwrap()
+            .unwrap()
+            .monitoring_threshold,
+        None
+    );
+    let page = a.get("/monitoring", &cookie).await;
+    assert!(!page.body.contains(&sid));
+}
+
+/// A password change ends the user's other sessions and keeps the browser that made it
+/// logged in (with a new session id); a role change or an API password change ends them
+/// all.
+#[tokio::test]
+async fn password_and_role_changes_end_other_sessions() {
+    let a = app().await;
+    let admin_token = a.user("adm", Role::Admin).await;
+    let token = a.user("bob", Role::User).await;
+    let (one, csrf_one) = a.session("bob", "password-of-test").await;
+    let (two, _) = a.session("bob", "password-of-test").await;
+    let (adm_cookie, _) = a.session("adm", "password-of-test").await;
+    assert_eq!(a.get("/sensors", &two).await.status, StatusCode::OK);
+    let r = a
+        .post_form(
+            "/password",
+            &one,
+            &[
+                ("csrf", &csrf_one),
+                ("current", "password-of-test"),
+                ("new", "another-password-1"),
+                ("repeat", "another-password-1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let renewed = r.cookie("d4_session").expect("a new session cookie");
+    assert_ne!(renewed, one);
+    // The other browser is logged out; the old id of this one is dead too.
+    let r = a.get("/sensors", &two).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.location().starts_with("/login"), "{}", r.location());
+    assert!(a
+        .get("/sensors", &one)
+        .await
+        .location()
+        .starts_with("/login"));
+    // This browser goes on with its new cookie.
+    assert_eq!(a.get("/sensors", &renewed).await.status, StatusCode::OK);
+    // Other users are not affected.
+    assert_eq!(a.get("/sensors", &adm_cookie).await.status, StatusCode::OK);
+    // The API token still works (tokens are separate from sessions).
+    assert_eq!(
+        a.api("GET", "/me", Some(&token), None).await.status,
+        StatusCode::OK
+    );
+
+    // A role change by an admin ends every session of that user.
+    let r = a
+        .api(
+            "PUT",
+            "/users/bob",
+            Some(&admin_token),
+            Some(json!({"role": "sensor_register"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(a
+        .get("/account", &renewed)
+        .await
+        .location()
+        .starts_with("/login"));
+    assert_eq!(a.get("/sensors", &adm_cookie).await.status, StatusCode::OK);
+
+    // A password change through the API ends the web sessions as well.
+    let (three, _) = a.session("bob", "another-password-1").await;
+    assert_eq!(a.get("/account", &three).await.status, StatusCode::OK);
+    let r = a
+        .api(
+            "POST",
+            "/me/password",
+            Some(&token),
+            Some(json!({"current": "another-password-1", "new": "third-password-1"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(a
+        .get("/account", &three)
+        .await
+        .location()
+        .starts_with("/login"));
+
+    // An admin password reset (API, then the users page) ends them as well.
+    let (five, _) = a.session("bob", "third-password-1").await;
+    let r = a
+        .api(
+            "POST",
+            "/users/bob/password",
+            Some(&admin_token),
+            Some(json!({"password": "fourth-password-1"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["password"], Value::Null, "given, not generated");
+    assert!(a
+        .get("/account", &five)
+        .await
+        .location()
+        .starts_with("/login"));
+    let r = a.login_from("bob", "fourth-password-1", "/", IP_A).await;
+    assert_eq!(r.location(), "/password", "must be changed at next login");
+    let six = r.cookie("d4_session").unwrap();
+    let adm_cookie2 = {
+        let r = a.login_from("adm", "password-of-test", "/", IP_A).await;
+        r.cookie("d4_session").unwrap()
+    };
+    let page = a.get("/users", &adm_cookie2).await;
+    let adm_csrf2 = csrf_of(&page.body);
+    let r = a
+        .post_form("/users/bob/password", &adm_cookie2, &[("csrf", &adm_csrf2)])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let marker = "class=\"secret\">";
+    let start = r.body.find(marker).unwrap() + marker.len();
+    let generated: String = r.body[start..].chars().take(20).collect();
+    assert!(a
+        .get("/password", &six)
+        .await
+        .location()
+        .starts_with("/login"));
+    let r = a.login_from("bob", &generated, "/", IP_A).await;
+    assert_eq!(r.location(), "/password", "{}", r.body);
+    let r = a
+        .api(
+            "POST",
+            "/users/bob/password",
+            Some(&admin_token),
+            Some(json!({"password": "short"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = a
+        .api("POST", "/users/ghost/password", Some(&admin_token), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Generated when no body is given, returned once.
+    let r = a
+        .api("POST", "/users/bob/password", Some(&admin_token), None)
+        .await;
+    assert_eq!(r.json()["password"].as_str().unwrap().len(), 20);
+
+    // Deleting the user ends its sessions; a new user of the same name does not get them.
+    let four = a
+        .login_from("bob", r.json()["password"].as_str().unwrap(), "/", IP_A)
+        .await
+        .cookie("d4_session")
+        .unwrap();
+    assert_eq!(
+        a.get("/account", &four).await.location(),
+        "/password",
+        "alive"
+    );
+    let r = a
+        .api("DELETE", "/users/bob", Some(&admin_token), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    a.user("bob", Role::User).await;
+    assert!(a
+        .get("/account", &four)
+        .await
+        .location()
+        .starts_with("/login"));
 }

@@ -142,6 +142,16 @@ async fn admin_first_login_token_register_approve_and_connected() {
     .await;
     assert_eq!(r.status, 303, "{}", r.body);
     assert!(!dir.path().join("web-admin-password.txt").exists());
+    // The change ended every session of the user and renewed this one (new cookie, new
+    // CSRF token); the old id is logged out.
+    let old = session;
+    let session = format!("d4_session={}", r.cookie("d4_session"));
+    assert_ne!(old, session);
+    let r = https(web, "GET", "/account", &[("Cookie", &old)], "").await;
+    assert!(r.location().starts_with("/login"), "{}", r.head);
+    let r = https(web, "GET", "/account", &[("Cookie", &session)], "").await;
+    assert_eq!(r.status, 200);
+    let csrf = csrf_of(&r.body);
 
     // API token from the account page (shown once).
     let r = https(

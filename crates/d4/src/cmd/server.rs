@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
@@ -182,6 +183,7 @@ pub fn effective_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
     if !args.plain_listen.is_empty() {
         c.plain_listen = args.plain_listen.clone();
     }
+    args.web.apply(&mut c);
     Ok(c)
 }
 
@@ -195,11 +197,11 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(serve(cfg, args.web))?;
+    rt.block_on(serve(cfg))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(cfg: ServerConfig, web: super::web::WebArgs) -> anyhow::Result<()> {
+async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating the data dir {}", cfg.data_dir.display()))?;
     let mut scfg = d4_store::StoreConfig::new(cfg.data_dir.clone());
@@ -226,7 +228,8 @@ async fn serve(cfg: ServerConfig, web: super::web::WebArgs) -> anyhow::Result<()
     let socket = d4_store::serve_socket(store.clone(), &scfg.socket_path())
         .await
         .context("starting the store socket")?;
-    let web_task = super::web::start(&web, &cfg, store.clone()).await?;
+    let metrics = Arc::new(d4_server::ServerMetrics::new());
+    let web_task = super::web::start(&cfg, store.clone(), Some(metrics.clone())).await?;
     let shutdown = async {
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -242,7 +245,7 @@ async fn serve(cfg: ServerConfig, web: super::web::WebArgs) -> anyhow::Result<()
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
         }
     };
-    let res = d4_server::run(cfg, store, shutdown, |b| {
+    let res = d4_server::run_with_metrics(cfg, store, metrics, shutdown, |b| {
         // One machine-readable line for scripts and tests.
         let tls = b.tls.map(|a| a.to_string()).unwrap_or_default();
         let plain: Vec<String> = b.plain.iter().map(|a| a.to_string()).collect();
