@@ -429,13 +429,16 @@ async fn dashboard(
     }
     let mut body = flash(&q);
     body.push_str(&format!(
-        "<p>Today (UTC): <strong>{}</strong> sensors sent data, <strong>{}</strong> connected now, \
-         <strong>{}</strong> frames, <strong>{}</strong>. <a href=\"/registration\">{} pending registration(s)</a>.</p>",
+        "<p>Today (UTC): <strong>{}</strong> {} sent data, <strong>{}</strong> connected now, \
+         <strong>{}</strong> {}, <strong>{}</strong>. <a href=\"/registration\">{} pending {}</a>.</p>",
         sensors.len(),
+        plural(sensors.len() as u64, "sensor", "sensors"),
         connected.len(),
         total.frames,
+        plural(total.frames, "frame", "frames"),
         esc(&human_bytes(total.bytes)),
-        pending
+        pending,
+        plural(pending as u64, "registration", "registrations"),
     ));
     body.push_str(&bar_chart(
         "Bytes per day (last 7 days)",
@@ -1499,4 +1502,13 @@ async fn account_token(
         &token,
         "/account",
     ))
+}
+
+/// `one` when `n` is 1, else `many` ("1 sensor", "0 sensors", "2 sensors").
+fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
 }
