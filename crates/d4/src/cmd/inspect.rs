@@ -2,6 +2,7 @@
 //! then a summary. Exit status 1 when the stream is malformed, an HMAC is bad, or the
 //! stream breaks a rule the collector enforces; 2 when the input cannot be read.
 
+use d4_client::config::trim_value;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
@@ -51,7 +52,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
         (None, Some(path)) => {
             let raw = std::fs::read(path)
                 .with_context(|| format!("cannot read key file {}", path.display()))?;
-            Some(HmacKey::new(trim_one_newline(&raw)))
+            Some(HmacKey::new(trim_value(&raw)))
         }
         (None, None) => None,
     };
@@ -70,12 +71,6 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
-}
-
-/// Removes one trailing `\n` and then one trailing `\r`, as the reference clients do.
-pub fn trim_one_newline(b: &[u8]) -> &[u8] {
-    let b = b.strip_suffix(b"\n").unwrap_or(b);
-    b.strip_suffix(b"\r").unwrap_or(b)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -386,9 +381,9 @@ mod tests {
 
     #[test]
     fn trims_one_newline_only() {
-        assert_eq!(trim_one_newline(b"key\r\n"), b"key");
-        assert_eq!(trim_one_newline(b"key\n\n"), b"key\n");
-        assert_eq!(trim_one_newline(b"key"), b"key");
+        assert_eq!(trim_value(b"key\r\n"), b"key");
+        assert_eq!(trim_value(b"key\n\n"), b"key\n");
+        assert_eq!(trim_value(b"key"), b"key");
     }
 
     #[test]
