@@ -236,13 +236,10 @@ pub fn normalize_rdata(rrtype: u16, s: &str) -> Option<Cow<'_, str>> {
     }
     match rrtype::shape(rrtype) {
         RdataShape::Ipv4 => {
-            let ip: Ipv4Addr = s.parse().ok()?;
-            let canon = ip.to_string();
-            Some(if canon == s {
-                Cow::Borrowed(s)
-            } else {
-                Cow::Owned(canon)
-            })
+            // The standard parser only accepts the canonical dotted quad (no leading zeros,
+            // no shorthand), so what parses is already in canonical form.
+            let _: Ipv4Addr = s.parse().ok()?;
+            Some(Cow::Borrowed(s))
         }
         RdataShape::Ipv6 => {
             let ip: Ipv6Addr = s.parse().ok()?;

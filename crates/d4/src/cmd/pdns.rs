@@ -251,12 +251,40 @@ async fn consume_queue(
     Ok(ing)
 }
 
-fn stop_on_ctrl_c(stop: Arc<AtomicBool>) {
-    tokio::spawn(async move {
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// On SIGINT/SIGTERM: sets `stop` (the queue consumer ends after its current batch) and
+/// signals the returned receiver (the HTTP server drains and ends).
+fn stop_on_signal(stop: Arc<AtomicBool>) -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
         tracing::info!("stopping after the current batch");
         stop.store(true, Ordering::Relaxed);
+        let _ = tx.send(true);
     });
+    rx
 }
 
 fn ingest_queue(
@@ -277,7 +305,7 @@ fn ingest_queue(
     let ing = rt.block_on(async {
         let d4 = d4_store::open(d4cfg).await?;
         let stop = Arc::new(AtomicBool::new(false));
-        stop_on_ctrl_c(stop.clone());
+        let _signalled = stop_on_signal(stop.clone());
         consume_queue(ing, d4, queue, a.queue.pop_max, a.queue.until_empty, stop).await
     })?;
     let expired = store.expire(now_ms(), &a.expire.into_iter().collect::<HashMap<_, _>>())?;
@@ -392,6 +420,8 @@ fn serve(
                 }
             });
         }
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut signalled = stop_on_signal(stop.clone());
         let consumer = match a.queue {
             Some(q) => {
                 let d4 = d4_store::open(d4cfg).await?;
@@ -402,8 +432,7 @@ fn serve(
                         ..IngestOptions::default()
                     },
                 );
-                let stop = Arc::new(AtomicBool::new(false));
-                stop_on_ctrl_c(stop.clone());
+                let stop = stop.clone();
                 Some(tokio::spawn(async move {
                     let r = consume_queue(ing, d4, q, 10_000, false, stop).await;
                     if let Err(e) = &r {
@@ -415,8 +444,8 @@ fn serve(
             }
             None => None,
         };
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
+        let shutdown = async move {
+            let _ = signalled.wait_for(|s| *s).await;
             tracing::info!("shutting down");
         };
         d4_pdns::server::serve(listener, store, cfg, shutdown).await?;
