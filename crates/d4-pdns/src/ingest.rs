@@ -15,8 +15,12 @@ const WARN_BAD_LINES: u64 = 100;
 
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
-    /// Accepted lines per write transaction.
+    /// Most accepted lines per write transaction.
     pub batch_lines: usize,
+    /// Most distinct (rrname, rrtype, rdata) per write transaction: repeated observations
+    /// are merged in memory, so what a batch costs (memory, B-tree work) grows with this,
+    /// not with its lines. A batch is committed when either limit is reached.
+    pub batch_records: usize,
     /// Drop rcode lines (`NXDOMAIN`...) instead of storing them apart.
     pub skip_rcode: bool,
 }
@@ -24,7 +28,8 @@ pub struct IngestOptions {
 impl Default for IngestOptions {
     fn default() -> Self {
         IngestOptions {
-            batch_lines: 100_000,
+            batch_lines: 1_000_000,
+            batch_records: 100_000,
             skip_rcode: false,
         }
     }
@@ -84,7 +89,9 @@ impl Ingester {
             }
             Err(e) => self.bad(e.kind(), &e.to_string(), trimmed),
         }
-        if self.batch.lines() as usize >= self.opts.batch_lines {
+        if self.batch.lines() as usize >= self.opts.batch_lines
+            || self.batch.distinct() >= self.opts.batch_records
+        {
             self.flush()?;
         }
         Ok(())

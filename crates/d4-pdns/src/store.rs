@@ -533,7 +533,10 @@ impl PdnsStore {
                         .map_err(dberr)?;
                 }
             }
-            for (keys, def) in [(&mut name_keys, NAMES), (&mut rdata_keys, RDATA)] {
+            for (keys, def, names) in [
+                (&mut name_keys, NAMES, true),
+                (&mut rdata_keys, RDATA, false),
+            ] {
                 if keys.is_empty() {
                     continue;
                 }
@@ -541,6 +544,11 @@ impl PdnsStore {
                 keys.dedup();
                 let mut table = tx.open_table(def).map_err(dberr)?;
                 for k in keys.iter() {
+                    // A name often has records already (other types, rotating addresses):
+                    // a lookup is several times cheaper than an insert that changes nothing.
+                    if names && table.get(k.as_slice()).map_err(dberr)?.is_some() {
+                        continue;
+                    }
                     table.insert(k.as_slice(), ()).map_err(dberr)?;
                 }
             }

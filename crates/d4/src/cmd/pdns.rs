@@ -81,9 +81,15 @@ pub struct IngestArgs {
     #[arg(long)]
     pub skip_rcode: bool,
 
-    /// Accepted lines per write transaction.
+    /// Most distinct (rrname, rrtype, rdata) per write transaction (repeated lines are
+    /// merged in memory first). Each transaction is durable: a crash loses at most the
+    /// batch being built, never part of a committed one.
     #[arg(long, default_value_t = 100_000)]
     pub batch: usize,
+
+    /// Most lines per write transaction.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub batch_lines: usize,
 
     /// Expiry per rrtype: remove records of TYPE last seen more than SECS ago (after the
     /// ingest). Repeatable, e.g. `--expire TXT=86400 --expire 99=86400`.
@@ -296,7 +302,8 @@ fn ingest_queue(
     let ing = Ingester::new(
         store.clone(),
         IngestOptions {
-            batch_lines: a.batch.max(1),
+            batch_lines: a.batch_lines.max(1),
+            batch_records: a.batch.max(1),
             skip_rcode: a.skip_rcode,
         },
     );
@@ -332,7 +339,8 @@ fn ingest(store: Arc<dyn RecordStore>, a: IngestArgs) -> anyhow::Result<ExitCode
     let mut ing = Ingester::new(
         store.clone(),
         IngestOptions {
-            batch_lines: a.batch.max(1),
+            batch_lines: a.batch_lines.max(1),
+            batch_records: a.batch.max(1),
             skip_rcode: a.skip_rcode,
         },
     );
