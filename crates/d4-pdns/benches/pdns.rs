@@ -1,10 +1,16 @@
 //! Benchmarks of d4-pdns:
 //! * `ingest`: passivedns CSV lines/s into a fresh embedded store (goal ≥ 300,000/s on one
-//!   core), next to `parse_only` (the parser alone: the ceiling).
+//!   core), next to `parse_only` (the parser alone: the ceiling), on three data sets of
+//!   500k lines: uniform over 100k records (each seen ~5 times), skewed like real traffic
+//!   (a few records make most lines) over 100k records, and all-unique (the worst case).
 //! * `query`: name lookup latency (lookup + sort + COF serialization) in a store holding
 //!   1,000,000 records; p50/p99 printed from 20,000 timed lookups (goal p99 < 5 ms).
 //!
 //! `cargo bench -p d4-pdns` (set PDNS_BENCH_RECORDS to change the store size).
+//! `PDNS_BENCH_PROBE=uniform|skewed|unique [PDNS_BENCH_LINES=n]` runs one ingest without
+//! criterion and prints lines/s: for before/after comparisons and
+//! `valgrind --tool=callgrind --toggle-collect='*ingest_all*'` (instruction counts are
+//! repeatable on a loaded machine, wall-clock figures are not).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
