@@ -398,6 +398,21 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn cursor_decode_never_panics(s in "9[0-9]{0,120}|[0-9a-z]{0,40}") {
+            let _ = parse_position(&s);
+        }
+
+        #[test]
+        fn cursor_round_trips(w: u64, t: u64, ty: u16, skip: u32, trunc: bool,
+                              name in "[a-z0-9.-]{0,40}", rdata in "\\PC{0,40}") {
+            let c = Cursor { watermark: w, time_last_ms: t, rrname: name, rrtype: ty,
+                             rdata, truncated: trunc, skip };
+            proptest::prop_assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        }
+    }
+
     #[test]
     fn stable_under_ingest() {
         // 20 records, watermark 3.

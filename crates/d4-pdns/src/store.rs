@@ -892,3 +892,33 @@ impl PdnsStore {
         Ok(removed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_of_the_old_layout_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pdns.redb");
+        {
+            // Layout 1: records, no `layout` counter.
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(RECORDS)
+                .unwrap()
+                .insert(&b"com.example\0\0\x011.2.3.4"[..], &[0u8; 24][..])
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        assert!(matches!(
+            PdnsStore::open(&path),
+            Err(StoreError::OldLayout { .. })
+        ));
+        // A fresh file gets the current layout and opens again.
+        let fresh = dir.path().join("new.redb");
+        drop(PdnsStore::open(&fresh).unwrap());
+        let s = PdnsStore::open(&fresh).unwrap();
+        assert_eq!(s.watermark().unwrap(), 0);
+    }
+}

@@ -63,7 +63,8 @@ pub enum PdnsCommand {
     /// Answers are JSON lines (application/x-ndjson) ordered by last seen, newest first.
     /// Pagination: request headers dribble-paginate-count / dribble-paginate-cursor, answer
     /// header x-dribble-cursor (as CIRCL's service and PyPDNS); filters: header
-    /// dribble-filter-rrtype or ?rrtype=A,AAAA&since=SECS&until=SECS&limit=N&cursor=N.
+    /// dribble-filter-rrtype or ?rrtype=A,AAAA&since=SECS&until=SECS&limit=N&cursor=C. The
+    /// cursor encodes the last record sent, so pages stay stable while records are ingested.
     Serve(ServeArgs),
 }
 
