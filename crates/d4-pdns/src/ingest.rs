@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::parse::parse_line;
 use crate::store::{Batch, RecordStore, StoreError};
@@ -21,6 +22,9 @@ pub struct IngestOptions {
     /// are merged in memory, so what a batch costs (memory, B-tree work) grows with this,
     /// not with its lines. A batch is committed when either limit is reached.
     pub batch_records: usize,
+    /// A batch older than this is committed when the next line arrives (a slow feed such
+    /// as `tail -F | d4 pdns ingest -` does not wait for a full batch).
+    pub max_batch_age: Duration,
     /// Drop rcode lines (`NXDOMAIN`...) instead of storing them apart.
     pub skip_rcode: bool,
 }
@@ -30,6 +34,7 @@ impl Default for IngestOptions {
         IngestOptions {
             batch_lines: 1_000_000,
             batch_records: 100_000,
+            max_batch_age: Duration::from_secs(5),
             skip_rcode: false,
         }
     }
@@ -52,6 +57,8 @@ pub struct Ingester {
     store: Arc<dyn RecordStore>,
     opts: IngestOptions,
     batch: Batch,
+    /// When the first line of the current batch arrived.
+    batch_started: Option<Instant>,
     stats: IngestStats,
 }
 
@@ -61,6 +68,7 @@ impl Ingester {
             store,
             opts,
             batch: Batch::new(),
+            batch_started: None,
             stats: IngestStats::default(),
         }
     }
@@ -89,8 +97,10 @@ impl Ingester {
             }
             Err(e) => self.bad(e.kind(), &e.to_string(), trimmed),
         }
+        let started = *self.batch_started.get_or_insert_with(Instant::now);
         if self.batch.lines() as usize >= self.opts.batch_lines
             || self.batch.distinct() >= self.opts.batch_records
+            || started.elapsed() >= self.opts.max_batch_age
         {
             self.flush()?;
         }
@@ -161,12 +171,60 @@ impl Ingester {
     /// Commits what is batched.
     pub fn flush(&mut self) -> Result<(), StoreError> {
         if self.batch.is_empty() {
+            self.batch_started = None;
             return Ok(());
         }
         let c = self.store.commit(&mut self.batch)?;
+        self.batch_started = None;
         self.stats.new_records += c.new_records;
         self.stats.updated_records += c.updated_records;
         self.stats.commits += 1;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PdnsStore;
+
+    #[test]
+    fn batches_end_on_records_lines_or_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(PdnsStore::open(&dir.path().join("p.redb")).unwrap());
+        let line = |i: u32| {
+            format!(
+                "1600000000.0||c||s||IN||h{}.example.||A||192.0.2.1||60||1\n",
+                i % 3
+            )
+        };
+        let run = |opts: IngestOptions| {
+            let mut ing = Ingester::new(store.clone(), opts);
+            for i in 0..12 {
+                ing.chunk(line(i).as_bytes(), None).unwrap();
+            }
+            ing.stats().commits
+        };
+        let big = IngestOptions::default();
+        assert_eq!(run(big.clone()), 0, "nothing full, nothing old");
+        // 3 distinct records: repeated lines do not fill a batch bounded by records...
+        let by_records = IngestOptions {
+            batch_records: 3,
+            ..big.clone()
+        };
+        assert_eq!(run(by_records), 4);
+        // ...lines do; and an old batch is committed at the next line.
+        assert_eq!(
+            run(IngestOptions {
+                batch_lines: 6,
+                ..big.clone()
+            }),
+            2
+        );
+        let by_age = IngestOptions {
+            max_batch_age: Duration::ZERO,
+            ..big
+        };
+        assert_eq!(run(by_age), 12);
     }
 }
