@@ -306,6 +306,7 @@ fn ingest_queue(
             batch_lines: a.batch_lines.max(1),
             batch_records: a.batch.max(1),
             skip_rcode: a.skip_rcode,
+            ..IngestOptions::default()
         },
     );
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -343,6 +344,7 @@ fn ingest(store: Arc<dyn RecordStore>, a: IngestArgs) -> anyhow::Result<ExitCode
             batch_lines: a.batch_lines.max(1),
             batch_records: a.batch.max(1),
             skip_rcode: a.skip_rcode,
+            ..IngestOptions::default()
         },
     );
     let inputs = if a.inputs.is_empty() {
