@@ -1,10 +1,16 @@
 //! Benchmarks of d4-pdns:
 //! * `ingest`: passivedns CSV lines/s into a fresh embedded store (goal ≥ 300,000/s on one
-//!   core), next to `parse_only` (the parser alone: the ceiling).
+//!   core), next to `parse_only` (the parser alone: the ceiling), on three data sets of
+//!   500k lines: uniform over 100k records (each seen ~5 times), skewed like real traffic
+//!   (a few records make most lines) over 100k records, and all-unique (the worst case).
 //! * `query`: name lookup latency (lookup + sort + COF serialization) in a store holding
 //!   1,000,000 records; p50/p99 printed from 20,000 timed lookups (goal p99 < 5 ms).
 //!
 //! `cargo bench -p d4-pdns` (set PDNS_BENCH_RECORDS to change the store size).
+//! `PDNS_BENCH_PROBE=uniform|skewed|unique [PDNS_BENCH_LINES=n]` runs one ingest without
+//! criterion and prints lines/s: for before/after comparisons and
+//! `valgrind --tool=callgrind --toggle-collect='*ingest_all*'` (instruction counts are
+//! repeatable on a loaded machine, wall-clock figures are not).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -27,13 +33,33 @@ impl Rng {
     }
 }
 
-/// Real-shaped traffic: `lines` lines over `distinct` (name, type, rdata) records (each
-/// record seen lines/distinct times on average), types mixed like resolver traffic.
-fn traffic(lines: usize, distinct: u64, seed: u64) -> Vec<u8> {
+/// How records are drawn for each line.
+#[derive(Clone, Copy)]
+enum Mix {
+    /// Uniformly over `distinct` records (each seen lines/distinct times on average).
+    Uniform,
+    /// Skewed like real resolver traffic: a few popular records make most lines (the
+    /// record index is `distinct * u^4` for a uniform `u`, so ~56% of the lines hit the
+    /// first 10% of the records).
+    Skewed,
+    /// Every line a new record (line i is record i): the worst case.
+    Unique,
+}
+
+/// Real-shaped traffic: `lines` lines over `distinct` (name, type, rdata) records, types
+/// mixed like resolver traffic.
+fn traffic_mix(lines: usize, distinct: u64, seed: u64, mix: Mix) -> Vec<u8> {
     let mut r = Rng(seed | 1);
     let mut out = Vec::with_capacity(lines * 110);
     for i in 0..lines {
-        let rec = r.next() % distinct;
+        let rec = match mix {
+            Mix::Uniform => r.next() % distinct,
+            Mix::Skewed => {
+                let u = (r.next() >> 11) as f64 / (1u64 << 53) as f64;
+                ((distinct as f64) * u.powi(4)) as u64
+            }
+            Mix::Unique => i as u64,
+        };
         let ts = 1_600_000_000 + i as u64 / 100;
         let name = format!(
             "host{}.zone{}.example{}.com.",
@@ -71,6 +97,10 @@ fn traffic(lines: usize, distinct: u64, seed: u64) -> Vec<u8> {
     out
 }
 
+fn traffic(lines: usize, distinct: u64, seed: u64) -> Vec<u8> {
+    traffic_mix(lines, distinct, seed, Mix::Uniform)
+}
+
 fn ingest_all(data: &[u8]) -> (tempfile::TempDir, Arc<PdnsStore>) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(PdnsStore::open(&dir.path().join("pdns.redb")).unwrap());
@@ -98,18 +128,26 @@ fn bench_ingest(c: &mut Criterion) {
             ok
         })
     });
-    g.bench_function("embedded_store_500k_lines_100k_records", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let t = Instant::now();
-                let (_d, store) = ingest_all(&data);
-                total += t.elapsed();
-                drop(store);
-            }
-            total
-        })
-    });
+    let skewed = traffic_mix(LINES, 100_000, 7, Mix::Skewed);
+    let unique = traffic_mix(LINES, 0, 7, Mix::Unique);
+    for (name, data) in [
+        ("embedded_store_500k_lines_100k_records", &data),
+        ("embedded_store_500k_lines_skewed_100k_records", &skewed),
+        ("embedded_store_500k_lines_all_unique", &unique),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let t = Instant::now();
+                    let (_d, store) = ingest_all(data);
+                    total += t.elapsed();
+                    drop(store);
+                }
+                total
+            })
+        });
+    }
     g.finish();
 }
 
@@ -178,7 +216,34 @@ fn query_latency(c: &mut Criterion) {
 
 criterion_group!(benches, bench_ingest, query_latency);
 
+/// `PDNS_BENCH_PROBE=uniform|skewed|unique` (optionally `PDNS_BENCH_LINES`): one ingest
+/// into a fresh store, lines/s printed, no criterion; for callgrind and quick comparisons.
+fn probe(kind: &str) {
+    let lines: usize = std::env::var("PDNS_BENCH_LINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500_000);
+    let mix = match kind {
+        "skewed" => Mix::Skewed,
+        "unique" => Mix::Unique,
+        _ => Mix::Uniform,
+    };
+    let data = traffic_mix(lines, lines as u64 / 5, 7, mix);
+    let t = Instant::now();
+    let (_d, store) = ingest_all(&data);
+    let secs = t.elapsed().as_secs_f64();
+    eprintln!(
+        "probe {kind}: {lines} lines, {} records, {secs:.3}s, {:.0} lines/s",
+        store.len().unwrap(),
+        lines as f64 / secs
+    );
+}
+
 fn main() {
+    if let Ok(kind) = std::env::var("PDNS_BENCH_PROBE") {
+        probe(&kind);
+        return;
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::parse::parse_line;
 use crate::store::{Batch, RecordStore, StoreError};
@@ -15,8 +16,15 @@ const WARN_BAD_LINES: u64 = 100;
 
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
-    /// Accepted lines per write transaction.
+    /// Most accepted lines per write transaction.
     pub batch_lines: usize,
+    /// Most distinct (rrname, rrtype, rdata) per write transaction: repeated observations
+    /// are merged in memory, so what a batch costs (memory, B-tree work) grows with this,
+    /// not with its lines. A batch is committed when either limit is reached.
+    pub batch_records: usize,
+    /// A batch older than this is committed when the next line arrives (a slow feed such
+    /// as `tail -F | d4 pdns ingest -` does not wait for a full batch).
+    pub max_batch_age: Duration,
     /// Drop rcode lines (`NXDOMAIN`...) instead of storing them apart.
     pub skip_rcode: bool,
 }
@@ -24,7 +32,9 @@ pub struct IngestOptions {
 impl Default for IngestOptions {
     fn default() -> Self {
         IngestOptions {
-            batch_lines: 100_000,
+            batch_lines: 1_000_000,
+            batch_records: 100_000,
+            max_batch_age: Duration::from_secs(5),
             skip_rcode: false,
         }
     }
@@ -47,6 +57,8 @@ pub struct Ingester {
     store: Arc<dyn RecordStore>,
     opts: IngestOptions,
     batch: Batch,
+    /// When the first line of the current batch arrived.
+    batch_started: Option<Instant>,
     stats: IngestStats,
 }
 
@@ -56,6 +68,7 @@ impl Ingester {
             store,
             opts,
             batch: Batch::new(),
+            batch_started: None,
             stats: IngestStats::default(),
         }
     }
@@ -84,7 +97,9 @@ impl Ingester {
             }
             Err(e) => self.bad(e.kind(), &e.to_string(), trimmed),
         }
-        if self.batch.lines() as usize >= self.opts.batch_lines {
+        if self.batch.lines() as usize >= self.opts.batch_lines
+            || self.batch.distinct() >= self.opts.batch_records
+        {
             self.flush()?;
         }
         Ok(())
@@ -113,13 +128,29 @@ impl Ingester {
         Ok(())
     }
 
-    /// Reads lines to the end of `r`, committing as batches fill. I/O errors end the read.
+    /// Commits the batch if it is older than `max_batch_age`. The clock is read only here,
+    /// when the reader has drained its buffer (about to wait for input), not per line.
+    fn flush_if_old(&mut self) -> Result<(), StoreError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let started = *self.batch_started.get_or_insert_with(Instant::now);
+        if started.elapsed() >= self.opts.max_batch_age {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Reads lines to the end of `r`, committing as batches fill, and a batch older than
+    /// `max_batch_age` whenever the reader's buffer runs dry (a slow feed). I/O errors end
+    /// the read.
     pub fn read<R: BufRead>(&mut self, mut r: R, sensor: Option<&str>) -> std::io::Result<()> {
         let mut line = Vec::with_capacity(512);
         loop {
             line.clear();
             let mut too_long = false;
             let mut eof = false;
+            let mut drained = false;
             loop {
                 let buf = r.fill_buf()?;
                 if buf.is_empty() {
@@ -135,6 +166,7 @@ impl Ingester {
                 } else {
                     too_long = true;
                 }
+                drained = take == buf.len();
                 r.consume(take);
                 if done {
                     break;
@@ -145,6 +177,9 @@ impl Ingester {
             } else if !line.is_empty() {
                 self.line(&line, sensor).map_err(std::io::Error::other)?;
             }
+            if drained && !eof {
+                self.flush_if_old().map_err(std::io::Error::other)?;
+            }
             if eof {
                 return Ok(());
             }
@@ -154,12 +189,61 @@ impl Ingester {
     /// Commits what is batched.
     pub fn flush(&mut self) -> Result<(), StoreError> {
         if self.batch.is_empty() {
+            self.batch_started = None;
             return Ok(());
         }
         let c = self.store.commit(&mut self.batch)?;
+        self.batch_started = None;
         self.stats.new_records += c.new_records;
         self.stats.updated_records += c.updated_records;
         self.stats.commits += 1;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PdnsStore;
+
+    #[test]
+    fn batches_end_on_records_lines_or_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(PdnsStore::open(&dir.path().join("p.redb")).unwrap());
+        let line = |i: u32| {
+            format!(
+                "1600000000.0||c||s||IN||h{}.example.||A||192.0.2.1||60||1\n",
+                i % 3
+            )
+        };
+        let run = |opts: IngestOptions| {
+            let mut ing = Ingester::new(store.clone(), opts);
+            let text: String = (0..12).map(line).collect();
+            // A buffer of one line: it runs dry after every line, as a slow feed does.
+            let r = std::io::BufReader::with_capacity(line(0).len(), text.as_bytes());
+            ing.read(r, None).unwrap();
+            ing.stats().commits
+        };
+        let big = IngestOptions::default();
+        assert_eq!(run(big.clone()), 0, "nothing full, nothing old");
+        // 3 distinct records: repeated lines do not fill a batch bounded by records...
+        let by_records = IngestOptions {
+            batch_records: 3,
+            ..big.clone()
+        };
+        assert_eq!(run(by_records), 4);
+        // ...lines do; and an old batch is committed at the next line.
+        assert_eq!(
+            run(IngestOptions {
+                batch_lines: 6,
+                ..big.clone()
+            }),
+            2
+        );
+        let by_age = IngestOptions {
+            max_batch_age: Duration::ZERO,
+            ..big
+        };
+        assert_eq!(run(by_age), 12, "one commit per line");
     }
 }

@@ -89,9 +89,8 @@ pub fn parse_line(line: &[u8]) -> Result<Observation<'_>, LineError> {
     // Six separators from the left...
     let mut left = [0usize; 6];
     let mut pos = 0;
-    let finder = memmem::Finder::new(SEP);
     for (i, slot) in left.iter_mut().enumerate() {
-        match finder.find(&b[pos..]) {
+        match find_sep(&b[pos..]) {
             Some(off) => {
                 *slot = pos + off;
                 pos = pos + off + 2;
@@ -101,12 +100,11 @@ pub fn parse_line(line: &[u8]) -> Result<Observation<'_>, LineError> {
     }
     let mid_start = pos;
     // ...and two from the right, not overlapping the left ones.
-    let rfinder = memmem::FinderRev::new(SEP);
     let rest = &b[mid_start..];
-    let Some(r2) = rfinder.rfind(rest) else {
+    let Some(r2) = rfind_sep(rest) else {
         return Err(LineError::TooFewFields(7));
     };
-    let Some(r1) = rfinder.rfind(&rest[..r2]) else {
+    let Some(r1) = rfind_sep(&rest[..r2]) else {
         return Err(LineError::TooFewFields(8));
     };
     let f = |a: usize, z: usize| &line[a..z];
@@ -118,8 +116,8 @@ pub fn parse_line(line: &[u8]) -> Result<Observation<'_>, LineError> {
     let count = f(mid_start + r2 + 2, b.len());
 
     let rrtype = rrtype::parse(qtype).ok_or_else(|| LineError::UnknownType(clip(qtype)))?;
-    if finder.find(answer.as_bytes()).is_some() && !is_quoted(answer) {
-        let fields = 9 + finder.find_iter(answer.as_bytes()).count();
+    if find_sep(answer.as_bytes()).is_some() && !is_quoted(answer) {
+        let fields = 9 + memmem::find_iter(answer.as_bytes(), SEP).count();
         return Err(LineError::TooManyFields(fields));
     }
     let time_ms = parse_timestamp(ts)?;
@@ -148,6 +146,31 @@ pub fn parse_line(line: &[u8]) -> Result<Observation<'_>, LineError> {
         count,
         rcode: false,
     })
+}
+
+/// The first `||` in `b` (what `memmem::find` returns, without building a finder per line).
+fn find_sep(b: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(b'|', &b[from..]) {
+        let i = from + i;
+        if b.get(i + 1) == Some(&b'|') {
+            return Some(i);
+        }
+        from = i + 1;
+    }
+    None
+}
+
+/// The last `||` in `b` (as `memmem::rfind`).
+fn rfind_sep(b: &[u8]) -> Option<usize> {
+    let mut end = b.len();
+    while let Some(i) = memchr::memrchr(b'|', &b[..end]) {
+        if i > 0 && b[i - 1] == b'|' {
+            return Some(i - 1);
+        }
+        end = i;
+    }
+    None
 }
 
 fn trim_eol(mut l: &[u8]) -> &[u8] {
@@ -236,13 +259,10 @@ pub fn normalize_rdata(rrtype: u16, s: &str) -> Option<Cow<'_, str>> {
     }
     match rrtype::shape(rrtype) {
         RdataShape::Ipv4 => {
-            let ip: Ipv4Addr = s.parse().ok()?;
-            let canon = ip.to_string();
-            Some(if canon == s {
-                Cow::Borrowed(s)
-            } else {
-                Cow::Owned(canon)
-            })
+            // The standard parser only accepts the canonical dotted quad (no leading zeros,
+            // no shorthand), so what parses is already in canonical form.
+            let _: Ipv4Addr = s.parse().ok()?;
+            Some(Cow::Borrowed(s))
         }
         RdataShape::Ipv6 => {
             let ip: Ipv6Addr = s.parse().ok()?;
@@ -292,6 +312,17 @@ pub fn normalize_rdata(rrtype: u16, s: &str) -> Option<Cow<'_, str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn separators_match_memmem() {
+        for s in [
+            "", "|", "||", "a||b", "a|||b", "||||", "a|b||c|", "x|", "|x||",
+        ] {
+            let b = s.as_bytes();
+            assert_eq!(find_sep(b), memmem::find(b, SEP), "{s:?}");
+            assert_eq!(rfind_sep(b), memmem::rfind(b, SEP), "{s:?}");
+        }
+    }
 
     #[test]
     fn timestamps() {

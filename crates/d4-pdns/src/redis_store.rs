@@ -103,6 +103,7 @@ impl RedisStore {
                     first: first * 1000,
                     last: last * 1000,
                     count: num(2).unwrap_or(1),
+                    seq: 0,
                     sensors: Vec::new(),
                 };
                 if !filter.keep(*t, &a) {
@@ -119,6 +120,7 @@ impl RedisStore {
                     time_last_ms: a.last,
                     count: a.count,
                     sensors: Vec::new(),
+                    seq: 0,
                 });
             }
         }

@@ -1,9 +1,13 @@
 //! The COF lookup server (axum): `GET /query/<q>`, `GET /fquery/<value>`, `GET /info`.
 //!
 //! Pagination follows CIRCL's service as PyPDNS uses it: request headers
-//! `dribble-paginate-count` (page size) and `dribble-paginate-cursor` (offset of the first
-//! record, an integer > 0 taken from the previous answer), `dribble-filter-rrtype`; the
-//! answer carries `x-dribble-cursor` when more records follow. Query parameters `rrtype`
+//! `dribble-paginate-count` (page size) and `dribble-paginate-cursor` (the previous
+//! answer's `x-dribble-cursor`: a positive integer, as PyPDNS parses it with `int()`),
+//! `dribble-filter-rrtype`; the answer carries `x-dribble-cursor` when more records
+//! follow. The cursor encodes the position (the sort key of the last record sent and the
+//! store's write watermark, see [`crate::query::Cursor`]), so pages neither skip nor repeat
+//! records while others are ingested; a plain small integer is still taken as an offset.
+//! Query parameters `rrtype`
 //! (comma-separated), `since`, `until` (seconds), `limit` and `cursor` do the same for curl
 //! users. `x-d4-total` gives the number of matching records. Nothing is cut silently: a
 //! page that does not hold everything always carries a cursor, and a query matching more
@@ -24,7 +28,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::cof::{self, CofOptions};
-use crate::query::{self, page, sort_records};
+use crate::query::{self, page_at, parse_position, sort_records, Position};
 use crate::rrtype;
 use crate::store::{Filter, Lookup, RecordStore, StoreError};
 
@@ -165,7 +169,7 @@ struct Params {
     since: Option<u64>,
     until: Option<u64>,
     limit: Option<usize>,
-    cursor: Option<usize>,
+    cursor: Option<String>,
 }
 
 fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -214,22 +218,24 @@ async fn run_lookup(
         },
         None => params.limit.filter(|l| *l > 0),
     };
-    let cursor = match header_str(&headers, "dribble-paginate-cursor") {
-        Some(c) => match c.parse::<usize>() {
-            Ok(c) => c,
-            Err(_) => return error(StatusCode::BAD_REQUEST, "bad dribble-paginate-cursor"),
+    let pos = match header_str(&headers, "dribble-paginate-cursor").or(params.cursor.as_deref()) {
+        Some(c) => match parse_position(c) {
+            Some(p) => p,
+            None => return error(StatusCode::BAD_REQUEST, "bad dribble-paginate-cursor"),
         },
-        None => params.cursor.unwrap_or(0),
+        None => Position::Start,
     };
     let max = st.cfg.max_matches;
     let store = st.store.clone();
     let found = tokio::task::spawn_blocking(move || {
+        // The watermark first: a record written after it is sent again rather than missed.
+        let watermark = store.watermark()?;
         let mut r = store.lookup(&lookup, &filter, max)?;
         sort_records(&mut r);
-        Ok::<_, StoreError>(r)
+        Ok::<_, StoreError>((r, watermark))
     })
     .await;
-    let records = match found {
+    let (records, watermark) = match found {
         Ok(Ok(r)) => r,
         Ok(Err(e @ StoreError::TooManyMatches(_))) => {
             return error(StatusCode::UNPROCESSABLE_ENTITY, e)
@@ -244,8 +250,13 @@ async fn run_lookup(
             return error(StatusCode::INTERNAL_SERVER_ERROR, "lookup failed");
         }
     };
-    let (slice, next) = page(&records, cursor, count);
-    let body = cof::write_lines(slice, &st.cfg.cof);
+    let page = page_at(&records, &pos, count, watermark);
+    let mut body = String::new();
+    if !page.moved.is_empty() {
+        let moved: Vec<_> = page.moved.iter().map(|r| (*r).clone()).collect();
+        body = cof::write_lines(&moved, &st.cfg.cof);
+    }
+    body.push_str(&cof::write_lines(page.records, &st.cfg.cof));
     let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
     h.insert(
@@ -255,8 +266,8 @@ async fn run_lookup(
     if let Ok(v) = HeaderValue::from_str(&records.len().to_string()) {
         h.insert("x-d4-total", v);
     }
-    if let Some(n) = next {
-        if let Ok(v) = HeaderValue::from_str(&n.to_string()) {
+    if let Some(n) = page.next {
+        if let Ok(v) = HeaderValue::from_str(&n.encode()) {
             h.insert("x-dribble-cursor", v);
         }
     }

@@ -4,14 +4,21 @@
 //!
 //! Tables (all keys are bytes, ordered):
 //! * `records`: `revname \0 type(be16) rdata` → `first_ms(le64) last_ms(le64) count(le64)
-//!   sensors(comma separated)`. `revname` is the owner name with its labels reversed
+//!   seq(le64) sensors(comma separated)`; `seq` is the commit that last changed the record
+//!   (the write watermark that keeps pagination stable under ingest). `revname` is the owner name with its labels reversed
 //!   (`www.example.com` → `com.example.www`): an exact name is the range `revname\0…`, a
 //!   wildcard `*.example.com` the range of keys starting with `com.example.`.
 //! * `names`: owner names in forward order, for prefix search (`www.exam*`).
-//! * `rdata`: `rdata \0 type revname` → (): reverse lookups (`/fquery`, `/query/<ip>`).
-//! * `ips`: `ip(16 bytes, IPv4 mapped) type revname` → (): CIDR search on A/AAAA.
+//! * `rdata`: the reverse index (`/fquery`, `/query/<ip>`, CIDR search), one entry per
+//!   record: `rdata \0 type revname` → (), except for A/AAAA where it is
+//!   `\0 ip(16 bytes, IPv4 mapped) type revname` (rdata never holds a NUL, so the two
+//!   forms cannot collide; addresses in numeric order make CIDR search a range scan).
 //! * `rcodes`: like `records`, for error lines (`NXDOMAIN`...), kept apart.
-//! * `meta`: counters (`records`, `type:<n>`, `sensor:<id>`, `lines`, `bad:<kind>`...).
+//! * `meta`: counters (`records`, `type:<n>`, `sensor:<id>`, `lines`, `bad:<kind>`...),
+//!   `seq` (commits so far) and `layout` ([`LAYOUT`]).
+//!
+//! Every commit is one durable redb transaction: a crash loses at most the batch in
+//! flight, never half of it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -26,9 +33,12 @@ use crate::parse::Observation;
 const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
 const NAMES: TableDefinition<&[u8], ()> = TableDefinition::new("names");
 const RDATA: TableDefinition<&[u8], ()> = TableDefinition::new("rdata");
-const IPS: TableDefinition<&[u8], ()> = TableDefinition::new("ips");
 const RCODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rcodes");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// The on-disk layout version, kept in `meta` (2: `seq` in the values, A/AAAA reverse
+/// entries keyed by address; 1 had a separate `ips` table).
+pub const LAYOUT: u64 = 2;
 
 /// Most sensor ids remembered per record.
 pub const MAX_SENSORS_PER_RECORD: usize = 16;
@@ -37,6 +47,8 @@ pub const MAX_SENSORS_PER_RECORD: usize = 16;
 pub enum StoreError {
     #[error("the passive DNS database {path} is already open in another process (one process owns it: run the ingester inside `d4 pdns serve --queue/--input`, or stop the server first)")]
     Locked { path: String },
+    #[error("{path} was written with an older layout of the passive DNS store: move it away and ingest again")]
+    OldLayout { path: String },
     #[error("database error: {0}")]
     Db(Box<redb::Error>),
     #[error("the query matches more than {0} records: narrow it (rrtype, time window, a longer suffix/prefix) or raise --max-matches")]
@@ -62,6 +74,12 @@ pub trait RecordStore: Send + Sync {
     fn info(&self) -> Result<Info, StoreError>;
     /// Removes expired records (expiry per rrtype, seconds); returns how many.
     fn expire(&self, now_ms: u64, ttl: &HashMap<u16, u64>) -> Result<u64, StoreError>;
+    /// The write watermark: records changed by later commits have [`Record::seq`] above it.
+    /// Read it before a lookup to page stably (see [`crate::query::page_at`]). Backends that
+    /// do not track changes return 0 (and [`Record::seq`] 0).
+    fn watermark(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
 }
 
 impl RecordStore for PdnsStore {
@@ -82,6 +100,9 @@ impl RecordStore for PdnsStore {
     fn expire(&self, now_ms: u64, ttl: &HashMap<u16, u64>) -> Result<u64, StoreError> {
         PdnsStore::expire(self, now_ms, ttl)
     }
+    fn watermark(&self) -> Result<u64, StoreError> {
+        PdnsStore::watermark(self)
+    }
 }
 
 fn dberr<E: Into<redb::Error>>(e: E) -> StoreError {
@@ -100,6 +121,8 @@ pub struct Record {
     pub time_last_ms: u64,
     pub count: u64,
     pub sensors: Vec<String>,
+    /// The commit that last changed the record (0 when the backend does not track it).
+    pub seq: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -107,6 +130,7 @@ pub(crate) struct Agg {
     pub(crate) first: u64,
     pub(crate) last: u64,
     pub(crate) count: u64,
+    pub(crate) seq: u64,
     pub(crate) sensors: Vec<String>,
 }
 
@@ -124,13 +148,18 @@ impl Agg {
             }
         }
     }
-    fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(24 + self.sensors.len() * 33);
+    fn encode_into(&self, v: &mut Vec<u8>) {
+        v.clear();
         v.extend_from_slice(&self.first.to_le_bytes());
         v.extend_from_slice(&self.last.to_le_bytes());
         v.extend_from_slice(&self.count.to_le_bytes());
-        v.extend_from_slice(self.sensors.join(",").as_bytes());
-        v
+        v.extend_from_slice(&self.seq.to_le_bytes());
+        for (i, s) in self.sensors.iter().enumerate() {
+            if i > 0 {
+                v.push(b',');
+            }
+            v.extend_from_slice(s.as_bytes());
+        }
     }
     fn decode(v: &[u8]) -> Agg {
         let n = |i: usize| {
@@ -140,7 +169,7 @@ impl Agg {
                 .unwrap_or(0)
         };
         let sensors = v
-            .get(24..)
+            .get(32..)
             .map(|s| String::from_utf8_lossy(s))
             .map(|s| {
                 s.split(',')
@@ -153,6 +182,7 @@ impl Agg {
             first: n(0),
             last: n(8),
             count: n(16),
+            seq: n(24),
             sensors,
         }
     }
@@ -185,11 +215,61 @@ pub(crate) fn split_record_key(k: &[u8]) -> Option<(&[u8], u16, &[u8])> {
     Some((&k[..z], u16::from_be_bytes([t[0], t[1]]), &k[z + 3..]))
 }
 
+/// Appends `name` (bytes) with its labels reversed.
+fn reverse_labels_bytes(name: &[u8], out: &mut Vec<u8>) {
+    let mut first = true;
+    for label in name.rsplit(|b| *b == b'.') {
+        if !first {
+            out.push(b'.');
+        }
+        first = false;
+        out.extend_from_slice(label);
+    }
+}
+
 pub(crate) fn unreverse(rev: &[u8]) -> String {
-    let s = String::from_utf8_lossy(rev);
     let mut out = Vec::with_capacity(rev.len());
-    reverse_labels(&s, &mut out);
-    String::from_utf8_lossy(&out).into_owned()
+    reverse_labels_bytes(rev, &mut out);
+    match String::from_utf8(out) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
+/// The address of an A/AAAA rdata (those are indexed by address).
+fn ip_of(rrtype: u16, rdata: &[u8]) -> Option<IpAddr> {
+    let s = std::str::from_utf8(rdata).ok()?;
+    match rrtype {
+        crate::rrtype::A => s.parse::<Ipv4Addr>().ok().map(IpAddr::V4),
+        crate::rrtype::AAAA => s.parse::<Ipv6Addr>().ok().map(IpAddr::V6),
+        _ => None,
+    }
+}
+
+/// The `rdata` (reverse) index key of a record.
+fn rdata_index_key(rev: &[u8], rrtype: u16, rdata: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    match ip_of(rrtype, rdata) {
+        Some(ip) => {
+            out.push(0);
+            out.extend_from_slice(&ip16(ip));
+        }
+        None => {
+            out.extend_from_slice(rdata);
+            out.push(0);
+        }
+    }
+    out.extend_from_slice(&rrtype.to_be_bytes());
+    out.extend_from_slice(rev);
+}
+
+/// The text form of an indexed address, as the parser stores it.
+fn ip_text(rrtype: u16, a16: [u8; 16]) -> String {
+    let v6 = Ipv6Addr::from(a16);
+    match (rrtype, v6.to_ipv4_mapped()) {
+        (crate::rrtype::A, Some(v4)) => v4.to_string(),
+        _ => v6.to_string(),
+    }
 }
 
 fn ip16(ip: IpAddr) -> [u8; 16] {
@@ -202,8 +282,8 @@ fn ip16(ip: IpAddr) -> [u8; 16] {
 /// Observations aggregated in memory before one write transaction.
 #[derive(Debug, Default)]
 pub struct Batch {
-    pub(crate) records: HashMap<Vec<u8>, Agg>,
-    pub(crate) rcodes: HashMap<Vec<u8>, Agg>,
+    pub(crate) records: hashbrown::HashMap<Vec<u8>, Agg>,
+    pub(crate) rcodes: hashbrown::HashMap<Vec<u8>, Agg>,
     pub(crate) lines: u64,
     pub(crate) bad: BTreeMap<&'static str, u64>,
     key: Vec<u8>,
@@ -234,6 +314,7 @@ impl Batch {
                     first: o.time_ms,
                     last: o.time_ms,
                     count: 0,
+                    seq: 0,
                     sensors: Vec::new(),
                 };
                 a.merge(o.time_ms, o.time_ms, o.count, sensors);
@@ -336,18 +417,47 @@ impl PdnsStore {
         };
         let tx = database.begin_write().map_err(dberr)?;
         {
-            tx.open_table(RECORDS).map_err(dberr)?;
+            let records = tx.open_table(RECORDS).map_err(dberr)?;
             tx.open_table(NAMES).map_err(dberr)?;
             tx.open_table(RDATA).map_err(dberr)?;
-            tx.open_table(IPS).map_err(dberr)?;
             tx.open_table(RCODES).map_err(dberr)?;
-            tx.open_table(META).map_err(dberr)?;
+            let mut meta = tx.open_table(META).map_err(dberr)?;
+            let layout = meta.get("layout").map_err(dberr)?.map(|v| v.value());
+            match layout {
+                Some(LAYOUT) => {}
+                None if records.is_empty().map_err(dberr)? => {
+                    meta.insert("layout", LAYOUT).map_err(dberr)?;
+                }
+                _ => {
+                    return Err(StoreError::OldLayout {
+                        path: path.display().to_string(),
+                    })
+                }
+            }
         }
         tx.commit().map_err(dberr)?;
         Ok(PdnsStore { db: database })
     }
 
-    /// Writes a batch in one transaction and empties it.
+    /// The write watermark (commits so far): see [`RecordStore::watermark`].
+    pub fn watermark(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read().map_err(dberr)?;
+        let meta = tx.open_table(META).map_err(dberr)?;
+        Ok(meta
+            .get("seq")
+            .map_err(dberr)?
+            .map(|v| v.value())
+            .unwrap_or(0))
+    }
+
+    /// Writes a batch in one durable transaction and empties it.
+    ///
+    /// Cost notes (this is the ingest hot path): the batch already merged repeated
+    /// observations in memory, so each distinct record costs one lookup and one insert in
+    /// `records`; only a new record adds index entries (its name once per batch, one
+    /// reverse entry), and those are inserted in key order, table by table, after the
+    /// records (sorted inserts touch far fewer B-tree pages). Counters are summed in memory
+    /// and written once per batch.
     pub fn commit(&self, batch: &mut Batch) -> Result<CommitStats, StoreError> {
         let mut stats = CommitStats {
             lines: batch.lines,
@@ -362,108 +472,128 @@ impl PdnsStore {
         rcodes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let tx = self.db.begin_write().map_err(dberr)?;
         {
-            let mut records = tx.open_table(RECORDS).map_err(dberr)?;
-            let mut names = tx.open_table(NAMES).map_err(dberr)?;
-            let mut rdata_ix = tx.open_table(RDATA).map_err(dberr)?;
-            let mut ips = tx.open_table(IPS).map_err(dberr)?;
             let mut meta = tx.open_table(META).map_err(dberr)?;
-            let mut counters: BTreeMap<String, u64> = BTreeMap::new();
-            // Index keys are collected, then inserted in key order, table by table: sorted
-            // inserts touch far fewer B-tree pages than inserts in record-key order.
+            let seq = meta
+                .get("seq")
+                .map_err(dberr)?
+                .map(|v| v.value())
+                .unwrap_or(0)
+                + 1;
+            let mut new_records = 0u64;
+            let mut new_rcodes = 0u64;
+            let mut per_type: hashbrown::HashMap<u16, u64> = hashbrown::HashMap::new();
+            let mut per_sensor: hashbrown::HashMap<&str, u64> = hashbrown::HashMap::new();
             let mut name_keys: Vec<Vec<u8>> = Vec::new();
             let mut rdata_keys: Vec<Vec<u8>> = Vec::new();
-            let mut ip_keys: Vec<Vec<u8>> = Vec::new();
-            for (key, agg) in &entries {
-                let existing = records
-                    .get(key.as_slice())
-                    .map_err(dberr)?
-                    .map(|v| Agg::decode(v.value()));
-                let merged = match existing {
-                    Some(mut old) => {
-                        let s: Vec<&str> = agg.sensors.iter().map(String::as_str).collect();
-                        old.merge(agg.first, agg.last, agg.count, &s);
-                        stats.updated_records += 1;
-                        old
-                    }
-                    None => {
-                        stats.new_records += 1;
-                        let Some((rev, rrtype, rdata)) = split_record_key(key) else {
-                            continue;
-                        };
-                        *counters.entry("records".into()).or_default() += 1;
-                        *counters.entry(format!("type:{rrtype}")).or_default() += 1;
-                        name_keys.push(unreverse(rev).into_bytes());
-                        let mut ix = Vec::with_capacity(key.len() + 1);
-                        ix.extend_from_slice(rdata);
-                        ix.push(0);
-                        ix.extend_from_slice(&rrtype.to_be_bytes());
-                        ix.extend_from_slice(rev);
-                        rdata_keys.push(ix);
-                        let ip = std::str::from_utf8(rdata).ok().and_then(|s| match rrtype {
-                            crate::rrtype::A => s.parse::<Ipv4Addr>().ok().map(IpAddr::V4),
-                            crate::rrtype::AAAA => s.parse::<Ipv6Addr>().ok().map(IpAddr::V6),
-                            _ => None,
-                        });
-                        if let Some(ip) = ip {
-                            let mut ix = Vec::with_capacity(18 + rev.len());
-                            ix.extend_from_slice(&ip16(ip));
-                            ix.extend_from_slice(&rrtype.to_be_bytes());
-                            ix.extend_from_slice(rev);
-                            ip_keys.push(ix);
+            let mut value = Vec::with_capacity(128);
+            {
+                let mut records = tx.open_table(RECORDS).map_err(dberr)?;
+                // Entries are in key order, so the records of one name are adjacent.
+                let mut last_rev: &[u8] = &[];
+                for (key, agg) in &entries {
+                    let Some((rev, rrtype, rdata)) = split_record_key(key) else {
+                        continue;
+                    };
+                    let existing = records
+                        .get(key.as_slice())
+                        .map_err(dberr)?
+                        .map(|v| Agg::decode(v.value()));
+                    value.clear();
+                    match existing {
+                        Some(mut old) => {
+                            let s: Vec<&str> = agg.sensors.iter().map(String::as_str).collect();
+                            old.merge(agg.first, agg.last, agg.count, &s);
+                            old.seq = seq;
+                            old.encode_into(&mut value);
+                            stats.updated_records += 1;
                         }
-                        agg.clone()
+                        None => {
+                            stats.new_records += 1;
+                            new_records += 1;
+                            *per_type.entry(rrtype).or_default() += 1;
+                            if rev != last_rev {
+                                let mut n = Vec::with_capacity(rev.len());
+                                reverse_labels_bytes(rev, &mut n);
+                                name_keys.push(n);
+                                last_rev = rev;
+                            }
+                            let mut ix = Vec::with_capacity(rev.len() + rdata.len().min(17) + 4);
+                            rdata_index_key(rev, rrtype, rdata, &mut ix);
+                            rdata_keys.push(ix);
+                            let mut a = agg.clone();
+                            a.seq = seq;
+                            a.encode_into(&mut value);
+                        }
                     }
-                };
-                for s in &agg.sensors {
-                    *counters.entry(format!("sensor:{s}")).or_default() += agg.count;
+                    for s in &agg.sensors {
+                        *per_sensor.entry(s.as_str()).or_default() += agg.count;
+                    }
+                    records
+                        .insert(key.as_slice(), value.as_slice())
+                        .map_err(dberr)?;
                 }
-                records
-                    .insert(key.as_slice(), merged.encode().as_slice())
-                    .map_err(dberr)?;
             }
-            for (keys, table) in [
-                (&mut name_keys, &mut names),
-                (&mut rdata_keys, &mut rdata_ix),
-                (&mut ip_keys, &mut ips),
+            for (keys, def, names) in [
+                (&mut name_keys, NAMES, true),
+                (&mut rdata_keys, RDATA, false),
             ] {
+                if keys.is_empty() {
+                    continue;
+                }
                 keys.sort_unstable();
                 keys.dedup();
+                let mut table = tx.open_table(def).map_err(dberr)?;
                 for k in keys.iter() {
+                    // A name often has records already (other types, rotating addresses):
+                    // a lookup is several times cheaper than an insert that changes nothing.
+                    if names && table.get(k.as_slice()).map_err(dberr)?.is_some() {
+                        continue;
+                    }
                     table.insert(k.as_slice(), ()).map_err(dberr)?;
                 }
             }
-            let mut rc = tx.open_table(RCODES).map_err(dberr)?;
-            for (key, agg) in &rcodes {
-                let existing = rc
-                    .get(key.as_slice())
-                    .map_err(dberr)?
-                    .map(|v| Agg::decode(v.value()));
-                let merged = match existing {
-                    Some(mut old) => {
-                        let s: Vec<&str> = agg.sensors.iter().map(String::as_str).collect();
-                        old.merge(agg.first, agg.last, agg.count, &s);
-                        old
-                    }
-                    None => {
-                        *counters.entry("rcode_records".into()).or_default() += 1;
-                        agg.clone()
-                    }
-                };
-                rc.insert(key.as_slice(), merged.encode().as_slice())
-                    .map_err(dberr)?;
+            if !rcodes.is_empty() {
+                let mut rc = tx.open_table(RCODES).map_err(dberr)?;
+                for (key, agg) in &rcodes {
+                    let existing = rc
+                        .get(key.as_slice())
+                        .map_err(dberr)?
+                        .map(|v| Agg::decode(v.value()));
+                    let merged = match existing {
+                        Some(mut old) => {
+                            let s: Vec<&str> = agg.sensors.iter().map(String::as_str).collect();
+                            old.merge(agg.first, agg.last, agg.count, &s);
+                            old
+                        }
+                        None => {
+                            new_rcodes += 1;
+                            agg.clone()
+                        }
+                    };
+                    merged.encode_into(&mut value);
+                    rc.insert(key.as_slice(), value.as_slice()).map_err(dberr)?;
+                }
             }
-            *counters.entry("lines".into()).or_default() += batch.lines;
+            let mut add = |k: &str, n: u64| -> Result<(), StoreError> {
+                if n == 0 {
+                    return Ok(());
+                }
+                let old = meta.get(k).map_err(dberr)?.map(|v| v.value()).unwrap_or(0);
+                meta.insert(k, old.saturating_add(n)).map_err(dberr)?;
+                Ok(())
+            };
+            add("seq", 1)?;
+            add("records", new_records)?;
+            add("rcode_records", new_rcodes)?;
+            add("lines", batch.lines)?;
+            for (t, n) in per_type {
+                add(&format!("type:{t}"), n)?;
+            }
+            for (s, n) in per_sensor {
+                add(&format!("sensor:{s}"), n)?;
+            }
             for (k, n) in &batch.bad {
-                *counters.entry(format!("bad:{k}")).or_default() += n;
-            }
-            for (k, n) in counters {
-                let old = meta
-                    .get(k.as_str())
-                    .map_err(dberr)?
-                    .map(|v| v.value())
-                    .unwrap_or(0);
-                meta.insert(k.as_str(), old.saturating_add(n))
-                    .map_err(dberr)?;
+                add(&format!("bad:{k}"), *n)?;
             }
         }
         tx.commit().map_err(dberr)?;
@@ -503,6 +633,7 @@ impl PdnsStore {
                     time_last_ms: a.last,
                     count: a.count,
                     sensors: a.sensors,
+                    seq: a.seq,
                 });
                 Ok(())
             };
@@ -554,10 +685,12 @@ impl PdnsStore {
             Lookup::Rdata(values) => {
                 let ix = tx.open_table(RDATA).map_err(dberr)?;
                 let mut seen = std::collections::HashSet::new();
+                let mut rk = Vec::new();
                 for value in values {
                     if !seen.insert(value.as_str()) {
                         continue;
                     }
+                    // Any type under the text form (`value \0`)...
                     p.clear();
                     p.extend_from_slice(value.as_bytes());
                     p.push(0);
@@ -575,7 +708,7 @@ impl PdnsStore {
                             continue;
                         };
                         let rrtype = u16::from_be_bytes([t[0], t[1]]);
-                        let mut rk = Vec::with_capacity(k.len());
+                        rk.clear();
                         rk.extend_from_slice(rev);
                         rk.push(0);
                         rk.extend_from_slice(&rrtype.to_be_bytes());
@@ -584,10 +717,43 @@ impl PdnsStore {
                             push(&rk, v.value(), &mut out)?;
                         }
                     }
+                    // ...and A/AAAA under the address, when the value is one.
+                    let Ok(ip) = value.parse::<IpAddr>() else {
+                        continue;
+                    };
+                    p.clear();
+                    p.push(0);
+                    p.extend_from_slice(&ip16(ip));
+                    for item in ix
+                        .range::<&[u8]>((Bound::Included(p.as_slice()), Bound::Unbounded))
+                        .map_err(dberr)?
+                    {
+                        let (k, _) = item.map_err(dberr)?;
+                        let k = k.value();
+                        if !k.starts_with(&p) {
+                            break;
+                        }
+                        let (Some(t), Some(rev)) = (k.get(17..19), k.get(19..)) else {
+                            continue;
+                        };
+                        let rrtype = u16::from_be_bytes([t[0], t[1]]);
+                        let text = ip_text(rrtype, ip16(ip));
+                        if text != *value {
+                            continue; // `::ffff:1.2.3.4` (AAAA) is not `1.2.3.4` (A)
+                        }
+                        rk.clear();
+                        rk.extend_from_slice(rev);
+                        rk.push(0);
+                        rk.extend_from_slice(&rrtype.to_be_bytes());
+                        rk.extend_from_slice(text.as_bytes());
+                        if let Some(v) = records.get(rk.as_slice()).map_err(dberr)? {
+                            push(&rk, v.value(), &mut out)?;
+                        }
+                    }
                 }
             }
             Lookup::Cidr(net) => {
-                let ix = tx.open_table(IPS).map_err(dberr)?;
+                let ix = tx.open_table(RDATA).map_err(dberr)?;
                 let (lo, hi) = match net {
                     IpNet::V4(n) => (
                         ip16(IpAddr::V4(n.network())),
@@ -598,28 +764,31 @@ impl PdnsStore {
                         ip16(IpAddr::V6(n.broadcast())),
                     ),
                 };
+                p.clear();
+                p.push(0);
+                p.extend_from_slice(&lo);
+                let mut rk = Vec::new();
                 for item in ix
-                    .range::<&[u8]>((Bound::Included(&lo[..]), Bound::Unbounded))
+                    .range::<&[u8]>((Bound::Included(p.as_slice()), Bound::Unbounded))
                     .map_err(dberr)?
                 {
                     let (k, _) = item.map_err(dberr)?;
                     let k = k.value();
-                    let Some(addr) = k.get(..16) else { continue };
+                    if k.first() != Some(&0) {
+                        break;
+                    }
+                    let Some(addr) = k.get(1..17) else { continue };
                     if addr > &hi[..] {
                         break;
                     }
-                    let (Some(t), Some(rev)) = (k.get(16..18), k.get(18..)) else {
+                    let (Some(t), Some(rev)) = (k.get(17..19), k.get(19..)) else {
                         continue;
                     };
                     let rrtype = u16::from_be_bytes([t[0], t[1]]);
                     let mut a16 = [0u8; 16];
                     a16.copy_from_slice(addr);
-                    let v6 = Ipv6Addr::from(a16);
-                    let text = match (rrtype, v6.to_ipv4_mapped()) {
-                        (crate::rrtype::A, Some(v4)) => v4.to_string(),
-                        _ => v6.to_string(),
-                    };
-                    let mut rk = Vec::with_capacity(k.len() + text.len());
+                    let text = ip_text(rrtype, a16);
+                    rk.clear();
                     rk.extend_from_slice(rev);
                     rk.push(0);
                     rk.extend_from_slice(&rrtype.to_be_bytes());
@@ -681,7 +850,6 @@ impl PdnsStore {
         {
             let mut records = tx.open_table(RECORDS).map_err(dberr)?;
             let mut rdata_ix = tx.open_table(RDATA).map_err(dberr)?;
-            let mut ips = tx.open_table(IPS).map_err(dberr)?;
             let mut meta = tx.open_table(META).map_err(dberr)?;
             let mut doomed: Vec<(Vec<u8>, u16)> = Vec::new();
             for item in records.iter().map_err(dberr)? {
@@ -704,19 +872,8 @@ impl PdnsStore {
                     continue;
                 };
                 records.remove(key.as_slice()).map_err(dberr)?;
-                ix.clear();
-                ix.extend_from_slice(rdata);
-                ix.push(0);
-                ix.extend_from_slice(&rrtype.to_be_bytes());
-                ix.extend_from_slice(rev);
+                rdata_index_key(rev, *rrtype, rdata, &mut ix);
                 rdata_ix.remove(ix.as_slice()).map_err(dberr)?;
-                if let Ok(ip) = String::from_utf8_lossy(rdata).parse::<IpAddr>() {
-                    ix.clear();
-                    ix.extend_from_slice(&ip16(ip));
-                    ix.extend_from_slice(&rrtype.to_be_bytes());
-                    ix.extend_from_slice(rev);
-                    ips.remove(ix.as_slice()).map_err(dberr)?;
-                }
                 *per_type.entry(*rrtype).or_default() += 1;
                 removed += 1;
             }
@@ -733,5 +890,35 @@ impl PdnsStore {
         }
         tx.commit().map_err(dberr)?;
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_of_the_old_layout_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pdns.redb");
+        {
+            // Layout 1: records, no `layout` counter.
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(RECORDS)
+                .unwrap()
+                .insert(&b"com.example\0\0\x011.2.3.4"[..], &[0u8; 24][..])
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        assert!(matches!(
+            PdnsStore::open(&path),
+            Err(StoreError::OldLayout { .. })
+        ));
+        // A fresh file gets the current layout and opens again.
+        let fresh = dir.path().join("new.redb");
+        drop(PdnsStore::open(&fresh).unwrap());
+        let s = PdnsStore::open(&fresh).unwrap();
+        assert_eq!(s.watermark().unwrap(), 0);
     }
 }

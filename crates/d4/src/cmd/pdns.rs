@@ -63,7 +63,8 @@ pub enum PdnsCommand {
     /// Answers are JSON lines (application/x-ndjson) ordered by last seen, newest first.
     /// Pagination: request headers dribble-paginate-count / dribble-paginate-cursor, answer
     /// header x-dribble-cursor (as CIRCL's service and PyPDNS); filters: header
-    /// dribble-filter-rrtype or ?rrtype=A,AAAA&since=SECS&until=SECS&limit=N&cursor=N.
+    /// dribble-filter-rrtype or ?rrtype=A,AAAA&since=SECS&until=SECS&limit=N&cursor=C. The
+    /// cursor encodes the last record sent, so pages stay stable while records are ingested.
     Serve(ServeArgs),
 }
 
@@ -81,9 +82,15 @@ pub struct IngestArgs {
     #[arg(long)]
     pub skip_rcode: bool,
 
-    /// Accepted lines per write transaction.
+    /// Most distinct (rrname, rrtype, rdata) per write transaction (repeated lines are
+    /// merged in memory first). Each transaction is durable: a crash loses at most the
+    /// batch being built, never part of a committed one.
     #[arg(long, default_value_t = 100_000)]
     pub batch: usize,
+
+    /// Most lines per write transaction.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub batch_lines: usize,
 
     /// Expiry per rrtype: remove records of TYPE last seen more than SECS ago (after the
     /// ingest). Repeatable, e.g. `--expire TXT=86400 --expire 99=86400`.
@@ -251,12 +258,40 @@ async fn consume_queue(
     Ok(ing)
 }
 
-fn stop_on_ctrl_c(stop: Arc<AtomicBool>) {
-    tokio::spawn(async move {
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// On SIGINT/SIGTERM: sets `stop` (the queue consumer ends after its current batch) and
+/// signals the returned receiver (the HTTP server drains and ends).
+fn stop_on_signal(stop: Arc<AtomicBool>) -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
         tracing::info!("stopping after the current batch");
         stop.store(true, Ordering::Relaxed);
+        let _ = tx.send(true);
     });
+    rx
 }
 
 fn ingest_queue(
@@ -268,8 +303,10 @@ fn ingest_queue(
     let ing = Ingester::new(
         store.clone(),
         IngestOptions {
-            batch_lines: a.batch.max(1),
+            batch_lines: a.batch_lines.max(1),
+            batch_records: a.batch.max(1),
             skip_rcode: a.skip_rcode,
+            ..IngestOptions::default()
         },
     );
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -277,7 +314,7 @@ fn ingest_queue(
     let ing = rt.block_on(async {
         let d4 = d4_store::open(d4cfg).await?;
         let stop = Arc::new(AtomicBool::new(false));
-        stop_on_ctrl_c(stop.clone());
+        let _signalled = stop_on_signal(stop.clone());
         consume_queue(ing, d4, queue, a.queue.pop_max, a.queue.until_empty, stop).await
     })?;
     let expired = store.expire(now_ms(), &a.expire.into_iter().collect::<HashMap<_, _>>())?;
@@ -304,8 +341,10 @@ fn ingest(store: Arc<dyn RecordStore>, a: IngestArgs) -> anyhow::Result<ExitCode
     let mut ing = Ingester::new(
         store.clone(),
         IngestOptions {
-            batch_lines: a.batch.max(1),
+            batch_lines: a.batch_lines.max(1),
+            batch_records: a.batch.max(1),
             skip_rcode: a.skip_rcode,
+            ..IngestOptions::default()
         },
     );
     let inputs = if a.inputs.is_empty() {
@@ -392,6 +431,8 @@ fn serve(
                 }
             });
         }
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut signalled = stop_on_signal(stop.clone());
         let consumer = match a.queue {
             Some(q) => {
                 let d4 = d4_store::open(d4cfg).await?;
@@ -402,8 +443,7 @@ fn serve(
                         ..IngestOptions::default()
                     },
                 );
-                let stop = Arc::new(AtomicBool::new(false));
-                stop_on_ctrl_c(stop.clone());
+                let stop = stop.clone();
                 Some(tokio::spawn(async move {
                     let r = consume_queue(ing, d4, q, 10_000, false, stop).await;
                     if let Err(e) = &r {
@@ -415,8 +455,8 @@ fn serve(
             }
             None => None,
         };
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
+        let shutdown = async move {
+            let _ = signalled.wait_for(|s| *s).await;
             tracing::info!("shutting down");
         };
         d4_pdns::server::serve(listener, store, cfg, shutdown).await?;
