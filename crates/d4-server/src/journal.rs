@@ -7,8 +7,14 @@
 //! Layout under `<data>/journal/`:
 //! * `<session>.<seg>.jnl` — segments of frames; a new segment starts when everything
 //!   written so far is acknowledged and the segment is larger than `segment_bytes`.
-//! * `<session>.ack` — 16 bytes: segment number and byte offset acknowledged in it
-//!   (written in place with `pwrite`, one small write per acknowledgement).
+//! * `<session>.ack` — the acknowledgement record, rewritten in place with `pwrite` (one
+//!   small write per acknowledgement): segment number and byte offset acknowledged in it,
+//!   the sequence number of the next frame (frames are numbered from 0 in a session: the
+//!   queue pushes of frame `n` are made at most once through the store's
+//!   `push_entries_once`), and the worker's open file with its length at that point (after
+//!   a crash, bytes past it were written for frames that are replayed: [`cut_uncommitted`]
+//!   removes them before the file is finished). Little-endian u64 seg, off, seq, file
+//!   length, then u16 path length and the path.
 //! * `<session>.meta` — the type-2 frames of a 2/254 session, so that a replay of type-254
 //!   entries knows its extended type even when the segment holding them is gone.
 //!
@@ -36,8 +42,65 @@ pub struct Journal {
     synced: u64,
     acked: u64,
     ack_file: File,
+    /// The last acknowledgement record written (seg and off patched at a new segment).
+    ack_rec: Vec<u8>,
     meta_file: Option<File>,
     segment_bytes: u64,
+}
+
+/// Encodes an acknowledgement record (see the module doc).
+fn ack_record(
+    buf: &mut Vec<u8>,
+    seg: u64,
+    off: u64,
+    next_seq: u64,
+    file: Option<(&Path, u64)>,
+) {
+    use std::os::unix::ffi::OsStrExt;
+    buf.clear();
+    buf.extend_from_slice(&seg.to_le_bytes());
+    buf.extend_from_slice(&off.to_le_bytes());
+    buf.extend_from_slice(&next_seq.to_le_bytes());
+    let (path, len) = match file {
+        Some((p, l)) if p.as_os_str().len() <= u16::MAX as usize => (p.as_os_str().as_bytes(), l),
+        _ => (&[][..], 0),
+    };
+    buf.extend_from_slice(&len.to_le_bytes());
+    buf.extend_from_slice(&(path.len() as u16).to_le_bytes());
+    buf.extend_from_slice(path);
+}
+
+/// A decoded acknowledgement record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct AckRecord {
+    seg: u64,
+    off: u64,
+    next_seq: u64,
+    file: Option<(PathBuf, u64)>,
+}
+
+fn parse_ack(b: &[u8]) -> AckRecord {
+    use std::os::unix::ffi::OsStrExt;
+    let u = |i: usize| {
+        b.get(i * 8..i * 8 + 8).map(|s| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(s);
+            u64::from_le_bytes(a)
+        })
+    };
+    let mut r = AckRecord {
+        seg: u(0).unwrap_or(0),
+        off: u(1).unwrap_or(0),
+        next_seq: u(2).unwrap_or(0),
+        file: None,
+    };
+    if let (Some(len), Some(pl)) = (u(3), b.get(32..34)) {
+        let pl = u16::from_le_bytes([pl[0], pl[1]]) as usize;
+        if let Some(p) = b.get(34..34 + pl).filter(|p| !p.is_empty()) {
+            r.file = Some((PathBuf::from(std::ffi::OsStr::from_bytes(p)), len));
+        }
+    }
+    r
 }
 
 fn seg_path(dir: &Path, session: &Uuid, seg: u64) -> PathBuf {
@@ -68,7 +131,9 @@ impl Journal {
             .truncate(true)
             .write(true)
             .open(ack_path(dir, &session))?;
-        ack_file.write_all_at(&[0u8; 16], 0)?;
+        let mut ack_rec = Vec::with_capacity(64);
+        ack_record(&mut ack_rec, 0, 0, 0, None);
+        ack_file.write_all_at(&ack_rec, 0)?;
         sync_dir(dir)?;
         Ok(Journal {
             dir: dir.to_path_buf(),
@@ -79,6 +144,7 @@ impl Journal {
             synced: 0,
             acked: 0,
             ack_file,
+            ack_rec,
             meta_file: None,
             segment_bytes: segment_bytes.max(1),
         })
@@ -118,12 +184,11 @@ impl Journal {
         Ok(())
     }
 
-    /// Records that the entries up to `end` were handled by the worker.
-    pub fn ack(&mut self, end: u64) -> io::Result<()> {
-        let mut rec = [0u8; 16];
-        rec[..8].copy_from_slice(&self.seg.to_le_bytes());
-        rec[8..].copy_from_slice(&end.to_le_bytes());
-        self.ack_file.write_all_at(&rec, 0)?;
+    /// Records that the entries up to `end` were handled by the worker: `next_seq` is
+    /// the number of the next frame, `file` the worker's open file and its length.
+    pub fn ack(&mut self, end: u64, next_seq: u64, file: Option<(&Path, u64)>) -> io::Result<()> {
+        ack_record(&mut self.ack_rec, self.seg, end, next_seq, file);
+        self.ack_file.write_all_at(&self.ack_rec, 0)?;
         self.acked = end;
         if self.acked == self.written && self.written >= self.segment_bytes {
             self.next_segment()?;
@@ -139,9 +204,9 @@ impl Journal {
             .write(true)
             .open(seg_path(&self.dir, &self.session, next))?;
         sync_dir(&self.dir)?;
-        let mut rec = [0u8; 16];
-        rec[..8].copy_from_slice(&next.to_le_bytes());
-        self.ack_file.write_all_at(&rec, 0)?;
+        self.ack_rec[..8].copy_from_slice(&next.to_le_bytes());
+        self.ack_rec[8..16].copy_from_slice(&0u64.to_le_bytes());
+        self.ack_file.write_all_at(&self.ack_rec, 0)?;
         self.ack_file.sync_data()?;
         let old = seg_path(&self.dir, &self.session, self.seg);
         self.seg = next;
@@ -182,16 +247,25 @@ pub struct Leftover {
     pub segments: Vec<(u64, PathBuf, u64)>,
     /// The session's type-2 frames, if it was a 2/254 session.
     pub meta_frames: Vec<Frame>,
+    /// Sequence number of the first frame to replay.
+    pub first_seq: u64,
+    /// The worker's open file at the last acknowledgement, and its length then.
+    pub file: Option<(PathBuf, u64)>,
     dir: PathBuf,
 }
 
 impl Leftover {
-    /// Calls `f` for every journaled frame not acknowledged, in order. A torn tail ends
-    /// the replay. Reads through a bounded buffer (frames are at most max payload).
+    /// Calls `f` with its sequence number for every journaled frame not acknowledged, in
+    /// order; `f` returns the worker's open file and its length. A torn tail ends the
+    /// replay. Reads through a bounded buffer (frames are at most max payload).
     /// Progress is acknowledged in the ack file after each frame, so a crash during the
     /// replay does not replay those frames again.
-    pub fn replay(&self, mut f: impl FnMut(Frame) -> io::Result<()>) -> io::Result<u64> {
+    pub fn replay(
+        &self,
+        mut f: impl FnMut(u64, Frame) -> io::Result<Option<(PathBuf, u64)>>,
+    ) -> io::Result<u64> {
         let mut n = 0;
+        let mut rec = Vec::with_capacity(64);
         let ack = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -216,11 +290,12 @@ impl Leftover {
                 while !input.is_empty() {
                     match dec.decode(&mut input) {
                         Ok(Some(frame)) => {
+                            let seq = self.first_seq + n;
                             n += 1;
-                            f(frame)?;
-                            let mut rec = [0u8; 16];
-                            rec[..8].copy_from_slice(&seg.to_le_bytes());
-                            rec[8..].copy_from_slice(&(from + dec.bytes_consumed()).to_le_bytes());
+                            let file = f(seq, frame)?;
+                            let file = file.as_ref().map(|(p, l)| (p.as_path(), *l));
+                            let off = from + dec.bytes_consumed();
+                            ack_record(&mut rec, *seg, off, seq + 1, file);
                             ack.write_all_at(&rec, 0)?;
                         }
                         Ok(None) => break,
@@ -277,16 +352,11 @@ pub fn recover(dir: &Path) -> io::Result<Vec<Leftover>> {
     for session in sessions {
         let mut segs = found.remove(&session).unwrap_or_default();
         segs.sort();
-        let (ack_seg, ack_off) = match fs::read(ack_path(dir, &session)) {
-            Ok(b) if b.len() >= 16 => {
-                let mut s = [0u8; 8];
-                let mut o = [0u8; 8];
-                s.copy_from_slice(&b[..8]);
-                o.copy_from_slice(&b[8..16]);
-                (u64::from_le_bytes(s), u64::from_le_bytes(o))
-            }
-            _ => (0, 0),
+        let rec = match fs::read(ack_path(dir, &session)) {
+            Ok(b) => parse_ack(&b),
+            Err(_) => AckRecord::default(),
         };
+        let (ack_seg, ack_off) = (rec.seg, rec.off);
         let mut segments = Vec::new();
         for (seg, path) in segs {
             if seg < ack_seg {
@@ -304,10 +374,39 @@ pub fn recover(dir: &Path) -> io::Result<Vec<Leftover>> {
             session,
             segments,
             meta_frames,
+            first_seq: rec.next_seq,
+            file: rec.file,
             dir: dir.to_path_buf(),
         });
     }
     Ok(out)
+}
+
+/// Before the files of a crashed run are finished: cuts each session's open file back to
+/// its length at the session's last acknowledgement (the bytes past it were written for
+/// frames that are not acknowledged, which the replay writes again). Returns the bytes
+/// cut.
+pub fn cut_uncommitted(dir: &Path) -> io::Result<u64> {
+    let mut cut = 0;
+    for left in recover(dir)? {
+        let Some((path, len)) = &left.file else {
+            continue;
+        };
+        let f = match OpenOptions::new().write(true).open(path) {
+            Ok(f) => f,
+            // finished (gzipped) already: nothing was written to it after the ack
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let have = f.metadata()?.len();
+        if have > *len {
+            f.set_len(*len)?;
+            f.sync_all()?;
+            cut += have - len;
+            tracing::info!(path = %path.display(), bytes = have - len, "cut bytes of frames not acknowledged");
+        }
+    }
+    Ok(cut)
 }
 
 #[cfg(test)]
@@ -332,7 +431,7 @@ mod tests {
             j.sync().unwrap();
             // acknowledge the first 6, one by one (segments roll over at 200 bytes)
             if i < 6 {
-                j.ack(*ends.last().unwrap()).unwrap();
+                j.ack(*ends.last().unwrap(), i + 1, None).unwrap();
             }
         }
         // a torn tail: half a frame
@@ -345,21 +444,24 @@ mod tests {
         f.write_all(&frame(&enc, 99).to_bytes()[..70]).unwrap();
         let left = recover(dir.path()).unwrap();
         assert_eq!(left.len(), 1);
+        assert_eq!(left[0].first_seq, 6);
         let mut got = Vec::new();
         left[0]
-            .replay(|f| {
+            .replay(|seq, f| {
+                assert_eq!(seq, f.header.timestamp, "frame numbers follow the stream");
                 got.push(f.header.timestamp);
-                Ok(())
+                Ok(None)
             })
             .unwrap();
         assert_eq!(got, vec![6, 7, 8, 9]);
         // the replay acknowledged its progress: a second recovery has nothing left
         let again = recover(dir.path()).unwrap();
+        assert_eq!(again[0].first_seq, 10);
         let mut n = 0;
         again[0]
-            .replay(|_| {
+            .replay(|_, _| {
                 n += 1;
-                Ok(())
+                Ok(None)
             })
             .unwrap();
         assert_eq!(n, 0);
@@ -377,18 +479,73 @@ mod tests {
         enc.set_type(254);
         j.append(&frame(&enc, 2)).unwrap();
         j.sync().unwrap();
-        j.ack(e).unwrap();
+        j.ack(e, 1, None).unwrap();
         drop(j);
         let left = recover(dir.path()).unwrap();
         assert_eq!(left[0].meta_frames.len(), 1);
         let mut n = 0;
         left[0]
-            .replay(|f| {
+            .replay(|seq, f| {
+                assert_eq!(seq, 1);
                 assert_eq!(f.header.d4_type, 254);
                 n += 1;
-                Ok(())
+                Ok(None)
             })
             .unwrap();
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn ack_record_roundtrip_and_old_format() {
+        let mut b = Vec::new();
+        let p = Path::new("/data/x/3/2026/11/22/x-2026-11-22-020000.syslog.txt");
+        ack_record(&mut b, 3, 77, 12, Some((p, 4096)));
+        let r = parse_ack(&b);
+        assert_eq!(
+            r,
+            AckRecord {
+                seg: 3,
+                off: 77,
+                next_seq: 12,
+                file: Some((p.to_path_buf(), 4096))
+            }
+        );
+        // a shorter record written later over a longer one: the path length decides
+        let mut c = Vec::new();
+        ack_record(&mut c, 3, 90, 13, None);
+        let mut over = b.clone();
+        over[..c.len()].copy_from_slice(&c);
+        assert_eq!(parse_ack(&over).file, None);
+        assert_eq!(parse_ack(&over).next_seq, 13);
+        // the 16-byte record of earlier versions, and garbage
+        let mut old = vec![0u8; 16];
+        old[..8].copy_from_slice(&2u64.to_le_bytes());
+        old[8..].copy_from_slice(&5u64.to_le_bytes());
+        let r = parse_ack(&old);
+        assert_eq!((r.seg, r.off, r.next_seq, r.file), (2, 5, 0, None));
+        let _ = parse_ack(&[1, 2, 3]);
+        let mut torn = b.clone();
+        torn.truncate(40);
+        assert_eq!(parse_ack(&torn).file, None);
+    }
+
+    #[test]
+    fn cut_uncommitted_cuts_the_recorded_file_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.txt");
+        fs::write(&out, b"acked\nnot acked\n").unwrap();
+        let enc = Encoder::new(Uuid::new_v4(), b"k", 3);
+        let mut j = Journal::create(&dir.path().join("j"), Uuid::new_v4(), 1 << 20).unwrap();
+        let e = j.append(&frame(&enc, 0)).unwrap();
+        j.append(&frame(&enc, 1)).unwrap();
+        j.sync().unwrap();
+        j.ack(e, 1, Some((&out, 6))).unwrap();
+        drop(j);
+        assert_eq!(cut_uncommitted(&dir.path().join("j")).unwrap(), 10);
+        assert_eq!(fs::read(&out).unwrap(), b"acked\n");
+        // again: nothing more; a missing file (gzipped since) is fine
+        assert_eq!(cut_uncommitted(&dir.path().join("j")).unwrap(), 0);
+        fs::remove_file(&out).unwrap();
+        assert_eq!(cut_uncommitted(&dir.path().join("j")).unwrap(), 0);
     }
 }

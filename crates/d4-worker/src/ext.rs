@@ -119,6 +119,14 @@ pub(crate) enum ExtHandler {
 }
 
 impl ExtHandler {
+    /// The rotating file of a line handler (`default`, `maltrail`).
+    pub fn open_file(&self) -> Option<(&std::path::Path, u64)> {
+        match self {
+            ExtHandler::Lines { state, .. } => state.open_file(),
+            ExtHandler::Blob { .. } => None,
+        }
+    }
+
     pub fn new(ctx: &Ctx<'_>, meta: &MetaHeader) -> ExtHandler {
         let ext = meta.ext_type().to_owned();
         let target = OwnedTarget {

@@ -200,6 +200,10 @@ impl LineState {
         self.file.flush()
     }
 
+    pub fn open_file(&self) -> Option<(&std::path::Path, u64)> {
+        self.file.open_file()
+    }
+
     /// Closes the files without handling the partial line (after an error).
     pub fn finish_files(&mut self) -> Result<(), WorkerError> {
         self.file.finish()
@@ -595,6 +599,21 @@ impl Worker {
             }
             Kind::Meta(MetaState::Data(h)) => h.tick(now),
             Kind::Meta(_) => Ok(()),
+        }
+    }
+
+    /// The rotating file the stream is being written to and its length so far (what
+    /// was written once [`Worker::flush`] returns), if one is open. The server records
+    /// it with each journal acknowledgement: after a crash, bytes past it belong to
+    /// frames that will be replayed and are cut off.
+    pub fn open_file(&self) -> Option<(&std::path::Path, u64)> {
+        match &self.kind {
+            Kind::Lines(l) => l.open_file(),
+            Kind::Pcap(p) => p.file.open_file(),
+            Kind::Pcapng(p) => p.file.open_file(),
+            Kind::Raw(f) => f.open_file(),
+            Kind::Meta(MetaState::Data(h)) => h.open_file(),
+            Kind::Meta(_) => None,
         }
     }
 
