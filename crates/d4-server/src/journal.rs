@@ -49,13 +49,7 @@ pub struct Journal {
 }
 
 /// Encodes an acknowledgement record (see the module doc).
-fn ack_record(
-    buf: &mut Vec<u8>,
-    seg: u64,
-    off: u64,
-    next_seq: u64,
-    file: Option<(&Path, u64)>,
-) {
+fn ack_record(buf: &mut Vec<u8>, seg: u64, off: u64, next_seq: u64, file: Option<(&Path, u64)>) {
     use std::os::unix::ffi::OsStrExt;
     buf.clear();
     buf.extend_from_slice(&seg.to_le_bytes());

@@ -292,8 +292,8 @@ fn run(
                     }
                 }
                 if let Some(s) = sink.as_mut() {
-                    if let Err(e) = position::with(session, seq, || s.handle(&f))
-                        .and_then(|_| s.flush())
+                    if let Err(e) =
+                        position::with(session, seq, || s.handle(&f)).and_then(|_| s.flush())
                     {
                         failed = true;
                         fail(f.header.uuid, e);

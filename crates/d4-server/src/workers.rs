@@ -290,7 +290,11 @@ mod tests {
         };
         assert_eq!(replay_leftovers(&jdir, &f).unwrap(), 2);
         set.shutdown();
-        assert_eq!(entries(&store), ["line 0", "line 1", "line 2"], "no entry twice");
+        assert_eq!(
+            entries(&store),
+            ["line 0", "line 1", "line 2"],
+            "no entry twice"
+        );
         // (two files: the first run's, cut, and the replay's)
         let mut on_disk = lines_on_disk(&data);
         on_disk.sort();
