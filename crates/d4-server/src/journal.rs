@@ -9,12 +9,14 @@
 //!   written so far is acknowledged and the segment is larger than `segment_bytes`.
 //! * `<session>.ack` — the acknowledgement record, rewritten in place with `pwrite` (one
 //!   small write per acknowledgement): segment number and byte offset acknowledged in it,
-//!   the sequence number of the next frame (frames are numbered from 0 in a session: the
+//!   the sequence number of the frame there (frames are numbered from 0 in a session: the
 //!   queue pushes of frame `n` are made at most once through the store's
-//!   `push_entries_once`), and the worker's open file with its length at that point (after
-//!   a crash, bytes past it were written for frames that are replayed: [`cut_uncommitted`]
-//!   removes them before the file is finished). Little-endian u64 seg, off, seq, file
-//!   length, then u16 path length and the path.
+//!   `push_entries_once`), how many payload bytes of that frame to skip (the replay resumes
+//!   inside the frame holding the start of the worker's partial last line, which lived in
+//!   memory only), and the worker's open file with its length at that point (after a crash,
+//!   bytes past it were written for frames that are replayed: [`cut_uncommitted`] removes
+//!   them before the file is finished). Little-endian u64 seg, off, seq, skip, file length,
+//!   then u16 path length and the path.
 //! * `<session>.meta` — the type-2 frames of a 2/254 session, so that a replay of type-254
 //!   entries knows its extended type even when the segment holding them is gone.
 //!
@@ -49,12 +51,13 @@ pub struct Journal {
 }
 
 /// Encodes an acknowledgement record (see the module doc).
-fn ack_record(buf: &mut Vec<u8>, seg: u64, off: u64, next_seq: u64, file: Option<(&Path, u64)>) {
+fn ack_record(buf: &mut Vec<u8>, seg: u64, at: &AckPoint, file: Option<(&Path, u64)>) {
     use std::os::unix::ffi::OsStrExt;
     buf.clear();
     buf.extend_from_slice(&seg.to_le_bytes());
-    buf.extend_from_slice(&off.to_le_bytes());
-    buf.extend_from_slice(&next_seq.to_le_bytes());
+    buf.extend_from_slice(&at.off.to_le_bytes());
+    buf.extend_from_slice(&at.seq.to_le_bytes());
+    buf.extend_from_slice(&at.skip.to_le_bytes());
     let (path, len) = match file {
         Some((p, l)) if p.as_os_str().len() <= u16::MAX as usize => (p.as_os_str().as_bytes(), l),
         _ => (&[][..], 0),
@@ -64,12 +67,22 @@ fn ack_record(buf: &mut Vec<u8>, seg: u64, off: u64, next_seq: u64, file: Option
     buf.extend_from_slice(path);
 }
 
+/// Where a replay must resume in the current segment: the frame at byte `off`, whose
+/// sequence number is `seq`, from its payload byte `skip`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AckPoint {
+    pub off: u64,
+    pub seq: u64,
+    pub skip: u64,
+}
+
 /// A decoded acknowledgement record.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct AckRecord {
     seg: u64,
     off: u64,
     next_seq: u64,
+    skip: u64,
     file: Option<(PathBuf, u64)>,
 }
 
@@ -86,11 +99,12 @@ fn parse_ack(b: &[u8]) -> AckRecord {
         seg: u(0).unwrap_or(0),
         off: u(1).unwrap_or(0),
         next_seq: u(2).unwrap_or(0),
+        skip: u(3).unwrap_or(0),
         file: None,
     };
-    if let (Some(len), Some(pl)) = (u(3), b.get(32..34)) {
+    if let (Some(len), Some(pl)) = (u(4), b.get(40..42)) {
         let pl = u16::from_le_bytes([pl[0], pl[1]]) as usize;
-        if let Some(p) = b.get(34..34 + pl).filter(|p| !p.is_empty()) {
+        if let Some(p) = b.get(42..42 + pl).filter(|p| !p.is_empty()) {
             r.file = Some((PathBuf::from(std::ffi::OsStr::from_bytes(p)), len));
         }
     }
@@ -126,7 +140,7 @@ impl Journal {
             .write(true)
             .open(ack_path(dir, &session))?;
         let mut ack_rec = Vec::with_capacity(64);
-        ack_record(&mut ack_rec, 0, 0, 0, None);
+        ack_record(&mut ack_rec, 0, &AckPoint::default(), None);
         ack_file.write_all_at(&ack_rec, 0)?;
         sync_dir(dir)?;
         Ok(Journal {
@@ -178,16 +192,19 @@ impl Journal {
         Ok(())
     }
 
-    /// Records that the entries up to `end` were handled by the worker: `next_seq` is
-    /// the number of the next frame, `file` the worker's open file and its length.
-    pub fn ack(&mut self, end: u64, next_seq: u64, file: Option<(&Path, u64)>) -> io::Result<()> {
-        ack_record(&mut self.ack_rec, self.seg, end, next_seq, file);
+    /// Records that the entries up to `end` were handled by the worker and a replay must
+    /// resume at `at` (`end`, the next frame, unless the worker holds a partial line);
+    /// `file` is the worker's open file and its length. A new segment starts only when
+    /// the resume point is the end of everything written.
+    pub fn ack(&mut self, at: AckPoint, file: Option<(&Path, u64)>) -> io::Result<bool> {
+        ack_record(&mut self.ack_rec, self.seg, &at, file);
         self.ack_file.write_all_at(&self.ack_rec, 0)?;
-        self.acked = end;
+        self.acked = at.off;
         if self.acked == self.written && self.written >= self.segment_bytes {
             self.next_segment()?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     fn next_segment(&mut self) -> io::Result<()> {
@@ -233,6 +250,79 @@ fn remove_session(dir: &Path, session: &Uuid) -> io::Result<()> {
     Ok(())
 }
 
+/// What the replay callback reports after handling a frame.
+#[derive(Debug, Clone, Default)]
+pub struct Replayed {
+    /// The worker's open file and its length.
+    pub file: Option<(PathBuf, u64)>,
+    /// The worker's carry (see [`RecentFrames::resume`]).
+    pub carry: u64,
+}
+
+/// The last frames handled in the current segment, to find where a replay must resume
+/// when the worker holds the last `carry` payload bytes in memory only.
+#[derive(Debug, Default)]
+pub struct RecentFrames {
+    /// (offset in the segment, seq, payload bytes given to the worker, bytes skipped
+    /// before them), oldest first.
+    frames: std::collections::VecDeque<(u64, u64, u64, u64)>,
+}
+
+impl RecentFrames {
+    /// A frame at `off` in the segment was handled (payload bytes `len` after `skipped`).
+    pub fn push(&mut self, off: u64, seq: u64, len: u64, skipped: u64) {
+        self.frames.push_back((off, seq, len, skipped));
+    }
+
+    /// Everything up to `end` (the next frame `next_seq`) was handled but the last
+    /// `carry` payload bytes: the point a replay must resume from. Forgets older frames.
+    pub fn resume(&mut self, end: u64, next_seq: u64, carry: u64) -> AckPoint {
+        let mut rest = carry;
+        let mut keep = 0;
+        let mut at = AckPoint {
+            off: end,
+            seq: next_seq,
+            skip: 0,
+        };
+        for &(off, seq, len, skipped) in self.frames.iter().rev() {
+            if rest == 0 {
+                break;
+            }
+            keep += 1;
+            if rest <= len {
+                at = AckPoint {
+                    off,
+                    seq,
+                    skip: skipped + len - rest,
+                };
+                rest = 0;
+            } else {
+                rest -= len;
+            }
+        }
+        if rest > 0 {
+            // More carry than the frames kept (cannot happen: the carry is made of the
+            // last bytes handled): resume at the oldest frame known.
+            if let Some(&(off, seq, _, skipped)) = self.frames.front() {
+                at = AckPoint {
+                    off,
+                    seq,
+                    skip: skipped,
+                };
+            }
+            return at;
+        }
+        let drop = self.frames.len() - keep;
+        self.frames.drain(..drop);
+        at
+    }
+
+    /// A new segment started: offsets of the old one are meaningless.
+    pub fn clear(&mut self) {
+        self.frames.clear();
+    }
+}
+
 /// A session journal left by a previous run.
 #[derive(Debug, Clone)]
 pub struct Leftover {
@@ -243,6 +333,8 @@ pub struct Leftover {
     pub meta_frames: Vec<Frame>,
     /// Sequence number of the first frame to replay.
     pub first_seq: u64,
+    /// Payload bytes of the first frame to replay that were handled already.
+    pub skip: u64,
     /// The worker's open file at the last acknowledgement, and its length then.
     pub file: Option<(PathBuf, u64)>,
     dir: PathBuf,
@@ -254,12 +346,11 @@ impl Leftover {
     /// replay. Reads through a bounded buffer (frames are at most max payload).
     /// Progress is acknowledged in the ack file after each frame, so a crash during the
     /// replay does not replay those frames again.
-    pub fn replay(
-        &self,
-        mut f: impl FnMut(u64, Frame) -> io::Result<Option<(PathBuf, u64)>>,
-    ) -> io::Result<u64> {
+    pub fn replay(&self, mut f: impl FnMut(u64, Frame) -> io::Result<Replayed>) -> io::Result<u64> {
         let mut n = 0;
         let mut rec = Vec::with_capacity(64);
+        let mut skip = self.skip;
+        let mut recent = RecentFrames::default();
         let ack = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -271,6 +362,7 @@ impl Leftover {
             if *from >= len {
                 continue;
             }
+            recent.clear();
             let mut r = BufReader::with_capacity(256 * 1024, file);
             io::copy(&mut (&mut r).take(*from), &mut io::sink())?;
             let mut dec = Decoder::with_max_payload(u32::MAX);
@@ -283,13 +375,20 @@ impl Leftover {
                 let mut input = Bytes::copy_from_slice(&buf[..k]);
                 while !input.is_empty() {
                     match dec.decode(&mut input) {
-                        Ok(Some(frame)) => {
+                        Ok(Some(mut frame)) => {
                             let seq = self.first_seq + n;
                             n += 1;
-                            let file = f(seq, frame)?;
-                            let file = file.as_ref().map(|(p, l)| (p.as_path(), *l));
-                            let off = from + dec.bytes_consumed();
-                            ack_record(&mut rec, *seg, off, seq + 1, file);
+                            let end = from + dec.bytes_consumed();
+                            let start = end - frame.wire_len() as u64;
+                            let s = std::mem::take(&mut skip).min(frame.payload.len() as u64);
+                            if s > 0 {
+                                frame.payload = frame.payload.slice(s as usize..);
+                            }
+                            recent.push(start, seq, frame.payload.len() as u64, s);
+                            let r = f(seq, frame)?;
+                            let at = recent.resume(end, seq + 1, r.carry);
+                            let file = r.file.as_ref().map(|(p, l)| (p.as_path(), *l));
+                            ack_record(&mut rec, *seg, &at, file);
                             ack.write_all_at(&rec, 0)?;
                         }
                         Ok(None) => break,
@@ -369,6 +468,7 @@ pub fn recover(dir: &Path) -> io::Result<Vec<Leftover>> {
             segments,
             meta_frames,
             first_seq: rec.next_seq,
+            skip: rec.skip,
             file: rec.file,
             dir: dir.to_path_buf(),
         });
@@ -425,7 +525,12 @@ mod tests {
             j.sync().unwrap();
             // acknowledge the first 6, one by one (segments roll over at 200 bytes)
             if i < 6 {
-                j.ack(*ends.last().unwrap(), i + 1, None).unwrap();
+                let at = AckPoint {
+                    off: *ends.last().unwrap(),
+                    seq: i + 1,
+                    skip: 0,
+                };
+                j.ack(at, None).unwrap();
             }
         }
         // a torn tail: half a frame
@@ -444,7 +549,7 @@ mod tests {
             .replay(|seq, f| {
                 assert_eq!(seq, f.header.timestamp, "frame numbers follow the stream");
                 got.push(f.header.timestamp);
-                Ok(None)
+                Ok(Replayed::default())
             })
             .unwrap();
         assert_eq!(got, vec![6, 7, 8, 9]);
@@ -455,7 +560,7 @@ mod tests {
         again[0]
             .replay(|_, _| {
                 n += 1;
-                Ok(None)
+                Ok(Replayed::default())
             })
             .unwrap();
         assert_eq!(n, 0);
@@ -473,7 +578,15 @@ mod tests {
         enc.set_type(254);
         j.append(&frame(&enc, 2)).unwrap();
         j.sync().unwrap();
-        j.ack(e, 1, None).unwrap();
+        j.ack(
+            AckPoint {
+                off: e,
+                seq: 1,
+                skip: 0,
+            },
+            None,
+        )
+        .unwrap();
         drop(j);
         let left = recover(dir.path()).unwrap();
         assert_eq!(left[0].meta_frames.len(), 1);
@@ -483,17 +596,47 @@ mod tests {
                 assert_eq!(seq, 1);
                 assert_eq!(f.header.d4_type, 254);
                 n += 1;
-                Ok(None)
+                Ok(Replayed::default())
             })
             .unwrap();
         assert_eq!(n, 1);
     }
 
     #[test]
+    fn resume_point_covers_the_carry() {
+        let mut r = RecentFrames::default();
+        // frames of 10, 10 and 5 payload bytes at offsets 0, 72, 144 (seq 0, 1, 2)
+        r.push(0, 0, 10, 0);
+        r.push(72, 1, 10, 0);
+        r.push(144, 2, 5, 0);
+        let at = |off, seq, skip| AckPoint { off, seq, skip };
+        assert_eq!(r.resume(211, 3, 0), at(211, 3, 0));
+        r.push(0, 0, 10, 0);
+        r.push(72, 1, 10, 0);
+        r.push(144, 2, 5, 0);
+        assert_eq!(r.resume(211, 3, 12), at(72, 1, 3));
+        // older frames are forgotten, the ones holding the carry kept
+        assert_eq!(r.resume(211, 3, 12), at(72, 1, 3));
+        assert_eq!(r.resume(211, 3, 5), at(144, 2, 0));
+        assert_eq!(r.resume(211, 3, 3), at(144, 2, 2));
+        r.push(211, 3, 4, 0);
+        assert_eq!(r.resume(277, 4, 6), at(144, 2, 3));
+        // a replayed first frame that was given from byte 4 on
+        let mut r = RecentFrames::default();
+        r.push(0, 7, 6, 4);
+        assert_eq!(r.resume(72, 8, 2), at(0, 7, 8));
+    }
+
+    #[test]
     fn ack_record_roundtrip_and_old_format() {
         let mut b = Vec::new();
         let p = Path::new("/data/x/3/2026/11/22/x-2026-11-22-020000.syslog.txt");
-        ack_record(&mut b, 3, 77, 12, Some((p, 4096)));
+        let at = AckPoint {
+            off: 77,
+            seq: 12,
+            skip: 5,
+        };
+        ack_record(&mut b, 3, &at, Some((p, 4096)));
         let r = parse_ack(&b);
         assert_eq!(
             r,
@@ -501,12 +644,18 @@ mod tests {
                 seg: 3,
                 off: 77,
                 next_seq: 12,
+                skip: 5,
                 file: Some((p.to_path_buf(), 4096))
             }
         );
         // a shorter record written later over a longer one: the path length decides
         let mut c = Vec::new();
-        ack_record(&mut c, 3, 90, 13, None);
+        let at = AckPoint {
+            off: 90,
+            seq: 13,
+            skip: 0,
+        };
+        ack_record(&mut c, 3, &at, None);
         let mut over = b.clone();
         over[..c.len()].copy_from_slice(&c);
         assert_eq!(parse_ack(&over).file, None);
@@ -519,7 +668,7 @@ mod tests {
         assert_eq!((r.seg, r.off, r.next_seq, r.file), (2, 5, 0, None));
         let _ = parse_ack(&[1, 2, 3]);
         let mut torn = b.clone();
-        torn.truncate(40);
+        torn.truncate(48);
         assert_eq!(parse_ack(&torn).file, None);
     }
 
@@ -533,7 +682,12 @@ mod tests {
         let e = j.append(&frame(&enc, 0)).unwrap();
         j.append(&frame(&enc, 1)).unwrap();
         j.sync().unwrap();
-        j.ack(e, 1, Some((&out, 6))).unwrap();
+        let at = AckPoint {
+            off: e,
+            seq: 1,
+            skip: 0,
+        };
+        j.ack(at, Some((&out, 6))).unwrap();
         drop(j);
         assert_eq!(cut_uncommitted(&dir.path().join("j")).unwrap(), 10);
         assert_eq!(fs::read(&out).unwrap(), b"acked\n");

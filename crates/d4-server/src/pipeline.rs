@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use d4_proto::Frame;
 use uuid::Uuid;
 
-use crate::journal::Journal;
+use crate::journal::{Journal, RecentFrames, Replayed};
 
 /// Where the frames of one session go (the per-type worker). Called from one thread.
 pub trait FrameSink: Send {
@@ -31,6 +31,11 @@ pub trait FrameSink: Send {
     /// journal acknowledgement; after a crash, bytes past it are cut before replay).
     fn open_file(&self) -> Option<(&std::path::Path, u64)> {
         None
+    }
+    /// How many of the last payload bytes handled live in memory only (a partial line):
+    /// the journal is acknowledged only up to them, so that a replay feeds them again.
+    fn carry(&self) -> u64 {
+        0
     }
 }
 
@@ -237,6 +242,7 @@ fn run(
     let mut batch: Vec<(Frame, u64)> = Vec::new();
     let mut journal_ok = true;
     let mut seq: u64 = 0;
+    let mut recent = RecentFrames::default();
     position::take_used();
     'outer: loop {
         let first = match rx.recv_timeout(std::time::Duration::from_secs(1)) {
@@ -300,14 +306,24 @@ fn run(
                     }
                 }
             }
+            recent.push(end.saturating_sub(len), seq, f.payload.len() as u64, 0);
             seq += 1;
             // A frame the worker refused is acknowledged too: replaying it would fail
             // the same way.
             if journal_ok {
+                let carry = match (&sink, failed) {
+                    (Some(s), false) => s.carry(),
+                    _ => 0,
+                };
+                let at = recent.resume(end, seq, carry);
                 let file = sink.as_ref().and_then(|s| s.open_file());
-                if let Err(e) = journal.ack(end, seq, file) {
-                    tracing::error!(%session, error = %e, "journal ack failed");
-                    journal_ok = false;
+                match journal.ack(at, file) {
+                    Ok(true) => recent.clear(),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(%session, error = %e, "journal ack failed");
+                        journal_ok = false;
+                    }
                 }
             }
             pending.done(1, len);
@@ -344,7 +360,7 @@ pub fn replay_leftovers(dir: &std::path::Path, sinks: &dyn SinkFactory) -> std::
         position::take_used();
         let n = left.replay(|seq, f| {
             if err.is_some() {
-                return Ok(None);
+                return Ok(Replayed::default());
             }
             if sink.is_none() {
                 let ctx: &[Frame] = if f.header.d4_type == d4_proto::types::EXTENDED {
@@ -356,7 +372,7 @@ pub fn replay_leftovers(dir: &std::path::Path, sinks: &dyn SinkFactory) -> std::
                     Ok(s) => sink = Some(s),
                     Err(e) => {
                         err = Some(e);
-                        return Ok(None);
+                        return Ok(Replayed::default());
                     }
                 }
             }
@@ -367,10 +383,17 @@ pub fn replay_leftovers(dir: &std::path::Path, sinks: &dyn SinkFactory) -> std::
                     err = Some(e);
                 }
             }
-            Ok(sink
-                .as_ref()
-                .and_then(|s| s.open_file())
-                .map(|(p, l)| (p.to_path_buf(), l)))
+            Ok(match (&sink, &err) {
+                (Some(s), None) => Replayed {
+                    file: s.open_file().map(|(p, l)| (p.to_path_buf(), l)),
+                    carry: s.carry(),
+                },
+                (Some(s), Some(_)) => Replayed {
+                    file: s.open_file().map(|(p, l)| (p.to_path_buf(), l)),
+                    carry: 0,
+                },
+                _ => Replayed::default(),
+            })
         })?;
         if let Some(mut s) = sink {
             if let Err(e) = s.flush().and_then(|_| s.close()) {

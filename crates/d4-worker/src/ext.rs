@@ -127,6 +127,14 @@ impl ExtHandler {
         }
     }
 
+    /// Bytes of the partial last line of a line handler.
+    pub fn carry(&self) -> u64 {
+        match self {
+            ExtHandler::Lines { state, .. } => state.carry(),
+            ExtHandler::Blob { .. } => 0,
+        }
+    }
+
     pub fn new(ctx: &Ctx<'_>, meta: &MetaHeader) -> ExtHandler {
         let ext = meta.ext_type().to_owned();
         let target = OwnedTarget {

@@ -204,6 +204,11 @@ impl LineState {
         self.file.open_file()
     }
 
+    /// Bytes of the partial last line (held in memory only).
+    pub fn carry(&self) -> u64 {
+        self.split.pending() as u64
+    }
+
     /// Closes the files without handling the partial line (after an error).
     pub fn finish_files(&mut self) -> Result<(), WorkerError> {
         self.file.finish()
@@ -614,6 +619,18 @@ impl Worker {
             Kind::Raw(f) => f.open_file(),
             Kind::Meta(MetaState::Data(h)) => h.open_file(),
             Kind::Meta(_) => None,
+        }
+    }
+
+    /// How many of the last payload bytes handled are held in memory only (the partial
+    /// last line of a line stream), not yet in a file or a queue. A replay after a crash
+    /// must feed them again, so the server acknowledges its journal only up to them.
+    /// Other stream kinds keep no such bytes (0).
+    pub fn carry(&self) -> u64 {
+        match &self.kind {
+            Kind::Lines(l) => l.carry(),
+            Kind::Meta(MetaState::Data(h)) => h.carry(),
+            _ => 0,
         }
     }
 
