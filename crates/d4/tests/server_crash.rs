@@ -83,9 +83,8 @@ async fn kill_9_mid_stream_loses_nothing_journaled_and_duplicates_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let input = tmp.path().join("input.txt");
-    // The input grows while the client follows it (64 lines = one 4 KiB write at a
-    // time, about 5000 lines/s), so that the client is still streaming across the
-    // crashes and must reconnect.
+    // The input grows while the client follows it (about 300 KB/s), so that the client
+    // is still streaming across the crashes and must reconnect.
     std::fs::write(&input, b"").unwrap();
     let writer = {
         let input = input.clone();
@@ -95,10 +94,11 @@ async fn kill_9_mid_stream_loses_nothing_journaled_and_duplicates_nothing() {
                 .append(true)
                 .open(&input)
                 .unwrap();
-            for chunk in (0..N).collect::<Vec<_>>().chunks(50) {
-                let block: String = chunk.iter().map(|&i| line(i)).collect();
-                f.write_all(block.as_bytes()).unwrap();
-                std::thread::sleep(Duration::from_millis(12));
+            let text: String = (0..N).map(line).collect();
+            // 997-byte writes: the client's reads end inside lines
+            for chunk in text.as_bytes().chunks(997) {
+                f.write_all(chunk).unwrap();
+                std::thread::sleep(Duration::from_millis(3));
             }
         })
     };
