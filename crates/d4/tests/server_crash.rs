@@ -33,7 +33,7 @@ use d4_store::{QueueConfig, QueueKind};
 use server_support::*;
 use uuid::Uuid;
 
-const N: usize = 60_000;
+const N: usize = 40_000;
 
 fn pad(i: usize) -> usize {
     (i * 37) % 120
@@ -296,6 +296,14 @@ async fn kill_9_mid_stream_loses_nothing_journaled_and_duplicates_nothing() {
             *a == max1 + 1 || *a == max2 + 1,
             "lines {a}..={b} missing, not right after a crash (journaled up to {max1}, {max2})"
         );
+    }
+    // Each piece is the head of the first line or the tail of the last line of a run.
+    for p in &file_pieces {
+        let ok = runs.iter().any(|&(a, b)| {
+            let (first, last) = (line(a), line(b));
+            first.trim_end().starts_with(p.as_str()) || last.trim_end().ends_with(p.as_str())
+        });
+        assert!(ok, "piece {p:?} is not at the edge of a loss ({runs:?})");
     }
     eprintln!(
         "{} lines delivered once, {} lost in socket buffers at the crashes ({runs:?}), \
