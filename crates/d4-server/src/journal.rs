@@ -7,8 +7,16 @@
 //! Layout under `<data>/journal/`:
 //! * `<session>.<seg>.jnl` — segments of frames; a new segment starts when everything
 //!   written so far is acknowledged and the segment is larger than `segment_bytes`.
-//! * `<session>.ack` — 16 bytes: segment number and byte offset acknowledged in it
-//!   (written in place with `pwrite`, one small write per acknowledgement).
+//! * `<session>.ack` — the acknowledgement record, rewritten in place with `pwrite` (one
+//!   small write per acknowledgement): segment number and byte offset acknowledged in it,
+//!   the sequence number of the frame there (frames are numbered from 0 in a session: the
+//!   queue pushes of frame `n` are made at most once through the store's
+//!   `push_entries_once`), how many payload bytes of that frame to skip (the replay resumes
+//!   inside the frame holding the start of the worker's partial last line, which lived in
+//!   memory only), and the worker's open file with its length at that point (after a crash,
+//!   bytes past it were written for frames that are replayed: [`cut_uncommitted`] removes
+//!   them before the file is finished). Little-endian u64 seg, off, seq, skip, file length,
+//!   then u16 path length and the path.
 //! * `<session>.meta` — the type-2 frames of a 2/254 session, so that a replay of type-254
 //!   entries knows its extended type even when the segment holding them is gone.
 //!
@@ -36,8 +44,71 @@ pub struct Journal {
     synced: u64,
     acked: u64,
     ack_file: File,
+    /// The last acknowledgement record written (seg and off patched at a new segment).
+    ack_rec: Vec<u8>,
     meta_file: Option<File>,
     segment_bytes: u64,
+}
+
+/// Encodes an acknowledgement record (see the module doc).
+fn ack_record(buf: &mut Vec<u8>, seg: u64, at: &AckPoint, file: Option<(&Path, u64)>) {
+    use std::os::unix::ffi::OsStrExt;
+    buf.clear();
+    buf.extend_from_slice(&seg.to_le_bytes());
+    buf.extend_from_slice(&at.off.to_le_bytes());
+    buf.extend_from_slice(&at.seq.to_le_bytes());
+    buf.extend_from_slice(&at.skip.to_le_bytes());
+    let (path, len) = match file {
+        Some((p, l)) if p.as_os_str().len() <= u16::MAX as usize => (p.as_os_str().as_bytes(), l),
+        _ => (&[][..], 0),
+    };
+    buf.extend_from_slice(&len.to_le_bytes());
+    buf.extend_from_slice(&(path.len() as u16).to_le_bytes());
+    buf.extend_from_slice(path);
+}
+
+/// Where a replay must resume in the current segment: the frame at byte `off`, whose
+/// sequence number is `seq`, from its payload byte `skip`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AckPoint {
+    pub off: u64,
+    pub seq: u64,
+    pub skip: u64,
+}
+
+/// A decoded acknowledgement record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct AckRecord {
+    seg: u64,
+    off: u64,
+    next_seq: u64,
+    skip: u64,
+    file: Option<(PathBuf, u64)>,
+}
+
+fn parse_ack(b: &[u8]) -> AckRecord {
+    use std::os::unix::ffi::OsStrExt;
+    let u = |i: usize| {
+        b.get(i * 8..i * 8 + 8).map(|s| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(s);
+            u64::from_le_bytes(a)
+        })
+    };
+    let mut r = AckRecord {
+        seg: u(0).unwrap_or(0),
+        off: u(1).unwrap_or(0),
+        next_seq: u(2).unwrap_or(0),
+        skip: u(3).unwrap_or(0),
+        file: None,
+    };
+    if let (Some(len), Some(pl)) = (u(4), b.get(40..42)) {
+        let pl = u16::from_le_bytes([pl[0], pl[1]]) as usize;
+        if let Some(p) = b.get(42..42 + pl).filter(|p| !p.is_empty()) {
+            r.file = Some((PathBuf::from(std::ffi::OsStr::from_bytes(p)), len));
+        }
+    }
+    r
 }
 
 fn seg_path(dir: &Path, session: &Uuid, seg: u64) -> PathBuf {
@@ -68,7 +139,9 @@ impl Journal {
             .truncate(true)
             .write(true)
             .open(ack_path(dir, &session))?;
-        ack_file.write_all_at(&[0u8; 16], 0)?;
+        let mut ack_rec = Vec::with_capacity(64);
+        ack_record(&mut ack_rec, 0, &AckPoint::default(), None);
+        ack_file.write_all_at(&ack_rec, 0)?;
         sync_dir(dir)?;
         Ok(Journal {
             dir: dir.to_path_buf(),
@@ -79,6 +152,7 @@ impl Journal {
             synced: 0,
             acked: 0,
             ack_file,
+            ack_rec,
             meta_file: None,
             segment_bytes: segment_bytes.max(1),
         })
@@ -118,17 +192,19 @@ impl Journal {
         Ok(())
     }
 
-    /// Records that the entries up to `end` were handled by the worker.
-    pub fn ack(&mut self, end: u64) -> io::Result<()> {
-        let mut rec = [0u8; 16];
-        rec[..8].copy_from_slice(&self.seg.to_le_bytes());
-        rec[8..].copy_from_slice(&end.to_le_bytes());
-        self.ack_file.write_all_at(&rec, 0)?;
-        self.acked = end;
+    /// Records that the entries up to `end` were handled by the worker and a replay must
+    /// resume at `at` (`end`, the next frame, unless the worker holds a partial line);
+    /// `file` is the worker's open file and its length. A new segment starts only when
+    /// the resume point is the end of everything written.
+    pub fn ack(&mut self, at: AckPoint, file: Option<(&Path, u64)>) -> io::Result<bool> {
+        ack_record(&mut self.ack_rec, self.seg, &at, file);
+        self.ack_file.write_all_at(&self.ack_rec, 0)?;
+        self.acked = at.off;
         if self.acked == self.written && self.written >= self.segment_bytes {
             self.next_segment()?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     fn next_segment(&mut self) -> io::Result<()> {
@@ -139,9 +215,9 @@ impl Journal {
             .write(true)
             .open(seg_path(&self.dir, &self.session, next))?;
         sync_dir(&self.dir)?;
-        let mut rec = [0u8; 16];
-        rec[..8].copy_from_slice(&next.to_le_bytes());
-        self.ack_file.write_all_at(&rec, 0)?;
+        self.ack_rec[..8].copy_from_slice(&next.to_le_bytes());
+        self.ack_rec[8..16].copy_from_slice(&0u64.to_le_bytes());
+        self.ack_file.write_all_at(&self.ack_rec, 0)?;
         self.ack_file.sync_data()?;
         let old = seg_path(&self.dir, &self.session, self.seg);
         self.seg = next;
@@ -174,6 +250,79 @@ fn remove_session(dir: &Path, session: &Uuid) -> io::Result<()> {
     Ok(())
 }
 
+/// What the replay callback reports after handling a frame.
+#[derive(Debug, Clone, Default)]
+pub struct Replayed {
+    /// The worker's open file and its length.
+    pub file: Option<(PathBuf, u64)>,
+    /// The worker's carry (see [`RecentFrames::resume`]).
+    pub carry: u64,
+}
+
+/// The last frames handled in the current segment, to find where a replay must resume
+/// when the worker holds the last `carry` payload bytes in memory only.
+#[derive(Debug, Default)]
+pub struct RecentFrames {
+    /// (offset in the segment, seq, payload bytes given to the worker, bytes skipped
+    /// before them), oldest first.
+    frames: std::collections::VecDeque<(u64, u64, u64, u64)>,
+}
+
+impl RecentFrames {
+    /// A frame at `off` in the segment was handled (payload bytes `len` after `skipped`).
+    pub fn push(&mut self, off: u64, seq: u64, len: u64, skipped: u64) {
+        self.frames.push_back((off, seq, len, skipped));
+    }
+
+    /// Everything up to `end` (the next frame `next_seq`) was handled but the last
+    /// `carry` payload bytes: the point a replay must resume from. Forgets older frames.
+    pub fn resume(&mut self, end: u64, next_seq: u64, carry: u64) -> AckPoint {
+        let mut rest = carry;
+        let mut keep = 0;
+        let mut at = AckPoint {
+            off: end,
+            seq: next_seq,
+            skip: 0,
+        };
+        for &(off, seq, len, skipped) in self.frames.iter().rev() {
+            if rest == 0 {
+                break;
+            }
+            keep += 1;
+            if rest <= len {
+                at = AckPoint {
+                    off,
+                    seq,
+                    skip: skipped + len - rest,
+                };
+                rest = 0;
+            } else {
+                rest -= len;
+            }
+        }
+        if rest > 0 {
+            // More carry than the frames kept (cannot happen: the carry is made of the
+            // last bytes handled): resume at the oldest frame known.
+            if let Some(&(off, seq, _, skipped)) = self.frames.front() {
+                at = AckPoint {
+                    off,
+                    seq,
+                    skip: skipped,
+                };
+            }
+            return at;
+        }
+        let drop = self.frames.len() - keep;
+        self.frames.drain(..drop);
+        at
+    }
+
+    /// A new segment started: offsets of the old one are meaningless.
+    pub fn clear(&mut self) {
+        self.frames.clear();
+    }
+}
+
 /// A session journal left by a previous run.
 #[derive(Debug, Clone)]
 pub struct Leftover {
@@ -182,16 +331,26 @@ pub struct Leftover {
     pub segments: Vec<(u64, PathBuf, u64)>,
     /// The session's type-2 frames, if it was a 2/254 session.
     pub meta_frames: Vec<Frame>,
+    /// Sequence number of the first frame to replay.
+    pub first_seq: u64,
+    /// Payload bytes of the first frame to replay that were handled already.
+    pub skip: u64,
+    /// The worker's open file at the last acknowledgement, and its length then.
+    pub file: Option<(PathBuf, u64)>,
     dir: PathBuf,
 }
 
 impl Leftover {
-    /// Calls `f` for every journaled frame not acknowledged, in order. A torn tail ends
-    /// the replay. Reads through a bounded buffer (frames are at most max payload).
+    /// Calls `f` with its sequence number for every journaled frame not acknowledged, in
+    /// order; `f` returns the worker's open file and its length. A torn tail ends the
+    /// replay. Reads through a bounded buffer (frames are at most max payload).
     /// Progress is acknowledged in the ack file after each frame, so a crash during the
     /// replay does not replay those frames again.
-    pub fn replay(&self, mut f: impl FnMut(Frame) -> io::Result<()>) -> io::Result<u64> {
+    pub fn replay(&self, mut f: impl FnMut(u64, Frame) -> io::Result<Replayed>) -> io::Result<u64> {
         let mut n = 0;
+        let mut rec = Vec::with_capacity(64);
+        let mut skip = self.skip;
+        let mut recent = RecentFrames::default();
         let ack = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -203,6 +362,7 @@ impl Leftover {
             if *from >= len {
                 continue;
             }
+            recent.clear();
             let mut r = BufReader::with_capacity(256 * 1024, file);
             io::copy(&mut (&mut r).take(*from), &mut io::sink())?;
             let mut dec = Decoder::with_max_payload(u32::MAX);
@@ -215,12 +375,20 @@ impl Leftover {
                 let mut input = Bytes::copy_from_slice(&buf[..k]);
                 while !input.is_empty() {
                     match dec.decode(&mut input) {
-                        Ok(Some(frame)) => {
+                        Ok(Some(mut frame)) => {
+                            let seq = self.first_seq + n;
                             n += 1;
-                            f(frame)?;
-                            let mut rec = [0u8; 16];
-                            rec[..8].copy_from_slice(&seg.to_le_bytes());
-                            rec[8..].copy_from_slice(&(from + dec.bytes_consumed()).to_le_bytes());
+                            let end = from + dec.bytes_consumed();
+                            let start = end - frame.wire_len() as u64;
+                            let s = std::mem::take(&mut skip).min(frame.payload.len() as u64);
+                            if s > 0 {
+                                frame.payload = frame.payload.slice(s as usize..);
+                            }
+                            recent.push(start, seq, frame.payload.len() as u64, s);
+                            let r = f(seq, frame)?;
+                            let at = recent.resume(end, seq + 1, r.carry);
+                            let file = r.file.as_ref().map(|(p, l)| (p.as_path(), *l));
+                            ack_record(&mut rec, *seg, &at, file);
                             ack.write_all_at(&rec, 0)?;
                         }
                         Ok(None) => break,
@@ -277,16 +445,11 @@ pub fn recover(dir: &Path) -> io::Result<Vec<Leftover>> {
     for session in sessions {
         let mut segs = found.remove(&session).unwrap_or_default();
         segs.sort();
-        let (ack_seg, ack_off) = match fs::read(ack_path(dir, &session)) {
-            Ok(b) if b.len() >= 16 => {
-                let mut s = [0u8; 8];
-                let mut o = [0u8; 8];
-                s.copy_from_slice(&b[..8]);
-                o.copy_from_slice(&b[8..16]);
-                (u64::from_le_bytes(s), u64::from_le_bytes(o))
-            }
-            _ => (0, 0),
+        let rec = match fs::read(ack_path(dir, &session)) {
+            Ok(b) => parse_ack(&b),
+            Err(_) => AckRecord::default(),
         };
+        let (ack_seg, ack_off) = (rec.seg, rec.off);
         let mut segments = Vec::new();
         for (seg, path) in segs {
             if seg < ack_seg {
@@ -304,10 +467,40 @@ pub fn recover(dir: &Path) -> io::Result<Vec<Leftover>> {
             session,
             segments,
             meta_frames,
+            first_seq: rec.next_seq,
+            skip: rec.skip,
+            file: rec.file,
             dir: dir.to_path_buf(),
         });
     }
     Ok(out)
+}
+
+/// Before the files of a crashed run are finished: cuts each session's open file back to
+/// its length at the session's last acknowledgement (the bytes past it were written for
+/// frames that are not acknowledged, which the replay writes again). Returns the bytes
+/// cut.
+pub fn cut_uncommitted(dir: &Path) -> io::Result<u64> {
+    let mut cut = 0;
+    for left in recover(dir)? {
+        let Some((path, len)) = &left.file else {
+            continue;
+        };
+        let f = match OpenOptions::new().write(true).open(path) {
+            Ok(f) => f,
+            // finished (gzipped) already: nothing was written to it after the ack
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let have = f.metadata()?.len();
+        if have > *len {
+            f.set_len(*len)?;
+            f.sync_all()?;
+            cut += have - len;
+            tracing::info!(path = %path.display(), bytes = have - len, "cut bytes of frames not acknowledged");
+        }
+    }
+    Ok(cut)
 }
 
 #[cfg(test)]
@@ -332,7 +525,12 @@ mod tests {
             j.sync().unwrap();
             // acknowledge the first 6, one by one (segments roll over at 200 bytes)
             if i < 6 {
-                j.ack(*ends.last().unwrap()).unwrap();
+                let at = AckPoint {
+                    off: *ends.last().unwrap(),
+                    seq: i + 1,
+                    skip: 0,
+                };
+                j.ack(at, None).unwrap();
             }
         }
         // a torn tail: half a frame
@@ -345,21 +543,24 @@ mod tests {
         f.write_all(&frame(&enc, 99).to_bytes()[..70]).unwrap();
         let left = recover(dir.path()).unwrap();
         assert_eq!(left.len(), 1);
+        assert_eq!(left[0].first_seq, 6);
         let mut got = Vec::new();
         left[0]
-            .replay(|f| {
+            .replay(|seq, f| {
+                assert_eq!(seq, f.header.timestamp, "frame numbers follow the stream");
                 got.push(f.header.timestamp);
-                Ok(())
+                Ok(Replayed::default())
             })
             .unwrap();
         assert_eq!(got, vec![6, 7, 8, 9]);
         // the replay acknowledged its progress: a second recovery has nothing left
         let again = recover(dir.path()).unwrap();
+        assert_eq!(again[0].first_seq, 10);
         let mut n = 0;
         again[0]
-            .replay(|_| {
+            .replay(|_, _| {
                 n += 1;
-                Ok(())
+                Ok(Replayed::default())
             })
             .unwrap();
         assert_eq!(n, 0);
@@ -377,18 +578,122 @@ mod tests {
         enc.set_type(254);
         j.append(&frame(&enc, 2)).unwrap();
         j.sync().unwrap();
-        j.ack(e).unwrap();
+        j.ack(
+            AckPoint {
+                off: e,
+                seq: 1,
+                skip: 0,
+            },
+            None,
+        )
+        .unwrap();
         drop(j);
         let left = recover(dir.path()).unwrap();
         assert_eq!(left[0].meta_frames.len(), 1);
         let mut n = 0;
         left[0]
-            .replay(|f| {
+            .replay(|seq, f| {
+                assert_eq!(seq, 1);
                 assert_eq!(f.header.d4_type, 254);
                 n += 1;
-                Ok(())
+                Ok(Replayed::default())
             })
             .unwrap();
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn resume_point_covers_the_carry() {
+        let mut r = RecentFrames::default();
+        // frames of 10, 10 and 5 payload bytes at offsets 0, 72, 144 (seq 0, 1, 2)
+        r.push(0, 0, 10, 0);
+        r.push(72, 1, 10, 0);
+        r.push(144, 2, 5, 0);
+        let at = |off, seq, skip| AckPoint { off, seq, skip };
+        assert_eq!(r.resume(211, 3, 0), at(211, 3, 0));
+        r.push(0, 0, 10, 0);
+        r.push(72, 1, 10, 0);
+        r.push(144, 2, 5, 0);
+        assert_eq!(r.resume(211, 3, 12), at(72, 1, 3));
+        // older frames are forgotten, the ones holding the carry kept
+        assert_eq!(r.resume(211, 3, 12), at(72, 1, 3));
+        assert_eq!(r.resume(211, 3, 5), at(144, 2, 0));
+        assert_eq!(r.resume(211, 3, 3), at(144, 2, 2));
+        r.push(211, 3, 4, 0);
+        assert_eq!(r.resume(277, 4, 6), at(144, 2, 3));
+        // a replayed first frame that was given from byte 4 on
+        let mut r = RecentFrames::default();
+        r.push(0, 7, 6, 4);
+        assert_eq!(r.resume(72, 8, 2), at(0, 7, 8));
+    }
+
+    #[test]
+    fn ack_record_roundtrip_and_old_format() {
+        let mut b = Vec::new();
+        let p = Path::new("/data/x/3/2026/11/22/x-2026-11-22-020000.syslog.txt");
+        let at = AckPoint {
+            off: 77,
+            seq: 12,
+            skip: 5,
+        };
+        ack_record(&mut b, 3, &at, Some((p, 4096)));
+        let r = parse_ack(&b);
+        assert_eq!(
+            r,
+            AckRecord {
+                seg: 3,
+                off: 77,
+                next_seq: 12,
+                skip: 5,
+                file: Some((p.to_path_buf(), 4096))
+            }
+        );
+        // a shorter record written later over a longer one: the path length decides
+        let mut c = Vec::new();
+        let at = AckPoint {
+            off: 90,
+            seq: 13,
+            skip: 0,
+        };
+        ack_record(&mut c, 3, &at, None);
+        let mut over = b.clone();
+        over[..c.len()].copy_from_slice(&c);
+        assert_eq!(parse_ack(&over).file, None);
+        assert_eq!(parse_ack(&over).next_seq, 13);
+        // the 16-byte record of earlier versions, and garbage
+        let mut old = vec![0u8; 16];
+        old[..8].copy_from_slice(&2u64.to_le_bytes());
+        old[8..].copy_from_slice(&5u64.to_le_bytes());
+        let r = parse_ack(&old);
+        assert_eq!((r.seg, r.off, r.next_seq, r.file), (2, 5, 0, None));
+        let _ = parse_ack(&[1, 2, 3]);
+        let mut torn = b.clone();
+        torn.truncate(48);
+        assert_eq!(parse_ack(&torn).file, None);
+    }
+
+    #[test]
+    fn cut_uncommitted_cuts_the_recorded_file_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.txt");
+        fs::write(&out, b"acked\nnot acked\n").unwrap();
+        let enc = Encoder::new(Uuid::new_v4(), b"k", 3);
+        let mut j = Journal::create(&dir.path().join("j"), Uuid::new_v4(), 1 << 20).unwrap();
+        let e = j.append(&frame(&enc, 0)).unwrap();
+        j.append(&frame(&enc, 1)).unwrap();
+        j.sync().unwrap();
+        let at = AckPoint {
+            off: e,
+            seq: 1,
+            skip: 0,
+        };
+        j.ack(at, Some((&out, 6))).unwrap();
+        drop(j);
+        assert_eq!(cut_uncommitted(&dir.path().join("j")).unwrap(), 10);
+        assert_eq!(fs::read(&out).unwrap(), b"acked\n");
+        // again: nothing more; a missing file (gzipped since) is fine
+        assert_eq!(cut_uncommitted(&dir.path().join("j")).unwrap(), 0);
+        fs::remove_file(&out).unwrap();
+        assert_eq!(cut_uncommitted(&dir.path().join("j")).unwrap(), 0);
     }
 }

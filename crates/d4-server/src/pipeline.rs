@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use d4_proto::Frame;
 use uuid::Uuid;
 
-use crate::journal::Journal;
+use crate::journal::{Journal, RecentFrames, Replayed};
 
 /// Where the frames of one session go (the per-type worker). Called from one thread.
 pub trait FrameSink: Send {
@@ -27,6 +27,16 @@ pub trait FrameSink: Send {
     fn tick(&mut self) -> Result<(), String>;
     /// End of the session: finish files.
     fn close(&mut self) -> Result<(), String>;
+    /// The file being written and its length once `flush` returned (recorded with the
+    /// journal acknowledgement; after a crash, bytes past it are cut before replay).
+    fn open_file(&self) -> Option<(&std::path::Path, u64)> {
+        None
+    }
+    /// How many of the last payload bytes handled live in memory only (a partial line):
+    /// the journal is acknowledged only up to them, so that a replay feeds them again.
+    fn carry(&self) -> u64 {
+        0
+    }
 }
 
 /// Opens the sink of a session at its first frame.
@@ -41,6 +51,56 @@ pub trait SinkFactory: Send + Sync {
         session: Uuid,
         meta: &[Frame],
     ) -> Result<Box<dyn FrameSink>, String>;
+    /// The session's journal is gone: forget what was recorded for it (see
+    /// [`position`]). Called only when a queue push was made under its positions.
+    fn retire(&self, _session: Uuid) {}
+}
+
+/// The journal position of the frame being handled on this thread, so that the queue
+/// sink can push its entries at most once ([`d4_store::Store::push_entries_once`]): the
+/// position of the `n`-th push made while handling frame `seq` of session `s` is
+/// `(s, seq << 16 | n)`, the same when the frame is replayed after a crash.
+pub mod position {
+    use std::cell::Cell;
+
+    use uuid::Uuid;
+
+    #[derive(Clone, Copy)]
+    struct Ctx {
+        journal: Uuid,
+        seq: u64,
+        n: u64,
+    }
+
+    thread_local! {
+        static CTX: Cell<Option<Ctx>> = const { Cell::new(None) };
+        static USED: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Runs `f` (the handling of frame `seq` of `journal`) with its position set.
+    pub fn with<R>(journal: Uuid, seq: u64, f: impl FnOnce() -> R) -> R {
+        CTX.with(|c| c.set(Some(Ctx { journal, seq, n: 0 })));
+        let r = f();
+        CTX.with(|c| c.set(None));
+        r
+    }
+
+    /// The position of the next push, if called while a frame is handled.
+    pub fn next() -> Option<(Uuid, u64)> {
+        CTX.with(|c| {
+            let mut ctx = c.get()?;
+            let pos = (ctx.seq << 16) | ctx.n.min(0xffff);
+            ctx.n += 1;
+            c.set(Some(ctx));
+            USED.with(|u| u.set(true));
+            Some((ctx.journal, pos))
+        })
+    }
+
+    /// Whether a position was given out on this thread since the last call (resets).
+    pub fn take_used() -> bool {
+        USED.with(|u| u.replace(false))
+    }
 }
 
 /// Shared progress of one pipeline.
@@ -206,6 +266,9 @@ fn run(
     let mut failed = false;
     let mut batch: Vec<(Frame, u64)> = Vec::new();
     let mut journal_ok = true;
+    let mut seq: u64 = 0;
+    let mut recent = RecentFrames::default();
+    position::take_used();
     'outer: loop {
         let first = match rx.recv_timeout(std::time::Duration::from_secs(1)) {
             Ok(f) => f,
@@ -260,18 +323,32 @@ fn run(
                     }
                 }
                 if let Some(s) = sink.as_mut() {
-                    if let Err(e) = s.handle(&f).and_then(|_| s.flush()) {
+                    if let Err(e) =
+                        position::with(session, seq, || s.handle(&f)).and_then(|_| s.flush())
+                    {
                         failed = true;
                         fail(f.header.uuid, e);
                     }
                 }
             }
+            recent.push(end.saturating_sub(len), seq, f.payload.len() as u64, 0);
+            seq += 1;
             // A frame the worker refused is acknowledged too: replaying it would fail
             // the same way.
             if journal_ok {
-                if let Err(e) = journal.ack(end) {
-                    tracing::error!(%session, error = %e, "journal ack failed");
-                    journal_ok = false;
+                let carry = match (&sink, failed) {
+                    (Some(s), false) => s.carry(),
+                    _ => 0,
+                };
+                let at = recent.resume(end, seq, carry);
+                let file = sink.as_ref().and_then(|s| s.open_file());
+                match journal.ack(at, file) {
+                    Ok(true) => recent.clear(),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(%session, error = %e, "journal ack failed");
+                        journal_ok = false;
+                    }
                 }
             }
             pending.done(1, len);
@@ -288,6 +365,9 @@ fn run(
         }
     }
     if journal_ok {
+        if position::take_used() {
+            sinks.retire(session);
+        }
         if let Err(e) = journal.finish() {
             tracing::warn!(%session, error = %e, "removing the journal failed");
         }
@@ -302,9 +382,10 @@ pub fn replay_leftovers(dir: &std::path::Path, sinks: &dyn SinkFactory) -> std::
         let mut sink: Option<Box<dyn FrameSink>> = None;
         let mut err: Option<String> = None;
         let meta = left.meta_frames.clone();
-        let n = left.replay(|f| {
+        position::take_used();
+        let n = left.replay(|seq, f| {
             if err.is_some() {
-                return Ok(());
+                return Ok(Replayed::default());
             }
             if sink.is_none() {
                 let ctx: &[Frame] = if f.header.d4_type == d4_proto::types::EXTENDED {
@@ -316,16 +397,28 @@ pub fn replay_leftovers(dir: &std::path::Path, sinks: &dyn SinkFactory) -> std::
                     Ok(s) => sink = Some(s),
                     Err(e) => {
                         err = Some(e);
-                        return Ok(());
+                        return Ok(Replayed::default());
                     }
                 }
             }
             if let Some(s) = sink.as_mut() {
-                if let Err(e) = s.handle(&f).and_then(|_| s.flush()) {
+                if let Err(e) =
+                    position::with(left.session, seq, || s.handle(&f)).and_then(|_| s.flush())
+                {
                     err = Some(e);
                 }
             }
-            Ok(())
+            Ok(match (&sink, &err) {
+                (Some(s), None) => Replayed {
+                    file: s.open_file().map(|(p, l)| (p.to_path_buf(), l)),
+                    carry: s.carry(),
+                },
+                (Some(s), Some(_)) => Replayed {
+                    file: s.open_file().map(|(p, l)| (p.to_path_buf(), l)),
+                    carry: 0,
+                },
+                _ => Replayed::default(),
+            })
         })?;
         if let Some(mut s) = sink {
             if let Err(e) = s.flush().and_then(|_| s.close()) {
@@ -339,6 +432,10 @@ pub fn replay_leftovers(dir: &std::path::Path, sinks: &dyn SinkFactory) -> std::
             None => tracing::info!(session = %left.session, frames = n, "journal replayed"),
         }
         total += n;
+        // The marker may have been set by the crashed run even when nothing was pushed
+        // during the replay.
+        position::take_used();
+        sinks.retire(left.session);
         left.finish()?;
     }
     Ok(total)

@@ -137,13 +137,22 @@ pub async fn run_with_metrics(
         at_day_change: cfg.rotate_daily,
     };
     wcfg.gzip = cfg.gzip;
-    let workers = Arc::new(WorkerSet::new(wcfg, queue_sink)?);
+    let workers = Arc::new(WorkerSet::new(wcfg, queue_sink.clone())?);
     let sinks: Arc<dyn SinkFactory> = Arc::new(WorkerFactory {
         set: workers.clone(),
+        queues: Some(queue_sink),
     });
 
-    // Finish files a crashed run left open, then replay what it journaled but did not
-    // hand to the workers.
+    // Cut the bytes a crashed run wrote for frames it did not acknowledge, finish the
+    // files it left open, then replay what it journaled but did not acknowledge.
+    {
+        let jdir = cfg.journal_dir();
+        match tokio::task::spawn_blocking(move || crate::journal::cut_uncommitted(&jdir)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cutting unacknowledged file bytes failed"),
+            Err(e) => tracing::warn!(error = %e, "cutting unacknowledged file bytes failed"),
+        }
+    }
     {
         let w = workers.clone();
         match tokio::task::spawn_blocking(move || w.recover()).await {

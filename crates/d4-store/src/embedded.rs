@@ -40,6 +40,8 @@ const QUEUE_ENTRIES: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new(
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 const TOKENS: TableDefinition<&str, &str> = TableDefinition::new("tokens");
 const WEB_SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("web_sessions");
+/// Last position pushed by `push_entries_once`, per server journal.
+const JOURNALS: TableDefinition<u128, u64> = TableDefinition::new("journals");
 
 const ACCEPTED_TYPES: &str = "accepted_types";
 const ACCEPTED_EXT_TYPES: &str = "accepted_ext_types";
@@ -196,6 +198,41 @@ fn all_json<T: serde::de::DeserializeOwned>(
     Ok(out)
 }
 
+/// Appends `entries` to each of `queues` (sorted, deduplicated) inside `txn`.
+fn push_in(
+    txn: &WriteTransaction,
+    queues: &[Uuid],
+    entries: &[QueueEntry],
+    now: u64,
+) -> Result<PushOutcome> {
+    let mut qt = txn.open_table(QUEUES).map_err(be)?;
+    let mut et = txn.open_table(QUEUE_ENTRIES).map_err(be)?;
+    let encoded: Vec<Vec<u8>> = entries.iter().map(encode_entry).collect();
+    let mut out = PushOutcome::default();
+    for &quuid in queues {
+        let Some(mut meta) = get_queue_meta(&qt, quuid)? else {
+            continue;
+        };
+        let q = quuid.as_u128();
+        // Entries that would be trimmed at once are not written at all.
+        let keep = (encoded.len() as u64).min(meta.config.max_size) as usize;
+        let skipped = (encoded.len() - keep) as u64;
+        // (their sequence numbers are reserved and trimmed below, so they
+        // count as trimmed, like every entry older than the kept ones).
+        meta.tail += skipped;
+        for e in &encoded[encoded.len() - keep..] {
+            et.insert((q, meta.tail), e.as_slice()).map_err(be)?;
+            meta.tail += 1;
+        }
+        out.pushed += encoded.len() as u64;
+        let trimmed = trim_queue(&mut et, &mut meta)?;
+        out.trimmed += trimmed;
+        meta.last_updated = now;
+        qt.insert(q, to_json(&meta)?.as_slice()).map_err(be)?;
+    }
+    Ok(out)
+}
+
 fn get_queue_meta(
     table: &impl ReadableTable<u128, &'static [u8]>,
     q: Uuid,
@@ -220,7 +257,8 @@ fn initialized(db: &redb::Database) -> bool {
         && txn.open_table(QUEUE_ENTRIES).is_ok()
         && txn.open_table(USERS).is_ok()
         && txn.open_table(TOKENS).is_ok()
-        && txn.open_table(WEB_SESSIONS).is_ok();
+        && txn.open_table(WEB_SESSIONS).is_ok()
+        && txn.open_table(JOURNALS).is_ok();
     ok && txn.open_table(SETTINGS).is_ok_and(|t| {
         matches!(t.get(ACCEPTED_TYPES), Ok(Some(_)))
             && matches!(t.get(ACCEPTED_EXT_TYPES), Ok(Some(_)))
@@ -239,6 +277,7 @@ fn init_tables(db: &redb::Database) -> Result<()> {
         txn.open_table(USERS).map_err(be)?;
         txn.open_table(TOKENS).map_err(be)?;
         txn.open_table(WEB_SESSIONS).map_err(be)?;
+        txn.open_table(JOURNALS).map_err(be)?;
         let mut settings = txn.open_table(SETTINGS).map_err(be)?;
         if settings.get(ACCEPTED_TYPES).map_err(be)?.is_none() {
             settings
@@ -1073,39 +1112,66 @@ impl Store for EmbeddedStore {
         }
         let woken = queues.clone();
         let out = self
-            .run(move |db| {
-                write(db, |txn| {
-                    let mut qt = txn.open_table(QUEUES).map_err(be)?;
-                    let mut et = txn.open_table(QUEUE_ENTRIES).map_err(be)?;
-                    let encoded: Vec<Vec<u8>> = entries.iter().map(encode_entry).collect();
-                    let mut out = PushOutcome::default();
-                    for quuid in queues {
-                        let Some(mut meta) = get_queue_meta(&qt, quuid)? else {
-                            continue;
-                        };
-                        let q = quuid.as_u128();
-                        // Entries that would be trimmed at once are not written at all.
-                        let keep = (encoded.len() as u64).min(meta.config.max_size) as usize;
-                        let skipped = (encoded.len() - keep) as u64;
-                        // (their sequence numbers are reserved and trimmed below, so they
-                        // count as trimmed, like every entry older than the kept ones).
-                        meta.tail += skipped;
-                        for e in &encoded[encoded.len() - keep..] {
-                            et.insert((q, meta.tail), e.as_slice()).map_err(be)?;
-                            meta.tail += 1;
-                        }
-                        out.pushed += encoded.len() as u64;
-                        let trimmed = trim_queue(&mut et, &mut meta)?;
-                        out.trimmed += trimmed;
-                        meta.last_updated = now;
-                        qt.insert(q, to_json(&meta)?.as_slice()).map_err(be)?;
-                    }
-                    Ok(out)
-                })
-            })
+            .run(move |db| write(db, |txn| push_in(txn, &queues, &entries, now)))
             .await?;
         self.wake(&woken);
         Ok(out)
+    }
+
+    async fn push_entries_once(
+        &self,
+        journal: Uuid,
+        position: u64,
+        queues: Vec<Uuid>,
+        entries: Vec<QueueEntry>,
+        now: u64,
+    ) -> Result<Option<PushOutcome>> {
+        let mut queues = queues;
+        queues.sort();
+        queues.dedup();
+        if queues.is_empty() || entries.is_empty() {
+            return Ok(Some(PushOutcome::default()));
+        }
+        let woken = queues.clone();
+        let out = self
+            .run(move |db| {
+                write(db, |txn| {
+                    let mut jt = txn.open_table(JOURNALS).map_err(be)?;
+                    let j = journal.as_u128();
+                    let last = jt.get(j).map_err(be)?.map(|g| g.value());
+                    if last.is_some_and(|l| l >= position) {
+                        return Ok(None);
+                    }
+                    jt.insert(j, position).map_err(be)?;
+                    push_in(txn, &queues, &entries, now).map(Some)
+                })
+            })
+            .await?;
+        if out.is_some() {
+            self.wake(&woken);
+        }
+        Ok(out)
+    }
+
+    async fn journal_position(&self, journal: Uuid) -> Result<Option<u64>> {
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(be)?;
+            let jt = txn.open_table(JOURNALS).map_err(be)?;
+            let v = jt.get(journal.as_u128()).map_err(be)?.map(|g| g.value());
+            Ok(v)
+        })
+        .await
+    }
+
+    async fn forget_journal(&self, journal: Uuid) -> Result<()> {
+        self.run(move |db| {
+            write(db, |txn| {
+                let mut jt = txn.open_table(JOURNALS).map_err(be)?;
+                jt.remove(journal.as_u128()).map_err(be)?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     async fn pop_entries(&self, queue: Uuid, max: usize) -> Result<Vec<QueueEntry>> {

@@ -155,6 +155,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         entries: Vec<QueueEntry>,
         now: u64,
     ) -> Result<PushOutcome>;
+    /// [`Store::push_entries`] at most once per position of a journal: in the same
+    /// transaction as the push, the store records `position` as the last one pushed for
+    /// `journal`; a call whose `position` is not greater than the recorded one pushes
+    /// nothing and returns `None` (the server replaying a journal after a crash).
+    async fn push_entries_once(
+        &self,
+        journal: Uuid,
+        position: u64,
+        queues: Vec<Uuid>,
+        entries: Vec<QueueEntry>,
+        now: u64,
+    ) -> Result<Option<PushOutcome>>;
+    /// The last position recorded by [`Store::push_entries_once`] for `journal`.
+    async fn journal_position(&self, journal: Uuid) -> Result<Option<u64>>;
+    /// Drops the journal's recorded position (the journal is retired).
+    async fn forget_journal(&self, journal: Uuid) -> Result<()>;
     /// Take up to `max` oldest entries (FIFO); empty when none. `NotFound` if no queue.
     async fn pop_entries(&self, queue: Uuid, max: usize) -> Result<Vec<QueueEntry>>;
     /// Like `pop_entries`, but waits up to `timeout` for at least one entry.

@@ -176,6 +176,9 @@ mod keys {
     pub fn queue_meta(q: &Uuid) -> String {
         format!("analyzer:{}", qid(q))
     }
+    pub fn d4rs_journal(j: &Uuid) -> String {
+        format!("d4rs:journal:{}", j.simple())
+    }
     pub fn d4rs_queue(q: &Uuid) -> String {
         format!("d4rs:queue:{}", qid(q))
     }
@@ -390,7 +393,11 @@ return n
 /// Push entries to queues, LPUSH then LTRIM to max (keeping exactly max), counting what
 /// was trimmed. KEYS: nq lists [, nq `analyzer:<q>` hashes, nq `d4rs:queue:<q>` hashes].
 /// ARGV: nq, with-meta (0/1), now, nq max sizes, entries...
-const PUSH_SCRIPT: &str = r#"
+/// Body of the push scripts. KEYS: lists (then queue metas and d4rs queue hashes when
+/// ARGV[2] is '1'). ARGV: nq, meta flag, now, max sizes, then the entries up to `argn`.
+macro_rules! push_body {
+    () => {
+        r#"
 local nq = tonumber(ARGV[1])
 local meta = ARGV[2] == '1'
 local first = 4 + nq
@@ -399,8 +406,8 @@ for i = 1, nq do
   local max = tonumber(ARGV[3 + i])
   local n = redis.call('LLEN', KEYS[i])
   local j = first
-  while j <= #ARGV do
-    local last = math.min(j + 999, #ARGV)
+  while j <= argn do
+    local last = math.min(j + 999, argn)
     n = redis.call('LPUSH', KEYS[i], unpack(ARGV, j, last))
     j = last + 1
   end
@@ -413,7 +420,23 @@ for i = 1, nq do
   out[i] = over
 end
 return out
-"#;
+"#
+    };
+}
+
+const PUSH_SCRIPT: &str = concat!("local argn = #ARGV\n", push_body!());
+
+/// The push at most once per journal position: the last KEY is the journal's marker
+/// (`d4rs:journal:<uuid>`), the last ARGV the position as 20 decimal digits (compared as
+/// strings: Lua numbers are doubles). Returns nil when the position was pushed already.
+const PUSH_ONCE_SCRIPT: &str = concat!(
+    "local argn = #ARGV - 1\n",
+    "local mark = KEYS[#KEYS]\n",
+    "local last = redis.call('GET', mark)\n",
+    "if last and last >= ARGV[#ARGV] then return false end\n",
+    "redis.call('SET', mark, ARGV[#ARGV])\n",
+    push_body!()
+);
 
 /// Trim a list to max; returns how many were dropped. KEYS: list. ARGV: max.
 const TRIM_SCRIPT: &str = r#"
@@ -430,6 +453,111 @@ fn eval(script: &str) -> redis::Cmd {
 }
 
 impl RedisStore {
+    /// `push_entries`, or with `once` = (journal, position) `push_entries_once` (the
+    /// marker is checked and set in the same script as the push).
+    async fn push_impl(
+        &self,
+        queues: Vec<Uuid>,
+        entries: Vec<QueueEntry>,
+        now: u64,
+        once: Option<(Uuid, u64)>,
+    ) -> Result<Option<PushOutcome>> {
+        let mut uniq = Vec::new();
+        for q in queues {
+            if !uniq.contains(&q) {
+                uniq.push(q);
+            }
+        }
+        if uniq.is_empty() || entries.is_empty() {
+            return Ok(Some(PushOutcome::default()));
+        }
+        // Round trip 1: kinds and max sizes.
+        let mut pipe = redis::pipe();
+        for q in &uniq {
+            pipe.cmd("HMGET")
+                .arg(keys::queue_meta(q))
+                .arg("type")
+                .arg("metatype")
+                .arg("max_size");
+        }
+        let mut c = self.meta.clone();
+        let metas: Vec<(Option<String>, Option<String>, Option<String>)> =
+            pipe.query_async(&mut c).await.map_err(be)?;
+        let mut targets = Vec::new();
+        for (q, (t, m, max)) in uniq.iter().zip(metas) {
+            let mut md = HashMap::new();
+            if let Some(t) = t {
+                md.insert("type".to_string(), t);
+            }
+            if let Some(m) = m {
+                md.insert("metatype".to_string(), m);
+            }
+            let Some(kind) = kind_of(&md) else { continue };
+            let max = max
+                .and_then(|m| m.parse::<u64>().ok())
+                .unwrap_or(DEFAULT_QUEUE_MAX_SIZE)
+                .max(1);
+            targets.push((*q, kind, max));
+        }
+        if targets.is_empty() {
+            return Ok(Some(PushOutcome::default()));
+        }
+        // Round trip 2: push and trim (and the metadata when it lives in the same db).
+        let nq = targets.len();
+        let with_meta = self.same_queue_db;
+        let mut cmd = eval(if once.is_some() {
+            PUSH_ONCE_SCRIPT
+        } else {
+            PUSH_SCRIPT
+        });
+        cmd.arg(if with_meta { nq * 3 } else { nq } + usize::from(once.is_some()));
+        for (q, kind, _) in &targets {
+            cmd.arg(keys::queue_list(kind, q));
+        }
+        if with_meta {
+            for (q, _, _) in &targets {
+                cmd.arg(keys::queue_meta(q));
+            }
+            for (q, _, _) in &targets {
+                cmd.arg(keys::d4rs_queue(q));
+            }
+        }
+        if let Some((journal, _)) = &once {
+            cmd.arg(keys::d4rs_journal(journal));
+        }
+        cmd.arg(nq).arg(if with_meta { "1" } else { "0" }).arg(now);
+        for (_, _, max) in &targets {
+            cmd.arg(*max);
+        }
+        for e in &entries {
+            cmd.arg(e.data.as_slice());
+        }
+        if let Some((_, position)) = &once {
+            cmd.arg(format!("{position:020}"));
+        }
+        let mut qc = self.queues.clone();
+        let overs: Option<Vec<u64>> = cmd.query_async(&mut qc).await.map_err(be)?;
+        let Some(overs) = overs else {
+            return Ok(None);
+        };
+        let trimmed: u64 = overs.iter().sum();
+        if !with_meta {
+            // Round trip 3 (separate databases only).
+            let mut pipe = redis::pipe();
+            for ((q, _, _), over) in targets.iter().zip(&overs) {
+                pipe.hset(keys::queue_meta(q), "last_updated", now).ignore();
+                if *over > 0 {
+                    pipe.hincr(keys::d4rs_queue(q), "trimmed", *over).ignore();
+                }
+            }
+            let () = pipe.query_async(&mut c).await.map_err(be)?;
+        }
+        Ok(Some(PushOutcome {
+            pushed: (nq * entries.len()) as u64,
+            trimmed,
+        }))
+    }
+
     /// Connect (every URL), check the server version, initialize a fresh database's
     /// defaults and subscribe to the events channel.
     pub async fn connect(urls: &RedisUrls) -> Result<RedisStore> {
@@ -1700,87 +1828,42 @@ impl Store for RedisStore {
         entries: Vec<QueueEntry>,
         now: u64,
     ) -> Result<PushOutcome> {
-        let mut uniq = Vec::new();
-        for q in queues {
-            if !uniq.contains(&q) {
-                uniq.push(q);
-            }
-        }
-        if uniq.is_empty() || entries.is_empty() {
-            return Ok(PushOutcome::default());
-        }
-        // Round trip 1: kinds and max sizes.
-        let mut pipe = redis::pipe();
-        for q in &uniq {
-            pipe.cmd("HMGET")
-                .arg(keys::queue_meta(q))
-                .arg("type")
-                .arg("metatype")
-                .arg("max_size");
-        }
-        let mut c = self.meta.clone();
-        let metas: Vec<(Option<String>, Option<String>, Option<String>)> =
-            pipe.query_async(&mut c).await.map_err(be)?;
-        let mut targets = Vec::new();
-        for (q, (t, m, max)) in uniq.iter().zip(metas) {
-            let mut md = HashMap::new();
-            if let Some(t) = t {
-                md.insert("type".to_string(), t);
-            }
-            if let Some(m) = m {
-                md.insert("metatype".to_string(), m);
-            }
-            let Some(kind) = kind_of(&md) else { continue };
-            let max = max
-                .and_then(|m| m.parse::<u64>().ok())
-                .unwrap_or(DEFAULT_QUEUE_MAX_SIZE)
-                .max(1);
-            targets.push((*q, kind, max));
-        }
-        if targets.is_empty() {
-            return Ok(PushOutcome::default());
-        }
-        // Round trip 2: push and trim (and the metadata when it lives in the same db).
-        let nq = targets.len();
-        let with_meta = self.same_queue_db;
-        let mut cmd = eval(PUSH_SCRIPT);
-        cmd.arg(if with_meta { nq * 3 } else { nq });
-        for (q, kind, _) in &targets {
-            cmd.arg(keys::queue_list(kind, q));
-        }
-        if with_meta {
-            for (q, _, _) in &targets {
-                cmd.arg(keys::queue_meta(q));
-            }
-            for (q, _, _) in &targets {
-                cmd.arg(keys::d4rs_queue(q));
-            }
-        }
-        cmd.arg(nq).arg(if with_meta { "1" } else { "0" }).arg(now);
-        for (_, _, max) in &targets {
-            cmd.arg(*max);
-        }
-        for e in &entries {
-            cmd.arg(e.data.as_slice());
-        }
+        Ok(self
+            .push_impl(queues, entries, now, None)
+            .await?
+            .unwrap_or_default())
+    }
+
+    async fn push_entries_once(
+        &self,
+        journal: Uuid,
+        position: u64,
+        queues: Vec<Uuid>,
+        entries: Vec<QueueEntry>,
+        now: u64,
+    ) -> Result<Option<PushOutcome>> {
+        self.push_impl(queues, entries, now, Some((journal, position)))
+            .await
+    }
+
+    async fn journal_position(&self, journal: Uuid) -> Result<Option<u64>> {
         let mut qc = self.queues.clone();
-        let overs: Vec<u64> = cmd.query_async(&mut qc).await.map_err(be)?;
-        let trimmed: u64 = overs.iter().sum();
-        if !with_meta {
-            // Round trip 3 (separate databases only).
-            let mut pipe = redis::pipe();
-            for ((q, _, _), over) in targets.iter().zip(&overs) {
-                pipe.hset(keys::queue_meta(q), "last_updated", now).ignore();
-                if *over > 0 {
-                    pipe.hincr(keys::d4rs_queue(q), "trimmed", *over).ignore();
-                }
-            }
-            let () = pipe.query_async(&mut c).await.map_err(be)?;
-        }
-        Ok(PushOutcome {
-            pushed: (nq * entries.len()) as u64,
-            trimmed,
-        })
+        let v: Option<String> = redis::cmd("GET")
+            .arg(keys::d4rs_journal(&journal))
+            .query_async(&mut qc)
+            .await
+            .map_err(be)?;
+        Ok(v.and_then(|v| v.parse().ok()))
+    }
+
+    async fn forget_journal(&self, journal: Uuid) -> Result<()> {
+        let mut qc = self.queues.clone();
+        let () = redis::cmd("DEL")
+            .arg(keys::d4rs_journal(&journal))
+            .query_async(&mut qc)
+            .await
+            .map_err(be)?;
+        Ok(())
     }
 
     async fn pop_entries(&self, queue: Uuid, max: usize) -> Result<Vec<QueueEntry>> {

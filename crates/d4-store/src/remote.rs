@@ -320,6 +320,29 @@ impl Store for RemoteStore {
         })
         .await
     }
+    async fn push_entries_once(
+        &self,
+        journal: Uuid,
+        position: u64,
+        queues: Vec<Uuid>,
+        entries: Vec<QueueEntry>,
+        now: u64,
+    ) -> Result<Option<PushOutcome>> {
+        self.call(Request::PushEntriesOnce {
+            journal,
+            position,
+            queues,
+            entries,
+            now,
+        })
+        .await
+    }
+    async fn journal_position(&self, journal: Uuid) -> Result<Option<u64>> {
+        self.call(Request::JournalPosition { journal }).await
+    }
+    async fn forget_journal(&self, journal: Uuid) -> Result<()> {
+        self.call(Request::ForgetJournal { journal }).await
+    }
     async fn pop_entries(&self, queue: Uuid, max: usize) -> Result<Vec<QueueEntry>> {
         self.call(Request::PopEntries { queue, max }).await
     }

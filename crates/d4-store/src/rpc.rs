@@ -135,6 +135,19 @@ pub enum Request {
         entries: Vec<QueueEntry>,
         now: u64,
     },
+    PushEntriesOnce {
+        journal: Uuid,
+        position: u64,
+        queues: Vec<Uuid>,
+        entries: Vec<QueueEntry>,
+        now: u64,
+    },
+    JournalPosition {
+        journal: Uuid,
+    },
+    ForgetJournal {
+        journal: Uuid,
+    },
     PopEntries {
         queue: Uuid,
         max: usize,
@@ -245,6 +258,19 @@ pub(crate) async fn dispatch(store: &dyn Store, req: Request) -> Result<serde_js
             entries,
             now,
         } => json(store.push_entries(queues, entries, now).await?),
+        Request::PushEntriesOnce {
+            journal,
+            position,
+            queues,
+            entries,
+            now,
+        } => json(
+            store
+                .push_entries_once(journal, position, queues, entries, now)
+                .await?,
+        ),
+        Request::JournalPosition { journal } => json(store.journal_position(journal).await?),
+        Request::ForgetJournal { journal } => json(store.forget_journal(journal).await?),
         Request::PopEntries { queue, max } => json(store.pop_entries(queue, max).await?),
         Request::PopEntriesBlocking {
             queue,

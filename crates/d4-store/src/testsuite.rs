@@ -30,6 +30,7 @@ pub async fn run_all(store: S) {
     queues_crud(store.clone()).await;
     queue_fifo_and_trim(store.clone()).await;
     queue_push_many(store.clone()).await;
+    queue_push_once(store.clone()).await;
     queue_blocking_pop(store.clone()).await;
     users(store.clone()).await;
     web_sessions(store.clone()).await;
@@ -1043,6 +1044,92 @@ pub async fn queue_push_many(store: S) {
     let got = store.pop_entries(a, 5000).await.unwrap();
     assert_eq!(got.len(), 10);
     assert_eq!(got[0].text(), "001990");
+    store.delete_queue(a).await.unwrap();
+    store.delete_queue(b).await.unwrap();
+}
+
+/// `push_entries_once`: a position not greater than the journal's recorded one pushes
+/// nothing; positions are per journal; `forget_journal` drops the record.
+pub async fn queue_push_once(store: S) {
+    let now = 7_100_000;
+    let a = store
+        .create_queue(qconfig(QueueKind::Type(3), 100, None), now)
+        .await
+        .unwrap()
+        .config
+        .uuid;
+    let b = store
+        .create_queue(qconfig(QueueKind::Type(3), 100, None), now)
+        .await
+        .unwrap()
+        .config
+        .uuid;
+    let j = Uuid::new_v4();
+    let k = Uuid::new_v4();
+    let e = |s: &str| vec![QueueEntry::new(s.to_string())];
+    assert_eq!(store.journal_position(j).await.unwrap(), None);
+    let out = store
+        .push_entries_once(j, 5, vec![a, b], e("five"), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        Some(PushOutcome {
+            pushed: 2,
+            trimmed: 0
+        })
+    );
+    assert_eq!(store.journal_position(j).await.unwrap(), Some(5));
+    // the same position again (a replay after a crash), or an older one: nothing
+    for p in [5, 1, 0] {
+        let again = store
+            .push_entries_once(j, p, vec![a, b], e("dup"), now)
+            .await
+            .unwrap();
+        assert_eq!(again, None, "position {p}");
+    }
+    // another journal has its own positions; large positions (> 2^53) compare exactly
+    let big = (1u64 << 60) + 1;
+    assert!(store
+        .push_entries_once(k, big, vec![a], e("k1"), now)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        store
+            .push_entries_once(k, big - 1, vec![a], e("kdup"), now)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(store
+        .push_entries_once(k, big + 1, vec![a], e("k2"), now)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .push_entries_once(j, 6, vec![a], e("six"), now)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        texts(&store.pop_entries(a, 10).await.unwrap()),
+        ["five", "k1", "k2", "six"]
+    );
+    assert_eq!(texts(&store.pop_entries(b, 10).await.unwrap()), ["five"]);
+    // retired journals are forgotten; forgetting twice is fine
+    store.forget_journal(j).await.unwrap();
+    store.forget_journal(j).await.unwrap();
+    assert_eq!(store.journal_position(j).await.unwrap(), None);
+    assert_eq!(store.journal_position(k).await.unwrap(), Some(big + 1));
+    assert!(store
+        .push_entries_once(j, 1, vec![a], e("new"), now)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(texts(&store.pop_entries(a, 10).await.unwrap()), ["new"]);
+    store.forget_journal(j).await.unwrap();
+    store.forget_journal(k).await.unwrap();
     store.delete_queue(a).await.unwrap();
     store.delete_queue(b).await.unwrap();
 }

@@ -119,6 +119,22 @@ pub(crate) enum ExtHandler {
 }
 
 impl ExtHandler {
+    /// The rotating file of a line handler (`default`, `maltrail`).
+    pub fn open_file(&self) -> Option<(&std::path::Path, u64)> {
+        match self {
+            ExtHandler::Lines { state, .. } => state.open_file(),
+            ExtHandler::Blob { .. } => None,
+        }
+    }
+
+    /// Bytes of the partial last line of a line handler.
+    pub fn carry(&self) -> u64 {
+        match self {
+            ExtHandler::Lines { state, .. } => state.carry(),
+            ExtHandler::Blob { .. } => 0,
+        }
+    }
+
     pub fn new(ctx: &Ctx<'_>, meta: &MetaHeader) -> ExtHandler {
         let ext = meta.ext_type().to_owned();
         let target = OwnedTarget {

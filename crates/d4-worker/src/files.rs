@@ -236,6 +236,11 @@ impl RotatingFile {
         self.cur.is_some()
     }
 
+    /// The open file and the bytes written to it (buffered ones included).
+    pub fn open_file(&self) -> Option<(&Path, u64)> {
+        self.cur.as_ref().map(|c| (c.path.as_path(), c.len))
+    }
+
     /// Bytes written to the open file.
     pub fn len(&self) -> u64 {
         self.cur.as_ref().map(|c| c.len).unwrap_or(0)

@@ -200,6 +200,15 @@ impl LineState {
         self.file.flush()
     }
 
+    pub fn open_file(&self) -> Option<(&std::path::Path, u64)> {
+        self.file.open_file()
+    }
+
+    /// Bytes of the partial last line (held in memory only).
+    pub fn carry(&self) -> u64 {
+        self.split.pending() as u64
+    }
+
     /// Closes the files without handling the partial line (after an error).
     pub fn finish_files(&mut self) -> Result<(), WorkerError> {
         self.file.finish()
@@ -595,6 +604,33 @@ impl Worker {
             }
             Kind::Meta(MetaState::Data(h)) => h.tick(now),
             Kind::Meta(_) => Ok(()),
+        }
+    }
+
+    /// The rotating file the stream is being written to and its length so far (what
+    /// was written once [`Worker::flush`] returns), if one is open. The server records
+    /// it with each journal acknowledgement: after a crash, bytes past it belong to
+    /// frames that will be replayed and are cut off.
+    pub fn open_file(&self) -> Option<(&std::path::Path, u64)> {
+        match &self.kind {
+            Kind::Lines(l) => l.open_file(),
+            Kind::Pcap(p) => p.file.open_file(),
+            Kind::Pcapng(p) => p.file.open_file(),
+            Kind::Raw(f) => f.open_file(),
+            Kind::Meta(MetaState::Data(h)) => h.open_file(),
+            Kind::Meta(_) => None,
+        }
+    }
+
+    /// How many of the last payload bytes handled are held in memory only (the partial
+    /// last line of a line stream), not yet in a file or a queue. A replay after a crash
+    /// must feed them again, so the server acknowledges its journal only up to them.
+    /// Other stream kinds keep no such bytes (0).
+    pub fn carry(&self) -> u64 {
+        match &self.kind {
+            Kind::Lines(l) => l.carry(),
+            Kind::Meta(MetaState::Data(h)) => h.carry(),
+            _ => 0,
         }
     }
 

@@ -26,11 +26,22 @@ pub struct ServerProc {
 impl ServerProc {
     /// Starts `d4 server` on `dir` with a TLS and a plain listener on free loopback ports.
     pub fn start(dir: &Path, extra: &[&str]) -> ServerProc {
+        ServerProc::start_at(dir, "127.0.0.1:0", "127.0.0.1:0", extra, &[])
+    }
+
+    /// [`ServerProc::start`] on given listen addresses, with extra environment variables.
+    pub fn start_at(
+        dir: &Path,
+        tls: &str,
+        plain: &str,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+    ) -> ServerProc {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_d4"));
         cmd.arg("server")
             .arg("--data-dir")
             .arg(dir)
-            .args(["--listen", "127.0.0.1:0", "--plain-listen", "127.0.0.1:0"])
+            .args(["--listen", tls, "--plain-listen", plain])
             .args(["--stats-flush-ms", "100"])
             .args(["--web-listen", "127.0.0.1:0"])
             .args(extra)
@@ -44,6 +55,7 @@ impl ServerProc {
                 cmd.env_remove(k);
             }
         }
+        cmd.envs(envs.iter().copied());
         let mut child = cmd.spawn().expect("spawning d4 server");
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -98,6 +110,18 @@ impl ServerProc {
         }
         let _ = self.child.kill();
         panic!("server did not stop within 60 s");
+    }
+
+    /// Waits (bounded) for the process to end by itself (a test crash hook).
+    pub fn wait_died(mut self, secs: u64) -> std::process::ExitStatus {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(secs) {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the server did not die within {secs} s");
     }
 
     /// kill -9.
