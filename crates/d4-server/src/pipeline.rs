@@ -88,7 +88,7 @@ impl Pending {
 
 /// The sending half, owned by the connection task.
 pub struct Pipeline {
-    tx: Option<Sender<Frame>>,
+    tx: Option<Sender<Vec<Frame>>>,
     pending: Arc<Pending>,
     thread: Option<JoinHandle<()>>,
 }
@@ -137,12 +137,21 @@ impl Pipeline {
 
     /// Queues one accepted frame.
     pub fn send(&self, frame: Frame) -> bool {
-        self.pending.frames.fetch_add(1, Ordering::AcqRel);
+        self.send_batch(vec![frame])
+    }
+
+    /// Queues accepted frames, in stream order (one channel message for all of them).
+    pub fn send_batch(&self, frames: Vec<Frame>) -> bool {
+        if frames.is_empty() {
+            return true;
+        }
+        let bytes: usize = frames.iter().map(Frame::wire_len).sum();
         self.pending
-            .bytes
-            .fetch_add(frame.wire_len() as u64, Ordering::AcqRel);
+            .frames
+            .fetch_add(frames.len() as u64, Ordering::AcqRel);
+        self.pending.bytes.fetch_add(bytes as u64, Ordering::AcqRel);
         match &self.tx {
-            Some(tx) => tx.send(frame).is_ok(),
+            Some(tx) => tx.send(frames).is_ok(),
             None => false,
         }
     }
@@ -162,7 +171,7 @@ impl Drop for Pipeline {
 }
 
 fn run(
-    rx: Receiver<Frame>,
+    rx: Receiver<Vec<Frame>>,
     mut journal: Journal,
     pending: Arc<Pending>,
     sinks: Arc<dyn SinkFactory>,
@@ -179,7 +188,8 @@ fn run(
     };
     let mut sink: Option<Box<dyn FrameSink>> = None;
     let mut failed = false;
-    let mut batch: Vec<(Frame, u64)> = Vec::new();
+    let mut batch: Vec<Frame> = Vec::new();
+    let mut ends: Vec<u64> = Vec::new();
     let mut journal_ok = true;
     'outer: loop {
         let first = match rx.recv_timeout(std::time::Duration::from_secs(1)) {
@@ -195,17 +205,15 @@ fn run(
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         };
+        // Gather what is queued (bounded), then journal it with one write.
         let mut bytes = 0usize;
         let mut next = Some(first);
-        while let Some(f) = next.take() {
-            bytes += f.wire_len();
-            match journal.append(&f) {
-                Ok(end) => batch.push((f, end)),
-                Err(e) => {
-                    tracing::error!(%session, error = %e, "journal append failed");
-                    journal_ok = false;
-                    batch.push((f, 0));
-                }
+        while let Some(frames) = next.take() {
+            bytes += frames.iter().map(Frame::wire_len).sum::<usize>();
+            if batch.is_empty() {
+                batch = frames;
+            } else {
+                batch.extend(frames);
             }
             if batch.len() >= 4096 || bytes >= 8 << 20 {
                 break;
@@ -216,13 +224,21 @@ fn run(
                 Err(TryRecvError::Disconnected) => {}
             }
         }
+        ends.clear();
+        if journal_ok {
+            if let Err(e) = journal.append_batch(&batch, &mut ends) {
+                tracing::error!(%session, error = %e, "journal append failed");
+                journal_ok = false;
+            }
+        }
         if fsync && journal_ok {
             if let Err(e) = journal.sync() {
                 tracing::error!(%session, error = %e, "journal sync failed");
                 journal_ok = false;
             }
         }
-        for (f, end) in batch.drain(..) {
+        let (mut done_frames, mut done_bytes) = (0u64, 0u64);
+        for (i, f) in batch.drain(..).enumerate() {
             let len = f.wire_len() as u64;
             if !failed {
                 if sink.is_none() {
@@ -244,12 +260,20 @@ fn run(
             // A frame the worker refused is acknowledged too: replaying it would fail
             // the same way.
             if journal_ok {
-                if let Err(e) = journal.ack(end) {
+                if let Err(e) = ends.get(i).map_or(Ok(()), |end| journal.ack(*end)) {
                     tracing::error!(%session, error = %e, "journal ack failed");
                     journal_ok = false;
                 }
             }
-            pending.done(1, len);
+            done_frames += 1;
+            done_bytes += len;
+            if done_frames >= 256 {
+                pending.done(done_frames, done_bytes);
+                (done_frames, done_bytes) = (0, 0);
+            }
+        }
+        if done_frames > 0 {
+            pending.done(done_frames, done_bytes);
         }
         if !journal_ok {
             pending.fail("the session journal failed (disk full?)".into());
