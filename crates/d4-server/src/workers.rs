@@ -80,22 +80,37 @@ pub struct WorkerFactory {
     pub set: Arc<WorkerSet>,
 }
 
-struct WorkerSink(Worker);
+struct WorkerSink {
+    w: Worker,
+    /// Queue entries pushed and files saved, at the last flush.
+    committed: (u64, u64),
+}
+
+impl WorkerSink {
+    fn commits(&self) -> (u64, u64) {
+        let s = self.w.stats();
+        (s.queued, s.files_saved)
+    }
+}
 
 impl FrameSink for WorkerSink {
     fn handle(&mut self, frame: &Frame) -> Result<(), String> {
-        self.0
+        self.w
             .handle(frame, SystemTime::now())
             .map_err(|e| e.to_string())
     }
     fn flush(&mut self) -> Result<(), String> {
-        self.0.flush().map_err(|e| e.to_string())
+        self.committed = self.commits();
+        self.w.flush().map_err(|e| e.to_string())
+    }
+    fn must_ack(&self) -> bool {
+        self.commits() != self.committed
     }
     fn tick(&mut self) -> Result<(), String> {
-        self.0.tick(SystemTime::now()).map_err(|e| e.to_string())
+        self.w.tick(SystemTime::now()).map_err(|e| e.to_string())
     }
     fn close(&mut self) -> Result<(), String> {
-        self.0.close(SystemTime::now()).map_err(|e| e.to_string())
+        self.w.close(SystemTime::now()).map_err(|e| e.to_string())
     }
 }
 
@@ -116,6 +131,11 @@ impl SinkFactory for WorkerFactory {
         for f in meta {
             w.handle(f, SystemTime::now()).map_err(|e| e.to_string())?;
         }
-        Ok(Box::new(WorkerSink(w)))
+        let mut sink = WorkerSink {
+            w,
+            committed: (0, 0),
+        };
+        sink.committed = sink.commits();
+        Ok(Box::new(sink))
     }
 }
