@@ -103,10 +103,16 @@ impl StoreGate {
     }
 
     fn blocked(&self, f: impl Fn(&BlockTarget) -> bool) -> bool {
-        let t = now();
         self.snap
             .read()
-            .map(|s| s.blocks.iter().any(|b| b.active_at(t) && f(&b.target)))
+            .map(|s| {
+                // Called several times per frame: no clock read while nothing is blocked.
+                if s.blocks.is_empty() {
+                    return false;
+                }
+                let t = now();
+                s.blocks.iter().any(|b| b.active_at(t) && f(&b.target))
+            })
             .unwrap_or(true)
     }
 }

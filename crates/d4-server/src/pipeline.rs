@@ -16,6 +16,11 @@ use uuid::Uuid;
 
 use crate::journal::{Journal, RecentFrames, Replayed};
 
+/// Wire bytes of small frames handed to a sink between two flush + acknowledgement
+/// points (below the workers' 64 KiB file buffers, so the output reaches the kernel only
+/// at those points).
+pub const ACK_DEFER_BYTES: usize = 16 * 1024;
+
 /// Where the frames of one session go (the per-type worker). Called from one thread.
 pub trait FrameSink: Send {
     /// Handles one frame, in stream order.
@@ -23,6 +28,14 @@ pub trait FrameSink: Send {
     /// Makes everything handled so far durable against a crash of this process (bytes
     /// written to the kernel, queue entries pushed): called before an acknowledgement.
     fn flush(&mut self) -> Result<(), String>;
+    /// Whether what was handled since the last flush must be acknowledged at once (e.g.
+    /// the worker rotated: the file the last acknowledgement names is closed). When false,
+    /// the pipeline may handle a few more small frames (up to [`ACK_DEFER_BYTES`]) before
+    /// one flush and one acknowledgement. Queue pushes need no prompt acknowledgement:
+    /// they are recorded per journal position ([`position`]) and never repeated.
+    fn must_ack(&self) -> bool {
+        true
+    }
     /// Called every second or so while the sensor is silent (time-based rotation).
     fn tick(&mut self) -> Result<(), String>;
     /// End of the session: finish files.
@@ -166,7 +179,7 @@ impl Pending {
 
 /// The sending half, owned by the connection task.
 pub struct Pipeline {
-    tx: Option<Sender<Frame>>,
+    tx: Option<Sender<Vec<Frame>>>,
     pending: Arc<Pending>,
     thread: Option<JoinHandle<()>>,
 }
@@ -215,7 +228,21 @@ impl Pipeline {
 
     /// Queues one accepted frame.
     pub fn send(&self, frame: Frame) -> bool {
-        if self.pending.frames.fetch_add(1, Ordering::AcqRel) == 0 {
+        self.send_batch(vec![frame])
+    }
+
+    /// Queues accepted frames, in stream order (one channel message for all of them).
+    pub fn send_batch(&self, frames: Vec<Frame>) -> bool {
+        if frames.is_empty() {
+            return true;
+        }
+        let bytes: usize = frames.iter().map(Frame::wire_len).sum();
+        if self
+            .pending
+            .frames
+            .fetch_add(frames.len() as u64, Ordering::AcqRel)
+            == 0
+        {
             let _ = self.pending.behind_since.compare_exchange(
                 0,
                 crate::metrics::now_ms(),
@@ -223,11 +250,9 @@ impl Pipeline {
                 Ordering::Relaxed,
             );
         }
-        self.pending
-            .bytes
-            .fetch_add(frame.wire_len() as u64, Ordering::AcqRel);
+        self.pending.bytes.fetch_add(bytes as u64, Ordering::AcqRel);
         match &self.tx {
-            Some(tx) => tx.send(frame).is_ok(),
+            Some(tx) => tx.send(frames).is_ok(),
             None => false,
         }
     }
@@ -247,7 +272,7 @@ impl Drop for Pipeline {
 }
 
 fn run(
-    rx: Receiver<Frame>,
+    rx: Receiver<Vec<Frame>>,
     mut journal: Journal,
     pending: Arc<Pending>,
     sinks: Arc<dyn SinkFactory>,
@@ -264,7 +289,8 @@ fn run(
     };
     let mut sink: Option<Box<dyn FrameSink>> = None;
     let mut failed = false;
-    let mut batch: Vec<(Frame, u64)> = Vec::new();
+    let mut batch: Vec<Frame> = Vec::new();
+    let mut ends: Vec<u64> = Vec::new();
     let mut journal_ok = true;
     let mut seq: u64 = 0;
     let mut recent = RecentFrames::default();
@@ -283,17 +309,15 @@ fn run(
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         };
+        // Gather what is queued (bounded), then journal it with one write.
         let mut bytes = 0usize;
         let mut next = Some(first);
-        while let Some(f) = next.take() {
-            bytes += f.wire_len();
-            match journal.append(&f) {
-                Ok(end) => batch.push((f, end)),
-                Err(e) => {
-                    tracing::error!(%session, error = %e, "journal append failed");
-                    journal_ok = false;
-                    batch.push((f, 0));
-                }
+        while let Some(frames) = next.take() {
+            bytes += frames.iter().map(Frame::wire_len).sum::<usize>();
+            if batch.is_empty() {
+                batch = frames;
+            } else {
+                batch.extend(frames);
             }
             if batch.len() >= 4096 || bytes >= 8 << 20 {
                 break;
@@ -304,14 +328,69 @@ fn run(
                 Err(TryRecvError::Disconnected) => {}
             }
         }
+        ends.clear();
+        if journal_ok {
+            if let Err(e) = journal.append_batch(&batch, &mut ends) {
+                tracing::error!(%session, error = %e, "journal append failed");
+                journal_ok = false;
+            }
+        }
         if fsync && journal_ok {
             if let Err(e) = journal.sync() {
                 tracing::error!(%session, error = %e, "journal sync failed");
                 journal_ok = false;
             }
         }
-        for (f, end) in batch.drain(..) {
-            let len = f.wire_len() as u64;
+        // Hand the batch to the worker. Small frames are acknowledged together: the
+        // worker's buffered output is flushed to the kernel and the journal acknowledged
+        // right after it, at most ACK_DEFER_BYTES apart (and at once when the sink asks,
+        // e.g. after a rotation). A crash before the acknowledgement replays those frames:
+        // their file bytes are cut back to the acknowledged length first and their queue
+        // pushes are skipped by position, so nothing is delivered twice.
+        let mut unacked: Option<u64> = None;
+        let (mut deferred, mut done_frames, mut done_bytes) = (0usize, 0u64, 0u64);
+        let mut last_uuid = Uuid::nil();
+        macro_rules! settle {
+            () => {
+                if let (Some(s), false) = (sink.as_mut(), failed) {
+                    if let Err(e) = s.flush() {
+                        failed = true;
+                        fail(last_uuid, e);
+                    }
+                }
+                // A frame the worker refused is acknowledged too: replaying it would
+                // fail the same way.
+                if let (Some(end), true) = (unacked.take(), journal_ok) {
+                    let carry = match (&sink, failed) {
+                        (Some(s), false) => s.carry(),
+                        _ => 0,
+                    };
+                    let at = recent.resume(end, seq, carry);
+                    let file = sink.as_ref().and_then(|s| s.open_file());
+                    match journal.ack(at, file) {
+                        Ok(true) => recent.clear(),
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::error!(%session, error = %e, "journal ack failed");
+                            journal_ok = false;
+                        }
+                    }
+                }
+                if done_frames > 0 {
+                    pending.done(done_frames, done_bytes);
+                }
+                #[allow(unused_assignments)]
+                {
+                    (deferred, done_frames, done_bytes) = (0, 0, 0);
+                }
+            };
+        }
+        for (i, f) in batch.drain(..).enumerate() {
+            let len = f.wire_len();
+            if deferred > 0 && deferred + len > ACK_DEFER_BYTES {
+                settle!();
+            }
+            last_uuid = f.header.uuid;
             if !failed {
                 if sink.is_none() {
                     match sinks.open(f.header.uuid, f.header.d4_type, session, &[]) {
@@ -323,35 +402,32 @@ fn run(
                     }
                 }
                 if let Some(s) = sink.as_mut() {
-                    if let Err(e) =
-                        position::with(session, seq, || s.handle(&f)).and_then(|_| s.flush())
-                    {
+                    if let Err(e) = position::with(session, seq, || s.handle(&f)) {
                         failed = true;
                         fail(f.header.uuid, e);
                     }
                 }
             }
-            recent.push(end.saturating_sub(len), seq, f.payload.len() as u64, 0);
-            seq += 1;
-            // A frame the worker refused is acknowledged too: replaying it would fail
-            // the same way.
-            if journal_ok {
-                let carry = match (&sink, failed) {
-                    (Some(s), false) => s.carry(),
-                    _ => 0,
-                };
-                let at = recent.resume(end, seq, carry);
-                let file = sink.as_ref().and_then(|s| s.open_file());
-                match journal.ack(at, file) {
-                    Ok(true) => recent.clear(),
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::error!(%session, error = %e, "journal ack failed");
-                        journal_ok = false;
-                    }
-                }
+            let end = ends.get(i).copied();
+            if let Some(end) = end {
+                recent.push(
+                    end.saturating_sub(len as u64),
+                    seq,
+                    f.payload.len() as u64,
+                    0,
+                );
             }
-            pending.done(1, len);
+            seq += 1;
+            unacked = end.or(unacked);
+            deferred += len;
+            done_frames += 1;
+            done_bytes += len as u64;
+            if deferred >= ACK_DEFER_BYTES || sink.as_ref().is_none_or(|s| s.must_ack()) {
+                settle!();
+            }
+        }
+        if done_frames > 0 {
+            settle!();
         }
         if !journal_ok {
             pending.fail("the session journal failed (disk full?)".into());
@@ -439,4 +515,112 @@ pub fn replay_leftovers(dir: &std::path::Path, sinks: &dyn SinkFactory) -> std::
         left.finish()?;
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use d4_proto::{Decoder, Encoder};
+
+    #[derive(Default)]
+    struct Seen {
+        frames: usize,
+        flushes: usize,
+        /// frames handled but not flushed when an ack could happen
+        max_unflushed_bytes: usize,
+    }
+
+    struct Rec {
+        seen: Arc<Mutex<Seen>>,
+        unflushed: usize,
+        commit: bool,
+    }
+
+    impl FrameSink for Rec {
+        fn handle(&mut self, frame: &Frame) -> Result<(), String> {
+            self.unflushed += frame.wire_len();
+            let mut s = self.seen.lock().unwrap();
+            s.frames += 1;
+            s.max_unflushed_bytes = s.max_unflushed_bytes.max(self.unflushed);
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), String> {
+            self.unflushed = 0;
+            self.seen.lock().unwrap().flushes += 1;
+            Ok(())
+        }
+        fn must_ack(&self) -> bool {
+            self.commit
+        }
+        fn tick(&mut self) -> Result<(), String> {
+            Ok(())
+        }
+        fn close(&mut self) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    struct Factory(Arc<Mutex<Seen>>, bool);
+
+    impl SinkFactory for Factory {
+        fn open(&self, _: Uuid, _: u8, _: Uuid, _: &[Frame]) -> Result<Box<dyn FrameSink>, String> {
+            Ok(Box::new(Rec {
+                seen: self.0.clone(),
+                unflushed: 0,
+                commit: self.1,
+            }))
+        }
+    }
+
+    fn run_frames(commit: bool, n: usize, size: usize) -> Seen {
+        let dir = tempfile::tempdir().unwrap();
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let cfg = PipelineConfig {
+            journal_dir: dir.path().to_path_buf(),
+            segment_bytes: 1 << 20,
+            fsync: false,
+            on_error: None,
+        };
+        let p = Pipeline::start(
+            &cfg,
+            Uuid::new_v4(),
+            Arc::new(Factory(seen.clone(), commit)),
+        )
+        .unwrap();
+        let enc = Encoder::new(Uuid::new_v4(), b"k", 7);
+        let mut batch = Vec::new();
+        for i in 0..n {
+            let mut b = Bytes::from(enc.encode(i as u64, &vec![7u8; size]).unwrap());
+            batch.push(Decoder::new().decode(&mut b).unwrap().unwrap());
+            if batch.len() == 300 {
+                assert!(p.send_batch(std::mem::take(&mut batch)));
+            }
+        }
+        assert!(p.send_batch(batch));
+        let pending = p.pending().clone();
+        p.close().unwrap().join().unwrap();
+        assert_eq!(pending.frames(), 0);
+        assert_eq!(pending.bytes(), 0);
+        // every frame handled and acknowledged: the journal was removed
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        Arc::try_unwrap(seen).ok().unwrap().into_inner().unwrap()
+    }
+
+    #[test]
+    fn small_frames_are_acknowledged_together_within_the_bound() {
+        let s = run_frames(false, 5000, 64);
+        assert_eq!(s.frames, 5000);
+        assert!(s.flushes < 5000 / 50, "{} flushes", s.flushes);
+        assert!(s.max_unflushed_bytes <= ACK_DEFER_BYTES);
+        // big frames: one flush + ack each
+        let s = run_frames(false, 20, 20_000);
+        assert_eq!((s.frames, s.flushes), (20, 20));
+    }
+
+    #[test]
+    fn a_sink_that_committed_is_acknowledged_at_once() {
+        let s = run_frames(true, 1000, 64);
+        assert_eq!((s.frames, s.flushes), (1000, 1000));
+    }
 }

@@ -545,6 +545,41 @@ fn recheck(shared: &Shared, session: &mut Session) -> Result<(), Refusal> {
     })
 }
 
+/// Largest read (one batch) for an authenticated sensor.
+const READ_CHUNK: usize = 256 * 1024;
+/// Smallest read size for an authenticated sensor.
+const MIN_CHUNK: usize = 16 * 1024;
+
+/// Waits until `stream` has data, then reads whatever it has ready without waiting again,
+/// until `buf` holds `want` bytes. Returns the bytes read (0: end of stream). A read
+/// error after some data is returned by the next call.
+async fn read_ready<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    want: usize,
+) -> std::io::Result<usize> {
+    let start = buf.len();
+    std::future::poll_fn(|cx| loop {
+        let got = buf.len() - start;
+        if got >= want {
+            return std::task::Poll::Ready(Ok(got));
+        }
+        if buf.capacity() == buf.len() {
+            buf.reserve(want - got);
+        }
+        let read = std::pin::pin!(stream.read_buf(&mut *buf));
+        match std::future::Future::poll(read, cx) {
+            std::task::Poll::Ready(Ok(0)) => return std::task::Poll::Ready(Ok(got)),
+            std::task::Poll::Ready(Ok(_)) => {}
+            std::task::Poll::Ready(Err(e)) if got == 0 => return std::task::Poll::Ready(Err(e)),
+            std::task::Poll::Ready(Err(_)) => return std::task::Poll::Ready(Ok(got)),
+            std::task::Poll::Pending if got > 0 => return std::task::Poll::Ready(Ok(got)),
+            std::task::Poll::Pending => return std::task::Poll::Pending,
+        }
+    })
+    .await
+}
+
 async fn serve<S: AsyncRead + Unpin + Send>(
     shared: &Arc<Shared>,
     stream: &mut S,
@@ -562,6 +597,7 @@ async fn serve<S: AsyncRead + Unpin + Send>(
     let mut buf = BytesMut::new();
     let mut frames = Vec::new();
     let mut registered = false;
+    let mut chunk = MIN_CHUNK;
     let fail = |session: &Session, reason: Reason| Refusal {
         reason,
         uuid: session.uuid(),
@@ -607,16 +643,16 @@ async fn serve<S: AsyncRead + Unpin + Send>(
         } else {
             Instant::now() + Duration::from_secs(86_400)
         };
-        let want = if session.authenticated() {
-            64 * 1024
-        } else {
-            2048
-        };
+        // An authenticated sensor is read in chunks of everything the socket (or the
+        // TLS layer) has ready, decoded and journaled as one batch. The chunk grows up to
+        // READ_CHUNK while reads fill it and shrinks again for a quiet sensor, so that
+        // thousands of idle sensors do not each hold a big buffer.
+        let want = if session.authenticated() { chunk } else { 2048 };
         if buf.capacity() - buf.len() < want / 2 {
             buf.reserve(want);
         }
         let n = tokio::select! {
-            r = stream.read_buf(&mut buf) => match r {
+            r = read_ready(stream, &mut buf, want) => match r {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::debug!(peer = %session.peer(), error = %e, "read error");
@@ -645,6 +681,11 @@ async fn serve<S: AsyncRead + Unpin + Send>(
         };
         if n == 0 {
             return Ok(());
+        }
+        if n >= want / 2 {
+            chunk = (chunk * 2).min(READ_CHUNK);
+        } else if n < want / 8 {
+            chunk = (chunk / 2).max(MIN_CHUNK);
         }
         last_read = Instant::now();
         let mut input = buf.split().freeze();
@@ -692,19 +733,31 @@ async fn serve<S: AsyncRead + Unpin + Send>(
                 }
             }
             if let Some(p) = pipe.as_ref() {
-                for f in frames.drain(..) {
-                    shared.stats.add(
-                        t,
-                        f.header.uuid,
-                        session.peer(),
-                        f.header.d4_type,
-                        session.ext_type(),
-                        1,
-                        u64::from(f.header.size),
-                    );
-                    if !p.send(f) {
-                        return Err(fail(session, Reason::Worker("pipeline stopped".into())));
+                // Stats once per run of frames of the same (uuid, type).
+                let mut run: Option<(Uuid, u8, u64, u64)> = None;
+                for f in &frames {
+                    let h = &f.header;
+                    match &mut run {
+                        Some((u, ty, n, b)) if *u == h.uuid && *ty == h.d4_type => {
+                            *n += 1;
+                            *b += u64::from(h.size);
+                        }
+                        _ => {
+                            if let Some((u, ty, n, b)) = run.take() {
+                                let ext = session.ext_type();
+                                shared.stats.add(t, u, session.peer(), ty, ext, n, b);
+                            }
+                            run = Some((h.uuid, h.d4_type, 1, u64::from(h.size)));
+                        }
                     }
+                }
+                if let Some((u, ty, n, b)) = run {
+                    shared
+                        .stats
+                        .add(t, u, session.peer(), ty, session.ext_type(), n, b);
+                }
+                if !p.send_batch(std::mem::take(&mut frames)) {
+                    return Err(fail(session, Reason::Worker("pipeline stopped".into())));
                 }
             }
         }

@@ -431,16 +431,17 @@ impl Session {
             return Err(self.refuse(Reason::NotRegistered, rec));
         }
         // 4. HMAC, before any state change
-        let key_bytes: Arc<[u8]> = known
+        // (no Arc clone per frame: the key is compared in place with the cached one)
+        let key_bytes: &Arc<[u8]> = known
             .as_ref()
-            .and_then(|s| s.key.clone())
-            .unwrap_or_else(|| self.cfg.default_key.clone());
+            .and_then(|s| s.key.as_ref())
+            .unwrap_or(&self.cfg.default_key);
         let ok = match &self.key_cache {
-            Some((k, hk)) if **k == *key_bytes => hk.verify(frame),
+            Some((k, hk)) if Arc::ptr_eq(k, key_bytes) || **k == **key_bytes => hk.verify(frame),
             _ => {
-                let hk = HmacKey::new(&key_bytes);
+                let hk = HmacKey::new(key_bytes);
                 let ok = hk.verify(frame);
-                self.key_cache = Some((key_bytes, hk));
+                self.key_cache = Some((key_bytes.clone(), hk));
                 ok
             }
         };

@@ -132,28 +132,45 @@ pub struct WorkerFactory {
     pub queues: Option<Arc<StoreQueueSink>>,
 }
 
-struct WorkerSink(Worker);
+struct WorkerSink {
+    w: Worker,
+    /// Files saved (rotations), at the last flush.
+    committed: u64,
+}
+
+impl WorkerSink {
+    /// Rotations so far. Queue pushes need no prompt acknowledgement (they are recorded
+    /// per journal position, see `push_entries_once`), but a rotation closes the file
+    /// the last acknowledgement names, so it is acknowledged at once.
+    fn commits(&self) -> u64 {
+        self.w.stats().files_saved
+    }
+}
 
 impl FrameSink for WorkerSink {
     fn handle(&mut self, frame: &Frame) -> Result<(), String> {
-        self.0
+        self.w
             .handle(frame, SystemTime::now())
             .map_err(|e| e.to_string())
     }
     fn flush(&mut self) -> Result<(), String> {
-        self.0.flush().map_err(|e| e.to_string())
+        self.committed = self.commits();
+        self.w.flush().map_err(|e| e.to_string())
+    }
+    fn must_ack(&self) -> bool {
+        self.commits() != self.committed
     }
     fn tick(&mut self) -> Result<(), String> {
-        self.0.tick(SystemTime::now()).map_err(|e| e.to_string())
+        self.w.tick(SystemTime::now()).map_err(|e| e.to_string())
     }
     fn close(&mut self) -> Result<(), String> {
-        self.0.close(SystemTime::now()).map_err(|e| e.to_string())
+        self.w.close(SystemTime::now()).map_err(|e| e.to_string())
     }
     fn open_file(&self) -> Option<(&std::path::Path, u64)> {
-        self.0.open_file()
+        self.w.open_file()
     }
     fn carry(&self) -> u64 {
-        self.0.carry()
+        self.w.carry()
     }
 }
 
@@ -174,7 +191,9 @@ impl SinkFactory for WorkerFactory {
         for f in meta {
             w.handle(f, SystemTime::now()).map_err(|e| e.to_string())?;
         }
-        Ok(Box::new(WorkerSink(w)))
+        let mut sink = WorkerSink { w, committed: 0 };
+        sink.committed = sink.commits();
+        Ok(Box::new(sink))
     }
     fn retire(&self, session: Uuid) {
         if let Some(q) = &self.queues {

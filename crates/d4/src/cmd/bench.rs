@@ -45,6 +45,10 @@ pub struct ServerBench {
     /// Keep the journal fsync on (the default of the server).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub fsync: bool,
+    /// The `d4` binary whose server is measured (default: this one), e.g. an older build
+    /// for a before/after comparison with the same client and method.
+    #[arg(long, value_name = "PATH")]
+    pub server_exe: Option<std::path::PathBuf>,
     /// Also measure every case with the Redis store at this URL (redis://HOST:PORT/DB),
     /// reported as a ratio to the embedded store in the same run.
     #[arg(long, value_name = "URL")]
@@ -65,15 +69,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 
 const KEY: &[u8] = b"bench key";
 
-/// Plain HMAC-SHA256 throughput over header + payload: (frames/s, MB/s).
-fn hmac_ceiling(size: usize, secs: f64) -> (f64, f64) {
+/// Plain HMAC-SHA256 over header + payload on one thread: (frames/s, MB/s, CPU seconds
+/// of that thread per frame). The CPU figure does not depend on what else runs.
+fn hmac_ceiling(size: usize, secs: f64) -> (f64, f64, f64) {
     let key = d4_proto::HmacKey::new(KEY);
     let enc = d4_proto::Encoder::new(Uuid::new_v4(), KEY, 7);
     let payload = vec![0x5au8; size];
     let header = match enc.header(1, &payload) {
         Ok(h) => h,
-        Err(_) => return (0.0, 0.0),
+        Err(_) => return (0.0, 0.0, 0.0),
     };
+    let cpu0 = stat_cpu("/proc/thread-self/stat").map_or(0.0, |(u, k)| u + k);
     let t = Instant::now();
     let mut n = 0u64;
     let mut acc = 0u8;
@@ -85,14 +91,15 @@ fn hmac_ceiling(size: usize, secs: f64) -> (f64, f64) {
     }
     std::hint::black_box(acc);
     let el = t.elapsed().as_secs_f64();
+    let cpu = stat_cpu("/proc/thread-self/stat").map_or(0.0, |(u, k)| u + k) - cpu0;
     let fps = n as f64 / el;
-    (fps, fps * (size + 62) as f64 / 1e6)
+    (fps, fps * (size + 62) as f64 / 1e6, cpu / n.max(1) as f64)
 }
 
 struct Child {
     child: std::process::Child,
     tls: SocketAddr,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Child {
@@ -112,13 +119,17 @@ impl Drop for Child {
     }
 }
 
-fn start_server(fsync: bool) -> anyhow::Result<Child> {
-    start_server_with(fsync, None)
+fn start_server(b: &ServerBench) -> anyhow::Result<Child> {
+    start_server_with(b, None)
 }
 
-fn start_server_with(fsync: bool, redis: Option<&str>) -> anyhow::Result<Child> {
+fn start_server_with(b: &ServerBench, redis: Option<&str>) -> anyhow::Result<Child> {
+    let fsync = b.fsync;
     let dir = tempfile::tempdir()?;
-    let exe = std::env::current_exe()?;
+    let exe = match &b.server_exe {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?,
+    };
     let mut child = Command::new(exe)
         .args([
             "server",
@@ -156,11 +167,7 @@ fn start_server_with(fsync: bool, redis: Option<&str>) -> anyhow::Result<Child> 
         .find_map(|p| p.strip_prefix("tls="))
         .and_then(|a| a.parse().ok())
         .ok_or_else(|| anyhow!("no TLS address in {ready:?}"))?;
-    Ok(Child {
-        child,
-        tls,
-        _dir: dir,
-    })
+    Ok(Child { child, tls, dir })
 }
 
 fn rss_kb(pid: u32) -> u64 {
@@ -173,6 +180,110 @@ fn rss_kb(pid: u32) -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// CPU seconds used so far by a process or thread, from its `stat` file: (user, system).
+fn stat_cpu(path: &str) -> Option<(f64, f64)> {
+    let s = std::fs::read_to_string(path).ok()?;
+    // fields after the parenthesised command name; utime and stime are 14 and 15
+    let rest = s.rsplit_once(')')?.1.to_owned();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let u: u64 = f.get(11)?.parse().ok()?;
+    let k: u64 = f.get(12)?.parse().ok()?;
+    Some((u as f64 / clock_ticks(), k as f64 / clock_ticks()))
+}
+
+/// CPU seconds (user + system) used so far by a process (`self` or a pid).
+fn cpu_secs(pid: &str) -> f64 {
+    stat_cpu(&format!("/proc/{pid}/stat")).map_or(0.0, |(u, k)| u + k)
+}
+
+/// The server's CPU seconds so far, split: (total, system part, network tasks =
+/// tokio workers, gzip threads). What is left of the total is the session pipelines
+/// (journal, workers) and housekeeping; threads that ended still count in the total.
+#[derive(Debug, Clone, Copy, Default)]
+struct ServerCpu {
+    total: f64,
+    sys: f64,
+    net: f64,
+    gzip: f64,
+}
+
+impl std::ops::Sub for ServerCpu {
+    type Output = ServerCpu;
+    fn sub(self, o: ServerCpu) -> ServerCpu {
+        ServerCpu {
+            total: self.total - o.total,
+            sys: self.sys - o.sys,
+            net: self.net - o.net,
+            gzip: self.gzip - o.gzip,
+        }
+    }
+}
+
+fn server_cpu(pid: &str) -> ServerCpu {
+    let (u, k) = stat_cpu(&format!("/proc/{pid}/stat")).unwrap_or_default();
+    let mut c = ServerCpu {
+        total: u + k,
+        sys: k,
+        ..Default::default()
+    };
+    if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in rd.filter_map(Result::ok) {
+            let base = t.path();
+            let comm = std::fs::read_to_string(base.join("comm")).unwrap_or_default();
+            let Some((u, k)) = stat_cpu(&base.join("stat").to_string_lossy()) else {
+                continue;
+            };
+            if comm.starts_with("tokio-rt-worker") {
+                c.net += u + k;
+            } else if comm.starts_with("d4-gzip") {
+                c.gzip += u + k;
+            }
+        }
+    }
+    c
+}
+
+fn clock_ticks() -> f64 {
+    static TCK: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TCK.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .unwrap_or("?")
+        .to_owned()
+}
+
+/// Waits (bounded) until the server has journaled, handed to the workers and
+/// acknowledged everything: its sessions' journals are removed when their pipeline
+/// drained.
+async fn wait_drained(data: &std::path::Path) {
+    let dir = data.join("journal");
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(120) {
+        let busy = std::fs::read_dir(&dir)
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".jnl"))
+            })
+            .unwrap_or(false);
+        if !busy {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 fn connector() -> anyhow::Result<tokio_rustls::TlsConnector> {
@@ -196,20 +307,31 @@ async fn connect(addr: SocketAddr, c: &tokio_rustls::TlsConnector) -> anyhow::Re
     )
 }
 
-/// N connections stream `size`-byte frames for `secs`; returns (frames, seconds) measured
-/// until the server has read everything and closed each connection.
-async fn stream(
-    addr: SocketAddr,
-    conns: usize,
-    size: usize,
-    secs: u64,
-) -> anyhow::Result<(u64, f64)> {
+/// What one streaming measurement saw.
+struct Run {
+    frames: u64,
+    secs: f64,
+    server: ServerCpu,
+    client_cpu: f64,
+}
+
+/// N connections stream `size`-byte frames for `secs`; the clock stops when the server
+/// has closed every connection and drained its journals (every frame decrypted, decoded,
+/// verified, journaled, written by its worker and acknowledged).
+///
+/// The client is kept cheap so that it leaves the CPU to the server: each connection
+/// signs one batch of frames (256 KiB) once and writes it again and again, one TLS write
+/// per batch (the server accepts repeated timestamps; every HMAC is valid).
+async fn stream(srv: &Child, conns: usize, size: usize, secs: u64) -> anyhow::Result<Run> {
+    let addr = srv.tls;
+    let spid = srv.child.id().to_string();
     let c = connector()?;
     let total = Arc::new(AtomicU64::new(0));
     let mut streams = Vec::new();
     for _ in 0..conns {
         streams.push(connect(addr, &c).await?);
     }
+    let (s0, c0) = (server_cpu(&spid), cpu_secs("self"));
     let start = Instant::now();
     let stop_at = start + Duration::from_secs(secs);
     let mut tasks = Vec::new();
@@ -239,7 +361,13 @@ async fn stream(
     for t in tasks {
         let _ = t.await;
     }
-    Ok((total.load(Ordering::Relaxed), start.elapsed().as_secs_f64()))
+    wait_drained(srv.dir.path()).await;
+    Ok(Run {
+        frames: total.load(Ordering::Relaxed),
+        secs: start.elapsed().as_secs_f64(),
+        server: server_cpu(&spid) - s0,
+        client_cpu: cpu_secs("self") - c0,
+    })
 }
 
 async fn server_bench(b: ServerBench) -> anyhow::Result<()> {
@@ -253,33 +381,78 @@ async fn server_bench(b: ServerBench) -> anyhow::Result<()> {
     println!("d4 bench server: {cpus} CPUs, load average {}", load.trim());
     println!("journal fsync: {}", b.fsync);
     println!(
-        "{:>8} {:>6} {:>12} {:>10} {:>14} {:>10} {:>9}",
-        "payload", "conns", "frames/s", "MB/s", "HMAC frames/s", "HMAC MB/s", "ratio"
+        "ratio = frames/s over TLS / plain HMAC-SHA256 frames/s on one core (best of 1 s before \
+         and 1 s after the stream); \
+         srv µs/f = server CPU time per frame; HMAC eff = HMAC CPU time per frame / server CPU time per frame"
     );
+    println!(
+        "{:>7} {:>5} {:>10} {:>8} {:>10} {:>8} {:>6} {:>9} {:>9} {:>8} {:>5}",
+        "payload",
+        "conns",
+        "frames/s",
+        "MB/s",
+        "HMAC f/s",
+        "HMAC MB/s",
+        "ratio",
+        "srv µs/f",
+        "cli µs/f",
+        "HMAC eff",
+        "load"
+    );
+    let mut cpu_split = Vec::new();
     for &size in &b.sizes {
         for &conns in &b.conns {
-            let srv = start_server(b.fsync)?;
-            let (hfps, hmbs) = tokio::task::spawn_blocking(move || hmac_ceiling(size, 1.0)).await?;
-            let (n, el) = stream(srv.tls, conns, size, b.secs).await?;
-            let fps = n as f64 / el;
+            let srv = start_server(&b)?;
+            // The HMAC ceiling is measured just before and just after the stream; the
+            // better of the two counts (other load on the machine only lowers it).
+            let h1 = tokio::task::spawn_blocking(move || hmac_ceiling(size, 1.0)).await?;
+            let r = stream(&srv, conns, size, b.secs).await?;
+            let h2 = tokio::task::spawn_blocking(move || hmac_ceiling(size, 1.0)).await?;
+            let (hfps, hmbs) = if h2.0 > h1.0 {
+                (h2.0, h2.1)
+            } else {
+                (h1.0, h1.1)
+            };
+            let hcpu = if h1.2 > 0.0 && h2.2 > 0.0 {
+                h1.2.min(h2.2)
+            } else {
+                h1.2.max(h2.2)
+            };
+            let fps = r.frames as f64 / r.secs;
             let mbs = fps * (size + 62) as f64 / 1e6;
+            let per = |cpu: f64| cpu / (r.frames.max(1) as f64) * 1e6;
             println!(
-                "{:>8} {:>6} {:>12.0} {:>10.1} {:>14.0} {:>10.1} {:>9.2}",
+                "{:>7} {:>5} {:>10.0} {:>8.1} {:>10.0} {:>8.1} {:>6.2} {:>9.2} {:>9.2} {:>8.2} {:>5}",
                 size,
                 conns,
                 fps,
                 mbs,
                 hfps,
                 hmbs,
-                fps / hfps
+                fps / hfps,
+                per(r.server.total),
+                per(r.client_cpu),
+                hcpu * 1e6 / per(r.server.total).max(1e-9),
+                loadavg()
             );
+            cpu_split.push(format!(
+                "{:>7} {:>5} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>6.0}%",
+                size,
+                conns,
+                hcpu * 1e6,
+                per(r.server.net),
+                per(r.server.total - r.server.net - r.server.gzip),
+                per(r.server.gzip),
+                per(r.client_cpu),
+                100.0 * r.server.sys / r.server.total.max(1e-9)
+            ));
             drop(srv);
             if let Some(url) = b.redis.as_deref() {
-                let srv = start_server_with(b.fsync, Some(url))?;
-                let (n, el) = stream(srv.tls, conns, size, b.secs).await?;
-                let rfps = n as f64 / el;
+                let srv = start_server_with(&b, Some(url))?;
+                let r = stream(&srv, conns, size, b.secs).await?;
+                let rfps = r.frames as f64 / r.secs;
                 println!(
-                    "{:>8} {:>6} {:>12.0} {:>10.1}   redis store: {:.2} of the embedded store",
+                    "{:>7} {:>5} {:>10.0} {:>8.1}   redis store: {:.2} of the embedded store",
                     size,
                     conns,
                     rfps,
@@ -290,8 +463,20 @@ async fn server_bench(b: ServerBench) -> anyhow::Result<()> {
             }
         }
     }
+    println!(
+        "CPU µs per frame: plain HMAC-SHA256; server network tasks (TLS, decode, HMAC \
+         check); server pipelines (journal, fsync, workers); gzip; bench client (TLS \
+         encrypt); server system-time share"
+    );
+    println!(
+        "{:>7} {:>5} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
+        "payload", "conns", "HMAC", "net", "pipeline", "gzip", "client", "sys"
+    );
+    for l in cpu_split {
+        println!("{l}");
+    }
     // memory with N connected (authenticated) sensors
-    let srv = start_server(b.fsync)?;
+    let srv = start_server(&b)?;
     let pid = srv.child.id();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss0 = rss_kb(pid);
@@ -308,10 +493,11 @@ async fn server_bench(b: ServerBench) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss1 = rss_kb(pid);
     println!(
-        "RSS: {} MB idle, {} MB with {} connected sensors (goal < 200 MB)",
+        "RSS: {} MB idle, {} MB with {} connected sensors (goal < 200 MB), load {}",
         rss0 / 1024,
         rss1 / 1024,
-        b.sensors
+        b.sensors,
+        loadavg()
     );
     drop(held);
     drop(srv);
