@@ -748,6 +748,11 @@ async fn api_functions() {
         .api("PUT", &mon, t, Some(json!({"threshold_secs": "x"})))
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // A body without the field (here misspelt) is refused, not taken as "clear".
+    let r = a.api("PUT", &mon, t, Some(json!({"threshold": 60}))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    let r = a.api("GET", &format!("/sensors/{sid}"), t, None).await;
+    assert_eq!(r.json()["monitoring_threshold"], 10000, "kept");
     let r = a
         .api(
             "PUT",
