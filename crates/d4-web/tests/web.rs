@@ -1524,6 +1524,16 @@ async fn monitoring_threshold_form() {
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    // Not a number: refused, the threshold stays.
+    let r = a
+        .post_form(
+            &format!("/sensors/{sid}/monitoring"),
+            &cookie,
+            &[("csrf", &csrf), ("threshold", "5m")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.body.contains("must be a number of seconds"), "{}", r.body);
     assert_eq!(
         a.store
             .get_sensor(s)
