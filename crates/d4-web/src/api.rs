@@ -875,6 +875,10 @@ async fn user_password_reset(
         body(&b)?
     };
     let generated = actions::reset_password(st.store(), &name, req.password).await?;
+    if name == auth::FIRST_ADMIN {
+        // The first-start password in the file is no longer valid.
+        auth::remove_admin_password_file(&st);
+    }
     tracing::info!(user = %admin.name, target = %name, "api: password reset");
     ok(json!({"name": name, "password": generated}))
 }

@@ -1399,6 +1399,10 @@ async fn user_post(
                 .await
                 .map_err(fl)?
                 .unwrap_or_default();
+            if name == auth::FIRST_ADMIN {
+                // The first-start password in the file is no longer valid.
+                auth::remove_admin_password_file(&st);
+            }
             tracing::info!(user = %v.user.name, target = %name, "web: password reset");
             if name == v.user.name {
                 // Own sessions ended too: this page is the last one of this session.

@@ -1774,3 +1774,26 @@ async fn password_and_role_changes_end_other_sessions() {
         .location()
         .starts_with("/login"));
 }
+
+#[tokio::test]
+async fn admin_password_reset_removes_the_first_start_password_file() {
+    let a = app().await;
+    let file = a.dir.path().join(d4_web::ADMIN_PASSWORD_FILE);
+    assert!(file.exists());
+    let other = a.user("adm2", Role::Admin).await;
+    // Another user's reset leaves it alone.
+    a.user("bob", Role::User).await;
+    let r = a
+        .api("POST", "/users/bob/password", Some(&other), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(file.exists());
+    // The first admin's: the file's password is no longer valid, the file goes.
+    let r = a
+        .api("POST", "/users/admin/password", Some(&other), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(!file.exists(), "stale first-start password file kept");
+    let r = a.login_from("admin", &a.admin_password, "/", IP_A).await;
+    assert_ne!(r.location(), "/password", "old password refused");
+}
