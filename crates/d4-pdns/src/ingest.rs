@@ -57,7 +57,8 @@ pub struct Ingester {
     store: Arc<dyn RecordStore>,
     opts: IngestOptions,
     batch: Batch,
-    /// When the first line of the current batch arrived.
+    /// When the reader's buffer first ran dry with this batch non-empty (the batch's age
+    /// counts from there: the clock is not read per line).
     batch_started: Option<Instant>,
     stats: IngestStats,
 }

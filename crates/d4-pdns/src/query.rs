@@ -90,6 +90,10 @@ fn order(a: &Record, b: &Record) -> Ordering {
 /// 4,300 digits Python's `int()` accepts (PyPDNS parses `x-dribble-cursor` with `int`).
 const MAX_CURSOR_PAYLOAD: usize = 1200;
 const CURSOR_VERSION: u8 = 1;
+/// Longest payload [`Cursor::decode`] accepts (bounds what hostile input can make it
+/// allocate): the rdata part is cut to [`MAX_CURSOR_PAYLOAD`], a name (at most
+/// `parse::MAX_NAME_LEN` from the parser, at most a u16 length on the wire) is kept whole.
+const MAX_CURSOR_DECODE: usize = MAX_CURSOR_PAYLOAD + u16::MAX as usize;
 
 /// Where the next page starts: after the last record returned, by its sort key, plus the
 /// store's write watermark at that request.
@@ -137,8 +141,19 @@ impl Cursor {
         p.extend_from_slice(&self.rrtype.to_be_bytes());
         p.extend_from_slice(&self.skip.to_be_bytes());
         p.push(u8::from(self.truncated));
-        p.extend_from_slice(&(self.rrname.len() as u16).to_be_bytes());
-        p.extend_from_slice(self.rrname.as_bytes());
+        // A name longer than a u16 length (never from the parser, whose names stay under
+        // MAX_NAME_LEN) is written empty rather than with a wrapped length.
+        let name = match u16::try_from(self.rrname.len()) {
+            Ok(n) => {
+                p.extend_from_slice(&n.to_be_bytes());
+                self.rrname.as_bytes()
+            }
+            Err(_) => {
+                p.extend_from_slice(&0u16.to_be_bytes());
+                &[][..]
+            }
+        };
+        p.extend_from_slice(name);
         p.extend_from_slice(self.rdata.as_bytes());
         let mut s = String::with_capacity(1 + 3 * p.len());
         s.push('9');
@@ -153,7 +168,12 @@ impl Cursor {
     /// Parses the wire form; `None` when it is not a cursor of this server.
     pub fn decode(s: &str) -> Option<Cursor> {
         let digits = s.strip_prefix('9')?.as_bytes();
-        if digits.len() % 3 != 0 || !digits.iter().all(u8::is_ascii_digit) {
+        // Hostile input: nothing longer than the longest cursor this server writes is
+        // decoded.
+        if digits.len() > 3 * MAX_CURSOR_DECODE
+            || digits.len() % 3 != 0
+            || !digits.iter().all(u8::is_ascii_digit)
+        {
             return None;
         }
         let p: Vec<u8> = digits
@@ -396,6 +416,39 @@ mod tests {
             page_at(&r, &Position::After(c), Some(5), 1).records,
             &r[2..]
         );
+    }
+
+    #[test]
+    fn oversized_cursor_refused_before_decoding() {
+        let c = Cursor {
+            watermark: 1,
+            time_last_ms: 2,
+            rrname: "a".repeat(10),
+            rrtype: 1,
+            rdata: "x".repeat(MAX_CURSOR_DECODE),
+            truncated: false,
+            skip: 0,
+        };
+        // Valid digits, but longer than anything this server writes.
+        assert_eq!(Cursor::decode(&c.encode()), None);
+        let huge = format!("9{}", "001".repeat(1_000_000));
+        assert_eq!(parse_position(&huge), None);
+    }
+
+    #[test]
+    fn name_too_long_for_u16_length_is_not_wrapped() {
+        let c = Cursor {
+            watermark: 1,
+            time_last_ms: 2,
+            rrname: "a".repeat(65_536 + 3),
+            rrtype: 1,
+            rdata: "x".into(),
+            truncated: false,
+            skip: 0,
+        };
+        // With a wrapped length (3) the name would decode as "aaa" and the rest as rdata.
+        let d = Cursor::decode(&c.encode());
+        assert!(d.is_none_or(|d| d.rrname.is_empty() && d.rdata == "x"));
     }
 
     proptest::proptest! {

@@ -100,8 +100,10 @@ impl RedisStore {
                     continue; // expired or half-written: the reference skips these too
                 };
                 let a = Agg {
-                    first: first * 1000,
-                    last: last * 1000,
+                    // Seconds from the database (any writer): saturating, never an
+                    // overflow panic on a corrupt huge value.
+                    first: first.saturating_mul(1000),
+                    last: last.saturating_mul(1000),
                     count: num(2).unwrap_or(1),
                     seq: 0,
                     sensors: Vec::new(),

@@ -208,6 +208,15 @@ fn record_key(rrname: &str, rrtype: u16, rdata: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(rdata.as_bytes());
 }
 
+/// The `records` key of an already reversed name (what the `rdata` index holds).
+fn record_key_rev(rev: &[u8], rrtype: u16, rdata: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(rev);
+    out.push(0);
+    out.extend_from_slice(&rrtype.to_be_bytes());
+    out.extend_from_slice(rdata);
+}
+
 /// (revname, type, rdata) of a `records` key.
 pub(crate) fn split_record_key(k: &[u8]) -> Option<(&[u8], u16, &[u8])> {
     let z = memchr::memchr(0, k)?;
@@ -708,11 +717,7 @@ impl PdnsStore {
                             continue;
                         };
                         let rrtype = u16::from_be_bytes([t[0], t[1]]);
-                        rk.clear();
-                        rk.extend_from_slice(rev);
-                        rk.push(0);
-                        rk.extend_from_slice(&rrtype.to_be_bytes());
-                        rk.extend_from_slice(value.as_bytes());
+                        record_key_rev(rev, rrtype, value.as_bytes(), &mut rk);
                         if let Some(v) = records.get(rk.as_slice()).map_err(dberr)? {
                             push(&rk, v.value(), &mut out)?;
                         }
@@ -741,11 +746,7 @@ impl PdnsStore {
                         if text != *value {
                             continue; // `::ffff:1.2.3.4` (AAAA) is not `1.2.3.4` (A)
                         }
-                        rk.clear();
-                        rk.extend_from_slice(rev);
-                        rk.push(0);
-                        rk.extend_from_slice(&rrtype.to_be_bytes());
-                        rk.extend_from_slice(text.as_bytes());
+                        record_key_rev(rev, rrtype, text.as_bytes(), &mut rk);
                         if let Some(v) = records.get(rk.as_slice()).map_err(dberr)? {
                             push(&rk, v.value(), &mut out)?;
                         }
@@ -788,11 +789,7 @@ impl PdnsStore {
                     let mut a16 = [0u8; 16];
                     a16.copy_from_slice(addr);
                     let text = ip_text(rrtype, a16);
-                    rk.clear();
-                    rk.extend_from_slice(rev);
-                    rk.push(0);
-                    rk.extend_from_slice(&rrtype.to_be_bytes());
-                    rk.extend_from_slice(text.as_bytes());
+                    record_key_rev(rev, rrtype, text.as_bytes(), &mut rk);
                     if let Some(v) = records.get(rk.as_slice()).map_err(dberr)? {
                         push(&rk, v.value(), &mut out)?;
                     }

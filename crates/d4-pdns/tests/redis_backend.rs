@@ -133,3 +133,31 @@ fn serves_a_reference_database_and_writes_its_layout() {
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].rdata, txt);
 }
+
+#[test]
+fn huge_times_in_the_database_do_not_overflow() {
+    let server = RedisServer::start();
+    let url = server.url_db(4);
+    let mut con = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    // Corrupt or hostile values: seconds whose milliseconds overflow a u64.
+    for c in [
+        vec!["SADD", "r:big.example:1", "192.0.2.1"],
+        vec!["SADD", "v:192.0.2.1:1", "big.example"],
+        vec!["SET", "s:big.example:192.0.2.1:1", "18446744073709552"],
+        vec!["SET", "l:big.example:192.0.2.1:1", "18446744073709551615"],
+    ] {
+        cmd(&mut con, &c);
+    }
+    let store = RedisStore::open(&url, Default::default()).unwrap();
+    let r = store
+        .lookup(&Lookup::Name("big.example".into()), &Filter::default(), 10)
+        .unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(
+        (r[0].time_first_ms, r[0].time_last_ms),
+        (u64::MAX, u64::MAX)
+    );
+}

@@ -140,9 +140,12 @@ impl ServerMetrics {
         self.refusals[i].fetch_add(1, Relaxed);
     }
 
-    /// Watch a session's pipeline (pending work) until it is done.
+    /// Watch a session's pipeline (pending work) until it is done. Finished pipelines are
+    /// dropped here too, not only at scrape time: without a scraper the registry stays
+    /// bounded by the live sessions.
     pub fn track_pipeline(&self, session: Uuid, pending: Arc<Pending>) {
         if let Ok(mut p) = self.pipelines.lock() {
+            retain_live(&mut p);
             p.insert(session, pending);
         }
     }
@@ -161,8 +164,7 @@ impl ServerMetrics {
     pub fn pending(&self, now_ms: u64) -> (u64, u64, u64, u64) {
         let (mut frames, mut bytes, mut behind, mut oldest) = (0, 0, 0, 0);
         if let Ok(mut p) = self.pipelines.lock() {
-            // Only this registry holds it: the session and its thread are gone.
-            p.retain(|_, pend| Arc::strong_count(pend) > 1 || pend.frames() > 0);
+            retain_live(&mut p);
             for pend in p.values() {
                 let f = pend.frames();
                 if f == 0 {
@@ -266,6 +268,12 @@ impl ServerMetrics {
     }
 }
 
+/// Drops the pipelines only the registry still holds (their session and thread are gone)
+/// and that have nothing pending.
+fn retain_live(p: &mut HashMap<Uuid, Arc<Pending>>) {
+    p.retain(|_, pend| Arc::strong_count(pend) > 1 || pend.frames() > 0);
+}
+
 fn head(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -322,6 +330,22 @@ mod tests {
             assert!(seen.insert(l), "{l} twice");
         }
         assert_eq!(seen.len() + 2, REFUSAL_REASONS.len());
+    }
+
+    #[test]
+    fn finished_pipelines_dropped_without_a_scrape() {
+        let m = ServerMetrics::new();
+        let live = Arc::new(Pending::default());
+        m.track_pipeline(Uuid::new_v4(), live.clone());
+        for _ in 0..100 {
+            // A session that ended: the registry holds its only reference.
+            m.track_pipeline(Uuid::new_v4(), Arc::new(Pending::default()));
+        }
+        // The live one and the last finished one (dropped at the next track or scrape).
+        assert_eq!(m.pipelines.lock().unwrap().len(), 2);
+        drop(live);
+        assert_eq!(m.pending(now_ms()), (0, 0, 0, 0));
+        assert!(m.pipelines.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -340,8 +340,10 @@ async fn sensor_put(
 
 #[derive(Deserialize)]
 struct MonitoringPut {
-    /// Seconds (at least 1), or null for the global threshold.
-    threshold_secs: Option<u64>,
+    /// Seconds (at least 1), or null for the global threshold; required (a body without
+    /// it, e.g. a misspelt field, is refused rather than taken as null).
+    #[serde(deserialize_with = "some")]
+    threshold_secs: Option<Option<u64>>,
 }
 
 /// `PUT /sensors/{uuid}/monitoring {threshold_secs}`: the sensor's own silence threshold.
@@ -354,16 +356,12 @@ async fn sensor_monitoring_put(
     need(&st, &headers, Need::Admin).await?;
     let uuid = actions::parse_uuid(&uuid)?;
     let req: MonitoringPut = body(&b)?;
-    let s = actions::update_sensor(
-        st.store(),
-        uuid,
-        SensorUpdate {
-            monitoring_threshold: Some(req.threshold_secs),
-            ..Default::default()
-        },
-    )
-    .await?;
-    ok(monitoring_json(&st, &s))
+    let Some(threshold) = req.threshold_secs else {
+        return Err(Failure::bad(
+            "threshold_secs is required (seconds, or null)",
+        ));
+    };
+    set_monitoring(&st, uuid, threshold).await
 }
 
 /// `DELETE /sensors/{uuid}/monitoring`: back to the global threshold.
@@ -374,16 +372,21 @@ async fn sensor_monitoring_delete(
 ) -> ApiResult {
     need(&st, &headers, Need::Admin).await?;
     let uuid = actions::parse_uuid(&uuid)?;
+    set_monitoring(&st, uuid, None).await
+}
+
+/// Sets (or clears, `None`) a sensor's monitoring threshold; answers [`monitoring_json`].
+async fn set_monitoring(st: &WebState, uuid: uuid::Uuid, threshold: Option<u64>) -> ApiResult {
     let s = actions::update_sensor(
         st.store(),
         uuid,
         SensorUpdate {
-            monitoring_threshold: Some(None),
+            monitoring_threshold: Some(threshold),
             ..Default::default()
         },
     )
     .await?;
-    ok(monitoring_json(&st, &s))
+    ok(monitoring_json(st, &s))
 }
 
 fn monitoring_json(st: &WebState, s: &d4_store::Sensor) -> Value {
@@ -872,6 +875,10 @@ async fn user_password_reset(
         body(&b)?
     };
     let generated = actions::reset_password(st.store(), &name, req.password).await?;
+    if name == auth::FIRST_ADMIN {
+        // The first-start password in the file is no longer valid.
+        auth::remove_admin_password_file(&st);
+    }
     tracing::info!(user = %admin.name, target = %name, "api: password reset");
     ok(json!({"name": name, "password": generated}))
 }

@@ -710,15 +710,8 @@ async fn sensor_post(
             "Description saved."
         }
         "limit" => {
-            let l = f.get("limit").trim();
-            let limit = if l.is_empty() {
-                None
-            } else {
-                Some(
-                    l.parse::<u64>()
-                        .map_err(|_| fail(&v, Failure::bad("the stream limit must be a number")))?,
-                )
-            };
+            let limit = optional_u64(f.get("limit"), "the stream limit must be a number")
+                .map_err(|e| fail(&v, e))?;
             r(actions::update_sensor(
                 store,
                 uuid,
@@ -732,17 +725,11 @@ async fn sensor_post(
             "Stream limit saved."
         }
         "monitoring" => {
-            let l = f.get("threshold").trim();
-            let threshold = if l.is_empty() {
-                None
-            } else {
-                Some(l.parse::<u64>().map_err(|_| {
-                    fail(
-                        &v,
-                        Failure::bad("the monitoring threshold must be a number of seconds"),
-                    )
-                })?)
-            };
+            let threshold = optional_u64(
+                f.get("threshold"),
+                "the monitoring threshold must be a number of seconds",
+            )
+            .map_err(|e| fail(&v, e))?;
             r(actions::update_sensor(
                 store,
                 uuid,
@@ -1063,15 +1050,8 @@ async fn server_post(
     let msg = match action.as_str() {
         "block" => {
             let target = actions::parse_target(f.get("kind"), f.get("value")).map_err(fl)?;
-            let exp = f.get("expires_in").trim();
-            let expires = if exp.is_empty() {
-                None
-            } else {
-                Some(
-                    exp.parse::<u64>()
-                        .map_err(|_| fl(Failure::bad("expires must be a number of seconds")))?,
-                )
-            };
+            let expires = optional_u64(f.get("expires_in"), "expires must be a number of seconds")
+                .map_err(fl)?;
             actions::add_block(store, target.clone(), f.get("reason"), expires)
                 .await
                 .map_err(fl)?;
@@ -1419,6 +1399,10 @@ async fn user_post(
                 .await
                 .map_err(fl)?
                 .unwrap_or_default();
+            if name == auth::FIRST_ADMIN {
+                // The first-start password in the file is no longer valid.
+                auth::remove_admin_password_file(&st);
+            }
             tracing::info!(user = %v.user.name, target = %name, "web: password reset");
             if name == v.user.name {
                 // Own sessions ended too: this page is the last one of this session.
@@ -1511,4 +1495,13 @@ fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
     } else {
         many
     }
+}
+
+/// A form field holding a whole number, or nothing (empty: `None`, "the default").
+fn optional_u64(field: &str, error: &str) -> Result<Option<u64>, Failure> {
+    let field = field.trim();
+    if field.is_empty() {
+        return Ok(None);
+    }
+    field.parse().map(Some).map_err(|_| Failure::bad(error))
 }

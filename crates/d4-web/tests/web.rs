@@ -748,6 +748,11 @@ async fn api_functions() {
         .api("PUT", &mon, t, Some(json!({"threshold_secs": "x"})))
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // A body without the field (here misspelt) is refused, not taken as "clear".
+    let r = a.api("PUT", &mon, t, Some(json!({"threshold": 60}))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    let r = a.api("GET", &format!("/sensors/{sid}"), t, None).await;
+    assert_eq!(r.json()["monitoring_threshold"], 10000, "kept");
     let r = a
         .api(
             "PUT",
@@ -1519,6 +1524,16 @@ async fn monitoring_threshold_form() {
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    // Not a number: refused, the threshold stays.
+    let r = a
+        .post_form(
+            &format!("/sensors/{sid}/monitoring"),
+            &cookie,
+            &[("csrf", &csrf), ("threshold", "5m")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.body.contains("must be a number of seconds"), "{}", r.body);
     assert_eq!(
         a.store
             .get_sensor(s)
@@ -1758,4 +1773,27 @@ async fn password_and_role_changes_end_other_sessions() {
         .await
         .location()
         .starts_with("/login"));
+}
+
+#[tokio::test]
+async fn admin_password_reset_removes_the_first_start_password_file() {
+    let a = app().await;
+    let file = a.dir.path().join(d4_web::ADMIN_PASSWORD_FILE);
+    assert!(file.exists());
+    let other = a.user("adm2", Role::Admin).await;
+    // Another user's reset leaves it alone.
+    a.user("bob", Role::User).await;
+    let r = a
+        .api("POST", "/users/bob/password", Some(&other), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(file.exists());
+    // The first admin's: the file's password is no longer valid, the file goes.
+    let r = a
+        .api("POST", "/users/admin/password", Some(&other), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(!file.exists(), "stale first-start password file kept");
+    let r = a.login_from("admin", &a.admin_password, "/", IP_A).await;
+    assert_ne!(r.location(), "/password", "old password refused");
 }

@@ -236,6 +236,7 @@ fn exercise(data: &Path, store_cfg: &StoreConfig, extra: &[&str], sensor_kept: b
     let mut cursor: Option<String> = None;
     let mut total = 35;
     let mut updated = Vec::new();
+    let mut ended = false;
     for round in 0..20u32 {
         let mut h = vec![("dribble-paginate-count", "8")];
         if let Some(c) = &cursor {
@@ -250,7 +251,10 @@ fn exercise(data: &Path, store_cfg: &StoreConfig, extra: &[&str], sensor_kept: b
                 r["rdata"].as_str().unwrap().to_string(),
             ));
         }
-        let Some(next) = next else { break };
+        let Some(next) = next else {
+            ended = true;
+            break;
+        };
         cursor = Some(next);
         // A new record newer than all, one older than all, and an update of an early one.
         let victim = round % 30; // not returned yet: it must not be skipped
@@ -268,6 +272,7 @@ fn exercise(data: &Path, store_cfg: &StoreConfig, extra: &[&str], sensor_kept: b
         total += 2;
         wait_total(port, total);
     }
+    assert!(ended, "pagination did not end in 20 pages");
     for i in 0..30u32 {
         let k = (
             "early.example.com".to_string(),

@@ -258,35 +258,12 @@ async fn consume_queue(
     Ok(ing)
 }
 
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
 /// On SIGINT/SIGTERM: sets `stop` (the queue consumer ends after its current batch) and
 /// signals the returned receiver (the HTTP server drains and ends).
 fn stop_on_signal(stop: Arc<AtomicBool>) -> tokio::sync::watch::Receiver<bool> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        super::client::shutdown_signal().await;
         tracing::info!("stopping after the current batch");
         stop.store(true, Ordering::Relaxed);
         let _ = tx.send(true);
