@@ -1,6 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! API and page tests: the real router over a real EmbeddedStore in a temp dir, driven
-//! with `tower::ServiceExt::oneshot`.
+//! API and page tests: the real router over a real store, driven with
+//! `tower::ServiceExt::oneshot`. Every test runs twice: on the embedded store in a temp
+//! dir (module `embedded`) and on the Redis store over a real redis-server (module
+//! `redis`), since the UI must work the same on both backends.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +12,8 @@ use axum::extract::ConnectInfo;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use d4_store::{
-    hash_secret, ActivityBatch, EmbeddedStore, QueueEntry, Role, SeenUpdate, Store, User,
+    hash_secret, ActivityBatch, EmbeddedStore, QueueEntry, Role, SeenUpdate, Store, StoreConfig,
+    User,
 };
 use d4_web::{WebConfig, WebState};
 use http_body_util::BodyExt;
@@ -24,7 +27,57 @@ struct App {
     state: WebState,
     router: Router,
     admin_password: String,
+    /// The Redis server of a Redis-backed app (killed with the app).
+    redis: Option<Arc<d4_testkit::RedisServer>>,
 }
+
+/// The store a test runs on.
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Embedded,
+    Redis,
+}
+
+/// Runs each named test (an `async fn(Backend)`) on both backends: `embedded::NAME` and
+/// `redis::NAME`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Embedded).await
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Redis).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    admin_password_reset_removes_the_first_start_password_file,
+    api_functions,
+    api_role_matrix,
+    csrf_is_required_on_every_form_post,
+    first_start_admin_must_change_password_and_file_is_removed,
+    login_lockout_is_per_client_ip,
+    metrics_need_a_token_and_include_sources,
+    monitoring_threshold_form,
+    no_open_redirect_after_login,
+    openapi_lists_the_endpoints,
+    pages_check_roles_and_escape,
+    password_and_role_changes_end_other_sessions,
+    register_api_matches_the_reference,
+    serves_plain_http_on_a_real_socket,
+    sessions_survive_a_restart,
+);
 
 struct Resp {
     status: StatusCode,
@@ -57,13 +110,43 @@ impl Resp {
 
 const IP_A: &str = "192.0.2.10:5000";
 
-async fn app() -> App {
+async fn app_on(backend: Backend) -> App {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
-    app_with(dir, store).await
+    let redis = match backend {
+        Backend::Embedded => None,
+        Backend::Redis => Some(Arc::new(d4_testkit::RedisServer::start())),
+    };
+    let store = open_store(&dir, redis.as_deref()).await;
+    let app = app_with(dir, store, redis).await;
+    // The Redis variant must not quietly fall back to the embedded file.
+    assert_eq!(
+        app.dir.path().join("d4.redb").exists(),
+        matches!(backend, Backend::Embedded),
+        "{backend:?} store"
+    );
+    app
 }
 
-async fn app_with(dir: tempfile::TempDir, store: Arc<dyn Store>) -> App {
+/// The store of a test: embedded in `dir`, or in database 0 of `redis`.
+async fn open_store(
+    dir: &tempfile::TempDir,
+    redis: Option<&d4_testkit::RedisServer>,
+) -> Arc<dyn Store> {
+    match redis {
+        None => Arc::new(EmbeddedStore::open(dir.path()).unwrap()),
+        Some(r) => {
+            let mut cfg = StoreConfig::new(dir.path());
+            cfg.redis_url = Some(r.url_db(0));
+            d4_store::open(&cfg).await.unwrap()
+        }
+    }
+}
+
+async fn app_with(
+    dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    redis: Option<Arc<d4_testkit::RedisServer>>,
+) -> App {
     let state = WebState::new(store.clone(), WebConfig::new(dir.path()));
     let admin_password = d4_web::ensure_admin(&state)
         .await
@@ -76,6 +159,7 @@ async fn app_with(dir: tempfile::TempDir, store: Arc<dyn Store>) -> App {
         state,
         router,
         admin_password,
+        redis,
     }
 }
 
@@ -228,9 +312,8 @@ fn v4() -> String {
     Uuid::new_v4().simple().to_string()
 }
 
-#[tokio::test]
-async fn first_start_admin_must_change_password_and_file_is_removed() {
-    let a = app().await;
+async fn first_start_admin_must_change_password_and_file_is_removed(b: Backend) {
+    let a = app_on(b).await;
     let file = a.dir.path().join(d4_web::ADMIN_PASSWORD_FILE);
     assert_eq!(
         std::fs::read_to_string(&file).unwrap().trim(),
@@ -309,9 +392,8 @@ async fn first_start_admin_must_change_password_and_file_is_removed() {
     assert_eq!(r.location(), "/");
 }
 
-#[tokio::test]
-async fn register_api_matches_the_reference() {
-    let a = app().await;
+async fn register_api_matches_the_reference(b: Backend) {
+    let a = app_on(b).await;
     let reg = a.user("reg", Role::SensorRegister).await;
     let id = Uuid::new_v4();
     let body = json!({"uuid": id.hyphenated().to_string(), "hmac_key": "secret", "mail": "a@b.c", "third_party": true});
@@ -412,9 +494,8 @@ async fn register_api_matches_the_reference() {
 
 /// Every API endpoint with every role: refused ones get 403 (401 without a token),
 /// allowed ones never do.
-#[tokio::test]
-async fn api_role_matrix() {
-    let a = app().await;
+async fn api_role_matrix(b: Backend) {
+    let a = app_on(b).await;
     let admin = a.user("adm", Role::Admin).await;
     let user = a.user("usr", Role::User).await;
     let reg = a.user("reg", Role::SensorRegister).await;
@@ -597,9 +678,8 @@ async fn endpoint_count(a: &App) -> usize {
         .sum()
 }
 
-#[tokio::test]
-async fn openapi_lists_the_endpoints() {
-    let a = app().await;
+async fn openapi_lists_the_endpoints(b: Backend) {
+    let a = app_on(b).await;
     let doc = a.api("GET", "/openapi.json", None, None).await.json();
     assert_eq!(doc["openapi"], "3.0.3");
     assert!(doc["paths"]["/add/sensor/register"]["post"].is_object());
@@ -607,9 +687,8 @@ async fn openapi_lists_the_endpoints() {
     assert!(endpoint_count(&a).await >= 36);
 }
 
-#[tokio::test]
-async fn api_functions() {
-    let a = app().await;
+async fn api_functions(b: Backend) {
+    let a = app_on(b).await;
     let admin = a.user("adm", Role::Admin).await;
     let t = Some(admin.as_str());
     let s = Uuid::new_v4();
@@ -1026,9 +1105,8 @@ async fn api_functions() {
     assert_eq!(r.json()["status"], "error");
 }
 
-#[tokio::test]
-async fn csrf_is_required_on_every_form_post() {
-    let a = app().await;
+async fn csrf_is_required_on_every_form_post(b: Backend) {
+    let a = app_on(b).await;
     a.user("adm", Role::Admin).await;
     let (cookie, csrf) = a.session("adm", "password-of-test").await;
     let posts: &[(&str, &[(&str, &str)])] = &[
@@ -1112,9 +1190,8 @@ async fn csrf_is_required_on_every_form_post() {
     assert!(r.location().starts_with("/login"));
 }
 
-#[tokio::test]
-async fn login_lockout_is_per_client_ip() {
-    let a = app().await;
+async fn login_lockout_is_per_client_ip(b: Backend) {
+    let a = app_on(b).await;
     a.user("adm", Role::Admin).await;
     for i in 0..5 {
         let r = a.login_from("adm", "wrong", "/", IP_A).await;
@@ -1139,9 +1216,8 @@ async fn login_lockout_is_per_client_ip() {
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
 }
 
-#[tokio::test]
-async fn no_open_redirect_after_login() {
-    let a = app().await;
+async fn no_open_redirect_after_login(b: Backend) {
+    let a = app_on(b).await;
     a.user("adm", Role::Admin).await;
     for (next, expect) in [
         ("/sensors?x=1", "/sensors?x=1"),
@@ -1160,9 +1236,8 @@ async fn no_open_redirect_after_login() {
     assert_eq!(r.location(), "/login?next=/sensors");
 }
 
-#[tokio::test]
-async fn pages_check_roles_and_escape() {
-    let a = app().await;
+async fn pages_check_roles_and_escape(b: Backend) {
+    let a = app_on(b).await;
     a.user("adm", Role::Admin).await;
     a.user("usr", Role::User).await;
     a.user("reg", Role::SensorRegister).await;
@@ -1366,9 +1441,8 @@ async fn pages_check_roles_and_escape() {
     assert!(r.body.contains("HMAC key"));
 }
 
-#[tokio::test]
-async fn sessions_survive_a_restart() {
-    let a = app().await;
+async fn sessions_survive_a_restart(b: Backend) {
+    let a = app_on(b).await;
     a.user("adm", Role::Admin).await;
     let (cookie, _) = a.session("adm", "password-of-test").await;
     let App {
@@ -1376,13 +1450,15 @@ async fn sessions_survive_a_restart() {
         store,
         state,
         router,
+        redis,
         ..
     } = a;
     drop(router);
     drop(state);
     drop(store);
-    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
-    let b = app_with(dir, store).await;
+    // A new process: a fresh store handle on the same data (file, or Redis database).
+    let store = open_store(&dir, redis.as_deref()).await;
+    let b = app_with(dir, store, redis).await;
     let r = b.get("/sensors", &cookie).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.location());
 }
@@ -1394,9 +1470,8 @@ impl d4_web::MetricsSource for Extra {
     }
 }
 
-#[tokio::test]
-async fn metrics_need_a_token_and_include_sources() {
-    let a = app().await;
+async fn metrics_need_a_token_and_include_sources(b: Backend) {
+    let a = app_on(b).await;
     let user = a.user("usr", Role::User).await;
     let reg = a.user("reg", Role::SensorRegister).await;
     a.state.add_metrics_source(Arc::new(Extra));
@@ -1435,10 +1510,9 @@ async fn metrics_need_a_token_and_include_sources() {
     }
 }
 
-#[tokio::test]
-async fn serves_plain_http_on_a_real_socket() {
+async fn serves_plain_http_on_a_real_socket(b: Backend) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let a = app().await;
+    let a = app_on(b).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -1479,9 +1553,8 @@ async fn serves_plain_http_on_a_real_socket() {
 
 /// The sensor page's monitoring form: admin sets and clears the threshold, the monitoring
 /// page follows it; a user sees the value but cannot post the form.
-#[tokio::test]
-async fn monitoring_threshold_form() {
-    let a = app().await;
+async fn monitoring_threshold_form(b: Backend) {
+    let a = app_on(b).await;
     a.user("adm", Role::Admin).await;
     a.user("viewer", Role::User).await;
     let s = Uuid::new_v4();
@@ -1615,9 +1688,8 @@ async fn monitoring_threshold_form() {
 /// A password change ends the user's other sessions and keeps the browser that made it
 /// logged in (with a new session id); a role change or an API password change ends them
 /// all.
-#[tokio::test]
-async fn password_and_role_changes_end_other_sessions() {
-    let a = app().await;
+async fn password_and_role_changes_end_other_sessions(b: Backend) {
+    let a = app_on(b).await;
     let admin_token = a.user("adm", Role::Admin).await;
     let token = a.user("bob", Role::User).await;
     let (one, csrf_one) = a.session("bob", "password-of-test").await;
@@ -1775,9 +1847,8 @@ async fn password_and_role_changes_end_other_sessions() {
         .starts_with("/login"));
 }
 
-#[tokio::test]
-async fn admin_password_reset_removes_the_first_start_password_file() {
-    let a = app().await;
+async fn admin_password_reset_removes_the_first_start_password_file(b: Backend) {
+    let a = app_on(b).await;
     let file = a.dir.path().join(d4_web::ADMIN_PASSWORD_FILE);
     assert!(file.exists());
     let other = a.user("adm2", Role::Admin).await;

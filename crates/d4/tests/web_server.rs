@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The web UI inside the real `d4 server`, over HTTPS with the server's certificate:
 //! first-start admin, forced password change, API token, sensor registration over the
-//! reference API, approval in the UI, and the sensor shown connected once it streams.
+//! reference API, approval in the UI, and the sensor shown connected once it streams;
+//! on the embedded store and on Redis.
 
 mod server_support;
 
@@ -94,8 +95,20 @@ const JSON: (&str, &str) = ("Content-Type", "application/json");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_first_login_token_register_approve_and_connected() {
+    first_login_token_register_approve_and_connected(&[]).await;
+}
+
+/// The same on the Redis store (`d4 server --redis URL`): the UI runs over it unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_on_the_redis_store() {
+    let redis = d4_testkit::RedisServer::start();
+    let url = redis.url_db(0);
+    first_login_token_register_approve_and_connected(&["--redis", &url]).await;
+}
+
+async fn first_login_token_register_approve_and_connected(extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
-    let srv = ServerProc::start(dir.path(), &[]);
+    let srv = ServerProc::start(dir.path(), extra);
     let log = srv.log_text();
     let web: SocketAddr = log
         .lines()
@@ -245,4 +258,9 @@ async fn admin_first_login_token_register_approve_and_connected() {
     assert!(r.body.contains("d4_sensors_connected 1"), "{}", r.body);
     drop(sensor);
     srv.stop();
+    // On Redis, nothing went to an embedded database file.
+    assert_eq!(
+        dir.path().join("d4.redb").exists(),
+        !extra.contains(&"--redis")
+    );
 }
