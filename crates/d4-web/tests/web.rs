@@ -28,7 +28,7 @@ struct App {
     router: Router,
     admin_password: String,
     /// The Redis server of a Redis-backed app (killed with the app).
-    redis: Option<Arc<d4_testkit::RedisServer>>,
+    redis: Option<d4_testkit::RedisServer>,
 }
 
 /// The store a test runs on.
@@ -114,9 +114,9 @@ async fn app_on(backend: Backend) -> App {
     let dir = tempfile::tempdir().unwrap();
     let redis = match backend {
         Backend::Embedded => None,
-        Backend::Redis => Some(Arc::new(d4_testkit::RedisServer::start())),
+        Backend::Redis => Some(d4_testkit::RedisServer::start()),
     };
-    let store = open_store(&dir, redis.as_deref()).await;
+    let store = open_store(&dir, redis.as_ref()).await;
     let app = app_with(dir, store, redis).await;
     // The Redis variant must not quietly fall back to the embedded file.
     assert_eq!(
@@ -145,7 +145,7 @@ async fn open_store(
 async fn app_with(
     dir: tempfile::TempDir,
     store: Arc<dyn Store>,
-    redis: Option<Arc<d4_testkit::RedisServer>>,
+    redis: Option<d4_testkit::RedisServer>,
 ) -> App {
     let state = WebState::new(store.clone(), WebConfig::new(dir.path()));
     let admin_password = d4_web::ensure_admin(&state)
@@ -1457,7 +1457,7 @@ async fn sessions_survive_a_restart(b: Backend) {
     drop(state);
     drop(store);
     // A new process: a fresh store handle on the same data (file, or Redis database).
-    let store = open_store(&dir, redis.as_deref()).await;
+    let store = open_store(&dir, redis.as_ref()).await;
     let b = app_with(dir, store, redis).await;
     let r = b.get("/sensors", &cookie).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.location());
