@@ -21,7 +21,10 @@
 //!   entries knows its extended type even when the segment holding them is gone.
 //!
 //! A torn last entry (the process died while appending) was never synced, so it was never
-//! acknowledged to anyone: recovery stops there.
+//! acknowledged to anyone: recovery stops there. The replay also checks every frame's HMAC
+//! again (with the sensor's key, or the default key) and stops at the first that fails: a
+//! batch only partly on disk after a power loss, or a file altered on disk. The journal
+//! of such a session is moved to `<data>/journal/unverified/` and kept for the operator.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
@@ -385,10 +388,16 @@ pub struct Leftover {
 impl Leftover {
     /// Calls `f` with its sequence number for every journaled frame not acknowledged, in
     /// order; `f` returns the worker's open file and its length. A torn tail ends the
-    /// replay. Reads through a bounded buffer (frames are at most max payload).
-    /// Progress is acknowledged in the ack file after each frame, so a crash during the
-    /// replay does not replay those frames again.
-    pub fn replay(&self, mut f: impl FnMut(u64, Frame) -> io::Result<Replayed>) -> io::Result<u64> {
+    /// replay, and so does the first frame that `check` refuses (its HMAC does not verify:
+    /// a batch only partly on disk after a power loss reads back as zeros, and a journal
+    /// altered on disk must not reach the workers). Reads through a bounded buffer
+    /// (frames are at most max payload). Progress is acknowledged in the ack file after
+    /// each frame, so a crash during the replay does not replay those frames again.
+    pub fn replay(
+        &self,
+        mut check: impl FnMut(&Frame) -> bool,
+        mut f: impl FnMut(u64, Frame) -> io::Result<Replayed>,
+    ) -> io::Result<ReplayEnd> {
         let mut n = 0;
         let mut rec = Vec::with_capacity(64);
         let mut skip = self.skip;
@@ -419,6 +428,12 @@ impl Leftover {
                     match dec.decode(&mut input) {
                         Ok(Some(mut frame)) => {
                             let seq = self.first_seq + n;
+                            if !check(&frame) {
+                                return Ok(ReplayEnd {
+                                    frames: n,
+                                    refused: Some(seq),
+                                });
+                            }
                             n += 1;
                             let end = from + dec.bytes_consumed();
                             let start = end - frame.wire_len() as u64;
@@ -434,17 +449,58 @@ impl Leftover {
                             ack.write_all_at(&rec, 0)?;
                         }
                         Ok(None) => break,
-                        Err(_) => return Ok(n),
+                        Err(_) => return Ok(ReplayEnd::frames(n)),
                     }
                 }
             }
         }
-        Ok(n)
+        Ok(ReplayEnd::frames(n))
     }
 
     /// The replay is done: removes the session's files.
     pub fn finish(self) -> io::Result<()> {
         remove_session(&self.dir, &self.session)
+    }
+
+    /// The replay stopped at a frame that did not verify: moves the session's files to
+    /// `<journal>/unverified/` (never replayed again, never removed by the server), so
+    /// that an operator can look at them. Returns that folder.
+    pub fn quarantine(self) -> io::Result<PathBuf> {
+        let to = self.dir.join(UNVERIFIED_DIR);
+        fs::create_dir_all(&to)?;
+        let prefix = format!("{}.", self.session.simple());
+        for e in fs::read_dir(&self.dir)? {
+            let e = e?;
+            let name = e.file_name();
+            if e.file_type()?.is_file() && name.to_string_lossy().starts_with(&prefix) {
+                fs::rename(e.path(), to.join(&name))?;
+            }
+        }
+        sync_dir(&to)?;
+        sync_dir(&self.dir)?;
+        Ok(to)
+    }
+}
+
+/// Where [`Leftover::quarantine`] keeps the journals whose replay stopped at a frame that
+/// did not verify (a sub-folder of the journal folder).
+pub const UNVERIFIED_DIR: &str = "unverified";
+
+/// How a replay ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplayEnd {
+    /// Frames handed to the callback.
+    pub frames: u64,
+    /// The sequence number of the frame that the check refused, where the replay stopped.
+    pub refused: Option<u64>,
+}
+
+impl ReplayEnd {
+    fn frames(frames: u64) -> ReplayEnd {
+        ReplayEnd {
+            frames,
+            refused: None,
+        }
     }
 }
 
@@ -588,11 +644,14 @@ mod tests {
         assert_eq!(left[0].first_seq, 6);
         let mut got = Vec::new();
         left[0]
-            .replay(|seq, f| {
-                assert_eq!(seq, f.header.timestamp, "frame numbers follow the stream");
-                got.push(f.header.timestamp);
-                Ok(Replayed::default())
-            })
+            .replay(
+                |_| true,
+                |seq, f| {
+                    assert_eq!(seq, f.header.timestamp, "frame numbers follow the stream");
+                    got.push(f.header.timestamp);
+                    Ok(Replayed::default())
+                },
+            )
             .unwrap();
         assert_eq!(got, vec![6, 7, 8, 9]);
         // the replay acknowledged its progress: a second recovery has nothing left
@@ -600,10 +659,13 @@ mod tests {
         assert_eq!(again[0].first_seq, 10);
         let mut n = 0;
         again[0]
-            .replay(|_, _| {
-                n += 1;
-                Ok(Replayed::default())
-            })
+            .replay(
+                |_| true,
+                |_, _| {
+                    n += 1;
+                    Ok(Replayed::default())
+                },
+            )
             .unwrap();
         assert_eq!(n, 0);
         left.into_iter().next().unwrap().finish().unwrap();
@@ -641,6 +703,67 @@ mod tests {
         }
     }
 
+    /// A batch that reached the disk only in part after a power loss reads back with
+    /// zeros where its payload should be: the replay checks each frame's HMAC, stops
+    /// before the first that fails and keeps the session's journal aside.
+    #[test]
+    fn replay_stops_at_a_frame_whose_hmac_fails_and_keeps_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let enc = Encoder::new(Uuid::new_v4(), b"k", 3);
+        let s = Uuid::new_v4();
+        let mut j = Journal::create(dir.path(), s, 1 << 20).unwrap();
+        let mut ends = vec![0];
+        for i in 0..5 {
+            ends.push(j.append(&frame(&enc, i)).unwrap());
+        }
+        j.sync().unwrap();
+        let at = AckPoint {
+            off: ends[1],
+            seq: 1,
+            skip: 0,
+        };
+        j.ack(at, None).unwrap();
+        drop(j);
+        // frame 3's payload is zeros on disk
+        let seg = seg_path(dir.path(), &s, 0);
+        let mut raw = fs::read(&seg).unwrap();
+        let payload = ends[3] as usize + d4_proto::HEADER_LEN..ends[4] as usize;
+        raw[payload].fill(0);
+        fs::write(&seg, &raw).unwrap();
+
+        let key = d4_proto::HmacKey::new(b"k");
+        let left = recover(dir.path()).unwrap().pop().unwrap();
+        let mut got = Vec::new();
+        let end = left
+            .replay(
+                |f| key.verify(f),
+                |seq, _| {
+                    got.push(seq);
+                    Ok(Replayed::default())
+                },
+            )
+            .unwrap();
+        assert_eq!(got, [1, 2], "frames before the bad one are replayed");
+        assert_eq!(
+            end,
+            ReplayEnd {
+                frames: 2,
+                refused: Some(3)
+            }
+        );
+        let kept = left.quarantine().unwrap();
+        assert_eq!(kept, dir.path().join(UNVERIFIED_DIR));
+        assert!(kept.join(seg.file_name().unwrap()).is_file());
+        assert!(kept.join(format!("{}.ack", s.simple())).is_file());
+        assert_eq!(fs::read(kept.join(seg.file_name().unwrap())).unwrap(), raw);
+        // never replayed again, and the folder does not confuse the recovery
+        assert!(recover(dir.path()).unwrap().is_empty());
+        // a frame signed with another key fails the same way
+        let other = Encoder::new(Uuid::new_v4(), b"not k", 3);
+        assert!(!key.verify(&frame(&other, 0)));
+        assert!(key.verify(&frame(&enc, 0)));
+    }
+
     #[test]
     fn meta_frames_kept() {
         let dir = tempfile::tempdir().unwrap();
@@ -665,12 +788,15 @@ mod tests {
         assert_eq!(left[0].meta_frames.len(), 1);
         let mut n = 0;
         left[0]
-            .replay(|seq, f| {
-                assert_eq!(seq, 1);
-                assert_eq!(f.header.d4_type, 254);
-                n += 1;
-                Ok(Replayed::default())
-            })
+            .replay(
+                |_| true,
+                |seq, f| {
+                    assert_eq!(seq, 1);
+                    assert_eq!(f.header.d4_type, 254);
+                    n += 1;
+                    Ok(Replayed::default())
+                },
+            )
             .unwrap();
         assert_eq!(n, 1);
     }

@@ -6,12 +6,13 @@
 //! in the journal. `pending` counts frames sent but not yet acknowledged: the connection
 //! task stops reading the socket when it passes the sensor's stream limit.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use d4_proto::Frame;
+use d4_proto::{Frame, HmacKey};
 use uuid::Uuid;
 
 use crate::journal::{Journal, RecentFrames, Replayed};
@@ -450,52 +451,92 @@ fn run(
     }
 }
 
-/// Replays the journals left by a previous run through fresh sinks. Returns the number
-/// of frames replayed.
-pub fn replay_leftovers(dir: &std::path::Path, sinks: &dyn SinkFactory) -> std::io::Result<u64> {
+/// The HMAC keys a replay checks journaled frames with: the sensor's own key when it has
+/// one, else the default key (the same choice as a live session).
+pub struct ReplayKeys {
+    default: HmacKey,
+    keys: HashMap<Uuid, Vec<u8>>,
+    prepared: HashMap<Uuid, HmacKey>,
+}
+
+impl ReplayKeys {
+    /// `keys`: the sensors' own keys (sensors without one are left out).
+    pub fn new(default_key: &[u8], keys: impl IntoIterator<Item = (Uuid, Vec<u8>)>) -> Self {
+        ReplayKeys {
+            default: HmacKey::new(default_key),
+            keys: keys.into_iter().collect(),
+            prepared: HashMap::new(),
+        }
+    }
+
+    /// Whether the frame's HMAC verifies with its sensor's key.
+    pub fn verify(&mut self, frame: &Frame) -> bool {
+        let uuid = frame.header.uuid;
+        match self.keys.get(&uuid) {
+            Some(k) => self
+                .prepared
+                .entry(uuid)
+                .or_insert_with(|| HmacKey::new(k))
+                .verify(frame),
+            None => self.default.verify(frame),
+        }
+    }
+}
+
+/// Replays the journals left by a previous run through fresh sinks, checking each frame's
+/// HMAC with `keys` first. Returns the number of frames replayed.
+pub fn replay_leftovers(
+    dir: &std::path::Path,
+    sinks: &dyn SinkFactory,
+    keys: &mut ReplayKeys,
+) -> std::io::Result<u64> {
     let mut total = 0;
     for left in crate::journal::recover(dir)? {
         let mut sink: Option<Box<dyn FrameSink>> = None;
         let mut err: Option<String> = None;
         let meta = left.meta_frames.clone();
         position::take_used();
-        let n = left.replay(|seq, f| {
-            if err.is_some() {
-                return Ok(Replayed::default());
-            }
-            if sink.is_none() {
-                let ctx: &[Frame] = if f.header.d4_type == d4_proto::types::EXTENDED {
-                    &meta
-                } else {
-                    &[]
-                };
-                match sinks.open(f.header.uuid, f.header.d4_type, left.session, ctx) {
-                    Ok(s) => sink = Some(s),
-                    Err(e) => {
-                        err = Some(e);
-                        return Ok(Replayed::default());
+        let end = left.replay(
+            |f| keys.verify(f),
+            |seq, f| {
+                if err.is_some() {
+                    return Ok(Replayed::default());
+                }
+                if sink.is_none() {
+                    let ctx: &[Frame] = if f.header.d4_type == d4_proto::types::EXTENDED {
+                        &meta
+                    } else {
+                        &[]
+                    };
+                    match sinks.open(f.header.uuid, f.header.d4_type, left.session, ctx) {
+                        Ok(s) => sink = Some(s),
+                        Err(e) => {
+                            err = Some(e);
+                            return Ok(Replayed::default());
+                        }
                     }
                 }
-            }
-            if let Some(s) = sink.as_mut() {
-                if let Err(e) =
-                    position::with(left.session, seq, || s.handle(&f)).and_then(|_| s.flush())
-                {
-                    err = Some(e);
+                if let Some(s) = sink.as_mut() {
+                    if let Err(e) =
+                        position::with(left.session, seq, || s.handle(&f)).and_then(|_| s.flush())
+                    {
+                        err = Some(e);
+                    }
                 }
-            }
-            Ok(match (&sink, &err) {
-                (Some(s), None) => Replayed {
-                    file: s.open_file().map(|(p, l)| (p.to_path_buf(), l)),
-                    carry: s.carry(),
-                },
-                (Some(s), Some(_)) => Replayed {
-                    file: s.open_file().map(|(p, l)| (p.to_path_buf(), l)),
-                    carry: 0,
-                },
-                _ => Replayed::default(),
-            })
-        })?;
+                Ok(match (&sink, &err) {
+                    (Some(s), None) => Replayed {
+                        file: s.open_file().map(|(p, l)| (p.to_path_buf(), l)),
+                        carry: s.carry(),
+                    },
+                    (Some(s), Some(_)) => Replayed {
+                        file: s.open_file().map(|(p, l)| (p.to_path_buf(), l)),
+                        carry: 0,
+                    },
+                    _ => Replayed::default(),
+                })
+            },
+        )?;
+        let n = end.frames;
         if let Some(mut s) = sink {
             if let Err(e) = s.flush().and_then(|_| s.close()) {
                 err.get_or_insert(e);
@@ -512,7 +553,22 @@ pub fn replay_leftovers(dir: &std::path::Path, sinks: &dyn SinkFactory) -> std::
         // during the replay.
         position::take_used();
         sinks.retire(left.session);
-        left.finish()?;
+        match end.refused {
+            None => left.finish()?,
+            Some(seq) => {
+                let session = left.session;
+                let kept = left.quarantine()?;
+                tracing::error!(
+                    %session,
+                    frame = seq,
+                    replayed = n,
+                    kept = %kept.display(),
+                    "a journaled frame failed its HMAC check (written only in part before a \
+                     power loss, altered on disk, or the sensor's key changed since): the \
+                     replay of this session stopped there and its journal was kept"
+                );
+            }
+        }
     }
     Ok(total)
 }
@@ -522,6 +578,26 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use d4_proto::{Decoder, Encoder};
+
+    /// The replay checks a frame with its sensor's own key when the sensor has one, and
+    /// with the default key otherwise, as a live session does.
+    #[test]
+    fn replay_keys_choose_like_a_session() {
+        let own = Uuid::new_v4();
+        let other = Uuid::new_v4();
+        let frame = |uuid, key: &[u8]| {
+            let enc = Encoder::new(uuid, key, 3);
+            let mut b = Bytes::from(enc.encode(1, b"x\n").unwrap());
+            Decoder::new().decode(&mut b).unwrap().unwrap()
+        };
+        let mut keys = ReplayKeys::new(b"default", [(own, b"own key".to_vec())]);
+        assert!(keys.verify(&frame(own, b"own key")));
+        assert!(!keys.verify(&frame(own, b"default")));
+        assert!(keys.verify(&frame(other, b"default")));
+        assert!(!keys.verify(&frame(other, b"own key")));
+        // the prepared key is reused
+        assert!(keys.verify(&frame(own, b"own key")));
+    }
 
     #[derive(Default)]
     struct Seen {

@@ -161,16 +161,23 @@ pub async fn run_with_metrics(
             Err(e) => tracing::warn!(error = %e, "recovering worker files failed"),
         }
     }
-    // Replay what a previous run journaled but did not hand to the workers.
+    // Replay what a previous run journaled but did not hand to the workers, each frame's
+    // HMAC checked again with the key a live session would use.
     let jdir = cfg.journal_dir();
     {
         let sinks = sinks.clone();
         let jdir = jdir.clone();
-        let n =
-            tokio::task::spawn_blocking(move || crate::pipeline::replay_leftovers(&jdir, &*sinks))
-                .await
-                .map_err(|e| ServerError::Replay(std::io::Error::other(e.to_string())))?
-                .map_err(ServerError::Replay)?;
+        let own_keys = store.list_sensors().await?.into_iter().filter_map(|s| {
+            let key = s.hmac_key.filter(|k| !k.is_empty())?;
+            Some((s.uuid, key.into_bytes()))
+        });
+        let mut keys = crate::pipeline::ReplayKeys::new(cfg.default_key.as_bytes(), own_keys);
+        let n = tokio::task::spawn_blocking(move || {
+            crate::pipeline::replay_leftovers(&jdir, &*sinks, &mut keys)
+        })
+        .await
+        .map_err(|e| ServerError::Replay(std::io::Error::other(e.to_string())))?
+        .map_err(ServerError::Replay)?;
         if n > 0 {
             tracing::info!(frames = n, "replayed journaled frames of the previous run");
         }

@@ -206,7 +206,7 @@ impl SinkFactory for WorkerFactory {
 mod tests {
     use super::*;
     use crate::journal::{cut_uncommitted, Journal};
-    use crate::pipeline::{position, replay_leftovers};
+    use crate::pipeline::{position, replay_leftovers, ReplayKeys};
     use bytes::Bytes;
     use d4_proto::{Decoder, Encoder};
     use d4_store::{EmbeddedStore, QueueConfig};
@@ -315,7 +315,10 @@ mod tests {
             set: set.clone(),
             queues: Some(sink),
         };
-        assert_eq!(replay_leftovers(&jdir, &f).unwrap(), 2);
+        assert_eq!(
+            replay_leftovers(&jdir, &f, &mut ReplayKeys::new(b"k", [])).unwrap(),
+            2
+        );
         set.shutdown();
         assert_eq!(
             entries(&store),
@@ -413,7 +416,10 @@ mod tests {
             set: set.clone(),
             queues: Some(sink),
         };
-        assert_eq!(replay_leftovers(&jdir, &f).unwrap(), 3);
+        assert_eq!(
+            replay_leftovers(&jdir, &f, &mut ReplayKeys::new(b"k", [])).unwrap(),
+            3
+        );
         set.shutdown();
         let entries: Vec<String> = rt
             .block_on(store.queue_sample(q.uuid, 100))

@@ -314,3 +314,97 @@ async fn kill_9_mid_stream_loses_nothing_journaled_and_duplicates_nothing() {
         t0.elapsed().as_secs_f64()
     );
 }
+
+/// A journal altered on disk after a crash (here a frame's payload zeroed: how a batch
+/// that reached the disk only in part reads back after a power loss) is replayed up to
+/// the altered frame and no further: the frames before it are delivered once, the
+/// altered one and those after it never, the journal is kept under
+/// `<data>/journal/unverified/`, the log says why, and the server runs on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journaled_frame_that_fails_its_hmac_is_not_replayed() {
+    use tokio::io::AsyncWriteExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let any = "127.0.0.1:0";
+    // Run 1 aborts right after its third queue push, before acknowledging it.
+    let srv = start(&data, any, any, &[("D4_TEST_CRASH_AFTER_PUSH", "3")]);
+    let store = srv.store().await;
+    let q = QueueConfig {
+        uuid: Uuid::new_v4(),
+        kind: QueueKind::Type(3),
+        description: "replay check".into(),
+        max_size: 1000,
+        sensors: None,
+    };
+    store
+        .create_queue(q.clone(), d4_store::now())
+        .await
+        .unwrap();
+    drop(store);
+    let u = Uuid::new_v4();
+    let enc = d4_proto::Encoder::new(u, KEY, 3);
+    let mut wire = Vec::new();
+    for i in 0..20u64 {
+        wire.extend(enc.encode(i, format!("line {i:02}\n").as_bytes()).unwrap());
+    }
+    let mut s = tokio::net::TcpStream::connect(srv.plain).await.unwrap();
+    let _ = s.write_all(&wire).await; // the server may be gone before the end
+    let st = srv.wait_died(60);
+    assert!(!st.success(), "the hook must abort the server: {st:?}");
+    drop(s);
+
+    // The session's journal: zero the payload of its second-to-last frame.
+    let jnl: Vec<_> = files(&data.join("journal"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".jnl"))
+        .collect();
+    assert_eq!(jnl.len(), 1, "one session journal: {jnl:?}");
+    let mut raw = std::fs::read(&jnl[0]).unwrap();
+    let mut ends = Vec::new();
+    {
+        let mut input = bytes::Bytes::from(raw.clone());
+        let mut dec = d4_proto::Decoder::new();
+        while let Ok(Some(_)) = dec.decode(&mut input) {
+            ends.push(dec.bytes_consumed() as usize);
+        }
+    }
+    assert!(
+        ends.len() >= 6,
+        "the frames were journaled before the abort: {ends:?}"
+    );
+    let bad = ends.len() - 2;
+    raw[ends[bad - 1] + d4_proto::HEADER_LEN..ends[bad]].fill(0);
+    std::fs::write(&jnl[0], &raw).unwrap();
+
+    // Run 2 replays what was not acknowledged, up to the altered frame.
+    let srv = start(&data, any, any, &[]);
+    let log = srv.log_text();
+    assert!(log.contains("failed its HMAC check"), "{log}");
+    let kept = files(&data.join("journal").join("unverified"));
+    assert!(
+        kept.iter().any(|p| p.to_string_lossy().ends_with(".jnl")),
+        "journal kept aside: {kept:?}"
+    );
+    assert!(
+        files(&data.join("journal"))
+            .iter()
+            .all(|p| p.starts_with(data.join("journal").join("unverified"))),
+        "nothing left to replay at the next start"
+    );
+    let want: Vec<String> = (0..bad).map(|i| format!("line {i:02}")).collect();
+    let store = srv.store().await;
+    let got: Vec<String> = store
+        .queue_sample(q.uuid, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .rev()
+        .map(|e| e.text().into_owned())
+        .collect();
+    assert_eq!(got, want, "each frame before the altered one pushed once");
+    drop(store);
+    assert_eq!(srv.stop(), Some(0));
+    let disk = String::from_utf8(sensor_bytes(&data, u, 3)).unwrap();
+    let disk: Vec<&str> = disk.lines().collect();
+    assert_eq!(disk, want, "each frame before the altered one written once");
+}
