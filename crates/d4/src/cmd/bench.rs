@@ -53,6 +53,13 @@ pub struct ServerBench {
     /// reported as a ratio to the embedded store in the same run.
     #[arg(long, value_name = "URL")]
     pub redis: Option<String>,
+    /// Also measure, for every case, the same client against two minimal receivers that
+    /// are not the server: one that decrypts, decodes and checks the HMAC of every frame
+    /// and stores nothing, and one that also appends every payload to a file (buffered,
+    /// no fsync). They show what this machine allows at all, and what writing the bytes
+    /// once costs here.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub ceiling: bool,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -311,6 +318,7 @@ async fn connect(addr: SocketAddr, c: &tokio_rustls::TlsConnector) -> anyhow::Re
 struct Run {
     frames: u64,
     secs: f64,
+    started: Instant,
     server: ServerCpu,
     client_cpu: f64,
 }
@@ -323,15 +331,25 @@ struct Run {
 /// signs one batch of frames (256 KiB) once and writes it again and again, one TLS write
 /// per batch (the server accepts repeated timestamps; every HMAC is valid).
 async fn stream(srv: &Child, conns: usize, size: usize, secs: u64) -> anyhow::Result<Run> {
-    let addr = srv.tls;
     let spid = srv.child.id().to_string();
+    let s0 = server_cpu(&spid);
+    let mut r = stream_to(srv.tls, conns, size, secs).await?;
+    wait_drained(srv.dir.path()).await;
+    r.secs = r.started.elapsed().as_secs_f64();
+    r.server = server_cpu(&spid) - s0;
+    Ok(r)
+}
+
+/// The streaming part of [`stream`], against any TLS receiver at `addr`: returns when
+/// the receiver has closed every connection (the server's CPU is left at zero).
+async fn stream_to(addr: SocketAddr, conns: usize, size: usize, secs: u64) -> anyhow::Result<Run> {
     let c = connector()?;
     let total = Arc::new(AtomicU64::new(0));
     let mut streams = Vec::new();
     for _ in 0..conns {
         streams.push(connect(addr, &c).await?);
     }
-    let (s0, c0) = (server_cpu(&spid), cpu_secs("self"));
+    let c0 = cpu_secs("self");
     let start = Instant::now();
     let stop_at = start + Duration::from_secs(secs);
     let mut tasks = Vec::new();
@@ -361,13 +379,143 @@ async fn stream(srv: &Child, conns: usize, size: usize, secs: u64) -> anyhow::Re
     for t in tasks {
         let _ = t.await;
     }
-    wait_drained(srv.dir.path()).await;
     Ok(Run {
         frames: total.load(Ordering::Relaxed),
         secs: start.elapsed().as_secs_f64(),
-        server: server_cpu(&spid) - s0,
+        started: start,
+        server: ServerCpu::default(),
         client_cpu: cpu_secs("self") - c0,
     })
+}
+
+/// What a [`Receiver`] does with every frame after checking its HMAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// Nothing.
+    Nothing,
+    /// Appends the payload to a file per connection (buffered, no fsync).
+    File,
+}
+
+/// A minimal TLS receiver that is not the server, for the ceiling rows: its own tokio
+/// runtime (as many workers as the server's), reads of up to 256 KiB, every frame
+/// decoded and its HMAC checked with the bench key, then `keep`. It closes a connection
+/// at the end of its stream, which is when the bench client's clock stops.
+struct Receiver {
+    addr: SocketAddr,
+    frames: Arc<AtomicU64>,
+    bad: Arc<AtomicU64>,
+    rt: Option<tokio::runtime::Runtime>,
+    _dir: tempfile::TempDir,
+}
+
+impl Receiver {
+    fn start(keep: Keep) -> anyhow::Result<Receiver> {
+        let dir = tempfile::tempdir()?;
+        let (cert, key, _) = d4_server::tls::ensure_generated(dir.path())?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(d4_server::tls::server_config(&cert, &key)?);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .thread_name("bench-receiver")
+            .enable_all()
+            .build()?;
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let frames = Arc::new(AtomicU64::new(0));
+        let bad = Arc::new(AtomicU64::new(0));
+        let out = dir.path().to_path_buf();
+        let (f2, b2) = (frames.clone(), bad.clone());
+        rt.spawn(async move {
+            let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
+                return;
+            };
+            let mut n = 0u64;
+            while let Ok((tcp, _)) = listener.accept().await {
+                n += 1;
+                let (acceptor, frames, bad) = (acceptor.clone(), f2.clone(), b2.clone());
+                let file = (keep == Keep::File).then(|| out.join(format!("conn-{n}")));
+                tokio::spawn(async move {
+                    if let Err(e) = receive(acceptor, tcp, file, &frames).await {
+                        eprintln!("bench receiver: {e:#}");
+                        bad.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        Ok(Receiver {
+            addr,
+            frames,
+            bad,
+            rt: Some(rt),
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+async fn receive(
+    acceptor: tokio_rustls::TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+    file: Option<std::path::PathBuf>,
+    frames: &AtomicU64,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut tls = acceptor.accept(tcp).await?;
+    let mut out = match file {
+        Some(p) => Some(std::io::BufWriter::with_capacity(
+            256 * 1024,
+            std::fs::File::create(p)?,
+        )),
+        None => None,
+    };
+    let key = d4_proto::HmacKey::new(KEY);
+    let mut dec = d4_proto::Decoder::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut n = 0u64;
+    loop {
+        let k = tls.read(&mut buf).await?;
+        if k == 0 {
+            break;
+        }
+        let mut input = bytes::Bytes::copy_from_slice(&buf[..k]);
+        while let Some(f) = dec.decode(&mut input)? {
+            if !key.verify(&f) {
+                anyhow::bail!("a frame failed its HMAC check");
+            }
+            if let Some(w) = out.as_mut() {
+                w.write_all(&f.payload)?;
+            }
+            n += 1;
+        }
+    }
+    if let Some(mut w) = out {
+        w.flush()?;
+    }
+    frames.fetch_add(n, Ordering::Relaxed);
+    Ok(())
+}
+
+/// One ceiling row: the same client and method as against the server, against a
+/// [`Receiver`]; frames/s as counted by the receiver.
+async fn ceiling(keep: Keep, conns: usize, size: usize, secs: u64) -> anyhow::Result<f64> {
+    let rx = Receiver::start(keep)?;
+    let r = stream_to(rx.addr, conns, size, secs).await?;
+    let got = rx.frames.load(Ordering::Relaxed);
+    if rx.bad.load(Ordering::Relaxed) > 0 || got != r.frames {
+        anyhow::bail!(
+            "the bench receiver got {got} of {} frames ({} connections failed)",
+            r.frames,
+            rx.bad.load(Ordering::Relaxed)
+        );
+    }
+    Ok(got as f64 / r.secs)
 }
 
 async fn server_bench(b: ServerBench) -> anyhow::Result<()> {
@@ -400,6 +548,7 @@ async fn server_bench(b: ServerBench) -> anyhow::Result<()> {
         "load"
     );
     let mut cpu_split = Vec::new();
+    let mut ceilings = Vec::new();
     for &size in &b.sizes {
         for &conns in &b.conns {
             let srv = start_server(&b)?;
@@ -447,6 +596,21 @@ async fn server_bench(b: ServerBench) -> anyhow::Result<()> {
                 100.0 * r.server.sys / r.server.total.max(1e-9)
             ));
             drop(srv);
+            if b.ceiling {
+                let verify = ceiling(Keep::Nothing, conns, size, b.secs).await?;
+                let write = ceiling(Keep::File, conns, size, b.secs).await?;
+                ceilings.push(format!(
+                    "{:>7} {:>5} {:>10.0} {:>6.2} {:>10.0} {:>6.2} {:>6.2} {:>8.2}",
+                    size,
+                    conns,
+                    verify,
+                    verify / hfps,
+                    write,
+                    write / hfps,
+                    fps / hfps,
+                    fps / verify
+                ));
+            }
             if let Some(url) = b.redis.as_deref() {
                 let srv = start_server_with(&b, Some(url))?;
                 let r = stream(&srv, conns, size, b.secs).await?;
@@ -474,6 +638,21 @@ async fn server_bench(b: ServerBench) -> anyhow::Result<()> {
     );
     for l in cpu_split {
         println!("{l}");
+    }
+    if !ceilings.is_empty() {
+        println!(
+            "Ceilings, same client, no server: a minimal TLS receiver that checks every \
+             frame's HMAC and stores nothing (verify), or also appends every payload to a \
+             file, buffered, no fsync (+write); ratios to the same HMAC baseline as the \
+             server row; of verify = server frames/s / verify frames/s"
+        );
+        println!(
+            "{:>7} {:>5} {:>10} {:>6} {:>10} {:>6} {:>6} {:>8}",
+            "payload", "conns", "verify f/s", "ratio", "+write f/s", "ratio", "server", "of verify"
+        );
+        for l in ceilings {
+            println!("{l}");
+        }
     }
     // memory with N connected (authenticated) sensors
     let srv = start_server(&b)?;
