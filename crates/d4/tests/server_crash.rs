@@ -29,7 +29,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use d4_store::{QueueConfig, QueueKind};
+use d4_store::QueueKind;
 use server_support::*;
 use uuid::Uuid;
 
@@ -108,17 +108,7 @@ async fn kill_9_mid_stream_loses_nothing_journaled_and_duplicates_nothing() {
     // Run 1: dies right after its 100th queue push commit, before the journal ack.
     let srv = start(&data, &tls, &plain, &[("D4_TEST_CRASH_AFTER_PUSH", "100")]);
     let store = srv.store().await;
-    let q = QueueConfig {
-        uuid: Uuid::new_v4(),
-        kind: QueueKind::Type(3),
-        description: "crash".into(),
-        max_size: 1_000_000,
-        sensors: None,
-    };
-    store
-        .create_queue(q.clone(), d4_store::now())
-        .await
-        .unwrap();
+    let q = create_queue(&store, QueueKind::Type(3), "crash", 1_000_000).await;
     drop(store);
     let u = Uuid::new_v4();
     let mut client = Command::new(env!("CARGO_BIN_EXE_d4"));
@@ -329,17 +319,7 @@ async fn a_journaled_frame_that_fails_its_hmac_is_not_replayed() {
     // Run 1 aborts right after its third queue push, before acknowledging it.
     let srv = start(&data, any, any, &[("D4_TEST_CRASH_AFTER_PUSH", "3")]);
     let store = srv.store().await;
-    let q = QueueConfig {
-        uuid: Uuid::new_v4(),
-        kind: QueueKind::Type(3),
-        description: "replay check".into(),
-        max_size: 1000,
-        sensors: None,
-    };
-    store
-        .create_queue(q.clone(), d4_store::now())
-        .await
-        .unwrap();
+    let q = create_queue(&store, QueueKind::Type(3), "replay check", 1000).await;
     drop(store);
     let u = Uuid::new_v4();
     let enc = d4_proto::Encoder::new(u, KEY, 3);

@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use d4_proto::{Decoder, HmacKey};
-use d4_store::{QueueConfig, QueueKind, StatsKey};
+use d4_store::{QueueKind, StatsKey};
 use server_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use uuid::Uuid;
 
 /// The frames a server accepts from a vector: valid HMACs up to the first bad one.
 fn accepted(name: &str) -> Vec<d4_proto::Frame> {
@@ -68,17 +67,7 @@ async fn vectors_over_tls_land_in_files_and_queues() {
         QueueKind::Type(1),
         QueueKind::Ext("ja3-jl".into()),
     ] {
-        let q = QueueConfig {
-            uuid: Uuid::new_v4(),
-            kind: kind.clone(),
-            description: format!("test {kind}"),
-            max_size: 1000,
-            sensors: None,
-        };
-        store
-            .create_queue(q.clone(), d4_store::now())
-            .await
-            .unwrap();
+        let q = create_queue(&store, kind.clone(), &format!("test {kind}"), 1000).await;
         queues.push((kind, q.uuid));
     }
     let queue = |k: QueueKind| queues.iter().find(|(q, _)| *q == k).unwrap().1;

@@ -247,6 +247,27 @@ pub async fn wait_error(store: &Arc<dyn Store>, uuid: Uuid, needle: &str) -> Str
     r.unwrap_or_else(|| panic!("no last error containing {needle:?} for {uuid}"))
 }
 
+/// Creates an analyzer queue of `kind` for every sensor and returns its configuration.
+pub async fn create_queue(
+    store: &Arc<dyn Store>,
+    kind: d4_store::QueueKind,
+    description: &str,
+    max_size: u64,
+) -> d4_store::QueueConfig {
+    let q = d4_store::QueueConfig {
+        uuid: Uuid::new_v4(),
+        kind,
+        description: description.into(),
+        max_size,
+        sensors: None,
+    };
+    store
+        .create_queue(q.clone(), d4_store::now())
+        .await
+        .unwrap();
+    q
+}
+
 /// Every file under `dir` (recursive), sorted.
 pub fn files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
