@@ -181,6 +181,16 @@ pub async fn run_with_metrics(
         if n > 0 {
             tracing::info!(frames = n, "replayed journaled frames of the previous run");
         }
+        let kept = cfg.journal_dir().join(crate::journal::UNVERIFIED_DIR);
+        let files = std::fs::read_dir(&kept).map_or(0, |rd| rd.count());
+        if files > 0 {
+            tracing::warn!(
+                dir = %kept.display(),
+                files,
+                "journals whose replay stopped at a frame failing its HMAC are kept here, \
+                 not replayed: look at them, then delete them (docs/server.md, Known limits)"
+            );
+        }
     }
 
     let gate = Arc::new(StoreGate::new());

@@ -384,6 +384,14 @@ async fn a_journaled_frame_that_fails_its_hmac_is_not_replayed() {
     assert_eq!(got, want, "each frame before the altered one pushed once");
     drop(store);
     assert_eq!(srv.stop(), Some(0));
+    // every later start reminds the operator of the kept journal
+    let srv = start(&data, any, any, &[]);
+    assert!(
+        srv.log_text().contains("are kept here, not replayed"),
+        "{}",
+        srv.log_text()
+    );
+    assert_eq!(srv.stop(), Some(0));
     let disk = String::from_utf8(sensor_bytes(&data, u, 3)).unwrap();
     let disk: Vec<&str> = disk.lines().collect();
     assert_eq!(disk, want, "each frame before the altered one written once");
