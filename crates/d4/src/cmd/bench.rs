@@ -2,7 +2,7 @@
 //! the plain HMAC-SHA256 throughput of this machine measured in the same run, and the
 //! server's memory with many connected sensors.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,11 +53,11 @@ pub struct ServerBench {
     /// reported as a ratio to the embedded store in the same run.
     #[arg(long, value_name = "URL")]
     pub redis: Option<String>,
-    /// Also measure, for every case, the same client against two minimal receivers that
-    /// are not the server: one that decrypts, decodes and checks the HMAC of every frame
-    /// and stores nothing, and one that also appends every payload to a file (buffered,
-    /// no fsync). They show what this machine allows at all, and what writing the bytes
-    /// once costs here.
+    /// Also measure, for every case, the same client against minimal receivers that are
+    /// not the server: one that decrypts, decodes and checks the HMAC of every frame and
+    /// stores nothing, and two that also append every payload to a file once (buffered,
+    /// or O_DIRECT; no fsync). They show what this machine allows at all, and what
+    /// writing the bytes once costs here.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub ceiling: bool,
 }
@@ -395,6 +395,9 @@ enum Keep {
     Nothing,
     /// Appends the payload to a file per connection (buffered, no fsync).
     File,
+    /// Appends the payload to a file per connection with `O_DIRECT` writes of 1 MiB
+    /// (no page cache, no fsync), off the runtime's worker through `block_in_place`.
+    Direct,
 }
 
 /// A minimal TLS receiver that is not the server, for the ceiling rows: its own tokio
@@ -433,9 +436,9 @@ impl Receiver {
             while let Ok((tcp, _)) = listener.accept().await {
                 n += 1;
                 let (acceptor, frames, bad) = (acceptor.clone(), f2.clone(), b2.clone());
-                let file = (keep == Keep::File).then(|| out.join(format!("conn-{n}")));
+                let file = (keep != Keep::Nothing).then(|| out.join(format!("conn-{n}")));
                 tokio::spawn(async move {
-                    if let Err(e) = receive(acceptor, tcp, file, &frames).await {
+                    if let Err(e) = receive(acceptor, tcp, file, keep, &frames).await {
                         eprintln!("bench receiver: {e:#}");
                         bad.fetch_add(1, Ordering::Relaxed);
                     }
@@ -464,16 +467,17 @@ async fn receive(
     acceptor: tokio_rustls::TlsAcceptor,
     tcp: tokio::net::TcpStream,
     file: Option<std::path::PathBuf>,
+    keep: Keep,
     frames: &AtomicU64,
 ) -> anyhow::Result<()> {
-    use std::io::Write;
     let mut tls = acceptor.accept(tcp).await?;
-    let mut out = match file {
-        Some(p) => Some(std::io::BufWriter::with_capacity(
+    let mut out: Option<Box<dyn Write + Send>> = match (file, keep) {
+        (Some(p), Keep::Direct) => Some(Box::new(DirectWriter::create(&p)?)),
+        (Some(p), _) => Some(Box::new(std::io::BufWriter::with_capacity(
             256 * 1024,
             std::fs::File::create(p)?,
-        )),
-        None => None,
+        ))),
+        (None, _) => None,
     };
     let key = d4_proto::HmacKey::new(KEY);
     let mut dec = d4_proto::Decoder::new();
@@ -500,6 +504,78 @@ async fn receive(
     }
     frames.fetch_add(n, Ordering::Relaxed);
     Ok(())
+}
+
+/// Appends bytes to a file with `O_DIRECT` (the page cache is bypassed): they are
+/// gathered in a 4 KiB-aligned 1 MiB buffer, written when it is full; `flush` writes the
+/// rest padded to 4 KiB and cuts the file back to its true length.
+struct DirectWriter {
+    file: std::fs::File,
+    buf: Vec<u8>,
+    /// Start of the aligned region in `buf`.
+    start: usize,
+    len: usize,
+    written: u64,
+}
+
+const DIRECT_ALIGN: usize = 4096;
+const DIRECT_BUF: usize = 1 << 20;
+
+impl DirectWriter {
+    fn create(path: &std::path::Path) -> std::io::Result<DirectWriter> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)?;
+        let buf = vec![0u8; DIRECT_BUF + DIRECT_ALIGN];
+        let start = (DIRECT_ALIGN - buf.as_ptr() as usize % DIRECT_ALIGN) % DIRECT_ALIGN;
+        Ok(DirectWriter {
+            file,
+            buf,
+            start,
+            len: 0,
+            written: 0,
+        })
+    }
+
+    /// Writes the first `n` bytes of the aligned region (a multiple of 4 KiB) at the end.
+    fn write_region(&mut self, n: usize) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let (file, at) = (&self.file, self.written);
+        let region = &self.buf[self.start..self.start + n];
+        tokio::task::block_in_place(|| file.write_all_at(region, at))
+    }
+}
+
+impl std::io::Write for DirectWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let k = (DIRECT_BUF - self.len).min(data.len());
+        let at = self.start + self.len;
+        self.buf[at..at + k].copy_from_slice(&data[..k]);
+        self.len += k;
+        if self.len == DIRECT_BUF {
+            self.write_region(DIRECT_BUF)?;
+            self.written += DIRECT_BUF as u64;
+            self.len = 0;
+        }
+        Ok(k)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.len > 0 {
+            let padded = self.len.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
+            let at = self.start + self.len;
+            self.buf[at..self.start + padded].fill(0);
+            self.write_region(padded)?;
+            self.written += self.len as u64;
+            self.len = 0;
+            self.file.set_len(self.written)?;
+        }
+        Ok(())
+    }
 }
 
 /// One ceiling row: the same client and method as against the server, against a
@@ -599,14 +675,24 @@ async fn server_bench(b: ServerBench) -> anyhow::Result<()> {
             if b.ceiling {
                 let verify = ceiling(Keep::Nothing, conns, size, b.secs).await?;
                 let write = ceiling(Keep::File, conns, size, b.secs).await?;
+                // O_DIRECT is not supported everywhere (tmpfs): n/a then
+                let direct = match ceiling(Keep::Direct, conns, size, b.secs).await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        eprintln!("+direct ceiling not measured: {e:#}");
+                        f64::NAN
+                    }
+                };
                 ceilings.push(format!(
-                    "{:>7} {:>5} {:>10.0} {:>6.2} {:>10.0} {:>6.2} {:>6.2} {:>8.2}",
+                    "{:>7} {:>5} {:>10.0} {:>6.2} {:>10.0} {:>6.2} {:>11.0} {:>6.2} {:>6.2} {:>8.2}",
                     size,
                     conns,
                     verify,
                     verify / hfps,
                     write,
                     write / hfps,
+                    direct,
+                    direct / hfps,
                     fps / hfps,
                     fps / verify
                 ));
@@ -643,12 +729,22 @@ async fn server_bench(b: ServerBench) -> anyhow::Result<()> {
         println!(
             "Ceilings, same client, no server: a minimal TLS receiver that checks every \
              frame's HMAC and stores nothing (verify), or also appends every payload to a \
-             file, buffered, no fsync (+write); ratios to the same HMAC baseline as the \
-             server row; of verify = server frames/s / verify frames/s"
+             file once, no fsync: buffered (+write) or O_DIRECT in 1 MiB writes (+direct); \
+             ratios to the same HMAC baseline as the server row; of verify = server \
+             frames/s / verify frames/s"
         );
         println!(
-            "{:>7} {:>5} {:>10} {:>6} {:>10} {:>6} {:>6} {:>8}",
-            "payload", "conns", "verify f/s", "ratio", "+write f/s", "ratio", "server", "of verify"
+            "{:>7} {:>5} {:>10} {:>6} {:>10} {:>6} {:>11} {:>6} {:>6} {:>8}",
+            "payload",
+            "conns",
+            "verify f/s",
+            "ratio",
+            "+write f/s",
+            "ratio",
+            "+direct f/s",
+            "ratio",
+            "server",
+            "of verify"
         );
         for l in ceilings {
             println!("{l}");
