@@ -60,6 +60,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Sync the journal to disk before the worker handles a batch.
     pub journal_fsync: bool,
+    /// Write the journal with `O_DIRECT` (no page cache; buffered where unsupported).
+    pub journal_direct: bool,
     /// Journal segment size (bytes) after which a fully handled journal starts a new file.
     pub journal_segment_bytes: u64,
     /// Flush aggregated stats to the store at least this often (milliseconds) ...
@@ -113,6 +115,7 @@ impl Default for ServerConfig {
             on_limit: OnLimit::Backpressure,
             max_connections: 50_000,
             journal_fsync: true,
+            journal_direct: true,
             journal_segment_bytes: crate::journal::DEFAULT_SEGMENT_BYTES,
             stats_flush_ms: 1000,
             stats_flush_frames: 10_000,

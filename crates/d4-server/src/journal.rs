@@ -51,6 +51,68 @@ pub struct Journal {
     ack_rec: Vec<u8>,
     meta_file: Option<File>,
     segment_bytes: u64,
+    /// Set when the segments are written with `O_DIRECT` (see [`DirectTail`]).
+    direct: Option<DirectTail>,
+}
+
+/// Alignment of `O_DIRECT` writes: offset, length and memory address.
+const DIRECT_ALIGN: usize = 4096;
+
+/// The segment is written with `O_DIRECT` (no page cache: the journal is read back only
+/// by a recovery). Each batch is copied after the segment's last partial block into an
+/// aligned buffer and written from that block's start, padded with zeros to the
+/// alignment; the next batch writes that block again with more bytes in it. The zeros
+/// after the last frame read back as a torn entry, where recovery stops anyway.
+struct DirectTail {
+    buf: Vec<u8>,
+    /// Start of the aligned region in `buf`.
+    start: usize,
+    /// Bytes of the last partial block, at the start of the region.
+    tail: usize,
+}
+
+impl DirectTail {
+    fn new() -> DirectTail {
+        let mut d = DirectTail {
+            buf: Vec::new(),
+            start: 0,
+            tail: 0,
+        };
+        d.reserve(2 * DIRECT_ALIGN);
+        d
+    }
+
+    /// Makes room for `n` bytes in the aligned region, keeping the tail.
+    fn reserve(&mut self, n: usize) {
+        if self.buf.len() >= self.start + n {
+            return;
+        }
+        let cap = n.next_power_of_two().max(DIRECT_ALIGN);
+        let mut buf = vec![0u8; cap + DIRECT_ALIGN];
+        let start = (DIRECT_ALIGN - buf.as_ptr() as usize % DIRECT_ALIGN) % DIRECT_ALIGN;
+        buf[start..start + self.tail]
+            .copy_from_slice(&self.buf[self.start..self.start + self.tail]);
+        self.buf = buf;
+        self.start = start;
+    }
+}
+
+/// Opens a new segment for writing, with `O_DIRECT` when `direct` and the filesystem
+/// takes it (tmpfs does not: then buffered). Returns the file and whether it is direct.
+fn open_segment(path: &Path, direct: bool) -> io::Result<(File, bool)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut o = OpenOptions::new();
+    o.create(true).truncate(true).write(true);
+    if direct {
+        match o.clone().custom_flags(libc::O_DIRECT).open(path) {
+            Ok(f) => return Ok((f, true)),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                tracing::debug!(path = %path.display(), "O_DIRECT not supported here: buffered journal");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((o.open(path)?, false))
 }
 
 /// Encodes an acknowledgement record (see the module doc).
@@ -131,12 +193,19 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 impl Journal {
     /// Creates the journal of a new session.
     pub fn create(dir: &Path, session: Uuid, segment_bytes: u64) -> io::Result<Journal> {
+        Journal::create_with(dir, session, segment_bytes, false)
+    }
+
+    /// [`Journal::create`], writing the segments with `O_DIRECT` when `direct` (and the
+    /// filesystem supports it).
+    pub fn create_with(
+        dir: &Path,
+        session: Uuid,
+        segment_bytes: u64,
+        direct: bool,
+    ) -> io::Result<Journal> {
         fs::create_dir_all(dir)?;
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .open(seg_path(dir, &session, 0))?;
+        let (file, direct) = open_segment(&seg_path(dir, &session, 0), direct)?;
         let ack_file = OpenOptions::new()
             .create(true)
             .truncate(true)
@@ -158,11 +227,45 @@ impl Journal {
             ack_rec,
             meta_file: None,
             segment_bytes: segment_bytes.max(1),
+            direct: direct.then(DirectTail::new),
         })
+    }
+
+    /// The direct write of a batch (see [`DirectTail`]).
+    fn write_direct(&mut self, frames: &[Frame]) -> io::Result<()> {
+        let Some(d) = self.direct.as_mut() else {
+            return Ok(());
+        };
+        let bytes: usize = frames.iter().map(Frame::wire_len).sum();
+        let total = d.tail + bytes;
+        let padded = total.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
+        d.reserve(padded);
+        let mut at = d.start + d.tail;
+        for f in frames {
+            d.buf[at..at + d4_proto::HEADER_LEN].copy_from_slice(&f.header.to_bytes());
+            at += d4_proto::HEADER_LEN;
+            d.buf[at..at + f.payload.len()].copy_from_slice(&f.payload);
+            at += f.payload.len();
+        }
+        d.buf[at..d.start + padded].fill(0);
+        let base = self.written - d.tail as u64;
+        self.file
+            .write_all_at(&d.buf[d.start..d.start + padded], base)?;
+        // keep the new last partial block at the start of the region
+        let tail = total % DIRECT_ALIGN;
+        let from = d.start + total - tail;
+        d.buf.copy_within(from..from + tail, d.start);
+        d.tail = tail;
+        Ok(())
     }
 
     /// Appends one frame; returns its end position (what to acknowledge once handled).
     pub fn append(&mut self, frame: &Frame) -> io::Result<u64> {
+        if self.direct.is_some() {
+            let mut ends = Vec::with_capacity(1);
+            self.append_batch(std::slice::from_ref(frame), &mut ends)?;
+            return Ok(self.written);
+        }
         let head = frame.header.to_bytes();
         self.file.write_all(&head)?;
         self.file.write_all(&frame.payload)?;
@@ -189,6 +292,10 @@ impl Journal {
     pub fn append_batch(&mut self, frames: &[Frame], ends: &mut Vec<u64>) -> io::Result<()> {
         let heads: Vec<[u8; d4_proto::HEADER_LEN]> =
             frames.iter().map(|f| f.header.to_bytes()).collect();
+        if self.direct.is_some() {
+            self.write_direct(frames)?;
+            return self.after_batch(&heads, frames, ends);
+        }
         let mut slices = Vec::with_capacity(frames.len() * 2);
         for (h, f) in heads.iter().zip(frames) {
             slices.push(io::IoSlice::new(h));
@@ -205,6 +312,16 @@ impl Journal {
                 Err(e) => return Err(e),
             }
         }
+        self.after_batch(&heads, frames, ends)
+    }
+
+    /// Positions and the meta file after a batch was written.
+    fn after_batch(
+        &mut self,
+        heads: &[[u8; d4_proto::HEADER_LEN]],
+        frames: &[Frame],
+        ends: &mut Vec<u64>,
+    ) -> io::Result<()> {
         for (h, f) in heads.iter().zip(frames) {
             self.written += f.wire_len() as u64;
             ends.push(self.written);
@@ -254,11 +371,14 @@ impl Journal {
 
     fn next_segment(&mut self) -> io::Result<()> {
         let next = self.seg + 1;
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .open(seg_path(&self.dir, &self.session, next))?;
+        let (file, direct) = open_segment(
+            &seg_path(&self.dir, &self.session, next),
+            self.direct.is_some(),
+        )?;
+        match (&mut self.direct, direct) {
+            (Some(d), true) => d.tail = 0,
+            (d, _) => *d = None,
+        }
         sync_dir(&self.dir)?;
         self.ack_rec[..8].copy_from_slice(&next.to_le_bytes());
         self.ack_rec[8..16].copy_from_slice(&0u64.to_le_bytes());
@@ -613,10 +733,20 @@ mod tests {
 
     #[test]
     fn replays_only_unacked_and_survives_torn_tail() {
+        replays_only_unacked_and_survives_torn_tail_with(false);
+    }
+
+    #[test]
+    fn direct_replays_only_unacked_and_survives_torn_tail() {
+        replays_only_unacked_and_survives_torn_tail_with(true);
+    }
+
+    fn replays_only_unacked_and_survives_torn_tail_with(direct: bool) {
         let dir = tempfile::tempdir().unwrap();
         let enc = Encoder::new(Uuid::new_v4(), b"k", 3);
         let s = Uuid::new_v4();
-        let mut j = Journal::create(dir.path(), s, 200).unwrap();
+        let mut j = Journal::create_with(dir.path(), s, 200, direct).unwrap();
+        assert_direct(&j, direct);
         let mut ends = Vec::new();
         for i in 0..10 {
             ends.push(j.append(&frame(&enc, i)).unwrap());
@@ -670,6 +800,79 @@ mod tests {
         assert_eq!(n, 0);
         left.into_iter().next().unwrap().finish().unwrap();
         assert!(recover(dir.path()).unwrap().is_empty());
+    }
+
+    /// A direct journal is direct where the test's temporary folder supports `O_DIRECT`
+    /// (tmpfs does not: the journal is buffered there, which the tests then cover).
+    fn assert_direct(j: &Journal, asked: bool) {
+        if asked && j.direct.is_none() {
+            eprintln!("O_DIRECT is not supported in the temporary folder: buffered journal");
+        }
+        assert!(asked || j.direct.is_none());
+    }
+
+    /// The direct journal holds the same bytes as the buffered one, then zeros up to the
+    /// next 4 KiB; appends of single frames, of batches, of frames larger than a block
+    /// and of empty payloads; the zeros read back as the torn end of the journal.
+    #[test]
+    fn direct_journal_holds_the_same_bytes_then_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        let enc = Encoder::new(Uuid::new_v4(), b"k", 3);
+        let frames: Vec<Frame> = (0..200u64)
+            .map(|i| {
+                let len = [0, 1, 61, 4034, 4096, 9000, 100][i as usize % 7];
+                let mut b = Bytes::from(enc.encode(i, &vec![b'a' + (i % 26) as u8; len]).unwrap());
+                Decoder::new().decode(&mut b).unwrap().unwrap()
+            })
+            .collect();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut buffered = Journal::create_with(dir.path(), a, 1 << 30, false).unwrap();
+        let mut direct = Journal::create_with(dir.path(), b, 1 << 30, true).unwrap();
+        assert_direct(&direct, true);
+        let (mut ends_a, mut ends_b) = (Vec::new(), Vec::new());
+        let mut rest = &frames[..];
+        let mut n = 1;
+        while !rest.is_empty() {
+            let (now, later) = rest.split_at(n.min(rest.len()));
+            if n % 3 == 0 {
+                for f in now {
+                    ends_a.push(buffered.append(f).unwrap());
+                    ends_b.push(direct.append(f).unwrap());
+                }
+            } else {
+                buffered.append_batch(now, &mut ends_a).unwrap();
+                direct.append_batch(now, &mut ends_b).unwrap();
+            }
+            direct.sync().unwrap();
+            rest = later;
+            n = n % 11 + 1;
+        }
+        assert_eq!(ends_a, ends_b);
+        let want = fs::read(seg_path(dir.path(), &a, 0)).unwrap();
+        let got = fs::read(seg_path(dir.path(), &b, 0)).unwrap();
+        assert_eq!(want.len() as u64, *ends_a.last().unwrap());
+        assert_eq!(&got[..want.len()], &want[..]);
+        if direct.direct.is_some() {
+            assert_eq!(got.len() % DIRECT_ALIGN, 0);
+            assert!(got.len() - want.len() < DIRECT_ALIGN);
+        }
+        assert!(got[want.len()..].iter().all(|&x| x == 0));
+        drop(direct);
+        let left = recover(dir.path()).unwrap();
+        let left = left.iter().find(|l| l.session == b).unwrap();
+        let mut seen = Vec::new();
+        let end = left
+            .replay(
+                |_| true,
+                |seq, f| {
+                    assert_eq!(f.payload, frames[seq as usize].payload);
+                    seen.push(seq);
+                    Ok(Replayed::default())
+                },
+            )
+            .unwrap();
+        assert_eq!(seen, (0..200).collect::<Vec<_>>());
+        assert_eq!(end.refused, None);
     }
 
     #[test]

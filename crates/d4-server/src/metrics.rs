@@ -438,6 +438,7 @@ mod tests {
             journal_dir: dir.path().to_path_buf(),
             segment_bytes: 1 << 20,
             fsync: false,
+            direct: true,
             on_error: None,
         };
         let session = Uuid::new_v4();

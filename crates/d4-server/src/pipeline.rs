@@ -194,6 +194,8 @@ pub struct PipelineConfig {
     pub journal_dir: std::path::PathBuf,
     pub segment_bytes: u64,
     pub fsync: bool,
+    /// Write the journal with `O_DIRECT` where the filesystem supports it.
+    pub direct: bool,
     /// Records a worker error as the sensor's last error (even after the connection ended).
     pub on_error: Option<ErrorHook>,
 }
@@ -206,7 +208,8 @@ impl Pipeline {
         session: Uuid,
         sinks: Arc<dyn SinkFactory>,
     ) -> std::io::Result<Pipeline> {
-        let journal = Journal::create(&cfg.journal_dir, session, cfg.segment_bytes)?;
+        let journal =
+            Journal::create_with(&cfg.journal_dir, session, cfg.segment_bytes, cfg.direct)?;
         let (tx, rx) = mpsc::channel();
         let pending = Arc::new(Pending::default());
         let p = pending.clone();
@@ -656,6 +659,7 @@ mod tests {
             journal_dir: dir.path().to_path_buf(),
             segment_bytes: 1 << 20,
             fsync: false,
+            direct: true,
             on_error: None,
         };
         let p = Pipeline::start(

@@ -211,6 +211,7 @@ pub async fn run_with_metrics(
             journal_dir: jdir,
             segment_bytes: cfg.journal_segment_bytes,
             fsync: cfg.journal_fsync,
+            direct: cfg.journal_direct,
             on_error: Some(error_hook(store.clone())),
         },
         conns: Mutex::new(HashMap::new()),

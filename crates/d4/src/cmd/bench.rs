@@ -45,6 +45,9 @@ pub struct ServerBench {
     /// Keep the journal fsync on (the default of the server).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub fsync: bool,
+    /// Write the server's journal with O_DIRECT (the default of the server).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub journal_direct: bool,
     /// The `d4` binary whose server is measured (default: this one), e.g. an older build
     /// for a before/after comparison with the same client and method.
     #[arg(long, value_name = "PATH")]
@@ -149,6 +152,11 @@ fn start_server_with(b: &ServerBench, redis: Option<&str>) -> anyhow::Result<Chi
         .arg(dir.path())
         .args(["--default-key", "bench key", "--journal-fsync"])
         .arg(fsync.to_string())
+        .args(if b.journal_direct {
+            vec![]
+        } else {
+            vec!["--journal-direct", "false"]
+        })
         .args(redis.map(|u| vec!["--redis", u]).unwrap_or_default())
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -603,7 +611,10 @@ async fn server_bench(b: ServerBench) -> anyhow::Result<()> {
         .unwrap_or(1);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("d4 bench server: {cpus} CPUs, load average {}", load.trim());
-    println!("journal fsync: {}", b.fsync);
+    println!(
+        "journal fsync: {}, journal O_DIRECT: {}",
+        b.fsync, b.journal_direct
+    );
     println!(
         "ratio = frames/s over TLS / plain HMAC-SHA256 frames/s on one core (best of 1 s before \
          and 1 s after the stream); \

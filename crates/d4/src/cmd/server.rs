@@ -79,6 +79,10 @@ pub struct ServerArgs {
     /// fsync the journal before the workers handle a batch (true/false) [default: true].
     #[arg(long, env = "D4_JOURNAL_FSYNC")]
     pub journal_fsync: Option<bool>,
+    /// Write the journal with O_DIRECT, past the page cache (true/false) [default: true].
+    /// Falls back to buffered writes where the filesystem does not support it (tmpfs).
+    #[arg(long, env = "D4_JOURNAL_DIRECT")]
+    pub journal_direct: Option<bool>,
     /// Journal segment size in bytes [default: 67108864].
     #[arg(long, env = "D4_JOURNAL_SEGMENT_BYTES")]
     pub journal_segment_bytes: Option<u64>,
@@ -163,6 +167,7 @@ pub fn effective_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
         idle_timeout => idle_timeout_secs, stream_limit => stream_limit,
         max_pending_bytes => max_pending_bytes, on_limit => on_limit,
         max_connections => max_connections, journal_fsync => journal_fsync,
+        journal_direct => journal_direct,
         journal_segment_bytes => journal_segment_bytes, stats_flush_ms => stats_flush_ms,
         stats_flush_frames => stats_flush_frames, server_id => server_id,
         rotation_secs => rotation_secs, rotate_daily => rotate_daily, gzip => gzip,
