@@ -22,9 +22,11 @@
 //!
 //! A torn last entry (the process died while appending) was never synced, so it was never
 //! acknowledged to anyone: recovery stops there. The replay also checks every frame's HMAC
-//! again (with the sensor's key, or the default key) and stops at the first that fails: a
-//! batch only partly on disk after a power loss, or a file altered on disk. The journal
-//! of such a session is moved to `<data>/journal/unverified/` and kept for the operator.
+//! again (with the sensor's key, or the default key). A frame that fails, or bytes that do
+//! not decode, followed only by zeros to the end of the last segment, are a write torn by
+//! a power loss: the end, as above. Anywhere else they are damage (a file altered on
+//! disk, a key changed while the server was down): the replay stops there and the
+//! session's journal is moved to `<data>/journal/unverified/` for the operator.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
@@ -58,42 +60,87 @@ pub struct Journal {
 /// Alignment of `O_DIRECT` writes: offset, length and memory address.
 const DIRECT_ALIGN: usize = 4096;
 
+/// The largest aligned buffer a session keeps: bigger batches are written in pieces.
+const DIRECT_MAX: usize = 1 << 20;
+
+/// Set once a write showed that `O_DIRECT` is accepted at open but not with 4 KiB
+/// alignment here: later segments are opened buffered.
+static DIRECT_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// The segment is written with `O_DIRECT` (no page cache: the journal is read back only
 /// by a recovery). Each batch is copied after the segment's last partial block into an
-/// aligned buffer and written from that block's start, padded with zeros to the
-/// alignment; the next batch writes that block again with more bytes in it. The zeros
-/// after the last frame read back as a torn entry, where recovery stops anyway.
+/// aligned buffer (allocated at the first write, at most [`DIRECT_MAX`]) and written from
+/// that block's start, padded with zeros to the alignment; the next batch writes that
+/// block again with more bytes in it. The zeros after the last frame read back as the
+/// torn end of the journal, where recovery stops anyway.
 struct DirectTail {
     buf: Vec<u8>,
-    /// Start of the aligned region in `buf`.
+    /// Start of the aligned region in `buf`, and its size (a multiple of the alignment).
     start: usize,
-    /// Bytes of the last partial block, at the start of the region.
-    tail: usize,
+    cap: usize,
+    /// Bytes in the region; between batches, the segment's last partial block.
+    len: usize,
 }
 
 impl DirectTail {
     fn new() -> DirectTail {
-        let mut d = DirectTail {
+        DirectTail {
             buf: Vec::new(),
             start: 0,
-            tail: 0,
-        };
-        d.reserve(2 * DIRECT_ALIGN);
-        d
+            cap: 0,
+            len: 0,
+        }
     }
 
-    /// Makes room for `n` bytes in the aligned region, keeping the tail.
+    /// Makes the region at least `n` bytes (at most [`DIRECT_MAX`]), keeping its bytes.
     fn reserve(&mut self, n: usize) {
-        if self.buf.len() >= self.start + n {
+        let n = n.clamp(DIRECT_ALIGN, DIRECT_MAX);
+        if self.cap >= n {
             return;
         }
-        let cap = n.next_power_of_two().max(DIRECT_ALIGN);
+        let cap = n.next_power_of_two();
         let mut buf = vec![0u8; cap + DIRECT_ALIGN];
         let start = (DIRECT_ALIGN - buf.as_ptr() as usize % DIRECT_ALIGN) % DIRECT_ALIGN;
-        buf[start..start + self.tail]
-            .copy_from_slice(&self.buf[self.start..self.start + self.tail]);
+        buf[start..start + self.len].copy_from_slice(&self.buf[self.start..self.start + self.len]);
         self.buf = buf;
         self.start = start;
+        self.cap = cap;
+    }
+
+    /// Writes `frames`, whose first byte goes at `written` in `file`. On error the
+    /// journal must not be used again (its last block is unknown).
+    fn write(&mut self, file: &File, written: u64, frames: &[Frame]) -> io::Result<()> {
+        let bytes: usize = frames.iter().map(Frame::wire_len).sum();
+        self.reserve((self.len + bytes).div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN);
+        let mut base = written - self.len as u64;
+        for f in frames {
+            let head = f.header.to_bytes();
+            for mut part in [&head[..], &f.payload[..]] {
+                while !part.is_empty() {
+                    let k = (self.cap - self.len).min(part.len());
+                    let at = self.start + self.len;
+                    self.buf[at..at + k].copy_from_slice(&part[..k]);
+                    self.len += k;
+                    part = &part[k..];
+                    if self.len == self.cap {
+                        file.write_all_at(&self.buf[self.start..self.start + self.cap], base)?;
+                        base += self.cap as u64;
+                        self.len = 0;
+                    }
+                }
+            }
+        }
+        if self.len > 0 {
+            let padded = self.len.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
+            self.buf[self.start + self.len..self.start + padded].fill(0);
+            file.write_all_at(&self.buf[self.start..self.start + padded], base)?;
+            // keep the new last partial block at the start of the region
+            let tail = self.len % DIRECT_ALIGN;
+            let from = self.start + self.len - tail;
+            self.buf.copy_within(from..from + tail, self.start);
+            self.len = tail;
+        }
+        Ok(())
     }
 }
 
@@ -103,7 +150,7 @@ fn open_segment(path: &Path, direct: bool) -> io::Result<(File, bool)> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut o = OpenOptions::new();
     o.create(true).truncate(true).write(true);
-    if direct {
+    if direct && !DIRECT_REFUSED.load(std::sync::atomic::Ordering::Relaxed) {
         match o.clone().custom_flags(libc::O_DIRECT).open(path) {
             Ok(f) => return Ok((f, true)),
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
@@ -231,32 +278,33 @@ impl Journal {
         })
     }
 
-    /// The direct write of a batch (see [`DirectTail`]).
-    fn write_direct(&mut self, frames: &[Frame]) -> io::Result<()> {
+    /// The direct write of a batch (see [`DirectTail`]). Where the first write of a
+    /// segment is refused for its alignment (`EINVAL`), the journal goes on buffered.
+    /// Returns whether the batch was written.
+    fn write_direct(&mut self, frames: &[Frame]) -> io::Result<bool> {
         let Some(d) = self.direct.as_mut() else {
-            return Ok(());
+            return Ok(false);
         };
-        let bytes: usize = frames.iter().map(Frame::wire_len).sum();
-        let total = d.tail + bytes;
-        let padded = total.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
-        d.reserve(padded);
-        let mut at = d.start + d.tail;
-        for f in frames {
-            d.buf[at..at + d4_proto::HEADER_LEN].copy_from_slice(&f.header.to_bytes());
-            at += d4_proto::HEADER_LEN;
-            d.buf[at..at + f.payload.len()].copy_from_slice(&f.payload);
-            at += f.payload.len();
+        match d.write(&self.file, self.written, frames) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) && self.written == 0 => {
+                if !DIRECT_REFUSED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    tracing::warn!(
+                        dir = %self.dir.display(),
+                        "O_DIRECT writes are refused here (alignment): the journal is \
+                         written through the page cache"
+                    );
+                }
+                self.direct = None;
+                self.file = OpenOptions::new().write(true).open(seg_path(
+                    &self.dir,
+                    &self.session,
+                    self.seg,
+                ))?;
+                Ok(false)
+            }
+            Err(e) => Err(e),
         }
-        d.buf[at..d.start + padded].fill(0);
-        let base = self.written - d.tail as u64;
-        self.file
-            .write_all_at(&d.buf[d.start..d.start + padded], base)?;
-        // keep the new last partial block at the start of the region
-        let tail = total % DIRECT_ALIGN;
-        let from = d.start + total - tail;
-        d.buf.copy_within(from..from + tail, d.start);
-        d.tail = tail;
-        Ok(())
     }
 
     /// Appends one frame; returns its end position (what to acknowledge once handled).
@@ -292,8 +340,7 @@ impl Journal {
     pub fn append_batch(&mut self, frames: &[Frame], ends: &mut Vec<u64>) -> io::Result<()> {
         let heads: Vec<[u8; d4_proto::HEADER_LEN]> =
             frames.iter().map(|f| f.header.to_bytes()).collect();
-        if self.direct.is_some() {
-            self.write_direct(frames)?;
+        if self.write_direct(frames)? {
             return self.after_batch(&heads, frames, ends);
         }
         let mut slices = Vec::with_capacity(frames.len() * 2);
@@ -376,7 +423,7 @@ impl Journal {
             self.direct.is_some(),
         )?;
         match (&mut self.direct, direct) {
-            (Some(d), true) => d.tail = 0,
+            (Some(d), true) => d.len = 0,
             (d, _) => *d = None,
         }
         sync_dir(&self.dir)?;
@@ -538,6 +585,7 @@ impl Leftover {
             io::copy(&mut (&mut r).take(*from), &mut io::sink())?;
             let mut dec = Decoder::with_max_payload(u32::MAX);
             let mut buf = vec![0u8; 256 * 1024];
+            let mut last_end = *from;
             loop {
                 let k = r.read(&mut buf)?;
                 if k == 0 {
@@ -549,13 +597,20 @@ impl Leftover {
                         Ok(Some(mut frame)) => {
                             let seq = self.first_seq + n;
                             if !check(&frame) {
+                                // followed by nothing but zeros in the last segment: a
+                                // write torn by a power loss (never synced, never
+                                // acknowledged), the end; followed by more: damage
+                                let end = from + dec.bytes_consumed();
+                                let last = self.segments.last().is_some_and(|l| l.0 == *seg);
+                                let torn = last && zeros_from(path, end)?;
                                 return Ok(ReplayEnd {
                                     frames: n,
-                                    refused: Some(seq),
+                                    refused: (!torn).then_some(seq),
                                 });
                             }
                             n += 1;
                             let end = from + dec.bytes_consumed();
+                            last_end = end;
                             let start = end - frame.wire_len() as u64;
                             let s = std::mem::take(&mut skip).min(frame.payload.len() as u64);
                             if s > 0 {
@@ -569,7 +624,14 @@ impl Leftover {
                             ack.write_all_at(&rec, 0)?;
                         }
                         Ok(None) => break,
-                        Err(_) => return Ok(ReplayEnd::frames(n)),
+                        Err(_) => {
+                            // The end of what was written (zeros: a direct journal's
+                            // padding, or blocks never written) is the torn end; other
+                            // bytes that do not decode are a damaged journal.
+                            let refused =
+                                (!zeros_from(path, last_end)?).then_some(self.first_seq + n);
+                            return Ok(ReplayEnd { frames: n, refused });
+                        }
                     }
                 }
             }
@@ -582,6 +644,12 @@ impl Leftover {
         remove_session(&self.dir, &self.session)
     }
 
+    /// Whether the frames of the session's `.meta` file (the type-2 frames of a 2/254
+    /// session) all pass `check`.
+    pub fn meta_verifies(&self, mut check: impl FnMut(&Frame) -> bool) -> bool {
+        self.meta_frames.iter().all(&mut check)
+    }
+
     /// The replay stopped at a frame that did not verify: moves the session's files to
     /// `<journal>/unverified/` (never replayed again, never removed by the server), so
     /// that an operator can look at them. Returns that folder.
@@ -589,12 +657,19 @@ impl Leftover {
         let to = self.dir.join(UNVERIFIED_DIR);
         fs::create_dir_all(&to)?;
         let prefix = format!("{}.", self.session.simple());
+        let mut files = Vec::new();
         for e in fs::read_dir(&self.dir)? {
             let e = e?;
             let name = e.file_name();
             if e.file_type()?.is_file() && name.to_string_lossy().starts_with(&prefix) {
-                fs::rename(e.path(), to.join(&name))?;
+                files.push(name);
             }
+        }
+        // the ack file last: a quarantine cut short leaves segments that a recovery
+        // still reads from the acknowledged point, never from the start
+        files.sort_by_key(|n| n.to_string_lossy().ends_with(".ack"));
+        for name in files {
+            fs::rename(self.dir.join(&name), to.join(&name))?;
         }
         sync_dir(&to)?;
         sync_dir(&self.dir)?;
@@ -620,6 +695,22 @@ impl ReplayEnd {
         ReplayEnd {
             frames,
             refused: None,
+        }
+    }
+}
+
+/// Whether every byte of the file from `at` on is zero.
+fn zeros_from(path: &Path, at: u64) -> io::Result<bool> {
+    let mut r = BufReader::new(File::open(path)?);
+    io::copy(&mut (&mut r).take(at), &mut io::sink())?;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let k = r.read(&mut buf)?;
+        if k == 0 {
+            return Ok(true);
+        }
+        if buf[..k].iter().any(|&b| b != 0) {
+            return Ok(false);
         }
     }
 }
@@ -761,21 +852,24 @@ mod tests {
                 j.ack(at, None).unwrap();
             }
         }
-        // a torn tail: half a frame
-        let seg = j.seg;
+        // a torn tail: half a frame where the next one would go (over a direct
+        // journal's padding)
+        let (seg, written) = (j.seg, j.written);
         drop(j);
-        let mut f = OpenOptions::new()
-            .append(true)
+        let f = OpenOptions::new()
+            .write(true)
             .open(seg_path(dir.path(), &s, seg))
             .unwrap();
-        f.write_all(&frame(&enc, 99).to_bytes()[..70]).unwrap();
+        f.write_all_at(&frame(&enc, 99).to_bytes()[..70], written)
+            .unwrap();
         let left = recover(dir.path()).unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].first_seq, 6);
         let mut got = Vec::new();
-        left[0]
+        let key = d4_proto::HmacKey::new(b"k");
+        let end = left[0]
             .replay(
-                |_| true,
+                |f| key.verify(f),
                 |seq, f| {
                     assert_eq!(seq, f.header.timestamp, "frame numbers follow the stream");
                     got.push(f.header.timestamp);
@@ -784,13 +878,14 @@ mod tests {
             )
             .unwrap();
         assert_eq!(got, vec![6, 7, 8, 9]);
+        assert_eq!(end.refused, None, "a torn tail is the end, not damage");
         // the replay acknowledged its progress: a second recovery has nothing left
         let again = recover(dir.path()).unwrap();
         assert_eq!(again[0].first_seq, 10);
         let mut n = 0;
         again[0]
             .replay(
-                |_| true,
+                |f| key.verify(f),
                 |_, _| {
                     n += 1;
                     Ok(Replayed::default())
@@ -847,6 +942,16 @@ mod tests {
             rest = later;
             n = n % 11 + 1;
         }
+        // one batch larger than the direct buffer's limit: written in pieces
+        let big: Vec<Frame> = frames.iter().cycle().take(700).cloned().collect();
+        assert!(big.iter().map(Frame::wire_len).sum::<usize>() > DIRECT_MAX);
+        buffered.append_batch(&big, &mut ends_a).unwrap();
+        direct.append_batch(&big, &mut ends_b).unwrap();
+        buffered.append_batch(&frames[..3], &mut ends_a).unwrap();
+        direct.append_batch(&frames[..3], &mut ends_b).unwrap();
+        if let Some(d) = &direct.direct {
+            assert!(d.cap <= DIRECT_MAX, "the buffer stays bounded");
+        }
         assert_eq!(ends_a, ends_b);
         let want = fs::read(seg_path(dir.path(), &a, 0)).unwrap();
         let got = fs::read(seg_path(dir.path(), &b, 0)).unwrap();
@@ -858,6 +963,7 @@ mod tests {
         }
         assert!(got[want.len()..].iter().all(|&x| x == 0));
         drop(direct);
+        let all: Vec<&Frame> = frames.iter().chain(&big).chain(&frames[..3]).collect();
         let left = recover(dir.path()).unwrap();
         let left = left.iter().find(|l| l.session == b).unwrap();
         let mut seen = Vec::new();
@@ -865,14 +971,49 @@ mod tests {
             .replay(
                 |_| true,
                 |seq, f| {
-                    assert_eq!(f.payload, frames[seq as usize].payload);
+                    assert_eq!(f.payload, all[seq as usize].payload);
                     seen.push(seq);
                     Ok(Replayed::default())
                 },
             )
             .unwrap();
-        assert_eq!(seen, (0..200).collect::<Vec<_>>());
+        assert_eq!(seen, (0..all.len() as u64).collect::<Vec<_>>());
         assert_eq!(end.refused, None);
+    }
+
+    /// Bytes that do not decode before the end of what was written are damage, not a
+    /// torn end: the replay reports the frame where it stopped.
+    #[test]
+    fn replay_refuses_a_damaged_header() {
+        for direct in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let enc = Encoder::new(Uuid::new_v4(), b"k", 3);
+            let s = Uuid::new_v4();
+            let mut j = Journal::create_with(dir.path(), s, 1 << 20, direct).unwrap();
+            let mut ends = vec![0];
+            for i in 0..5 {
+                ends.push(j.append(&frame(&enc, i)).unwrap());
+            }
+            j.sync().unwrap();
+            drop(j);
+            let seg = seg_path(dir.path(), &s, 0);
+            let mut raw = fs::read(&seg).unwrap();
+            raw[ends[3] as usize] = 9; // frame 3's version byte
+            fs::write(&seg, &raw).unwrap();
+            let left = recover(dir.path()).unwrap().pop().unwrap();
+            let mut got = Vec::new();
+            let end = left
+                .replay(
+                    |_| true,
+                    |seq, _| {
+                        got.push(seq);
+                        Ok(Replayed::default())
+                    },
+                )
+                .unwrap();
+            assert_eq!(got, [0, 1, 2], "direct: {direct}");
+            assert_eq!(end.refused, Some(3), "direct: {direct}");
+        }
     }
 
     #[test]
@@ -989,6 +1130,8 @@ mod tests {
         drop(j);
         let left = recover(dir.path()).unwrap();
         assert_eq!(left[0].meta_frames.len(), 1);
+        assert!(left[0].meta_verifies(|f| d4_proto::HmacKey::new(b"k").verify(f)));
+        assert!(!left[0].meta_verifies(|f| d4_proto::HmacKey::new(b"other").verify(f)));
         let mut n = 0;
         left[0]
             .replay(

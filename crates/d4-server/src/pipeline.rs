@@ -499,6 +499,17 @@ pub fn replay_leftovers(
         let mut err: Option<String> = None;
         let meta = left.meta_frames.clone();
         position::take_used();
+        if !left.meta_verifies(|f| keys.verify(f)) {
+            let session = left.session;
+            let kept = left.quarantine()?;
+            tracing::error!(
+                %session,
+                kept = %kept.display(),
+                "a journaled meta header (type 2) failed its HMAC check: the session was \
+                 not replayed and its journal was kept"
+            );
+            continue;
+        }
         let end = left.replay(
             |f| keys.verify(f),
             |seq, f| {
@@ -566,9 +577,10 @@ pub fn replay_leftovers(
                     frame = seq,
                     replayed = n,
                     kept = %kept.display(),
-                    "a journaled frame failed its HMAC check (written only in part before a \
-                     power loss, altered on disk, or the sensor's key changed since): the \
-                     replay of this session stopped there and its journal was kept"
+                    "a journaled frame failed its HMAC check or could not be decoded \
+                     (written only in part before a power loss, altered on disk, or the \
+                     sensor's key changed since): the replay of this session stopped there \
+                     and its journal was kept"
                 );
             }
         }
