@@ -35,6 +35,8 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use d4_proto::{Decoder, Frame};
+
+use crate::direct::DirectAppender;
 use uuid::Uuid;
 
 /// Default segment size before a fully acknowledged journal starts a new file.
@@ -53,96 +55,16 @@ pub struct Journal {
     ack_rec: Vec<u8>,
     meta_file: Option<File>,
     segment_bytes: u64,
-    /// Set when the segments are written with `O_DIRECT` (see [`DirectTail`]).
-    direct: Option<DirectTail>,
+    /// Set when the segments are written with `O_DIRECT` (no page cache: the journal is
+    /// read back only by a recovery). Each batch is written from the start of the
+    /// segment's last partial block, padded with zeros, which read back as the torn end
+    /// of the journal, where recovery stops anyway.
+    direct: Option<DirectAppender>,
 }
-
-/// Alignment of `O_DIRECT` writes: offset, length and memory address.
-const DIRECT_ALIGN: usize = 4096;
-
-/// The largest aligned buffer a session keeps: bigger batches are written in pieces.
-const DIRECT_MAX: usize = 1 << 20;
 
 /// Set once a write showed that `O_DIRECT` is accepted at open but not with 4 KiB
 /// alignment here: later segments are opened buffered.
 static DIRECT_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// The segment is written with `O_DIRECT` (no page cache: the journal is read back only
-/// by a recovery). Each batch is copied after the segment's last partial block into an
-/// aligned buffer (allocated at the first write, at most [`DIRECT_MAX`]) and written from
-/// that block's start, padded with zeros to the alignment; the next batch writes that
-/// block again with more bytes in it. The zeros after the last frame read back as the
-/// torn end of the journal, where recovery stops anyway.
-struct DirectTail {
-    buf: Vec<u8>,
-    /// Start of the aligned region in `buf`, and its size (a multiple of the alignment).
-    start: usize,
-    cap: usize,
-    /// Bytes in the region; between batches, the segment's last partial block.
-    len: usize,
-}
-
-impl DirectTail {
-    fn new() -> DirectTail {
-        DirectTail {
-            buf: Vec::new(),
-            start: 0,
-            cap: 0,
-            len: 0,
-        }
-    }
-
-    /// Makes the region at least `n` bytes (at most [`DIRECT_MAX`]), keeping its bytes.
-    fn reserve(&mut self, n: usize) {
-        let n = n.clamp(DIRECT_ALIGN, DIRECT_MAX);
-        if self.cap >= n {
-            return;
-        }
-        let cap = n.next_power_of_two();
-        let mut buf = vec![0u8; cap + DIRECT_ALIGN];
-        let start = (DIRECT_ALIGN - buf.as_ptr() as usize % DIRECT_ALIGN) % DIRECT_ALIGN;
-        buf[start..start + self.len].copy_from_slice(&self.buf[self.start..self.start + self.len]);
-        self.buf = buf;
-        self.start = start;
-        self.cap = cap;
-    }
-
-    /// Writes `frames`, whose first byte goes at `written` in `file`. On error the
-    /// journal must not be used again (its last block is unknown).
-    fn write(&mut self, file: &File, written: u64, frames: &[Frame]) -> io::Result<()> {
-        let bytes: usize = frames.iter().map(Frame::wire_len).sum();
-        self.reserve((self.len + bytes).div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN);
-        let mut base = written - self.len as u64;
-        for f in frames {
-            let head = f.header.to_bytes();
-            for mut part in [&head[..], &f.payload[..]] {
-                while !part.is_empty() {
-                    let k = (self.cap - self.len).min(part.len());
-                    let at = self.start + self.len;
-                    self.buf[at..at + k].copy_from_slice(&part[..k]);
-                    self.len += k;
-                    part = &part[k..];
-                    if self.len == self.cap {
-                        file.write_all_at(&self.buf[self.start..self.start + self.cap], base)?;
-                        base += self.cap as u64;
-                        self.len = 0;
-                    }
-                }
-            }
-        }
-        if self.len > 0 {
-            let padded = self.len.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
-            self.buf[self.start + self.len..self.start + padded].fill(0);
-            file.write_all_at(&self.buf[self.start..self.start + padded], base)?;
-            // keep the new last partial block at the start of the region
-            let tail = self.len % DIRECT_ALIGN;
-            let from = self.start + self.len - tail;
-            self.buf.copy_within(from..from + tail, self.start);
-            self.len = tail;
-        }
-        Ok(())
-    }
-}
 
 /// Opens a new segment for writing, with `O_DIRECT` when `direct` and the filesystem
 /// takes it (tmpfs does not: then buffered). Returns the file and whether it is direct.
@@ -274,18 +196,27 @@ impl Journal {
             ack_rec,
             meta_file: None,
             segment_bytes: segment_bytes.max(1),
-            direct: direct.then(DirectTail::new),
+            direct: direct.then(DirectAppender::new),
         })
     }
 
-    /// The direct write of a batch (see [`DirectTail`]). Where the first write of a
+    /// The direct write of a batch (see [`Journal::direct`]). Where the first write of a
     /// segment is refused for its alignment (`EINVAL`), the journal goes on buffered.
     /// Returns whether the batch was written.
     fn write_direct(&mut self, frames: &[Frame]) -> io::Result<bool> {
         let Some(d) = self.direct.as_mut() else {
             return Ok(false);
         };
-        match d.write(&self.file, self.written, frames) {
+        let bytes: usize = frames.iter().map(Frame::wire_len).sum();
+        d.reserve(bytes + crate::direct::ALIGN);
+        let written = frames
+            .iter()
+            .try_for_each(|f| {
+                d.push(&self.file, &f.header.to_bytes())?;
+                d.push(&self.file, &f.payload)
+            })
+            .and_then(|()| d.write_padded(&self.file));
+        match written {
             Ok(()) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) && self.written == 0 => {
                 if !DIRECT_REFUSED.swap(true, std::sync::atomic::Ordering::Relaxed) {
@@ -423,7 +354,7 @@ impl Journal {
             self.direct.is_some(),
         )?;
         match (&mut self.direct, direct) {
-            (Some(d), true) => d.len = 0,
+            (Some(d), true) => d.reset(),
             (d, _) => *d = None,
         }
         sync_dir(&self.dir)?;
@@ -944,13 +875,16 @@ mod tests {
         }
         // one batch larger than the direct buffer's limit: written in pieces
         let big: Vec<Frame> = frames.iter().cycle().take(700).cloned().collect();
-        assert!(big.iter().map(Frame::wire_len).sum::<usize>() > DIRECT_MAX);
+        assert!(big.iter().map(Frame::wire_len).sum::<usize>() > crate::direct::MAX_BUF);
         buffered.append_batch(&big, &mut ends_a).unwrap();
         direct.append_batch(&big, &mut ends_b).unwrap();
         buffered.append_batch(&frames[..3], &mut ends_a).unwrap();
         direct.append_batch(&frames[..3], &mut ends_b).unwrap();
         if let Some(d) = &direct.direct {
-            assert!(d.cap <= DIRECT_MAX, "the buffer stays bounded");
+            assert!(
+                d.capacity() <= crate::direct::MAX_BUF,
+                "the buffer stays bounded"
+            );
         }
         assert_eq!(ends_a, ends_b);
         let want = fs::read(seg_path(dir.path(), &a, 0)).unwrap();
@@ -958,8 +892,8 @@ mod tests {
         assert_eq!(want.len() as u64, *ends_a.last().unwrap());
         assert_eq!(&got[..want.len()], &want[..]);
         if direct.direct.is_some() {
-            assert_eq!(got.len() % DIRECT_ALIGN, 0);
-            assert!(got.len() - want.len() < DIRECT_ALIGN);
+            assert_eq!(got.len() % crate::direct::ALIGN, 0);
+            assert!(got.len() - want.len() < crate::direct::ALIGN);
         }
         assert!(got[want.len()..].iter().all(|&x| x == 0));
         drop(direct);

@@ -10,6 +10,7 @@
 //! it must never depend on the web UI, the sensor client or any analyzer crate.
 
 pub mod config;
+pub mod direct;
 pub mod gate;
 pub mod journal;
 pub mod metrics;

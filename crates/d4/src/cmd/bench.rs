@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use clap::{Args, Subcommand};
+use d4_server::direct::DirectAppender;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
@@ -514,20 +515,13 @@ async fn receive(
     Ok(())
 }
 
-/// Appends bytes to a file with `O_DIRECT` (the page cache is bypassed): they are
-/// gathered in a 4 KiB-aligned 1 MiB buffer, written when it is full; `flush` writes the
-/// rest padded to 4 KiB and cuts the file back to its true length.
+/// Appends bytes to a file with `O_DIRECT` (the page cache is bypassed) through the
+/// journal's [`DirectAppender`] with a 1 MiB buffer, its writes off the runtime's worker
+/// (`block_in_place`); `flush` writes the rest and cuts the padding.
 struct DirectWriter {
     file: std::fs::File,
-    buf: Vec<u8>,
-    /// Start of the aligned region in `buf`.
-    start: usize,
-    len: usize,
-    written: u64,
+    app: DirectAppender,
 }
-
-const DIRECT_ALIGN: usize = 4096;
-const DIRECT_BUF: usize = 1 << 20;
 
 impl DirectWriter {
     fn create(path: &std::path::Path) -> std::io::Result<DirectWriter> {
@@ -538,51 +532,27 @@ impl DirectWriter {
             .write(true)
             .custom_flags(libc::O_DIRECT)
             .open(path)?;
-        let buf = vec![0u8; DIRECT_BUF + DIRECT_ALIGN];
-        let start = (DIRECT_ALIGN - buf.as_ptr() as usize % DIRECT_ALIGN) % DIRECT_ALIGN;
-        Ok(DirectWriter {
-            file,
-            buf,
-            start,
-            len: 0,
-            written: 0,
-        })
-    }
-
-    /// Writes the first `n` bytes of the aligned region (a multiple of 4 KiB) at the end.
-    fn write_region(&mut self, n: usize) -> std::io::Result<()> {
-        use std::os::unix::fs::FileExt;
-        let (file, at) = (&self.file, self.written);
-        let region = &self.buf[self.start..self.start + n];
-        tokio::task::block_in_place(|| file.write_all_at(region, at))
+        let mut app = DirectAppender::new();
+        app.reserve(d4_server::direct::MAX_BUF);
+        Ok(DirectWriter { file, app })
     }
 }
 
 impl std::io::Write for DirectWriter {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        let k = (DIRECT_BUF - self.len).min(data.len());
-        let at = self.start + self.len;
-        self.buf[at..at + k].copy_from_slice(&data[..k]);
-        self.len += k;
-        if self.len == DIRECT_BUF {
-            self.write_region(DIRECT_BUF)?;
-            self.written += DIRECT_BUF as u64;
-            self.len = 0;
+        let (file, app) = (&self.file, &mut self.app);
+        if data.len() >= app.room() {
+            tokio::task::block_in_place(|| app.push(file, data))?;
+        } else {
+            app.push(file, data)?;
         }
-        Ok(k)
+        Ok(data.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        if self.len > 0 {
-            let padded = self.len.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
-            let at = self.start + self.len;
-            self.buf[at..self.start + padded].fill(0);
-            self.write_region(padded)?;
-            self.written += self.len as u64;
-            self.len = 0;
-            self.file.set_len(self.written)?;
-        }
-        Ok(())
+        let (file, app) = (&self.file, &mut self.app);
+        tokio::task::block_in_place(|| app.write_padded(file))?;
+        self.file.set_len(self.app.end())
     }
 }
 
