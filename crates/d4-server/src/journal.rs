@@ -203,16 +203,21 @@ impl Journal {
     /// The direct write of a batch (see [`Journal::direct`]). Where the first write of a
     /// segment is refused for its alignment (`EINVAL`), the journal goes on buffered.
     /// Returns whether the batch was written.
-    fn write_direct(&mut self, frames: &[Frame]) -> io::Result<bool> {
+    fn write_direct(
+        &mut self,
+        heads: &[[u8; d4_proto::HEADER_LEN]],
+        frames: &[Frame],
+    ) -> io::Result<bool> {
         let Some(d) = self.direct.as_mut() else {
             return Ok(false);
         };
         let bytes: usize = frames.iter().map(Frame::wire_len).sum();
         d.reserve(bytes + crate::direct::ALIGN);
-        let written = frames
+        let written = heads
             .iter()
-            .try_for_each(|f| {
-                d.push(&self.file, &f.header.to_bytes())?;
+            .zip(frames)
+            .try_for_each(|(h, f)| {
+                d.push(&self.file, h)?;
                 d.push(&self.file, &f.payload)
             })
             .and_then(|()| d.write_padded(&self.file));
@@ -271,7 +276,7 @@ impl Journal {
     pub fn append_batch(&mut self, frames: &[Frame], ends: &mut Vec<u64>) -> io::Result<()> {
         let heads: Vec<[u8; d4_proto::HEADER_LEN]> =
             frames.iter().map(|f| f.header.to_bytes()).collect();
-        if self.write_direct(frames)? {
+        if self.write_direct(&heads, frames)? {
             return self.after_batch(&heads, frames, ends);
         }
         let mut slices = Vec::with_capacity(frames.len() * 2);
@@ -486,9 +491,11 @@ pub struct Leftover {
 impl Leftover {
     /// Calls `f` with its sequence number for every journaled frame not acknowledged, in
     /// order; `f` returns the worker's open file and its length. A torn tail ends the
-    /// replay, and so does the first frame that `check` refuses (its HMAC does not verify:
-    /// a batch only partly on disk after a power loss reads back as zeros, and a journal
-    /// altered on disk must not reach the workers). Reads through a bounded buffer
+    /// replay: a partial frame, or a frame that `check` refuses (its HMAC does not verify)
+    /// or bytes that do not decode, followed only by zeros in the last segment (a write
+    /// cut by a power loss). Such a frame or bytes anywhere else also end it, reported in
+    /// [`ReplayEnd::refused`]: a journal altered on disk must not reach the workers. Reads
+    /// through a bounded buffer
     /// (frames are at most max payload). Progress is acknowledged in the ack file after
     /// each frame, so a crash during the replay does not replay those frames again.
     pub fn replay(
@@ -527,11 +534,11 @@ impl Leftover {
                     match dec.decode(&mut input) {
                         Ok(Some(mut frame)) => {
                             let seq = self.first_seq + n;
+                            let end = from + dec.bytes_consumed();
                             if !check(&frame) {
                                 // followed by nothing but zeros in the last segment: a
                                 // write torn by a power loss (never synced, never
                                 // acknowledged), the end; followed by more: damage
-                                let end = from + dec.bytes_consumed();
                                 let last = self.segments.last().is_some_and(|l| l.0 == *seg);
                                 let torn = last && zeros_from(path, end)?;
                                 return Ok(ReplayEnd {
@@ -540,7 +547,6 @@ impl Leftover {
                                 });
                             }
                             n += 1;
-                            let end = from + dec.bytes_consumed();
                             last_end = end;
                             let start = end - frame.wire_len() as u64;
                             let s = std::mem::take(&mut skip).min(frame.payload.len() as u64);
@@ -617,7 +623,8 @@ pub const UNVERIFIED_DIR: &str = "unverified";
 pub struct ReplayEnd {
     /// Frames handed to the callback.
     pub frames: u64,
-    /// The sequence number of the frame that the check refused, where the replay stopped.
+    /// Where the replay stopped on damage: the sequence number of the frame that the
+    /// check refused or that did not decode.
     pub refused: Option<u64>,
 }
 

@@ -577,8 +577,8 @@ pub fn replay_leftovers(
                     frame = seq,
                     replayed = n,
                     kept = %kept.display(),
-                    "a journaled frame failed its HMAC check or could not be decoded \
-                     (written only in part before a power loss, altered on disk, or the \
+                    "a journaled frame failed its HMAC check or could not be decoded, with \
+                     more written after it (the journal was altered on disk, or the \
                      sensor's key changed since): the replay of this session stopped there \
                      and its journal was kept"
                 );

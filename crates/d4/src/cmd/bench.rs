@@ -445,7 +445,7 @@ impl Receiver {
             while let Ok((tcp, _)) = listener.accept().await {
                 n += 1;
                 let (acceptor, frames, bad) = (acceptor.clone(), f2.clone(), b2.clone());
-                let file = (keep != Keep::Nothing).then(|| out.join(format!("conn-{n}")));
+                let file = out.join(format!("conn-{n}"));
                 tokio::spawn(async move {
                     if let Err(e) = receive(acceptor, tcp, file, keep, &frames).await {
                         eprintln!("bench receiver: {e:#}");
@@ -475,18 +475,18 @@ impl Drop for Receiver {
 async fn receive(
     acceptor: tokio_rustls::TlsAcceptor,
     tcp: tokio::net::TcpStream,
-    file: Option<std::path::PathBuf>,
+    file: std::path::PathBuf,
     keep: Keep,
     frames: &AtomicU64,
 ) -> anyhow::Result<()> {
     let mut tls = acceptor.accept(tcp).await?;
-    let mut out: Option<Box<dyn Write + Send>> = match (file, keep) {
-        (Some(p), Keep::Direct) => Some(Box::new(DirectWriter::create(&p)?)),
-        (Some(p), _) => Some(Box::new(std::io::BufWriter::with_capacity(
+    let mut out: Option<Box<dyn Write + Send>> = match keep {
+        Keep::Nothing => None,
+        Keep::File => Some(Box::new(std::io::BufWriter::with_capacity(
             256 * 1024,
-            std::fs::File::create(p)?,
+            std::fs::File::create(file)?,
         ))),
-        (None, _) => None,
+        Keep::Direct => Some(Box::new(DirectWriter::create(&file)?)),
     };
     let key = d4_proto::HmacKey::new(KEY);
     let mut dec = d4_proto::Decoder::new();
