@@ -370,7 +370,9 @@ impl PcapngState {
     }
 
     fn tick(&mut self, now: SystemTime) -> Result<(), WorkerError> {
-        if self.tracker.at_boundary() && self.file.due(now) {
+        // Not right after an SHB or IDB: a file cut inside the section preamble would
+        // hold interfaces without packets (or a section without its interfaces).
+        if self.tracker.at_boundary() && !self.tracker.keeping() && self.file.due(now) {
             self.file.finish()?;
             self.need_preamble = true;
             self.boundary = 0;
