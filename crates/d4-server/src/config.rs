@@ -40,10 +40,16 @@ pub struct ServerConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key matching `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// Extra names (DNS names or IP addresses) for the generated certificate, beside
+    /// `localhost`, `127.0.0.1`, `::1`, the host name and the machine's addresses.
+    pub tls_san: Vec<String>,
     /// `registration` (approved sensors only) or `shared-secret`.
     pub mode: Mode,
     /// HMAC key of sensors that have no key of their own.
     pub default_key: String,
+    /// Start in `shared-secret` mode even though `default_key` is the reference's public
+    /// default ([`REFERENCE_DEFAULT_KEY`]); warned about at every start.
+    pub allow_reference_key: bool,
     /// Largest accepted payload (bytes); bigger declared sizes end the connection.
     pub max_payload: u32,
     /// Close a connection that sent no valid frame within this many seconds.
@@ -74,6 +80,8 @@ pub struct ServerConfig {
     pub rotation_secs: u64,
     /// Rotate at day change as well.
     pub rotate_daily: bool,
+    /// Rotate a file once it holds this many bytes (0: no size rotation).
+    pub rotation_bytes: u64,
     /// Gzip rotated files.
     pub gzip: bool,
     /// Redis store URL (`redis://HOST:PORT/DB`): d4-core's key layout, shared by several
@@ -105,8 +113,10 @@ impl Default for ServerConfig {
             plain_listen: Vec::new(),
             tls_cert: None,
             tls_key: None,
+            tls_san: Vec::new(),
             mode: Mode::Registration,
-            default_key: "private key to change".into(),
+            default_key: REFERENCE_DEFAULT_KEY.into(),
+            allow_reference_key: false,
             max_payload: d4_proto::DEFAULT_MAX_PAYLOAD,
             header_timeout_secs: 30,
             idle_timeout_secs: 900,
@@ -122,6 +132,7 @@ impl Default for ServerConfig {
             server_id: "d4-server".into(),
             rotation_secs: 300,
             rotate_daily: true,
+            rotation_bytes: 0,
             gzip: true,
             redis: None,
             redis_queue: None,
@@ -134,6 +145,9 @@ impl Default for ServerConfig {
         }
     }
 }
+
+/// The reference clients' and server's default HMAC key: public, so worthless as a secret.
+pub const REFERENCE_DEFAULT_KEY: &str = "private key to change";
 
 /// Errors reading the configuration file.
 #[derive(Debug, thiserror::Error)]

@@ -22,7 +22,7 @@ pub mod stats;
 pub mod tls;
 pub mod workers;
 
-pub use config::{OnLimit, ServerConfig};
+pub use config::{OnLimit, ServerConfig, REFERENCE_DEFAULT_KEY};
 pub use metrics::ServerMetrics;
 pub use server::{run, run_with_metrics, Bound, ServerError};
 pub use session::Mode;

@@ -65,8 +65,21 @@ pub struct ServerMetrics {
     frames: Box<[AtomicU64; 256]>,
     bytes: Box<[AtomicU64; 256]>,
     refusals: Box<[AtomicU64; REFUSAL_REASONS.len()]>,
+    store_failures: [AtomicU64; STORE_OPS.len()],
     pipelines: Mutex<HashMap<Uuid, Arc<Pending>>>,
 }
+
+/// Store writes the data path does not wait for, counted in `d4_store_failures_total`
+/// when they fail (a fixed set: every value is exported, zeros included).
+pub const STORE_OPS: &[&str] = &[
+    "claim-session",
+    "release-session",
+    "renew-sessions",
+    "clear-sessions",
+    "record-error",
+    "auto-block",
+    "refresh",
+];
 
 impl Default for ServerMetrics {
     fn default() -> Self {
@@ -76,6 +89,7 @@ impl Default for ServerMetrics {
             frames: Box::new(std::array::from_fn(|_| AtomicU64::new(0))),
             bytes: Box::new(std::array::from_fn(|_| AtomicU64::new(0))),
             refusals: Box::new(std::array::from_fn(|_| AtomicU64::new(0))),
+            store_failures: Default::default(),
             pipelines: Mutex::new(HashMap::new()),
         }
     }
@@ -138,6 +152,22 @@ impl ServerMetrics {
     pub fn tls_handshake_failed(&self, timed_out: bool) {
         let i = if timed_out { TLS_TIMEOUT } else { TLS_FAILED };
         self.refusals[i].fetch_add(1, Relaxed);
+    }
+
+    /// A store write of the kind `op` (one of [`STORE_OPS`]) failed; the caller logs it.
+    pub fn store_failure(&self, op: &str) {
+        if let Some(i) = STORE_OPS.iter().position(|o| *o == op) {
+            self.store_failures[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Failures counted for a store operation (tests, logs).
+    pub fn store_failures(&self, op: &str) -> u64 {
+        STORE_OPS
+            .iter()
+            .position(|o| *o == op)
+            .map(|i| self.store_failures[i].load(Relaxed))
+            .unwrap_or(0)
     }
 
     /// Watch a session's pipeline (pending work) until it is done. Finished pipelines are
@@ -236,6 +266,16 @@ impl ServerMetrics {
         for (i, r) in REFUSAL_REASONS.iter().enumerate() {
             let v = self.refusals[i].load(Relaxed);
             let _ = writeln!(out, "d4_refused_total{{reason=\"{r}\"}} {v}");
+        }
+        head(
+            out,
+            "d4_store_failures_total",
+            "counter",
+            "Store writes that failed since start (logged each time), by operation.",
+        );
+        for (i, op) in STORE_OPS.iter().enumerate() {
+            let v = self.store_failures[i].load(Relaxed);
+            let _ = writeln!(out, "d4_store_failures_total{{op=\"{op}\"}} {v}");
         }
         let now_ms = now_ms();
         let (frames, bytes, behind, oldest) = self.pending(now_ms);

@@ -20,7 +20,7 @@ use crate::config::{OnLimit, ServerConfig};
 use crate::gate::StoreGate;
 use crate::metrics::{Listener, ServerMetrics};
 use crate::pipeline::{Pipeline, PipelineConfig, SinkFactory};
-use crate::session::{Gate, Reason, Refusal, Session, SessionConfig};
+use crate::session::{Gate, Mode, Reason, Refusal, Session, SessionConfig};
 use crate::stats::Stats;
 use crate::workers::{StoreQueueSink, WorkerFactory};
 
@@ -47,6 +47,13 @@ pub enum ServerError {
     Replay(std::io::Error),
     #[error("nothing to listen on: set `listen` or `plain_listen`")]
     NoListener,
+    #[error(
+        "refusing to start in shared-secret mode with the reference's public default key \
+         (\"private key to change\"): anyone could send data as any sensor. Set your own key \
+         with --default-key (D4_DEFAULT_KEY, default_key in d4.toml), or accept the risk with \
+         --allow-reference-key"
+    )]
+    ReferenceKey,
 }
 
 /// Per-connection control: kick and "the store changed, re-check".
@@ -117,10 +124,20 @@ pub async fn run_with_metrics(
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!(error = %e, "could not raise the open files limit");
     }
-    if cfg.default_key == "private key to change" {
-        tracing::warn!(
-            "the default HMAC key is the well-known reference default: set `default_key`"
-        );
+    if cfg.default_key == crate::config::REFERENCE_DEFAULT_KEY {
+        match cfg.mode {
+            Mode::SharedSecret if !cfg.allow_reference_key => {
+                return Err(ServerError::ReferenceKey);
+            }
+            Mode::SharedSecret => tracing::warn!(
+                "shared-secret mode with the reference's public default HMAC key \
+                 (--allow-reference-key): anyone can send data as any sensor; set --default-key"
+            ),
+            Mode::Registration => tracing::warn!(
+                "the default HMAC key (for approved sensors registered without a key) is the \
+                 reference's public default: set --default-key"
+            ),
+        }
     }
 
     // Active-session state of a previous run never blocks sensors.
@@ -135,6 +152,7 @@ pub async fn run_with_metrics(
     wcfg.rotation = RotationPolicy {
         period: (cfg.rotation_secs > 0).then(|| Duration::from_secs(cfg.rotation_secs)),
         at_day_change: cfg.rotate_daily,
+        max_bytes: (cfg.rotation_bytes > 0).then_some(cfg.rotation_bytes),
     };
     wcfg.gzip = cfg.gzip;
     let workers = Arc::new(WorkerSet::new(wcfg, queue_sink.clone())?);
@@ -212,7 +230,7 @@ pub async fn run_with_metrics(
             segment_bytes: cfg.journal_segment_bytes,
             fsync: cfg.journal_fsync,
             direct: cfg.journal_direct,
-            on_error: Some(error_hook(store.clone())),
+            on_error: Some(error_hook(store.clone(), metrics.clone())),
         },
         conns: Mutex::new(HashMap::new()),
         threads: Mutex::new(Vec::new()),
@@ -238,7 +256,8 @@ pub async fn run_with_metrics(
         let (cert, key) = match (&shared.cfg.tls_cert, &shared.cfg.tls_key) {
             (Some(c), Some(k)) => (c.clone(), k.clone()),
             _ => {
-                let (c, k, created) = crate::tls::ensure_generated(&shared.cfg.data_dir)?;
+                let (c, k, created) =
+                    crate::tls::ensure_generated(&shared.cfg.data_dir, &shared.cfg.tls_san)?;
                 if created {
                     tracing::info!(cert = %c.display(), "generated a self-signed TLS certificate");
                 }
@@ -298,12 +317,17 @@ pub async fn run_with_metrics(
         .lock()
         .map(|mut t| std::mem::take(&mut *t))
         .unwrap_or_default();
+    // Gzip gets a short grace; what is not done by then (a big file) is left for the next
+    // start's recovery to gzip and queue: a stop never waits for the compression.
     let w = workers.clone();
     let _ = tokio::task::spawn_blocking(move || {
         for t in threads {
             let _ = t.join();
         }
-        w.flush();
+        if !w.flush_within(GZIP_GRACE) {
+            tracing::info!("stopping before gzip finished: the files left are gzipped and queued at the next start");
+            w.stop_compression();
+        }
         w.shutdown();
     })
     .await;
@@ -311,10 +335,14 @@ pub async fn run_with_metrics(
         let _ = b.await;
     }
     shared.stats.flush(&*shared.store).await;
-    let _ = shared
+    if let Err(e) = shared
         .store
         .clear_sessions(shared.cfg.server_id.clone())
-        .await;
+        .await
+    {
+        shared.metrics.store_failure("clear-sessions");
+        tracing::warn!(error = %e, "could not clear this server's sessions in the store; their leases lapse by themselves");
+    }
     tracing::info!("d4 server stopped");
     Ok(())
 }
@@ -331,7 +359,10 @@ async fn events_task(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             ev = events.recv() => {
                 match ev {
                     Ok(StoreEvent::Kick { uuid }) => {
-                        let _ = shared.gate.refresh(&*shared.store).await;
+                        if let Err(e) = shared.gate.refresh(&*shared.store).await {
+                            shared.metrics.store_failure("refresh");
+                            tracing::warn!(error = %e, "store refresh failed");
+                        }
                         kick(&shared, uuid);
                     }
                     Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
@@ -353,7 +384,10 @@ async fn events_task(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 recheck_all(&shared);
             }
             _ = renew.tick() => {
-                let _ = shared.store.renew_sessions(shared.cfg.server_id.clone(), shared.cfg.session_lease_secs, now()).await;
+                if let Err(e) = shared.store.renew_sessions(shared.cfg.server_id.clone(), shared.cfg.session_lease_secs, now()).await {
+                    shared.metrics.store_failure("renew-sessions");
+                    tracing::warn!(error = %e, "could not renew the session leases in the store");
+                }
             }
         }
     }
@@ -454,12 +488,16 @@ async fn accept_loop(
     }
 }
 
-fn error_hook(store: Arc<dyn Store>) -> crate::pipeline::ErrorHook {
+fn error_hook(store: Arc<dyn Store>, metrics: Arc<ServerMetrics>) -> crate::pipeline::ErrorHook {
     let rt = tokio::runtime::Handle::current();
     Arc::new(move |uuid, msg| {
         let store = store.clone();
+        let metrics = metrics.clone();
         rt.spawn(async move {
-            let _ = store.record_sensor_error(uuid, now(), msg).await;
+            if let Err(e) = store.record_sensor_error(uuid, now(), msg).await {
+                metrics.store_failure("record-error");
+                tracing::warn!(sensor = %uuid.simple(), error = %e, "could not record the sensor's error");
+            }
         });
     })
 }
@@ -477,8 +515,10 @@ fn on_refusal(shared: &Shared, r: &Refusal, peer: IpAddr, session: Uuid) {
     if let (Some(uuid), false) = (r.uuid, matches!(r.reason, Reason::Worker(_))) {
         let store = shared.store.clone();
         let msg = format!("{} [{}] from {peer}", r.reason, r.reason.code());
+        let metrics = shared.metrics.clone();
         tokio::spawn(async move {
             if let Err(e) = store.record_sensor_error(uuid, now(), msg).await {
+                metrics.store_failure("record-error");
                 tracing::warn!(error = %e, "could not record the sensor's error");
             }
         });
@@ -491,8 +531,12 @@ fn on_refusal(shared: &Shared, r: &Refusal, peer: IpAddr, session: Uuid) {
             created: now(),
             expires: None,
         };
+        let metrics = shared.metrics.clone();
         tokio::spawn(async move {
-            let _ = store.add_block(block).await;
+            if let Err(e) = store.add_block(block).await {
+                metrics.store_failure("auto-block");
+                tracing::warn!(sensor = %uuid.simple(), error = %e, "could not store the automatic IP block");
+            }
         });
     }
 }
@@ -514,13 +558,13 @@ async fn connection<S: AsyncRead + Unpin + Send>(
     if let Ok(mut c) = shared.conns.lock() {
         c.insert(id, ctl.clone());
     }
-    let mut pipe: Option<Pipeline> = None;
+    let mut held = Held::default();
     let outcome = serve(
         shared,
         &mut stream,
         &mut session,
         &ctl,
-        &mut pipe,
+        &mut held,
         start,
         &mut stop,
     )
@@ -534,16 +578,21 @@ async fn connection<S: AsyncRead + Unpin + Send>(
     if let Some((u, t)) = session.claimed() {
         shared.gate.release(&u, t, &id);
     }
-    if let Some(u) = session.uuid() {
+    // The store lease is released under the very key it was claimed with.
+    if let Some((u, t)) = held.lease {
         let store = shared.store.clone();
-        let t = session.d4_type().unwrap_or(0);
-        let claimed_type = session.claimed().map(|(_, t)| t).unwrap_or(t);
+        let metrics = shared.metrics.clone();
         tokio::spawn(async move {
-            let _ = store.release_session(u, claimed_type, id).await;
+            if let Err(e) = store.release_session(u, t, id).await {
+                metrics.store_failure("release-session");
+                tracing::warn!(session = %id, sensor = %u.simple(), error = %e, "could not release the session in the store; its lease lapses by itself");
+            }
         });
+    }
+    if let Some(u) = session.uuid() {
         tracing::info!(%peer, session = %id, sensor = %u.simple(), frames = session.accepted_frames(), "session ended");
     }
-    if let Some(p) = pipe {
+    if let Some(p) = held.pipe {
         if let Some(h) = p.close() {
             if let Ok(mut t) = shared.threads.lock() {
                 t.retain(|h| !h.is_finished());
@@ -551,6 +600,33 @@ async fn connection<S: AsyncRead + Unpin + Send>(
             }
         }
     }
+}
+
+/// What a connection holds that must be given back when it ends.
+#[derive(Default)]
+struct Held {
+    /// The session's journal and worker, started at its first accepted frames.
+    pipe: Option<Pipeline>,
+    /// The (uuid, type) key the store lease was claimed under: released under the same.
+    lease: Option<(Uuid, u8)>,
+}
+
+/// The type a session's store lease is claimed and released under: a 2 → 254 session
+/// is one stream of type 254 whether its first read held only the meta header or more.
+fn lease_type(d4_type: u8) -> u8 {
+    if d4_type == d4_proto::types::META_HEADER {
+        d4_proto::types::EXTENDED
+    } else {
+        d4_type
+    }
+}
+
+/// The extended type recorded with frames of `d4_type`: only type-254 frames carry one,
+/// so a sensor's recorded types do not depend on where TCP reads happened to end.
+fn ext_of(session: &Session, d4_type: u8) -> Option<&str> {
+    (d4_type == d4_proto::types::EXTENDED)
+        .then(|| session.ext_type())
+        .flatten()
 }
 
 /// Re-checks a live session after a store change; a kick's block reads as a kick.
@@ -562,6 +638,9 @@ fn recheck(shared: &Shared, session: &mut Session) -> Result<(), Refusal> {
         r
     })
 }
+
+/// How long a stop waits for pending gzip work before leaving it to the next start.
+const GZIP_GRACE: Duration = Duration::from_secs(2);
 
 /// Largest read (one batch) for an authenticated sensor.
 const READ_CHUNK: usize = 256 * 1024;
@@ -603,10 +682,11 @@ async fn serve<S: AsyncRead + Unpin + Send>(
     stream: &mut S,
     session: &mut Session,
     ctl: &Arc<Control>,
-    pipe: &mut Option<Pipeline>,
+    held: &mut Held,
     start: Instant,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), Refusal> {
+    let Held { pipe, lease } = held;
     let cfg = &shared.cfg;
     let gate: &dyn Gate = &*shared.gate;
     let header_timeout = Duration::from_secs(cfg.header_timeout_secs);
@@ -614,7 +694,6 @@ async fn serve<S: AsyncRead + Unpin + Send>(
     let mut last_read = Instant::now();
     let mut buf = BytesMut::new();
     let mut frames = Vec::new();
-    let mut registered = false;
     let mut chunk = MIN_CHUNK;
     let fail = |session: &Session, reason: Reason| Refusal {
         reason,
@@ -712,14 +791,13 @@ async fn serve<S: AsyncRead + Unpin + Send>(
             let t = now();
             let uuid = session.uuid();
             if let Some(u) = uuid {
-                if !registered {
-                    registered = true;
+                if lease.is_none() {
                     if let Ok(mut g) = ctl.uuid.lock() {
                         *g = Some(u);
                     }
                     let claim = SessionClaim {
                         uuid: u,
-                        d4_type: session.d4_type().unwrap_or(0),
+                        d4_type: lease_type(session.d4_type().unwrap_or(0)),
                         session_id: session.id(),
                         server_id: cfg.server_id.clone(),
                         ip: session.peer(),
@@ -729,10 +807,20 @@ async fn serve<S: AsyncRead + Unpin + Send>(
                     // (Redis): awaited before any frame of the session is journaled.
                     let d4_type = claim.d4_type;
                     match shared.store.try_claim_session(claim, now()).await {
-                        Ok(true) => {}
+                        Ok(true) => *lease = Some((u, d4_type)),
                         Ok(false) => return Err(fail(session, Reason::Duplicate(d4_type))),
-                        Err(e) => tracing::warn!(error = %e, "store session claim failed"),
+                        Err(e) => {
+                            // Still released at the end: a claim that reached the
+                            // store before the error must not outlive the session.
+                            *lease = Some((u, d4_type));
+                            shared.metrics.store_failure("claim-session");
+                            tracing::warn!(error = %e, "store session claim failed");
+                        }
                     }
+                    // One IP-history entry per connection, under the type of its first
+                    // frame (2 for a 2 → 254 session: no extended type yet).
+                    let first = frames.first().map_or(d4_type, |f| f.header.d4_type);
+                    shared.stats.connected(t, u, session.peer(), first);
                     tracing::info!(peer = %session.peer(), session = %session.id(), sensor = %u.simple(), d4_type = session.d4_type().unwrap_or(0), "session authenticated");
                 }
             }
@@ -762,7 +850,7 @@ async fn serve<S: AsyncRead + Unpin + Send>(
                         }
                         _ => {
                             if let Some((u, ty, n, b)) = run.take() {
-                                let ext = session.ext_type();
+                                let ext = ext_of(session, ty);
                                 shared.stats.add(t, u, session.peer(), ty, ext, n, b);
                             }
                             run = Some((h.uuid, h.d4_type, 1, u64::from(h.size)));
@@ -770,9 +858,8 @@ async fn serve<S: AsyncRead + Unpin + Send>(
                     }
                 }
                 if let Some((u, ty, n, b)) = run {
-                    shared
-                        .stats
-                        .add(t, u, session.peer(), ty, session.ext_type(), n, b);
+                    let ext = ext_of(session, ty);
+                    shared.stats.add(t, u, session.peer(), ty, ext, n, b);
                 }
                 if !p.send_batch(std::mem::take(&mut frames)) {
                     return Err(fail(session, Reason::Worker("pipeline stopped".into())));

@@ -10,9 +10,16 @@ use d4_store::{ActivityBatch, SeenUpdate, StatsDelta, Store};
 use uuid::Uuid;
 
 #[derive(Default)]
+struct Seen {
+    ext: Option<String>,
+    time: u64,
+    connections: u32,
+}
+
+#[derive(Default)]
 struct Inner {
     counts: HashMap<(u32, Uuid, IpAddr, u8), (u64, u64)>,
-    seen: HashMap<(Uuid, IpAddr, u8), (Option<String>, u64)>,
+    seen: HashMap<(Uuid, IpAddr, u8), Seen>,
 }
 
 /// The aggregator shared by every session.
@@ -64,12 +71,27 @@ impl Stats {
             let c = g.counts.entry((day, uuid, ip, d4_type)).or_default();
             c.0 += frames;
             c.1 += bytes;
-            g.seen
-                .insert((uuid, ip, d4_type), (ext.map(str::to_owned), now));
+            let s = g.seen.entry((uuid, ip, d4_type)).or_default();
+            s.time = s.time.max(now);
+            if let Some(e) = ext {
+                if s.ext.as_deref() != Some(e) {
+                    s.ext = Some(e.to_owned());
+                }
+            }
         }
         let n = self.frames_since_flush.fetch_add(frames, Ordering::Relaxed) + frames;
         if n >= self.flush_frames {
             self.notify.notify_one();
+        }
+    }
+
+    /// A connection of `uuid` from `ip` authenticated: one entry of the sensor's IP history
+    /// (recorded once per connection, whatever the frames and reads that follow).
+    pub fn connected(&self, now: u64, uuid: Uuid, ip: IpAddr, d4_type: u8) {
+        if let Ok(mut g) = self.inner.lock() {
+            let s = g.seen.entry((uuid, ip, d4_type)).or_default();
+            s.time = s.time.max(now);
+            s.connections = s.connections.saturating_add(1);
         }
     }
 
@@ -96,12 +118,13 @@ impl Stats {
             seen: inner
                 .seen
                 .into_iter()
-                .map(|((uuid, ip, d4_type), (ext, time))| SeenUpdate {
+                .map(|((uuid, ip, d4_type), s)| SeenUpdate {
                     uuid,
                     ip,
                     d4_type,
-                    ext,
-                    time,
+                    ext: s.ext,
+                    time: s.time,
+                    connections: s.connections,
                 })
                 .collect(),
         }
@@ -137,5 +160,24 @@ mod tests {
         assert_eq!(b.stats[0].day, 20231114);
         assert_eq!(b.seen[0].time, 1_700_000_001);
         assert!(s.take().is_empty());
+    }
+
+    #[test]
+    fn connections_are_counted_once_each_and_ext_is_kept() {
+        let s = Stats::new(10);
+        let u = Uuid::new_v4();
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        s.connected(100, u, ip, 2);
+        s.add(100, u, ip, 2, None, 1, 10);
+        s.add(101, u, ip, 254, Some("ja3-jl"), 3, 30);
+        s.add(102, u, ip, 254, None, 1, 10);
+        s.connected(103, u, ip, 2);
+        let mut b = s.take();
+        b.seen.sort_by_key(|x| x.d4_type);
+        assert_eq!(b.seen.len(), 2);
+        assert_eq!((b.seen[0].d4_type, b.seen[0].connections), (2, 2));
+        assert_eq!(b.seen[0].time, 103);
+        assert_eq!(b.seen[1].ext.as_deref(), Some("ja3-jl"));
+        assert_eq!(b.seen[1].connections, 0);
     }
 }

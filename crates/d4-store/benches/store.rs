@@ -73,6 +73,7 @@ fn bench_backend(
                 d4_type: 8,
                 ext: None,
                 time: 1000,
+                connections: 1,
             })
             .collect(),
     };

@@ -273,6 +273,10 @@ pub struct SeenUpdate {
     pub ext: Option<String>,
     /// Last time seen in this batch.
     pub time: u64,
+    /// Connections of this (sensor, ip) that started in this batch: each is one entry
+    /// of the sensor's IP history (d4-core's `list_uuid_ip`), whatever the frames.
+    #[serde(default)]
+    pub connections: u32,
 }
 
 /// What a server flushes periodically: aggregated stats and last-seen updates.

@@ -291,7 +291,8 @@ end
 return 1
 "#;
 
-/// Last-seen updates. ARGV: groups of 6 (uuid32, ip, type, typekey, time, stamp).
+/// Last-seen updates. ARGV: groups of 7 (uuid32, ip, type, typekey, time, stamp, connections):
+/// the IP history (`list_uuid_ip`) gets one entry per connection, not one per update.
 const SEEN_SCRIPT: &str = r#"
 local function setmin(key, field, v)
   local cur = redis.call('HGET', key, field)
@@ -301,8 +302,9 @@ local function setmax(key, field, v)
   local cur = redis.call('HGET', key, field)
   if (not cur) or tonumber(cur) < v then redis.call('HSET', key, field, v) end
 end
-for i = 1, #ARGV, 6 do
+for i = 1, #ARGV, 7 do
   local u, ip, t, tk, time, stamp = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], tonumber(ARGV[i+4]), ARGV[i+5]
+  local conns = tonumber(ARGV[i+6])
   local mk = 'metadata_uuid:' .. u
   setmin(mk, 'first_seen', time)
   setmax(mk, 'last_seen', time)
@@ -317,9 +319,11 @@ for i = 1, #ARGV, 6 do
   local zk = 'd4rs:sensor_ips:' .. u
   redis.call('ZADD', zk, 'GT', time, ip)
   redis.call('ZREMRANGEBYRANK', zk, 0, -17)
-  local lk = 'list_uuid_ip:' .. u
-  redis.call('LPUSH', lk, ip .. '-' .. stamp)
-  redis.call('LTRIM', lk, 0, 15)
+  if conns > 0 then
+    local lk = 'list_uuid_ip:' .. u
+    for _ = 1, math.min(conns, 16) do redis.call('LPUSH', lk, ip .. '-' .. stamp) end
+    redis.call('LTRIM', lk, 0, 15)
+  end
 end
 return 1
 "#;
@@ -1267,7 +1271,8 @@ impl Store for RedisStore {
                     .arg(s.d4_type)
                     .arg(type_key(s.d4_type, &s.ext))
                     .arg(s.time)
-                    .arg(format_stamp(s.time));
+                    .arg(format_stamp(s.time))
+                    .arg(s.connections);
             }
             pipe.add_command(cmd).ignore();
         }

@@ -260,6 +260,7 @@ pub async fn sensor_activity(store: S) {
             d4_type: 8,
             ext: None,
             time: 1000 + i,
+            connections: 1,
         });
     }
     store.record_activity(batch).await.unwrap();
@@ -270,6 +271,7 @@ pub async fn sensor_activity(store: S) {
         d4_type: 254,
         ext: Some("ja3-jl".into()),
         time: 2000,
+        connections: 1,
     });
     batch.seen.push(SeenUpdate {
         uuid: a,
@@ -277,6 +279,7 @@ pub async fn sensor_activity(store: S) {
         d4_type: 8,
         ext: None,
         time: 500,
+        connections: 1,
     });
     store.record_activity(batch).await.unwrap();
     let s = store.get_sensor(a).await.unwrap().unwrap();

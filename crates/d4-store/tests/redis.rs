@@ -177,6 +177,7 @@ async fn d4core_layout_and_python_analyzer() {
             d4_type: 8,
             ext: None,
             time: 1_767_225_600,
+            connections: 1,
         }],
     })
     .await

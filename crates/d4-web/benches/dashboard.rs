@@ -53,6 +53,7 @@ fn bench(c: &mut Criterion) {
                 d4_type: (i % 8 + 1) as u8,
                 ext: None,
                 time: now,
+                connections: 1,
             });
         }
         store.record_activity(batch).await.unwrap();

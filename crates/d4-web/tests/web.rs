@@ -783,6 +783,7 @@ async fn api_functions(b: Backend) {
                 d4_type: 8,
                 ext: None,
                 time: old,
+                connections: 1,
             }],
         })
         .await
@@ -1579,6 +1580,7 @@ async fn monitoring_threshold_form(b: Backend) {
                 d4_type: 3,
                 ext: None,
                 time: d4_store::now() - 600,
+                connections: 1,
             }],
         })
         .await

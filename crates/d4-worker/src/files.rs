@@ -1,8 +1,9 @@
 //! The I/O edge: rotating files, gzip of finished files (in a background thread).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
@@ -38,6 +39,9 @@ pub(crate) struct Compressor {
     thread: Mutex<Option<JoinHandle<()>>>,
     gzip: bool,
     sink: Arc<dyn QueueSink>,
+    /// Set by [`Compressor::stop_now`]: pending files are left as they are (the next
+    /// start's recovery gzips and queues them) and a gzip under way is abandoned.
+    stop: Arc<AtomicBool>,
 }
 
 impl Compressor {
@@ -47,16 +51,23 @@ impl Compressor {
             thread: Mutex::new(None),
             gzip,
             sink,
+            stop: Arc::new(AtomicBool::new(false)),
         };
         if background {
             let (tx, rx) = mpsc::channel::<Job>();
             let sink = c.sink.clone();
+            let stop = c.stop.clone();
             let handle = std::thread::Builder::new()
                 .name("d4-gzip".into())
                 .spawn(move || {
                     for job in rx {
                         match job {
-                            Job::File { src, target } => finish_file(gzip, &*sink, &src, target),
+                            Job::File { src, .. } if stop.load(Ordering::Acquire) => {
+                                tracing::info!(path = %src.display(), "stopping: file left to be gzipped and queued at the next start");
+                            }
+                            Job::File { src, target } => {
+                                finish_file(gzip, &*sink, &src, target, &stop)
+                            }
                             Job::Barrier(done) => {
                                 let _ = done.send(());
                             }
@@ -83,12 +94,18 @@ impl Compressor {
             Err(_) => job,
         };
         if let Job::File { src, target } = job {
-            finish_file(self.gzip, &*self.sink, &src, target);
+            finish_file(self.gzip, &*self.sink, &src, target, &self.stop);
         }
     }
 
     /// Waits until every file handed over so far is finished.
     pub fn flush(&self) {
+        self.flush_within(std::time::Duration::MAX);
+    }
+
+    /// Waits up to `within` until every file handed over so far is finished; false when
+    /// that took longer (the work goes on).
+    pub fn flush_within(&self, within: std::time::Duration) -> bool {
         let (done_tx, done_rx) = mpsc::sync_channel(1);
         let sent = match self.tx.lock() {
             Ok(g) => g
@@ -97,12 +114,19 @@ impl Compressor {
                 .unwrap_or(false),
             Err(_) => false,
         };
-        if sent {
-            let _ = done_rx.recv();
-        }
+        !sent || done_rx.recv_timeout(within).is_ok()
     }
 
-    /// Finishes pending work and stops the thread.
+    /// Stops compressing: the gzip under way is abandoned (its `.tmp` removed, the file
+    /// kept) and the files still waiting are left as they are. Nothing is lost: the next
+    /// start's recovery gzips and queues every file left unfinished. Makes a stop quick
+    /// whatever the file sizes.
+    pub fn stop_now(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+
+    /// Finishes pending work (unless [`Compressor::stop_now`] was called) and stops the
+    /// thread.
     pub fn shutdown(&self) {
         if let Ok(mut g) = self.tx.lock() {
             g.take();
@@ -120,10 +144,21 @@ impl Drop for Compressor {
     }
 }
 
-fn finish_file(gzip: bool, sink: &dyn QueueSink, src: &Path, target: Option<OwnedTarget>) {
+fn finish_file(
+    gzip: bool,
+    sink: &dyn QueueSink,
+    src: &Path,
+    target: Option<OwnedTarget>,
+    stop: &AtomicBool,
+) {
     let done = if gzip {
-        match gzip_file(src) {
+        match gzip_file_until(src, stop) {
             Ok(gz) => gz,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                // Not queued either: the next start finishes it like any file left open.
+                tracing::info!(path = %src.display(), "stopping: gzip abandoned, the file is gzipped and queued at the next start");
+                return;
+            }
             Err(e) => {
                 tracing::error!(path = %src.display(), error = %e, "gzip of a rotated file failed; the file is kept as is");
                 src.to_path_buf()
@@ -143,6 +178,12 @@ fn finish_file(gzip: bool, sink: &dyn QueueSink, src: &Path, target: Option<Owne
 /// Gzips `src` to `<src>.gz` (or `<src>.<n>.gz` when taken) through a `.tmp` file that is
 /// synced and renamed; `src` is deleted only once the `.gz` is complete.
 pub fn gzip_file(src: &Path) -> io::Result<PathBuf> {
+    gzip_file_until(src, &AtomicBool::new(false))
+}
+
+/// [`gzip_file`], abandoned (error [`io::ErrorKind::Interrupted`], `.tmp` removed, `src`
+/// untouched) as soon as `stop` is set.
+pub fn gzip_file_until(src: &Path, stop: &AtomicBool) -> io::Result<PathBuf> {
     let name = src
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -170,7 +211,19 @@ pub fn gzip_file(src: &Path) -> io::Result<PathBuf> {
         let mut input = File::open(src)?;
         let out = File::create(&tmp)?;
         let mut enc = GzEncoder::new(BufWriter::new(out), Compression::default());
-        io::copy(&mut input, &mut enc)?;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            if stop.load(Ordering::Acquire) {
+                return Err(io::Error::new(io::ErrorKind::Interrupted, "stopping"));
+            }
+            let n = match input.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            enc.write_all(&buf[..n])?;
+        }
         let out = enc.finish()?.into_inner().map_err(|e| e.into_error())?;
         out.sync_all()?;
         fs::rename(&tmp, &dst)?;
@@ -250,7 +303,7 @@ impl RotatingFile {
     pub fn due(&self, now: SystemTime) -> bool {
         self.cur
             .as_ref()
-            .map(|c| self.shared.cfg.rotation.due(c.opened, utc(now)))
+            .map(|c| self.shared.cfg.rotation.due_at(c.opened, utc(now), c.len))
             .unwrap_or(false)
     }
 
@@ -386,5 +439,17 @@ mod tests {
         // a missing source is an error and creates nothing
         assert!(gzip_file(&tmp.path().join("missing")).is_err());
         assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn a_stopped_gzip_leaves_the_original_and_no_tmp() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("b.txt");
+        fs::write(&src, vec![7u8; 600_000]).unwrap();
+        let e = gzip_file_until(&src, &AtomicBool::new(true)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::Interrupted);
+        assert_eq!(fs::read(&src).unwrap().len(), 600_000);
+        let left: Vec<_> = fs::read_dir(tmp.path()).unwrap().flatten().collect();
+        assert_eq!(left.len(), 1, "only the original is left");
     }
 }

@@ -17,6 +17,9 @@ pub struct RotationPolicy {
     pub period: Option<Duration>,
     /// Rotate when the UTC day of `now` differs from the day the file was opened.
     pub at_day_change: bool,
+    /// Rotate once a file holds this many bytes (`None`: never by size). Checked where the
+    /// time rules are, so a file is cut only where its type allows (line, pcap record).
+    pub max_bytes: Option<u64>,
 }
 
 impl Default for RotationPolicy {
@@ -24,6 +27,7 @@ impl Default for RotationPolicy {
         RotationPolicy {
             period: Some(Duration::from_secs(300)),
             at_day_change: true,
+            max_bytes: None,
         }
     }
 }
@@ -32,6 +36,15 @@ impl RotationPolicy {
     /// Whether a file opened at `opened` must be rotated at `now`. A clock that went
     /// backwards does not trigger an age rotation (but a different day does).
     pub fn due(&self, opened: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        self.due_at(opened, now, 0)
+    }
+
+    /// [`RotationPolicy::due`] for a file that holds `len` bytes: the time rules, or the
+    /// size bound.
+    pub fn due_at(&self, opened: DateTime<Utc>, now: DateTime<Utc>, len: u64) -> bool {
+        if self.max_bytes.is_some_and(|m| len >= m.max(1)) {
+            return true;
+        }
         if self.at_day_change && opened.date_naive() != now.date_naive() {
             return true;
         }
@@ -118,13 +131,26 @@ mod tests {
         let no_day = RotationPolicy {
             period: Some(Duration::from_secs(3600)),
             at_day_change: false,
+            max_bytes: None,
         };
         assert!(!no_day.due(open, t(2026, 1, 2, 0, 0, 0)));
         assert!(no_day.due(open, t(2026, 1, 2, 0, 59, 0)));
         let never = RotationPolicy {
             period: None,
             at_day_change: false,
+            max_bytes: None,
         };
         assert!(!never.due(open, t(2027, 1, 1, 0, 0, 0)));
+        assert!(!never.due_at(open, t(2027, 1, 1, 0, 0, 0), u64::MAX));
+        let sized = RotationPolicy {
+            max_bytes: Some(1000),
+            ..never
+        };
+        assert!(!sized.due_at(open, open, 999));
+        assert!(sized.due_at(open, open, 1000), "size bound reached");
+        assert!(
+            !sized.due(open, open),
+            "an empty file never rotates by size"
+        );
     }
 }

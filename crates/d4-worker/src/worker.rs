@@ -77,6 +77,19 @@ impl WorkerSet {
         self.shared.compressor.flush();
     }
 
+    /// [`WorkerSet::flush`] for at most `within`; false when the gzip work was not done
+    /// by then.
+    pub fn flush_within(&self, within: std::time::Duration) -> bool {
+        self.shared.compressor.flush_within(within)
+    }
+
+    /// Makes [`WorkerSet::shutdown`] quick: the gzip under way is abandoned and the files
+    /// still waiting for gzip are left as they are, for [`WorkerSet::recover`] at the next
+    /// start to gzip and queue (nothing is lost or queued twice).
+    pub fn stop_compression(&self) {
+        self.shared.compressor.stop_now();
+    }
+
     /// Finishes the pending gzip work and stops the gzip thread (files finished after
     /// this are compressed inline). Call after closing every worker.
     pub fn shutdown(&self) {

@@ -46,6 +46,7 @@ fn rotation_by_period_and_day_change() {
         c.rotation = RotationPolicy {
             period: Some(Duration::from_secs(300)),
             at_day_change: true,
+            max_bytes: None,
         }
     });
     let uuid = Uuid::new_v4();
@@ -72,6 +73,66 @@ fn rotation_by_period_and_day_change() {
     assert_eq!(gunzip(&fs[1]), b"c\nd\n");
     assert_eq!(gunzip(&fs[2]), b"e\n");
     assert_eq!(sink.entries(8, None), vec!["a", "bb", "c", "d", "e"]);
+}
+
+#[test]
+fn rotation_by_size_cuts_between_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (set, sink) = setup(tmp.path(), |c| {
+        c.rotation = RotationPolicy {
+            period: None,
+            at_day_change: false,
+            max_bytes: Some(6),
+        }
+    });
+    let uuid = Uuid::new_v4();
+    let mut w = set.worker(uuid, 3).unwrap();
+    // 12 bytes in the first file (the bound is checked before a payload, never
+    // inside a line), then 7 (the partial "dd" waits for its end), then 3.
+    w.handle_payload(
+        3,
+        b"aaaaa
+bbbbb
+",
+        at(T0),
+    )
+    .unwrap();
+    w.handle_payload(
+        3,
+        b"cc
+dd",
+        at(T0 + 1),
+    )
+    .unwrap();
+    w.handle_payload(
+        3,
+        b"d
+",
+        at(T0 + 2),
+    )
+    .unwrap();
+    w.handle_payload(
+        3,
+        b"ee
+",
+        at(T0 + 3),
+    )
+    .unwrap();
+    w.close(at(T0 + 4)).unwrap();
+    let fs = files(tmp.path());
+    let contents: Vec<Vec<u8>> = fs.iter().map(|p| gunzip(p)).collect();
+    assert_eq!(
+        contents,
+        vec![
+            b"aaaaa\nbbbbb\n".to_vec(),
+            b"cc\nddd\n".to_vec(),
+            b"ee\n".to_vec()
+        ]
+    );
+    assert_eq!(
+        sink.entries(3, None),
+        vec!["aaaaa", "bbbbb", "cc", "ddd", "ee"]
+    );
 }
 
 #[test]

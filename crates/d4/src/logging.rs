@@ -22,13 +22,25 @@ pub struct LogArgs {
     pub log_format: LogFormat,
 }
 
+/// The rustls module whose per-connection SNI warning is silenced by default.
+const QUIET_SNI: &str = "rustls::msgs::handshake=error";
+
 pub fn init(args: &LogArgs) {
     let level = match args.verbose {
         0 => "info",
         1 => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let from_env = std::env::var("RUST_LOG").ok();
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // rustls warns about every client that sends an IP address as SNI (socat and others
+    // do; it is normal for sensors dialling an address): not worth a line per connection,
+    // unless RUST_LOG asks for rustls's own logs.
+    if !from_env.is_some_and(|v| v.contains("rustls")) {
+        if let Ok(d) = QUIET_SNI.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     // Colours only for a person at a terminal: never in files, pipes or journald.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none();

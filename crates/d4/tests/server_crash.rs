@@ -74,7 +74,13 @@ fn journaled(data: &Path) -> HashSet<usize> {
 }
 
 fn start(data: &Path, tls: &str, plain: &str, envs: &[(&str, &str)]) -> ServerProc {
-    ServerProc::start_at(data, tls, plain, &["--mode", "shared-secret"], envs)
+    ServerProc::start_at(
+        data,
+        tls,
+        plain,
+        &["--mode", "shared-secret", "--allow-reference-key"],
+        envs,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,6 +155,7 @@ async fn kill_9_mid_stream_loses_nothing_journaled_and_duplicates_nothing() {
             &plain,
             "--mode",
             "shared-secret",
+            "--allow-reference-key",
         ])
         .args(["--web-listen", "127.0.0.1:0"])
         .env_remove("RUST_LOG")

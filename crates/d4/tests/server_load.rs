@@ -30,7 +30,13 @@ async fn ten_thousand_idle_sockets_keep_memory_bounded() {
     let tmp = tempfile::tempdir().unwrap();
     let srv = ServerProc::start(
         tmp.path(),
-        &["--mode", "shared-secret", "--header-timeout", "300"],
+        &[
+            "--mode",
+            "shared-secret",
+            "--allow-reference-key",
+            "--header-timeout",
+            "300",
+        ],
     );
     let addr = srv.plain;
     tokio::time::sleep(Duration::from_millis(500)).await;

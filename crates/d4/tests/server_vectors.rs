@@ -57,7 +57,10 @@ fn lines(b: &[u8]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vectors_over_tls_land_in_files_and_queues() {
     let tmp = tempfile::tempdir().unwrap();
-    let srv = ServerProc::start(tmp.path(), &["--mode", "shared-secret"]);
+    let srv = ServerProc::start(
+        tmp.path(),
+        &["--mode", "shared-secret", "--allow-reference-key"],
+    );
     let tls = srv.tls.unwrap();
     let store = srv.store().await;
     let mut queues = Vec::new();

@@ -58,7 +58,13 @@ async fn metrics_count_connections_frames_refusals_and_lag() {
     let dir = tempfile::tempdir().unwrap();
     let srv = ServerProc::start(
         dir.path(),
-        &["--mode", "shared-secret", "--web-plain", "--metrics-public"],
+        &[
+            "--mode",
+            "shared-secret",
+            "--allow-reference-key",
+            "--web-plain",
+            "--metrics-public",
+        ],
     );
     let web = web_addr(&srv.log_text(), "http");
     let (status, body) = http_get(web, "/metrics").await;

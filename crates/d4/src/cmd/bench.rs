@@ -424,7 +424,7 @@ struct Receiver {
 impl Receiver {
     fn start(keep: Keep) -> anyhow::Result<Receiver> {
         let dir = tempfile::tempdir()?;
-        let (cert, key, _) = d4_server::tls::ensure_generated(dir.path())?;
+        let (cert, key, _) = d4_server::tls::ensure_generated(dir.path(), &[])?;
         let acceptor = tokio_rustls::TlsAcceptor::from(d4_server::tls::server_config(&cert, &key)?);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .thread_name("bench-receiver")

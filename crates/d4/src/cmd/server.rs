@@ -44,6 +44,12 @@ pub struct ServerArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "D4_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Extra name (DNS name or IP address) for the generated certificate (repeatable). It
+    /// always holds localhost, 127.0.0.1, ::1, the host name and the machine's addresses.
+    /// A certificate generated earlier without a name given here is kept (a warning says
+    /// so): delete <data>/tls/ to generate a new one.
+    #[arg(long, env = "D4_TLS_SAN", value_name = "NAME", value_delimiter = ',')]
+    pub tls_san: Vec<String>,
     /// registration (approved sensors only) or shared-secret (any v4 UUID with the right key).
     #[arg(long, env = "D4_MODE", value_parser = parse_mode)]
     pub mode: Option<Mode>,
@@ -55,6 +61,11 @@ pub struct ServerArgs {
         hide_env_values = true
     )]
     pub default_key: Option<String>,
+    /// Start in shared-secret mode even with the reference's public default key
+    /// ("private key to change"), which lets anyone send as any sensor; warned about at
+    /// every start. Without it such a server refuses to start.
+    #[arg(long, env = "D4_ALLOW_REFERENCE_KEY", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub allow_reference_key: Option<bool>,
     /// Largest accepted payload in bytes [default: 1000000].
     #[arg(long, env = "D4_MAX_PAYLOAD")]
     pub max_payload: Option<u32>,
@@ -98,6 +109,10 @@ pub struct ServerArgs {
     /// File rotation period in seconds, 0 = no time rotation [default: 300].
     #[arg(long, env = "D4_ROTATION_SECS")]
     pub rotation_secs: Option<u64>,
+    /// Rotate a file once it holds this many bytes, 0 = no size rotation [default: 0].
+    /// Files are cut only where their type allows (between lines, pcap records).
+    #[arg(long, env = "D4_ROTATION_BYTES", value_name = "BYTES")]
+    pub rotation_bytes: Option<u64>,
     /// Rotate files at UTC day change (true/false) [default: true].
     #[arg(long, env = "D4_ROTATE_DAILY")]
     pub rotate_daily: Option<bool>,
@@ -170,7 +185,9 @@ pub fn effective_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
         journal_direct => journal_direct,
         journal_segment_bytes => journal_segment_bytes, stats_flush_ms => stats_flush_ms,
         stats_flush_frames => stats_flush_frames, server_id => server_id,
-        rotation_secs => rotation_secs, rotate_daily => rotate_daily, gzip => gzip,
+        rotation_secs => rotation_secs, rotation_bytes => rotation_bytes,
+        rotate_daily => rotate_daily, gzip => gzip,
+        allow_reference_key => allow_reference_key,
         session_lease_secs => session_lease_secs);
     if args.redis.is_some() {
         c.redis = args.redis.clone();
@@ -184,6 +201,9 @@ pub fn effective_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
     if args.tls_cert.is_some() {
         c.tls_cert = args.tls_cert.clone();
         c.tls_key = args.tls_key.clone();
+    }
+    if !args.tls_san.is_empty() {
+        c.tls_san = args.tls_san.clone();
     }
     if !args.plain_listen.is_empty() {
         c.plain_listen = args.plain_listen.clone();
@@ -235,19 +255,27 @@ async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
         .context("starting the store socket")?;
     let metrics = Arc::new(d4_server::ServerMetrics::new());
     let web_task = super::web::start(&cfg, store.clone(), Some(metrics.clone())).await?;
+    // Watch SIGTERM now, before the ready line: a stop sent as soon as the server says it
+    // is ready must still drain and exit 0, not kill the process.
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    let int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
     let shutdown = async {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot watch SIGTERM");
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
+        let mut term = match term {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM received"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+            _ = async {
+                match int {
+                    Ok(mut i) => { i.recv().await; }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            } => tracing::info!("SIGINT received"),
         }
     };
     let res = d4_server::run_with_metrics(cfg, store, metrics, shutdown, |b| {

@@ -81,7 +81,7 @@ pub async fn start(
         let (cert, key) = match (&cfg.tls_cert, &cfg.tls_key) {
             (Some(c), Some(k)) => (c.clone(), k.clone()),
             _ => {
-                let (c, k, _) = d4_server::tls::ensure_generated(&cfg.data_dir)
+                let (c, k, _) = d4_server::tls::ensure_generated(&cfg.data_dir, &cfg.tls_san)
                     .context("web UI: TLS certificate")?;
                 (c, k)
             }
