@@ -145,18 +145,7 @@ fn parse_on_limit(s: &str) -> Result<OnLimit, String> {
 
 /// The effective configuration of these arguments.
 pub fn effective_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
-    let default_dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| ServerConfig::default().data_dir);
-    let file = match &args.config {
-        Some(f) => Some(f.clone()),
-        None => Some(default_dir.join("d4.toml")).filter(|p| p.is_file()),
-    };
-    let mut c = match &file {
-        Some(f) => ServerConfig::from_file(f)?,
-        None => ServerConfig::default(),
-    };
+    let mut c = super::store_args::file_config(args.config.as_deref(), args.data_dir.as_deref())?;
     macro_rules! over {
         ($($f:ident => $k:ident),* $(,)?) => {$(
             if let Some(v) = args.$f.clone() { c.$k = v; }
