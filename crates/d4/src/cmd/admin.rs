@@ -1289,6 +1289,7 @@ async fn set_types(store: Arc<dyn Store>, types: Vec<String>, ext: Vec<String>, 
 
 async fn store_serve(mut config: StoreConfig, mut stop: Stop) -> R<()> {
     config.embedded_only = true;
+    config.core_kicks = true;
     let store = d4_store::open(&config).await?;
     let server = d4_store::serve_socket(store.clone(), &config.socket_path()).await?;
     tracing::info!(socket = %server.path().display(), "serving the store; Ctrl-C to stop");

@@ -200,6 +200,7 @@ async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
         .with_context(|| format!("creating the data dir {}", cfg.data_dir.display()))?;
     let mut scfg = d4_store::StoreConfig::new(cfg.data_dir.clone());
     scfg.embedded_only = true;
+    scfg.core_kicks = true; // d4-core's UI kick button (Redis)
     let mut cfg = cfg;
     if cfg.redis.is_some() {
         scfg.redis_url = cfg.redis.clone();
