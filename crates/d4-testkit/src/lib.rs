@@ -241,25 +241,6 @@ fn ping(port: u16) -> bool {
     s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn manifest_is_found() {
-        assert!(manifest()["cases"].as_array().is_some());
-    }
-
-    #[test]
-    fn redis_server_answers() {
-        let r = RedisServer::start();
-        let hp = r.host_port();
-        let port: u16 = hp.rsplit(':').next().unwrap().parse().unwrap();
-        assert!(ping(port));
-        assert!(r.url_db(3).ends_with("/3"));
-    }
-}
-
 /// Runs one of the d4-core stand-ins of `d4-testkit/python/` (`d4core_ui.py`,
 /// `pdns_lookup.py`...) with the PyPI `redis` package, `args` as its arguments and `stdin`
 /// as its input. Panics when it fails; returns its stdout.
@@ -288,4 +269,23 @@ pub fn d4core_script(script: &str, args: &[&str], stdin: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("the stand-ins print UTF-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_is_found() {
+        assert!(manifest()["cases"].as_array().is_some());
+    }
+
+    #[test]
+    fn redis_server_answers() {
+        let r = RedisServer::start();
+        let hp = r.host_port();
+        let port: u16 = hp.rsplit(':').next().unwrap().parse().unwrap();
+        assert!(ping(port));
+        assert!(r.url_db(3).ends_with("/3"));
+    }
 }
