@@ -74,6 +74,8 @@ pub struct Observation<'a> {
     /// Normalized rdata (see [`crate::rrtype::RdataShape`]); for an rcode line, the rcode.
     pub rdata: Cow<'a, str>,
     pub ttl: u32,
+    /// The class column as written (`IN`, `CH`...): only counted (`dist:class`).
+    pub class: &'a str,
     pub count: u64,
     /// True when the answer was an rcode (`NXDOMAIN`...), not data.
     pub rcode: bool,
@@ -109,6 +111,7 @@ pub fn parse_line(line: &[u8]) -> Result<Observation<'_>, LineError> {
     };
     let f = |a: usize, z: usize| &line[a..z];
     let ts = f(0, left[0]);
+    let class = f(left[2] + 2, left[3]);
     let qname = f(left[3] + 2, left[4]);
     let qtype = f(left[4] + 2, left[5]);
     let answer = f(mid_start, mid_start + r1);
@@ -131,6 +134,7 @@ pub fn parse_line(line: &[u8]) -> Result<Observation<'_>, LineError> {
             rrtype,
             rdata: Cow::Borrowed(answer),
             ttl,
+            class,
             count,
             rcode: true,
         });
@@ -143,6 +147,7 @@ pub fn parse_line(line: &[u8]) -> Result<Observation<'_>, LineError> {
         rrtype,
         rdata,
         ttl,
+        class,
         count,
         rcode: false,
     })

@@ -1,9 +1,14 @@
 //! The Redis / kvrocks backend, in analyzer-d4-passivedns's key layout, so that an existing
 //! database can be served (and fed) by d4-pdns:
 //!
-//! * `r:<rrname>:<type number>`: set of rdata; `v:<rdata>:<type number>`: set of names;
-//! * `s:<rrname>:<rdata>:<type>` / `l:…` / `o:…`: first seen, last seen (epoch seconds),
-//!   count; `dist:type` (hash type → count), `stats:processed`.
+//! * `r:<rrname>:<type number>`: set of rdata (as observed: TXT keeps its case);
+//!   `v:<rdata lower-cased>:<type number>`: set of names;
+//! * `s:<rrname>:<rdata lower-cased>:<type>` / `l:…` / `o:…`: first seen, last seen (epoch
+//!   seconds), count — the reference lookup server (pdns-cof-server.py) builds these names
+//!   from `r:` members lower-cased, so they are written lower-cased (records written by
+//!   older d4-rs with the value's case are still read);
+//! * `dist:type`, `dist:ttl`, `dist:class` (hashes: type / TTL / class → lines, as the
+//!   reference ingester counts them), `stats:processed`.
 //!
 //! Writes keep first = minimum and last = maximum atomically (a small Lua script, which
 //! kvrocks runs too) and add the CSV count. Expiry per rrtype sets a TTL on the keys of a
@@ -83,13 +88,21 @@ impl RedisStore {
         for chunk in triples.chunks(1000) {
             let mut pipe = redis::pipe();
             for (n, t, v) in chunk {
+                // The reference's key names (lower-cased), then those older d4-rs wrote.
+                let (ln, lv) = (n.to_lowercase(), v.to_lowercase());
                 pipe.cmd("MGET")
+                    .arg(format!("s:{ln}:{lv}:{t}"))
+                    .arg(format!("l:{ln}:{lv}:{t}"))
+                    .arg(format!("o:{ln}:{lv}:{t}"))
                     .arg(format!("s:{n}:{v}:{t}"))
                     .arg(format!("l:{n}:{v}:{t}"))
                     .arg(format!("o:{n}:{v}:{t}"));
             }
             let vals: Vec<Vec<Option<String>>> = pipe.query(con).map_err(rerr)?;
-            for ((n, t, v), got) in chunk.iter().zip(vals) {
+            for ((n, t, v), mut got) in chunk.iter().zip(vals) {
+                if got.first().is_some_and(Option::is_none) && got.len() == 6 {
+                    got.drain(..3);
+                }
                 let num = |i: usize| {
                     got.get(i)
                         .and_then(|x| x.as_deref())
@@ -147,12 +160,13 @@ impl RecordStore for RedisStore {
                 };
                 let name = unreverse(rev);
                 let rdata = String::from_utf8_lossy(rdata);
+                let (lname, lrdata) = (name.to_lowercase(), rdata.to_lowercase());
                 let keys = [
                     format!("r:{name}:{t}"),
-                    format!("v:{rdata}:{t}"),
-                    format!("s:{name}:{rdata}:{t}"),
-                    format!("l:{name}:{rdata}:{t}"),
-                    format!("o:{name}:{rdata}:{t}"),
+                    format!("v:{lrdata}:{t}"),
+                    format!("s:{lname}:{lrdata}:{t}"),
+                    format!("l:{lname}:{lrdata}:{t}"),
+                    format!("o:{lname}:{lrdata}:{t}"),
                 ];
                 pipe.cmd("SADD").arg(&keys[0]).arg(rdata.as_ref());
                 pipe.cmd("SADD").arg(&keys[1]).arg(&name).ignore();
@@ -186,11 +200,22 @@ impl RecordStore for RedisStore {
                 }
             }
         }
-        redis::cmd("INCRBY")
+        let mut pipe = redis::pipe();
+        pipe.cmd("INCRBY")
             .arg("stats:processed")
             .arg(batch.lines)
-            .query::<i64>(&mut *con)
-            .map_err(rerr)?;
+            .ignore();
+        for (ttl, n) in batch.dist_ttl.drain() {
+            pipe.cmd("HINCRBY").arg("dist:ttl").arg(ttl).arg(n).ignore();
+        }
+        for (class, n) in batch.dist_class.drain() {
+            pipe.cmd("HINCRBY")
+                .arg("dist:class")
+                .arg(class)
+                .arg(n)
+                .ignore();
+        }
+        let () = pipe.query(&mut *con).map_err(rerr)?;
         batch.lines = 0;
         batch.bad.clear();
         Ok(stats)
@@ -225,14 +250,37 @@ impl RecordStore for RedisStore {
             Lookup::Rdata(values) => {
                 let values: BTreeSet<&String> = values.iter().collect();
                 for value in values {
+                    // `v:` keys hold the value lower-cased (the reference's form); older
+                    // d4-rs wrote the value's case.
+                    let lower = value.to_lowercase();
                     let mut pipe = redis::pipe();
                     for t in &types {
-                        pipe.cmd("SMEMBERS").arg(format!("v:{value}:{t}"));
+                        pipe.cmd("SUNION")
+                            .arg(format!("v:{lower}:{t}"))
+                            .arg(format!("v:{value}:{t}"));
                     }
                     let sets: Vec<Vec<String>> = pipe.query(&mut *con).map_err(rerr)?;
-                    for (t, names) in types.iter().zip(sets) {
-                        for n in names {
-                            triples.push((n, *t, value.clone()));
+                    let found: Vec<(u16, String)> = types
+                        .iter()
+                        .zip(sets)
+                        .flat_map(|(t, names)| names.into_iter().map(move |n| (*t, n)))
+                        .collect();
+                    // The record's rdata as observed (its case) is the member of r:.
+                    let mut pipe = redis::pipe();
+                    for (t, n) in &found {
+                        pipe.cmd("SMEMBERS").arg(format!("r:{n}:{t}"));
+                    }
+                    let members: Vec<Vec<String>> = pipe.query(&mut *con).map_err(rerr)?;
+                    for ((t, n), members) in found.into_iter().zip(members) {
+                        let mut matched: Vec<String> = members
+                            .into_iter()
+                            .filter(|m| m.to_lowercase() == lower)
+                            .collect();
+                        if matched.is_empty() {
+                            matched.push(value.to_string());
+                        }
+                        for v in matched {
+                            triples.push((n.clone(), t, v));
                         }
                     }
                 }
@@ -249,10 +297,6 @@ impl RecordStore for RedisStore {
 
     fn info(&self) -> Result<Info, StoreError> {
         let mut con = self.con();
-        let dist: HashMap<String, u64> = redis::cmd("HGETALL")
-            .arg("dist:type")
-            .query(&mut *con)
-            .map_err(rerr)?;
         let processed: Option<u64> = redis::cmd("GET")
             .arg("stats:processed")
             .query(&mut *con)
@@ -261,11 +305,32 @@ impl RecordStore for RedisStore {
             lines_ingested: processed.unwrap_or(0),
             ..Info::default()
         };
-        // dist:type counts observations per type (the layout keeps no record count).
-        for (t, n) in dist {
-            if let Ok(t) = t.parse() {
-                info.rrtypes.insert(t, n);
+        // The layout keeps no record count: one `o:<name>:<rdata>:<type>` key per record,
+        // counted with SCAN (a pass over the keyspace, in steps that never block Redis).
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg("o:*")
+                .arg("COUNT")
+                .arg(10_000)
+                .query(&mut *con)
+                .map_err(rerr)?;
+            for k in keys {
+                let t = k.rsplit(|b| *b == b':').next().unwrap_or_default();
+                if let Some(t) = std::str::from_utf8(t)
+                    .ok()
+                    .and_then(|t| t.parse::<u16>().ok())
+                {
+                    info.records += 1;
+                    *info.rrtypes.entry(t).or_default() += 1;
+                }
             }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
         }
         Ok(info)
     }

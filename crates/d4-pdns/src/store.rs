@@ -295,6 +295,9 @@ pub struct Batch {
     pub(crate) rcodes: hashbrown::HashMap<Vec<u8>, Agg>,
     pub(crate) lines: u64,
     pub(crate) bad: BTreeMap<&'static str, u64>,
+    /// Lines per TTL and per class (analyzer-d4-passivedns's `dist:ttl`, `dist:class`).
+    pub(crate) dist_ttl: hashbrown::HashMap<u32, u64>,
+    pub(crate) dist_class: hashbrown::HashMap<String, u64>,
     key: Vec<u8>,
 }
 
@@ -310,6 +313,13 @@ impl Batch {
         let map = if o.rcode {
             &mut self.rcodes
         } else {
+            *self.dist_ttl.entry(o.ttl).or_default() += 1;
+            match self.dist_class.get_mut(o.class) {
+                Some(n) => *n += 1,
+                None => {
+                    self.dist_class.insert(o.class.to_string(), 1);
+                }
+            }
             &mut self.records
         };
         let sensors: &[&str] = match &sensor {
@@ -608,6 +618,8 @@ impl PdnsStore {
         tx.commit().map_err(dberr)?;
         batch.lines = 0;
         batch.bad.clear();
+        batch.dist_ttl.clear();
+        batch.dist_class.clear();
         Ok(stats)
     }
 

@@ -71,7 +71,9 @@ fn serves_a_reference_database_and_writes_its_layout() {
     assert_eq!((r[0].rrname.as_str(), r[0].rrtype), ("www.example.com", 5));
     let info = store.info().unwrap();
     assert_eq!(info.lines_ingested, 9);
-    assert_eq!(info.rrtypes[&1], 7);
+    // Records (one `o:` key each), per type — not the observations of dist:type (issue 14).
+    assert_eq!(info.records, 2);
+    assert_eq!(info.rrtypes[&1], 1);
     assert!(matches!(
         store.lookup(&Lookup::Suffix("example.com".into()), &f, 100),
         Err(StoreError::Unsupported(_))
@@ -108,9 +110,19 @@ fn serves_a_reference_database_and_writes_its_layout() {
         .query(&mut con)
         .unwrap();
     assert_eq!(members, vec![txt.to_string()]);
+    // s:/l:/o: and v: key names hold the value lower-cased, as the reference lookup
+    // server builds them (issue 14); r: keeps the case.
+    assert_eq!(
+        get(
+            &mut con,
+            &format!("o:new.example.com:{}:16", txt.to_lowercase())
+        )
+        .as_deref(),
+        Some("1")
+    );
     // Expiry per type: the TXT keys carry a TTL, the A keys none.
     let ttl: i64 = redis::cmd("TTL")
-        .arg(format!("l:new.example.com:{txt}:16"))
+        .arg(format!("l:new.example.com:{}:16", txt.to_lowercase()))
         .query(&mut con)
         .unwrap();
     assert!(ttl > 0 && ttl <= 1000, "ttl {ttl}");
@@ -132,6 +144,34 @@ fn serves_a_reference_database_and_writes_its_layout() {
         .unwrap();
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].rdata, txt);
+    // Reverse lookup in any case finds the record with its rdata as observed.
+    let r = store
+        .lookup(&Lookup::Rdata(vec!["\"keep case||X\"".into()]), &f, 10)
+        .unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(
+        (r[0].rrname.as_str(), r[0].rdata.as_str()),
+        ("new.example.com", txt)
+    );
+    // A record older d4-rs wrote with the value's case in the key names is still served.
+    for c in [
+        vec!["SADD", "r:old.example.com:16", "Old CASE"],
+        vec!["SADD", "v:Old CASE:16", "old.example.com"],
+        vec!["SET", "s:old.example.com:Old CASE:16", "1549491000"],
+        vec!["SET", "l:old.example.com:Old CASE:16", "1549491001"],
+        vec!["SET", "o:old.example.com:Old CASE:16", "4"],
+    ] {
+        cmd(&mut con, &c);
+    }
+    let r = store
+        .lookup(&Lookup::Name("old.example.com".into()), &f, 10)
+        .unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!((r[0].rdata.as_str(), r[0].count), ("Old CASE", 4));
+    let r = store
+        .lookup(&Lookup::Rdata(vec!["Old CASE".into()]), &f, 10)
+        .unwrap();
+    assert_eq!(r.len(), 1);
 }
 
 #[test]

@@ -223,6 +223,9 @@ pub struct StoreConfig {
     pub redis_metadata_url: Option<String>,
     /// Only the embedded backend (the server process): never fall back to the socket.
     pub embedded_only: bool,
+    /// Redis backend: perform the kicks d4-core's UI requests (`server:sensor_to_kick`),
+    /// polled every second (the collector sets it; see `RedisStore::with_core_kicks`).
+    pub core_kicks: bool,
 }
 
 impl StoreConfig {
@@ -233,6 +236,7 @@ impl StoreConfig {
             redis_queue_url: None,
             redis_metadata_url: None,
             embedded_only: false,
+            core_kicks: false,
         }
     }
     pub fn db_path(&self) -> PathBuf {
@@ -253,7 +257,11 @@ pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>> {
             metadata: config.redis_metadata_url.clone(),
             queues: config.redis_queue_url.clone(),
         };
-        return Ok(Arc::new(RedisStore::connect(&urls).await?));
+        let store = RedisStore::connect(&urls).await?;
+        if config.core_kicks {
+            return Ok(Arc::new(store.with_core_kicks()));
+        }
+        return Ok(Arc::new(store));
     }
     match EmbeddedStore::open(&config.data_dir) {
         Ok(store) => Ok(Arc::new(store)),

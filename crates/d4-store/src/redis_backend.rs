@@ -73,6 +73,8 @@ pub struct RedisStore {
     same_queue_db: bool,
     events: broadcast::Sender<StoreEvent>,
     _listener: Arc<AbortOnDrop>,
+    /// The task turning d4-core's UI kicks into kicks ([`RedisStore::with_core_kicks`]).
+    _core_kicks: Option<Arc<AbortOnDrop>>,
     urls: Arc<String>,
 }
 
@@ -148,11 +150,19 @@ mod keys {
     pub fn all_types_by_uuid(u: &Uuid) -> String {
         format!("all_types_by_uuid:{}", sid(u))
     }
+    pub fn all_extended_types_by_uuid(u: &Uuid) -> String {
+        format!("all_extended_types_by_uuid:{}", sid(u))
+    }
+    pub fn metadata_extended_type(u: &Uuid, ext: &str) -> String {
+        format!("metadata_extended_type_by_uuid:{}:{ext}", sid(u))
+    }
 
     pub const BLOCKS: &str = "d4rs:blocks";
     pub const BLACKLIST_IP: &str = "blacklist_ip";
     pub const BLACKLIST_UUID: &str = "blacklist_uuid";
     pub const BLACKLIST_IP_BY_UUID: &str = "blacklist_ip_by_uuid";
+    /// d4-core's UI kick requests (a set in the stream database = d4-rs's main).
+    pub const SENSOR_TO_KICK: &str = "server:sensor_to_kick";
     pub fn temp_blacklist_uuid(u: &Uuid) -> String {
         format!("temp_blacklist_uuid:{}", sid(u))
     }
@@ -315,6 +325,15 @@ for i = 1, #ARGV, 7 do
   setmin(ts, tk .. '/first', time)
   setmax(ts, tk .. '/last', time)
   redis.call('SADD', 'all_types_by_uuid:' .. u, t)
+  local colon = string.find(tk, ':', 1, true)
+  if colon then
+    -- d4-core's type-2 worker: the sensor's extended types and their first/last seen.
+    local ext = string.sub(tk, colon + 1)
+    redis.call('SADD', 'all_extended_types_by_uuid:' .. u, ext)
+    local em = 'metadata_extended_type_by_uuid:' .. u .. ':' .. ext
+    setmin(em, 'first_seen', time)
+    setmax(em, 'last_seen', time)
+  end
   redis.call('SADD', 'd4rs:sensors', u)
   local zk = 'd4rs:sensor_ips:' .. u
   redis.call('ZADD', zk, 'GT', time, ip)
@@ -643,8 +662,56 @@ impl RedisStore {
             same_queue_db: meta_url == queue_url,
             events,
             _listener: Arc::new(AbortOnDrop(listener)),
+            _core_kicks: None,
             urls: Arc::new(describe),
         })
+    }
+
+    /// Performs the kicks d4-core's UI requested: its kick button does
+    /// `SADD server:sensor_to_kick <sensor>` in the stream database (d4-rs's main one).
+    /// Each member is taken (`SPOP`: with several servers, one of them takes it) and
+    /// becomes [`Store::request_kick`]: the 30 s block and the `kick` event every server
+    /// acts on. Members that are not uuids are dropped with a warning. Returns the kicks.
+    pub async fn take_core_kicks(&self, now: u64) -> Result<usize> {
+        let mut c = self.main.clone();
+        let members: Vec<String> = redis::cmd("SPOP")
+            .arg(keys::SENSOR_TO_KICK)
+            .arg(100)
+            .query_async(&mut c)
+            .await
+            .map_err(be)?;
+        let mut kicked = 0;
+        for m in members {
+            match Uuid::parse_str(m.trim()) {
+                Ok(uuid) => {
+                    tracing::info!(sensor = %uuid.simple(), "kick requested through server:sensor_to_kick");
+                    self.request_kick(uuid, now).await?;
+                    kicked += 1;
+                }
+                Err(_) => tracing::warn!(member = %m, "not a sensor uuid in server:sensor_to_kick"),
+            }
+        }
+        Ok(kicked)
+    }
+
+    /// This store with a background task that performs d4-core's UI kicks
+    /// ([`RedisStore::take_core_kicks`]) every second, for as long as a clone of the
+    /// returned store lives. What the collector opens (`StoreConfig::core_kicks`): d4-core
+    /// looked at the set only when some sensor sent data; this looks every second.
+    pub fn with_core_kicks(mut self) -> RedisStore {
+        let worker = self.clone(); // without the task's handle: no cycle
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = worker.take_core_kicks(now()).await {
+                    tracing::warn!(error = %e, "reading server:sensor_to_kick failed");
+                }
+            }
+        });
+        self._core_kicks = Some(Arc::new(AbortOnDrop(task)));
+        self
     }
 
     async fn publish(&self, ev: StoreEvent) -> Result<()> {
@@ -1096,6 +1163,8 @@ impl Store for RedisStore {
             .ignore()
             .del(keys::all_types_by_uuid(&uuid))
             .ignore()
+            .del(keys::all_extended_types_by_uuid(&uuid))
+            .ignore()
             .srem(keys::SENSORS, &id)
             .ignore()
             .srem(keys::REGISTERED, &id)
@@ -1113,6 +1182,9 @@ impl Store for RedisStore {
         for t in &s.types {
             pipe.del(format!("metadata_type_by_uuid:{id}:{}", t.d4_type))
                 .ignore();
+            if let Some(ext) = &t.ext {
+                pipe.del(keys::metadata_extended_type(&uuid, ext)).ignore();
+            }
         }
         let mut c = self.meta.clone();
         let () = pipe.query_async(&mut c).await.map_err(be)?;

@@ -471,3 +471,52 @@ async fn two_servers_share_one_redis() {
 fn python_analyzer(url: &str, qtype: &str, queue: Uuid) -> Vec<Vec<u8>> {
     d4_testkit::d4core_analyzer(url, qtype, &queue.hyphenated().to_string())
 }
+
+/// Issue 14: d4-core's sensors page lists a sensor's extended types from
+/// `all_extended_types_by_uuid:<sensor>` (when 254 is in `all_types_by_uuid`); d4-core's
+/// type-2 worker also keeps `metadata_extended_type_by_uuid:<sensor>:<ext>` first/last
+/// seen. A Python stand-in of the Flask view reads them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d4core_sensor_page_shows_extended_types() {
+    let server = d4_testkit::RedisServer::start();
+    let url = server.url_db(0);
+    let s = store(&url).await;
+    let mut r = raw(&url).await;
+    let a = Uuid::new_v4();
+    let a32 = a.simple().to_string();
+    let seen = |ext: Option<&str>, t: u8, time: u64| SeenUpdate {
+        uuid: a,
+        ip: ip("192.0.2.9"),
+        d4_type: t,
+        ext: ext.map(str::to_string),
+        time,
+    };
+    s.record_activity(ActivityBatch {
+        stats: vec![],
+        seen: vec![
+            seen(None, 2, 1_700_000_000),
+            seen(Some("ja3-jl"), 254, 1_700_000_010),
+            seen(Some("maltrail"), 254, 1_700_000_020),
+        ],
+    })
+    .await
+    .unwrap();
+    s.record_activity(ActivityBatch {
+        stats: vec![],
+        seen: vec![seen(Some("ja3-jl"), 254, 1_700_000_030)],
+    })
+    .await
+    .unwrap();
+    let shown = d4_testkit::d4core_script("d4core_ui.py", &["types", &url, &a32], "");
+    assert_eq!(shown.trim(), r#"[2, 254, "ja3-jl", "maltrail"]"#);
+    let md: std::collections::HashMap<String, String> = r
+        .hgetall(format!("metadata_extended_type_by_uuid:{a32}:ja3-jl"))
+        .await
+        .unwrap();
+    assert_eq!(md.get("first_seen").map(String::as_str), Some("1700000010"));
+    assert_eq!(md.get("last_seen").map(String::as_str), Some("1700000030"));
+    // Forgetting the sensor forgets them too.
+    s.delete_sensor(a).await.unwrap();
+    let left: Vec<String> = r.keys(format!("*{a32}*")).await.unwrap();
+    assert!(!left.iter().any(|k| k.contains("extended")), "{left:?}");
+}

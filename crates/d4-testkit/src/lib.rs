@@ -241,6 +241,36 @@ fn ping(port: u16) -> bool {
     s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }
 
+/// Runs one of the d4-core stand-ins of `d4-testkit/python/` (`d4core_ui.py`,
+/// `pdns_lookup.py`...) with the PyPI `redis` package, `args` as its arguments and `stdin`
+/// as its input. Panics when it fails; returns its stdout.
+pub fn d4core_script(script: &str, args: &[&str], stdin: &str) -> String {
+    use std::io::Write;
+    let py = python_with("redis", "redis", "py-redis-venv");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("python")
+        .join(script);
+    let mut child = Command::new(py)
+        .arg(path)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running a python stand-in");
+    if let Some(mut i) = child.stdin.take() {
+        i.write_all(stdin.as_bytes())
+            .expect("writing to the python stand-in");
+    }
+    let out = child.wait_with_output().expect("running a python stand-in");
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("the stand-ins print UTF-8")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -317,8 +317,13 @@ fn admin_queues_embedded() {
         "--max-size",
         "3",
     ]);
+    // The hyphenated form, as the Redis key `analyzer:8:<uuid>` (issue 14: was 32 hex).
     let q = q.trim().to_string();
-    assert_eq!(q.len(), 32, "{q}");
+    assert_eq!(q.len(), 36, "{q}");
+    assert_eq!(
+        uuid::Uuid::parse_str(&q).unwrap().hyphenated().to_string(),
+        q
+    );
     let g = cli.json(&["queue", "create", "--ext", "ja3-jl", "--sensor", UUID]);
     assert_eq!(
         g["config"]["kind"],
@@ -504,4 +509,170 @@ fn admin_cli_on_the_redis_store() {
     assert!(list.contains(&u), "{list}");
     // Not in the embedded store of the data dir.
     assert!(!cli.ok(&["sensor", "list"]).contains(&u));
+}
+
+/// A store split like d4-core's databases, as `d4 server --redis …/0 --redis-metadata …/1
+/// --redis-queue …/2` writes it (here through the library with the same settings).
+fn split_store(redis: &d4_testkit::RedisServer, entries: usize) -> (uuid::Uuid, uuid::Uuid) {
+    use d4_store::{QueueConfig, QueueEntry, QueueKind, SensorRegistration, StoreConfig};
+    let mut cfg = StoreConfig::new("/nonexistent-unused");
+    cfg.redis_url = Some(redis.url_db(0));
+    cfg.redis_metadata_url = Some(redis.url_db(1));
+    cfg.redis_queue_url = Some(redis.url_db(2));
+    let (queue, sensor) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = d4_store::open(&cfg).await.unwrap();
+        store
+            .register_sensor(SensorRegistration {
+                uuid: sensor,
+                hmac_key: Some("k".into()),
+                mail: None,
+                third_party: false,
+                description: Some("split".into()),
+                approve: true,
+            })
+            .await
+            .unwrap();
+        store
+            .create_queue(
+                QueueConfig {
+                    uuid: queue,
+                    kind: QueueKind::Type(8),
+                    description: "pdns".into(),
+                    max_size: 10_000,
+                    sensors: None,
+                },
+                1,
+            )
+            .await
+            .unwrap();
+        let lines = (0..entries)
+            .map(|i| QueueEntry::new(format!("line {i}")))
+            .collect();
+        store.push_entries(vec![queue], lines, 2).await.unwrap();
+    });
+    (queue, sensor)
+}
+
+fn queue_len(list: &serde_json::Value, queue: uuid::Uuid) -> Option<u64> {
+    list.as_array()?
+        .iter()
+        .find(|q| q["config"]["uuid"] == queue.hyphenated().to_string())?["len"]
+        .as_u64()
+}
+
+/// Issue 14: the admin commands follow the server's split databases — by flags, by the
+/// `D4_*` variables, and by the server's `d4.toml` — where they used to read the queue
+/// list in the main database (length 0, nothing popped).
+#[test]
+fn admin_follows_split_redis_databases() {
+    let redis = d4_testkit::RedisServer::start();
+    let (queue, sensor) = split_store(&redis, 240);
+    let (db0, db1, db2) = (redis.url_db(0), redis.url_db(1), redis.url_db(2));
+    let cli = Cli::new();
+
+    // Flags.
+    let list = cli.json(&[
+        "queue",
+        "list",
+        "--redis",
+        &db0,
+        "--redis-metadata",
+        &db1,
+        "--redis-queue",
+        &db2,
+    ]);
+    assert_eq!(queue_len(&list, queue), Some(240), "{list}");
+    let popped = cli.ok(&[
+        "queue",
+        "pop",
+        &queue.simple().to_string(),
+        "-n",
+        "3",
+        "--redis",
+        &db0,
+        "--redis-metadata",
+        &db1,
+        "--redis-queue",
+        &db2,
+    ]);
+    assert_eq!(popped, "line 0\nline 1\nline 2\n");
+
+    // The D4_* variables `d4 server` reads.
+    let env_cmd = |args: &[&str]| {
+        let mut c = cli.cmd(args);
+        c.env("D4_REDIS", &db0)
+            .env("D4_REDIS_METADATA", &db1)
+            .env("D4_REDIS_QUEUE", &db2);
+        c.output().unwrap()
+    };
+    let o = env_cmd(&["queue", "list", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(queue_len(&list, queue), Some(237), "{list}");
+    let o = env_cmd(&["sensor", "list"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&sensor.simple().to_string()));
+    let o = env_cmd(&["queue", "pop", &queue.hyphenated().to_string(), "-n", "2"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "line 3\nline 4\n");
+
+    // The server's d4.toml in the data dir, no flag at all.
+    std::fs::create_dir_all(cli.data()).unwrap();
+    std::fs::write(
+        cli.data().join("d4.toml"),
+        format!("redis = \"{db0}\"\nredis_metadata = \"{db1}\"\nredis_queue = \"{db2}\"\n"),
+    )
+    .unwrap();
+    let list = cli.json(&["queue", "list"]);
+    assert_eq!(queue_len(&list, queue), Some(235), "{list}");
+    assert!(cli
+        .ok(&["sensor", "list"])
+        .contains(&sensor.simple().to_string()));
+    assert_eq!(
+        cli.ok(&["queue", "pop", &queue.simple().to_string(), "-n", "1"]),
+        "line 5\n"
+    );
+    // ... or named by --config from elsewhere.
+    let elsewhere = Cli::new();
+    let cfg = cli.data().join("d4.toml");
+    let list = elsewhere.json(&["queue", "list", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(queue_len(&list, queue), Some(234), "{list}");
+
+    // A queue URL without the main one is a clear error.
+    let err = elsewhere.fails(&["queue", "list", "--redis-queue", &db2], 2);
+    assert!(err.contains("--redis"), "{err}");
+}
+
+/// Issue 14: queue ids print hyphenated (the form of the Redis key
+/// `analyzer:<type>:<uuid>` that d4-core analyzers are configured with) and are accepted
+/// in both forms; a d4-core analyzer given the printed id gets the entries.
+#[test]
+fn queue_ids_print_as_d4core_analyzers_need_them() {
+    let redis = d4_testkit::RedisServer::start();
+    let url = redis.url_db(0);
+    let cli = Cli::new();
+    let printed = cli
+        .ok(&["queue", "create", "--type", "8", "--redis", &url])
+        .trim()
+        .to_string();
+    let q = uuid::Uuid::parse_str(&printed).unwrap();
+    assert_eq!(printed, q.hyphenated().to_string(), "printed hyphenated");
+    let list = cli.ok(&["queue", "list", "--redis", &url]);
+    assert!(list.contains(&printed), "{list}");
+    // Both forms accepted.
+    cli.ok(&[
+        "queue",
+        "push",
+        &q.simple().to_string(),
+        "a",
+        "b",
+        "--redis",
+        &url,
+    ]);
+    cli.ok(&["queue", "push", &printed, "c", "--redis", &url]);
+    let shown = cli.ok(&["queue", "show", &q.simple().to_string(), "--redis", &url]);
+    assert!(shown.contains(&printed), "{shown}");
+    // analyzer-d4-passivedns with `my-uuid = <printed id>`.
+    let got = d4_testkit::d4core_analyzer(&url, "8", &printed);
+    assert_eq!(got, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
 }

@@ -175,3 +175,82 @@ fn ingest_from_a_redis_store_queue() {
         assert_eq!(store.queue_len(queue).await.unwrap(), 0);
     });
 }
+
+/// Issue 14: the collector split like d4-core's databases (`d4 server --redis …/0
+/// --redis-queue …/2`, the layout analyzer-d4-passivedns reads): `--queue` consumes the
+/// list in the queue database — through the flag, and through `D4_REDIS_QUEUE`.
+#[test]
+fn ingest_from_a_split_redis_store_queue() {
+    let redis = d4_testkit::RedisServer::start();
+    let (db0, db2) = (redis.url_db(0), redis.url_db(2));
+    let dir = tempfile::tempdir().unwrap();
+    let queue = uuid::Uuid::new_v4();
+    let mut config = StoreConfig::new(dir.path());
+    config.redis_url = Some(db0.clone());
+    config.redis_queue_url = Some(db2.clone());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let push = |from: u32| {
+        rt.block_on(async {
+            let store = d4_store::open(&config).await.unwrap();
+            if store.get_queue(queue).await.unwrap().is_none() {
+                store
+                    .create_queue(
+                        QueueConfig {
+                            uuid: queue,
+                            kind: QueueKind::Type(8),
+                            description: "split".into(),
+                            max_size: 1000,
+                            sensors: None,
+                        },
+                        1,
+                    )
+                    .await
+                    .unwrap();
+            }
+            let entries = (from..from + 10)
+                .map(|i| {
+                    QueueEntry::new(format!(
+                        "{}.0||c||s||IN||s{i}.example.net.||A||203.0.113.{i}||60||1",
+                        1_600_000_000 + i
+                    ))
+                })
+                .collect();
+            store.push_entries(vec![queue], entries, 2).await.unwrap();
+        })
+    };
+    let run = |cmd: &mut Command| {
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        summary["lines_ok"].as_u64()
+    };
+    push(0);
+    let hyphenated = queue.hyphenated().to_string();
+    let ingest = ["ingest", "--queue", hyphenated.as_str(), "--until-empty"];
+    let n = run(Command::new(D4)
+        .args(["pdns", "--data-dir"])
+        .arg(dir.path())
+        .args(["--store-redis", &db0, "--redis-queue", &db2])
+        .args(ingest)
+        .env_remove("D4_REDIS_QUEUE"));
+    assert_eq!(n, Some(10));
+    push(10);
+    let n = run(Command::new(D4)
+        .args(["pdns", "--data-dir"])
+        .arg(dir.path())
+        .args(ingest)
+        .env("D4_REDIS", &db0)
+        .env("D4_REDIS_QUEUE", &db2));
+    assert_eq!(n, Some(10));
+    let pdns = PdnsStore::open(&dir.path().join("pdns.redb")).unwrap();
+    for name in ["s3.example.net", "s13.example.net"] {
+        let r = pdns
+            .lookup(&Lookup::Name(name.into()), &Filter::default(), 10)
+            .unwrap();
+        assert_eq!(r.len(), 1, "{name}");
+    }
+}

@@ -7,7 +7,6 @@
 
 use std::io::Write;
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,22 +19,11 @@ use d4_store::{
 use ipnet::IpNet;
 use uuid::Uuid;
 
-/// Where the store is.
+/// Where the store is (the same settings as `d4 server`), and the output format.
 #[derive(Debug, Clone, Args)]
-pub struct StoreArgs {
-    /// Data directory of the server (holds d4.redb and the server's socket d4.sock).
-    #[arg(
-        long,
-        global = true,
-        env = "D4_DATA_DIR",
-        default_value = "./d4-data",
-        value_name = "DIR"
-    )]
-    pub data_dir: PathBuf,
-
-    /// Use the Redis store (redis://HOST:PORT/DB) that `d4 server --redis` uses.
-    #[arg(long, global = true, env = "D4_REDIS", value_name = "URL")]
-    pub redis: Option<String>,
+pub struct CommonArgs {
+    #[command(flatten)]
+    pub location: super::store_args::StoreArgs,
 
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
@@ -81,13 +69,13 @@ pub enum AdminCommand {
 #[derive(Debug, Args)]
 pub struct StoreServeArgs {
     #[command(flatten)]
-    store: StoreArgs,
+    store: CommonArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct SensorArgs {
     #[command(flatten)]
-    store: StoreArgs,
+    store: CommonArgs,
     #[command(subcommand)]
     cmd: SensorCmd,
 }
@@ -163,7 +151,7 @@ enum SensorCmd {
 #[derive(Debug, Args)]
 pub struct BlocklistArgs {
     #[command(flatten)]
-    store: StoreArgs,
+    store: CommonArgs,
     #[command(subcommand)]
     cmd: BlocklistCmd,
 }
@@ -212,7 +200,7 @@ enum ListCmd {
 #[derive(Debug, Args)]
 pub struct QueueArgs {
     #[command(flatten)]
-    store: StoreArgs,
+    store: CommonArgs,
     #[command(subcommand)]
     cmd: QueueCmd,
 }
@@ -300,7 +288,7 @@ enum QueueCmd {
 #[derive(Debug, Args)]
 pub struct TypesArgs {
     #[command(flatten)]
-    store: StoreArgs,
+    store: CommonArgs,
     #[command(subcommand)]
     cmd: TypesCmd,
 }
@@ -455,12 +443,9 @@ pub fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
     let result = rt.block_on(async move {
         let stop = if long_running { Stop::new() } else { Stop { int: None, term: None } };
         // Validate everything we can before touching the store.
-        let config = StoreConfig {
-            data_dir: store_args.data_dir.clone(),
-            redis_url: store_args.redis.clone(),
-            redis_queue_url: None,
-            redis_metadata_url: None,
-            embedded_only: false,
+        let config = match store_args.location.store_config() {
+            Ok(c) => c,
+            Err(e) => return Err(Fail::Input(format!("{e:#}"))),
         };
         if matches!(cmd, AdminCommand::StoreServe(_)) {
             return store_serve(config, stop).await;
@@ -902,7 +887,7 @@ fn queue_rows(queues: &[d4_store::Queue]) -> Vec<Vec<String>> {
                 Some(g) => format!("{} sensor(s)", g.len()),
             };
             vec![
-                q.config.uuid.simple().to_string(),
+                q.config.uuid.hyphenated().to_string(),
                 kind,
                 q.len.to_string(),
                 q.config.max_size.to_string(),
@@ -976,7 +961,7 @@ async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool, stop: Stop) -> 
             if json {
                 print_json(&q)?;
             } else {
-                println!("{}", q.config.uuid.simple());
+                println!("{}", q.config.uuid.hyphenated());
             }
         }
         QueueCmd::List => {
@@ -1001,7 +986,7 @@ async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool, stop: Stop) -> 
         QueueCmd::Show { queue, sample } => {
             let uuid = parse_uuid(&queue)?;
             let Some(q) = store.get_queue(uuid).await? else {
-                return Err(StoreError::NotFound(format!("queue {}", uuid.simple())).into());
+                return Err(StoreError::NotFound(format!("queue {}", uuid.hyphenated())).into());
             };
             let entries = store.queue_sample(uuid, sample).await?;
             if json {
@@ -1043,7 +1028,7 @@ async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool, stop: Stop) -> 
         } => {
             let uuid = parse_uuid(&queue)?;
             let Some(q) = store.get_queue(uuid).await? else {
-                return Err(StoreError::NotFound(format!("queue {}", uuid.simple())).into());
+                return Err(StoreError::NotFound(format!("queue {}", uuid.hyphenated())).into());
             };
             let mut c = q.config;
             if let Some(d) = description {
@@ -1065,7 +1050,7 @@ async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool, stop: Stop) -> 
             let q = store.update_queue(c, now).await?;
             println!(
                 "queue {} updated (len {}, trimmed {})",
-                q.config.uuid.simple(),
+                q.config.uuid.hyphenated(),
                 q.len,
                 q.trimmed
             );
@@ -1073,14 +1058,14 @@ async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool, stop: Stop) -> 
         QueueCmd::Delete { queue } => {
             let uuid = parse_uuid(&queue)?;
             if !store.delete_queue(uuid).await? {
-                return Err(StoreError::NotFound(format!("queue {}", uuid.simple())).into());
+                return Err(StoreError::NotFound(format!("queue {}", uuid.hyphenated())).into());
             }
-            println!("queue {} deleted", uuid.simple());
+            println!("queue {} deleted", uuid.hyphenated());
         }
         QueueCmd::Empty { queue } => {
             let uuid = parse_uuid(&queue)?;
             let n = store.empty_queue(uuid).await?;
-            println!("queue {}: {n} entries removed", uuid.simple());
+            println!("queue {}: {n} entries removed", uuid.hyphenated());
         }
         QueueCmd::Push {
             queue,
@@ -1113,7 +1098,7 @@ async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool, stop: Stop) -> 
             };
             for q in &queues {
                 if store.get_queue(*q).await?.is_none() {
-                    return Err(StoreError::NotFound(format!("queue {}", q.simple())).into());
+                    return Err(StoreError::NotFound(format!("queue {}", q.hyphenated())).into());
                 }
             }
             let entries = lines
@@ -1304,6 +1289,7 @@ async fn set_types(store: Arc<dyn Store>, types: Vec<String>, ext: Vec<String>, 
 
 async fn store_serve(mut config: StoreConfig, mut stop: Stop) -> R<()> {
     config.embedded_only = true;
+    config.core_kicks = true;
     let store = d4_store::open(&config).await?;
     let server = d4_store::serve_socket(store.clone(), &config.socket_path()).await?;
     tracing::info!(socket = %server.path().display(), "serving the store; Ctrl-C to stop");

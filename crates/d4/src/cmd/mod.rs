@@ -7,4 +7,5 @@ pub mod inspect;
 pub mod pdns;
 pub mod pibs;
 pub mod server;
+pub mod store_args;
 pub mod web;

@@ -46,6 +46,21 @@ pub struct PdnsArgs {
     #[arg(long, global = true, env = "D4_REDIS", value_name = "URL")]
     pub store_redis: Option<String>,
 
+    /// With --queue: the collector's separate Redis URL for the analyzer queues
+    /// (`d4 server --redis-queue`) [default: --store-redis].
+    #[arg(long, global = true, env = "D4_REDIS_QUEUE", value_name = "URL")]
+    pub redis_queue: Option<String>,
+
+    /// With --queue: the collector's separate Redis URL for the metadata
+    /// (`d4 server --redis-metadata`) [default: --store-redis].
+    #[arg(long, global = true, env = "D4_REDIS_METADATA", value_name = "URL")]
+    pub redis_metadata: Option<String>,
+
+    /// With --queue: the collector's configuration file, whose store settings apply
+    /// (redis, redis_queue, redis_metadata) [default: <data-dir>/d4.toml when it exists].
+    #[arg(long, global = true, env = "D4_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: PdnsCommand,
 }
@@ -205,16 +220,26 @@ pub fn run(args: PdnsArgs) -> anyhow::Result<ExitCode> {
         }
         None => Arc::new(PdnsStore::open(&db_path(&args)?)?),
     };
-    let d4cfg = d4_store::StoreConfig {
-        redis_url: args.store_redis.clone(),
-        ..d4_store::StoreConfig::new(args.data_dir.clone())
+    // The collector's store (only for --queue): the same settings as `d4 server`.
+    let location = super::store_args::StoreArgs {
+        config: args.config.clone(),
+        data_dir: Some(args.data_dir.clone()),
+        redis: args.store_redis.clone(),
+        redis_queue: args.redis_queue.clone(),
+        redis_metadata: args.redis_metadata.clone(),
     };
     match args.command {
         PdnsCommand::Ingest(a) => match a.queue.queue {
-            Some(q) => ingest_queue(store, &d4cfg, q, a),
+            Some(q) => ingest_queue(store, &location.store_config()?, q, a),
             None => ingest(store, a),
         },
-        PdnsCommand::Serve(a) => serve(store, &d4cfg, a),
+        PdnsCommand::Serve(a) => {
+            let d4cfg = match a.queue {
+                Some(_) => Some(location.store_config()?),
+                None => None,
+            };
+            serve(store, d4cfg, a)
+        }
     }
 }
 
@@ -362,7 +387,7 @@ fn ingest(store: Arc<dyn RecordStore>, a: IngestArgs) -> anyhow::Result<ExitCode
 
 fn serve(
     store: Arc<dyn RecordStore>,
-    d4cfg: &d4_store::StoreConfig,
+    d4cfg: Option<d4_store::StoreConfig>,
     a: ServeArgs,
 ) -> anyhow::Result<ExitCode> {
     let mut tokens = a.token.clone();
@@ -410,8 +435,8 @@ fn serve(
         }
         let stop = Arc::new(AtomicBool::new(false));
         let mut signalled = stop_on_signal(stop.clone());
-        let consumer = match a.queue {
-            Some(q) => {
+        let consumer = match (a.queue, &d4cfg) {
+            (Some(q), Some(d4cfg)) => {
                 let d4 = d4_store::open(d4cfg).await?;
                 let ing = Ingester::new(
                     store.clone(),
@@ -430,7 +455,7 @@ fn serve(
                     r
                 }))
             }
-            None => None,
+            _ => None,
         };
         let shutdown = async move {
             let _ = signalled.wait_for(|s| *s).await;

@@ -47,18 +47,10 @@ pub struct PibsArgs {
     #[arg(long, value_name = "QUEUE_UUID", conflicts_with = "read")]
     pub queue: Option<String>,
 
-    /// Data directory of the server, whose store holds the queue (`--queue`).
-    #[arg(
-        long,
-        env = "D4_DATA_DIR",
-        default_value = "./d4-data",
-        value_name = "DIR"
-    )]
-    pub data_dir: PathBuf,
-
-    /// Use the Redis store (redis://HOST:PORT/DB) for `--queue` instead of the data dir's.
-    #[arg(long, env = "D4_REDIS", value_name = "URL")]
-    pub redis: Option<String>,
+    /// With `--queue`: where the server's store is (data dir, or the Redis URLs of
+    /// `d4 server --redis … --redis-queue …`, or the server's d4.toml).
+    #[command(flatten)]
+    pub store: super::store_args::StoreArgs,
 
     /// With `--queue`: stop when the queue is empty instead of waiting for more paths.
     #[arg(long, requires = "queue")]
@@ -373,7 +365,7 @@ fn run_inner(args: PibsArgs) -> anyhow::Result<ExitCode> {
 /// (or an empty queue with `--exit-when-empty`). A path that cannot be read is logged and
 /// skipped: the analyzer keeps running.
 fn run_queue(args: &PibsArgs, queue: &str) -> anyhow::Result<ExitCode> {
-    use d4_store::{QueueKind, StoreConfig};
+    use d4_store::QueueKind;
     let uuid = uuid::Uuid::parse_str(queue.trim())
         .with_context(|| format!("--queue {queue:?} is not a queue UUID"))?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -381,10 +373,7 @@ fn run_queue(args: &PibsArgs, queue: &str) -> anyhow::Result<ExitCode> {
         .build()?;
     let mut analyzer = Analyzer::new(detect_config(args));
     let mut outputs = Outputs::new(args)?;
-    let config = StoreConfig {
-        redis_url: args.redis.clone(),
-        ..StoreConfig::new(args.data_dir.clone())
-    };
+    let config = args.store.store_config()?;
     let result: anyhow::Result<u64> = rt.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
         let mut int = signal(SignalKind::interrupt())?;

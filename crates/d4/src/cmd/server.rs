@@ -160,18 +160,7 @@ fn parse_on_limit(s: &str) -> Result<OnLimit, String> {
 
 /// The effective configuration of these arguments.
 pub fn effective_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
-    let default_dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| ServerConfig::default().data_dir);
-    let file = match &args.config {
-        Some(f) => Some(f.clone()),
-        None => Some(default_dir.join("d4.toml")).filter(|p| p.is_file()),
-    };
-    let mut c = match &file {
-        Some(f) => ServerConfig::from_file(f)?,
-        None => ServerConfig::default(),
-    };
+    let mut c = super::store_args::file_config(args.config.as_deref(), args.data_dir.as_deref())?;
     macro_rules! over {
         ($($f:ident => $k:ident),* $(,)?) => {$(
             if let Some(v) = args.$f.clone() { c.$k = v; }
@@ -231,6 +220,7 @@ async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
         .with_context(|| format!("creating the data dir {}", cfg.data_dir.display()))?;
     let mut scfg = d4_store::StoreConfig::new(cfg.data_dir.clone());
     scfg.embedded_only = true;
+    scfg.core_kicks = true; // d4-core's UI kick button (Redis)
     let mut cfg = cfg;
     if cfg.redis.is_some() {
         scfg.redis_url = cfg.redis.clone();

@@ -1,0 +1,83 @@
+//! Where the collector's store is, for every command that opens it (`d4 sensor|blocklist|
+//! queue|types|store-serve`, `d4 pdns ingest|serve --queue`, `d4 pibs --queue`): the same
+//! settings as `d4 server`, read the same way — flags, then `D4_*` variables, then the
+//! `d4.toml` the server reads (`--config`, else `<data-dir>/d4.toml` when it exists), then
+//! the defaults. So an admin command run beside `d4 server --redis …/0 --redis-queue …/2`
+//! sees the queues where the server writes them, with no flag at all when both read the
+//! same `d4.toml`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use d4_server::ServerConfig;
+use d4_store::StoreConfig;
+
+/// The store settings shared with `d4 server`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StoreArgs {
+    /// Configuration file of the server, whose store settings (data_dir, redis,
+    /// redis_queue, redis_metadata) apply [default: <data-dir>/d4.toml when it exists].
+    #[arg(long, global = true, env = "D4_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Data directory of the server (holds d4.redb and the server's socket d4.sock)
+    /// [default: ./d4-data].
+    #[arg(long, global = true, env = "D4_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Use the Redis store (redis://HOST:PORT/DB) that `d4 server --redis` uses.
+    #[arg(long, global = true, env = "D4_REDIS", value_name = "URL")]
+    pub redis: Option<String>,
+
+    /// The server's separate Redis URL for the analyzer queues (`d4 server --redis-queue`;
+    /// d4-core's analyzers read db 2) [default: --redis].
+    #[arg(long, global = true, env = "D4_REDIS_QUEUE", value_name = "URL")]
+    pub redis_queue: Option<String>,
+
+    /// The server's separate Redis URL for the metadata (`d4 server --redis-metadata`)
+    /// [default: --redis].
+    #[arg(long, global = true, env = "D4_REDIS_METADATA", value_name = "URL")]
+    pub redis_metadata: Option<String>,
+}
+
+/// The server's configuration file over the defaults: `config` when given, else
+/// `<data_dir>/d4.toml` when it exists (`data_dir` defaulting to the server's default),
+/// else the defaults. What both `d4 server` and [`StoreArgs`] start from.
+pub fn file_config(config: Option<&Path>, data_dir: Option<&Path>) -> anyhow::Result<ServerConfig> {
+    let default_dir = data_dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| ServerConfig::default().data_dir);
+    let file = match config {
+        Some(f) => Some(f.to_path_buf()),
+        None => Some(default_dir.join("d4.toml")).filter(|p| p.is_file()),
+    };
+    Ok(match &file {
+        Some(f) => ServerConfig::from_file(f)?,
+        None => ServerConfig::default(),
+    })
+}
+
+impl StoreArgs {
+    /// The effective store settings: flags and `D4_*` over the configuration file.
+    pub fn store_config(&self) -> anyhow::Result<StoreConfig> {
+        let file = file_config(self.config.as_deref(), self.data_dir.as_deref())
+            .context("reading the server's configuration for the store settings")?;
+        let data_dir = self.data_dir.clone().unwrap_or(file.data_dir);
+        let redis_url = self.redis.clone().or(file.redis);
+        let redis_queue_url = self.redis_queue.clone().or(file.redis_queue);
+        let redis_metadata_url = self.redis_metadata.clone().or(file.redis_metadata);
+        if redis_url.is_none() && (redis_queue_url.is_some() || redis_metadata_url.is_some()) {
+            anyhow::bail!(
+                "--redis-queue / --redis-metadata (D4_REDIS_QUEUE, D4_REDIS_METADATA, or \
+                 redis_queue / redis_metadata in d4.toml) need the main URL too: --redis \
+                 (D4_REDIS, or redis in d4.toml)"
+            );
+        }
+        let mut c = StoreConfig::new(data_dir);
+        c.redis_url = redis_url;
+        c.redis_queue_url = redis_queue_url;
+        c.redis_metadata_url = redis_metadata_url;
+        Ok(c)
+    }
+}
