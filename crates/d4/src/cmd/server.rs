@@ -124,15 +124,10 @@ pub struct ServerArgs {
     #[arg(long, env = "D4_REDIS", value_name = "URL")]
     pub redis: Option<String>,
     /// Separate Redis URL for the analyzer queues [default: --redis].
-    #[arg(long, env = "D4_REDIS_QUEUE", value_name = "URL", requires = "redis")]
+    #[arg(long, env = "D4_REDIS_QUEUE", value_name = "URL")]
     pub redis_queue: Option<String>,
     /// Separate Redis URL for the metadata [default: --redis].
-    #[arg(
-        long,
-        env = "D4_REDIS_METADATA",
-        value_name = "URL",
-        requires = "redis"
-    )]
+    #[arg(long, env = "D4_REDIS_METADATA", value_name = "URL")]
     pub redis_metadata: Option<String>,
     /// Session lease in seconds: a crashed server's (uuid, type) slots free themselves
     /// after it [default: 90].
@@ -198,6 +193,13 @@ pub fn effective_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
         c.plain_listen = args.plain_listen.clone();
     }
     args.web.apply(&mut c);
+    // The main URL may come from d4.toml while the others come from flags or D4_*.
+    if c.redis.is_none() && (c.redis_queue.is_some() || c.redis_metadata.is_some()) {
+        anyhow::bail!(
+            "--redis-queue / --redis-metadata (D4_REDIS_QUEUE / D4_REDIS_METADATA, redis_queue / \
+             redis_metadata in d4.toml) need the main URL too: --redis (D4_REDIS, redis)"
+        );
+    }
     Ok(c)
 }
 
