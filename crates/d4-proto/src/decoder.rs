@@ -7,13 +7,17 @@ use crate::header::{Header, HEADER_LEN, PROTOCOL_VERSION};
 /// Default maximum payload size, as in the reference server.
 pub const DEFAULT_MAX_PAYLOAD: u32 = 1_000_000;
 
+/// First allocation for a payload that arrives in pieces (or its declared size if smaller).
+const FIRST_PAYLOAD_ALLOC: usize = 64 * 1024;
+
 /// A streaming D4 decoder: push chunks of any size, get whole frames out.
 ///
 /// * One frame split over many chunks and many frames in one chunk both work; every input
 ///   byte is looked at once (linear time).
 /// * It holds at most one header plus one payload of at most `max_payload` bytes: a
 ///   declared size over the limit is an error as soon as the header is complete, before
-///   any payload byte is buffered, and the payload buffer is allocated only then.
+///   any payload byte is buffered, and the payload buffer grows with the bytes that arrive
+///   (from 64 KiB, doubling), not to the declared size at once.
 /// * A frame whose bytes arrive in one chunk is handed out without copying (its payload
 ///   is a slice of the chunk).
 /// * It does not check HMACs: the key depends on the sensor, which is the caller's
@@ -111,6 +115,15 @@ impl Decoder {
     pub fn buffered(&self) -> usize {
         match self.current {
             Some(_) => HEADER_LEN + self.payload.len(),
+            None => self.head_len,
+        }
+    }
+
+    /// Memory held for an incomplete frame: the header, and the payload buffer's capacity
+    /// (64 KiB or twice the payload bytes received, never more than the declared size).
+    pub fn held(&self) -> usize {
+        match self.current {
+            Some(_) => HEADER_LEN + self.payload.capacity(),
             None => self.head_len,
         }
     }
@@ -215,8 +228,14 @@ impl Decoder {
             input.take(size)
         } else {
             let n = (size - self.payload.len()).min(input.remaining());
-            if self.payload.capacity() < size {
-                self.payload.reserve(size - self.payload.len());
+            // Grow with what arrives (from 64 KiB, doubling, never past the declared size):
+            // a peer that declares a big payload and stalls holds about what it sent.
+            let want = self.payload.len() + n;
+            if self.payload.capacity() < want {
+                let grown = (self.payload.capacity() * 2)
+                    .max(FIRST_PAYLOAD_ALLOC)
+                    .clamp(want, size);
+                self.payload.reserve(grown - self.payload.len());
             }
             self.payload.extend_from_slice(&input.chunk()[..n]);
             input.skip(n);
@@ -274,6 +293,33 @@ mod tests {
                 .unwrap();
         }
         out
+    }
+
+    #[test]
+    fn a_declared_payload_is_not_allocated_before_it_arrives() {
+        let wire = stream(&[900_000]);
+        let mut d = Decoder::new();
+        let mut head = Bytes::copy_from_slice(&wire[..HEADER_LEN + 100]);
+        assert!(d.decode(&mut head).unwrap().is_none());
+        assert!(
+            d.held() <= HEADER_LEN + 64 * 1024,
+            "held {} for 100 bytes",
+            d.held()
+        );
+        let mut sent = HEADER_LEN + 100;
+        for step in [1_000, 10_000, 100_000, 300_000] {
+            let mut more = Bytes::copy_from_slice(&wire[sent..sent + step]);
+            sent += step;
+            assert!(d.decode(&mut more).unwrap().is_none());
+            let got = sent - HEADER_LEN;
+            let bound = HEADER_LEN + (2 * got).max(64 * 1024);
+            assert!(d.held() <= bound, "held {} for {got}", d.held());
+        }
+        let mut rest = Bytes::copy_from_slice(&wire[sent..]);
+        let f = d.decode(&mut rest).unwrap().unwrap();
+        assert_eq!(f.payload.len(), 900_000);
+        assert!(f.payload.iter().all(|b| *b == 0));
+        assert_eq!(d.held(), 0);
     }
 
     #[test]

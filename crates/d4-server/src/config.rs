@@ -64,6 +64,15 @@ pub struct ServerConfig {
     pub on_limit: OnLimit,
     /// Connections served at once; more wait in the kernel backlog.
     pub max_connections: usize,
+    /// Bytes all connections that have not shown a valid frame yet may hold together
+    /// (a declared payload arrives before its HMAC can be checked).
+    pub preauth_budget_bytes: usize,
+    /// Bytes the not-yet-authenticated connections of one source IP may hold.
+    pub preauth_ip_bytes: usize,
+    /// Not-yet-authenticated connections (TLS handshakes included) of one source IP.
+    pub preauth_ip_connections: usize,
+    /// Not-yet-authenticated connections in total; more are closed at once.
+    pub preauth_connections: usize,
     /// Sync the journal to disk before the worker handles a batch.
     pub journal_fsync: bool,
     /// Write the journal with `O_DIRECT` (no page cache; buffered where unsupported).
@@ -124,6 +133,10 @@ impl Default for ServerConfig {
             max_pending_bytes: 64 << 20,
             on_limit: OnLimit::Backpressure,
             max_connections: 50_000,
+            preauth_budget_bytes: 32 << 20,
+            preauth_ip_bytes: 4 << 20,
+            preauth_ip_connections: 64,
+            preauth_connections: 1024,
             journal_fsync: true,
             journal_direct: true,
             journal_segment_bytes: crate::journal::DEFAULT_SEGMENT_BYTES,

@@ -16,6 +16,7 @@ pub mod journal;
 pub mod metrics;
 pub mod net;
 pub mod pipeline;
+pub mod preauth;
 pub mod server;
 pub mod session;
 pub mod stats;

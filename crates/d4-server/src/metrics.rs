@@ -50,6 +50,8 @@ pub const REFUSAL_REASONS: &[&str] = &[
     "kicked",
     "stream_limit",
     "worker",
+    "too_many_connections",
+    "preauth_memory",
     "tls_handshake_failed",
     "tls_handshake_timeout",
 ];
@@ -362,6 +364,8 @@ mod tests {
             Reason::Kicked,
             Reason::StreamLimit(1),
             Reason::Worker(String::new()),
+            Reason::TooManyConnections,
+            Reason::PreAuthMemory,
         ];
         let mut seen = std::collections::HashSet::new();
         for r in &all {

@@ -20,6 +20,7 @@ use crate::config::{OnLimit, ServerConfig};
 use crate::gate::StoreGate;
 use crate::metrics::{Listener, ServerMetrics};
 use crate::pipeline::{Pipeline, PipelineConfig, SinkFactory};
+use crate::preauth::{Limiter, PreAuth, PreAuthLimits, Ticket};
 use crate::session::{Gate, Mode, Reason, Refusal, Session, SessionConfig};
 use crate::stats::Stats;
 use crate::workers::{StoreQueueSink, WorkerFactory};
@@ -77,6 +78,11 @@ struct Shared {
     active: AtomicUsize,
     idle: Notify,
     metrics: Arc<ServerMetrics>,
+    /// Connections that have not shown a valid frame yet, and the bytes they hold.
+    preauth: Arc<PreAuth>,
+    /// One store write (last error) and one warning per (sensor or none, IP) and minute
+    /// for refusals before authentication: a flood rewrites neither.
+    refusals: Limiter<(Option<Uuid>, IpAddr)>,
 }
 
 /// What the server reports once bound (tests and logs use the real addresses).
@@ -233,6 +239,13 @@ pub async fn run_with_metrics(
             on_error: Some(error_hook(store.clone(), metrics.clone())),
         },
         conns: Mutex::new(HashMap::new()),
+        preauth: PreAuth::new(PreAuthLimits {
+            total_bytes: cfg.preauth_budget_bytes,
+            ip_bytes: cfg.preauth_ip_bytes,
+            ip_connections: cfg.preauth_ip_connections,
+            connections: cfg.preauth_connections,
+        }),
+        refusals: Limiter::new(REFUSAL_PERIOD_SECS, 100_000),
         threads: Mutex::new(Vec::new()),
         active: AtomicUsize::new(0),
         idle: Notify::new(),
@@ -448,6 +461,17 @@ async fn accept_loop(
                 }
             },
         };
+        let peer = crate::net::canonical_ip(addr);
+        let Some(ticket) = shared.preauth.admit(peer) else {
+            let r = Refusal {
+                reason: Reason::TooManyConnections,
+                uuid: None,
+                authenticated: false,
+            };
+            on_refusal(&shared, &r, peer, Uuid::nil());
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let shared = shared.clone();
         let tls = tls.clone();
@@ -460,13 +484,12 @@ async fn accept_loop(
         };
         shared.metrics.connection_opened(kind);
         tokio::spawn(async move {
-            let peer = crate::net::canonical_ip(addr);
             let start = Instant::now();
             match tls {
                 Some(acc) => {
                     let deadline = start + Duration::from_secs(shared.cfg.header_timeout_secs);
                     match tokio::time::timeout_at(deadline, acc.accept(tcp)).await {
-                        Ok(Ok(s)) => connection(&shared, s, peer, start, stop).await,
+                        Ok(Ok(s)) => connection(&shared, s, peer, ticket, start, stop).await,
                         Ok(Err(e)) => {
                             shared.metrics.tls_handshake_failed(false);
                             tracing::debug!(%peer, error = %e, "TLS handshake failed")
@@ -477,7 +500,7 @@ async fn accept_loop(
                         }
                     }
                 }
-                None => connection(&shared, tcp, peer, start, stop).await,
+                None => connection(&shared, tcp, peer, ticket, start, stop).await,
             }
             shared.metrics.connection_closed(kind);
             drop(permit);
@@ -504,15 +527,19 @@ fn error_hook(store: Arc<dyn Store>, metrics: Arc<ServerMetrics>) -> crate::pipe
 
 fn on_refusal(shared: &Shared, r: &Refusal, peer: IpAddr, session: Uuid) {
     shared.metrics.refused(&r.reason);
+    // Before authentication anyone can cause a refusal: one warning and one last-error
+    // write per (sensor, IP) and minute; the metrics count every one.
+    let noted = r.authenticated || shared.refusals.allow(&(r.uuid, peer), now());
     let who = r.uuid.map(|u| u.simple().to_string()).unwrap_or_default();
     match r.reason {
         Reason::IpBlocked(_) => {
             tracing::debug!(%peer, %session, sensor = %who, "refused: {r}")
         }
+        _ if !noted => tracing::debug!(%peer, %session, sensor = %who, "refused: {r}"),
         _ => tracing::warn!(%peer, %session, sensor = %who, "refused: {r}"),
     }
     // worker errors are recorded by the pipeline itself
-    if let (Some(uuid), false) = (r.uuid, matches!(r.reason, Reason::Worker(_))) {
+    if let (Some(uuid), false, true) = (r.uuid, matches!(r.reason, Reason::Worker(_)), noted) {
         let store = shared.store.clone();
         let msg = format!("{} [{}] from {peer}", r.reason, r.reason.code());
         let metrics = shared.metrics.clone();
@@ -545,6 +572,7 @@ async fn connection<S: AsyncRead + Unpin + Send>(
     shared: &Arc<Shared>,
     mut stream: S,
     peer: IpAddr,
+    ticket: Ticket,
     start: Instant,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -558,7 +586,11 @@ async fn connection<S: AsyncRead + Unpin + Send>(
     if let Ok(mut c) = shared.conns.lock() {
         c.insert(id, ctl.clone());
     }
-    let mut held = Held::default();
+    let mut held = Held {
+        ticket,
+        pipe: None,
+        lease: None,
+    };
     let outcome = serve(
         shared,
         &mut stream,
@@ -603,8 +635,9 @@ async fn connection<S: AsyncRead + Unpin + Send>(
 }
 
 /// What a connection holds that must be given back when it ends.
-#[derive(Default)]
 struct Held {
+    /// Its share of the pre-authentication bounds, given back at authentication.
+    ticket: Ticket,
     /// The session's journal and worker, started at its first accepted frames.
     pipe: Option<Pipeline>,
     /// The (uuid, type) key the store lease was claimed under: released under the same.
@@ -638,6 +671,9 @@ fn recheck(shared: &Shared, session: &mut Session) -> Result<(), Refusal> {
         r
     })
 }
+
+/// Period of the refusal limiter (seconds): one warning / last-error write per key.
+const REFUSAL_PERIOD_SECS: u64 = 60;
 
 /// How long a stop waits for pending gzip work before leaving it to the next start.
 const GZIP_GRACE: Duration = Duration::from_secs(2);
@@ -686,7 +722,11 @@ async fn serve<S: AsyncRead + Unpin + Send>(
     start: Instant,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), Refusal> {
-    let Held { pipe, lease } = held;
+    let Held {
+        ticket,
+        pipe,
+        lease,
+    } = held;
     let cfg = &shared.cfg;
     let gate: &dyn Gate = &*shared.gate;
     let header_timeout = Duration::from_secs(cfg.header_timeout_secs);
@@ -787,6 +827,13 @@ async fn serve<S: AsyncRead + Unpin + Send>(
         last_read = Instant::now();
         let mut input = buf.split().freeze();
         let res = session.feed(&mut input, gate, &mut frames);
+        // Before authentication the decoder may hold a declared payload whose HMAC cannot
+        // be checked yet: bounded per IP and in total.
+        if session.authenticated() {
+            ticket.release();
+        } else if !ticket.hold(session.held()) {
+            return Err(fail(session, Reason::PreAuthMemory));
+        }
         if !frames.is_empty() {
             let t = now();
             let uuid = session.uuid();

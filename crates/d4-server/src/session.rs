@@ -138,6 +138,10 @@ pub enum Reason {
     StreamLimit(u64),
     #[error("worker error: {0}")]
     Worker(String),
+    #[error("too many unauthenticated connections from this IP")]
+    TooManyConnections,
+    #[error("unauthenticated connections hold too much memory (pre-authentication budget)")]
+    PreAuthMemory,
 }
 
 impl Reason {
@@ -165,6 +169,8 @@ impl Reason {
             Reason::Kicked => "kicked",
             Reason::StreamLimit(_) => "stream-limit",
             Reason::Worker(_) => "worker",
+            Reason::TooManyConnections => "too-many-connections",
+            Reason::PreAuthMemory => "preauth-memory",
         }
     }
 }
@@ -272,6 +278,11 @@ impl Session {
     /// Bytes of an incomplete frame held by the decoder (bounded by max payload + 62).
     pub fn buffered(&self) -> usize {
         self.decoder.buffered()
+    }
+
+    /// Memory the decoder holds for an incomplete frame (allocated, not only filled).
+    pub fn held(&self) -> usize {
+        self.decoder.held()
     }
 
     /// Checks at connect time (source IP).

@@ -87,6 +87,21 @@ pub struct ServerArgs {
     /// Connections served at once [default: 50000].
     #[arg(long, env = "D4_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Bytes all connections that have not yet shown a valid frame may hold together
+    /// (a declared payload arrives before its HMAC can be checked) [default: 33554432].
+    #[arg(long, env = "D4_PREAUTH_BUDGET_BYTES", value_name = "BYTES")]
+    pub preauth_budget_bytes: Option<usize>,
+    /// Bytes the not-yet-authenticated connections of one source IP may hold
+    /// [default: 4194304].
+    #[arg(long, env = "D4_PREAUTH_IP_BYTES", value_name = "BYTES")]
+    pub preauth_ip_bytes: Option<usize>,
+    /// Not-yet-authenticated connections (TLS handshakes included) per source IP; more
+    /// are closed at once [default: 64].
+    #[arg(long, env = "D4_PREAUTH_IP_CONNECTIONS", value_name = "N")]
+    pub preauth_ip_connections: Option<usize>,
+    /// Not-yet-authenticated connections in total [default: 1024].
+    #[arg(long, env = "D4_PREAUTH_CONNECTIONS", value_name = "N")]
+    pub preauth_connections: Option<usize>,
     /// fsync the journal before the workers handle a batch (true/false) [default: true].
     #[arg(long, env = "D4_JOURNAL_FSYNC")]
     pub journal_fsync: Option<bool>,
@@ -166,6 +181,9 @@ pub fn effective_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
         idle_timeout => idle_timeout_secs, stream_limit => stream_limit,
         max_pending_bytes => max_pending_bytes, on_limit => on_limit,
         max_connections => max_connections, journal_fsync => journal_fsync,
+        preauth_budget_bytes => preauth_budget_bytes, preauth_ip_bytes => preauth_ip_bytes,
+        preauth_ip_connections => preauth_ip_connections,
+        preauth_connections => preauth_connections,
         journal_direct => journal_direct,
         journal_segment_bytes => journal_segment_bytes, stats_flush_ms => stats_flush_ms,
         stats_flush_frames => stats_flush_frames, server_id => server_id,
