@@ -75,6 +75,53 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
     }
 }
 
+/// Largest argon2 memory a stored hash may ask for (blocks of 1 KiB): 256 MiB.
+const MAX_ARGON2_BLOCKS: usize = 256 * 1024;
+
+/// [`verify_password`] with caller-provided argon2 memory (grown as needed, kept).
+pub fn verify_password_in(password: &str, phc: &str, memory: &mut Vec<argon2::Block>) -> bool {
+    use argon2::{Algorithm, Params, Version};
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (
+        Algorithm::try_from(parsed.algorithm),
+        Params::try_from(&parsed),
+    ) else {
+        return false;
+    };
+    let version = match parsed.version {
+        Some(v) => match Version::try_from(v) {
+            Ok(v) => v,
+            Err(_) => return false,
+        },
+        None => Version::default(),
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let blocks = params.m_cost() as usize;
+    if blocks > MAX_ARGON2_BLOCKS {
+        return false;
+    }
+    if memory.len() < blocks {
+        memory.resize(blocks, argon2::Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    let argon = Argon2::new(algorithm, version, params);
+    if argon
+        .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut memory[..blocks])
+        .is_err()
+    {
+        return false;
+    }
+    crate::ct_eq_bytes(&out, expected.as_bytes())
+}
+
 pub(crate) async fn hash_password_async(password: String) -> Result<String, WebError> {
     tokio::task::spawn_blocking(move || hash_password(&password))
         .await
@@ -85,6 +132,56 @@ pub(crate) async fn verify_password_async(password: String, phc: String) -> bool
     tokio::task::spawn_blocking(move || verify_password(&password, &phc))
         .await
         .unwrap_or(false)
+}
+
+/// Login password checks run on a fixed set of threads (`max_login_checks` of them), not
+/// on tokio's blocking pool: argon2 takes ~19 MiB per check and the allocator keeps what a
+/// thread freed for that thread's next use, so a fixed set bounds the memory for good
+/// (hundreds of blocking threads each keeping 19 MiB did not).
+pub(crate) struct Checkers {
+    tx: std::sync::mpsc::Sender<CheckJob>,
+}
+
+type CheckJob = (String, String, tokio::sync::oneshot::Sender<bool>);
+
+impl Checkers {
+    pub(crate) fn new(threads: usize) -> Checkers {
+        let (tx, rx) = std::sync::mpsc::channel::<CheckJob>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("d4-web-pw-{i}"))
+                .spawn(move || {
+                    // This thread's argon2 memory, allocated once and reused: the allocator
+                    // did not reuse freed 19 MiB blocks well (RSS grew ~15 MiB per check).
+                    let mut memory = Vec::new();
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(r) => r.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok((password, phc, reply)) = job else {
+                            return; // the web state is gone
+                        };
+                        let _ = reply.send(verify_password_in(&password, &phc, &mut memory));
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "web: cannot start a password check thread");
+            }
+        }
+        Checkers { tx }
+    }
+
+    /// Whether `password` matches `phc`, checked on one of the threads.
+    pub(crate) async fn verify(&self, password: String, phc: String) -> bool {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if self.tx.send((password, phc, reply)).is_err() {
+            return false;
+        }
+        answer.await.unwrap_or(false)
+    }
 }
 
 /// A dummy hash verified for unknown user names, so timing does not tell which exist.
@@ -496,6 +593,11 @@ mod tests {
         assert!(verify_password("correct horse battery", &h));
         assert!(!verify_password("wrong", &h));
         assert!(!verify_password("x", "not a phc"));
+        let mut mem = Vec::new();
+        assert!(verify_password_in("correct horse battery", &h, &mut mem));
+        assert!(!verify_password_in("wrong", &h, &mut mem));
+        assert!(!verify_password_in("x", "not a phc", &mut mem));
+        assert_eq!(mem.len(), 19 * 1024);
         let p = random_password();
         assert_eq!(p.len(), 20);
         assert_ne!(p, random_password());

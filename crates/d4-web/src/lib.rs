@@ -100,6 +100,7 @@ pub(crate) struct Inner {
     pub config: WebConfig,
     pub lockout: Mutex<auth::Lockout>,
     pub login_checks: tokio::sync::Semaphore,
+    pub checkers: auth::Checkers,
     pub metrics: RwLock<Vec<Arc<dyn MetricsSource>>>,
 }
 
@@ -116,12 +117,14 @@ impl WebState {
     pub fn new(store: Arc<dyn Store>, config: WebConfig) -> WebState {
         let lockout = auth::Lockout::new(config.lockout_failures, config.lockout_secs);
         let login_checks = tokio::sync::Semaphore::new(config.max_login_checks.max(1));
+        let checkers = auth::Checkers::new(config.max_login_checks);
         WebState {
             inner: Arc::new(Inner {
                 store,
                 config,
                 lockout: Mutex::new(lockout),
                 login_checks,
+                checkers,
                 metrics: RwLock::new(Vec::new()),
             }),
         }
@@ -309,7 +312,11 @@ impl Fields {
 
 /// Constant-time string comparison (CSRF tokens).
 pub(crate) fn ct_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
+    ct_eq_bytes(a.as_bytes(), b.as_bytes())
+}
+
+/// Constant-time comparison of bytes (equal lengths are not secret).
+pub(crate) fn ct_eq_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -297,17 +297,14 @@ async fn login_post(
         }
     };
     let user = st.store().get_user(name.to_string()).await.ok().flatten();
+    let checkers = &st.inner.checkers;
+    let password = f.get("password").to_string();
     let ok = match &user {
-        Some(u) => {
-            auth::verify_password_async(f.get("password").to_string(), u.password_hash.clone())
-                .await
-        }
+        Some(u) => checkers.verify(password, u.password_hash.clone()).await,
         None => {
-            let _ = auth::verify_password_async(
-                f.get("password").to_string(),
-                auth::dummy_hash().to_string(),
-            )
-            .await;
+            let _ = checkers
+                .verify(password, auth::dummy_hash().to_string())
+                .await;
             false
         }
     };
