@@ -149,6 +149,29 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 1_000_000)]
     pub max_matches: usize,
 
+    /// Refuse (HTTP 422) a query that reads more stored records than this, whether they
+    /// pass its filters (rrtype, since, until) or not: bounds the work of every request.
+    #[arg(long, default_value_t = 1_000_000, env = "D4_PDNS_MAX_EXAMINED")]
+    pub max_examined: usize,
+
+    /// Lookups running at once; more wait up to 2 s, then get 429.
+    #[arg(long, default_value_t = 4, env = "D4_PDNS_MAX_CONCURRENT")]
+    pub max_concurrent: usize,
+
+    /// With tokens: wrong or missing tokens per minute and client IP before 429.
+    #[arg(long, default_value_t = 10, env = "D4_PDNS_MAX_AUTH_FAILURES")]
+    pub max_auth_failures: u32,
+
+    /// Accepted `Host` name (repeatable; DNS rebinding onto a loopback server). `*` accepts
+    /// any; IP literals always pass [default: localhost and this machine's host name].
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "D4_PDNS_ALLOWED_HOST",
+        value_delimiter = ','
+    )]
+    pub allowed_host: Vec<String>,
+
     /// Expiry per rrtype, applied at start and every hour (see `ingest --expire`).
     #[arg(long, value_name = "TYPE=SECS", value_parser = parse_expire)]
     pub expire: Vec<(u16, u64)>,
@@ -376,6 +399,11 @@ fn serve(
                 .map(str::to_string),
         );
     }
+    if tokens.iter().any(|t| t.trim().is_empty()) {
+        anyhow::bail!(
+            "an empty --token would accept an empty Authorization header: give a real token"
+        );
+    }
     let cfg = ServerConfig {
         cof: CofOptions {
             rdata_array: a.rdata_array,
@@ -384,6 +412,10 @@ fn serve(
         tokens,
         rate_limit_per_min: a.rate_limit,
         max_matches: a.max_matches,
+        max_examined: a.max_examined.max(1),
+        max_concurrent: a.max_concurrent.max(1),
+        max_auth_failures: a.max_auth_failures.max(1),
+        allowed_hosts: super::web::allowed_hosts(&a.allowed_host),
     };
     let expire: HashMap<u16, u64> = a.expire.into_iter().collect();
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
