@@ -280,7 +280,7 @@ async fn run_lookup(
     let lookup = match lookup {
         Ok(l) => l,
         Err(e) => {
-            tracing::info!(query = %d4_proto::logsafe::escape(raw), error = %e, "pdns: query refused");
+            tracing::info!(query = %d4_proto::logsafe::escape(raw), error = %d4_proto::logsafe::escape(&e.to_string()), "pdns: query refused");
             return error(StatusCode::BAD_REQUEST, e);
         }
     };
@@ -342,7 +342,7 @@ async fn run_lookup(
     let page = match found {
         Ok(Ok(p)) => p,
         Ok(Err(e @ (StoreError::TooManyMatches(_) | StoreError::TooManyExamined(_)))) => {
-            tracing::info!(query = %d4_proto::logsafe::escape(raw), error = %e, "pdns: query refused");
+            tracing::info!(query = %d4_proto::logsafe::escape(raw), error = %d4_proto::logsafe::escape(&e.to_string()), "pdns: query refused");
             return error(StatusCode::UNPROCESSABLE_ENTITY, e);
         }
         Ok(Err(e @ StoreError::Unsupported(_))) => return error(StatusCode::NOT_IMPLEMENTED, e),
