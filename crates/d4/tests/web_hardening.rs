@@ -34,13 +34,14 @@ fn admin_password(dir: &std::path::Path) -> String {
         .to_string()
 }
 
+/// VmRSS of `pid` in kB (0 once the process is gone).
 fn proc_rss_kb(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     s.lines()
         .find(|l| l.starts_with("VmRSS:"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
-        .unwrap()
+        .unwrap_or(0)
 }
 
 fn open_fds(pid: u32) -> usize {
