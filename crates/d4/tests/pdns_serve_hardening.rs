@@ -277,6 +277,29 @@ fn token_guessing_is_limited_and_empty_token_refused() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     ingest(&data, &big_csv(20, 9));
+    let srv = start(&data, &["--token", "s3cret-token"]);
+    let port = srv.port;
+    let good = "Authorization: s3cret-token\r\n";
+    user_lookup(port, good);
+    let (status, _) = get_from("127.0.0.1", port, "/info", "Authorization: \r\n");
+    assert_eq!(status, 401, "empty Authorization header");
+    let mut statuses = Vec::new();
+    for i in 0..40 {
+        let h = format!("Authorization: guess-{i}\r\n");
+        statuses.push(get_from("127.0.0.1", port, "/info", &h).0);
+    }
+    let unauthorized = statuses.iter().filter(|s| **s == 401).count();
+    assert!(
+        unauthorized <= 10,
+        "{unauthorized} guesses checked: {statuses:?}"
+    );
+    assert!(statuses.iter().skip(10).all(|s| *s == 429), "{statuses:?}");
+    // The guesser's IP is refused even with the right token for the rest of the minute;
+    // the real user elsewhere is not.
+    assert_eq!(get_from("127.0.0.1", port, "/info", good).0, 429);
+    user_lookup(port, good);
+    drop(srv);
+    // An empty token is refused at start.
     let mut empty = Command::new(D4)
         .args(["pdns", "--data-dir"])
         .arg(&data)
@@ -305,28 +328,6 @@ fn token_guessing_is_limited_and_empty_token_refused() {
         "`--token ''` was accepted (still serving after 10 s): {err}"
     );
     assert!(err.contains("empty --token"), "{err}");
-
-    let srv = start(&data, &["--token", "s3cret-token"]);
-    let port = srv.port;
-    let good = "Authorization: s3cret-token\r\n";
-    user_lookup(port, good);
-    let (status, _) = get_from("127.0.0.1", port, "/info", "Authorization: \r\n");
-    assert_eq!(status, 401, "empty Authorization header");
-    let mut statuses = Vec::new();
-    for i in 0..40 {
-        let h = format!("Authorization: guess-{i}\r\n");
-        statuses.push(get_from("127.0.0.1", port, "/info", &h).0);
-    }
-    let unauthorized = statuses.iter().filter(|s| **s == 401).count();
-    assert!(
-        unauthorized <= 10,
-        "{unauthorized} guesses checked: {statuses:?}"
-    );
-    assert!(statuses.iter().skip(10).all(|s| *s == 429), "{statuses:?}");
-    // The guesser's IP is refused even with the right token for the rest of the minute;
-    // the real user elsewhere is not.
-    assert_eq!(get_from("127.0.0.1", port, "/info", good).0, 429);
-    user_lookup(port, good);
 }
 
 /// A foreign `Host` (DNS rebinding onto a loopback server) gets 421; a query holding a

@@ -398,3 +398,108 @@ async fn host_check_hsts_and_escaped_log_values() {
     );
     assert!(!log.contains('\u{1b}'), "raw escape in the log");
 }
+
+/// Bodies that stop coming get 408 after `--web-body-timeout`; a keep-alive connection that
+/// went quiet and one that never sent a byte are closed after `--web-idle-timeout`; the
+/// real user logs in meanwhile and the descriptors come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slow_bodies_and_idle_connections_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = ServerProc::start(
+        dir.path(),
+        &[
+            "--web-plain",
+            "--web-body-timeout",
+            "2",
+            "--web-idle-timeout",
+            "3",
+        ],
+    );
+    let web = web_addr(&srv.log_text(), "http");
+    let password = admin_password(dir.path());
+    real_user_logs_in(web, &password).await;
+    let fds0 = open_fds(srv.pid());
+    let started = Instant::now();
+    let mut slow = Vec::new();
+    for i in 0..50u32 {
+        let src = format!("127.0.3.{}", 1 + i);
+        slow.push(tokio::spawn(async move {
+            let mut s = connect_from(&src, web).await.unwrap();
+            s.write_all(
+                b"POST /login HTTP/1.1\r\nHost: localhost\r\n\
+                  Content-Type: application/x-www-form-urlencoded\r\n\
+                  Content-Length: 200\r\n\r\ncsrf=t&use",
+            )
+            .await
+            .unwrap();
+            let mut out = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(15), s.read_to_end(&mut out)).await;
+            String::from_utf8_lossy(&out).into_owned()
+        }));
+    }
+    // Quiet after one request, and silent from the start.
+    let mut quiet = connect_from("127.0.0.1", web).await.unwrap();
+    quiet
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut silent = connect_from("127.0.0.1", web).await.unwrap();
+    real_user_logs_in(web, &password).await;
+    for t in slow {
+        let answer = t.await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "slow bodies answered after {:?}",
+        started.elapsed()
+    );
+    for (name, s) in [("quiet", &mut quiet), ("silent", &mut silent)] {
+        let mut all = Vec::new();
+        let r = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut all)).await;
+        assert!(r.is_ok(), "{name} connection still open after 10 s");
+    }
+    assert!(started.elapsed() < Duration::from_secs(12));
+    let t = Instant::now();
+    while open_fds(srv.pid()) > fds0 + 4 && t.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(open_fds(srv.pid()) <= fds0 + 4);
+    real_user_logs_in(web, &password).await;
+    healthy(web).await;
+}
+
+/// The new web settings follow the precedence of every other one: flags > D4_* > d4.toml.
+#[test]
+fn web_bound_settings_from_file_env_and_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("d4.toml"),
+        "web_trusted_proxy = [\"10.0.0.0/8\"]\nweb_header_timeout = 7\nweb_max_connections = 99\nweb_host = [\"file.example\"]\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_d4"))
+        .args(["server", "--print-config", "--data-dir"])
+        .arg(dir.path())
+        .args(["--web-host", "flag.example", "--web-host", "other.example"])
+        .env("D4_WEB_MAX_CONNECTIONS", "77")
+        .env("D4_WEB_MAX_LOGIN_CHECKS", "2")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "web_trusted_proxy = [\"10.0.0.0/8\"]",
+        "web_header_timeout = 7",
+        "web_max_connections = 77",
+        "web_max_login_checks = 2",
+        "web_host = [\"flag.example\", \"other.example\"]",
+        "web_body_timeout = 10",
+    ] {
+        assert!(cfg.contains(line), "{line} missing in:\n{cfg}");
+    }
+}
