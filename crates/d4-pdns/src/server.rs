@@ -35,6 +35,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::cof::{self, CofOptions};
+pub use crate::listen::ListenLimits;
 use crate::query::{self, parse_position, PageSelector, Position};
 use crate::rrtype;
 use crate::store::{Filter, Lookup, RecordStore, StoreError};
@@ -102,20 +103,25 @@ pub fn router(store: Arc<dyn RecordStore>, cfg: ServerConfig) -> Router {
         .with_state(state)
 }
 
-/// Serves until the future `shutdown` completes.
+/// Serves until the future `shutdown` completes, with the default [`ListenLimits`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Arc<dyn RecordStore>,
     cfg: ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(store, cfg);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_with_limits(listener, store, cfg, ListenLimits::default(), shutdown).await
+}
+
+/// [`serve`] with explicit connection bounds (caps, head and idle deadlines).
+pub async fn serve_with_limits(
+    listener: tokio::net::TcpListener,
+    store: Arc<dyn RecordStore>,
+    cfg: ServerConfig,
+    limits: ListenLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    crate::listen::serve(listener, router(store, cfg), limits, shutdown).await
 }
 
 fn error(status: StatusCode, msg: impl std::fmt::Display) -> Response {

@@ -375,3 +375,51 @@ fn host_check_and_escaped_log_values() {
     assert!(!log.contains('\u{1b}'), "raw escape in the log");
     user_lookup(port, "");
 }
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// 1,500 connections that never finish their request head, with the default settings: at
+/// most the per-IP cap (32) stays open, those are closed after the head deadline (10 s),
+/// and the real user's lookups are answered meanwhile.
+#[test]
+fn stalled_heads_are_capped_and_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ingest(&data, &big_csv(20, 9));
+    let srv = start(&data, &[]);
+    let port = srv.port;
+    let pid = srv.child.id();
+    user_lookup(port, "");
+    let fds0 = open_fds(pid);
+    let started = Instant::now();
+    let mut held = Vec::new();
+    for _ in 0..1500 {
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            let _ = s.write_all(b"GET /info HTTP/1.1\r\nHost: localhost\r\n");
+            held.push(s);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let fds = open_fds(pid);
+    eprintln!("1500 stalled heads: server fds {fds0} -> {fds}");
+    assert!(
+        fds <= fds0 + 32 + 8,
+        "{fds} descriptors open (idle: {fds0})"
+    );
+    user_lookup(port, "");
+    while open_fds(pid) > fds0 + 4 && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let fds = open_fds(pid);
+    assert!(
+        fds <= fds0 + 4,
+        "{fds} descriptors still open (idle: {fds0})"
+    );
+    drop(held);
+    user_lookup(port, "");
+}

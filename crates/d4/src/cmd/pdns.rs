@@ -172,6 +172,32 @@ pub struct ServeArgs {
     )]
     pub allowed_host: Vec<String>,
 
+    /// Connections open at once; more are closed at once.
+    #[arg(long, default_value_t = 256, env = "D4_PDNS_MAX_CONNECTIONS")]
+    pub max_connections: usize,
+
+    /// Connections open at once from one client IP.
+    #[arg(long, default_value_t = 32, env = "D4_PDNS_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: usize,
+
+    /// Seconds a client has to send a request head.
+    #[arg(
+        long,
+        default_value_t = 10,
+        value_name = "SECS",
+        env = "D4_PDNS_HEADER_TIMEOUT"
+    )]
+    pub header_timeout: u64,
+
+    /// Seconds without a byte before a connection is closed.
+    #[arg(
+        long,
+        default_value_t = 60,
+        value_name = "SECS",
+        env = "D4_PDNS_IDLE_TIMEOUT"
+    )]
+    pub idle_timeout: u64,
+
     /// Expiry per rrtype, applied at start and every hour (see `ingest --expire`).
     #[arg(long, value_name = "TYPE=SECS", value_parser = parse_expire)]
     pub expire: Vec<(u16, u64)>,
@@ -468,7 +494,13 @@ fn serve(
             let _ = signalled.wait_for(|s| *s).await;
             tracing::info!("shutting down");
         };
-        d4_pdns::server::serve(listener, store, cfg, shutdown).await?;
+        let limits = d4_pdns::server::ListenLimits {
+            max_connections: a.max_connections.max(1),
+            max_connections_per_ip: a.max_connections_per_ip.max(1),
+            header_timeout: std::time::Duration::from_secs(a.header_timeout.max(1)),
+            idle_timeout: std::time::Duration::from_secs(a.idle_timeout.max(1)),
+        };
+        d4_pdns::server::serve_with_limits(listener, store, cfg, limits, shutdown).await?;
         if let Some(c) = consumer {
             match c.await {
                 Ok(Ok(ing)) => tracing::info!(stats = ?ing.stats(), "queue consumer stopped"),
