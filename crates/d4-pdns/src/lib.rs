@@ -15,6 +15,7 @@
 pub mod cof;
 pub mod ingest;
 pub mod listen;
+pub mod page;
 pub mod parse;
 pub mod query;
 pub mod redis_store;

@@ -15,7 +15,7 @@
 //! out or not), is refused (422) with a message.
 //!
 //! Bounds (docs/security.md): a page is chosen while the records stream by
-//! ([`PageSelector`]: only the page is kept and sorted, every page request alike);
+//! ([`crate::page::PageSelector`]: only the page is kept and sorted, every page request alike);
 //! `max_concurrent` lookups run at once (others wait up to 2 s, then 429); with tokens, a
 //! client IP with `max_auth_failures` wrong tokens in a minute gets 429 without a check;
 //! the `Host` header must be one of `allowed_hosts` (or an IP literal: DNS rebinding).
@@ -36,7 +36,8 @@ use serde_json::json;
 
 use crate::cof::{self, CofOptions};
 pub use crate::listen::ListenLimits;
-use crate::query::{self, parse_position, PageSelector, Position};
+use crate::page::PageSelector;
+use crate::query::{self, parse_position, Position};
 use crate::rrtype;
 use crate::store::{Filter, Lookup, RecordStore, StoreError};
 
