@@ -10,7 +10,7 @@ use crate::store::Record;
 /// A page chosen while the matching records stream by ([`crate::store::RecordStore::scan`]):
 /// only the page (plus, for offsets and truncated cursors, what precedes it on the page)
 /// and the moved records are kept, never the whole answer, and nothing is sorted but
-/// them. The result equals [`page_at`] over the sorted answer.
+/// them. The result equals [`crate::query::page_at`] over the sorted answer.
 #[derive(Debug)]
 pub struct PageSelector {
     pos: Position,
