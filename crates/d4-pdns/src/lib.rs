@@ -7,13 +7,15 @@
 //!   prefix, rdata (reverse lookups) and IP (CIDR search).
 //! * [`ingest`]: batching ingester over the store (files, stdin, queue entries).
 //! * [`query`], [`cof`], [`server`]: the COF lookup server (`/query`, `/fquery`, `/info`)
-//!   with PyPDNS-compatible pagination.
+//!   with PyPDNS-compatible pagination; [`listen`]: its bounded accept loop.
 //!
 //! Must never depend on the collector (`d4-server`) or the web UI: it is fed lines, and the
 //! binary wires it to the store's analyzer queues. No `unsafe`, no panics on input.
 
 pub mod cof;
 pub mod ingest;
+pub mod listen;
+pub mod page;
 pub mod parse;
 pub mod query;
 pub mod redis_store;

@@ -1,6 +1,7 @@
 //! From what a user typed to a [`Lookup`]: names, IPs, CIDR networks, `*.suffix` wildcards,
 //! `prefix*` searches; deterministic ordering and pagination of the answer (cursors that
-//! stay valid while records are ingested between page requests).
+//! stay valid while records are ingested between page requests). [`crate::page`] picks a
+//! page while the records stream by.
 
 use std::cmp::Ordering;
 use std::net::IpAddr;
@@ -78,7 +79,7 @@ pub fn sort_records(records: &mut [Record]) {
     records.sort_unstable_by(order);
 }
 
-fn order(a: &Record, b: &Record) -> Ordering {
+pub(crate) fn order(a: &Record, b: &Record) -> Ordering {
     b.time_last_ms
         .cmp(&a.time_last_ms)
         .then_with(|| a.rrname.cmp(&b.rrname))
@@ -215,7 +216,7 @@ impl Cursor {
 
     /// How the cursor's key compares to a record, in answer order (`Less`: the cursor's
     /// position is before the record). A truncated rdata compares as its prefix.
-    fn cmp_record(&self, r: &Record) -> Ordering {
+    pub(crate) fn cmp_record(&self, r: &Record) -> Ordering {
         r.time_last_ms
             .cmp(&self.time_last_ms)
             .then_with(|| self.rrname.as_str().cmp(r.rrname.as_str()))
@@ -224,7 +225,7 @@ impl Cursor {
     }
 
     /// The cursor just after `records[i]` of a sorted answer.
-    fn after(records: &[Record], i: usize, watermark: u64) -> Cursor {
+    pub(crate) fn after(records: &[Record], i: usize, watermark: u64) -> Cursor {
         let r = &records[i];
         let room = MAX_CURSOR_PAYLOAD.saturating_sub(28 + r.rrname.len());
         let mut cut = r.rdata.len().min(room);

@@ -11,7 +11,14 @@
 //! (comma-separated), `since`, `until` (seconds), `limit` and `cursor` do the same for curl
 //! users. `x-d4-total` gives the number of matching records. Nothing is cut silently: a
 //! page that does not hold everything always carries a cursor, and a query matching more
-//! than `max_matches` records is refused (422) with a message.
+//! than `max_matches` records, or reading more than `max_examined` stored records (filtered
+//! out or not), is refused (422) with a message.
+//!
+//! Bounds (docs/security.md): a page is chosen while the records stream by
+//! ([`crate::page::PageSelector`]: only the page is kept and sorted, every page request alike);
+//! `max_concurrent` lookups run at once (others wait up to 2 s, then 429); with tokens, a
+//! client IP with `max_auth_failures` wrong tokens in a minute gets 429 without a check;
+//! the `Host` header must be one of `allowed_hosts` (or an IP literal: DNS rebinding).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -28,7 +35,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::cof::{self, CofOptions};
-use crate::query::{self, page_at, parse_position, sort_records, Position};
+pub use crate::listen::ListenLimits;
+use crate::page::PageSelector;
+use crate::query::{self, parse_position, Position};
 use crate::rrtype;
 use crate::store::{Filter, Lookup, RecordStore, StoreError};
 
@@ -43,6 +52,14 @@ pub struct ServerConfig {
     pub rate_limit_per_min: Option<u32>,
     /// A query matching more records than this is refused (422) instead of truncated.
     pub max_matches: usize,
+    /// A query reading more stored records than this (filtered out or not) is refused (422).
+    pub max_examined: usize,
+    /// Lookups running at once; more wait up to 2 s, then 429.
+    pub max_concurrent: usize,
+    /// Wrong or missing tokens per minute and client IP before 429 (no check at all).
+    pub max_auth_failures: u32,
+    /// Accepted `Host` names (`*`: any); IP literals always pass.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +69,10 @@ impl Default for ServerConfig {
             tokens: Vec::new(),
             rate_limit_per_min: None,
             max_matches: 1_000_000,
+            max_examined: 1_000_000,
+            max_concurrent: 4,
+            max_auth_failures: 10,
+            allowed_hosts: vec!["localhost".into()],
         }
     }
 }
@@ -60,15 +81,20 @@ struct AppState {
     store: Arc<dyn RecordStore>,
     cfg: ServerConfig,
     windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    auth_failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    lookups: tokio::sync::Semaphore,
 }
 
 /// The router; serve it with `into_make_service_with_connect_info::<SocketAddr>()`
 /// (the rate limiter needs the client address).
 pub fn router(store: Arc<dyn RecordStore>, cfg: ServerConfig) -> Router {
+    let lookups = tokio::sync::Semaphore::new(cfg.max_concurrent.max(1));
     let state = Arc::new(AppState {
         store,
         cfg,
         windows: Mutex::new(HashMap::new()),
+        auth_failures: Mutex::new(HashMap::new()),
+        lookups,
     });
     Router::new()
         .route("/query/{*q}", get(query_handler))
@@ -78,20 +104,25 @@ pub fn router(store: Arc<dyn RecordStore>, cfg: ServerConfig) -> Router {
         .with_state(state)
 }
 
-/// Serves until the future `shutdown` completes.
+/// Serves until the future `shutdown` completes, with the default [`ListenLimits`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Arc<dyn RecordStore>,
     cfg: ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(store, cfg);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_with_limits(listener, store, cfg, ListenLimits::default(), shutdown).await
+}
+
+/// [`serve`] with explicit connection bounds (caps, head and idle deadlines).
+pub async fn serve_with_limits(
+    listener: tokio::net::TcpListener,
+    store: Arc<dyn RecordStore>,
+    cfg: ServerConfig,
+    limits: ListenLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    crate::listen::serve(listener, router(store, cfg), limits, shutdown).await
 }
 
 fn error(status: StatusCode, msg: impl std::fmt::Display) -> Response {
@@ -106,58 +137,118 @@ fn token_ok(tokens: &[String], headers: &HeaderMap) -> bool {
         return false;
     };
     let v = v.strip_prefix("Bearer ").unwrap_or(v).trim();
-    tokens
-        .iter()
-        .fold(false, |ok, t| ok | ct_eq(t.as_bytes(), v.as_bytes()))
+    // An empty token never matches (the binary refuses to start with one).
+    !v.is_empty()
+        && tokens
+            .iter()
+            .filter(|t| !t.is_empty())
+            .fold(false, |ok, t| ok | ct_eq(t.as_bytes(), v.as_bytes()))
 }
 
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    if !st.cfg.tokens.is_empty() && !token_ok(&st.cfg.tokens, req.headers()) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong Authorization token",
-        );
+/// Counts in a one-minute window per IP: `Some(seconds left)` once `limit` is passed
+/// (`add`: count this call).
+fn window_over(
+    map: &Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    ip: IpAddr,
+    limit: u32,
+    add: bool,
+) -> Option<u64> {
+    let now = Instant::now();
+    let mut w = match map.lock() {
+        Ok(w) => w,
+        Err(p) => p.into_inner(),
+    };
+    if w.len() > 100_000 {
+        w.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
     }
-    if let Some(limit) = st.cfg.rate_limit_per_min {
-        let ip = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        if let Some(ip) = ip {
-            let now = Instant::now();
-            let retry = {
-                let mut w = match st.windows.lock() {
-                    Ok(w) => w,
-                    Err(p) => p.into_inner(),
-                };
-                if w.len() > 100_000 {
-                    w.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
-                }
-                let e = w.entry(ip).or_insert((now, 0));
-                if now.duration_since(e.0) >= Duration::from_secs(60) {
-                    *e = (now, 0);
-                }
-                e.1 += 1;
-                (e.1 > limit).then(|| {
-                    60u64
-                        .saturating_sub(now.duration_since(e.0).as_secs())
-                        .max(1)
-                })
-            };
-            if let Some(secs) = retry {
-                let mut r = error(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    format!("rate limit of {limit} requests per minute exceeded"),
+    let e = w.entry(ip).or_insert((now, 0));
+    if now.duration_since(e.0) >= Duration::from_secs(60) {
+        *e = (now, 0);
+    }
+    if add {
+        e.1 = e.1.saturating_add(1);
+    }
+    (e.1 > limit || (!add && e.1 >= limit)).then(|| {
+        60u64
+            .saturating_sub(now.duration_since(e.0).as_secs())
+            .max(1)
+    })
+}
+
+fn too_many(msg: String, secs: u64) -> Response {
+    let mut r = error(StatusCode::TOO_MANY_REQUESTS, msg);
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+/// Whether a `Host` value (name or address, optional port) is allowed: an IP literal, or
+/// one of `allowed` (case-insensitive; `*`: any). DNS rebinding needs the attacker's name.
+pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let host = host.trim();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else if host.matches(':').count() == 1 {
+        host.split(':').next().unwrap_or("")
+    } else {
+        host
+    };
+    let name = name.trim_end_matches('.');
+    name.parse::<IpAddr>().is_ok()
+        || allowed
+            .iter()
+            .any(|a| a == "*" || a.trim_end_matches('.').eq_ignore_ascii_case(name))
+}
+
+async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let host = match req.headers().get(header::HOST) {
+        Some(h) => h.to_str().ok().map(str::to_string),
+        None => req.uri().authority().map(|a| a.as_str().to_string()),
+    };
+    let host_ok = match (&host, req.headers().contains_key(header::HOST)) {
+        (Some(h), _) => host_allowed(h, &st.cfg.allowed_hosts),
+        (None, true) => false, // not text
+        (None, false) => true, // HTTP/1.0 without Host: not a browser
+    };
+    if !host_ok {
+        return error(StatusCode::MISDIRECTED_REQUEST, "unknown Host");
+    }
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical());
+    if !st.cfg.tokens.is_empty() {
+        let limit = st.cfg.max_auth_failures.max(1);
+        if let Some(ip) = peer {
+            if let Some(secs) = window_over(&st.auth_failures, ip, limit, false) {
+                return too_many(
+                    format!("more than {limit} wrong tokens in a minute: retry later"),
+                    secs,
                 );
-                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                    r.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-                return r;
             }
+        }
+        if !token_ok(&st.cfg.tokens, req.headers()) {
+            if let Some(ip) = peer {
+                window_over(&st.auth_failures, ip, limit, true);
+                tracing::warn!(%ip, path = %d4_proto::logsafe::escape(req.uri().path()), "pdns: missing or wrong token");
+            }
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong Authorization token",
+            );
+        }
+    }
+    if let (Some(limit), Some(ip)) = (st.cfg.rate_limit_per_min, peer) {
+        if let Some(secs) = window_over(&st.windows, ip, limit, true) {
+            return too_many(
+                format!("rate limit of {limit} requests per minute exceeded"),
+                secs,
+            );
         }
     }
     next.run(req).await
@@ -188,13 +279,17 @@ fn parse_types(s: &str, out: &mut Vec<u16>) -> Result<(), String> {
 
 async fn run_lookup(
     st: Arc<AppState>,
+    raw: &str,
     lookup: Result<Lookup, query::QueryError>,
     params: Params,
     headers: HeaderMap,
 ) -> Response {
     let lookup = match lookup {
         Ok(l) => l,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        Err(e) => {
+            tracing::info!(query = %d4_proto::logsafe::escape(raw), error = %d4_proto::logsafe::escape(&e.to_string()), "pdns: query refused");
+            return error(StatusCode::BAD_REQUEST, e);
+        }
     };
     let mut filter = Filter {
         rrtypes: Vec::new(),
@@ -225,20 +320,37 @@ async fn run_lookup(
         },
         None => Position::Start,
     };
-    let max = st.cfg.max_matches;
+    let permit = match tokio::time::timeout(Duration::from_secs(2), st.lookups.acquire()).await {
+        Ok(Ok(p)) => p,
+        _ => {
+            return too_many(
+                format!(
+                    "{} lookups are running: retry in a moment",
+                    st.cfg.max_concurrent
+                ),
+                1,
+            )
+        }
+    };
+    let (max_matches, max_examined) = (st.cfg.max_matches, st.cfg.max_examined);
     let store = st.store.clone();
     let found = tokio::task::spawn_blocking(move || {
         // The watermark first: a record written after it is sent again rather than missed.
         let watermark = store.watermark()?;
-        let mut r = store.lookup(&lookup, &filter, max)?;
-        sort_records(&mut r);
-        Ok::<_, StoreError>((r, watermark))
+        let mut sel = PageSelector::new(pos, count);
+        store.scan(&lookup, &filter, max_examined, &mut |r| sel.push(r))?;
+        if sel.total() > max_matches {
+            return Err(StoreError::TooManyMatches(max_matches));
+        }
+        Ok::<_, StoreError>(sel.finish(watermark))
     })
     .await;
-    let (records, watermark) = match found {
-        Ok(Ok(r)) => r,
-        Ok(Err(e @ StoreError::TooManyMatches(_))) => {
-            return error(StatusCode::UNPROCESSABLE_ENTITY, e)
+    drop(permit);
+    let page = match found {
+        Ok(Ok(p)) => p,
+        Ok(Err(e @ (StoreError::TooManyMatches(_) | StoreError::TooManyExamined(_)))) => {
+            tracing::info!(query = %d4_proto::logsafe::escape(raw), error = %d4_proto::logsafe::escape(&e.to_string()), "pdns: query refused");
+            return error(StatusCode::UNPROCESSABLE_ENTITY, e);
         }
         Ok(Err(e @ StoreError::Unsupported(_))) => return error(StatusCode::NOT_IMPLEMENTED, e),
         Ok(Err(e)) => {
@@ -250,20 +362,18 @@ async fn run_lookup(
             return error(StatusCode::INTERNAL_SERVER_ERROR, "lookup failed");
         }
     };
-    let page = page_at(&records, &pos, count, watermark);
     let mut body = String::new();
     if !page.moved.is_empty() {
-        let moved: Vec<_> = page.moved.iter().map(|r| (*r).clone()).collect();
-        body = cof::write_lines(&moved, &st.cfg.cof);
+        body = cof::write_lines(&page.moved, &st.cfg.cof);
     }
-    body.push_str(&cof::write_lines(page.records, &st.cfg.cof));
+    body.push_str(&cof::write_lines(&page.records, &st.cfg.cof));
     let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(cof::CONTENT_TYPE),
     );
-    if let Ok(v) = HeaderValue::from_str(&records.len().to_string()) {
+    if let Ok(v) = HeaderValue::from_str(&page.total.to_string()) {
         h.insert("x-d4-total", v);
     }
     if let Some(n) = page.next {
@@ -280,7 +390,7 @@ async fn query_handler(
     Query(params): Query<Params>,
     headers: HeaderMap,
 ) -> Response {
-    run_lookup(st, query::parse_query(&q), params, headers).await
+    run_lookup(st, &q, query::parse_query(&q), params, headers).await
 }
 
 async fn fquery_handler(
@@ -289,7 +399,7 @@ async fn fquery_handler(
     Query(params): Query<Params>,
     headers: HeaderMap,
 ) -> Response {
-    run_lookup(st, query::parse_fquery(&q), params, headers).await
+    run_lookup(st, &q, query::parse_fquery(&q), params, headers).await
 }
 
 async fn info_handler(State(st): State<Arc<AppState>>) -> Response {

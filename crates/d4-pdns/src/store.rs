@@ -53,6 +53,8 @@ pub enum StoreError {
     Db(Box<redb::Error>),
     #[error("the query matches more than {0} records: narrow it (rrtype, time window, a longer suffix/prefix) or raise --max-matches")]
     TooManyMatches(usize),
+    #[error("the query reads more than {0} stored records (filters included): narrow it (a longer suffix/prefix, a smaller network) or raise --max-examined")]
+    TooManyExamined(usize),
     #[error("redis: {0}")]
     Redis(String),
     #[error("not supported by this backend: {0}")]
@@ -70,6 +72,22 @@ pub trait RecordStore: Send + Sync {
         filter: &Filter,
         max: usize,
     ) -> Result<Vec<Record>, StoreError>;
+    /// Every record matching, unordered, handed to `visit` one by one (nothing is
+    /// collected); fails once more than `max_examined` stored records were read, whether
+    /// they pass `filter` or not. The default reads through [`RecordStore::lookup`] with
+    /// `max_examined` as its bound (backends that filter while reading override it).
+    fn scan(
+        &self,
+        lookup: &Lookup,
+        filter: &Filter,
+        max_examined: usize,
+        visit: &mut dyn FnMut(Record),
+    ) -> Result<(), StoreError> {
+        for r in self.lookup(lookup, filter, max_examined)? {
+            visit(r);
+        }
+        Ok(())
+    }
     /// Counters for `/info`.
     fn info(&self) -> Result<Info, StoreError>;
     /// Removes expired records (expiry per rrtype, seconds); returns how many.
@@ -94,6 +112,15 @@ impl RecordStore for PdnsStore {
     ) -> Result<Vec<Record>, StoreError> {
         PdnsStore::lookup(self, lookup, filter, max)
     }
+    fn scan(
+        &self,
+        lookup: &Lookup,
+        filter: &Filter,
+        max_examined: usize,
+        visit: &mut dyn FnMut(Record),
+    ) -> Result<(), StoreError> {
+        PdnsStore::scan(self, lookup, filter, max_examined, visit)
+    }
     fn info(&self) -> Result<Info, StoreError> {
         PdnsStore::info(self)
     }
@@ -109,7 +136,7 @@ fn dberr<E: Into<redb::Error>>(e: E) -> StoreError {
     StoreError::Db(Box::new(e.into()))
 }
 
-type PushFn<'a> = dyn FnMut(&[u8], &[u8], &mut Vec<Record>) -> Result<(), StoreError> + 'a;
+type PushFn<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError> + 'a;
 
 /// One stored record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -631,37 +658,63 @@ impl PdnsStore {
         filter: &Filter,
         max: usize,
     ) -> Result<Vec<Record>, StoreError> {
+        let mut out = Vec::new();
+        self.walk(lookup, filter, usize::MAX, max, &mut |r| out.push(r))?;
+        Ok(out)
+    }
+
+    /// Every record matching, handed to `visit` (see [`RecordStore::scan`]): fails once
+    /// more than `max_examined` stored records were read, filtered out or not.
+    pub fn scan(
+        &self,
+        lookup: &Lookup,
+        filter: &Filter,
+        max_examined: usize,
+        visit: &mut dyn FnMut(Record),
+    ) -> Result<(), StoreError> {
+        self.walk(lookup, filter, max_examined, usize::MAX, visit)
+    }
+
+    fn walk(
+        &self,
+        lookup: &Lookup,
+        filter: &Filter,
+        max_examined: usize,
+        max_matches: usize,
+        visit: &mut dyn FnMut(Record),
+    ) -> Result<(), StoreError> {
         let tx = self.db.begin_read().map_err(dberr)?;
         let records = tx.open_table(RECORDS).map_err(dberr)?;
-        let mut out = Vec::new();
-        let mut push =
-            |key: &[u8], value: &[u8], out: &mut Vec<Record>| -> Result<(), StoreError> {
-                let Some((rev, rrtype, rdata)) = split_record_key(key) else {
-                    return Ok(());
-                };
-                let a = Agg::decode(value);
-                if !filter.keep(rrtype, &a) {
-                    return Ok(());
-                }
-                if out.len() >= max {
-                    return Err(StoreError::TooManyMatches(max));
-                }
-                out.push(Record {
-                    rrname: unreverse(rev),
-                    rrtype,
-                    rdata: String::from_utf8_lossy(rdata).into_owned(),
-                    time_first_ms: a.first,
-                    time_last_ms: a.last,
-                    count: a.count,
-                    sensors: a.sensors,
-                    seq: a.seq,
-                });
-                Ok(())
+        let (mut examined, mut matched) = (0usize, 0usize);
+        let mut push = |key: &[u8], value: &[u8]| -> Result<(), StoreError> {
+            examined += 1;
+            if examined > max_examined {
+                return Err(StoreError::TooManyExamined(max_examined));
+            }
+            let Some((rev, rrtype, rdata)) = split_record_key(key) else {
+                return Ok(());
             };
-        let scan_prefix = |prefix: &[u8],
-                           out: &mut Vec<Record>,
-                           push: &mut PushFn<'_>|
-         -> Result<(), StoreError> {
+            let a = Agg::decode(value);
+            if !filter.keep(rrtype, &a) {
+                return Ok(());
+            }
+            if matched >= max_matches {
+                return Err(StoreError::TooManyMatches(max_matches));
+            }
+            matched += 1;
+            visit(Record {
+                rrname: unreverse(rev),
+                rrtype,
+                rdata: String::from_utf8_lossy(rdata).into_owned(),
+                time_first_ms: a.first,
+                time_last_ms: a.last,
+                count: a.count,
+                sensors: a.sensors,
+                seq: a.seq,
+            });
+            Ok(())
+        };
+        let scan_prefix = |prefix: &[u8], push: &mut PushFn<'_>| -> Result<(), StoreError> {
             for item in records
                 .range::<&[u8]>((Bound::Included(prefix), Bound::Unbounded))
                 .map_err(dberr)?
@@ -670,7 +723,7 @@ impl PdnsStore {
                 if !k.value().starts_with(prefix) {
                     break;
                 }
-                push(k.value(), v.value(), out)?;
+                push(k.value(), v.value())?;
             }
             Ok(())
         };
@@ -679,12 +732,12 @@ impl PdnsStore {
             Lookup::Name(name) => {
                 reverse_labels(name, &mut p);
                 p.push(0);
-                scan_prefix(&p, &mut out, &mut push)?;
+                scan_prefix(&p, &mut push)?;
             }
             Lookup::Suffix(suffix) => {
                 reverse_labels(suffix, &mut p);
                 p.push(b'.');
-                scan_prefix(&p, &mut out, &mut push)?;
+                scan_prefix(&p, &mut push)?;
             }
             Lookup::Prefix(prefix) => {
                 let names = tx.open_table(NAMES).map_err(dberr)?;
@@ -700,7 +753,7 @@ impl PdnsStore {
                     p.clear();
                     reverse_labels(&String::from_utf8_lossy(name), &mut p);
                     p.push(0);
-                    scan_prefix(&p, &mut out, &mut push)?;
+                    scan_prefix(&p, &mut push)?;
                 }
             }
             Lookup::Rdata(values) => {
@@ -731,7 +784,7 @@ impl PdnsStore {
                         let rrtype = u16::from_be_bytes([t[0], t[1]]);
                         record_key_rev(rev, rrtype, value.as_bytes(), &mut rk);
                         if let Some(v) = records.get(rk.as_slice()).map_err(dberr)? {
-                            push(&rk, v.value(), &mut out)?;
+                            push(&rk, v.value())?;
                         }
                     }
                     // ...and A/AAAA under the address, when the value is one.
@@ -760,7 +813,7 @@ impl PdnsStore {
                         }
                         record_key_rev(rev, rrtype, text.as_bytes(), &mut rk);
                         if let Some(v) = records.get(rk.as_slice()).map_err(dberr)? {
-                            push(&rk, v.value(), &mut out)?;
+                            push(&rk, v.value())?;
                         }
                     }
                 }
@@ -803,12 +856,12 @@ impl PdnsStore {
                     let text = ip_text(rrtype, a16);
                     record_key_rev(rev, rrtype, text.as_bytes(), &mut rk);
                     if let Some(v) = records.get(rk.as_slice()).map_err(dberr)? {
-                        push(&rk, v.value(), &mut out)?;
+                        push(&rk, v.value())?;
                     }
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Counters for `/info`.

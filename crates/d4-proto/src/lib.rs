@@ -34,6 +34,7 @@ mod error;
 mod frame;
 mod header;
 mod hmac;
+pub mod logsafe;
 pub mod meta;
 pub mod types;
 

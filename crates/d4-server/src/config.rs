@@ -112,6 +112,23 @@ pub struct ServerConfig {
     pub monitoring_threshold: u64,
     /// Serve `/metrics` without a token.
     pub metrics_public: bool,
+    /// Accepted `Host` names of the web UI (DNS rebinding); empty: localhost and this
+    /// machine's host name; `*`: any. IP literals always pass. (docs/security.md)
+    pub web_host: Vec<String>,
+    /// Reverse proxies (IP or CIDR) whose `X-Forwarded-For` gives the web client's IP.
+    pub web_trusted_proxy: Vec<String>,
+    /// Web connections open at once; more are closed at once.
+    pub web_max_connections: usize,
+    /// Web connections open at once from one client IP (trusted proxies excepted).
+    pub web_max_connections_per_ip: usize,
+    /// Seconds a web client has to send a request head (and finish the TLS handshake).
+    pub web_header_timeout: u64,
+    /// Seconds a web client has to send a request body.
+    pub web_body_timeout: u64,
+    /// Seconds without a byte on a web connection before it is closed.
+    pub web_idle_timeout: u64,
+    /// Password checks (argon2, ~19 MiB each) running at once; excess logins get 429.
+    pub web_max_login_checks: usize,
 }
 
 impl Default for ServerConfig {
@@ -155,6 +172,14 @@ impl Default for ServerConfig {
             web_plain: false,
             monitoring_threshold: 3600,
             metrics_public: false,
+            web_host: Vec::new(),
+            web_trusted_proxy: Vec::new(),
+            web_max_connections: 512,
+            web_max_connections_per_ip: 64,
+            web_header_timeout: 10,
+            web_body_timeout: 10,
+            web_idle_timeout: 60,
+            web_max_login_checks: 4,
         }
     }
 }

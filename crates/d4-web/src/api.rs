@@ -53,10 +53,11 @@ pub(crate) async fn need(st: &WebState, headers: &HeaderMap, need: Need) -> Res<
             "forbidden: role {} may not do this",
             u.role.as_str()
         ))),
-        None if has_header => Err(Failure::new(StatusCode::UNAUTHORIZED, "invalid token")),
+        // d4-core's texts, word for word (its `token_required` decorator).
+        None if has_header => Err(Failure::new(StatusCode::UNAUTHORIZED, "Invalid Token")),
         None => Err(Failure::new(
             StatusCode::UNAUTHORIZED,
-            "authentication required: send the header Authorization: <token>",
+            "Authentication needed",
         )),
     }
 }
@@ -137,7 +138,7 @@ async fn register(State(st): State<WebState>, headers: HeaderMap, b: Bytes) -> A
     };
     if let Some(s) = st.store().get_sensor(uuid).await? {
         if s.status != SensorStatus::Unregistered {
-            return ref_error(StatusCode::CONFLICT, "Sensor already registred");
+            return ref_error(StatusCode::CONFLICT, "Sensor already registered");
         }
     }
     let key = match req.get("hmac_key").and_then(|v| v.as_str()) {
@@ -164,7 +165,7 @@ async fn register(State(st): State<WebState>, headers: HeaderMap, b: Bytes) -> A
     match actions::register(st.store(), uuid, Some(key), mail, third_party, None, false).await {
         Ok(_) => ok(json!({"uuid": uuid.simple().to_string()})),
         Err(f) if f.status == StatusCode::CONFLICT => {
-            ref_error(StatusCode::CONFLICT, "Sensor already registred")
+            ref_error(StatusCode::CONFLICT, "Sensor already registered")
         }
         Err(f) => Err(f),
     }

@@ -1,5 +1,5 @@
 //! Authentication: argon2 passwords, random secrets, web sessions (kept in the store so they
-//! survive a restart), API tokens (stored hashed), the per-IP login lockout, role checks and
+//! survive a restart), API tokens (stored hashed), the login lockout per (user, IP), role checks and
 //! the first-start admin account.
 
 use std::collections::HashMap;
@@ -75,6 +75,53 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
     }
 }
 
+/// Largest argon2 memory a stored hash may ask for (blocks of 1 KiB): 256 MiB.
+const MAX_ARGON2_BLOCKS: usize = 256 * 1024;
+
+/// [`verify_password`] with caller-provided argon2 memory (grown as needed, kept).
+pub fn verify_password_in(password: &str, phc: &str, memory: &mut Vec<argon2::Block>) -> bool {
+    use argon2::{Algorithm, Params, Version};
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (
+        Algorithm::try_from(parsed.algorithm),
+        Params::try_from(&parsed),
+    ) else {
+        return false;
+    };
+    let version = match parsed.version {
+        Some(v) => match Version::try_from(v) {
+            Ok(v) => v,
+            Err(_) => return false,
+        },
+        None => Version::default(),
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let blocks = params.m_cost() as usize;
+    if blocks > MAX_ARGON2_BLOCKS {
+        return false;
+    }
+    if memory.len() < blocks {
+        memory.resize(blocks, argon2::Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    let argon = Argon2::new(algorithm, version, params);
+    if argon
+        .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut memory[..blocks])
+        .is_err()
+    {
+        return false;
+    }
+    crate::ct_eq_bytes(&out, expected.as_bytes())
+}
+
 pub(crate) async fn hash_password_async(password: String) -> Result<String, WebError> {
     tokio::task::spawn_blocking(move || hash_password(&password))
         .await
@@ -85,6 +132,56 @@ pub(crate) async fn verify_password_async(password: String, phc: String) -> bool
     tokio::task::spawn_blocking(move || verify_password(&password, &phc))
         .await
         .unwrap_or(false)
+}
+
+/// Login password checks run on a fixed set of threads (`max_login_checks` of them), not
+/// on tokio's blocking pool: argon2 takes ~19 MiB per check and the allocator keeps what a
+/// thread freed for that thread's next use, so a fixed set bounds the memory for good
+/// (hundreds of blocking threads each keeping 19 MiB did not).
+pub(crate) struct Checkers {
+    tx: std::sync::mpsc::Sender<CheckJob>,
+}
+
+type CheckJob = (String, String, tokio::sync::oneshot::Sender<bool>);
+
+impl Checkers {
+    pub(crate) fn new(threads: usize) -> Checkers {
+        let (tx, rx) = std::sync::mpsc::channel::<CheckJob>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("d4-web-pw-{i}"))
+                .spawn(move || {
+                    // This thread's argon2 memory, allocated once and reused: the allocator
+                    // did not reuse freed 19 MiB blocks well (RSS grew ~15 MiB per check).
+                    let mut memory = Vec::new();
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(r) => r.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok((password, phc, reply)) = job else {
+                            return; // the web state is gone
+                        };
+                        let _ = reply.send(verify_password_in(&password, &phc, &mut memory));
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "web: cannot start a password check thread");
+            }
+        }
+        Checkers { tx }
+    }
+
+    /// Whether `password` matches `phc`, checked on one of the threads.
+    pub(crate) async fn verify(&self, password: String, phc: String) -> bool {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if self.tx.send((password, phc, reply)).is_err() {
+            return false;
+        }
+        answer.await.unwrap_or(false)
+    }
 }
 
 /// A dummy hash verified for unknown user names, so timing does not tell which exist.
@@ -297,25 +394,35 @@ pub(crate) async fn token_user(
     store.user_by_token_hash(hash_secret(token)).await
 }
 
-/// Login failures per client IP: after `max` failures within the window, every login from
-/// that IP is refused for `secs` seconds (even with the right password). Per IP, not per
-/// user name, so nobody can lock the admin out from elsewhere.
+/// Login attempts per (user name, client IP): every attempt is counted *before* its
+/// password is verified (concurrent attempts cannot overtake the count) and a success
+/// clears the count; once `max` attempts failed (or are in flight) within the window,
+/// every login of that user from that IP is refused for the window (even with the right
+/// password). Keyed on the pair, so neither a stranger elsewhere nor a neighbour behind the
+/// same proxy can lock a user out.
 #[derive(Debug)]
 pub struct Lockout {
     max: u32,
     window: Duration,
-    entries: HashMap<IpAddr, LockEntry>,
+    entries: HashMap<(String, IpAddr), LockEntry>,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct LockEntry {
-    failures: u32,
+    attempts: u32,
     first: Instant,
     locked_until: Option<Instant>,
 }
 
-/// Bound on the number of tracked IPs.
+/// Bound on the number of tracked (user, IP) pairs.
 const LOCKOUT_MAX_ENTRIES: usize = 100_000;
+
+/// Longest user name kept as a lockout key (longer names are cut: they do not exist).
+const LOCKOUT_NAME_MAX: usize = 64;
+
+fn lock_key(user: &str, ip: IpAddr) -> (String, IpAddr) {
+    (user.chars().take(LOCKOUT_NAME_MAX).collect(), ip)
+}
 
 impl Lockout {
     pub fn new(max: u32, secs: u64) -> Lockout {
@@ -326,22 +433,27 @@ impl Lockout {
         }
     }
 
-    /// Seconds left when `ip` is locked out.
-    pub fn locked(&mut self, ip: IpAddr) -> Option<u64> {
+    /// Seconds left when `user` is locked out from `ip`.
+    pub fn locked(&mut self, user: &str, ip: IpAddr) -> Option<u64> {
         let now = Instant::now();
-        let entry = self.entries.get(&ip)?;
+        let key = lock_key(user, ip);
+        let entry = self.entries.get(&key)?;
         match entry.locked_until {
             Some(until) if until > now => Some((until - now).as_secs().max(1)),
             Some(_) => {
-                self.entries.remove(&ip);
+                self.entries.remove(&key);
                 None
             }
             None => None,
         }
     }
 
-    /// Count a failure; returns whether the IP is now locked.
-    pub fn failure(&mut self, ip: IpAddr) -> bool {
+    /// Counts an attempt before its password is checked: `Err(seconds)` when the pair is
+    /// locked (or this attempt would pass the limit: it locks it).
+    pub fn begin(&mut self, user: &str, ip: IpAddr) -> Result<(), u64> {
+        if let Some(secs) = self.locked(user, ip) {
+            return Err(secs);
+        }
         let now = Instant::now();
         if self.entries.len() >= LOCKOUT_MAX_ENTRIES {
             let window = self.window;
@@ -353,30 +465,52 @@ impl Lockout {
                 self.entries.clear();
             }
         }
-        let entry = self.entries.entry(ip).or_insert(LockEntry {
-            failures: 0,
+        let entry = self.entries.entry(lock_key(user, ip)).or_insert(LockEntry {
+            attempts: 0,
             first: now,
             locked_until: None,
         });
         if now.duration_since(entry.first) >= self.window {
             *entry = LockEntry {
-                failures: 0,
+                attempts: 0,
                 first: now,
                 locked_until: None,
             };
         }
-        entry.failures += 1;
-        if entry.failures >= self.max {
+        if entry.attempts >= self.max {
             entry.locked_until = Some(now + self.window);
-            true
-        } else {
-            false
+            return Err(self.window.as_secs().max(1));
+        }
+        entry.attempts += 1;
+        Ok(())
+    }
+
+    /// The attempt counted by [`Lockout::begin`] failed; returns whether the pair is
+    /// locked now.
+    pub fn failure(&mut self, user: &str, ip: IpAddr) -> bool {
+        let now = Instant::now();
+        let window = self.window;
+        match self.entries.get_mut(&lock_key(user, ip)) {
+            Some(e) if e.attempts >= self.max => {
+                e.locked_until = Some(now + window);
+                true
+            }
+            _ => false,
         }
     }
 
-    /// A successful login clears the IP's failures.
-    pub fn success(&mut self, ip: IpAddr) {
-        self.entries.remove(&ip);
+    /// The attempt counted by [`Lockout::begin`] checked no password (server busy).
+    pub fn cancel(&mut self, user: &str, ip: IpAddr) {
+        if let Some(e) = self.entries.get_mut(&lock_key(user, ip)) {
+            if e.locked_until.is_none() {
+                e.attempts = e.attempts.saturating_sub(1);
+            }
+        }
+    }
+
+    /// A successful login clears the pair's count.
+    pub fn success(&mut self, user: &str, ip: IpAddr) {
+        self.entries.remove(&lock_key(user, ip));
     }
 }
 
@@ -416,19 +550,40 @@ mod tests {
     }
 
     #[test]
-    fn lockout_after_max_failures_per_ip() {
+    fn lockout_after_max_failures_per_user_and_ip() {
         let mut l = Lockout::new(5, 300);
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         for _ in 0..4 {
-            assert!(!l.failure(a));
+            assert!(l.begin("admin", a).is_ok());
+            assert!(!l.failure("admin", a));
         }
-        assert!(l.locked(a).is_none());
-        assert!(l.failure(a));
-        assert!(l.locked(a).unwrap() > 290);
-        assert!(l.locked(b).is_none());
-        l.success(b);
-        assert!(l.locked(a).is_some());
+        assert!(l.locked("admin", a).is_none());
+        assert!(l.begin("admin", a).is_ok());
+        assert!(l.failure("admin", a));
+        assert!(l.locked("admin", a).unwrap() > 290);
+        assert!(l.begin("admin", a).is_err());
+        assert!(l.locked("admin", b).is_none());
+        assert!(l.locked("alice", a).is_none());
+        l.success("admin", b);
+        assert!(l.locked("admin", a).is_some());
+    }
+
+    #[test]
+    fn concurrent_attempts_are_counted_before_verification() {
+        let mut l = Lockout::new(5, 300);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        // 40 attempts arrive before any verification ends: only 5 go through.
+        let passed = (0..40).filter(|_| l.begin("admin", a).is_ok()).count();
+        assert_eq!(passed, 5);
+        assert!(l.locked("admin", a).is_some());
+        // A cancelled attempt (server busy) gives its count back.
+        let mut l = Lockout::new(2, 300);
+        assert!(l.begin("u", a).is_ok());
+        l.cancel("u", a);
+        assert!(l.begin("u", a).is_ok());
+        assert!(l.begin("u", a).is_ok());
+        assert!(l.begin("u", a).is_err());
     }
 
     #[test]
@@ -438,6 +593,11 @@ mod tests {
         assert!(verify_password("correct horse battery", &h));
         assert!(!verify_password("wrong", &h));
         assert!(!verify_password("x", "not a phc"));
+        let mut mem = Vec::new();
+        assert!(verify_password_in("correct horse battery", &h, &mut mem));
+        assert!(!verify_password_in("wrong", &h, &mut mem));
+        assert!(!verify_password_in("x", "not a phc", &mut mem));
+        assert_eq!(mem.len(), 19 * 1024);
         let p = random_password();
         assert_eq!(p.len(), 20);
         assert_ne!(p, random_password());

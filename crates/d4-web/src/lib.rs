@@ -28,9 +28,11 @@ mod html;
 mod metrics;
 mod openapi;
 mod pages;
+mod serve;
 
 pub use auth::{ensure_admin, ADMIN_PASSWORD_FILE};
 pub use metrics::MetricsSource;
+pub use serve::{host_allowed, ServeLimits};
 
 /// Settings of the web UI.
 #[derive(Debug, Clone)]
@@ -45,10 +47,25 @@ pub struct WebConfig {
     pub monitoring_threshold_secs: u64,
     /// Serve `/metrics` without a token (default: a token of role user or admin).
     pub metrics_public: bool,
-    /// Login failures per client IP before the lockout.
+    /// Login failures per (user name, client IP) before the lockout.
     pub lockout_failures: u32,
     /// Lockout duration, seconds.
     pub lockout_secs: u64,
+    /// Password verifications (argon2, ~19 MiB each) running at once; a login waiting
+    /// longer than 3 s for one gets 429.
+    pub max_login_checks: usize,
+    /// Peers whose `X-Forwarded-For` gives the client IP (the reverse proxies).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Accepted `Host` names (DNS rebinding); `*` accepts any. IP literals always pass.
+    pub allowed_hosts: Vec<String>,
+    /// Largest body of `POST /login`, bytes.
+    pub login_body_limit: usize,
+    /// Largest body of a request without a valid session or token, bytes.
+    pub preauth_body_limit: usize,
+    /// Largest body of an authenticated request, bytes.
+    pub body_limit: usize,
+    /// Deadline for reading a request body, seconds.
+    pub body_timeout_secs: u64,
 }
 
 impl WebConfig {
@@ -61,6 +78,13 @@ impl WebConfig {
             metrics_public: false,
             lockout_failures: 5,
             lockout_secs: 300,
+            max_login_checks: 4,
+            trusted_proxies: Vec::new(),
+            allowed_hosts: vec!["localhost".into()],
+            login_body_limit: 4096,
+            preauth_body_limit: 16 * 1024,
+            body_limit: 1 << 20,
+            body_timeout_secs: 10,
         }
     }
 }
@@ -75,6 +99,8 @@ pub(crate) struct Inner {
     pub store: Arc<dyn Store>,
     pub config: WebConfig,
     pub lockout: Mutex<auth::Lockout>,
+    pub login_checks: tokio::sync::Semaphore,
+    pub checkers: auth::Checkers,
     pub metrics: RwLock<Vec<Arc<dyn MetricsSource>>>,
 }
 
@@ -90,11 +116,15 @@ impl std::fmt::Debug for WebState {
 impl WebState {
     pub fn new(store: Arc<dyn Store>, config: WebConfig) -> WebState {
         let lockout = auth::Lockout::new(config.lockout_failures, config.lockout_secs);
+        let login_checks = tokio::sync::Semaphore::new(config.max_login_checks.max(1));
+        let checkers = auth::Checkers::new(config.max_login_checks);
         WebState {
             inner: Arc::new(Inner {
                 store,
                 config,
                 lockout: Mutex::new(lockout),
+                login_checks,
+                checkers,
                 metrics: RwLock::new(Vec::new()),
             }),
         }
@@ -129,6 +159,7 @@ pub enum WebError {
 
 /// The whole application: pages, `/api/v1`, `/metrics`.
 pub fn router(state: WebState) -> Router {
+    let hsts = state.config().secure_cookies;
     Router::new()
         .merge(pages::routes())
         .nest("/api/v1", api::routes())
@@ -136,15 +167,28 @@ pub fn router(state: WebState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/static/style.css", get(html::style))
         .fallback(|| async { html::not_found() })
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            serve::guard,
+        ))
+        .layer(axum::middleware::map_response(move |r| {
+            security_headers(r, hsts)
+        }))
         .with_state(state)
 }
 
 /// Headers on every response: no framing (clickjacking), no sniffing, no caching of pages
-/// that may show secrets, a strict CSP (the UI uses no script at all).
-async fn security_headers(mut resp: Response) -> Response {
+/// that may show secrets, a strict CSP (the UI uses no script at all); HSTS over HTTPS
+/// (`hsts`: the cookies are `Secure`, i.e. served over TLS).
+async fn security_headers(mut resp: Response, hsts: bool) -> Response {
     use axum::http::header::{self, HeaderValue};
     let h = resp.headers_mut();
+    if hsts {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -168,91 +212,67 @@ async fn security_headers(mut resp: Response) -> Response {
 }
 
 /// Serve `router` on `listener` until `shutdown` resolves: plain HTTP when `tls` is `None`,
-/// else HTTPS (HTTP/1.1 and HTTP/2 by ALPN). The client address reaches the handlers as
-/// `ConnectInfo<SocketAddr>` (used by the login lockout).
+/// else HTTPS (HTTP/1.1), with the default [`ServeLimits`]. The client address reaches the
+/// handlers as `ConnectInfo<SocketAddr>` (used by the login lockout).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), WebError> {
-    match tls {
-        None => {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(shutdown)
-            .await?;
-            Ok(())
-        }
-        Some(config) => serve_tls(listener, router, config, shutdown).await,
-    }
+    serve::serve(listener, router, tls, ServeLimits::default(), shutdown).await
 }
 
-async fn serve_tls(
+/// [`serve`] with explicit connection bounds.
+pub async fn serve_with_limits(
     listener: tokio::net::TcpListener,
     router: Router,
-    config: Arc<tokio_rustls::rustls::ServerConfig>,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), WebError> {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use hyper_util::service::TowerToHyperService;
-
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "web: accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let acceptor = acceptor.clone();
-        let app = router.clone();
-        tokio::spawn(async move {
-            let handshake =
-                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp));
-            let tls = match handshake.await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "web: TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "web: TLS handshake timed out");
-                    return;
-                }
-            };
-            let svc = tower::ServiceExt::map_request(
-                app,
-                move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(ConnectInfo(peer));
-                    req
-                },
-            );
-            let svc = TowerToHyperService::new(svc);
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder
-                .serve_connection_with_upgrades(TokioIo::new(tls), svc)
-                .await
-            {
-                tracing::debug!(%peer, error = %e, "web: connection error");
-            }
-        });
-    }
+    serve::serve(listener, router, tls, limits, shutdown).await
 }
 
-/// The client IP of a request (the TCP peer; proxies' headers are not trusted).
-pub(crate) fn client_ip(ext: &axum::http::Extensions) -> IpAddr {
-    ext.get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+/// The client IP of a request: the TCP peer, or, when the peer is one of the trusted
+/// proxies, the right-most `X-Forwarded-For` address that is not a trusted proxy.
+pub(crate) fn client_ip(
+    cfg: &WebConfig,
+    headers: &HeaderMap,
+    ext: &axum::http::Extensions,
+) -> IpAddr {
+    let peer = ext
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    forwarded_client(peer, &cfg.trusted_proxies, headers)
+}
+
+/// See [`client_ip`].
+pub fn forwarded_client(peer: IpAddr, trusted: &[ipnet::IpNet], headers: &HeaderMap) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut hops = Vec::new();
+    for v in headers.get_all("x-forwarded-for") {
+        let Ok(v) = v.to_str() else { return peer };
+        for part in v.split(',') {
+            match part.trim().parse::<IpAddr>() {
+                Ok(ip) => hops.push(ip.to_canonical()),
+                // Garbage in the chain: trust nothing of it.
+                Err(_) => return peer,
+            }
+        }
+    }
+    let mut client = peer;
+    for ip in hops.into_iter().rev() {
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    client
 }
 
 /// A cookie's value from the request headers.
@@ -292,7 +312,11 @@ impl Fields {
 
 /// Constant-time string comparison (CSRF tokens).
 pub(crate) fn ct_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
+    ct_eq_bytes(a.as_bytes(), b.as_bytes())
+}
+
+/// Constant-time comparison of bytes (equal lengths are not secret).
+pub(crate) fn ct_eq_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

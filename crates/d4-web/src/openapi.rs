@@ -4,7 +4,7 @@ use serde_json::{json, Map, Value};
 
 /// (method, path, summary, role needed, has JSON body)
 pub const ENDPOINTS: &[(&str, &str, &str, &str, bool)] = &[
-    ("post", "/add/sensor/register", "Register a sensor (pending). Body {uuid, hmac_key, mail?, third_party?}. 200 {uuid}; 400 Invalid uuid / Mandatory parameter(s) not provided; 409 Sensor already registred", "sensor_register", true),
+    ("post", "/add/sensor/register", "Register a sensor (pending). Body {uuid, hmac_key, mail?, third_party?}. 200 {uuid}; 400 Invalid uuid / Mandatory parameter(s) not provided; 409 Sensor already registered", "sensor_register", true),
     ("get", "/sensors/monitoring/errors", "Sensors silent longer than their monitoring threshold (their own, else the global one)", "user", false),
     ("get", "/me", "The token's user", "any", false),
     ("post", "/me/token", "Rotate the caller's API token (returned once)", "any", false),

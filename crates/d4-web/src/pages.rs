@@ -119,10 +119,42 @@ async fn require_post(
 }
 
 fn flash(q: &MsgQuery) -> String {
-    match &q.msg {
-        Some(m) if !m.is_empty() => format!("<p class=\"flash\">{}</p>", esc(m)),
-        _ => String::new(),
+    match q.msg.as_deref().and_then(flash_text) {
+        Some(m) => format!("<p class=\"flash\">{}</p>", esc(m)),
+        None => String::new(),
     }
+}
+
+/// The `?msg=` codes and their fixed texts: a link cannot make the real UI show an
+/// attacker's words. Unknown codes show nothing.
+fn flash_text(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "password-changed" => "Password changed. Your other sessions were logged out.",
+        "sensor-deleted" => "Sensor record deleted.",
+        "description-saved" => "Description saved.",
+        "limit-saved" => "Stream limit saved.",
+        "threshold-saved" => "Monitoring threshold saved.",
+        "threshold-cleared" => "Monitoring threshold cleared: the global one applies.",
+        "default-key" => "The sensor now uses the server default key.",
+        "kicked" => "Kicked: its connections are closed and it may reconnect after 30 s.",
+        "uuid-blocked" => "UUID blocked.",
+        "ips-blocked" => "Its IPs are blocked.",
+        "approved" => "Sensor approved.",
+        "blocked" => "Block added.",
+        "unblocked" => "Block removed.",
+        "type-accepted" => "Type accepted.",
+        "type-refused" => "Type refused.",
+        "ext-accepted" => "Extended type accepted.",
+        "ext-refused" => "Extended type refused.",
+        "queue-created" => "Queue created: analyzers read it with its UUID (below).",
+        "queue-emptied" => "Queue emptied.",
+        "queue-deleted" => "Queue deleted.",
+        "queue-saved" => "Queue saved.",
+        "user-created" => "User created.",
+        "role-set" => "Role changed.",
+        "user-deleted" => "User deleted.",
+        _ => return None,
+    })
 }
 
 #[derive(Deserialize, Default)]
@@ -131,8 +163,10 @@ struct MsgQuery {
     msg: Option<String>,
 }
 
-fn back(to: &str, msg: &str) -> Response {
-    see_other(&format!("{to}?msg={}", html::url_enc(msg)))
+/// Redirect to `to` with a flash message code (see [`flash_text`]).
+fn back(to: &str, code: &'static str) -> Response {
+    debug_assert!(flash_text(code).is_some(), "{code}");
+    see_other(&format!("{to}?msg={code}"))
 }
 
 fn secret_page(v: &Viewer, title: &str, what: &str, secret: &str, back_to: &str) -> Response {
@@ -180,14 +214,30 @@ fn login_form(st: &WebState, next: &str, error: Option<&str>, status: StatusCode
     resp
 }
 
+/// The login page's `?error=` codes: fixed texts, so a link cannot make the real UI show
+/// an attacker's words. Unknown codes show nothing.
+fn login_error_text(code: &str) -> Option<&'static str> {
+    match code {
+        "expired" => Some("The form expired (CSRF check): try again."),
+        "wrong" => Some("Wrong user name or password."),
+        "locked" => Some("Too many failed logins: retry later."),
+        "busy" => Some("The server is busy checking passwords: retry in a few seconds."),
+        "session" => Some("Your session ended: log in again."),
+        _ => None,
+    }
+}
+
 async fn login_page(State(st): State<WebState>, Query(q): Query<LoginQuery>) -> Response {
     login_form(
         &st,
         q.next.as_deref().unwrap_or("/"),
-        q.error.as_deref(),
+        q.error.as_deref().and_then(login_error_text),
         StatusCode::OK,
     )
 }
+
+/// How long a login waits for a free password check before 429.
+const LOGIN_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 async fn login_post(
     State(st): State<WebState>,
@@ -197,77 +247,91 @@ async fn login_post(
 ) -> Response {
     let f = Fields::from_pairs(form);
     let next = auth::safe_next(f.get("next"));
-    let ip = crate::client_ip(&req_ext);
+    let ip = crate::client_ip(st.config(), &headers, &req_ext);
+    let name = f.get("user");
+    let logged_name = d4_proto::logsafe::escape(name);
     // Login CSRF: the form's token must match the cookie set with the form.
     let cookie = crate::cookie(&headers, auth::LOGIN_CSRF_COOKIE).unwrap_or_default();
     if cookie.is_empty() || !crate::ct_eq(&cookie, f.get("csrf")) {
         return login_form(
             &st,
             &next,
-            Some("The form expired (CSRF check): try again."),
+            login_error_text("expired"),
             StatusCode::FORBIDDEN,
         );
     }
-    let locked = st
-        .inner
-        .lockout
-        .lock()
-        .map(|mut l| l.locked(ip))
-        .unwrap_or(None);
-    if let Some(secs) = locked {
-        tracing::warn!(%ip, "web: login refused, client locked out");
+    // Counted before the password is checked: parallel attempts cannot overtake it.
+    let begun = match st.inner.lockout.lock() {
+        Ok(mut l) => l.begin(name, ip),
+        Err(_) => Err(1),
+    };
+    if let Err(secs) = begun {
+        tracing::warn!(%ip, user = %logged_name, "web: login refused, locked out");
         return login_form(
             &st,
             &next,
             Some(&format!(
-                "Too many failed logins from your address: retry in {secs} s."
+                "Too many failed logins for this user from your address: retry in {secs} s."
             )),
             StatusCode::TOO_MANY_REQUESTS,
         );
     }
-    let user = st
-        .store()
-        .get_user(f.get("user").to_string())
-        .await
-        .ok()
-        .flatten();
-    let ok = match &user {
-        Some(u) => {
-            auth::verify_password_async(f.get("password").to_string(), u.password_hash.clone())
-                .await
+    // Bounded concurrent argon2 checks (each takes ~19 MiB): excess waits, then 429.
+    let permit = match tokio::time::timeout(LOGIN_CHECK_WAIT, st.inner.login_checks.acquire()).await
+    {
+        Ok(Ok(p)) => p,
+        _ => {
+            if let Ok(mut l) = st.inner.lockout.lock() {
+                l.cancel(name, ip);
+            }
+            tracing::warn!(%ip, user = %logged_name, "web: login refused, password checks busy");
+            let mut r = login_form(
+                &st,
+                &next,
+                login_error_text("busy"),
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("3"));
+            return r;
         }
+    };
+    let user = st.store().get_user(name.to_string()).await.ok().flatten();
+    let checkers = &st.inner.checkers;
+    let password = f.get("password").to_string();
+    let ok = match &user {
+        Some(u) => checkers.verify(password, u.password_hash.clone()).await,
         None => {
-            let _ = auth::verify_password_async(
-                f.get("password").to_string(),
-                auth::dummy_hash().to_string(),
-            )
-            .await;
+            let _ = checkers
+                .verify(password, auth::dummy_hash().to_string())
+                .await;
             false
         }
     };
+    drop(permit);
     let (true, Some(user)) = (ok, user) else {
         let now_locked = st
             .inner
             .lockout
             .lock()
-            .map(|mut l| l.failure(ip))
+            .map(|mut l| l.failure(name, ip))
             .unwrap_or(false);
-        tracing::warn!(%ip, user = %f.get("user").chars().take(64).collect::<String>(), locked = now_locked, "web: failed login");
+        tracing::warn!(%ip, user = %logged_name, locked = now_locked, "web: failed login");
         return login_form(
             &st,
             &next,
-            Some("Wrong user name or password."),
+            login_error_text("wrong"),
             StatusCode::UNAUTHORIZED,
         );
     };
     if let Ok(mut l) = st.inner.lockout.lock() {
-        l.success(ip);
+        l.success(name, ip);
     }
     let cookie = match auth::start_session(&st, &user).await {
         Ok(c) => c,
         Err(e) => return html::error_page(None, &Failure::from(e)),
     };
-    tracing::info!(user = %user.name, %ip, "web: login");
+    tracing::info!(user = %logged_name, %ip, "web: login");
     let to = if user.must_change_password {
         "/password".to_string()
     } else {
@@ -372,10 +436,7 @@ async fn password_post(
         .await
         .map_err(|e| fail(&v, Failure::from(e)))?;
     tracing::info!(user = %v.user.name, "web: password changed, other sessions ended");
-    let mut resp = back(
-        "/",
-        "Password changed. Your other sessions were logged out.",
-    );
+    let mut resp = back("/", "password-changed");
     if let Ok(c) = cookie.parse() {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
@@ -707,7 +768,7 @@ async fn sensor_post(
             )
             .await
             .map(|_| ()))?;
-            "Description saved."
+            "description-saved"
         }
         "limit" => {
             let limit = optional_u64(f.get("limit"), "the stream limit must be a number")
@@ -722,7 +783,7 @@ async fn sensor_post(
             )
             .await
             .map(|_| ()))?;
-            "Stream limit saved."
+            "limit-saved"
         }
         "monitoring" => {
             let threshold = optional_u64(
@@ -741,9 +802,9 @@ async fn sensor_post(
             .await
             .map(|_| ()))?;
             if threshold.is_some() {
-                "Monitoring threshold saved."
+                "threshold-saved"
             } else {
-                "Monitoring threshold cleared: the global one applies."
+                "threshold-cleared"
             }
         }
         "key" => {
@@ -770,15 +831,15 @@ async fn sensor_post(
             )
             .await
             .map(|_| ()))?;
-            "The sensor now uses the server default key."
+            "default-key"
         }
         "kick" => {
             r(actions::kick(store, uuid).await)?;
-            "Kicked: its connections are closed and it may reconnect after 30 s."
+            "kicked"
         }
         "block" => {
             r(actions::block_uuid(store, uuid, &format!("blocked by {}", v.user.name)).await)?;
-            "UUID blocked."
+            "uuid-blocked"
         }
         "block-ips" => {
             r(
@@ -786,15 +847,15 @@ async fn sensor_post(
                     .await
                     .map(|_| ()),
             )?;
-            "Its IPs are blocked."
+            "ips-blocked"
         }
         "approve" => {
             r(actions::approve(store, uuid).await.map(|_| ()))?;
-            "Sensor approved."
+            "approved"
         }
         "delete" | "reject" => {
             r(actions::delete_sensor(store, uuid).await)?;
-            return Ok(back("/registration", "Sensor record deleted."));
+            return Ok(back("/registration", "sensor-deleted"));
         }
         _ => return Err(fail(&v, Failure::not_found("unknown action"))),
     };
@@ -1058,14 +1119,14 @@ async fn server_post(
             if let d4_store::BlockTarget::Uuid(u) = target {
                 actions::kick(store, u).await.map_err(fl)?;
             }
-            format!("Blocked {target}.")
+            "blocked"
         }
         "unblock" => {
             let target = actions::parse_target(f.get("kind"), f.get("value")).map_err(fl)?;
             actions::remove_block(store, target.clone())
                 .await
                 .map_err(fl)?;
-            format!("Removed the block on {target}.")
+            "unblocked"
         }
         "type" => {
             let t: u8 = f
@@ -1075,21 +1136,26 @@ async fn server_post(
                 .map_err(|_| fl(Failure::bad("invalid type (1..=255)")))?;
             let acc = f.get("accepted") == "1";
             actions::set_type(store, t, acc).await.map_err(fl)?;
-            format!("Type {t} {}.", if acc { "accepted" } else { "refused" })
+            if acc {
+                "type-accepted"
+            } else {
+                "type-refused"
+            }
         }
         "ext" => {
             let name = f.get("name").trim();
             let acc = f.get("accepted") == "1";
             actions::set_ext(store, name, acc).await.map_err(fl)?;
-            format!(
-                "Extended type {name} {}.",
-                if acc { "accepted" } else { "refused" }
-            )
+            if acc {
+                "ext-accepted"
+            } else {
+                "ext-refused"
+            }
         }
         _ => return Err(fl(Failure::not_found("unknown action"))),
     };
     tracing::info!(user = %v.user.name, %action, "web: server change");
-    Ok(back("/server", &msg))
+    Ok(back("/server", msg))
 }
 
 // ---- queues ----
@@ -1191,10 +1257,7 @@ async fn queue_create(
         .map_err(|e| fail(&v, e))?;
     let id = q.config.uuid.simple().to_string();
     tracing::info!(user = %v.user.name, queue = %id, "web: queue created");
-    Ok(back(
-        &format!("/queues/{id}"),
-        &format!("Queue {id} created: analyzers read it with this UUID."),
-    ))
+    Ok(back(&format!("/queues/{id}"), "queue-created"))
 }
 
 async fn queue_page(
@@ -1264,17 +1327,15 @@ async fn queue_post(
                 .empty_queue(uuid)
                 .await
                 .map_err(|e| fail(&v, e.into()))?;
-            Ok(back(
-                "/queues",
-                &format!("Queue {id} emptied ({n} entries removed)."),
-            ))
+            tracing::info!(user = %v.user.name, queue = %id, removed = n, "web: queue emptied");
+            Ok(back("/queues", "queue-emptied"))
         }
         "delete" => {
             store
                 .delete_queue(uuid)
                 .await
                 .map_err(|e| fail(&v, e.into()))?;
-            Ok(back("/queues", &format!("Queue {id} deleted.")))
+            Ok(back("/queues", "queue-deleted"))
         }
         "edit" => {
             let config =
@@ -1282,7 +1343,7 @@ async fn queue_post(
             actions::update_queue(store, config)
                 .await
                 .map_err(|e| fail(&v, e))?;
-            Ok(back(&format!("/queues/{id}"), "Queue saved."))
+            Ok(back(&format!("/queues/{id}"), "queue-saved"))
         }
         _ => Err(fail(&v, Failure::not_found("unknown action"))),
     }
@@ -1365,7 +1426,7 @@ async fn user_create(
             &p,
             "/users",
         )),
-        None => Ok(back("/users", &format!("User {name} created."))),
+        None => Ok(back("/users", "user-created")),
     }
 }
 
@@ -1386,13 +1447,13 @@ async fn user_post(
                 .parse()
                 .map_err(|e: String| fl(Failure::bad(e)))?;
             actions::set_role(store, &name, role).await.map_err(fl)?;
-            Ok(back("/users", &format!("{name} is now {}.", role.as_str())))
+            Ok(back("/users", "role-set"))
         }
         "delete" => {
             actions::delete_user(store, &name, &v.user.name)
                 .await
                 .map_err(fl)?;
-            Ok(back("/users", &format!("User {name} deleted.")))
+            Ok(back("/users", "user-deleted"))
         }
         "password" => {
             let pw = actions::reset_password(store, &name, None)

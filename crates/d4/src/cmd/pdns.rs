@@ -164,6 +164,55 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 1_000_000)]
     pub max_matches: usize,
 
+    /// Refuse (HTTP 422) a query that reads more stored records than this, whether they
+    /// pass its filters (rrtype, since, until) or not: bounds the work of every request.
+    #[arg(long, default_value_t = 1_000_000, env = "D4_PDNS_MAX_EXAMINED")]
+    pub max_examined: usize,
+
+    /// Lookups running at once; more wait up to 2 s, then get 429.
+    #[arg(long, default_value_t = 4, env = "D4_PDNS_MAX_CONCURRENT")]
+    pub max_concurrent: usize,
+
+    /// With tokens: wrong or missing tokens per minute and client IP before 429.
+    #[arg(long, default_value_t = 10, env = "D4_PDNS_MAX_AUTH_FAILURES")]
+    pub max_auth_failures: u32,
+
+    /// Accepted `Host` name (repeatable; DNS rebinding onto a loopback server). `*` accepts
+    /// any; IP literals always pass [default: localhost and this machine's host name].
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "D4_PDNS_ALLOWED_HOST",
+        value_delimiter = ','
+    )]
+    pub allowed_host: Vec<String>,
+
+    /// Connections open at once; more are closed at once.
+    #[arg(long, default_value_t = 256, env = "D4_PDNS_MAX_CONNECTIONS")]
+    pub max_connections: usize,
+
+    /// Connections open at once from one client IP.
+    #[arg(long, default_value_t = 32, env = "D4_PDNS_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: usize,
+
+    /// Seconds a client has to send a request head.
+    #[arg(
+        long,
+        default_value_t = 10,
+        value_name = "SECS",
+        env = "D4_PDNS_HEADER_TIMEOUT"
+    )]
+    pub header_timeout: u64,
+
+    /// Seconds without a byte before a connection is closed.
+    #[arg(
+        long,
+        default_value_t = 60,
+        value_name = "SECS",
+        env = "D4_PDNS_IDLE_TIMEOUT"
+    )]
+    pub idle_timeout: u64,
+
     /// Expiry per rrtype, applied at start and every hour (see `ingest --expire`).
     #[arg(long, value_name = "TYPE=SECS", value_parser = parse_expire)]
     pub expire: Vec<(u16, u64)>,
@@ -401,6 +450,11 @@ fn serve(
                 .map(str::to_string),
         );
     }
+    if tokens.iter().any(|t| t.trim().is_empty()) {
+        anyhow::bail!(
+            "an empty --token would accept an empty Authorization header: give a real token"
+        );
+    }
     let cfg = ServerConfig {
         cof: CofOptions {
             rdata_array: a.rdata_array,
@@ -409,6 +463,10 @@ fn serve(
         tokens,
         rate_limit_per_min: a.rate_limit,
         max_matches: a.max_matches,
+        max_examined: a.max_examined.max(1),
+        max_concurrent: a.max_concurrent.max(1),
+        max_auth_failures: a.max_auth_failures.max(1),
+        allowed_hosts: super::web::allowed_hosts(&a.allowed_host),
     };
     let expire: HashMap<u16, u64> = a.expire.into_iter().collect();
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -461,7 +519,13 @@ fn serve(
             let _ = signalled.wait_for(|s| *s).await;
             tracing::info!("shutting down");
         };
-        d4_pdns::server::serve(listener, store, cfg, shutdown).await?;
+        let limits = d4_pdns::server::ListenLimits {
+            max_connections: a.max_connections.max(1),
+            max_connections_per_ip: a.max_connections_per_ip.max(1),
+            header_timeout: std::time::Duration::from_secs(a.header_timeout.max(1)),
+            idle_timeout: std::time::Duration::from_secs(a.idle_timeout.max(1)),
+        };
+        d4_pdns::server::serve_with_limits(listener, store, cfg, limits, shutdown).await?;
         if let Some(c) = consumer {
             match c.await {
                 Ok(Ok(ing)) => tracing::info!(stats = ?ing.stats(), "queue consumer stopped"),

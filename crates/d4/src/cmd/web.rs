@@ -44,6 +44,37 @@ pub struct WebArgs {
         value_name = "BOOL"
     )]
     pub metrics_public: Option<bool>,
+    /// Accepted `Host` name of the web UI (repeatable; DNS rebinding). `*` accepts any;
+    /// IP literals always pass [default: localhost and this machine's host name].
+    #[arg(long, env = "D4_WEB_HOST", value_name = "NAME", value_delimiter = ',')]
+    pub web_host: Vec<String>,
+    /// Reverse proxy (IP or CIDR, repeatable) whose `X-Forwarded-For` gives the client IP
+    /// for the login lockout [default: none: the TCP peer is the client].
+    #[arg(
+        long,
+        env = "D4_WEB_TRUSTED_PROXY",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    pub web_trusted_proxy: Vec<String>,
+    /// Web connections open at once; more are closed at once [default: 512].
+    #[arg(long, env = "D4_WEB_MAX_CONNECTIONS", value_name = "N")]
+    pub web_max_connections: Option<usize>,
+    /// Web connections open at once from one client IP [default: 64].
+    #[arg(long, env = "D4_WEB_MAX_CONNECTIONS_PER_IP", value_name = "N")]
+    pub web_max_connections_per_ip: Option<usize>,
+    /// Seconds to send a request head / finish the TLS handshake [default: 10].
+    #[arg(long, env = "D4_WEB_HEADER_TIMEOUT", value_name = "SECS")]
+    pub web_header_timeout: Option<u64>,
+    /// Seconds to send a request body [default: 10].
+    #[arg(long, env = "D4_WEB_BODY_TIMEOUT", value_name = "SECS")]
+    pub web_body_timeout: Option<u64>,
+    /// Seconds without a byte before a web connection is closed [default: 60].
+    #[arg(long, env = "D4_WEB_IDLE_TIMEOUT", value_name = "SECS")]
+    pub web_idle_timeout: Option<u64>,
+    /// Password checks (argon2, ~19 MiB each) at once; excess logins get 429 [default: 4].
+    #[arg(long, env = "D4_WEB_MAX_LOGIN_CHECKS", value_name = "N")]
+    pub web_max_login_checks: Option<usize>,
 }
 
 impl WebArgs {
@@ -61,6 +92,23 @@ impl WebArgs {
         if let Some(v) = self.metrics_public {
             cfg.metrics_public = v;
         }
+        if !self.web_host.is_empty() {
+            cfg.web_host = self.web_host.clone();
+        }
+        if !self.web_trusted_proxy.is_empty() {
+            cfg.web_trusted_proxy = self.web_trusted_proxy.clone();
+        }
+        macro_rules! over {
+            ($($f:ident),*) => {$( if let Some(v) = self.$f { cfg.$f = v; } )*};
+        }
+        over!(
+            web_max_connections,
+            web_max_connections_per_ip,
+            web_header_timeout,
+            web_body_timeout,
+            web_idle_timeout,
+            web_max_login_checks
+        );
     }
 }
 
@@ -92,6 +140,17 @@ pub async fn start(
     wcfg.secure_cookies = tls.is_some();
     wcfg.monitoring_threshold_secs = cfg.monitoring_threshold;
     wcfg.metrics_public = cfg.metrics_public;
+    wcfg.trusted_proxies = trusted_proxies(&cfg.web_trusted_proxy)?;
+    wcfg.allowed_hosts = allowed_hosts(&cfg.web_host);
+    wcfg.body_timeout_secs = cfg.web_body_timeout.max(1);
+    wcfg.max_login_checks = cfg.web_max_login_checks.max(1);
+    let limits = d4_web::ServeLimits {
+        max_connections: cfg.web_max_connections.max(1),
+        max_connections_per_ip: cfg.web_max_connections_per_ip.max(1),
+        exempt: wcfg.trusted_proxies.clone(),
+        header_timeout: std::time::Duration::from_secs(cfg.web_header_timeout.max(1)),
+        idle_timeout: std::time::Duration::from_secs(cfg.web_idle_timeout.max(1)),
+    };
     let state = d4_web::WebState::new(store, wcfg);
     if let Some(m) = metrics {
         state.add_metrics_source(Arc::new(ServerCounters(m)));
@@ -108,10 +167,44 @@ pub async fn start(
     eprintln!("d4-web-ready {scheme}://{addr}");
     let router = d4_web::router(state);
     Ok(Some(tokio::spawn(async move {
-        if let Err(e) = d4_web::serve(listener, router, tls, std::future::pending()).await {
+        let served =
+            d4_web::serve_with_limits(listener, router, tls, limits, std::future::pending());
+        if let Err(e) = served.await {
             tracing::error!(error = %e, "web UI stopped");
         }
     })))
+}
+
+/// `web_trusted_proxy` entries: an IP (a /32 or /128) or a CIDR.
+pub fn trusted_proxies(list: &[String]) -> anyhow::Result<Vec<ipnet::IpNet>> {
+    list.iter()
+        .map(|s| {
+            let s = s.trim();
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .with_context(|| format!("web_trusted_proxy: `{s}` is not an IP or CIDR"))
+        })
+        .collect()
+}
+
+/// `web_host` (accepted `Host` names), or the default: localhost and this machine's host
+/// name (IP literals always pass, see `d4_web::host_allowed`).
+pub fn allowed_hosts(configured: &[String]) -> Vec<String> {
+    let mut hosts: Vec<String> = configured
+        .iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect();
+    if hosts.is_empty() {
+        hosts.push("localhost".into());
+        if let Ok(name) = std::fs::read_to_string("/etc/hostname") {
+            let name = name.trim().to_ascii_lowercase();
+            if !name.is_empty() {
+                hosts.push(name);
+            }
+        }
+    }
+    hosts
 }
 
 /// The collector's counters as a `/metrics` source (the adapter lives here: d4-server and
