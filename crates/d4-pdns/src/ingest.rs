@@ -110,14 +110,16 @@ impl Ingester {
         self.stats.lines_bad += 1;
         *self.stats.bad_by_reason.entry(kind).or_default() += 1;
         self.batch.add_bad(kind);
-        let shown = String::from_utf8_lossy(&line[..line.len().min(200)]);
+        // The line is the sensor's text: escaped so it cannot forge log lines.
+        let shown = d4_proto::logsafe::escape_bytes(&line[..line.len().min(200)]);
+        let reason = d4_proto::logsafe::escape(reason);
         if self.stats.lines_bad <= WARN_BAD_LINES {
-            tracing::warn!(reason, line = %shown, "passivedns line rejected");
+            tracing::warn!(reason = %reason, line = %shown, "passivedns line rejected");
             if self.stats.lines_bad == WARN_BAD_LINES {
                 tracing::warn!("further rejected lines are logged at debug level only");
             }
         } else {
-            tracing::debug!(reason, line = %shown, "passivedns line rejected");
+            tracing::debug!(reason = %reason, line = %shown, "passivedns line rejected");
         }
     }
 

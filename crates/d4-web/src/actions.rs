@@ -368,7 +368,7 @@ pub async fn update_queue(store: &dyn Store, config: QueueConfig) -> Res<d4_stor
     if store.get_queue(config.uuid).await?.is_none() {
         return Err(Failure::not_found(format!(
             "unknown queue {}",
-            config.uuid.simple()
+            config.uuid.hyphenated()
         )));
     }
     Ok(store.update_queue(config, now()).await?)
@@ -378,7 +378,7 @@ pub async fn queue(store: &dyn Store, uuid: Uuid) -> Res<d4_store::Queue> {
     store
         .get_queue(uuid)
         .await?
-        .ok_or_else(|| Failure::not_found(format!("unknown queue {}", uuid.simple())))
+        .ok_or_else(|| Failure::not_found(format!("unknown queue {}", uuid.hyphenated())))
 }
 
 /// Create a user (the password must be changed at first login). Returns the password

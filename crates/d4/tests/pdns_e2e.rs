@@ -211,3 +211,29 @@ fn client_to_server_to_queue_to_pdns_lookup() {
     drop(serve);
     assert_eq!(server.stop(), Some(0));
 }
+
+/// A rejected line is the sensor's text: logged with its control characters escaped, so a
+/// carriage return or a terminal escape in it cannot forge or hide log lines.
+#[test]
+fn rejected_lines_are_logged_escaped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("bad.txt");
+    std::fs::write(
+        &input,
+        b"1700000000||1.2.3.4||5.6.7.8||IN||x.||A||1.2.3.4||\x1b[2Kforged\r2026-01-01T00:00:00Z  INFO d4: fake||1\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_d4"))
+        .args(["pdns", "ingest", "--data-dir"])
+        .arg(tmp.path())
+        .arg(&input)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("passivedns line rejected"), "{err}");
+    assert!(!err.contains('\x1b') && !err.contains('\r'), "{err:?}");
+    assert!(err.contains("\\u{1b}[2Kforged\\r"), "{err}");
+}
