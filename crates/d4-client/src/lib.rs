@@ -20,6 +20,7 @@ pub mod redis;
 pub mod run;
 pub mod source;
 pub mod spool;
+pub mod wire;
 
 pub use config::{ConfigDir, Overrides, Settings, SourceKind};
 pub use dest::Destination;

@@ -22,11 +22,12 @@ use tokio::time::Instant;
 
 use crate::backoff::Backoff;
 use crate::config::Settings;
-use crate::dest::{Connector, Destination, Stream};
+use crate::dest::{Connector, Destination, Link, Stream};
 use crate::error::RunError;
 use crate::framer::Framer;
 use crate::source::{run_source, Emitter, Msg};
 use crate::spool::Spool;
+use crate::wire;
 
 /// A batch of frames written in one go (spool drain or direct).
 const BATCH: usize = 256 * 1024;
@@ -106,6 +107,7 @@ pub async fn run(
                 meta,
                 backoff: Backoff::new(Duration::from_millis(250), settings.backoff_max),
                 conn: None,
+                close_timeout: settings.close_timeout,
                 stats: Stats::default(),
                 fail_count: 0,
                 full_logged: false,
@@ -173,29 +175,123 @@ async fn recv_after_stop(rx: &mut mpsc::Receiver<Msg>) -> Option<Msg> {
         .flatten()
 }
 
+/// How the collector's side of a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PeerEnd {
+    /// End of stream (with or without a TLS `close_notify`): the collector read our whole
+    /// stream, up to our close, or it closed on its own.
+    Closed,
+    /// Reset or another read error: what it had not read yet may be lost.
+    Failed(String),
+}
+
 struct Conn {
     w: WriteHalf<Box<dyn Stream>>,
-    /// Fires when the collector closes its side (or the read side fails).
-    closed: oneshot::Receiver<()>,
+    /// TLS: writes are cut into records of at most this size (see [`crate::wire`]).
+    record_max: Option<usize>,
+    /// Fires when the collector's side ends (the reader task saw EOF or an error).
+    end_rx: oneshot::Receiver<PeerEnd>,
+    ended: Option<PeerEnd>,
     reader: tokio::task::JoinHandle<()>,
 }
 
 impl Conn {
+    /// Splits the stream; a task reads (and ignores) what the collector sends — TLS session
+    /// tickets, its `close_notify` — so that unread bytes never turn our close into a reset.
+    fn new(link: Link) -> Conn {
+        let (mut r, w) = tokio::io::split(link.stream);
+        let (tx, end_rx) = oneshot::channel();
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            let end = loop {
+                match r.read(&mut buf).await {
+                    Ok(0) => break PeerEnd::Closed,
+                    // a TCP end without close_notify: still an orderly end of the peer's side
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        break PeerEnd::Closed
+                    }
+                    Err(e) => break PeerEnd::Failed(e.to_string()),
+                    Ok(_) => {} // collectors do not talk; ignore
+                }
+            };
+            let _ = tx.send(end);
+        });
+        Conn {
+            w,
+            record_max: link.record_max,
+            end_rx,
+            ended: None,
+            reader,
+        }
+    }
+
     fn peer_closed(&mut self) -> bool {
-        !matches!(
-            self.closed.try_recv(),
-            Err(oneshot::error::TryRecvError::Empty)
-        )
+        if self.ended.is_none() {
+            match self.end_rx.try_recv() {
+                Ok(e) => self.ended = Some(e),
+                Err(oneshot::error::TryRecvError::Empty) => {}
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    self.ended = Some(PeerEnd::Failed("reader stopped".into()));
+                }
+            }
+        }
+        self.ended.is_some()
     }
 
-    async fn close(mut self) {
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.w.shutdown()).await;
+    /// Resolves when the collector's side has ended.
+    async fn peer_end(&mut self) -> PeerEnd {
+        if let Some(e) = &self.ended {
+            return e.clone();
+        }
+        let e = (&mut self.end_rx)
+            .await
+            .unwrap_or_else(|_| PeerEnd::Failed("reader stopped".into()));
+        self.ended = Some(e.clone());
+        e
+    }
+
+    /// Closes properly: `close_notify` and half-close (TCP FIN), then keeps reading until
+    /// the collector ends its side, which it does once it has read everything we sent.
+    /// Closing at once instead, with unread bytes in our socket (TLS 1.3 session tickets),
+    /// sends a reset, and the collector's kernel throws away the data it had not read yet.
+    /// `Err` when the collector did not end its side within `bound`, or reset it.
+    async fn close(mut self, bound: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + bound;
+        let res = if let Some(e) = self.ended.clone() {
+            // the collector had already closed: nothing more can be confirmed
+            let _ = tokio::time::timeout(Duration::from_millis(200), self.w.shutdown()).await;
+            match e {
+                PeerEnd::Closed => Ok(()),
+                PeerEnd::Failed(why) => Err(why),
+            }
+        } else {
+            match tokio::time::timeout_at(deadline, self.w.shutdown()).await {
+                Err(_) => Err(format!("could not send our close within {bound:?}")),
+                Ok(Err(e)) => Err(format!("closing: {e}")),
+                Ok(Ok(())) => match tokio::time::timeout_at(deadline, self.peer_end()).await {
+                    Err(_) => Err(format!(
+                        "no end of stream from the collector within {bound:?}"
+                    )),
+                    Ok(PeerEnd::Closed) => Ok(()),
+                    Ok(PeerEnd::Failed(why)) => Err(why),
+                },
+            }
+        };
         self.reader.abort();
+        res
     }
 
+    /// Writes whole frames and flushes; over TLS, in records cut by [`wire::cuts`].
     async fn write(&mut self, buf: &[u8]) -> std::io::Result<()> {
         let fut = async {
-            self.w.write_all(buf).await?;
+            match self.record_max {
+                None => self.w.write_all(buf).await?,
+                Some(max) => {
+                    for r in wire::cuts(buf.len(), max) {
+                        self.w.write_all(&buf[r]).await?;
+                    }
+                }
+            }
             self.w.flush().await
         };
         match tokio::time::timeout(WRITE_TIMEOUT, fut).await {
@@ -214,6 +310,7 @@ struct Sender {
     meta: Option<Vec<u8>>,
     backoff: Backoff,
     conn: Option<Conn>,
+    close_timeout: Duration,
     stats: Stats,
     fail_count: u64,
     full_logged: bool,
@@ -249,28 +346,12 @@ impl Sender {
 
     async fn try_connect(&mut self) -> bool {
         match self.connector.connect().await {
-            Ok(stream) => {
-                let (mut r, w) = tokio::io::split(stream);
-                let (ctx, crx) = oneshot::channel();
-                let reader = tokio::spawn(async move {
-                    let mut buf = [0u8; 4096];
-                    loop {
-                        match r.read(&mut buf).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(_) => {} // collectors do not talk; ignore
-                        }
-                    }
-                    let _ = ctx.send(());
-                });
-                let mut conn = Conn {
-                    w,
-                    closed: crx,
-                    reader,
-                };
+            Ok(link) => {
+                let mut conn = Conn::new(link);
                 if let Some(m) = &self.meta {
                     if let Err(e) = conn.write(m).await {
                         tracing::warn!(dest = ?self.connector, "sending the meta header failed: {e}");
-                        conn.close().await;
+                        conn.reader.abort();
                         return false;
                     }
                 }
@@ -413,7 +494,9 @@ impl Sender {
             if peer_closed {
                 if let Some(c) = self.conn.take() {
                     tracing::warn!(dest = ?self.connector, "the collector closed the connection: reconnecting");
-                    c.close().await;
+                    if let Err(e) = c.close(self.close_timeout).await {
+                        tracing::debug!(dest = ?self.connector, "closing: {e}");
+                    }
                 }
                 next_attempt = Instant::now() + self.backoff.next_delay();
                 continue;
@@ -454,7 +537,7 @@ impl Sender {
                 let closed = async {
                     match self.conn.as_mut() {
                         Some(c) => {
-                            let _ = (&mut c.closed).await;
+                            c.peer_end().await;
                         }
                         None => std::future::pending::<()>().await,
                     }
@@ -515,8 +598,15 @@ impl Sender {
                 }
             }
         }
+        let mut unconfirmed = None;
         if let Some(c) = self.conn.take() {
-            c.close().await;
+            if let Err(e) = c.close(self.close_timeout).await {
+                tracing::error!(
+                    dest = ?self.connector,
+                    "the collector did not confirm the end of the stream ({e}): the last data may not have arrived"
+                );
+                unconfirmed = Some(e);
+            }
         }
         self.spool.sync().map_err(|e| self.spool_err(e))?;
         self.stats.spooled_at_exit = self.spool.bytes();
@@ -527,9 +617,10 @@ impl Sender {
             spooled = self.stats.spooled_at_exit,
             "client stopped"
         );
-        match source_error {
-            Some(e) => Err(RunError::Source(e)),
-            None => Ok(self.stats.clone()),
+        match (source_error, unconfirmed) {
+            (Some(e), _) => Err(RunError::Source(e)),
+            (None, Some(e)) => Err(RunError::Unconfirmed(e)),
+            (None, None) => Ok(self.stats.clone()),
         }
     }
 }
