@@ -12,6 +12,7 @@
 
 pub mod backoff;
 pub mod config;
+mod conn;
 pub mod dest;
 pub mod error;
 pub mod folder;
