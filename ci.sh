@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite of d4-rs: formatting, lints, every test of the workspace, and a
-# build check of the fuzz targets. CI runs exactly this (.ci/run); so should you.
+# The whole test suite of d4-rs: formatting, lints, every test of the workspace, the
+# sensor build's size, and a build check of the fuzz targets. CI runs exactly this (.ci/run); so should you.
 #
 # Needs: the Rust toolchain, ../shared beside the repository (test vectors), and
 # redis-server, python3, chromium and chromium-driver (installed here with apt-get when
@@ -49,6 +49,22 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 say "cargo test"
 cargo test --workspace
+
+say "sensor build (client + inspect only): lints, release build, size < 5 MB"
+cargo clippy --quiet -p d4 --no-default-features --features sensor -- -D warnings
+cargo build --quiet --release -p d4 --no-default-features --features sensor
+sensor_bin="${CARGO_TARGET_DIR:-target}/release/d4"
+sensor_size=$(stat -c %s "$sensor_bin")
+echo "sensor build: $sensor_bin is $sensor_size bytes"
+if [ "$sensor_size" -ge 5000000 ]; then
+    echo "error: the sensor build is $sensor_size bytes, not under 5 MB (docs/client.md)" >&2
+    exit 1
+fi
+"$sensor_bin" client --help >/dev/null
+if "$sensor_bin" server --help >/dev/null 2>&1; then
+    echo "error: the sensor build holds \`d4 server\`" >&2
+    exit 1
+fi
 
 if [ -f fuzz/Cargo.toml ]; then
     say "fuzz targets build (cargo check)"

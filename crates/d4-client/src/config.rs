@@ -15,6 +15,8 @@ pub const DEFAULT_SNAPLEN: usize = 4096;
 pub const MAX_SNAPLEN: usize = 1_000_000;
 /// Default spool size bound.
 pub const DEFAULT_SPOOL_MAX: u64 = 1 << 30;
+/// Default bound on waiting for the collector to confirm the end of the stream.
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Removes ONE trailing `\n` and then ONE trailing `\r` (the reference clients' rule, which
 /// also handles `\r\n`).
@@ -122,6 +124,7 @@ pub struct Overrides {
     pub connect_timeout: Option<Duration>,
     pub backoff_max: Option<Duration>,
     pub poll: Option<Duration>,
+    pub close_timeout: Option<Duration>,
 }
 
 /// Where the data comes from.
@@ -167,6 +170,9 @@ pub struct Settings {
     pub connect_timeout: Duration,
     pub backoff_max: Duration,
     pub poll: Duration,
+    /// At the end, how long to wait for the collector to confirm it read everything (its
+    /// end of the connection) after our `close_notify` and half-close.
+    pub close_timeout: Duration,
 }
 
 impl Settings {
@@ -352,6 +358,7 @@ impl Settings {
             connect_timeout: o.connect_timeout.unwrap_or(Duration::from_secs(10)),
             backoff_max: o.backoff_max.unwrap_or(Duration::from_secs(30)),
             poll: o.poll.unwrap_or(Duration::from_millis(200)),
+            close_timeout: o.close_timeout.unwrap_or(DEFAULT_CLOSE_TIMEOUT),
         })
     }
 

@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::error::ConfigError;
+use crate::wire::TLS_RECORD_MAX;
 
 /// Where frames go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +66,14 @@ impl Destination {
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
+/// An established connection to the collector.
+pub struct Link {
+    pub stream: Box<dyn Stream>,
+    /// TLS: the largest write that goes out as exactly one record (see [`crate::wire`]);
+    /// `None` for plain TCP, where writes carry no boundaries.
+    pub record_max: Option<usize>,
+}
+
 /// How to connect to a remote destination: resolved once, used at every reconnect.
 #[derive(Clone)]
 pub struct Connector {
@@ -113,7 +122,12 @@ impl Connector {
     }
 
     /// One connection attempt (resolve, TCP connect, TLS handshake), bounded by the timeout.
-    pub async fn connect(&self) -> std::io::Result<Box<dyn Stream>> {
+    ///
+    /// The TLS send buffer is unbounded (rustls's default limit of 64 KiB would cut a write
+    /// wherever the buffer happens to fill, at any byte): the sender writes at most one
+    /// batch before flushing, so what rustls holds is bounded by the batch size, and every
+    /// write of at most [`TLS_RECORD_MAX`] bytes becomes exactly one record.
+    pub async fn connect(&self) -> std::io::Result<Link> {
         let fut = async {
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((self.host.as_str(), self.port))
                 .await?
@@ -124,10 +138,17 @@ impl Connector {
                     Ok(s) => {
                         s.set_nodelay(true)?;
                         return match &self.tls {
-                            None => Ok(Box::new(s) as Box<dyn Stream>),
+                            None => Ok(Link {
+                                stream: Box::new(s),
+                                record_max: None,
+                            }),
                             Some((c, name)) => {
-                                let t = c.connect(name.clone(), s).await?;
-                                Ok(Box::new(t) as Box<dyn Stream>)
+                                let mut t = c.connect(name.clone(), s).await?;
+                                t.get_mut().1.set_buffer_limit(None);
+                                Ok(Link {
+                                    stream: Box::new(t),
+                                    record_max: Some(TLS_RECORD_MAX),
+                                })
                             }
                         };
                     }

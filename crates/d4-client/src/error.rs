@@ -62,4 +62,8 @@ pub enum RunError {
     Stdout(std::io::Error),
     #[error("framing: {0}")]
     Encode(String),
+    /// Everything was written, but the collector did not confirm the end of the stream
+    /// (its own close) in time, or reset the connection: the last data may not have arrived.
+    #[error("the collector did not confirm the end of the stream: {0}; the last data may not have arrived")]
+    Unconfirmed(String),
 }

@@ -12,6 +12,7 @@
 
 pub mod backoff;
 pub mod config;
+mod conn;
 pub mod dest;
 pub mod error;
 pub mod folder;
@@ -20,6 +21,7 @@ pub mod redis;
 pub mod run;
 pub mod source;
 pub mod spool;
+pub mod wire;
 
 pub use config::{ConfigDir, Overrides, Settings, SourceKind};
 pub use dest::Destination;

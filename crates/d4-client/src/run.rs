@@ -8,7 +8,8 @@
 //! While the collector is unreachable, frames go to the on-disk [`Spool`], which is always
 //! drained first and in order. When the spool is full, the sender stops taking frames from
 //! the source, whose thread then blocks (backpressure). For types 2/254 the meta header is
-//! written as type-2 frames at the start of every connection.
+//! written as type-2 frames at the start of every connection. At the end, the connection is
+//! closed properly and the collector's confirmation awaited ([`Conn::close`]).
 
 use std::future::Future;
 use std::io::Write;
@@ -16,13 +17,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
 use crate::config::Settings;
-use crate::dest::{Connector, Destination, Stream};
+use crate::conn::Conn;
+use crate::dest::{Connector, Destination};
 use crate::error::RunError;
 use crate::framer::Framer;
 use crate::source::{run_source, Emitter, Msg};
@@ -32,8 +33,6 @@ use crate::spool::Spool;
 const BATCH: usize = 256 * 1024;
 /// Frames (reads) buffered between the source thread and the sender.
 const CHANNEL: usize = 64;
-/// How long a single batch write may take before the connection is considered dead.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What one run did.
 #[derive(Debug, Default, Clone)]
@@ -106,6 +105,7 @@ pub async fn run(
                 meta,
                 backoff: Backoff::new(Duration::from_millis(250), settings.backoff_max),
                 conn: None,
+                close_timeout: settings.close_timeout,
                 stats: Stats::default(),
                 fail_count: 0,
                 full_logged: false,
@@ -173,47 +173,13 @@ async fn recv_after_stop(rx: &mut mpsc::Receiver<Msg>) -> Option<Msg> {
         .flatten()
 }
 
-struct Conn {
-    w: WriteHalf<Box<dyn Stream>>,
-    /// Fires when the collector closes its side (or the read side fails).
-    closed: oneshot::Receiver<()>,
-    reader: tokio::task::JoinHandle<()>,
-}
-
-impl Conn {
-    fn peer_closed(&mut self) -> bool {
-        !matches!(
-            self.closed.try_recv(),
-            Err(oneshot::error::TryRecvError::Empty)
-        )
-    }
-
-    async fn close(mut self) {
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.w.shutdown()).await;
-        self.reader.abort();
-    }
-
-    async fn write(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        let fut = async {
-            self.w.write_all(buf).await?;
-            self.w.flush().await
-        };
-        match tokio::time::timeout(WRITE_TIMEOUT, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "write timed out",
-            )),
-        }
-    }
-}
-
 struct Sender {
     connector: Connector,
     spool: Spool,
     meta: Option<Vec<u8>>,
     backoff: Backoff,
     conn: Option<Conn>,
+    close_timeout: Duration,
     stats: Stats,
     fail_count: u64,
     full_logged: bool,
@@ -249,28 +215,12 @@ impl Sender {
 
     async fn try_connect(&mut self) -> bool {
         match self.connector.connect().await {
-            Ok(stream) => {
-                let (mut r, w) = tokio::io::split(stream);
-                let (ctx, crx) = oneshot::channel();
-                let reader = tokio::spawn(async move {
-                    let mut buf = [0u8; 4096];
-                    loop {
-                        match r.read(&mut buf).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(_) => {} // collectors do not talk; ignore
-                        }
-                    }
-                    let _ = ctx.send(());
-                });
-                let mut conn = Conn {
-                    w,
-                    closed: crx,
-                    reader,
-                };
+            Ok(link) => {
+                let mut conn = Conn::new(link);
                 if let Some(m) = &self.meta {
                     if let Err(e) = conn.write(m).await {
                         tracing::warn!(dest = ?self.connector, "sending the meta header failed: {e}");
-                        conn.close().await;
+                        conn.reader.abort();
                         return false;
                     }
                 }
@@ -413,7 +363,9 @@ impl Sender {
             if peer_closed {
                 if let Some(c) = self.conn.take() {
                     tracing::warn!(dest = ?self.connector, "the collector closed the connection: reconnecting");
-                    c.close().await;
+                    if let Err(e) = c.close(self.close_timeout).await {
+                        tracing::debug!(dest = ?self.connector, "closing: {e}");
+                    }
                 }
                 next_attempt = Instant::now() + self.backoff.next_delay();
                 continue;
@@ -454,7 +406,7 @@ impl Sender {
                 let closed = async {
                     match self.conn.as_mut() {
                         Some(c) => {
-                            let _ = (&mut c.closed).await;
+                            c.peer_end().await;
                         }
                         None => std::future::pending::<()>().await,
                     }
@@ -515,8 +467,15 @@ impl Sender {
                 }
             }
         }
+        let mut unconfirmed = None;
         if let Some(c) = self.conn.take() {
-            c.close().await;
+            if let Err(e) = c.close(self.close_timeout).await {
+                tracing::error!(
+                    dest = ?self.connector,
+                    "the collector did not confirm the end of the stream ({e}): the last data may not have arrived"
+                );
+                unconfirmed = Some(e);
+            }
         }
         self.spool.sync().map_err(|e| self.spool_err(e))?;
         self.stats.spooled_at_exit = self.spool.bytes();
@@ -527,9 +486,10 @@ impl Sender {
             spooled = self.stats.spooled_at_exit,
             "client stopped"
         );
-        match source_error {
-            Some(e) => Err(RunError::Source(e)),
-            None => Ok(self.stats.clone()),
+        match (source_error, unconfirmed) {
+            (Some(e), _) => Err(RunError::Source(e)),
+            (None, Some(e)) => Err(RunError::Unconfirmed(e)),
+            (None, None) => Ok(self.stats.clone()),
         }
     }
 }

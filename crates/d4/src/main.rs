@@ -5,6 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[cfg(not(feature = "sensor"))]
+compile_error!("build with the `full` (default) or the `sensor` feature");
+
 mod cmd;
 mod logging;
 
@@ -30,14 +33,19 @@ enum Command {
     /// Sensor client: frame a source (stdin, file, folder, Redis list) and send it to a collector.
     Client(cmd::client::ClientArgs),
     /// Run the collector: TLS listener, sessions, journal, workers, analyzer queues.
+    #[cfg(feature = "full")]
     Server(Box<cmd::server::ServerArgs>),
     /// Benchmarks (`d4 bench server`: collector throughput over TLS vs HMAC, memory).
+    #[cfg(feature = "full")]
     Bench(cmd::bench::BenchArgs),
     /// Backscatter DDoS analyzer: find the replies of spoofed-flood victims in pcap files.
+    #[cfg(feature = "full")]
     Pibs(cmd::pibs::PibsArgs),
+    #[cfg(feature = "full")]
     #[command(flatten)]
     Admin(cmd::admin::AdminCommand),
     /// Passive DNS: ingest passivedns CSV into the record store, serve COF lookups.
+    #[cfg(feature = "full")]
     Pdns(cmd::pdns::PdnsArgs),
 }
 
@@ -47,10 +55,15 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Client(args) => cmd::client::run(args),
+        #[cfg(feature = "full")]
         Command::Server(args) => cmd::server::run(*args),
+        #[cfg(feature = "full")]
         Command::Bench(args) => cmd::bench::run(args),
+        #[cfg(feature = "full")]
         Command::Pibs(args) => cmd::pibs::run(args),
+        #[cfg(feature = "full")]
         Command::Admin(args) => cmd::admin::run(args),
+        #[cfg(feature = "full")]
         Command::Pdns(args) => cmd::pdns::run(args),
     };
     match result {

@@ -18,8 +18,9 @@ Examples:\n  \
 tcpdump -n -s0 -w - | d4 client -c /etc/d4/sensor\n  \
 d4 client --key-file key --type 3 --source /var/log/syslog --follow --destination d4.example.org:4443 --ca ca.pem\n  \
 d4 client --key secret --type 8 --source folder --folder /data/pdns --json --destination 10.0.0.5:4443 --no-tls\n\n\
-Exit status: 0 at the end of a (non-followed) input or on SIGINT/SIGTERM after flushing;\n\
-1 on a runtime failure (source, stdout, spool); 2 on bad configuration."
+Exit status: 0 at the end of a (non-followed) input or on SIGINT/SIGTERM after flushing,\n\
+once the collector has confirmed the end of the stream; 1 on a runtime failure (source,\n\
+stdout, spool, or no confirmation within --close-timeout); 2 on bad configuration."
 )]
 pub struct ClientArgs {
     /// Configuration directory of the C/Go clients (optional: flags can give everything).
@@ -126,6 +127,12 @@ pub struct ClientArgs {
     /// the spool for the next start, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     pub drain_timeout: f64,
+
+    /// At the end, after sending everything, its TLS close_notify and closing its writing
+    /// side, the client waits for the collector to close the connection (which it does
+    /// once it has read everything); past this many seconds it says so and exits with 1.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub close_timeout: f64,
 }
 
 fn secs(v: f64, name: &str) -> anyhow::Result<Duration> {
@@ -161,6 +168,7 @@ pub fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
         connect_timeout: Some(secs(args.connect_timeout, "connect-timeout")?),
         backoff_max: Some(secs(args.backoff_max, "backoff-max")?),
         poll: Some(Duration::from_millis(args.poll_ms.max(1))),
+        close_timeout: Some(secs(args.close_timeout, "close-timeout")?),
     };
     // configuration errors: status 2 (the caller's default for Err)
     let settings = Settings::resolve(&conf, &o)?;

@@ -1,11 +1,19 @@
-//! One module per `d4` subcommand.
+//! One module per `d4` subcommand. The `sensor` feature builds `client` and `inspect` only
+//! (a sensor on a small device); `full` (the default) builds everything.
 
+#[cfg(feature = "full")]
 pub mod admin;
+#[cfg(feature = "full")]
 pub mod bench;
 pub mod client;
 pub mod inspect;
+#[cfg(feature = "full")]
 pub mod pdns;
+#[cfg(feature = "full")]
 pub mod pibs;
+#[cfg(feature = "full")]
 pub mod server;
+#[cfg(feature = "full")]
 pub mod store_args;
+#[cfg(feature = "full")]
 pub mod web;

@@ -17,6 +17,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
+pub mod tls_peer;
+
 pub const KEY: &str = "private key to change";
 pub const UUID: &str = "3b9cd0e3-a4c2-4d7a-9d8a-0d6c9c2f1a11";
 
