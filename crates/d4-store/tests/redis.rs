@@ -490,6 +490,7 @@ async fn d4core_sensor_page_shows_extended_types() {
         d4_type: t,
         ext: ext.map(str::to_string),
         time,
+        connections: 1,
     };
     s.record_activity(ActivityBatch {
         stats: vec![],
