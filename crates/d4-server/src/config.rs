@@ -64,6 +64,9 @@ pub struct ServerConfig {
     pub on_limit: OnLimit,
     /// Connections served at once; more wait in the kernel backlog.
     pub max_connections: usize,
+    /// Concurrent 2 → 254 (extended-type) connections of one sensor on this server; more
+    /// are refused (`ext-sessions-limit`). 0: no limit.
+    pub max_ext_sessions_per_sensor: usize,
     /// Sync the journal to disk before the worker handles a batch.
     pub journal_fsync: bool,
     /// Write the journal with `O_DIRECT` (no page cache; buffered where unsupported).
@@ -124,6 +127,7 @@ impl Default for ServerConfig {
             max_pending_bytes: 64 << 20,
             on_limit: OnLimit::Backpressure,
             max_connections: 50_000,
+            max_ext_sessions_per_sensor: crate::session::DEFAULT_MAX_EXT_SESSIONS_PER_SENSOR,
             journal_fsync: true,
             journal_direct: true,
             journal_segment_bytes: crate::journal::DEFAULT_SEGMENT_BYTES,

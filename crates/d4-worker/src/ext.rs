@@ -188,39 +188,13 @@ impl ExtHandler {
                 opts,
                 target,
             } => {
-                let mut lines: Vec<Vec<u8>> = Vec::new();
-                let mut dropped = 0u64;
-                split.push(payload, |line, end| match end {
-                    LineEnd::Cut => {
-                        if !*skipping {
-                            dropped += 1;
-                        }
-                        *skipping = true;
-                    }
-                    LineEnd::Newline | LineEnd::Eof => {
-                        if *skipping {
-                            *skipping = false;
-                        } else {
-                            lines.push(line.to_vec());
-                        }
-                    }
+                // Lines are handled where they lie (in the payload or the splitter's
+                // buffer): no copy of a line, whatever its size.
+                let mut out = BlobOut::default();
+                split.push(payload, |line, end| {
+                    blob_line(ctx, ext, *kind, opts, skipping, &mut out, line, end)
                 });
-                ctx.stats.lines_cut += dropped;
-                ctx.stats.invalid_lines += dropped;
-                let mut paths = Vec::new();
-                let mut result = Ok(());
-                for line in &lines {
-                    match save_blob(ctx, ext, *kind, opts, trim_cr(line)) {
-                        Ok(Some(p)) => paths.push(p.to_string_lossy().into_owned()),
-                        Ok(None) => {}
-                        Err(e) => {
-                            result = Err(e);
-                            break;
-                        }
-                    }
-                }
-                ctx.push(target, paths)?;
-                result
+                out.finish(ctx, target)
             }
         }
     }
@@ -249,17 +223,77 @@ impl ExtHandler {
                 }
             }
             ExtHandler::Blob {
-                split, skipping, ..
+                ext,
+                kind,
+                split,
+                skipping,
+                opts,
+                target,
             } => {
-                // A last line without its newline is handled like a complete one.
-                let mut last = None;
-                split.finish(|l, _| last = Some(l.to_vec()));
+                // A last line without its newline is handled like a complete one, from
+                // the splitter's buffer (no copy).
+                let mut out = BlobOut::default();
                 if failed || *skipping {
+                    split.finish(|_, _| {});
                     return Ok(());
                 }
-                match last {
-                    Some(l) => self.handle(ctx, &[l, b"\n".to_vec()].concat()),
-                    None => Ok(()),
+                split.finish(|line, end| {
+                    blob_line(ctx, ext, *kind, opts, skipping, &mut out, line, end)
+                });
+                out.finish(ctx, target)
+            }
+        }
+    }
+}
+
+/// What the lines of one blob-type chunk gave.
+#[derive(Default)]
+struct BlobOut {
+    paths: Vec<String>,
+    dropped: u64,
+    error: Option<WorkerError>,
+}
+
+impl BlobOut {
+    fn finish(self, ctx: &mut Ctx<'_>, target: &OwnedTarget) -> Result<(), WorkerError> {
+        ctx.stats.lines_cut += self.dropped;
+        ctx.stats.invalid_lines += self.dropped;
+        ctx.push(target, self.paths)?;
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// One line (or cut piece) of a blob-type stream: saved unless it belongs to an overlong
+/// line being dropped, or an earlier line of the chunk failed.
+#[allow(clippy::too_many_arguments)]
+fn blob_line(
+    ctx: &mut Ctx<'_>,
+    ext: &str,
+    kind: ExtKind,
+    opts: &FileWatcherOptions,
+    skipping: &mut bool,
+    out: &mut BlobOut,
+    line: &[u8],
+    end: LineEnd,
+) {
+    match end {
+        LineEnd::Cut => {
+            if !*skipping {
+                out.dropped += 1;
+            }
+            *skipping = true;
+        }
+        LineEnd::Newline | LineEnd::Eof => {
+            if *skipping {
+                *skipping = false;
+            } else if out.error.is_none() {
+                match save_blob(ctx, ext, kind, opts, trim_cr(line)) {
+                    Ok(Some(p)) => out.paths.push(p.to_string_lossy().into_owned()),
+                    Ok(None) => {}
+                    Err(e) => out.error = Some(e),
                 }
             }
         }
@@ -282,25 +316,26 @@ fn save_blob(
     let shared_dir = || data.join("datas").join(ext);
     match kind {
         ExtKind::Ja3Jl => {
-            let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(line) else {
+            // Only the certificates are kept from the parse (a `Value` tree of a 16 MiB
+            // line could take many times its size).
+            let parsed = match line.trim_ascii_start().first() {
+                Some(b'{') => serde_json::from_slice::<Ja3Line>(line).ok(),
+                _ => None,
+            };
+            let Some(parsed) = parsed else {
                 ctx.stats.invalid_lines += 1;
                 tracing::debug!(sensor = ctx.sid, "ja3-jl: line is not a JSON object");
                 return Ok(None);
             };
             let base = shared_dir();
-            if let Some(Value::Array(certs)) = obj.get("Certificates") {
-                for c in certs {
-                    let Some(raw) = c.get("Raw").and_then(Value::as_str) else {
-                        continue;
-                    };
-                    let Ok(der) = base64::engine::general_purpose::STANDARD.decode(raw) else {
-                        ctx.stats.invalid_lines += 1;
-                        continue;
-                    };
-                    let name = format!("{}.crt", hex::encode(Sha1::digest(&der)));
-                    if save_by_digest(&base.join("certs"), &name, &der, false)? {
-                        ctx.stats.files_saved += 1;
-                    }
+            for raw in parsed.certificates.0 {
+                let Ok(der) = base64::engine::general_purpose::STANDARD.decode(raw) else {
+                    ctx.stats.invalid_lines += 1;
+                    continue;
+                };
+                let name = format!("{}.crt", hex::encode(Sha1::digest(&der)));
+                if save_by_digest(&base.join("certs"), &name, &der, false)? {
+                    ctx.stats.files_saved += 1;
                 }
             }
             let name = format!("{}.json", hex::encode(Sha256::digest(line)));
@@ -311,29 +346,38 @@ fn save_blob(
             Ok(Some(dir.join(name)))
         }
         ExtKind::FileWatcher => {
-            let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(line.trim_ascii())
-            else {
+            let b64 = line.trim_ascii();
+            if !plausible_base64(b64) {
                 ctx.stats.invalid_lines += 1;
                 tracing::debug!(sensor = ctx.sid, "filewatcher: line is not base64");
                 return Ok(None);
-            };
+            }
             let dir = if opts.segregate {
                 sensor_dir()
             } else {
                 shared_dir()
             }
             .join("files");
-            let mut name = hex::encode(Sha256::digest(&bytes));
-            if let Some(e) = &opts.extension {
-                name = format!("{name}.{e}");
+            let suffix = match (&opts.extension, opts.compress) {
+                (Some(e), true) => format!(".{e}.gz"),
+                (Some(e), false) => format!(".{e}"),
+                (None, true) => ".gz".to_owned(),
+                (None, false) => String::new(),
+            };
+            // Decoded as a stream into the file and the digest: no decoded copy in memory.
+            match save_b64_by_digest(&dir, &suffix, b64, opts.compress)? {
+                Some((path, written)) => {
+                    if written {
+                        ctx.stats.files_saved += 1;
+                    }
+                    Ok(Some(path))
+                }
+                None => {
+                    ctx.stats.invalid_lines += 1;
+                    tracing::debug!(sensor = ctx.sid, "filewatcher: line is not base64");
+                    Ok(None)
+                }
             }
-            if opts.compress {
-                name.push_str(".gz");
-            }
-            if save_by_digest(&dir, &name, &bytes, opts.compress)? {
-                ctx.stats.files_saved += 1;
-            }
-            Ok(Some(dir.join(name)))
         }
         ExtKind::FileWatcherJson => {
             let dir = sensor_dir().join("files");
@@ -345,6 +389,191 @@ fn save_blob(
         }
         ExtKind::Default | ExtKind::Maltrail => Ok(None),
     }
+}
+
+/// The parts of a `ja3-jl` line that are kept: the `Raw` strings of `Certificates[]`
+/// (other fields are skipped without being built).
+#[derive(serde::Deserialize)]
+struct Ja3Line {
+    #[serde(rename = "Certificates", default)]
+    certificates: RawCerts,
+}
+
+/// `Certificates[].Raw` strings; anything else in (or instead of) the array is skipped.
+#[derive(Default)]
+struct RawCerts(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for RawCerts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RawCerts, D::Error> {
+        use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+        struct Cert(Option<String>);
+        impl<'de> serde::Deserialize<'de> for Cert {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Cert, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = Cert;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("a certificate")
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Cert, A::Error> {
+                        let mut raw = None;
+                        while let Some(k) = m.next_key::<std::borrow::Cow<'de, str>>()? {
+                            if k == "Raw" && raw.is_none() {
+                                raw = m.next_value::<Option<String>>().ok().flatten();
+                            } else {
+                                m.next_value::<IgnoredAny>()?;
+                            }
+                        }
+                        Ok(Cert(raw))
+                    }
+                    fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Cert, A::Error> {
+                        while s.next_element::<IgnoredAny>()?.is_some() {}
+                        Ok(Cert(None))
+                    }
+                    fn visit_str<E>(self, _: &str) -> Result<Cert, E> {
+                        Ok(Cert(None))
+                    }
+                    fn visit_bool<E>(self, _: bool) -> Result<Cert, E> {
+                        Ok(Cert(None))
+                    }
+                    fn visit_i64<E>(self, _: i64) -> Result<Cert, E> {
+                        Ok(Cert(None))
+                    }
+                    fn visit_u64<E>(self, _: u64) -> Result<Cert, E> {
+                        Ok(Cert(None))
+                    }
+                    fn visit_f64<E>(self, _: f64) -> Result<Cert, E> {
+                        Ok(Cert(None))
+                    }
+                    fn visit_unit<E>(self) -> Result<Cert, E> {
+                        Ok(Cert(None))
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawCerts;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of certificates")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<RawCerts, A::Error> {
+                let mut v = Vec::new();
+                while let Some(Cert(c)) = s.next_element::<Cert>()? {
+                    v.extend(c);
+                }
+                Ok(RawCerts(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<RawCerts, A::Error> {
+                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(RawCerts::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<RawCerts, E> {
+                Ok(RawCerts::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<RawCerts, E> {
+                Ok(RawCerts::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<RawCerts, E> {
+                Ok(RawCerts::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<RawCerts, E> {
+                Ok(RawCerts::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<RawCerts, E> {
+                Ok(RawCerts::default())
+            }
+            fn visit_unit<E>(self) -> Result<RawCerts, E> {
+                Ok(RawCerts::default())
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Only base64 characters, `=` only at the end: a cheap check before any file is made.
+fn plausible_base64(b: &[u8]) -> bool {
+    let body = b.trim_ascii_end();
+    let pad = body.iter().rev().take_while(|&&c| c == b'=').count();
+    !body.is_empty()
+        && pad <= 2
+        && body[..body.len() - pad]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
+}
+
+/// Decodes base64 `b64` as a stream into a temporary file of `dir` and the SHA-256, then
+/// names it `<sha256><suffix>` (kept when that exists already). The path and whether it
+/// was written; None when `b64` is not valid base64 (nothing is left behind).
+fn save_b64_by_digest(
+    dir: &Path,
+    suffix: &str,
+    b64: &[u8],
+    gzip: bool,
+) -> Result<Option<(PathBuf, bool)>, WorkerError> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    fs::create_dir_all(dir).map_err(|e| WorkerError::io(dir, e))?;
+    let tmp = dir.join(format!(
+        ".incoming-{}-{}.tmp",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let r = (|| -> io::Result<[u8; 32]> {
+        let mut f = File::create(&tmp)?;
+        let mut dec = base64::read::DecoderReader::new(b64, engine);
+        let digest = if gzip {
+            let mut g = GzEncoder::new(&mut f, Compression::default());
+            let d = copy_hashed(&mut dec, &mut g)?;
+            g.finish()?;
+            d
+        } else {
+            copy_hashed(&mut dec, &mut f)?
+        };
+        f.sync_all()?;
+        Ok(digest)
+    })();
+    let digest = match r {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            return if e.kind() == io::ErrorKind::InvalidData {
+                Ok(None)
+            } else {
+                Err(WorkerError::io(&tmp, e))
+            };
+        }
+    };
+    let path = dir.join(format!("{}{suffix}", hex::encode(digest)));
+    if path.exists() {
+        let _ = fs::remove_file(&tmp);
+        return Ok(Some((path, false)));
+    }
+    if let Err(e) = fs::rename(&tmp, &path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(WorkerError::io(&path, e));
+    }
+    Ok(Some((path, true)))
+}
+
+/// Copies `r` to `w` in 64 KiB pieces; the SHA-256 of what was copied.
+fn copy_hashed(r: &mut impl io::Read, w: &mut impl Write) -> io::Result<[u8; 32]> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let chunk = buf.get(..n).unwrap_or_default();
+        hasher.update(chunk);
+        w.write_all(chunk)?;
+    }
+    Ok(hasher.finalize().into())
 }
 
 /// Saves content-addressed `bytes` as `dir/name` (atomically: `.tmp`, fsync, rename) unless

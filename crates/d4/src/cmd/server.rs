@@ -87,6 +87,10 @@ pub struct ServerArgs {
     /// Connections served at once [default: 50000].
     #[arg(long, env = "D4_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Concurrent extended-type (2 -> 254) connections of one sensor; more are refused
+    /// (ext-sessions-limit), 0 = no limit [default: 4].
+    #[arg(long, env = "D4_MAX_EXT_SESSIONS_PER_SENSOR", value_name = "N")]
+    pub max_ext_sessions_per_sensor: Option<usize>,
     /// fsync the journal before the workers handle a batch (true/false) [default: true].
     #[arg(long, env = "D4_JOURNAL_FSYNC")]
     pub journal_fsync: Option<bool>,
@@ -166,6 +170,7 @@ pub fn effective_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
         idle_timeout => idle_timeout_secs, stream_limit => stream_limit,
         max_pending_bytes => max_pending_bytes, on_limit => on_limit,
         max_connections => max_connections, journal_fsync => journal_fsync,
+        max_ext_sessions_per_sensor => max_ext_sessions_per_sensor,
         journal_direct => journal_direct,
         journal_segment_bytes => journal_segment_bytes, stats_flush_ms => stats_flush_ms,
         stats_flush_frames => stats_flush_frames, server_id => server_id,
