@@ -302,3 +302,81 @@ async fn meta_header_of_a_refused_ext_type_is_not_saved() {
     sensor_received(tmp.path(), real, n).await;
     assert_eq!(srv.stop(), Some(0));
 }
+
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let srv = ServerProc::start_umask(
+        &data,
+        "000",
+        &["--mode", "shared-secret", "--allow-reference-key"],
+    );
+    let addr = srv.plain;
+    // a real sensor streams meanwhile
+    let real = Uuid::new_v4();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sensor = spawn_sensor(addr, real, stop.clone());
+    let d = data.clone();
+    wait_for(20, || {
+        let d = d.clone();
+        async move { d.join("web-admin-password.txt").exists().then_some(()) }
+    })
+    .await
+    .expect("first admin password file");
+    assert_eq!(mode(&data), 0o700, "data dir");
+    for f in [
+        "d4.redb",
+        "d4.sock",
+        "web-admin-password.txt",
+        "tls/server.key",
+    ] {
+        assert_eq!(mode(&data.join(f)), 0o600, "{f}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    let n = sensor.await.unwrap();
+    sensor_received(&data, real, n).await;
+    assert!(
+        !srv.log_text().contains("accessible to other local users"),
+        "{}",
+        srv.log_text()
+    );
+    assert_eq!(srv.stop(), Some(0));
+
+    // pre-existing loose modes are warned about at start, once per path
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(data.join("d4.redb"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let srv = ServerProc::start(&data, &["--mode", "shared-secret", "--allow-reference-key"]);
+    let log = srv.log_text();
+    let warned = |p: &std::path::Path| {
+        log.lines()
+            .filter(|l| {
+                l.contains("accessible to other local users")
+                    && l.contains(&format!("path={}", p.display()))
+                    && !l.contains(&format!("path={}/", p.display()))
+            })
+            .count()
+    };
+    assert_eq!(warned(&data), 1, "{log}");
+    assert_eq!(warned(&data.join("d4.redb")), 1, "{log}");
+    assert_eq!(warned(&data.join("tls/server.key")), 0, "{log}");
+    // still healthy
+    let real = Uuid::new_v4();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sensor = spawn_sensor(srv.plain, real, stop.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let n = sensor.await.unwrap();
+    sensor_received(&data, real, n).await;
+    assert_eq!(srv.stop(), Some(0));
+}

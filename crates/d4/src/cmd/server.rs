@@ -223,8 +223,13 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&cfg.data_dir)
+    // The data dir holds the sensors' keys: 0700 whatever the umask; an existing one, or
+    // secret files in it, open to other local users are warned about (once each).
+    d4_store::private::create_private_dir(&cfg.data_dir)
         .with_context(|| format!("creating the data dir {}", cfg.data_dir.display()))?;
+    let mut secrets = d4_store::private::secret_paths(&cfg.data_dir);
+    secrets.extend(cfg.tls_key.clone());
+    d4_store::private::warn_loose(&secrets.iter().map(|p| p.as_path()).collect::<Vec<_>>());
     let mut scfg = d4_store::StoreConfig::new(cfg.data_dir.clone());
     scfg.embedded_only = true;
     scfg.core_kicks = true; // d4-core's UI kick button (Redis)
