@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[macro_use]
+mod out;
 mod cmd;
 mod logging;
 
@@ -42,6 +44,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    out::install_panic_hook();
     let cli = Cli::parse();
     logging::init(&cli.log);
     let result = match cli.command {
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(e) if out::is_broken_pipe(&e) => out::quiet_exit(),
         Err(e) => {
             eprintln!("d4: error: {e:#}");
             ExitCode::from(2)

@@ -380,3 +380,108 @@ async fn secrets_are_private_whatever_the_umask() {
     sensor_received(&data, real, n).await;
     assert_eq!(srv.stop(), Some(0));
 }
+
+/// Runs `d4 <args>` with stdout into a pipe whose reader takes `keep` bytes and closes it;
+/// the exit status and stderr.
+fn run_closed_pipe(data: &std::path::Path, args: &[&str], keep: usize) -> (Option<i32>, String) {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_d4"))
+        .args(args)
+        .env("D4_DATA_DIR", data)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut buf = vec![0u8; keep];
+    out.read_exact(&mut buf).unwrap();
+    drop(out);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let t = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return (st.code(), err);
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "d4 {args:?} did not end"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_stdout_pipe_ends_commands_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let srv = ServerProc::start(&data, &["--mode", "shared-secret", "--allow-reference-key"]);
+    let store = srv.store().await;
+    let real = Uuid::new_v4();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sensor = spawn_sensor(srv.plain, real, stop.clone());
+    // enough sensors for `d4 sensor list` to outgrow a pipe buffer (64 KiB)
+    for i in 0..1500 {
+        store
+            .register_sensor(d4_store::SensorRegistration {
+                uuid: Uuid::new_v4(),
+                hmac_key: Some(format!("key {i}")),
+                mail: None,
+                third_party: false,
+                description: Some(format!("epipe test sensor number {i} with a description")),
+                approve: true,
+            })
+            .await
+            .unwrap();
+    }
+    let d = data.clone();
+    let (code, err) =
+        tokio::task::spawn_blocking(move || run_closed_pipe(&d, &["sensor", "list"], 100))
+            .await
+            .unwrap();
+    eprintln!("d4 sensor list | head: status {code:?}, stderr {err:?}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.trim().is_empty(), "quiet: {err}");
+    assert_ne!(code, Some(101));
+    assert_eq!(code, Some(141));
+    let d = data.clone();
+    let (code, err) = tokio::task::spawn_blocking(move || {
+        run_closed_pipe(&d, &["sensor", "list", "--json"], 100)
+    })
+    .await
+    .unwrap();
+    assert!(err.trim().is_empty(), "quiet: {err}");
+    assert_eq!(code, Some(141));
+
+    // `d4 inspect` on a big stream
+    let big = tmp.path().join("big.d4");
+    let enc = Encoder::new(Uuid::new_v4(), KEY, 3);
+    let mut w = Vec::new();
+    for i in 0..20_000u64 {
+        w.extend(enc.encode(i, format!("line {i}\n").as_bytes()).unwrap());
+    }
+    std::fs::write(&big, &w).unwrap();
+    let d = data.clone();
+    let b = big.display().to_string();
+    let (code, err) =
+        tokio::task::spawn_blocking(move || run_closed_pipe(&d, &["inspect", &b], 100))
+            .await
+            .unwrap();
+    eprintln!("d4 inspect | head: status {code:?}, stderr {err:?}");
+    assert!(err.trim().is_empty(), "quiet: {err}");
+    assert_eq!(code, Some(141));
+
+    // the server is healthy after
+    stop.store(true, Ordering::Relaxed);
+    let n = sensor.await.unwrap();
+    sensor_received(&data, real, n).await;
+    assert_eq!(srv.stop(), Some(0));
+}

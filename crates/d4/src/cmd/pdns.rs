@@ -323,7 +323,7 @@ fn ingest_queue(
     let mut summary = serde_json::to_value(ing.stats())?;
     summary["expired"] = expired.into();
     summary["seconds"] = started.elapsed().as_secs_f64().into();
-    println!("{summary}");
+    outln!("{summary}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -377,7 +377,7 @@ fn ingest(store: Arc<dyn RecordStore>, a: IngestArgs) -> anyhow::Result<ExitCode
     let mut summary = serde_json::to_value(s)?;
     summary["expired"] = expired.into();
     summary["seconds"] = secs.into();
-    println!("{summary}");
+    outln!("{summary}");
     Ok(if failed {
         ExitCode::from(1)
     } else {

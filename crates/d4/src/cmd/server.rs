@@ -211,7 +211,7 @@ pub fn effective_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
 pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let cfg = effective_config(&args)?;
     if args.print_config {
-        print!("{}", cfg.to_toml()?);
+        out!("{}", cfg.to_toml()?);
         return Ok(ExitCode::SUCCESS);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
