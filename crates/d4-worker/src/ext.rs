@@ -629,3 +629,60 @@ pub(crate) fn save_new(
         io::Error::new(io::ErrorKind::AlreadyExists, "no free file name"),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn certs(line: &str) -> Option<Vec<String>> {
+        match line.trim_ascii_start().as_bytes().first() {
+            Some(b'{') => serde_json::from_str::<Ja3Line>(line)
+                .ok()
+                .map(|l| l.certificates.0),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn ja3_lines_keep_only_raw_certificates() {
+        assert_eq!(
+            certs(
+                r#"{"a": [1, {"b": 2}], "Certificates": [{"Raw": "QUJD", "x": [1]}, {"Raw": 5}, 7, [], {"y": 1}, {"Raw": "REVG"}]}"#
+            ),
+            Some(vec!["QUJD".to_string(), "REVG".to_string()])
+        );
+        assert_eq!(certs(r#"{"Certificates": "none"}"#), Some(vec![]));
+        assert_eq!(certs(r#"{"Certificates": null, "z": {}}"#), Some(vec![]));
+        assert_eq!(certs(r#"{}"#), Some(vec![]));
+        assert_eq!(certs(r#"[{"Raw": "QUJD"}]"#), None, "not an object");
+        assert_eq!(
+            certs(r#"{"Certificates": [{"Raw": "QUJD"}"#),
+            None,
+            "truncated"
+        );
+    }
+
+    #[test]
+    fn base64_is_checked_cheaply_then_decoded_as_a_stream() {
+        assert!(plausible_base64(b"aGVsbG8="));
+        assert!(!plausible_base64(b"aGVs bG8="));
+        assert!(!plausible_base64(b"aG=VsbG8"));
+        assert!(!plausible_base64(b""));
+        let tmp = tempfile::tempdir().unwrap();
+        let (p, new) = save_b64_by_digest(tmp.path(), ".txt", b"aGVsbG8=", false)
+            .unwrap()
+            .unwrap();
+        assert!(new);
+        assert_eq!(std::fs::read(&p).unwrap(), b"hello");
+        assert!(p.ends_with("2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824.txt"));
+        let (_, again) = save_b64_by_digest(tmp.path(), ".txt", b"aGVsbG8=", false)
+            .unwrap()
+            .unwrap();
+        assert!(!again);
+        // bad length: nothing left behind
+        assert!(save_b64_by_digest(tmp.path(), "", b"aGVsbG", false)
+            .unwrap()
+            .is_none());
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+    }
+}
