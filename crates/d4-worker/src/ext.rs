@@ -1,11 +1,11 @@
 //! Extended types (type 254): what happens to the data after the meta header.
 
+use std::borrow::Cow;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use base64::Engine;
 use d4_proto::{types, MetaHeader};
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -329,13 +329,16 @@ fn save_blob(
             };
             let base = shared_dir();
             for raw in parsed.certificates.0 {
-                let Ok(der) = base64::engine::general_purpose::STANDARD.decode(raw) else {
-                    ctx.stats.invalid_lines += 1;
-                    continue;
+                // decoded as a stream into the file and its SHA-1 (no decoded copy)
+                let saved = if plausible_base64(raw.as_bytes()) {
+                    save_b64_by_digest::<Sha1>(&base.join("certs"), ".crt", raw.as_bytes(), false)?
+                } else {
+                    None
                 };
-                let name = format!("{}.crt", hex::encode(Sha1::digest(&der)));
-                if save_by_digest(&base.join("certs"), &name, &der, false)? {
-                    ctx.stats.files_saved += 1;
+                match saved {
+                    Some((_, true)) => ctx.stats.files_saved += 1,
+                    Some((_, false)) => {}
+                    None => ctx.stats.invalid_lines += 1,
                 }
             }
             let name = format!("{}.json", hex::encode(Sha256::digest(line)));
@@ -365,7 +368,7 @@ fn save_blob(
                 (None, false) => String::new(),
             };
             // Decoded as a stream into the file and the digest: no decoded copy in memory.
-            match save_b64_by_digest(&dir, &suffix, b64, opts.compress)? {
+            match save_b64_by_digest::<Sha256>(&dir, &suffix, b64, opts.compress)? {
                 Some((path, written)) => {
                     if written {
                         ctx.stats.files_saved += 1;
@@ -394,58 +397,88 @@ fn save_blob(
 /// The parts of a `ja3-jl` line that are kept: the `Raw` strings of `Certificates[]`
 /// (other fields are skipped without being built).
 #[derive(serde::Deserialize)]
-struct Ja3Line {
-    #[serde(rename = "Certificates", default)]
-    certificates: RawCerts,
+struct Ja3Line<'a> {
+    #[serde(rename = "Certificates", default, borrow)]
+    certificates: RawCerts<'a>,
 }
 
 /// `Certificates[].Raw` strings; anything else in (or instead of) the array is skipped.
+/// Borrowed from the line when the string has no escapes (base64 has none).
 #[derive(Default)]
-struct RawCerts(Vec<String>);
+struct RawCerts<'a>(Vec<Cow<'a, str>>);
 
-impl<'de> serde::Deserialize<'de> for RawCerts {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RawCerts, D::Error> {
+/// A JSON string borrowed from the input when it can be.
+struct RawStr<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for RawStr<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RawStr<'de>, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawStr<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<RawStr<'de>, E> {
+                Ok(RawStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<RawStr<'de>, E> {
+                Ok(RawStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<RawStr<'de>, E> {
+                Ok(RawStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for RawCerts<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RawCerts<'a>, D::Error> {
         use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
-        struct Cert(Option<String>);
-        impl<'de> serde::Deserialize<'de> for Cert {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Cert, D::Error> {
+        struct Cert<'a>(Option<Cow<'a, str>>);
+        impl<'de> serde::Deserialize<'de> for Cert<'de> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Cert<'de>, D::Error> {
                 struct V;
                 impl<'de> Visitor<'de> for V {
-                    type Value = Cert;
+                    type Value = Cert<'de>;
                     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                         f.write_str("a certificate")
                     }
-                    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Cert, A::Error> {
+                    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Cert<'de>, A::Error> {
                         let mut raw = None;
-                        while let Some(k) = m.next_key::<std::borrow::Cow<'de, str>>()? {
-                            if k == "Raw" && raw.is_none() {
-                                raw = m.next_value::<Option<String>>().ok().flatten();
+                        while let Some(k) = m.next_key::<RawStr<'de>>()? {
+                            if k.0 == "Raw" && raw.is_none() {
+                                raw = m
+                                    .next_value::<Option<RawStr<'de>>>()
+                                    .ok()
+                                    .flatten()
+                                    .map(|r| r.0);
                             } else {
                                 m.next_value::<IgnoredAny>()?;
                             }
                         }
                         Ok(Cert(raw))
                     }
-                    fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Cert, A::Error> {
+                    fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Cert<'de>, A::Error> {
                         while s.next_element::<IgnoredAny>()?.is_some() {}
                         Ok(Cert(None))
                     }
-                    fn visit_str<E>(self, _: &str) -> Result<Cert, E> {
+                    fn visit_str<E>(self, _: &str) -> Result<Cert<'de>, E> {
                         Ok(Cert(None))
                     }
-                    fn visit_bool<E>(self, _: bool) -> Result<Cert, E> {
+                    fn visit_bool<E>(self, _: bool) -> Result<Cert<'de>, E> {
                         Ok(Cert(None))
                     }
-                    fn visit_i64<E>(self, _: i64) -> Result<Cert, E> {
+                    fn visit_i64<E>(self, _: i64) -> Result<Cert<'de>, E> {
                         Ok(Cert(None))
                     }
-                    fn visit_u64<E>(self, _: u64) -> Result<Cert, E> {
+                    fn visit_u64<E>(self, _: u64) -> Result<Cert<'de>, E> {
                         Ok(Cert(None))
                     }
-                    fn visit_f64<E>(self, _: f64) -> Result<Cert, E> {
+                    fn visit_f64<E>(self, _: f64) -> Result<Cert<'de>, E> {
                         Ok(Cert(None))
                     }
-                    fn visit_unit<E>(self) -> Result<Cert, E> {
+                    fn visit_unit<E>(self) -> Result<Cert<'de>, E> {
                         Ok(Cert(None))
                     }
                 }
@@ -454,41 +487,41 @@ impl<'de> serde::Deserialize<'de> for RawCerts {
         }
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = RawCerts;
+            type Value = RawCerts<'de>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a list of certificates")
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<RawCerts, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<RawCerts<'de>, A::Error> {
                 let mut v = Vec::new();
-                while let Some(Cert(c)) = s.next_element::<Cert>()? {
+                while let Some(Cert(c)) = s.next_element::<Cert<'de>>()? {
                     v.extend(c);
                 }
                 Ok(RawCerts(v))
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<RawCerts, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<RawCerts<'de>, A::Error> {
                 while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
                 Ok(RawCerts::default())
             }
-            fn visit_str<E>(self, _: &str) -> Result<RawCerts, E> {
+            fn visit_str<E>(self, _: &str) -> Result<RawCerts<'de>, E> {
                 Ok(RawCerts::default())
             }
-            fn visit_bool<E>(self, _: bool) -> Result<RawCerts, E> {
+            fn visit_bool<E>(self, _: bool) -> Result<RawCerts<'de>, E> {
                 Ok(RawCerts::default())
             }
-            fn visit_i64<E>(self, _: i64) -> Result<RawCerts, E> {
+            fn visit_i64<E>(self, _: i64) -> Result<RawCerts<'de>, E> {
                 Ok(RawCerts::default())
             }
-            fn visit_u64<E>(self, _: u64) -> Result<RawCerts, E> {
+            fn visit_u64<E>(self, _: u64) -> Result<RawCerts<'de>, E> {
                 Ok(RawCerts::default())
             }
-            fn visit_f64<E>(self, _: f64) -> Result<RawCerts, E> {
+            fn visit_f64<E>(self, _: f64) -> Result<RawCerts<'de>, E> {
                 Ok(RawCerts::default())
             }
-            fn visit_unit<E>(self) -> Result<RawCerts, E> {
+            fn visit_unit<E>(self) -> Result<RawCerts<'de>, E> {
                 Ok(RawCerts::default())
             }
         }
-        d.deserialize_any(V)
+        d.deserialize_any(V).map(|RawCerts(v)| RawCerts(v))
     }
 }
 
@@ -504,9 +537,9 @@ fn plausible_base64(b: &[u8]) -> bool {
 }
 
 /// Decodes base64 `b64` as a stream into a temporary file of `dir` and the SHA-256, then
-/// names it `<sha256><suffix>` (kept when that exists already). The path and whether it
+/// names it `<digest><suffix>` (kept when that exists already). The path and whether it
 /// was written; None when `b64` is not valid base64 (nothing is left behind).
-fn save_b64_by_digest(
+fn save_b64_by_digest<H: Digest>(
     dir: &Path,
     suffix: &str,
     b64: &[u8],
@@ -521,16 +554,16 @@ fn save_b64_by_digest(
         SEQ.fetch_add(1, Ordering::Relaxed)
     ));
     let engine = &base64::engine::general_purpose::STANDARD;
-    let r = (|| -> io::Result<[u8; 32]> {
+    let r = (|| -> io::Result<String> {
         let mut f = File::create(&tmp)?;
         let mut dec = base64::read::DecoderReader::new(b64, engine);
         let digest = if gzip {
             let mut g = GzEncoder::new(&mut f, Compression::default());
-            let d = copy_hashed(&mut dec, &mut g)?;
+            let d = copy_hashed::<H>(&mut dec, &mut g)?;
             g.finish()?;
             d
         } else {
-            copy_hashed(&mut dec, &mut f)?
+            copy_hashed::<H>(&mut dec, &mut f)?
         };
         f.sync_all()?;
         Ok(digest)
@@ -546,7 +579,7 @@ fn save_b64_by_digest(
             };
         }
     };
-    let path = dir.join(format!("{}{suffix}", hex::encode(digest)));
+    let path = dir.join(format!("{digest}{suffix}"));
     if path.exists() {
         let _ = fs::remove_file(&tmp);
         return Ok(Some((path, false)));
@@ -558,9 +591,9 @@ fn save_b64_by_digest(
     Ok(Some((path, true)))
 }
 
-/// Copies `r` to `w` in 64 KiB pieces; the SHA-256 of what was copied.
-fn copy_hashed(r: &mut impl io::Read, w: &mut impl Write) -> io::Result<[u8; 32]> {
-    let mut hasher = Sha256::new();
+/// Copies `r` to `w` in 64 KiB pieces; the digest (hex) of what was copied.
+fn copy_hashed<H: Digest>(r: &mut impl io::Read, w: &mut impl Write) -> io::Result<String> {
+    let mut hasher = H::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match r.read(&mut buf) {
@@ -573,7 +606,7 @@ fn copy_hashed(r: &mut impl io::Read, w: &mut impl Write) -> io::Result<[u8; 32]
         hasher.update(chunk);
         w.write_all(chunk)?;
     }
-    Ok(hasher.finalize().into())
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Saves content-addressed `bytes` as `dir/name` (atomically: `.tmp`, fsync, rename) unless
@@ -636,9 +669,17 @@ mod tests {
 
     fn certs(line: &str) -> Option<Vec<String>> {
         match line.trim_ascii_start().as_bytes().first() {
-            Some(b'{') => serde_json::from_str::<Ja3Line>(line)
-                .ok()
-                .map(|l| l.certificates.0),
+            Some(b'{') => serde_json::from_str::<Ja3Line>(line).ok().map(|l| {
+                l.certificates
+                    .0
+                    .into_iter()
+                    .map(|c| {
+                        // borrowed from the line unless it has escapes
+                        assert_eq!(matches!(c, Cow::Borrowed(_)), !line.contains("\\/"));
+                        c.into_owned()
+                    })
+                    .collect()
+            }),
             _ => None,
         }
     }
@@ -650,6 +691,10 @@ mod tests {
                 r#"{"a": [1, {"b": 2}], "Certificates": [{"Raw": "QUJD", "x": [1]}, {"Raw": 5}, 7, [], {"y": 1}, {"Raw": "REVG"}]}"#
             ),
             Some(vec!["QUJD".to_string(), "REVG".to_string()])
+        );
+        assert_eq!(
+            certs(r#"{"Certificates": [{"Raw": "QU\/D"}]}"#),
+            Some(vec!["QU/D".to_string()])
         );
         assert_eq!(certs(r#"{"Certificates": "none"}"#), Some(vec![]));
         assert_eq!(certs(r#"{"Certificates": null, "z": {}}"#), Some(vec![]));
@@ -669,20 +714,22 @@ mod tests {
         assert!(!plausible_base64(b"aG=VsbG8"));
         assert!(!plausible_base64(b""));
         let tmp = tempfile::tempdir().unwrap();
-        let (p, new) = save_b64_by_digest(tmp.path(), ".txt", b"aGVsbG8=", false)
+        let (p, new) = save_b64_by_digest::<Sha256>(tmp.path(), ".txt", b"aGVsbG8=", false)
             .unwrap()
             .unwrap();
         assert!(new);
         assert_eq!(std::fs::read(&p).unwrap(), b"hello");
         assert!(p.ends_with("2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824.txt"));
-        let (_, again) = save_b64_by_digest(tmp.path(), ".txt", b"aGVsbG8=", false)
+        let (_, again) = save_b64_by_digest::<Sha256>(tmp.path(), ".txt", b"aGVsbG8=", false)
             .unwrap()
             .unwrap();
         assert!(!again);
         // bad length: nothing left behind
-        assert!(save_b64_by_digest(tmp.path(), "", b"aGVsbG", false)
-            .unwrap()
-            .is_none());
+        assert!(
+            save_b64_by_digest::<Sha256>(tmp.path(), "", b"aGVsbG", false)
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
     }
 }

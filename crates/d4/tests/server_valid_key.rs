@@ -91,8 +91,27 @@ fn sample_rss(
 /// docs/server.md (Memory bounds).
 const EXT_ATTACK_BOUND_KB: u64 = 96 * 1024;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_sensors_ext_sessions_hold_bounded_memory() {
+/// Files (not `.tmp`) under `root` whose folder is named `leaf`.
+fn saved_files(root: &std::path::Path, leaf: &str) -> Vec<std::path::PathBuf> {
+    files(root)
+        .into_iter()
+        .filter(|p| p.parent().is_some_and(|p| p.ends_with(leaf)))
+        .filter(|p| !p.to_string_lossy().ends_with(".tmp"))
+        .collect()
+}
+
+/// 8 connections of one sensor of extended type `ext`, each sending `line` (about 16 MiB)
+/// without its newline, then all closing at once; the saved files are counted under
+/// `<data>/<root>` in folders named `leaf`; afterwards `small` (a line) must be saved as a
+/// file whose name starts with `small_name`.
+async fn ext_attack(
+    ext: &str,
+    line: &[u8],
+    root: fn(Uuid) -> String,
+    leaf: &str,
+    small: &[u8],
+    small_name: &str,
+) {
     let tmp = tempfile::tempdir().unwrap();
     let srv = ServerProc::start(
         tmp.path(),
@@ -100,10 +119,7 @@ async fn one_sensors_ext_sessions_hold_bounded_memory() {
     );
     let addr = srv.plain;
     let store = srv.store().await;
-    store
-        .set_ext_type_accepted("filewatcher".into(), true)
-        .await
-        .unwrap();
+    store.set_ext_type_accepted(ext.into(), true).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss0 = srv.rss_kb();
 
@@ -115,32 +131,24 @@ async fn one_sensors_ext_sessions_hold_bounded_memory() {
     let peak = Arc::new(AtomicU64::new(0));
     let sampler = sample_rss(srv.pid(), busy.clone(), peak.clone());
 
-    // 8 connections of one sensor, each with a near-max (16 MiB - 4 KiB) partial base64
-    // line of a filewatcher stream.
     let u = Uuid::new_v4();
-    let line_len = 16 * 1024 * 1024 - 4096;
-    let chunk = vec![b'A'; 1_000_000];
+    let meta = format!("{{\"type\":\"{ext}\"}}");
     let mut conns = Vec::new();
     for _ in 0..8 {
         let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(&frame(u, 2, br#"{"type":"filewatcher"}"#))
-            .await
-            .unwrap();
+        s.write_all(&frame(u, 2, meta.as_bytes())).await.unwrap();
         s.flush().await.unwrap();
         tokio::time::sleep(Duration::from_millis(150)).await;
         conns.push(s);
     }
     let mut accepted = 0;
     for s in &mut conns {
-        let mut sent = 0;
         let mut ok = true;
-        while sent < line_len {
-            let n = (line_len - sent).min(chunk.len());
-            if s.write_all(&frame(u, 254, &chunk[..n])).await.is_err() {
+        for chunk in line.chunks(1_000_000) {
+            if s.write_all(&frame(u, 254, chunk)).await.is_err() {
                 ok = false;
                 break;
             }
-            sent += n;
         }
         if ok {
             accepted += 1;
@@ -165,15 +173,11 @@ async fn one_sensors_ext_sessions_hold_bounded_memory() {
     for mut s in conns {
         let _ = s.shutdown().await;
     }
-    let files_dir = tmp.path().join(u.simple().to_string()).join("254");
+    let files_dir = tmp.path().join(root(u));
     let saved = wait_for(60, || {
         let d = files_dir.clone();
         async move {
-            let n = files(&d)
-                .iter()
-                .filter(|p| p.parent().is_some_and(|p| p.ends_with("files")))
-                .filter(|p| !p.to_string_lossy().ends_with(".tmp"))
-                .count();
+            let n = saved_files(&d, leaf).len();
             (n >= 1).then_some(n)
         }
     })
@@ -183,7 +187,7 @@ async fn one_sensors_ext_sessions_hold_bounded_memory() {
     sampler.join().unwrap();
     let close_peak = peak.load(Ordering::Relaxed);
     eprintln!(
-        "RSS idle {rss0} KiB; 8 connections ({accepted} streamed, {refused} closed by the \
+        "{ext}: RSS idle {rss0} KiB; 8 connections ({accepted} streamed, {refused} closed by the \
          server): held {held} KiB (peak {held_peak} KiB); peak at close {close_peak} KiB \
          ({} ms); files saved {saved:?}",
         t.elapsed().as_millis()
@@ -208,22 +212,19 @@ async fn one_sensors_ext_sessions_hold_bounded_memory() {
     sensor_received(tmp.path(), real, n).await;
     // the sensor's slots are free again
     let mut s = TcpStream::connect(addr).await.unwrap();
-    let mut w = frame(u, 2, br#"{"type":"filewatcher"}"#);
-    w.extend(frame(u, 254, b"aGVsbG8=\n"));
+    let mut w = frame(u, 2, meta.as_bytes());
+    w.extend(frame(u, 254, small));
     s.write_all(&w).await.unwrap();
     s.shutdown().await.unwrap();
     let hello = files_dir.clone();
     let ok = wait_for(20, || {
         let d = hello.clone();
         async move {
-            files(&d)
+            saved_files(&d, leaf)
                 .iter()
                 .any(|p| {
-                    p.file_name().is_some_and(|n| {
-                        n.to_string_lossy().starts_with(
-                            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
-                        )
-                    })
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with(small_name))
                 })
                 .then_some(())
         }
@@ -231,6 +232,38 @@ async fn one_sensors_ext_sessions_hold_bounded_memory() {
     .await;
     assert!(ok.is_some(), "a new extended-type session after the attack");
     assert_eq!(srv.stop(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_sensors_filewatcher_sessions_hold_bounded_memory() {
+    // a near-max (16 MiB - 4 KiB) partial base64 line per connection
+    let line = vec![b'A'; 16 * 1024 * 1024 - 4096];
+    ext_attack(
+        "filewatcher",
+        &line,
+        |u| format!("{}/254", u.simple()),
+        "files",
+        b"aGVsbG8=\n",
+        "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_sensors_ja3_sessions_hold_bounded_memory() {
+    // a near-max partial JSON line with one 16 MiB certificate per connection
+    let mut line = br#"{"Certificates": [{"Raw": ""#.to_vec();
+    line.extend(vec![b'A'; 16 * 1024 * 1024 - 4096]);
+    line.extend(br#""}]}"#);
+    ext_attack(
+        "ja3-jl",
+        &line,
+        |_| "datas/ja3-jl".to_string(),
+        "certs",
+        b"{\"Certificates\": [{\"Raw\": \"aGVsbG8=\"}]}\n",
+        "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
