@@ -521,7 +521,7 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for RawCerts<'a> {
                 Ok(RawCerts::default())
             }
         }
-        d.deserialize_any(V).map(|RawCerts(v)| RawCerts(v))
+        d.deserialize_any(V)
     }
 }
 
