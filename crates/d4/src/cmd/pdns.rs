@@ -192,7 +192,8 @@ fn db_path(args: &PdnsArgs) -> anyhow::Result<PathBuf> {
     match &args.db {
         Some(p) => Ok(p.clone()),
         None => {
-            std::fs::create_dir_all(&args.data_dir)
+            // often d4's own data dir (which holds the sensors' keys): 0700 when created
+            d4_store::private::create_private_dir(&args.data_dir)
                 .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
             Ok(args.data_dir.join("pdns.redb"))
         }
