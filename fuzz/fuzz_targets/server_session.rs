@@ -44,6 +44,9 @@ impl Gate for FuzzGate {
     fn claim(&self, _uuid: &Uuid, _t: u8, _s: &Uuid) -> bool {
         self.0 & 128 == 0
     }
+    fn claim_ext(&self, _uuid: &Uuid, _s: &Uuid, _max: usize) -> bool {
+        self.0 & 128 == 0
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -102,6 +105,7 @@ fuzz_target!(|data: &[u8]| {
         default_key: Arc::from(KEY),
         max_payload: 1 + 64 * u32::from(data[1] >> 1),
         max_meta_len: 512,
+        max_ext_sessions_per_sensor: 4,
     });
     let mut s = Session::new(cfg, Uuid::nil(), IpAddr::V4(Ipv4Addr::LOCALHOST));
     if s.on_connect(&gate).is_err() {

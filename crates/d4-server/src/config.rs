@@ -73,6 +73,9 @@ pub struct ServerConfig {
     pub preauth_ip_connections: usize,
     /// Not-yet-authenticated connections in total; more are closed at once.
     pub preauth_connections: usize,
+    /// Concurrent 2 → 254 (extended-type) connections of one sensor on this server; more
+    /// are refused (`ext-sessions-limit`). 0: no limit.
+    pub max_ext_sessions_per_sensor: usize,
     /// Sync the journal to disk before the worker handles a batch.
     pub journal_fsync: bool,
     /// Write the journal with `O_DIRECT` (no page cache; buffered where unsupported).
@@ -154,6 +157,7 @@ impl Default for ServerConfig {
             preauth_ip_bytes: 4 << 20,
             preauth_ip_connections: 64,
             preauth_connections: 1024,
+            max_ext_sessions_per_sensor: crate::session::DEFAULT_MAX_EXT_SESSIONS_PER_SENSOR,
             journal_fsync: true,
             journal_direct: true,
             journal_segment_bytes: crate::journal::DEFAULT_SEGMENT_BYTES,

@@ -25,6 +25,8 @@ struct Snapshot {
 pub struct StoreGate {
     snap: RwLock<Snapshot>,
     claims: Mutex<HashMap<(Uuid, u8), Uuid>>,
+    /// The 2 → 254 sessions of each sensor (bounded by `max_ext_sessions_per_sensor`).
+    ext_claims: Mutex<HashMap<Uuid, HashSet<Uuid>>>,
 }
 
 fn now() -> u64 {
@@ -73,8 +75,19 @@ impl StoreGate {
             .and_then(|s| s.sensors.get(uuid).and_then(|(_, l)| *l))
     }
 
-    /// Releases a slot held by `session`.
+    /// Releases a slot held by `session` (type 2: one of the sensor's 2 → 254 slots).
     pub fn release(&self, uuid: &Uuid, d4_type: u8, session: &Uuid) {
+        if d4_type == d4_proto::types::META_HEADER {
+            if let Ok(mut c) = self.ext_claims.lock() {
+                if let Some(held) = c.get_mut(uuid) {
+                    held.remove(session);
+                    if held.is_empty() {
+                        c.remove(uuid);
+                    }
+                }
+            }
+            return;
+        }
         if let Ok(mut c) = self.claims.lock() {
             if c.get(&(*uuid, d4_type)) == Some(session) {
                 c.remove(&(*uuid, d4_type));
@@ -156,5 +169,33 @@ impl Gate for StoreGate {
                 true
             }
         }
+    }
+    fn claim_ext(&self, uuid: &Uuid, session: &Uuid, max: usize) -> bool {
+        let Ok(mut c) = self.ext_claims.lock() else {
+            return false;
+        };
+        let held = c.entry(*uuid).or_default();
+        held.contains(session) || (held.len() < max && held.insert(*session))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ext_slots_are_released() {
+        let g = StoreGate::new();
+        let u = Uuid::new_v4();
+        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        assert!(g.claim_ext(&u, &a, 2));
+        assert!(g.claim_ext(&u, &b, 2));
+        assert!(g.claim_ext(&u, &a, 2), "held already");
+        assert!(!g.claim_ext(&u, &c, 2));
+        g.release(&u, d4_proto::types::META_HEADER, &a);
+        assert!(g.claim_ext(&u, &c, 2));
+        g.release(&u, d4_proto::types::META_HEADER, &b);
+        g.release(&u, d4_proto::types::META_HEADER, &c);
+        assert!(g.ext_claims.lock().unwrap().is_empty());
     }
 }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod direct;
 pub mod gate;
 pub mod journal;
+mod json_end;
 pub mod metrics;
 pub mod net;
 pub mod pipeline;

@@ -42,6 +42,7 @@ pub const REFUSAL_REASONS: &[&str] = &[
     "type_254_first",
     "type_changed",
     "duplicate",
+    "ext_sessions_limit",
     "oversize",
     "bad_version",
     "framing",
@@ -353,6 +354,7 @@ mod tests {
             Reason::Type254First,
             Reason::TypeChanged { from: 1, to: 2 },
             Reason::Duplicate(1),
+            Reason::TooManyExtSessions(4),
             Reason::Oversize {
                 declared: 2,
                 max: 1,

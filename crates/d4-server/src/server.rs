@@ -226,6 +226,7 @@ pub async fn run_with_metrics(
             default_key: Arc::from(cfg.default_key.as_bytes()),
             max_payload: cfg.max_payload,
             max_meta_len: d4_proto::DEFAULT_MAX_META_LEN,
+            max_ext_sessions_per_sensor: cfg.max_ext_sessions_per_sensor,
         }),
         gate: gate.clone(),
         store: store.clone(),

@@ -15,7 +15,13 @@
 //! 5. blocklisted UUID, or "every IP presenting this UUID" (that IP is then blocked)
 //! 6. type: accepted, not 254 first, only 2 → 254 as a change, the extended type named by
 //!    the meta header accepted
-//! 7. first frame of a (uuid, type) other than 2/254: claim the slot; taken = duplicate
+//! 7. first frame of a (uuid, type) other than 2/254: claim the slot; taken = duplicate.
+//!    First frame of a 2 → 254 session: claim one of the sensor's
+//!    `max_ext_sessions_per_sensor` extended-type slots; none free = refused
+//!
+//! A type-2 meta header naming an extended type the collector does not accept is refused
+//! as soon as its JSON object is complete (a connection that sends only the meta header
+//! must not get it saved), not only at the first type-254 frame.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -23,6 +29,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use d4_proto::{types, DecodeError, Decoder, Frame, HmacKey, MetaHeaderBuilder};
 use uuid::Uuid;
+
+use crate::json_end::JsonEnd;
 
 /// Collector mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -70,6 +78,9 @@ pub trait Gate: Send + Sync {
     fn ext_type_accepted(&self, name: &str) -> bool;
     /// Claims the (uuid, type) slot for `session`. False when another session holds it.
     fn claim(&self, uuid: &Uuid, d4_type: u8, session: &Uuid) -> bool;
+    /// Claims one of the sensor's `max` concurrent 2 → 254 slots for `session` (released
+    /// like a [`Gate::claim`] under type 2). False when `max` other sessions hold one.
+    fn claim_ext(&self, uuid: &Uuid, session: &Uuid, max: usize) -> bool;
 }
 
 /// Settings of the session rules.
@@ -80,6 +91,9 @@ pub struct SessionConfig {
     pub max_payload: u32,
     /// Bound of the type-2 meta header (concatenated payloads).
     pub max_meta_len: usize,
+    /// Concurrent 2 → 254 sessions of one sensor (each may buffer a blob line of up to
+    /// 16 MiB in its worker); 0: no limit.
+    pub max_ext_sessions_per_sensor: usize,
 }
 
 impl Default for SessionConfig {
@@ -89,9 +103,14 @@ impl Default for SessionConfig {
             default_key: Arc::from(&b"private key to change"[..]),
             max_payload: d4_proto::DEFAULT_MAX_PAYLOAD,
             max_meta_len: d4_proto::DEFAULT_MAX_META_LEN,
+            max_ext_sessions_per_sensor: DEFAULT_MAX_EXT_SESSIONS_PER_SENSOR,
         }
     }
 }
+
+/// Default of [`SessionConfig::max_ext_sessions_per_sensor`]: with 16 MiB blob lines,
+/// one sensor holds at most ≈ 64 MiB of partial lines.
+pub const DEFAULT_MAX_EXT_SESSIONS_PER_SENSOR: usize = 4;
 
 /// Why a connection was refused or closed. Each is final for the connection.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -122,6 +141,8 @@ pub enum Reason {
     TypeChanged { from: u8, to: u8 },
     #[error("another connection already streams (uuid, type {0})")]
     Duplicate(u8),
+    #[error("the sensor already has {0} extended-type (2 -> 254) connections")]
+    TooManyExtSessions(usize),
     #[error("declared payload size {declared} is over the limit of {max} bytes")]
     Oversize { declared: u32, max: u32 },
     #[error("unsupported header version {0}")]
@@ -161,6 +182,7 @@ impl Reason {
             Reason::Type254First => "type-254-first",
             Reason::TypeChanged { .. } => "type-changed",
             Reason::Duplicate(_) => "duplicate",
+            Reason::TooManyExtSessions(_) => "ext-sessions-limit",
             Reason::Oversize { .. } => "oversize",
             Reason::BadVersion(_) => "bad-version",
             Reason::Framing(_) => "framing",
@@ -202,6 +224,8 @@ pub struct Session {
     d4_type: Option<u8>,
     key_cache: Option<(Arc<[u8]>, HmacKey)>,
     meta: Option<MetaHeaderBuilder>,
+    /// Where the meta header's JSON object ends, scanned incrementally.
+    meta_scan: JsonEnd,
     ext_type: Option<String>,
     claimed: Option<(Uuid, u8)>,
     accepted: u64,
@@ -224,6 +248,7 @@ impl Session {
             d4_type: None,
             key_cache: None,
             meta: None,
+            meta_scan: JsonEnd::default(),
             ext_type: None,
             claimed: None,
             accepted: 0,
@@ -492,6 +517,16 @@ impl Session {
             if let Err(e) = builder.push(&frame.payload) {
                 return Err(self.refuse(Reason::BadMetaHeader(e.to_string()), Some(h.uuid)));
             }
+            // Once the object is complete (found in one pass over the bytes, parsed
+            // once), its extended type is checked: a refused type is never saved.
+            if self.meta_scan.feed(&frame.payload) {
+                if let Ok(m) = builder.finish() {
+                    if !gate.ext_type_accepted(m.ext_type()) {
+                        let ext = m.ext_type().to_owned();
+                        return Err(self.refuse(Reason::ExtTypeNotAccepted(ext), Some(h.uuid)));
+                    }
+                }
+            }
         }
         if t == types::EXTENDED && self.ext_type.is_none() {
             let finished = self.meta.take().map(|b| b.finish());
@@ -524,6 +559,15 @@ impl Session {
             }
             self.claimed = Some((h.uuid, t));
         }
+        if self.claimed.is_none() && self.d4_type.is_none() && t == types::META_HEADER {
+            let max = self.cfg.max_ext_sessions_per_sensor;
+            if max > 0 {
+                if !gate.claim_ext(&h.uuid, &self.id, max) {
+                    return Err(self.refuse(Reason::TooManyExtSessions(max), Some(h.uuid)));
+                }
+                self.claimed = Some((h.uuid, types::META_HEADER));
+            }
+        }
         self.uuid = Some(h.uuid);
         self.d4_type = Some(t);
         self.accepted += 1;
@@ -547,6 +591,7 @@ mod tests {
         refused_types: HashSet<u8>,
         ext_ok: HashSet<String>,
         claims: Mutex<HashMap<(Uuid, u8), Uuid>>,
+        ext_claims: Mutex<HashMap<Uuid, HashSet<Uuid>>>,
     }
 
     impl Gate for FakeGate {
@@ -578,6 +623,11 @@ mod tests {
                 }
             }
         }
+        fn claim_ext(&self, uuid: &Uuid, session: &Uuid, max: usize) -> bool {
+            let mut c = self.ext_claims.lock().unwrap();
+            let held = c.entry(*uuid).or_default();
+            held.contains(session) || (held.len() < max && held.insert(*session))
+        }
     }
 
     const KEY: &[u8] = b"private key to change";
@@ -602,6 +652,85 @@ mod tests {
             );
         }
         Bytes::from(v)
+    }
+
+    fn meta_then_ext(u: Uuid, ext: &str) -> (Bytes, Bytes) {
+        let meta = Encoder::new(u, KEY, types::META_HEADER)
+            .encode(1, format!("{{\"type\": \"{ext}\"}}").as_bytes())
+            .unwrap();
+        let data = Encoder::new(u, KEY, types::EXTENDED)
+            .encode(2, b"x\n")
+            .unwrap();
+        (Bytes::from(meta.to_vec()), Bytes::from(data.to_vec()))
+    }
+
+    #[test]
+    fn ext_sessions_per_sensor_are_capped() {
+        let cfg = Arc::new(SessionConfig {
+            mode: Mode::SharedSecret,
+            max_ext_sessions_per_sensor: 2,
+            ..Default::default()
+        });
+        let mut gate = FakeGate::default();
+        gate.ext_ok.insert("ja3-jl".into());
+        let u = Uuid::new_v4();
+        let mut out = Vec::new();
+        let mut live = Vec::new();
+        for _ in 0..2 {
+            let mut s = session(&cfg);
+            let (m, d) = meta_then_ext(u, "ja3-jl");
+            s.feed(&mut m.clone(), &gate, &mut out).unwrap();
+            s.feed(&mut d.clone(), &gate, &mut out).unwrap();
+            assert_eq!(s.claimed(), Some((u, types::META_HEADER)));
+            live.push(s);
+        }
+        let mut third = session(&cfg);
+        let (m, _) = meta_then_ext(u, "ja3-jl");
+        let err = third.feed(&mut m.clone(), &gate, &mut out).unwrap_err();
+        assert_eq!(err.reason, Reason::TooManyExtSessions(2));
+        assert_eq!(err.reason.code(), "ext-sessions-limit");
+        assert_eq!(err.uuid, Some(u));
+        // another sensor is not affected
+        let mut other = session(&cfg);
+        let (m, _) = meta_then_ext(Uuid::new_v4(), "ja3-jl");
+        other.feed(&mut m.clone(), &gate, &mut out).unwrap();
+    }
+
+    #[test]
+    fn refused_ext_type_is_refused_at_the_meta_header() {
+        let cfg = shared();
+        let mut gate = FakeGate::default();
+        gate.ext_ok.insert("ja3-jl".into());
+        let u = Uuid::new_v4();
+        let mut out = Vec::new();
+        // in one frame
+        let (m, _) = meta_then_ext(u, "filewatcher");
+        let err = session(&cfg)
+            .feed(&mut m.clone(), &gate, &mut out)
+            .unwrap_err();
+        assert_eq!(err.reason, Reason::ExtTypeNotAccepted("filewatcher".into()));
+        assert!(out.is_empty());
+        // split over frames, braces inside strings do not end it early
+        let enc = Encoder::new(u, KEY, types::META_HEADER);
+        let mut s = session(&cfg);
+        let parts: [&[u8]; 3] = [b"{\"x\": \"}\\\"}\", ", b"\"type\": \"file", b"watcher\"}"];
+        for (i, part) in parts.iter().enumerate() {
+            let f = Bytes::from(enc.encode(i as u64, part).unwrap().to_vec());
+            let r = s.feed(&mut f.clone(), &gate, &mut out);
+            if i < 2 {
+                r.unwrap();
+            } else {
+                assert_eq!(
+                    r.unwrap_err().reason,
+                    Reason::ExtTypeNotAccepted("filewatcher".into())
+                );
+            }
+        }
+        // an accepted type goes on
+        let mut ok = session(&cfg);
+        let (m, d) = meta_then_ext(u, "ja3-jl");
+        ok.feed(&mut m.clone(), &gate, &mut out).unwrap();
+        ok.feed(&mut d.clone(), &gate, &mut out).unwrap();
     }
 
     #[test]
@@ -703,7 +832,11 @@ mod tests {
         wire.extend(enc.encode(2, b"{}\n").unwrap());
         s.feed(&mut Bytes::from(wire), &gate, &mut out).unwrap();
         assert_eq!(s.ext_type(), Some("ja3-jl"));
-        assert_eq!(s.claimed(), None);
+        assert_eq!(
+            s.claimed(),
+            Some((u, 2)),
+            "one of the sensor's 2 -> 254 slots"
+        );
         // 2 -> 254 with a refused ext type
         let mut s = session(&cfg);
         let mut enc = Encoder::new(u, KEY, 2);

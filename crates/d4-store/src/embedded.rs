@@ -319,10 +319,14 @@ impl EmbeddedStore {
     /// Open (or create) `<data_dir>/d4.redb`, creating the data dir when missing.
     /// A fresh database gets the default accepted types and extended types.
     pub fn open(data_dir: &Path) -> Result<EmbeddedStore, EmbeddedOpenError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
+        crate::private::create_private_dir(data_dir).map_err(|e| {
             StoreError::Backend(format!("create data dir {}: {e}", data_dir.display()))
         })?;
         let path = data_dir.join(crate::DB_FILE);
+        // Sensors' keys and password hashes: 0600 from the start, whatever the umask
+        // (redb initializes an empty file and keeps its mode).
+        crate::private::precreate_private_file(&path)
+            .map_err(|e| StoreError::Backend(format!("create {}: {e}", path.display())))?;
         let db = match redb::Database::create(&path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(EmbeddedOpenError::Locked),

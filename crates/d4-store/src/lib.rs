@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 mod embedded;
 pub mod model;
+pub mod private;
 pub mod redis_backend;
 mod remote;
 mod rpc;

@@ -254,7 +254,7 @@ pub async fn ensure_admin(state: &WebState) -> Result<Option<String>, WebError> 
 fn write_secret_file(path: &Path, content: &str) -> std::io::Result<()> {
     use std::io::Write;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        d4_store::private::create_private_dir(dir)?;
     }
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);

@@ -5,7 +5,6 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use base64::Engine;
 use d4_proto::{types, MetaHeader};
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -13,6 +12,8 @@ use serde_json::Value;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
+use crate::b64file::{plausible_base64, save_b64_by_digest};
+use crate::ja3::Ja3Line;
 use crate::layout::{candidate_name, day_dir, safe_component, utc};
 use crate::lines::{trim_cr, LineEnd, LineSplitter};
 use crate::sink::OwnedTarget;
@@ -188,39 +189,13 @@ impl ExtHandler {
                 opts,
                 target,
             } => {
-                let mut lines: Vec<Vec<u8>> = Vec::new();
-                let mut dropped = 0u64;
-                split.push(payload, |line, end| match end {
-                    LineEnd::Cut => {
-                        if !*skipping {
-                            dropped += 1;
-                        }
-                        *skipping = true;
-                    }
-                    LineEnd::Newline | LineEnd::Eof => {
-                        if *skipping {
-                            *skipping = false;
-                        } else {
-                            lines.push(line.to_vec());
-                        }
-                    }
+                // Lines are handled where they lie (in the payload or the splitter's
+                // buffer): no copy of a line, whatever its size.
+                let mut out = BlobOut::default();
+                split.push(payload, |line, end| {
+                    blob_line(ctx, ext, *kind, opts, skipping, &mut out, line, end)
                 });
-                ctx.stats.lines_cut += dropped;
-                ctx.stats.invalid_lines += dropped;
-                let mut paths = Vec::new();
-                let mut result = Ok(());
-                for line in &lines {
-                    match save_blob(ctx, ext, *kind, opts, trim_cr(line)) {
-                        Ok(Some(p)) => paths.push(p.to_string_lossy().into_owned()),
-                        Ok(None) => {}
-                        Err(e) => {
-                            result = Err(e);
-                            break;
-                        }
-                    }
-                }
-                ctx.push(target, paths)?;
-                result
+                out.finish(ctx, target)
             }
         }
     }
@@ -249,17 +224,77 @@ impl ExtHandler {
                 }
             }
             ExtHandler::Blob {
-                split, skipping, ..
+                ext,
+                kind,
+                split,
+                skipping,
+                opts,
+                target,
             } => {
-                // A last line without its newline is handled like a complete one.
-                let mut last = None;
-                split.finish(|l, _| last = Some(l.to_vec()));
+                // A last line without its newline is handled like a complete one, from
+                // the splitter's buffer (no copy).
+                let mut out = BlobOut::default();
                 if failed || *skipping {
+                    split.finish(|_, _| {});
                     return Ok(());
                 }
-                match last {
-                    Some(l) => self.handle(ctx, &[l, b"\n".to_vec()].concat()),
-                    None => Ok(()),
+                split.finish(|line, end| {
+                    blob_line(ctx, ext, *kind, opts, skipping, &mut out, line, end)
+                });
+                out.finish(ctx, target)
+            }
+        }
+    }
+}
+
+/// What the lines of one blob-type chunk gave.
+#[derive(Default)]
+struct BlobOut {
+    paths: Vec<String>,
+    dropped: u64,
+    error: Option<WorkerError>,
+}
+
+impl BlobOut {
+    fn finish(self, ctx: &mut Ctx<'_>, target: &OwnedTarget) -> Result<(), WorkerError> {
+        ctx.stats.lines_cut += self.dropped;
+        ctx.stats.invalid_lines += self.dropped;
+        ctx.push(target, self.paths)?;
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// One line (or cut piece) of a blob-type stream: saved unless it belongs to an overlong
+/// line being dropped, or an earlier line of the chunk failed.
+#[allow(clippy::too_many_arguments)]
+fn blob_line(
+    ctx: &mut Ctx<'_>,
+    ext: &str,
+    kind: ExtKind,
+    opts: &FileWatcherOptions,
+    skipping: &mut bool,
+    out: &mut BlobOut,
+    line: &[u8],
+    end: LineEnd,
+) {
+    match end {
+        LineEnd::Cut => {
+            if !*skipping {
+                out.dropped += 1;
+            }
+            *skipping = true;
+        }
+        LineEnd::Newline | LineEnd::Eof => {
+            if *skipping {
+                *skipping = false;
+            } else if out.error.is_none() {
+                match save_blob(ctx, ext, kind, opts, trim_cr(line)) {
+                    Ok(Some(p)) => out.paths.push(p.to_string_lossy().into_owned()),
+                    Ok(None) => {}
+                    Err(e) => out.error = Some(e),
                 }
             }
         }
@@ -282,25 +317,29 @@ fn save_blob(
     let shared_dir = || data.join("datas").join(ext);
     match kind {
         ExtKind::Ja3Jl => {
-            let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(line) else {
+            // Only the certificates are kept from the parse (a `Value` tree of a 16 MiB
+            // line could take many times its size).
+            let parsed = match line.trim_ascii_start().first() {
+                Some(b'{') => serde_json::from_slice::<Ja3Line>(line).ok(),
+                _ => None,
+            };
+            let Some(parsed) = parsed else {
                 ctx.stats.invalid_lines += 1;
                 tracing::debug!(sensor = ctx.sid, "ja3-jl: line is not a JSON object");
                 return Ok(None);
             };
             let base = shared_dir();
-            if let Some(Value::Array(certs)) = obj.get("Certificates") {
-                for c in certs {
-                    let Some(raw) = c.get("Raw").and_then(Value::as_str) else {
-                        continue;
-                    };
-                    let Ok(der) = base64::engine::general_purpose::STANDARD.decode(raw) else {
-                        ctx.stats.invalid_lines += 1;
-                        continue;
-                    };
-                    let name = format!("{}.crt", hex::encode(Sha1::digest(&der)));
-                    if save_by_digest(&base.join("certs"), &name, &der, false)? {
-                        ctx.stats.files_saved += 1;
-                    }
+            for raw in parsed.certificates.0 {
+                // decoded as a stream into the file and its SHA-1 (no decoded copy)
+                let saved = if plausible_base64(raw.as_bytes()) {
+                    save_b64_by_digest::<Sha1>(&base.join("certs"), ".crt", raw.as_bytes(), false)?
+                } else {
+                    None
+                };
+                match saved {
+                    Some((_, true)) => ctx.stats.files_saved += 1,
+                    Some((_, false)) => {}
+                    None => ctx.stats.invalid_lines += 1,
                 }
             }
             let name = format!("{}.json", hex::encode(Sha256::digest(line)));
@@ -311,29 +350,38 @@ fn save_blob(
             Ok(Some(dir.join(name)))
         }
         ExtKind::FileWatcher => {
-            let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(line.trim_ascii())
-            else {
+            let b64 = line.trim_ascii();
+            if !plausible_base64(b64) {
                 ctx.stats.invalid_lines += 1;
                 tracing::debug!(sensor = ctx.sid, "filewatcher: line is not base64");
                 return Ok(None);
-            };
+            }
             let dir = if opts.segregate {
                 sensor_dir()
             } else {
                 shared_dir()
             }
             .join("files");
-            let mut name = hex::encode(Sha256::digest(&bytes));
-            if let Some(e) = &opts.extension {
-                name = format!("{name}.{e}");
+            let suffix = match (&opts.extension, opts.compress) {
+                (Some(e), true) => format!(".{e}.gz"),
+                (Some(e), false) => format!(".{e}"),
+                (None, true) => ".gz".to_owned(),
+                (None, false) => String::new(),
+            };
+            // Decoded as a stream into the file and the digest: no decoded copy in memory.
+            match save_b64_by_digest::<Sha256>(&dir, &suffix, b64, opts.compress)? {
+                Some((path, written)) => {
+                    if written {
+                        ctx.stats.files_saved += 1;
+                    }
+                    Ok(Some(path))
+                }
+                None => {
+                    ctx.stats.invalid_lines += 1;
+                    tracing::debug!(sensor = ctx.sid, "filewatcher: line is not base64");
+                    Ok(None)
+                }
             }
-            if opts.compress {
-                name.push_str(".gz");
-            }
-            if save_by_digest(&dir, &name, &bytes, opts.compress)? {
-                ctx.stats.files_saved += 1;
-            }
-            Ok(Some(dir.join(name)))
         }
         ExtKind::FileWatcherJson => {
             let dir = sensor_dir().join("files");

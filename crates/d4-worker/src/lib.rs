@@ -21,9 +21,11 @@
 //! on the store, the server or any analyzer (the server adapts [`QueueSink`] to the
 //! store's queues).
 
+mod b64file;
 mod config;
 pub mod ext;
 pub mod files;
+mod ja3;
 pub mod layout;
 pub mod lines;
 pub mod pcap;

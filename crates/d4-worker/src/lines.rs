@@ -12,6 +12,9 @@ pub enum LineEnd {
     Eof,
 }
 
+/// Capacity kept between lines (a bigger buffer is freed once its line is out).
+const RETAIN: usize = 64 * 1024;
+
 /// Splits a byte stream arriving in arbitrary chunks into lines.
 ///
 /// A partial line waits in the splitter (at most `max_line` bytes) until its `\n` arrives;
@@ -55,14 +58,14 @@ impl LineSplitter {
                     if self.buf.is_empty() {
                         f(&data[..i], LineEnd::Newline);
                     } else {
-                        self.buf.extend_from_slice(&data[..i]);
+                        self.extend(&data[..i]);
                         f(&self.buf, LineEnd::Newline);
-                        self.buf.clear();
+                        self.release();
                     }
                     data = &data[i + 1..];
                 }
                 None if data.len() <= room => {
-                    self.buf.extend_from_slice(data);
+                    self.extend(data);
                     return;
                 }
                 None => {
@@ -71,9 +74,9 @@ impl LineSplitter {
                     if self.buf.is_empty() {
                         f(&data[..room], LineEnd::Cut);
                     } else {
-                        self.buf.extend_from_slice(&data[..room]);
+                        self.extend(&data[..room]);
                         f(&self.buf, LineEnd::Cut);
-                        self.buf.clear();
+                        self.release();
                     }
                     data = &data[room..];
                 }
@@ -85,6 +88,29 @@ impl LineSplitter {
     pub fn finish(&mut self, mut f: impl FnMut(&[u8], LineEnd)) {
         if !self.buf.is_empty() {
             f(&self.buf, LineEnd::Eof);
+        }
+        self.buf = Vec::new();
+    }
+
+    /// Appends to the partial line; the buffer never grows past `max_line` (no doubling
+    /// beyond the bound).
+    fn extend(&mut self, data: &[u8]) {
+        let need = self.buf.len() + data.len();
+        if need > self.buf.capacity() {
+            let want = (self.buf.capacity() * 2)
+                .max(need)
+                .min(self.max_line.max(need));
+            self.buf.reserve_exact(want - self.buf.len());
+        }
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Empties the buffer after a line was given out; a big one is freed, so an idle
+    /// stream holds no memory for its past long lines.
+    fn release(&mut self) {
+        if self.buf.capacity() > RETAIN {
+            self.buf = Vec::new();
+        } else {
             self.buf.clear();
         }
     }
@@ -129,6 +155,20 @@ mod tests {
         s.finish(|l, e| last.push((l.to_vec(), e)));
         assert_eq!(last, vec![(b"gh".to_vec(), LineEnd::Eof)]);
         s.finish(|_, _| panic!("nothing left"));
+    }
+
+    #[test]
+    fn buffer_stays_within_the_bound_and_is_freed() {
+        let mut s = LineSplitter::new(1000);
+        for _ in 0..9 {
+            s.push(&[b'a'; 100], |_, _| panic!("no line yet"));
+        }
+        s.push(&[b'a'; 50], |_, _| panic!("no line yet"));
+        assert!(s.buf.capacity() <= 1000, "capacity {}", s.buf.capacity());
+        let mut s = LineSplitter::new(1 << 20);
+        s.push(&vec![b'a'; 200_000], |_, _| {});
+        s.push(b"\n", |l, _| assert_eq!(l.len(), 200_000));
+        assert_eq!(s.buf.capacity(), 0);
     }
 
     #[test]

@@ -687,8 +687,14 @@ impl Worker {
                 let r = match std::mem::replace(m, MetaState::Done) {
                     MetaState::Header(b) if !failed && !b.is_empty() => {
                         // A meta header without data: keep it.
+                        // (not when its extended type is refused: never saved)
                         match b.finish() {
-                            Ok(meta) => save_meta(&mut ctx, &meta, b.raw()).map(|_| ()),
+                            Ok(meta) if ctx.shared.cfg.ext_accepted(meta.ext_type()) => {
+                                save_meta(&mut ctx, &meta, b.raw()).map(|_| ())
+                            }
+                            Ok(meta) => {
+                                Err(WorkerError::ExtTypeNotAccepted(meta.ext_type().to_owned()))
+                            }
                             Err(_) => Ok(()),
                         }
                     }

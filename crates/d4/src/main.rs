@@ -8,6 +8,10 @@ use clap::{Parser, Subcommand};
 #[cfg(not(feature = "sensor"))]
 compile_error!("build with the `full` (default) or the `sensor` feature");
 
+// The sensor build (client, inspect) prints through its own writers, not these macros.
+#[cfg_attr(not(feature = "full"), allow(unused_macros, dead_code))]
+#[macro_use]
+mod out;
 mod cmd;
 mod logging;
 
@@ -50,6 +54,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    out::install_panic_hook();
     let cli = Cli::parse();
     logging::init(&cli.log);
     let result = match cli.command {
@@ -68,6 +73,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(e) if out::is_broken_pipe(&e) => out::quiet_exit(),
         Err(e) => {
             eprintln!("d4: error: {e:#}");
             ExitCode::from(2)

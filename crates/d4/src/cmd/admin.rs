@@ -396,11 +396,11 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) {
                 s.push_str(&format!("{c:<w$}  ", w = width[i]));
             }
         }
-        println!("{}", s.trim_end());
+        outln!("{}", s.trim_end());
     };
     line(header.iter().map(|s| s.to_string()).collect());
     if rows.is_empty() {
-        println!("(none)");
+        outln!("(none)");
     }
     for r in rows {
         line(r);
@@ -410,7 +410,7 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) {
 fn print_json<T: serde::Serialize>(v: &T) -> R<()> {
     match serde_json::to_string_pretty(v) {
         Ok(s) => {
-            println!("{s}");
+            outln!("{s}");
             Ok(())
         }
         Err(e) => Err(Fail::Store(StoreError::Backend(e.to_string()))),
@@ -556,7 +556,7 @@ async fn sensor(store: Arc<dyn Store>, cmd: SensorCmd, json: bool) -> R<()> {
                     approve,
                 })
                 .await?;
-            println!(
+            outln!(
                 "sensor {} registered ({})",
                 s.uuid.simple(),
                 s.status.as_str()
@@ -564,14 +564,14 @@ async fn sensor(store: Arc<dyn Store>, cmd: SensorCmd, json: bool) -> R<()> {
         }
         SensorCmd::Approve { uuid } => {
             let s = store.approve_sensor(parse_uuid(&uuid)?).await?;
-            println!("sensor {} approved", s.uuid.simple());
+            outln!("sensor {} approved", s.uuid.simple());
         }
         SensorCmd::Delete { uuid } => {
             let uuid = parse_uuid(&uuid)?;
             if !store.delete_sensor(uuid).await? {
                 return Err(StoreError::NotFound(format!("sensor {}", uuid.simple())).into());
             }
-            println!("sensor {} deleted", uuid.simple());
+            outln!("sensor {} deleted", uuid.simple());
         }
         SensorCmd::List { pending } => {
             let mut list = store.list_sensors().await?;
@@ -603,9 +603,9 @@ async fn sensor(store: Arc<dyn Store>, cmd: SensorCmd, json: bool) -> R<()> {
             if json {
                 print_json(&sensor_json(&s))?;
             } else {
-                println!("uuid:         {}", s.uuid.simple());
-                println!("status:       {}", s.status.as_str());
-                println!(
+                outln!("uuid:         {}", s.uuid.simple());
+                outln!("status:       {}", s.status.as_str());
+                outln!(
                     "key:          {}",
                     if s.hmac_key.is_some() {
                         "own key"
@@ -613,36 +613,36 @@ async fn sensor(store: Arc<dyn Store>, cmd: SensorCmd, json: bool) -> R<()> {
                         "server default key"
                     }
                 );
-                println!("description:  {}", s.description);
-                println!("mail:         {}", s.mail.as_deref().unwrap_or("-"));
-                println!("third party:  {}", s.third_party);
-                println!("registered:   {}", fmt_time(s.registered_at));
-                println!("first seen:   {}", fmt_time(s.first_seen));
-                println!("last seen:    {}", fmt_time(s.last_seen));
-                println!(
+                outln!("description:  {}", s.description);
+                outln!("mail:         {}", s.mail.as_deref().unwrap_or("-"));
+                outln!("third party:  {}", s.third_party);
+                outln!("registered:   {}", fmt_time(s.registered_at));
+                outln!("first seen:   {}", fmt_time(s.first_seen));
+                outln!("last seen:    {}", fmt_time(s.last_seen));
+                outln!(
                     "stream limit: {}",
                     s.stream_limit
                         .map_or_else(|| "default".to_string(), |l| l.to_string())
                 );
                 match &s.last_error {
-                    Some(e) => println!("last error:   {} ({})", e.message, fmt_time(Some(e.time))),
-                    None => println!("last error:   -"),
+                    Some(e) => outln!("last error:   {} ({})", e.message, fmt_time(Some(e.time))),
+                    None => outln!("last error:   -"),
                 }
-                println!("types:");
+                outln!("types:");
                 for t in &s.types {
                     let name = match &t.ext {
                         Some(e) => format!("{} {} ({e})", t.d4_type, type_name(t.d4_type)),
                         None => format!("{} {}", t.d4_type, type_name(t.d4_type)),
                     };
-                    println!(
+                    outln!(
                         "  {name:<28} first {}  last {}",
                         fmt_time(Some(t.first_seen)),
                         fmt_time(Some(t.last_seen))
                     );
                 }
-                println!("last IPs:");
+                outln!("last IPs:");
                 for ip in &s.last_ips {
-                    println!("  {:<40} {}", ip.ip, fmt_time(Some(ip.time)));
+                    outln!("  {:<40} {}", ip.ip, fmt_time(Some(ip.time)));
                 }
             }
         }
@@ -676,7 +676,7 @@ async fn sensor(store: Arc<dyn Store>, cmd: SensorCmd, json: bool) -> R<()> {
                     },
                 )
                 .await?;
-            println!(
+            outln!(
                 "sensor {}: {}",
                 uuid.simple(),
                 if key.is_some() {
@@ -697,7 +697,7 @@ async fn sensor(store: Arc<dyn Store>, cmd: SensorCmd, json: bool) -> R<()> {
                     },
                 )
                 .await?;
-            println!("sensor {}: description set", uuid.simple());
+            outln!("sensor {}: description set", uuid.simple());
         }
         SensorCmd::SetLimit { uuid, limit } => {
             let uuid = parse_uuid(&uuid)?;
@@ -722,7 +722,7 @@ async fn sensor(store: Arc<dyn Store>, cmd: SensorCmd, json: bool) -> R<()> {
                     },
                 )
                 .await?;
-            println!(
+            outln!(
                 "sensor {}: stream limit {}",
                 uuid.simple(),
                 limit.map_or("default".into(), |l| l.to_string())
@@ -748,7 +748,7 @@ async fn sensor(store: Arc<dyn Store>, cmd: SensorCmd, json: bool) -> R<()> {
                     expires: expires.map(|e| now + e),
                 })
                 .await?;
-            println!("blocked {target}");
+            outln!("blocked {target}");
         }
         SensorCmd::Unblock { uuid } => {
             let uuid = parse_uuid(&uuid)?;
@@ -759,12 +759,12 @@ async fn sensor(store: Arc<dyn Store>, cmd: SensorCmd, json: bool) -> R<()> {
                     StoreError::NotFound(format!("no block for sensor {}", uuid.simple())).into(),
                 );
             }
-            println!("sensor {} unblocked", uuid.simple());
+            outln!("sensor {} unblocked", uuid.simple());
         }
         SensorCmd::Kick { uuid } => {
             let uuid = parse_uuid(&uuid)?;
             store.request_kick(uuid, now).await?;
-            println!(
+            outln!(
                 "sensor {} kicked (blocked for {} s)",
                 uuid.simple(),
                 d4_store::KICK_BLOCK_SECS
@@ -834,7 +834,7 @@ async fn blocklist(store: Arc<dyn Store>, cmd: BlocklistCmd, json: bool) -> R<()
                         expires: expires.map(|e| now + e),
                     })
                     .await?;
-                println!("blocked {t}");
+                outln!("blocked {t}");
             }
         }
         ListCmd::Remove { items, ips } => {
@@ -845,7 +845,7 @@ async fn blocklist(store: Arc<dyn Store>, cmd: BlocklistCmd, json: bool) -> R<()
             let mut missing = Vec::new();
             for t in targets {
                 if store.remove_block(t.clone()).await? {
-                    println!("unblocked {t}");
+                    outln!("unblocked {t}");
                 } else {
                     missing.push(t.to_string());
                 }
@@ -961,7 +961,7 @@ async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool, stop: Stop) -> 
             if json {
                 print_json(&q)?;
             } else {
-                println!("{}", q.config.uuid.hyphenated());
+                outln!("{}", q.config.uuid.hyphenated());
             }
         }
         QueueCmd::List => {
@@ -1005,7 +1005,7 @@ async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool, stop: Stop) -> 
                     queue_rows(std::slice::from_ref(&q)),
                 );
                 if let Some(g) = &q.config.sensors {
-                    println!(
+                    outln!(
                         "sensor group: {}",
                         g.iter()
                             .map(|u| u.simple().to_string())
@@ -1013,9 +1013,9 @@ async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool, stop: Stop) -> 
                             .join(" ")
                     );
                 }
-                println!("latest entries (newest first):");
+                outln!("latest entries (newest first):");
                 for e in entries {
-                    println!("  {}", e.text());
+                    outln!("  {}", e.text());
                 }
             }
         }
@@ -1048,7 +1048,7 @@ async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool, stop: Stop) -> 
                 );
             }
             let q = store.update_queue(c, now).await?;
-            println!(
+            outln!(
                 "queue {} updated (len {}, trimmed {})",
                 q.config.uuid.hyphenated(),
                 q.len,
@@ -1060,12 +1060,12 @@ async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool, stop: Stop) -> 
             if !store.delete_queue(uuid).await? {
                 return Err(StoreError::NotFound(format!("queue {}", uuid.hyphenated())).into());
             }
-            println!("queue {} deleted", uuid.hyphenated());
+            outln!("queue {} deleted", uuid.hyphenated());
         }
         QueueCmd::Empty { queue } => {
             let uuid = parse_uuid(&queue)?;
             let n = store.empty_queue(uuid).await?;
-            println!("queue {}: {n} entries removed", uuid.hyphenated());
+            outln!("queue {}: {n} entries removed", uuid.hyphenated());
         }
         QueueCmd::Push {
             queue,
@@ -1106,7 +1106,7 @@ async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool, stop: Stop) -> 
                 .map(|data| QueueEntry { sensor, data })
                 .collect();
             let out = store.push_entries(queues, entries, now).await?;
-            println!("{} entries pushed, {} trimmed", out.pushed, out.trimmed);
+            outln!("{} entries pushed, {} trimmed", out.pushed, out.trimmed);
         }
         QueueCmd::Pop {
             queue,
@@ -1262,7 +1262,7 @@ async fn types(store: Arc<dyn Store>, cmd: TypesCmd, json: bool) -> R<()> {
                     }
                 }
                 table(&["TYPE", "NAME", "STATE"], rows);
-                println!();
+                outln!();
                 table(
                     &["EXTENDED TYPE (254)"],
                     e.into_iter().map(|x| vec![x]).collect(),
@@ -1278,11 +1278,11 @@ async fn set_types(store: Arc<dyn Store>, types: Vec<String>, ext: Vec<String>, 
     let verb = if on { "accepted" } else { "refused" };
     for id in ids {
         store.set_type_accepted(id, on).await?;
-        println!("type {id} ({}) {verb}", type_name(id));
+        outln!("type {id} ({}) {verb}", type_name(id));
     }
     for e in ext {
         store.set_ext_type_accepted(e.clone(), on).await?;
-        println!("extended type {e} {verb}");
+        outln!("extended type {e} {verb}");
     }
     Ok(())
 }

@@ -580,17 +580,18 @@ async fn server_bench(b: ServerBench) -> anyhow::Result<()> {
         .map(|n| n.get())
         .unwrap_or(1);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!("d4 bench server: {cpus} CPUs, load average {}", load.trim());
-    println!(
+    outln!("d4 bench server: {cpus} CPUs, load average {}", load.trim());
+    outln!(
         "journal fsync: {}, journal O_DIRECT: {}",
-        b.fsync, b.journal_direct
+        b.fsync,
+        b.journal_direct
     );
-    println!(
+    outln!(
         "ratio = frames/s over TLS / plain HMAC-SHA256 frames/s on one core (best of 1 s before \
          and 1 s after the stream); \
          srv µs/f = server CPU time per frame; HMAC eff = HMAC CPU time per frame / server CPU time per frame"
     );
-    println!(
+    outln!(
         "{:>7} {:>5} {:>10} {:>8} {:>10} {:>8} {:>6} {:>9} {:>9} {:>8} {:>5}",
         "payload",
         "conns",
@@ -627,7 +628,7 @@ async fn server_bench(b: ServerBench) -> anyhow::Result<()> {
             let fps = r.frames as f64 / r.secs;
             let mbs = fps * (size + 62) as f64 / 1e6;
             let per = |cpu: f64| cpu / (r.frames.max(1) as f64) * 1e6;
-            println!(
+            outln!(
                 "{:>7} {:>5} {:>10.0} {:>8.1} {:>10.0} {:>8.1} {:>6.2} {:>9.2} {:>9.2} {:>8.2} {:>5}",
                 size,
                 conns,
@@ -682,7 +683,7 @@ async fn server_bench(b: ServerBench) -> anyhow::Result<()> {
                 let srv = start_server_with(&b, Some(url))?;
                 let r = stream(&srv, conns, size, b.secs).await?;
                 let rfps = r.frames as f64 / r.secs;
-                println!(
+                outln!(
                     "{:>7} {:>5} {:>10.0} {:>8.1}   redis store: {:.2} of the embedded store",
                     size,
                     conns,
@@ -694,27 +695,34 @@ async fn server_bench(b: ServerBench) -> anyhow::Result<()> {
             }
         }
     }
-    println!(
+    outln!(
         "CPU µs per frame: plain HMAC-SHA256; server network tasks (TLS, decode, HMAC \
          check); server pipelines (journal, fsync, workers); gzip; bench client (TLS \
          encrypt); server system-time share"
     );
-    println!(
+    outln!(
         "{:>7} {:>5} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
-        "payload", "conns", "HMAC", "net", "pipeline", "gzip", "client", "sys"
+        "payload",
+        "conns",
+        "HMAC",
+        "net",
+        "pipeline",
+        "gzip",
+        "client",
+        "sys"
     );
     for l in cpu_split {
-        println!("{l}");
+        outln!("{l}");
     }
     if !ceilings.is_empty() {
-        println!(
+        outln!(
             "Ceilings, same client, no server: a minimal TLS receiver that checks every \
              frame's HMAC and stores nothing (verify), or also appends every payload to a \
              file once, no fsync: buffered (+write) or O_DIRECT in 1 MiB writes (+direct); \
              ratios to the same HMAC baseline as the server row; of verify = server \
              frames/s / verify frames/s"
         );
-        println!(
+        outln!(
             "{:>7} {:>5} {:>10} {:>6} {:>10} {:>6} {:>11} {:>6} {:>6} {:>8}",
             "payload",
             "conns",
@@ -728,7 +736,7 @@ async fn server_bench(b: ServerBench) -> anyhow::Result<()> {
             "of verify"
         );
         for l in ceilings {
-            println!("{l}");
+            outln!("{l}");
         }
     }
     // memory with N connected (authenticated) sensors
@@ -748,7 +756,7 @@ async fn server_bench(b: ServerBench) -> anyhow::Result<()> {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss1 = rss_kb(pid);
-    println!(
+    outln!(
         "RSS: {} MB idle, {} MB with {} connected sensors (goal < 200 MB), load {}",
         rss0 / 1024,
         rss1 / 1024,

@@ -241,7 +241,8 @@ fn db_path(args: &PdnsArgs) -> anyhow::Result<PathBuf> {
     match &args.db {
         Some(p) => Ok(p.clone()),
         None => {
-            std::fs::create_dir_all(&args.data_dir)
+            // often d4's own data dir (which holds the sensors' keys): 0700 when created
+            d4_store::private::create_private_dir(&args.data_dir)
                 .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
             Ok(args.data_dir.join("pdns.redb"))
         }
@@ -372,7 +373,7 @@ fn ingest_queue(
     let mut summary = serde_json::to_value(ing.stats())?;
     summary["expired"] = expired.into();
     summary["seconds"] = started.elapsed().as_secs_f64().into();
-    println!("{summary}");
+    outln!("{summary}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -426,7 +427,7 @@ fn ingest(store: Arc<dyn RecordStore>, a: IngestArgs) -> anyhow::Result<ExitCode
     let mut summary = serde_json::to_value(s)?;
     summary["expired"] = expired.into();
     summary["seconds"] = secs.into();
-    println!("{summary}");
+    outln!("{summary}");
     Ok(if failed {
         ExitCode::from(1)
     } else {

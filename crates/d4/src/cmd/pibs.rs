@@ -465,7 +465,7 @@ fn bench(n: u64) -> anyhow::Result<ExitCode> {
         d4_pibs::synth::write_bench_pcap(BufWriter::with_capacity(1 << 20, f), n, 42)?;
     }
     let size = std::fs::metadata(&path)?.len();
-    println!(
+    outln!(
         "generated {n} packets ({:.1} MB) in {:.1} s",
         size as f64 / 1e6,
         t.elapsed().as_secs_f64()
@@ -506,27 +506,27 @@ fn bench(n: u64) -> anyhow::Result<ExitCode> {
     let full_rss = peak_rss_kib();
 
     let rate = |d: Duration| sum.records as f64 / d.as_secs_f64().max(1e-9);
-    println!(
+    outln!(
         "plain pass (pcap records only): {} records, {:.2} s, {:.2} M packets/s, {:.0} MB/s (checksum {check})",
         sum.records,
         plain.as_secs_f64(),
         rate(plain) / 1e6,
         bytes as f64 / 1e6 / plain.as_secs_f64().max(1e-9)
     );
-    println!(
+    outln!(
         "analysis pass (pibs): {} backscatter, {:.2} s, {:.2} M packets/s",
         found,
         full.as_secs_f64(),
         rate(full) / 1e6
     );
-    println!(
+    outln!(
         "speed ratio analysis/plain: {:.2} (time ratio {:.2})",
         rate(full) / rate(plain),
         full.as_secs_f64() / plain.as_secs_f64().max(1e-9)
     );
     if let (Some(c0), Some(c1), Some(c2)) = (cpu0, cpu1, cpu2) {
         let (pc, ac) = ((c1 - c0).max(0.01), (c2 - c1).max(0.01));
-        println!(
+        outln!(
             "CPU time (this thread): plain {pc:.2} s = {:.2} M packets/s per CPU-second, analysis {ac:.2} s = {:.2} M packets/s per CPU-second, ratio {:.2}",
             sum.records as f64 / pc / 1e6,
             sum.records as f64 / ac / 1e6,
@@ -535,24 +535,25 @@ fn bench(n: u64) -> anyhow::Result<ExitCode> {
     }
     let s = analyzer.stats();
     let (initiators, flows) = analyzer.state_len();
-    println!(
+    outln!(
         "state at end: {initiators} initiators, {flows} flows; backscatter tcp {} icmp {}",
-        s.backscatter_tcp, s.backscatter_icmp
+        s.backscatter_tcp,
+        s.backscatter_icmp
     );
     match (plain_rss, full_rss, reset_ok) {
-        (Some(p), Some(f), true) => println!(
+        (Some(p), Some(f), true) => outln!(
             "peak RSS: plain pass {:.1} MiB, analysis pass {:.1} MiB, ratio {:.2} (process baseline before passes {:.1} MiB)",
             p as f64 / 1024.0,
             f as f64 / 1024.0,
             f as f64 / (p as f64).max(1.0),
             base_rss.unwrap_or(0) as f64 / 1024.0
         ),
-        (Some(p), Some(f), false) => println!(
+        (Some(p), Some(f), false) => outln!(
             "peak RSS (cumulative, /proc/self/clear_refs unavailable): after plain {:.1} MiB, after analysis {:.1} MiB",
             p as f64 / 1024.0,
             f as f64 / 1024.0
         ),
-        _ => println!("peak RSS: unavailable (no /proc/self/status)"),
+        _ => outln!("peak RSS: unavailable (no /proc/self/status)"),
     }
     Ok(ExitCode::SUCCESS)
 }

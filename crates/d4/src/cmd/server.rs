@@ -102,6 +102,10 @@ pub struct ServerArgs {
     /// Not-yet-authenticated connections in total [default: 1024].
     #[arg(long, env = "D4_PREAUTH_CONNECTIONS", value_name = "N")]
     pub preauth_connections: Option<usize>,
+    /// Concurrent extended-type (2 -> 254) connections of one sensor; more are refused
+    /// (ext-sessions-limit), 0 = no limit [default: 4].
+    #[arg(long, env = "D4_MAX_EXT_SESSIONS_PER_SENSOR", value_name = "N")]
+    pub max_ext_sessions_per_sensor: Option<usize>,
     /// fsync the journal before the workers handle a batch (true/false) [default: true].
     #[arg(long, env = "D4_JOURNAL_FSYNC")]
     pub journal_fsync: Option<bool>,
@@ -184,6 +188,7 @@ pub fn effective_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
         preauth_budget_bytes => preauth_budget_bytes, preauth_ip_bytes => preauth_ip_bytes,
         preauth_ip_connections => preauth_ip_connections,
         preauth_connections => preauth_connections,
+        max_ext_sessions_per_sensor => max_ext_sessions_per_sensor,
         journal_direct => journal_direct,
         journal_segment_bytes => journal_segment_bytes, stats_flush_ms => stats_flush_ms,
         stats_flush_frames => stats_flush_frames, server_id => server_id,
@@ -224,7 +229,7 @@ pub fn effective_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
 pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let cfg = effective_config(&args)?;
     if args.print_config {
-        print!("{}", cfg.to_toml()?);
+        out!("{}", cfg.to_toml()?);
         return Ok(ExitCode::SUCCESS);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -236,8 +241,13 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&cfg.data_dir)
+    // The data dir holds the sensors' keys: 0700 whatever the umask; an existing one, or
+    // secret files in it, open to other local users are warned about (once each).
+    d4_store::private::create_private_dir(&cfg.data_dir)
         .with_context(|| format!("creating the data dir {}", cfg.data_dir.display()))?;
+    let mut secrets = d4_store::private::secret_paths(&cfg.data_dir);
+    secrets.extend(cfg.tls_key.clone());
+    d4_store::private::warn_loose(&secrets.iter().map(|p| p.as_path()).collect::<Vec<_>>());
     let mut scfg = d4_store::StoreConfig::new(cfg.data_dir.clone());
     scfg.embedded_only = true;
     scfg.core_kicks = true; // d4-core's UI kick button (Redis)

@@ -37,7 +37,33 @@ impl ServerProc {
         extra: &[&str],
         envs: &[(&str, &str)],
     ) -> ServerProc {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_d4"));
+        ServerProc::start_via(
+            Command::new(env!("CARGO_BIN_EXE_d4")),
+            dir,
+            tls,
+            plain,
+            extra,
+            envs,
+        )
+    }
+
+    /// [`ServerProc::start`] through `sh -c 'umask <umask>; exec d4 server ...'`.
+    pub fn start_umask(dir: &Path, umask: &str, extra: &[&str]) -> ServerProc {
+        let mut sh = Command::new("sh");
+        sh.arg("-c")
+            .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_d4"));
+        ServerProc::start_via(sh, dir, "127.0.0.1:0", "127.0.0.1:0", extra, &[])
+    }
+
+    fn start_via(
+        mut cmd: Command,
+        dir: &Path,
+        tls: &str,
+        plain: &str,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+    ) -> ServerProc {
         cmd.arg("server")
             .arg("--data-dir")
             .arg(dir)
