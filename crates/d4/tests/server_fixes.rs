@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use d4_proto::Encoder;
-use d4_store::{SensorRegistration, Store};
+use d4_store::Store;
 use server_support::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -31,19 +31,7 @@ fn frame(uuid: Uuid, t: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 async fn register(store: &Arc<dyn Store>) -> Uuid {
-    let uuid = Uuid::new_v4();
-    store
-        .register_sensor(SensorRegistration {
-            uuid,
-            hmac_key: Some(SENSOR_KEY.into()),
-            mail: None,
-            third_party: false,
-            description: Some("fixes test".into()),
-            approve: true,
-        })
-        .await
-        .unwrap();
-    uuid
+    register_sensor(store, SENSOR_KEY, "fixes test").await
 }
 
 /// Sends `parts` on one plain connection with a pause between them (so the server reads

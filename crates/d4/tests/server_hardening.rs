@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use d4_proto::Encoder;
-use d4_store::{SensorRegistration, Store};
+use d4_store::Store;
 use server_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -20,19 +20,7 @@ use uuid::Uuid;
 const SENSOR_KEY: &str = "hardening test sensor key";
 
 async fn register(store: &Arc<dyn Store>) -> Uuid {
-    let uuid = Uuid::new_v4();
-    store
-        .register_sensor(SensorRegistration {
-            uuid,
-            hmac_key: Some(SENSOR_KEY.into()),
-            mail: None,
-            third_party: false,
-            description: Some("hardening test".into()),
-            approve: true,
-        })
-        .await
-        .unwrap();
-    uuid
+    register_sensor(store, SENSOR_KEY, "hardening test").await
 }
 
 /// A connection to `to` from the loopback address `from`.

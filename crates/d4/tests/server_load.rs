@@ -36,6 +36,12 @@ async fn ten_thousand_idle_sockets_keep_memory_bounded() {
             "--allow-reference-key",
             "--header-timeout",
             "300",
+            // What one idle socket costs, not the pre-authentication caps (which close
+            // all but 64 of one IP's silent sockets at once: server_hardening).
+            "--preauth-ip-connections",
+            "20000",
+            "--preauth-connections",
+            "20000",
         ],
     );
     let addr = srv.plain;

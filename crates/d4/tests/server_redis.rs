@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use d4_proto::Encoder;
-use d4_store::{QueueConfig, QueueKind, SensorRegistration, StatsKey, Store, StoreConfig};
+use d4_store::{QueueConfig, QueueKind, StatsKey, Store, StoreConfig};
 use server_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -52,19 +52,7 @@ async fn wait_for(what: &str, secs: u64, mut f: impl AsyncFnMut() -> bool) {
 }
 
 async fn register(store: &Arc<dyn Store>) -> Uuid {
-    let uuid = Uuid::new_v4();
-    store
-        .register_sensor(SensorRegistration {
-            uuid,
-            hmac_key: Some(SENSOR_KEY.into()),
-            mail: None,
-            third_party: false,
-            description: Some("redis test".into()),
-            approve: true,
-        })
-        .await
-        .unwrap();
-    uuid
+    register_sensor(store, SENSOR_KEY, "redis test").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -274,6 +274,23 @@ pub async fn wait_error(store: &Arc<dyn Store>, uuid: Uuid, needle: &str) -> Str
 }
 
 /// Creates an analyzer queue of `kind` for every sensor and returns its configuration.
+/// Registers and approves a new sensor (random v4 UUID) with its own HMAC `key`.
+pub async fn register_sensor(store: &Arc<dyn Store>, key: &str, description: &str) -> Uuid {
+    let uuid = Uuid::new_v4();
+    store
+        .register_sensor(d4_store::SensorRegistration {
+            uuid,
+            hmac_key: Some(key.into()),
+            mail: None,
+            third_party: false,
+            description: Some(description.into()),
+            approve: true,
+        })
+        .await
+        .unwrap();
+    uuid
+}
+
 pub async fn create_queue(
     store: &Arc<dyn Store>,
     kind: d4_store::QueueKind,
