@@ -80,9 +80,9 @@ struct Shared {
     metrics: Arc<ServerMetrics>,
     /// Connections that have not shown a valid frame yet, and the bytes they hold.
     preauth: Arc<PreAuth>,
-    /// One store write (last error) and one warning per (sensor or none, IP) and minute
-    /// for refusals before authentication: a flood rewrites neither.
-    refusals: Limiter<(Option<Uuid>, IpAddr)>,
+    /// One store write (last error) and one warning per (sensor or none, IP, reason) and
+    /// minute for refusals before authentication: a flood rewrites neither.
+    refusals: Limiter<(Option<Uuid>, IpAddr, &'static str)>,
 }
 
 /// What the server reports once bound (tests and logs use the real addresses).
@@ -529,8 +529,11 @@ fn error_hook(store: Arc<dyn Store>, metrics: Arc<ServerMetrics>) -> crate::pipe
 fn on_refusal(shared: &Shared, r: &Refusal, peer: IpAddr, session: Uuid) {
     shared.metrics.refused(&r.reason);
     // Before authentication anyone can cause a refusal: one warning and one last-error
-    // write per (sensor, IP) and minute; the metrics count every one.
-    let noted = r.authenticated || shared.refusals.allow(&(r.uuid, peer), now());
+    // write per (sensor, IP, reason) and minute; the metrics count every one.
+    let noted = r.authenticated
+        || shared
+            .refusals
+            .allow(&(r.uuid, peer, r.reason.code()), now());
     let who = r.uuid.map(|u| u.simple().to_string()).unwrap_or_default();
     match r.reason {
         Reason::IpBlocked(_) => {

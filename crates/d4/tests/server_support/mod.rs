@@ -273,7 +273,6 @@ pub async fn wait_error(store: &Arc<dyn Store>, uuid: Uuid, needle: &str) -> Str
     r.unwrap_or_else(|| panic!("no last error containing {needle:?} for {uuid}"))
 }
 
-/// Creates an analyzer queue of `kind` for every sensor and returns its configuration.
 /// Registers and approves a new sensor (random v4 UUID) with its own HMAC `key`.
 pub async fn register_sensor(store: &Arc<dyn Store>, key: &str, description: &str) -> Uuid {
     let uuid = Uuid::new_v4();
@@ -291,6 +290,7 @@ pub async fn register_sensor(store: &Arc<dyn Store>, key: &str, description: &st
     uuid
 }
 
+/// Creates an analyzer queue of `kind` for every sensor and returns its configuration.
 pub async fn create_queue(
     store: &Arc<dyn Store>,
     kind: d4_store::QueueKind,
