@@ -7,7 +7,8 @@
 //!   prefix, rdata (reverse lookups) and IP (CIDR search).
 //! * [`ingest`]: batching ingester over the store (files, stdin, queue entries).
 //! * [`query`], [`cof`], [`server`]: the COF lookup server (`/query`, `/fquery`, `/info`)
-//!   with PyPDNS-compatible pagination; [`listen`]: its bounded accept loop.
+//!   with PyPDNS-compatible pagination; [`listen`]: its connection bounds (the bounded
+//!   serving itself is `d4-http`'s).
 //!
 //! Must never depend on the collector (`d4-server`) or the web UI: it is fed lines, and the
 //! binary wires it to the store's analyzer queues. No `unsafe`, no panics on input.

@@ -40,6 +40,7 @@ use crate::page::PageSelector;
 use crate::query::{self, parse_position, Position};
 use crate::rrtype;
 use crate::store::{Filter, Lookup, RecordStore, StoreError};
+pub use d4_http::host_allowed;
 
 /// Server settings.
 #[derive(Debug, Clone)]
@@ -185,24 +186,6 @@ fn too_many(msg: String, secs: u64) -> Response {
         r.headers_mut().insert(header::RETRY_AFTER, v);
     }
     r
-}
-
-/// Whether a `Host` value (name or address, optional port) is allowed: an IP literal, or
-/// one of `allowed` (case-insensitive; `*`: any). DNS rebinding needs the attacker's name.
-pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
-    let host = host.trim();
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
-    } else if host.matches(':').count() == 1 {
-        host.split(':').next().unwrap_or("")
-    } else {
-        host
-    };
-    let name = name.trim_end_matches('.');
-    name.parse::<IpAddr>().is_ok()
-        || allowed
-            .iter()
-            .any(|a| a == "*" || a.trim_end_matches('.').eq_ignore_ascii_case(name))
 }
 
 async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {

@@ -31,8 +31,9 @@ mod pages;
 mod serve;
 
 pub use auth::{ensure_admin, ADMIN_PASSWORD_FILE};
+pub use d4_http::host_allowed;
 pub use metrics::MetricsSource;
-pub use serve::{host_allowed, ServeLimits};
+pub use serve::ServeLimits;
 
 /// Settings of the web UI.
 #[derive(Debug, Clone)]
