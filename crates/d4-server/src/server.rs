@@ -381,6 +381,7 @@ async fn events_task(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                     }
                     Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         if let Err(e) = shared.gate.refresh(&*shared.store).await {
+                            shared.metrics.store_failure("refresh");
                             tracing::warn!(error = %e, "store refresh failed");
                         }
                         recheck_all(&shared);
@@ -393,6 +394,7 @@ async fn events_task(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             }
             _ = tick.tick() => {
                 if let Err(e) = shared.gate.refresh(&*shared.store).await {
+                    shared.metrics.store_failure("refresh");
                     tracing::warn!(error = %e, "store refresh failed");
                 }
                 recheck_all(&shared);
