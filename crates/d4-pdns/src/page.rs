@@ -138,19 +138,7 @@ impl PageSelector {
 mod tests {
     use super::*;
     use crate::query::page_at;
-
-    fn rec(name: &str, last: u64, rdata: &str, seq: u64) -> Record {
-        Record {
-            rrname: name.into(),
-            rrtype: 1,
-            rdata: rdata.into(),
-            time_first_ms: 0,
-            time_last_ms: last,
-            count: 1,
-            sensors: vec![],
-            seq,
-        }
-    }
+    use crate::query::tests::rec;
 
     fn select(records: &[Record], pos: &Position, count: Option<usize>, w: u64) -> OwnedPage {
         let mut sel = PageSelector::new(pos.clone(), count);

@@ -321,7 +321,7 @@ pub fn page_at<'a>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -352,7 +352,7 @@ mod tests {
         assert!(parse_query("").is_err());
     }
 
-    fn rec(name: &str, last: u64, rdata: &str, seq: u64) -> Record {
+    pub(crate) fn rec(name: &str, last: u64, rdata: &str, seq: u64) -> Record {
         Record {
             rrname: name.into(),
             rrtype: 1,
