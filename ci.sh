@@ -34,6 +34,8 @@ need_pkg() { # need_pkg COMMAND PACKAGE
 need_pkg redis-server redis-server
 # Python analyzers' stand-ins in the tests (d4-core compatibility) use python3.
 need_pkg python3 python3
+# The SNI test (server_fixes) sends an IP address as SNI with `openssl s_client`.
+need_pkg openssl openssl
 # The browser tests (crates/d4/tests/web_browser.rs) drive Debian's chromium through its
 # chromedriver; nothing is downloaded at test time.
 need_pkg /usr/bin/chromium chromium
