@@ -226,6 +226,18 @@ impl ServerConfig {
         Ok(toml::to_string(self)?)
     }
 
+    /// Refuses a configuration that must not start: shared-secret mode with the
+    /// reference's public default key, unless `allow_reference_key`.
+    pub fn check(&self) -> Result<(), crate::ServerError> {
+        if self.mode == Mode::SharedSecret
+            && self.default_key == REFERENCE_DEFAULT_KEY
+            && !self.allow_reference_key
+        {
+            return Err(crate::ServerError::ReferenceKey);
+        }
+        Ok(())
+    }
+
     pub fn journal_dir(&self) -> PathBuf {
         self.data_dir.join("journal")
     }

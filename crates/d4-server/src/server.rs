@@ -130,11 +130,9 @@ pub async fn run_with_metrics(
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!(error = %e, "could not raise the open files limit");
     }
+    cfg.check()?;
     if cfg.default_key == crate::config::REFERENCE_DEFAULT_KEY {
         match cfg.mode {
-            Mode::SharedSecret if !cfg.allow_reference_key => {
-                return Err(ServerError::ReferenceKey);
-            }
             Mode::SharedSecret => tracing::warn!(
                 "shared-secret mode with the reference's public default HMAC key \
                  (--allow-reference-key): anyone can send data as any sensor; set --default-key"

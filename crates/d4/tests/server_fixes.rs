@@ -176,6 +176,9 @@ async fn shared_secret_mode_refuses_the_reference_key() {
     assert!(err.contains("--allow-reference-key"), "{err}");
     assert!(err.contains("--default-key"), "{err}");
     assert!(t0.elapsed() < Duration::from_secs(20));
+    // Refused before anything is created: no web account, no certificate, no store.
+    assert!(!tmp.path().join("web-admin-password.txt").exists(), "{err}");
+    assert!(!tmp.path().join("tls").exists());
     // The same key given explicitly is the same public key: still refused.
     let (code, _) = run_server(
         tmp.path(),

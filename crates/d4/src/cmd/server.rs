@@ -232,6 +232,8 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         out!("{}", cfg.to_toml()?);
         return Ok(ExitCode::SUCCESS);
     }
+    // Before anything is created (web account, certificate, store).
+    cfg.check()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
