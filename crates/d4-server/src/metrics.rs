@@ -450,7 +450,7 @@ mod tests {
         struct Gated(Mutex<Option<mpsc::Receiver<()>>>);
         struct GatedSink(mpsc::Receiver<()>);
         impl FrameSink for GatedSink {
-            fn handle(&mut self, _: &d4_proto::Frame) -> Result<(), String> {
+            fn handle(&mut self, _: u64, _: &d4_proto::Frame) -> Result<(), String> {
                 self.0
                     .recv_timeout(std::time::Duration::from_secs(20))
                     .map_err(|e| e.to_string())
@@ -472,6 +472,7 @@ mod tests {
                 _: u8,
                 _: Uuid,
                 _: &[d4_proto::Frame],
+                _: Arc<dyn d4_worker::FileLog>,
             ) -> Result<Box<dyn FrameSink>, String> {
                 let rx = self.0.lock().unwrap().take().ok_or("opened twice")?;
                 Ok(Box::new(GatedSink(rx)))

@@ -24,18 +24,29 @@ pub const ACK_DEFER_BYTES: usize = 16 * 1024;
 
 /// Where the frames of one session go (the per-type worker). Called from one thread.
 pub trait FrameSink: Send {
-    /// Handles one frame, in stream order.
-    fn handle(&mut self, frame: &Frame) -> Result<(), String>;
+    /// Handles frame number `seq` of the session (numbered from 0 in the journal), in
+    /// stream order.
+    fn handle(&mut self, seq: u64, frame: &Frame) -> Result<(), String>;
     /// Makes everything handled so far durable against a crash of this process (bytes
-    /// written to the kernel, queue entries pushed): called before an acknowledgement.
+    /// written to the kernel, the queue entries of the frames handled since the last
+    /// flush pushed in one batch, under the idempotency key (session, last frame's seq)
+    /// so that a replay of those frames pushes nothing): called before an
+    /// acknowledgement.
     fn flush(&mut self) -> Result<(), String>;
-    /// Whether what was handled since the last flush must be acknowledged at once (e.g.
-    /// the worker rotated: the file the last acknowledgement names is closed). When false,
-    /// the pipeline may handle a few more small frames (up to [`ACK_DEFER_BYTES`]) before
-    /// one flush and one acknowledgement. Queue pushes need no prompt acknowledgement:
-    /// they are recorded per journal position ([`position`]) and never repeated.
+    /// Whether what was handled since the last flush must be acknowledged at once (the
+    /// worker rotated: the finished file waits for an acknowledgement that no longer
+    /// names it before it is gzipped). When false, the pipeline may handle a few more
+    /// small frames (up to [`ACK_DEFER_BYTES`]) before one flush and one acknowledgement.
     fn must_ack(&self) -> bool {
         true
+    }
+    /// An acknowledgement written after the last flush (or the journal removed): files
+    /// finished before it can be gzipped and queued.
+    fn acked(&mut self) {}
+    /// Whether a keyed queue push was made (the store keeps the session's last key until
+    /// [`SinkFactory::retire`]).
+    fn pushed_keyed(&self) -> bool {
+        false
     }
     /// Called every second or so while the sensor is silent (time-based rotation).
     fn tick(&mut self) -> Result<(), String>;
@@ -57,64 +68,19 @@ pub trait FrameSink: Send {
 pub trait SinkFactory: Send + Sync {
     /// `meta` holds the type-2 frames of a replayed 2/254 session whose first replayed
     /// frame comes after them (the sink needs them to know its extended type; they were
-    /// handled already and must not be written again).
+    /// handled already and must not be written again). `files` is the journal's log of
+    /// files created between acknowledgements.
     fn open(
         &self,
         uuid: Uuid,
         d4_type: u8,
         session: Uuid,
         meta: &[Frame],
+        files: Arc<dyn d4_worker::FileLog>,
     ) -> Result<Box<dyn FrameSink>, String>;
-    /// The session's journal is gone: forget what was recorded for it (see
-    /// [`position`]). Called only when a queue push was made under its positions.
+    /// The session's journal is gone: forget the queue-push key recorded for it. Called
+    /// only when a keyed push was made ([`FrameSink::pushed_keyed`]).
     fn retire(&self, _session: Uuid) {}
-}
-
-/// The journal position of the frame being handled on this thread, so that the queue
-/// sink can push its entries at most once ([`d4_store::Store::push_entries_once`]): the
-/// position of the `n`-th push made while handling frame `seq` of session `s` is
-/// `(s, seq << 16 | n)`, the same when the frame is replayed after a crash.
-pub mod position {
-    use std::cell::Cell;
-
-    use uuid::Uuid;
-
-    #[derive(Clone, Copy)]
-    struct Ctx {
-        journal: Uuid,
-        seq: u64,
-        n: u64,
-    }
-
-    thread_local! {
-        static CTX: Cell<Option<Ctx>> = const { Cell::new(None) };
-        static USED: Cell<bool> = const { Cell::new(false) };
-    }
-
-    /// Runs `f` (the handling of frame `seq` of `journal`) with its position set.
-    pub fn with<R>(journal: Uuid, seq: u64, f: impl FnOnce() -> R) -> R {
-        CTX.with(|c| c.set(Some(Ctx { journal, seq, n: 0 })));
-        let r = f();
-        CTX.with(|c| c.set(None));
-        r
-    }
-
-    /// The position of the next push, if called while a frame is handled.
-    pub fn next() -> Option<(Uuid, u64)> {
-        CTX.with(|c| {
-            let mut ctx = c.get()?;
-            let pos = (ctx.seq << 16) | ctx.n.min(0xffff);
-            ctx.n += 1;
-            c.set(Some(ctx));
-            USED.with(|u| u.set(true));
-            Some((ctx.journal, pos))
-        })
-    }
-
-    /// Whether a position was given out on this thread since the last call (resets).
-    pub fn take_used() -> bool {
-        USED.with(|u| u.replace(false))
-    }
 }
 
 /// Shared progress of one pipeline.
@@ -298,7 +264,9 @@ fn run(
     let mut journal_ok = true;
     let mut seq: u64 = 0;
     let mut recent = RecentFrames::default();
-    position::take_used();
+    // The last acknowledgement point and the frames' end it was computed from.
+    let mut last_at: Option<crate::journal::AckPoint> = None;
+    let files: Arc<dyn d4_worker::FileLog> = Arc::new(journal.files());
     'outer: loop {
         let first = match rx.recv_timeout(std::time::Duration::from_secs(1)) {
             Ok(f) => f,
@@ -307,6 +275,25 @@ fn run(
                     if let Err(e) = s.tick() {
                         failed = true;
                         pending.fail(e);
+                    } else if s.must_ack() && journal_ok {
+                        // A time-based rotation while the sensor is silent: the same
+                        // resume point, acknowledged again without the finished file.
+                        let r = s
+                            .flush()
+                            .map_err(io_err)
+                            .and_then(|()| journal.ack(last_at.unwrap_or_default(), s.open_file()));
+                        match r {
+                            Ok(new_segment) => {
+                                if new_segment {
+                                    recent.clear();
+                                }
+                                s.acked();
+                            }
+                            Err(e) => {
+                                tracing::error!(%session, error = %e, "journal ack failed");
+                                journal_ok = false;
+                            }
+                        }
                     }
                 }
                 continue;
@@ -350,7 +337,7 @@ fn run(
         // right after it, at most ACK_DEFER_BYTES apart (and at once when the sink asks,
         // e.g. after a rotation). A crash before the acknowledgement replays those frames:
         // their file bytes are cut back to the acknowledged length first and their queue
-        // pushes are skipped by position, so nothing is delivered twice.
+        // pushes are skipped by their key, so nothing is delivered twice.
         let mut unacked: Option<u64> = None;
         let (mut deferred, mut done_frames, mut done_bytes) = (0usize, 0u64, 0u64);
         let mut last_uuid = Uuid::nil();
@@ -372,8 +359,15 @@ fn run(
                     let at = recent.resume(end, seq, carry);
                     let file = sink.as_ref().and_then(|s| s.open_file());
                     match journal.ack(at, file) {
-                        Ok(true) => recent.clear(),
-                        Ok(false) => {}
+                        Ok(new_segment) => {
+                            if new_segment {
+                                recent.clear();
+                            }
+                            last_at = Some(at);
+                            if let Some(s) = sink.as_mut() {
+                                s.acked();
+                            }
+                        }
                         Err(e) => {
                             tracing::error!(%session, error = %e, "journal ack failed");
                             journal_ok = false;
@@ -397,7 +391,7 @@ fn run(
             last_uuid = f.header.uuid;
             if !failed {
                 if sink.is_none() {
-                    match sinks.open(f.header.uuid, f.header.d4_type, session, &[]) {
+                    match sinks.open(f.header.uuid, f.header.d4_type, session, &[], files.clone()) {
                         Ok(s) => sink = Some(s),
                         Err(e) => {
                             failed = true;
@@ -406,7 +400,7 @@ fn run(
                     }
                 }
                 if let Some(s) = sink.as_mut() {
-                    if let Err(e) = position::with(session, seq, || s.handle(&f)) {
+                    if let Err(e) = s.handle(seq, &f) {
                         failed = true;
                         fail(f.header.uuid, e);
                     }
@@ -439,19 +433,29 @@ fn run(
             continue 'outer;
         }
     }
-    if let Some(mut s) = sink {
+    if let Some(s) = sink.as_mut() {
         if let Err(e) = s.close() {
             tracing::warn!(%session, error = %e, "closing the worker failed");
         }
     }
     if journal_ok {
-        if position::take_used() {
+        if sink.as_ref().is_some_and(|s| s.pushed_keyed()) {
             sinks.retire(session);
         }
-        if let Err(e) = journal.finish() {
-            tracing::warn!(%session, error = %e, "removing the journal failed");
+        match journal.finish() {
+            // Nothing to replay any more: the last files can be gzipped and queued.
+            Ok(()) => {
+                if let Some(s) = sink.as_mut() {
+                    s.acked();
+                }
+            }
+            Err(e) => tracing::warn!(%session, error = %e, "removing the journal failed"),
         }
     }
+}
+
+fn io_err(e: String) -> std::io::Error {
+    std::io::Error::other(e)
 }
 
 /// The HMAC keys a replay checks journaled frames with: the sensor's own key when it has
@@ -498,7 +502,6 @@ pub fn replay_leftovers(
         let mut sink: Option<Box<dyn FrameSink>> = None;
         let mut err: Option<String> = None;
         let meta = left.meta_frames.clone();
-        position::take_used();
         if !left.meta_verifies(|f| keys.verify(f)) {
             let session = left.session;
             let kept = left.quarantine()?;
@@ -510,11 +513,18 @@ pub fn replay_leftovers(
             );
             continue;
         }
-        let end = left.replay(
+        let files = left.files()?;
+        let log: Arc<dyn d4_worker::FileLog> = Arc::new(files.clone());
+        let end = left.replay_with(
+            &files,
             |f| keys.verify(f),
             |seq, f| {
                 if err.is_some() {
                     return Ok(Replayed::default());
+                }
+                if let Some(s) = sink.as_mut() {
+                    // the previous frame was acknowledged (replay_with does it)
+                    s.acked();
                 }
                 if sink.is_none() {
                     let ctx: &[Frame] = if f.header.d4_type == d4_proto::types::EXTENDED {
@@ -522,7 +532,13 @@ pub fn replay_leftovers(
                     } else {
                         &[]
                     };
-                    match sinks.open(f.header.uuid, f.header.d4_type, left.session, ctx) {
+                    match sinks.open(
+                        f.header.uuid,
+                        f.header.d4_type,
+                        left.session,
+                        ctx,
+                        log.clone(),
+                    ) {
                         Ok(s) => sink = Some(s),
                         Err(e) => {
                             err = Some(e);
@@ -531,9 +547,7 @@ pub fn replay_leftovers(
                     }
                 }
                 if let Some(s) = sink.as_mut() {
-                    if let Err(e) =
-                        position::with(left.session, seq, || s.handle(&f)).and_then(|_| s.flush())
-                    {
+                    if let Err(e) = s.handle(seq, &f).and_then(|_| s.flush()) {
                         err = Some(e);
                     }
                 }
@@ -551,7 +565,8 @@ pub fn replay_leftovers(
             },
         )?;
         let n = end.frames;
-        if let Some(mut s) = sink {
+        if let Some(s) = sink.as_mut() {
+            s.acked();
             if let Err(e) = s.flush().and_then(|_| s.close()) {
                 err.get_or_insert(e);
             }
@@ -563,9 +578,8 @@ pub fn replay_leftovers(
             None => tracing::info!(session = %left.session, frames = n, "journal replayed"),
         }
         total += n;
-        // The marker may have been set by the crashed run even when nothing was pushed
+        // The key may have been recorded by the crashed run even when nothing was pushed
         // during the replay.
-        position::take_used();
         sinks.retire(left.session);
         match end.refused {
             None => left.finish()?,
@@ -583,6 +597,11 @@ pub fn replay_leftovers(
                      and its journal was kept"
                 );
             }
+        }
+        // The journal is gone (or set aside, never replayed again): the last files can be
+        // gzipped and queued.
+        if let Some(s) = sink.as_mut() {
+            s.acked();
         }
     }
     Ok(total)
@@ -629,7 +648,7 @@ mod tests {
     }
 
     impl FrameSink for Rec {
-        fn handle(&mut self, frame: &Frame) -> Result<(), String> {
+        fn handle(&mut self, _: u64, frame: &Frame) -> Result<(), String> {
             self.unflushed += frame.wire_len();
             let mut s = self.seen.lock().unwrap();
             s.frames += 1;
@@ -655,7 +674,14 @@ mod tests {
     struct Factory(Arc<Mutex<Seen>>, bool);
 
     impl SinkFactory for Factory {
-        fn open(&self, _: Uuid, _: u8, _: Uuid, _: &[Frame]) -> Result<Box<dyn FrameSink>, String> {
+        fn open(
+            &self,
+            _: Uuid,
+            _: u8,
+            _: Uuid,
+            _: &[Frame],
+            _: Arc<dyn d4_worker::FileLog>,
+        ) -> Result<Box<dyn FrameSink>, String> {
             Ok(Box::new(Rec {
                 seen: self.0.clone(),
                 unflushed: 0,

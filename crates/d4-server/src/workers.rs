@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use d4_proto::Frame;
 use d4_store::{QueueEntry, QueueKind, Store};
-use d4_worker::{QueueSink, QueueTarget, SinkError, Worker, WorkerSet};
+use d4_worker::{FileLog, Outgoing, PushId, QueueSink, SinkError, Worker, WorkerSet};
 use uuid::Uuid;
 
 use crate::pipeline::{FrameSink, SinkFactory};
@@ -52,74 +52,114 @@ impl StoreQueueSink {
 }
 
 impl QueueSink for StoreQueueSink {
-    fn push(&self, target: QueueTarget<'_>, entries: Vec<String>) -> Result<(), SinkError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let kind = match target.ext_type {
-            Some(ext) => QueueKind::Ext(ext.to_string()),
-            None => QueueKind::Type(target.d4_type),
-        };
-        let queues = self.queues(kind, target.sensor)?;
-        if queues.is_empty() {
-            return Ok(());
-        }
-        let entries = entries
-            .into_iter()
-            .map(|e| QueueEntry::from_sensor(target.sensor, e.into_bytes()))
-            .collect();
-        let now = d4_store::now();
-        match crate::pipeline::position::next() {
-            // Handling a journaled frame: at most once per position, also across a crash
-            // between this commit and the journal acknowledgement.
-            Some((journal, pos)) => {
-                let out = self
-                    .rt
-                    .block_on(
-                        self.store
-                            .push_entries_once(journal, pos, queues, entries, now),
-                    )
-                    .map_err(|e| SinkError::Backend(e.to_string()))?;
-                if out.is_none() {
-                    tracing::debug!(%journal, pos, "queue entries pushed before a crash: skipped");
-                }
-                crash_hook();
-                Ok(())
+    fn push_batch(&self, key: Option<PushId>, batch: Vec<Outgoing>) -> Result<bool, SinkError> {
+        let mut pushes = Vec::with_capacity(batch.len());
+        for (target, entries) in batch {
+            if entries.is_empty() {
+                continue;
             }
-            None => self
+            let kind = match &target.ext_type {
+                Some(ext) => QueueKind::Ext(ext.clone()),
+                None => QueueKind::Type(target.d4_type),
+            };
+            let queues = self.queues(kind, target.sensor)?;
+            if queues.is_empty() {
+                continue;
+            }
+            let entries: Vec<QueueEntry> = entries
+                .into_iter()
+                .map(|e| QueueEntry::from_sensor(target.sensor, e.into_bytes()))
+                .collect();
+            pushes.push((queues, entries));
+        }
+        if pushes.is_empty() {
+            return Ok(true);
+        }
+        let now = d4_store::now();
+        let backend = |e: d4_store::StoreError| SinkError::Backend(e.to_string());
+        let Some(key) = key else {
+            for (queues, entries) in pushes {
+                self.rt
+                    .block_on(self.store.push_entries(queues, entries, now))
+                    .map_err(backend)?;
+            }
+            return Ok(true);
+        };
+        // A worker has one queue target: one keyed push. (Several targets would take
+        // consecutive keys, each its own transaction.)
+        let mut pushed = false;
+        for (i, (queues, entries)) in pushes.into_iter().enumerate() {
+            let out = self
                 .rt
-                .block_on(self.store.push_entries(queues, entries, now))
-                .map(|_| ())
-                .map_err(|e| SinkError::Backend(e.to_string())),
+                .block_on(self.store.push_entries_once(
+                    key.producer,
+                    key.seq + i as u64,
+                    queues,
+                    entries,
+                    now,
+                ))
+                .map_err(backend)?;
+            pushed |= out.is_some();
+        }
+        if !pushed {
+            tracing::debug!(producer = %key.producer, seq = key.seq, "queue entries pushed before a crash: skipped");
+        }
+        Ok(pushed)
+    }
+
+    fn forget(&self, producer: Uuid) -> Result<(), SinkError> {
+        self.rt
+            .block_on(self.store.forget_journal(producer))
+            .map_err(|e| SinkError::Backend(e.to_string()))
+    }
+}
+
+/// Test-only crash hook (feature `crash-hooks`, never in a release build): with
+/// `D4_TEST_CRASH_AFTER_PUSH=N` in the environment every frame is acknowledged on its own
+/// (as [`FrameSink::must_ack`] says) and the process aborts right after its `N`-th keyed
+/// queue push of journaled frames was committed, before the journal acknowledgement (the
+/// crash tests use it to hit that window on purpose).
+#[cfg(feature = "crash-hooks")]
+mod hook {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+
+    fn at() -> Option<u64> {
+        static AT: OnceLock<Option<u64>> = OnceLock::new();
+        *AT.get_or_init(|| {
+            std::env::var("D4_TEST_CRASH_AFTER_PUSH")
+                .ok()
+                .and_then(|v| v.parse().ok())
+        })
+    }
+
+    pub fn armed() -> bool {
+        at().is_some()
+    }
+
+    pub fn after_push() {
+        static COUNT: AtomicU64 = AtomicU64::new(0);
+        if let Some(at) = at() {
+            if COUNT.fetch_add(1, Ordering::AcqRel) + 1 == at {
+                tracing::error!("D4_TEST_CRASH_AFTER_PUSH reached: aborting (test hook)");
+                std::process::abort();
+            }
         }
     }
 }
 
-/// Test-only crash hook: with `D4_TEST_CRASH_AFTER_PUSH=N` in the environment the process
-/// aborts right after its `N`-th queue push of a journaled frame has been committed, before
-/// the journal acknowledgement (the crash tests use it to hit that window on purpose).
-fn crash_hook() {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::OnceLock;
-    static AT: OnceLock<Option<u64>> = OnceLock::new();
-    static COUNT: AtomicU64 = AtomicU64::new(0);
-    let at = AT.get_or_init(|| {
-        std::env::var("D4_TEST_CRASH_AFTER_PUSH")
-            .ok()
-            .and_then(|v| v.parse().ok())
-    });
-    if let Some(at) = at {
-        if COUNT.fetch_add(1, Ordering::AcqRel) + 1 == *at {
-            tracing::error!("D4_TEST_CRASH_AFTER_PUSH reached: aborting (test hook)");
-            std::process::abort();
-        }
+#[cfg(not(feature = "crash-hooks"))]
+mod hook {
+    pub fn armed() -> bool {
+        false
     }
+    pub fn after_push() {}
 }
 
 impl StoreQueueSink {
     /// Forgets the store's record of a retired journal.
     pub fn retire(&self, journal: Uuid) {
-        if let Err(e) = self.rt.block_on(self.store.forget_journal(journal)) {
+        if let Err(e) = self.forget(journal) {
             tracing::warn!(%journal, error = %e, "could not drop the journal's queue marker");
         }
     }
@@ -132,39 +172,76 @@ pub struct WorkerFactory {
     pub queues: Option<Arc<StoreQueueSink>>,
 }
 
+/// A session's worker behind the pipeline: output held for the journal's
+/// acknowledgements (see `d4_worker::Worker::hold_delivery`).
 struct WorkerSink {
     w: Worker,
-    /// Files saved (rotations), at the last flush.
-    committed: u64,
+    queue: Arc<dyn QueueSink>,
+    session: Uuid,
+    /// The sequence number of the last frame handled.
+    seq: u64,
+    /// The key of the last keyed push.
+    last_key: Option<u64>,
 }
 
 impl WorkerSink {
-    /// Rotations so far. Queue pushes need no prompt acknowledgement (they are recorded
-    /// per journal position, see `push_entries_once`), but a rotation closes the file
-    /// the last acknowledgement names, so it is acknowledged at once.
-    fn commits(&self) -> u64 {
-        self.w.stats().files_saved
+    /// Pushes the entries held since the last push, as one batch under the key
+    /// (session, `key`): a replay of the same frames repeats keys not greater than it.
+    fn push_held(&mut self, key: u64) -> Result<(), String> {
+        let batch = self.w.take_entries();
+        if batch.iter().all(|(_, e)| e.is_empty()) {
+            return Ok(());
+        }
+        // Keys grow with the frames; two pushes after the same frame (its settle, then
+        // the close) take the next key.
+        let key = match self.last_key {
+            Some(last) if key <= last => last + 1,
+            _ => key,
+        };
+        self.queue
+            .push_batch(
+                Some(PushId {
+                    producer: self.session,
+                    seq: key,
+                }),
+                batch,
+            )
+            .map_err(|e| e.to_string())?;
+        self.last_key = Some(key);
+        hook::after_push();
+        Ok(())
     }
 }
 
 impl FrameSink for WorkerSink {
-    fn handle(&mut self, frame: &Frame) -> Result<(), String> {
+    fn handle(&mut self, seq: u64, frame: &Frame) -> Result<(), String> {
+        self.seq = seq;
         self.w
             .handle(frame, SystemTime::now())
             .map_err(|e| e.to_string())
     }
     fn flush(&mut self) -> Result<(), String> {
-        self.committed = self.commits();
-        self.w.flush().map_err(|e| e.to_string())
+        self.w.flush().map_err(|e| e.to_string())?;
+        // (the key layout of earlier versions: frame << 16 | push number)
+        self.push_held(self.seq << 16)
     }
     fn must_ack(&self) -> bool {
-        self.commits() != self.committed
+        self.w.holds_files() || hook::armed()
+    }
+    fn acked(&mut self) {
+        self.w.release_files();
+    }
+    fn pushed_keyed(&self) -> bool {
+        self.last_key.is_some()
     }
     fn tick(&mut self) -> Result<(), String> {
         self.w.tick(SystemTime::now()).map_err(|e| e.to_string())
     }
     fn close(&mut self) -> Result<(), String> {
-        self.w.close(SystemTime::now()).map_err(|e| e.to_string())
+        let closed = self.w.close(SystemTime::now()).map_err(|e| e.to_string());
+        // The last partial line, queued at the close.
+        let pushed = self.push_held((self.seq << 16) | 1);
+        closed.and(pushed)
     }
     fn open_file(&self) -> Option<(&std::path::Path, u64)> {
         self.w.open_file()
@@ -179,8 +256,9 @@ impl SinkFactory for WorkerFactory {
         &self,
         uuid: Uuid,
         d4_type: u8,
-        _session: Uuid,
+        session: Uuid,
         meta: &[Frame],
+        files: Arc<dyn FileLog>,
     ) -> Result<Box<dyn FrameSink>, String> {
         let t = if d4_type == d4_proto::types::EXTENDED {
             d4_proto::types::META_HEADER
@@ -188,12 +266,17 @@ impl SinkFactory for WorkerFactory {
             d4_type
         };
         let mut w = self.set.worker(uuid, t).map_err(|e| e.to_string())?;
+        w.hold_delivery(Some(files));
         for f in meta {
             w.handle(f, SystemTime::now()).map_err(|e| e.to_string())?;
         }
-        let mut sink = WorkerSink { w, committed: 0 };
-        sink.committed = sink.commits();
-        Ok(Box::new(sink))
+        Ok(Box::new(WorkerSink {
+            w,
+            queue: self.set.sink().clone(),
+            session,
+            seq: 0,
+            last_key: None,
+        }))
     }
     fn retire(&self, session: Uuid) {
         if let Some(q) = &self.queues {
@@ -206,7 +289,7 @@ impl SinkFactory for WorkerFactory {
 mod tests {
     use super::*;
     use crate::journal::{cut_uncommitted, Journal};
-    use crate::pipeline::{position, replay_leftovers, ReplayKeys};
+    use crate::pipeline::{replay_leftovers, ReplayKeys};
     use bytes::Bytes;
     use d4_proto::{Decoder, Encoder};
     use d4_store::{EmbeddedStore, QueueConfig};
@@ -273,14 +356,16 @@ mod tests {
                 queues: Some(sink),
             };
             let mut j = Journal::create(&jdir, session, 1 << 20).unwrap();
-            let mut w = f.open(sensor, 3, session, &[]).unwrap();
+            let mut w = f
+                .open(sensor, 3, session, &[], Arc::new(j.files()))
+                .unwrap();
             let mut ends = Vec::new();
             for i in 0..3 {
                 ends.push(j.append(&frame(&enc, i)).unwrap());
             }
             j.sync().unwrap();
             for i in 0..2u64 {
-                position::with(session, i, || w.handle(&frame(&enc, i))).unwrap();
+                w.handle(i, &frame(&enc, i)).unwrap();
                 w.flush().unwrap();
                 if i == 0 {
                     let at = crate::journal::AckPoint {
@@ -375,7 +460,9 @@ mod tests {
                 queues: Some(sink),
             };
             let mut j = Journal::create(&jdir, session, 1 << 20).unwrap();
-            let mut w = f.open(sensor, 3, session, &[]).unwrap();
+            let mut w = f
+                .open(sensor, 3, session, &[], Arc::new(j.files()))
+                .unwrap();
             let mut recent = RecentFrames::default();
             for i in 0..5 {
                 j.append(&frame(i)).unwrap();
@@ -384,7 +471,7 @@ mod tests {
             let mut end = 0;
             for i in 0..3usize {
                 let fr = frame(i);
-                position::with(session, i as u64, || w.handle(&fr)).unwrap();
+                w.handle(i as u64, &fr).unwrap();
                 w.flush().unwrap();
                 end += fr.wire_len() as u64;
                 recent.push(

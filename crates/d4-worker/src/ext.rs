@@ -13,6 +13,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
 use crate::b64file::{plausible_base64, save_b64_by_digest};
+use crate::files::RotatingFile;
 use crate::ja3::Ja3Line;
 use crate::layout::{candidate_name, day_dir, safe_component, utc};
 use crate::lines::{trim_cr, LineEnd, LineSplitter};
@@ -148,10 +149,15 @@ impl ExtHandler {
             ExtKind::Default | ExtKind::Maltrail => ExtHandler::Lines {
                 state: Box::new(LineState::new(
                     ctx.shared,
-                    ctx.sid,
-                    types::EXTENDED,
-                    Some(ext.clone()),
-                    ".txt",
+                    RotatingFile::new(
+                        ctx.shared.clone(),
+                        ctx.sid,
+                        types::EXTENDED,
+                        Some(ext.clone()),
+                        ".txt",
+                        None,
+                        ctx.out.clone(),
+                    ),
                     target,
                     None,
                 )),

@@ -13,9 +13,11 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 
 use crate::config::WorkerConfig;
+use crate::delivery::Outbox;
 use crate::layout::{candidate_name, file_stem, utc};
-use crate::sink::{OwnedTarget, QueueSink};
+use crate::sink::{OwnedTarget, PushId, QueueSink};
 use crate::WorkerError;
+use uuid::Uuid;
 
 /// What every worker of a server shares.
 pub(crate) struct Shared {
@@ -66,7 +68,7 @@ impl Compressor {
                                 tracing::info!(path = %src.display(), "stopping: file left to be gzipped and queued at the next start");
                             }
                             Job::File { src, target } => {
-                                finish_file(gzip, &*sink, &src, target, &stop)
+                                finish_file(gzip, &*sink, &src, target, &stop, true)
                             }
                             Job::Barrier(done) => {
                                 let _ = done.send(());
@@ -94,7 +96,7 @@ impl Compressor {
             Err(_) => job,
         };
         if let Job::File { src, target } = job {
-            finish_file(self.gzip, &*self.sink, &src, target, &self.stop);
+            finish_file(self.gzip, &*self.sink, &src, target, &self.stop, false);
         }
     }
 
@@ -144,16 +146,71 @@ impl Drop for Compressor {
     }
 }
 
+/// The key of the one push of a finished file's path: a name-based UUID of the path, so
+/// that the push after a crash (by the start-up recovery) repeats the key and the store
+/// keeps the path once.
+pub fn file_key(path: &Path) -> PushId {
+    use std::os::unix::ffi::OsStrExt;
+    PushId {
+        producer: Uuid::new_v5(&FILE_KEYS, path.as_os_str().as_bytes()),
+        seq: 1,
+    }
+}
+
+/// Namespace of [`file_key`].
+const FILE_KEYS: Uuid = Uuid::from_u128(0x6d4c_1f0e_a3b2_4c5d_9e8f_7a6b_5c4d_3e2f);
+
+/// Queues a finished file's path exactly once: pushed under [`file_key`] before the
+/// original is deleted (a crash in between leaves both, and the recovery's push repeats
+/// the key), then the key is forgotten. With `retry` (the gzip thread) a store that
+/// refuses is retried with backoff until it takes the path or the worker stops; without,
+/// the file is left for the next start's recovery. Returns whether the path is queued.
+pub(crate) fn queue_path(
+    sink: &dyn QueueSink,
+    path: &Path,
+    target: &OwnedTarget,
+    retry: Option<&AtomicBool>,
+) -> bool {
+    let key = file_key(path);
+    let entry = path.to_string_lossy().into_owned();
+    let mut wait = std::time::Duration::from_millis(100);
+    let mut failures = 0u32;
+    loop {
+        match sink.push_batch(Some(key), vec![(target.clone(), vec![entry.clone()])]) {
+            Ok(_) => {
+                if failures > 0 {
+                    tracing::info!(path = %path.display(), "finished file queued after the queue backend came back");
+                }
+                return true;
+            }
+            Err(e) => {
+                failures += 1;
+                if failures == 1 {
+                    tracing::error!(path = %path.display(), error = %e, "could not queue a finished file; retrying (the next start queues it if this process stops first)");
+                }
+                match retry {
+                    Some(stop) if !stop.load(Ordering::Acquire) => {
+                        std::thread::sleep(wait);
+                        wait = (wait * 2).min(std::time::Duration::from_secs(10));
+                    }
+                    _ => return false,
+                }
+            }
+        }
+    }
+}
+
 fn finish_file(
     gzip: bool,
     sink: &dyn QueueSink,
     src: &Path,
     target: Option<OwnedTarget>,
     stop: &AtomicBool,
+    retry: bool,
 ) {
     let done = if gzip {
-        match gzip_file_until(src, stop) {
-            Ok(gz) => gz,
+        match compress(src, stop) {
+            Ok(gz) => Some(gz),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                 // Not queued either: the next start finishes it like any file left open.
                 tracing::info!(path = %src.display(), "stopping: gzip abandoned, the file is gzipped and queued at the next start");
@@ -161,18 +218,37 @@ fn finish_file(
             }
             Err(e) => {
                 tracing::error!(path = %src.display(), error = %e, "gzip of a rotated file failed; the file is kept as is");
-                src.to_path_buf()
+                None
             }
         }
     } else {
-        src.to_path_buf()
+        None
     };
-    if let Some(t) = target {
-        let entry = done.to_string_lossy().into_owned();
-        if let Err(e) = sink.push(t.as_target(), vec![entry]) {
-            tracing::error!(path = %done.display(), error = %e, "could not queue a finished file");
+    let path = done.as_deref().unwrap_or(src);
+    if let Some(t) = &target {
+        if !queue_path(sink, path, t, retry.then_some(stop)) {
+            return;
         }
     }
+    if let Some(gz) = &done {
+        if let Err(e) = remove_original(src) {
+            tracing::error!(path = %src.display(), error = %e, "could not remove a gzipped file's original");
+            return;
+        }
+        // The original is gone: the recovery cannot push this path again.
+        if target.is_some() {
+            if let Err(e) = sink.forget(file_key(gz).producer) {
+                tracing::debug!(path = %gz.display(), error = %e, "could not forget a file's queue key");
+            }
+        }
+    }
+}
+
+/// Deletes the original of a complete `.gz` (and syncs the directory).
+pub(crate) fn remove_original(src: &Path) -> io::Result<()> {
+    fs::remove_file(src)?;
+    sync_dir(src.parent().unwrap_or(Path::new(".")));
+    Ok(())
 }
 
 /// Gzips `src` to `<src>.gz` (or `<src>.<n>.gz` when taken) through a `.tmp` file that is
@@ -184,6 +260,13 @@ pub fn gzip_file(src: &Path) -> io::Result<PathBuf> {
 /// [`gzip_file`], abandoned (error [`io::ErrorKind::Interrupted`], `.tmp` removed, `src`
 /// untouched) as soon as `stop` is set.
 pub fn gzip_file_until(src: &Path, stop: &AtomicBool) -> io::Result<PathBuf> {
+    let gz = compress(src, stop)?;
+    remove_original(src)?;
+    Ok(gz)
+}
+
+/// Writes the complete `.gz` of `src` (synced, renamed into place); `src` is kept.
+fn compress(src: &Path, stop: &AtomicBool) -> io::Result<PathBuf> {
     let name = src
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -228,8 +311,6 @@ pub fn gzip_file_until(src: &Path, stop: &AtomicBool) -> io::Result<PathBuf> {
         out.sync_all()?;
         fs::rename(&tmp, &dst)?;
         sync_dir(dir);
-        fs::remove_file(src)?;
-        sync_dir(dir);
         Ok(dst.clone())
     })();
     if result.is_err() {
@@ -262,6 +343,8 @@ pub(crate) struct RotatingFile {
     /// Queue the finished file's path to these queues.
     target: Option<OwnedTarget>,
     cur: Option<OpenFile>,
+    /// Where finished files go, and who is told before a file is created.
+    out: Outbox,
 }
 
 impl RotatingFile {
@@ -272,6 +355,7 @@ impl RotatingFile {
         sub: Option<String>,
         suffix: &str,
         target: Option<OwnedTarget>,
+        out: Outbox,
     ) -> RotatingFile {
         let base = shared.cfg.data_dir.join(sensor).join(d4_type.to_string());
         RotatingFile {
@@ -282,6 +366,7 @@ impl RotatingFile {
             suffix: suffix.to_owned(),
             target,
             cur: None,
+            out,
         }
     }
 
@@ -326,9 +411,10 @@ impl RotatingFile {
         for n in 0..10_000 {
             let name = candidate_name(&stem, &self.suffix, n);
             let path = dir.join(&name);
-            if dir.join(format!("{name}.gz")).exists() {
+            if path.exists() || dir.join(format!("{name}.gz")).exists() {
                 continue;
             }
+            self.out.creating(&path)?;
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(f) => {
                     tracing::debug!(path = %path.display(), "opened");
@@ -403,7 +489,7 @@ impl RotatingFile {
         }
         f.sync_all().map_err(|e| WorkerError::io(&c.path, e))?;
         drop(f);
-        self.shared.compressor.submit(c.path, self.target.clone());
+        self.out.finished(&self.shared, c.path, self.target.clone());
         Ok(())
     }
 }

@@ -23,6 +23,7 @@
 
 mod b64file;
 mod config;
+mod delivery;
 pub mod ext;
 pub mod files;
 mod ja3;
@@ -39,10 +40,13 @@ use std::path::Path;
 use thiserror::Error;
 
 pub use config::WorkerConfig;
+pub use delivery::FileLog;
 pub use ext::{has_special_handler, ExtKind, SPECIAL_EXT_TYPES};
 pub use layout::RotationPolicy;
 pub use recover::RecoveryReport;
-pub use sink::{MemorySink, NullSink, OwnedTarget, QueueSink, QueueTarget, SinkError};
+pub use sink::{
+    MemorySink, NullSink, Outgoing, OwnedTarget, PushId, QueueSink, QueueTarget, SinkError,
+};
 pub use worker::{Worker, WorkerSet, WorkerStats};
 
 /// Why a worker refused data. Every error but [`WorkerError::Io`] and

@@ -23,6 +23,8 @@ pub struct RecoveryReport {
     pub removed_originals: usize,
     /// Bytes of incomplete last pcap records cut off.
     pub pcap_truncated: u64,
+    /// Empty files removed.
+    pub removed_empty: usize,
 }
 
 /// Suffixes of the files workers rotate (meta header `.json` files are final).
@@ -161,14 +163,25 @@ fn recover_dir(
         let gz = dir.join(format!("{name}.gz"));
         if gz.exists() {
             // The .gz is complete (renamed only after fsync): the crash came before the
-            // original was deleted and before the path was queued.
-            fs::remove_file(path).map_err(|e| WorkerError::io(path, e))?;
-            report.removed_originals += 1;
+            // original was deleted, so perhaps before the path was queued. The push
+            // repeats the key of the one made before the crash, if any: queued once.
             if let Some(t) = &target {
-                shared
-                    .sink
-                    .push(t.as_target(), vec![gz.to_string_lossy().into_owned()])?;
+                if !crate::files::queue_path(&*shared.sink, &gz, t, None) {
+                    continue; // both kept: the next start tries again
+                }
             }
+            crate::files::remove_original(path).map_err(|e| WorkerError::io(path, e))?;
+            report.removed_originals += 1;
+            if target.is_some() {
+                shared.sink.forget(crate::files::file_key(&gz).producer)?;
+            }
+            continue;
+        }
+        if fs::metadata(path).map(|m| m.len() == 0).unwrap_or(false) {
+            // Created and never written (or cut back to nothing by the server's journal
+            // recovery): nothing to keep or queue.
+            fs::remove_file(path).map_err(|e| WorkerError::io(path, e))?;
+            report.removed_empty += 1;
             continue;
         }
         if name.ends_with(".cap") {

@@ -41,15 +41,49 @@ pub enum SinkError {
     Backend(String),
 }
 
+/// The idempotency key of a push: who produced it (a session's journal, a finished file)
+/// and a sequence number that grows with each push of that producer. A push whose key is
+/// not greater than the last one recorded for its producer is a repeat (a replay after a
+/// crash) and pushes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PushId {
+    pub producer: Uuid,
+    pub seq: u64,
+}
+
+/// Entries for one queue target, in order.
+pub type Outgoing = (OwnedTarget, Vec<String>);
+
 /// Where workers push analyzer-queue entries: lines (types 3, 4, 6, 8, extended
 /// `default`/`maltrail`) or absolute file paths (type 1 `.cap.gz`, `ja3-jl` JSON files,
-/// `filewatcher` / `filewatcherjson` files). Entries of one call keep their order; a call
-/// carries the entries of one frame (or one finished file), so implementations should
-/// push them as one batch.
+/// `filewatcher` / `filewatcherjson` files). Entries keep their order.
 ///
 /// Lines that are not valid UTF-8 are converted lossily (U+FFFD) before they get here.
 pub trait QueueSink: Send + Sync {
-    fn push(&self, target: QueueTarget<'_>, entries: Vec<String>) -> Result<(), SinkError>;
+    /// Appends every target's entries as one batch (one store transaction). With a key,
+    /// at most once per key (see [`PushId`]); returns false when the key was a repeat.
+    fn push_batch(&self, key: Option<PushId>, batch: Vec<Outgoing>) -> Result<bool, SinkError>;
+
+    /// [`QueueSink::push_batch`] of one target's entries, without a key.
+    fn push(&self, target: QueueTarget<'_>, entries: Vec<String>) -> Result<(), SinkError> {
+        self.push_batch(None, vec![(target.to_owned(), entries)])
+            .map(|_| ())
+    }
+
+    /// The producer's recorded key is no longer needed (its pushes can never repeat).
+    fn forget(&self, _producer: Uuid) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+impl QueueTarget<'_> {
+    pub fn to_owned(&self) -> OwnedTarget {
+        OwnedTarget {
+            d4_type: self.d4_type,
+            ext_type: self.ext_type.map(str::to_owned),
+            sensor: self.sensor,
+        }
+    }
 }
 
 /// A sink that drops everything (for a server with no analyzers, or benchmarks).
@@ -57,16 +91,18 @@ pub trait QueueSink: Send + Sync {
 pub struct NullSink;
 
 impl QueueSink for NullSink {
-    fn push(&self, _target: QueueTarget<'_>, _entries: Vec<String>) -> Result<(), SinkError> {
-        Ok(())
+    fn push_batch(&self, _key: Option<PushId>, _batch: Vec<Outgoing>) -> Result<bool, SinkError> {
+        Ok(true)
     }
 }
 
-/// A sink keeping every entry in memory, in push order. For tests.
+/// A sink keeping every entry in memory, in push order, with the store's at-most-once
+/// rule for keyed pushes. For tests.
 #[derive(Debug, Default)]
 pub struct MemorySink {
     entries: Mutex<Vec<(OwnedTarget, String)>>,
     fail: Mutex<Option<String>>,
+    keys: Mutex<std::collections::HashMap<Uuid, u64>>,
 }
 
 impl MemorySink {
@@ -96,23 +132,47 @@ impl MemorySink {
     }
 }
 
+impl MemorySink {
+    /// The producers whose last key is still recorded.
+    pub fn producers(&self) -> Vec<Uuid> {
+        self.keys
+            .lock()
+            .map(|k| k.keys().copied().collect())
+            .unwrap_or_default()
+    }
+}
+
 impl QueueSink for MemorySink {
-    fn push(&self, target: QueueTarget<'_>, entries: Vec<String>) -> Result<(), SinkError> {
+    fn push_batch(&self, key: Option<PushId>, batch: Vec<Outgoing>) -> Result<bool, SinkError> {
         if let Ok(g) = self.fail.lock() {
             if let Some(msg) = g.as_ref() {
                 return Err(SinkError::Backend(msg.clone()));
             }
         }
-        let owned = OwnedTarget {
-            d4_type: target.d4_type,
-            ext_type: target.ext_type.map(str::to_owned),
-            sensor: target.sensor,
-        };
+        let mut keys = self
+            .keys
+            .lock()
+            .map_err(|_| SinkError::Backend("poisoned".into()))?;
+        if let Some(k) = key {
+            if keys.get(&k.producer).is_some_and(|last| *last >= k.seq) {
+                return Ok(false);
+            }
+            keys.insert(k.producer, k.seq);
+        }
         let mut g = self
             .entries
             .lock()
             .map_err(|_| SinkError::Backend("poisoned".into()))?;
-        g.extend(entries.into_iter().map(|e| (owned.clone(), e)));
+        for (t, entries) in batch {
+            g.extend(entries.into_iter().map(|e| (t.clone(), e)));
+        }
+        Ok(true)
+    }
+
+    fn forget(&self, producer: Uuid) -> Result<(), SinkError> {
+        if let Ok(mut k) = self.keys.lock() {
+            k.remove(&producer);
+        }
         Ok(())
     }
 }

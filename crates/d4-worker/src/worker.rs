@@ -8,13 +8,14 @@ use d4_proto::{types, Frame, MetaHeader, MetaHeaderBuilder};
 use uuid::Uuid;
 
 use crate::config::WorkerConfig;
+use crate::delivery::{FileLog, Outbox};
 use crate::ext::ExtHandler;
 use crate::files::{Compressor, RotatingFile, Shared};
 use crate::layout::utc;
 use crate::lines::{trim_cr, LineEnd, LineSplitter};
 use crate::pcap::PcapTracker;
 use crate::pcapng::PcapngTracker;
-use crate::sink::{OwnedTarget, QueueSink};
+use crate::sink::{Outgoing, OwnedTarget, QueueSink};
 use crate::WorkerError;
 
 /// The workers of one server: configuration, queue sink and the gzip thread they share.
@@ -58,6 +59,11 @@ impl WorkerSet {
     /// A worker for the stream of `sensor` and `d4_type`. For a type-2/254 connection ask
     /// for type 2 (or 254) once: the same worker takes the type-2 frames then the type-254
     /// frames.
+    /// Where the workers' queue entries go.
+    pub fn sink(&self) -> &Arc<dyn QueueSink> {
+        &self.shared.sink
+    }
+
     pub fn worker(&self, sensor: Uuid, d4_type: u8) -> Result<Worker, WorkerError> {
         Worker::new(self.shared.clone(), sensor, d4_type)
     }
@@ -116,6 +122,7 @@ pub struct WorkerStats {
 
 pub(crate) struct Ctx<'a> {
     pub shared: &'a Arc<Shared>,
+    pub out: &'a Outbox,
     pub sensor: Uuid,
     pub sid: &'a str,
     pub now: SystemTime,
@@ -128,7 +135,7 @@ impl Ctx<'_> {
             return Ok(());
         }
         let n = entries.len() as u64;
-        self.shared.sink.push(target.as_target(), entries)?;
+        self.out.push(self.shared, target, entries)?;
         self.stats.queued += n;
         Ok(())
     }
@@ -145,18 +152,16 @@ pub(crate) struct LineState {
 }
 
 impl LineState {
+    /// Lines of `target` written to `file`.
     pub fn new(
         shared: &Arc<Shared>,
-        sid: &str,
-        dir_type: u8,
-        sub: Option<String>,
-        suffix: &str,
+        file: RotatingFile,
         target: OwnedTarget,
         marker: Option<u8>,
     ) -> LineState {
         LineState {
             split: LineSplitter::new(shared.cfg.max_line),
-            file: RotatingFile::new(shared.clone(), sid, dir_type, sub, suffix, None),
+            file,
             target,
             marker,
             rotation_pending: false,
@@ -427,6 +432,7 @@ pub struct Worker {
     kind: Kind,
     failed: Option<String>,
     stats: WorkerStats,
+    out: Outbox,
 }
 
 impl std::fmt::Debug for Worker {
@@ -454,6 +460,7 @@ fn line_suffix(t: u8) -> Option<&'static str> {
 impl Worker {
     fn new(shared: Arc<Shared>, sensor: Uuid, d4_type: u8) -> Result<Worker, WorkerError> {
         let sid = d4_proto::sensor_id(&sensor);
+        let out = Outbox::default();
         let target = OwnedTarget {
             d4_type,
             ext_type: None,
@@ -462,15 +469,30 @@ impl Worker {
         let kind = match d4_type {
             types::PCAP => Kind::Pcap(PcapState {
                 tracker: PcapTracker::new(shared.cfg.max_pcap_record),
-                file: RotatingFile::new(shared.clone(), &sid, d4_type, None, ".cap", Some(target)),
+                file: RotatingFile::new(
+                    shared.clone(),
+                    &sid,
+                    d4_type,
+                    None,
+                    ".cap",
+                    Some(target),
+                    out.clone(),
+                ),
                 boundary: 0,
             }),
             types::GENERIC_LOG | types::DNSCAP | types::NDJSON | types::PASSIVEDNS => {
                 let marker = (d4_type == types::DNSCAP).then_some(b'[');
                 let suffix = line_suffix(d4_type).unwrap_or(".txt");
-                Kind::Lines(LineState::new(
-                    &shared, &sid, d4_type, None, suffix, target, marker,
-                ))
+                let file = RotatingFile::new(
+                    shared.clone(),
+                    &sid,
+                    d4_type,
+                    None,
+                    suffix,
+                    None,
+                    out.clone(),
+                );
+                Kind::Lines(LineState::new(&shared, file, target, marker))
             }
             types::PCAPNG => Kind::Pcapng(PcapngState {
                 tracker: PcapngTracker::new(
@@ -484,6 +506,7 @@ impl Worker {
                     None,
                     ".pcapng",
                     Some(target),
+                    out.clone(),
                 ),
                 need_preamble: false,
                 boundary: 0,
@@ -495,6 +518,7 @@ impl Worker {
                 None,
                 ".yaf",
                 Some(target),
+                out.clone(),
             )),
             types::META_HEADER | types::EXTENDED => Kind::Meta(MetaState::Header(
                 MetaHeaderBuilder::with_max(shared.cfg.max_meta),
@@ -509,6 +533,7 @@ impl Worker {
             kind,
             failed: None,
             stats: WorkerStats::default(),
+            out,
         })
     }
 
@@ -531,6 +556,28 @@ impl Worker {
             Kind::Meta(MetaState::Data(h)) => Some(h.ext_type()),
             _ => None,
         }
+    }
+
+    /// Holds the output for the caller's durability points (see the `delivery` module):
+    /// queue entries wait for [`Worker::take_entries`], finished files for
+    /// [`Worker::release_files`], and `log` is told before each rotating file is created.
+    pub fn hold_delivery(&mut self, log: Option<Arc<dyn FileLog>>) {
+        self.out.hold(log);
+    }
+
+    /// The queue entries produced since the last call (held delivery), in order.
+    pub fn take_entries(&mut self) -> Vec<Outgoing> {
+        self.out.take_entries()
+    }
+
+    /// Whether finished files wait for [`Worker::release_files`] (a rotation happened).
+    pub fn holds_files(&self) -> bool {
+        self.out.holds_files()
+    }
+
+    /// Hands the finished files held so far to the gzip thread (which queues their paths).
+    pub fn release_files(&mut self) {
+        self.out.release_files(&self.shared);
     }
 
     /// The error that stopped this worker, if any.
@@ -583,6 +630,7 @@ impl Worker {
         }
         let mut ctx = Ctx {
             shared: &self.shared,
+            out: &self.out,
             sensor: self.sensor,
             sid: &self.sid,
             now,
@@ -666,6 +714,7 @@ impl Worker {
     pub fn close(&mut self, now: SystemTime) -> Result<(), WorkerError> {
         let mut ctx = Ctx {
             shared: &self.shared,
+            out: &self.out,
             sensor: self.sensor,
             sid: &self.sid,
             now,

@@ -244,3 +244,62 @@ proptest::proptest! {
         proptest::prop_assert_eq!(got, blocks.concat());
     }
 }
+
+/// A finished pcap file's path is queued exactly once across a crash anywhere between
+/// its gzip and the removal of its original: after the `.gz` was renamed into place but
+/// before the push (the recovery pushes it), and after the push but before the original
+/// was removed (the recovery's push repeats the key: nothing twice). The key is
+/// forgotten once the original is gone.
+#[test]
+fn a_finished_files_path_is_queued_once_across_a_crash() {
+    use d4_worker::files::{file_key, gzip_file};
+    use d4_worker::{OwnedTarget, QueueSink};
+    let uuid = Uuid::new_v4();
+    let target = OwnedTarget {
+        d4_type: 1,
+        ext_type: None,
+        sensor: uuid,
+    };
+    for pushed_before_crash in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (set, sink) = setup(tmp.path(), |_| {});
+        let mut w = set.worker(uuid, 1).unwrap();
+        let mut s = global_header_le(65535).to_vec();
+        s.extend(record_le(1, b"kept"));
+        w.handle_payload(1, &s, at(T0)).unwrap();
+        w.flush().unwrap();
+        std::mem::forget(w);
+        let cap = files(tmp.path()).pop().unwrap();
+        // the crash came after the .gz was complete, before the original was removed
+        let copy = cap.with_extension("copy");
+        std::fs::copy(&cap, &copy).unwrap();
+        let gz = gzip_file(&cap).unwrap();
+        std::fs::rename(&copy, &cap).unwrap();
+        let entry = gz.to_string_lossy().into_owned();
+        if pushed_before_crash {
+            assert!(sink
+                .push_batch(
+                    Some(file_key(&gz)),
+                    vec![(target.clone(), vec![entry.clone()])]
+                )
+                .unwrap());
+        }
+        let report = set.recover().unwrap();
+        assert_eq!(report.removed_originals, 1);
+        assert_eq!(sink.entries(1, None), vec![entry.clone()], "queued once");
+        assert!(!cap.exists());
+        assert!(sink.producers().is_empty(), "the key is forgotten");
+        assert_eq!(set.recover().unwrap(), Default::default());
+        assert_eq!(sink.entries(1, None), vec![entry]);
+    }
+    // without a crash: queued once at the close, key forgotten
+    let tmp = tempfile::tempdir().unwrap();
+    let (set, sink) = setup(tmp.path(), |_| {});
+    let mut w = set.worker(uuid, 1).unwrap();
+    let mut s = global_header_le(65535).to_vec();
+    s.extend(record_le(1, b"x"));
+    w.handle_payload(1, &s, at(T0)).unwrap();
+    w.close(at(T0)).unwrap();
+    assert_eq!(sink.entries(1, None).len(), 1);
+    assert!(sink.producers().is_empty());
+}

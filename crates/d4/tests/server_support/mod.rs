@@ -356,6 +356,27 @@ fn sensor_bytes_once(dir: &Path, uuid: Uuid, d4_type: u8) -> Option<Vec<u8>> {
         .iter()
         .map(|p| p.to_string_lossy().into_owned())
         .collect();
+    // In the order the files were opened: `<sensor>-<YYYY-MM-DD-HHMMSS>[-N]<suffix>`,
+    // where a file opened in the same second as another takes the next `-N` (which
+    // sorts before the plain name).
+    let mut all = all;
+    all.sort_by_key(|p| {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (stem, rest) = name.split_at(name.len().min(50));
+        let n: u32 = rest
+            .strip_prefix('-')
+            .map(|r| {
+                r.chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect::<String>()
+            })
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0);
+        (p.parent().map(Path::to_path_buf), stem.to_owned(), n)
+    });
     let mut out = Vec::new();
     for p in &all {
         let s = p.to_string_lossy();

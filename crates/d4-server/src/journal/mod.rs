@@ -30,14 +30,21 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use d4_proto::{Decoder, Frame};
 
 use crate::direct::DirectAppender;
 use uuid::Uuid;
+
+mod ack;
+
+#[cfg(test)]
+use ack::ack_record;
+use ack::{parse_ack, parse_created, AckLog, AckRecord};
+pub use ack::{AckPoint, JournalFiles};
 
 /// Default segment size before a fully acknowledged journal starts a new file.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
@@ -50,9 +57,8 @@ pub struct Journal {
     written: u64,
     synced: u64,
     acked: u64,
-    ack_file: File,
-    /// The last acknowledgement record written (seg and off patched at a new segment).
-    ack_rec: Vec<u8>,
+    /// The acknowledgement record, shared with the worker's file log.
+    acks: Arc<Mutex<AckLog>>,
     meta_file: Option<File>,
     segment_bytes: u64,
     /// Set when the segments are written with `O_DIRECT` (no page cache: the journal is
@@ -82,67 +88,6 @@ fn open_segment(path: &Path, direct: bool) -> io::Result<(File, bool)> {
         }
     }
     Ok((o.open(path)?, false))
-}
-
-/// Encodes an acknowledgement record (see the module doc).
-fn ack_record(buf: &mut Vec<u8>, seg: u64, at: &AckPoint, file: Option<(&Path, u64)>) {
-    use std::os::unix::ffi::OsStrExt;
-    buf.clear();
-    buf.extend_from_slice(&seg.to_le_bytes());
-    buf.extend_from_slice(&at.off.to_le_bytes());
-    buf.extend_from_slice(&at.seq.to_le_bytes());
-    buf.extend_from_slice(&at.skip.to_le_bytes());
-    let (path, len) = match file {
-        Some((p, l)) if p.as_os_str().len() <= u16::MAX as usize => (p.as_os_str().as_bytes(), l),
-        _ => (&[][..], 0),
-    };
-    buf.extend_from_slice(&len.to_le_bytes());
-    buf.extend_from_slice(&(path.len() as u16).to_le_bytes());
-    buf.extend_from_slice(path);
-}
-
-/// Where a replay must resume in the current segment: the frame at byte `off`, whose
-/// sequence number is `seq`, from its payload byte `skip`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AckPoint {
-    pub off: u64,
-    pub seq: u64,
-    pub skip: u64,
-}
-
-/// A decoded acknowledgement record.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct AckRecord {
-    seg: u64,
-    off: u64,
-    next_seq: u64,
-    skip: u64,
-    file: Option<(PathBuf, u64)>,
-}
-
-fn parse_ack(b: &[u8]) -> AckRecord {
-    use std::os::unix::ffi::OsStrExt;
-    let u = |i: usize| {
-        b.get(i * 8..i * 8 + 8).map(|s| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(s);
-            u64::from_le_bytes(a)
-        })
-    };
-    let mut r = AckRecord {
-        seg: u(0).unwrap_or(0),
-        off: u(1).unwrap_or(0),
-        next_seq: u(2).unwrap_or(0),
-        skip: u(3).unwrap_or(0),
-        file: None,
-    };
-    if let (Some(len), Some(pl)) = (u(4), b.get(40..42)) {
-        let pl = u16::from_le_bytes([pl[0], pl[1]]) as usize;
-        if let Some(p) = b.get(42..42 + pl).filter(|p| !p.is_empty()) {
-            r.file = Some((PathBuf::from(std::ffi::OsStr::from_bytes(p)), len));
-        }
-    }
-    r
 }
 
 fn seg_path(dir: &Path, session: &Uuid, seg: u64) -> PathBuf {
@@ -180,9 +125,8 @@ impl Journal {
             .truncate(true)
             .write(true)
             .open(ack_path(dir, &session))?;
-        let mut ack_rec = Vec::with_capacity(64);
-        ack_record(&mut ack_rec, 0, &AckPoint::default(), None);
-        ack_file.write_all_at(&ack_rec, 0)?;
+        let mut log = AckLog::new(ack_file, 0, AckPoint::default(), None);
+        log.ack(0, AckPoint::default(), None)?;
         sync_dir(dir)?;
         Ok(Journal {
             dir: dir.to_path_buf(),
@@ -192,8 +136,7 @@ impl Journal {
             written: 0,
             synced: 0,
             acked: 0,
-            ack_file,
-            ack_rec,
+            acks: Arc::new(Mutex::new(log)),
             meta_file: None,
             segment_bytes: segment_bytes.max(1),
             direct: direct.then(DirectAppender::new),
@@ -342,8 +285,7 @@ impl Journal {
     /// `file` is the worker's open file and its length. A new segment starts only when
     /// the resume point is the end of everything written.
     pub fn ack(&mut self, at: AckPoint, file: Option<(&Path, u64)>) -> io::Result<bool> {
-        ack_record(&mut self.ack_rec, self.seg, &at, file);
-        self.ack_file.write_all_at(&self.ack_rec, 0)?;
+        self.acks()?.ack(self.seg, at, file)?;
         self.acked = at.off;
         if self.acked == self.written && self.written >= self.segment_bytes {
             self.next_segment()?;
@@ -363,10 +305,7 @@ impl Journal {
             (d, _) => *d = None,
         }
         sync_dir(&self.dir)?;
-        self.ack_rec[..8].copy_from_slice(&next.to_le_bytes());
-        self.ack_rec[8..16].copy_from_slice(&0u64.to_le_bytes());
-        self.ack_file.write_all_at(&self.ack_rec, 0)?;
-        self.ack_file.sync_data()?;
+        self.acks()?.next_segment(next)?;
         let old = seg_path(&self.dir, &self.session, self.seg);
         self.seg = next;
         self.file = file;
@@ -374,6 +313,19 @@ impl Journal {
         self.synced = 0;
         self.acked = 0;
         fs::remove_file(old)
+    }
+
+    fn acks(&self) -> io::Result<std::sync::MutexGuard<'_, AckLog>> {
+        self.acks
+            .lock()
+            .map_err(|_| io::Error::other("journal acknowledgement log poisoned"))
+    }
+
+    /// The log a worker tells before it creates a rotating file: the file is named in
+    /// the acknowledgement record until the next acknowledgement, and removed by
+    /// [`cut_uncommitted`] after a crash before it.
+    pub fn files(&self) -> JournalFiles {
+        JournalFiles(self.acks.clone())
     }
 
     /// Bytes appended but not yet acknowledged in the current segment.
@@ -485,6 +437,9 @@ pub struct Leftover {
     pub skip: u64,
     /// The worker's open file at the last acknowledgement, and its length then.
     pub file: Option<(PathBuf, u64)>,
+    /// Rotating files created after the last acknowledgement (they hold only frames
+    /// that are replayed: [`cut_uncommitted`] removes them).
+    pub created: Vec<PathBuf>,
     dir: PathBuf,
 }
 
@@ -500,18 +455,50 @@ impl Leftover {
     /// each frame, so a crash during the replay does not replay those frames again.
     pub fn replay(
         &self,
-        mut check: impl FnMut(&Frame) -> bool,
-        mut f: impl FnMut(u64, Frame) -> io::Result<Replayed>,
+        check: impl FnMut(&Frame) -> bool,
+        f: impl FnMut(u64, Frame) -> io::Result<Replayed>,
     ) -> io::Result<ReplayEnd> {
-        let mut n = 0;
-        let mut rec = Vec::with_capacity(64);
-        let mut skip = self.skip;
-        let mut recent = RecentFrames::default();
+        let files = self.files()?;
+        self.replay_with(&files, check, f)
+    }
+
+    /// The acknowledgement log of this journal for its replay (see [`Journal::files`]):
+    /// give it to the replay's worker, then to [`Leftover::replay_with`].
+    pub fn files(&self) -> io::Result<JournalFiles> {
         let ack = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(ack_path(&self.dir, &self.session))?;
+        let (seg, off) = self
+            .segments
+            .first()
+            .map(|(s, _, from)| (*s, *from))
+            .unwrap_or((0, 0));
+        let at = AckPoint {
+            off,
+            seq: self.first_seq,
+            skip: self.skip,
+        };
+        Ok(JournalFiles(Arc::new(Mutex::new(AckLog::new(
+            ack,
+            seg,
+            at,
+            self.file.clone(),
+        )))))
+    }
+
+    /// [`Leftover::replay`] acknowledging through `files` (the log the worker of the
+    /// replay was given).
+    pub fn replay_with(
+        &self,
+        files: &JournalFiles,
+        mut check: impl FnMut(&Frame) -> bool,
+        mut f: impl FnMut(u64, Frame) -> io::Result<Replayed>,
+    ) -> io::Result<ReplayEnd> {
+        let mut n = 0;
+        let mut skip = self.skip;
+        let mut recent = RecentFrames::default();
         for (seg, path, from) in &self.segments {
             let file = File::open(path)?;
             let len = file.metadata()?.len();
@@ -557,8 +544,11 @@ impl Leftover {
                             let r = f(seq, frame)?;
                             let at = recent.resume(end, seq + 1, r.carry);
                             let file = r.file.as_ref().map(|(p, l)| (p.as_path(), *l));
-                            ack_record(&mut rec, *seg, &at, file);
-                            ack.write_all_at(&rec, 0)?;
+                            files
+                                .0
+                                .lock()
+                                .map_err(|_| io::Error::other("acknowledgement log poisoned"))?
+                                .ack(*seg, at, file)?;
                         }
                         Ok(None) => break,
                         Err(_) => {
@@ -692,9 +682,9 @@ pub fn recover(dir: &Path) -> io::Result<Vec<Leftover>> {
     for session in sessions {
         let mut segs = found.remove(&session).unwrap_or_default();
         segs.sort();
-        let rec = match fs::read(ack_path(dir, &session)) {
-            Ok(b) => parse_ack(&b),
-            Err(_) => AckRecord::default(),
+        let (rec, created) = match fs::read(ack_path(dir, &session)) {
+            Ok(b) => (parse_ack(&b), parse_created(&b)),
+            Err(_) => (AckRecord::default(), Vec::new()),
         };
         let (ack_seg, ack_off) = (rec.seg, rec.off);
         let mut segments = Vec::new();
@@ -717,6 +707,7 @@ pub fn recover(dir: &Path) -> io::Result<Vec<Leftover>> {
             first_seq: rec.next_seq,
             skip: rec.skip,
             file: rec.file,
+            created,
             dir: dir.to_path_buf(),
         });
     }
@@ -730,6 +721,18 @@ pub fn recover(dir: &Path) -> io::Result<Vec<Leftover>> {
 pub fn cut_uncommitted(dir: &Path) -> io::Result<u64> {
     let mut cut = 0;
     for left in recover(dir)? {
+        for path in &left.created {
+            match fs::remove_file(path) {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "removed a file created after the last acknowledgement (its frames are replayed)");
+                    if let Some(d) = path.parent() {
+                        sync_dir(d)?;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
         let Some((path, len)) = &left.file else {
             continue;
         };
@@ -754,6 +757,7 @@ pub fn cut_uncommitted(dir: &Path) -> io::Result<u64> {
 mod tests {
     use super::*;
     use d4_proto::Encoder;
+    use std::os::unix::fs::FileExt;
 
     fn frame(enc: &Encoder, i: u64) -> Frame {
         let mut b = Bytes::from(enc.encode(i, format!("entry {i}\n").as_bytes()).unwrap());
@@ -1122,7 +1126,7 @@ mod tests {
             seq: 12,
             skip: 5,
         };
-        ack_record(&mut b, 3, &at, Some((p, 4096)));
+        ack_record(&mut b, 3, &at, Some((p, 4096)), &[]);
         let r = parse_ack(&b);
         assert_eq!(
             r,
@@ -1141,7 +1145,7 @@ mod tests {
             seq: 13,
             skip: 0,
         };
-        ack_record(&mut c, 3, &at, None);
+        ack_record(&mut c, 3, &at, None, &[]);
         let mut over = b.clone();
         over[..c.len()].copy_from_slice(&c);
         assert_eq!(parse_ack(&over).file, None);
