@@ -10,13 +10,13 @@
 //! * `<session>.ack` — the acknowledgement record, rewritten in place with `pwrite` (one
 //!   small write per acknowledgement): segment number and byte offset acknowledged in it,
 //!   the sequence number of the frame there (frames are numbered from 0 in a session: the
-//!   queue pushes of frame `n` are made at most once through the store's
-//!   `push_entries_once`), how many payload bytes of that frame to skip (the replay resumes
-//!   inside the frame holding the start of the worker's partial last line, which lived in
-//!   memory only), and the worker's open file with its length at that point (after a crash,
-//!   bytes past it were written for frames that are replayed: [`cut_uncommitted`] removes
-//!   them before the file is finished). Little-endian u64 seg, off, seq, skip, file length,
-//!   then u16 path length and the path.
+//!   queue pushes after frame `n` carry the key (session, `n << 16`) and are made at most
+//!   once), how many payload bytes of that frame to skip (the replay resumes inside the
+//!   frame holding the start of the worker's partial last line, which lived in memory
+//!   only), the worker's open file with its length at that point (after a crash, bytes
+//!   past it were written for frames that are replayed: [`cut_uncommitted`] removes them
+//!   before the file is finished), and the rotating files created since (removed after a
+//!   crash). The record format is described in `journal/ack.rs`.
 //! * `<session>.meta` — the type-2 frames of a 2/254 session, so that a replay of type-254
 //!   entries knows its extended type even when the segment holding them is gone.
 //!
