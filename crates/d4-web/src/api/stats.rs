@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use axum::extract::{Query, State};
-use d4_store::{now, StatsKey};
+use d4_store::{now, Counter, StatsKey};
 use serde::Serialize;
 use serde_json::json;
 
@@ -28,6 +28,16 @@ struct TypeCount {
     d4_type: u8,
 }
 
+impl TypeCount {
+    fn of(d4_type: u8, c: &Counter) -> TypeCount {
+        TypeCount {
+            bytes: c.bytes,
+            frames: c.frames,
+            d4_type,
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct IpCount {
     bytes: u64,
@@ -50,11 +60,9 @@ pub(super) async fn sensor_stats(
         let mut ips = Vec::new();
         for (k, c) in &stats.entries {
             match k {
-                StatsKey::SensorType { uuid: u, d4_type } if *u == uuid => types.push(TypeCount {
-                    bytes: c.bytes,
-                    frames: c.frames,
-                    d4_type: *d4_type,
-                }),
+                StatsKey::SensorType { uuid: u, d4_type } if *u == uuid => {
+                    types.push(TypeCount::of(*d4_type, c))
+                }
                 StatsKey::SensorIp { uuid: u, ip } if *u == uuid => ips.push(IpCount {
                     bytes: c.bytes,
                     frames: c.frames,
@@ -85,11 +93,7 @@ pub(super) async fn stats(
         for (k, c) in &stats.entries {
             match k {
                 StatsKey::Sensor { .. } => sensors += 1,
-                StatsKey::Type { d4_type } => types.push(TypeCount {
-                    bytes: c.bytes,
-                    frames: c.frames,
-                    d4_type: *d4_type,
-                }),
+                StatsKey::Type { d4_type } => types.push(TypeCount::of(*d4_type, c)),
                 _ => {}
             }
         }

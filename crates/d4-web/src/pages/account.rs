@@ -4,7 +4,7 @@ use axum::extract::{Query, State};
 use axum::response::IntoResponse;
 use maud::html;
 
-use super::{fail, MsgQuery, PageResult};
+use super::{MsgQuery, OrPage, PageResult};
 use crate::actions;
 use crate::extract::{AnyRole, FormPost, Login};
 use crate::view::{button, page, secret_page};
@@ -42,7 +42,7 @@ pub(super) async fn account_token(
 ) -> PageResult {
     let token = actions::rotate_token(st.store(), &v.user.name)
         .await
-        .map_err(|e| fail(&v, e))?;
+        .or_page(&v)?;
     Ok(secret_page(
         &v,
         "API token",

@@ -9,7 +9,7 @@ use d4_store::{now, Role, SensorStatus, StatsKey};
 use maud::html;
 use uuid::Uuid;
 
-use super::{fail, see_other, MsgQuery, PageResult};
+use super::{see_other, MsgQuery, OrPage, PageResult};
 use crate::actions;
 use crate::extract::{AnyRole, Login, Read};
 use crate::view::{bar_chart, fmt_time, human_bytes, month_day, page, plural};
@@ -25,8 +25,7 @@ pub(super) async fn dashboard(
     }
     let store = st.store();
     let t = now();
-    let err = |e: d4_store::StoreError| fail(&v, e);
-    let today = store.day_stats(d4_store::day_of(t)).await.map_err(err)?;
+    let today = store.day_stats(d4_store::day_of(t)).await.or_page(&v)?;
     let total = actions::day_total(&today);
     let mut sensors: Vec<(Uuid, d4_store::Counter)> = Vec::new();
     let mut types: Vec<(u8, d4_store::Counter)> = Vec::new();
@@ -39,19 +38,19 @@ pub(super) async fn dashboard(
     }
     sensors.sort_by_key(|s| std::cmp::Reverse(s.1.bytes));
     types.sort_by_key(|s| std::cmp::Reverse(s.1.bytes));
-    let sessions = store.list_sessions(t).await.map_err(err)?;
+    let sessions = store.list_sessions(t).await.or_page(&v)?;
     let connected: HashSet<Uuid> = sessions.iter().map(|s| s.uuid).collect();
     let pending = store
         .list_sensors()
         .await
-        .map_err(err)?
+        .or_page(&v)?
         .iter()
         .filter(|s| s.status == SensorStatus::Pending)
         .count();
     let mut frames_bars = Vec::new();
     let mut bytes_bars = Vec::new();
     for day in actions::last_days(7, t) {
-        let c = actions::day_total(&store.day_stats(day).await.map_err(err)?);
+        let c = actions::day_total(&store.day_stats(day).await.or_page(&v)?);
         let lbl = month_day(day);
         frames_bars.push((lbl.clone(), c.frames));
         bytes_bars.push((lbl, c.bytes));
@@ -100,7 +99,7 @@ pub(super) async fn monitoring(
     let threshold = st.config().monitoring_threshold_secs;
     let list = actions::monitoring_errors(st.store(), threshold, now())
         .await
-        .map_err(|e| fail(&v, e))?;
+        .or_page(&v)?;
     let body = html! {
         p {
             "Sensors silent for more than their threshold: their own (set on the sensor's page), \

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::{back, fail, see_other, PageResult};
+use super::{back, see_other, OrPage, PageResult};
 use crate::actions;
 use crate::auth::{self, Viewer};
 use crate::extract::{AnyRole, FormPost, Login};
@@ -243,12 +243,8 @@ pub(super) async fn password_post(
     // Every session of the user ended with the change: this browser gets a new one, the
     // others are logged out.
     let _ = st.store().delete_web_session(v.session_hash.clone()).await;
-    let user = actions::user(st.store(), &v.user.name)
-        .await
-        .map_err(|e| fail(&v, e))?;
-    let cookie = auth::start_session(&st, &user)
-        .await
-        .map_err(|e| fail(&v, e))?;
+    let user = actions::user(st.store(), &v.user.name).await.or_page(&v)?;
+    let cookie = auth::start_session(&st, &user).await.or_page(&v)?;
     tracing::info!(user = %v.user.name, "web: password changed, other sessions ended");
     let mut resp = back("/", "password-changed");
     if let Ok(c) = cookie.parse() {

@@ -61,6 +61,17 @@ fn fail(v: &Viewer, f: impl Into<Failure>) -> Response {
     view::error_page(Some(v), &f.into())
 }
 
+/// `.or_page(&viewer)?`: an action's error as the viewer's error page.
+trait OrPage<T> {
+    fn or_page(self, v: &Viewer) -> Result<T, Response>;
+}
+
+impl<T, E: Into<Failure>> OrPage<T> for Result<T, E> {
+    fn or_page(self, v: &Viewer) -> Result<T, Response> {
+        self.map_err(|e| fail(v, e))
+    }
+}
+
 #[derive(Deserialize, Default)]
 struct MsgQuery {
     #[serde(default)]

@@ -8,7 +8,7 @@ use maud::html;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{back, fail, MsgQuery, PageResult};
+use super::{back, MsgQuery, OrPage, PageResult};
 use crate::actions;
 use crate::extract::{Action, Admin, FormPost, KnownQueue, Login, Read};
 use crate::failure::Failure;
@@ -40,7 +40,7 @@ pub(super) async fn queues(
     Query(q): Query<MsgQuery>,
     Login { viewer: v, .. }: Login<Read>,
 ) -> PageResult {
-    let list = st.store().list_queues().await.map_err(|e| fail(&v, e))?;
+    let list = st.store().list_queues().await.or_page(&v)?;
     let admin = v.user.role == Role::Admin;
     let body = html! {
         (q.flash())
@@ -117,10 +117,10 @@ pub(super) async fn queue_create(
         ..
     }: FormPost<Admin>,
 ) -> PageResult {
-    let config = form_queue(&f, Uuid::new_v4(), None).map_err(|e| fail(&v, e))?;
+    let config = form_queue(&f, Uuid::new_v4(), None).or_page(&v)?;
     let q = actions::create_queue(st.store(), config)
         .await
-        .map_err(|e| fail(&v, e))?;
+        .or_page(&v)?;
     let id = q.config.uuid.simple().to_string();
     tracing::info!(user = %v.user.name, queue = %id, "web: queue created");
     Ok(back(&format!("/queues/{id}"), "queue-created"))
@@ -133,11 +133,7 @@ pub(super) async fn queue_page(
     KnownQueue(qu): KnownQueue,
 ) -> PageResult {
     let uuid = qu.config.uuid;
-    let sample = st
-        .store()
-        .queue_sample(uuid, 20)
-        .await
-        .map_err(|e| fail(&v, e))?;
+    let sample = st.store().queue_sample(uuid, 20).await.or_page(&v)?;
     let id = uuid.simple().to_string();
     let body = html! {
         (q.flash())
@@ -203,20 +199,17 @@ pub(super) async fn queue_post(
     let id = uuid.simple().to_string();
     match action {
         QueueAction::Empty => {
-            let n = store.empty_queue(uuid).await.map_err(|e| fail(&v, e))?;
+            let n = store.empty_queue(uuid).await.or_page(&v)?;
             tracing::info!(user = %v.user.name, queue = %id, removed = n, "web: queue emptied");
             Ok(back("/queues", "queue-emptied"))
         }
         QueueAction::Delete => {
-            store.delete_queue(uuid).await.map_err(|e| fail(&v, e))?;
+            store.delete_queue(uuid).await.or_page(&v)?;
             Ok(back("/queues", "queue-deleted"))
         }
         QueueAction::Edit => {
-            let config =
-                form_queue(&f, uuid, Some(qu.config.kind.clone())).map_err(|e| fail(&v, e))?;
-            actions::update_queue(store, config)
-                .await
-                .map_err(|e| fail(&v, e))?;
+            let config = form_queue(&f, uuid, Some(qu.config.kind.clone())).or_page(&v)?;
+            actions::update_queue(store, config).await.or_page(&v)?;
             Ok(back(&format!("/queues/{id}"), "queue-saved"))
         }
     }

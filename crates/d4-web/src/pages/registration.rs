@@ -5,7 +5,7 @@ use axum::response::IntoResponse;
 use d4_store::{Role, SensorStatus};
 use maud::html;
 
-use super::{fail, MsgQuery, PageResult};
+use super::{MsgQuery, OrPage, PageResult};
 use crate::actions;
 use crate::auth;
 use crate::extract::{Admin, FormPost, Login, Read};
@@ -17,7 +17,7 @@ pub(super) async fn registration(
     Query(q): Query<MsgQuery>,
     Login { viewer: v, .. }: Login<Read>,
 ) -> PageResult {
-    let list = st.store().list_sensors().await.map_err(|e| fail(&v, e))?;
+    let list = st.store().list_sensors().await.or_page(&v)?;
     let admin = v.user.role == Role::Admin;
     let body = html! {
         (q.flash())
@@ -69,7 +69,7 @@ pub(super) async fn registration_post(
         ..
     }: FormPost<Admin>,
 ) -> PageResult {
-    let uuid = actions::parse_uuid(f.get("uuid")).map_err(|e| fail(&v, e))?;
+    let uuid = actions::parse_uuid(f.get("uuid")).or_page(&v)?;
     let key = if f.get("key").is_empty() {
         auth::random_token()
     } else {
@@ -86,7 +86,7 @@ pub(super) async fn registration_post(
         f.has("approve"),
     )
     .await
-    .map_err(|e| fail(&v, e))?;
+    .or_page(&v)?;
     tracing::info!(user = %v.user.name, sensor = %uuid.simple(), "web: sensor registered");
     Ok(secret_page(
         &v,

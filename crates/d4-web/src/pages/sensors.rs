@@ -9,7 +9,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{back, fail, optional_u64, MsgQuery, PageResult};
+use super::{back, fail, optional_u64, MsgQuery, OrPage, PageResult};
 use crate::actions;
 use crate::extract::{Action, Admin, FormPost, KnownSensor, Login, Read, SensorId};
 use crate::view::{
@@ -32,16 +32,15 @@ pub(super) async fn sensors(
 ) -> PageResult {
     let store = st.store();
     let t = now();
-    let err = |e: d4_store::StoreError| fail(&v, e);
-    let list = store.list_sensors().await.map_err(err)?;
+    let list = store.list_sensors().await.or_page(&v)?;
     let connected: HashSet<Uuid> = store
         .list_sessions(t)
         .await
-        .map_err(err)?
+        .or_page(&v)?
         .iter()
         .map(|s| s.uuid)
         .collect();
-    let today = store.day_stats(d4_store::day_of(t)).await.map_err(err)?;
+    let today = store.day_stats(d4_store::day_of(t)).await.or_page(&v)?;
     let body = html! {
         (q.flash())
         table {
@@ -82,11 +81,10 @@ pub(super) async fn sensor_page(
     let uuid = s.uuid;
     let store = st.store();
     let t = now();
-    let err = |e: d4_store::StoreError| fail(&v, e);
     let sessions: Vec<_> = store
         .list_sessions(t)
         .await
-        .map_err(err)?
+        .or_page(&v)?
         .into_iter()
         .filter(|x| x.uuid == uuid)
         .collect();
@@ -97,7 +95,7 @@ pub(super) async fn sensor_page(
     let mut bars = Vec::new();
     let mut history = Vec::new();
     for day in actions::last_days(7, t) {
-        let stats = store.day_stats(day).await.map_err(err)?;
+        let stats = store.day_stats(day).await.or_page(&v)?;
         let c = stats.get(&StatsKey::Sensor { uuid });
         bars.push((month_day(day), c.bytes));
         let types: Vec<String> = stats
@@ -282,7 +280,7 @@ pub(super) async fn sensor_post(
             .map(|_| ())
             .map_err(|e| fail(vr, e))
     };
-    let r = |x: Result<(), crate::failure::Failure>| x.map_err(|e| fail(&v, e));
+    let r = |x: Result<(), crate::failure::Failure>| x.or_page(&v);
     let msg = match action {
         SensorAction::Describe => {
             update(SensorUpdate {
@@ -293,8 +291,8 @@ pub(super) async fn sensor_post(
             "description-saved"
         }
         SensorAction::Limit => {
-            let limit = optional_u64(f.get("limit"), "the stream limit must be a number")
-                .map_err(|e| fail(&v, e))?;
+            let limit =
+                optional_u64(f.get("limit"), "the stream limit must be a number").or_page(&v)?;
             update(SensorUpdate {
                 stream_limit: Some(limit),
                 ..Default::default()
@@ -307,7 +305,7 @@ pub(super) async fn sensor_post(
                 f.get("threshold"),
                 "the monitoring threshold must be a number of seconds",
             )
-            .map_err(|e| fail(&v, e))?;
+            .or_page(&v)?;
             update(SensorUpdate {
                 monitoring_threshold: Some(threshold),
                 ..Default::default()
@@ -322,7 +320,7 @@ pub(super) async fn sensor_post(
         SensorAction::Key => {
             let key = actions::rotate_key(store, uuid, Some(f.get("key").to_string()))
                 .await
-                .map_err(|e| fail(&v, e))?;
+                .or_page(&v)?;
             tracing::info!(user = %v.user.name, sensor = %uuid.simple(), "web: sensor key set");
             return Ok(secret_page(
                 &v,

@@ -6,7 +6,7 @@ use d4_store::{now, Role};
 use maud::html;
 use serde::Deserialize;
 
-use super::{back, fail, optional_u64, MsgQuery, PageResult};
+use super::{back, fail, optional_u64, MsgQuery, OrPage, PageResult};
 use crate::actions;
 use crate::extract::{Action, Admin, FormPost, Login, Read};
 use crate::failure::Failure;
@@ -32,10 +32,9 @@ pub(super) async fn server_page(
     Login { viewer: v, .. }: Login<Read>,
 ) -> PageResult {
     let store = st.store();
-    let err = |e: d4_store::StoreError| fail(&v, e);
-    let blocks = store.list_blocks(now()).await.map_err(err)?;
-    let types = store.accepted_types().await.map_err(err)?;
-    let exts = store.accepted_ext_types().await.map_err(err)?;
+    let blocks = store.list_blocks(now()).await.or_page(&v)?;
+    let types = store.accepted_types().await.or_page(&v)?;
+    let exts = store.accepted_ext_types().await.or_page(&v)?;
     let admin = v.user.role == Role::Admin;
     let mut all: Vec<u8> = TYPE_NAMES.iter().map(|n| n.0).collect();
     for t in &types {
@@ -152,23 +151,22 @@ pub(super) async fn server_post(
     }: FormPost<Admin, Action<ServerAction>>,
 ) -> PageResult {
     let store = st.store();
-    let fl = |e: Failure| fail(&v, e);
     let msg = match action {
         ServerAction::Block => {
-            let target = actions::parse_target(f.get("kind"), f.get("value")).map_err(fl)?;
+            let target = actions::parse_target(f.get("kind"), f.get("value")).or_page(&v)?;
             let expires = optional_u64(f.get("expires_in"), "expires must be a number of seconds")
-                .map_err(fl)?;
+                .or_page(&v)?;
             actions::add_block(store, target.clone(), f.get("reason"), expires)
                 .await
-                .map_err(fl)?;
+                .or_page(&v)?;
             if let d4_store::BlockTarget::Uuid(u) = target {
-                actions::kick(store, u).await.map_err(fl)?;
+                actions::kick(store, u).await.or_page(&v)?;
             }
             "blocked"
         }
         ServerAction::Unblock => {
-            let target = actions::parse_target(f.get("kind"), f.get("value")).map_err(fl)?;
-            actions::remove_block(store, target).await.map_err(fl)?;
+            let target = actions::parse_target(f.get("kind"), f.get("value")).or_page(&v)?;
+            actions::remove_block(store, target).await.or_page(&v)?;
             "unblocked"
         }
         ServerAction::Type => {
@@ -176,9 +174,9 @@ pub(super) async fn server_post(
                 .get("type")
                 .trim()
                 .parse()
-                .map_err(|_| fl(Failure::bad("invalid type (1..=255)")))?;
+                .map_err(|_| fail(&v, Failure::bad("invalid type (1..=255)")))?;
             let acc = f.get("accepted") == "1";
-            actions::set_type(store, t, acc).await.map_err(fl)?;
+            actions::set_type(store, t, acc).await.or_page(&v)?;
             if acc {
                 "type-accepted"
             } else {
@@ -188,7 +186,7 @@ pub(super) async fn server_post(
         ServerAction::Ext => {
             let name = f.get("name").trim();
             let acc = f.get("accepted") == "1";
-            actions::set_ext(store, name, acc).await.map_err(fl)?;
+            actions::set_ext(store, name, acc).await.or_page(&v)?;
             if acc {
                 "ext-accepted"
             } else {

@@ -6,7 +6,7 @@ use d4_store::Role;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::{back, fail, MsgQuery, PageResult};
+use super::{back, fail, MsgQuery, OrPage, PageResult};
 use crate::actions;
 use crate::auth;
 use crate::extract::{Action, Admin, FormPost, Login};
@@ -29,7 +29,7 @@ pub(super) async fn users(
     Query(q): Query<MsgQuery>,
     Login { viewer: v, .. }: Login<Admin>,
 ) -> PageResult {
-    let list = st.store().list_users().await.map_err(|e| fail(&v, e))?;
+    let list = st.store().list_users().await.or_page(&v)?;
     let body = html! {
         (q.flash())
         table {
@@ -84,7 +84,7 @@ pub(super) async fn user_create(
     let pw = Some(f.get("password").to_string()).filter(|p| !p.is_empty());
     let generated = actions::create_user(st.store(), &name, role, pw)
         .await
-        .map_err(|e| fail(&v, e))?;
+        .or_page(&v)?;
     tracing::info!(user = %v.user.name, new_user = %name, role = role.as_str(), "web: user created");
     match generated {
         Some(p) => Ok(secret_page(
@@ -119,26 +119,25 @@ pub(super) async fn user_post(
     }: FormPost<Admin, Action<UserAction>>,
 ) -> PageResult {
     let store = st.store();
-    let fl = |e: Failure| fail(&v, e);
     match action {
         UserAction::Role => {
             let role: Role = f
                 .get("role")
                 .parse()
-                .map_err(|e: String| fl(Failure::bad(e)))?;
-            actions::set_role(store, &name, role).await.map_err(fl)?;
+                .map_err(|e: String| fail(&v, Failure::bad(e)))?;
+            actions::set_role(store, &name, role).await.or_page(&v)?;
             Ok(back("/users", "role-set"))
         }
         UserAction::Delete => {
             actions::delete_user(store, &name, &v.user.name)
                 .await
-                .map_err(fl)?;
+                .or_page(&v)?;
             Ok(back("/users", "user-deleted"))
         }
         UserAction::Password => {
             let pw = actions::reset_password(store, &name, None)
                 .await
-                .map_err(fl)?
+                .or_page(&v)?
                 .unwrap_or_default();
             if name == auth::FIRST_ADMIN {
                 // The first-start password in the file is no longer valid.
@@ -160,7 +159,7 @@ pub(super) async fn user_post(
             ))
         }
         UserAction::Token => {
-            let token = actions::rotate_token(store, &name).await.map_err(fl)?;
+            let token = actions::rotate_token(store, &name).await.or_page(&v)?;
             Ok(secret_page(
                 &v,
                 "API token",
