@@ -6,65 +6,13 @@ use std::net::IpAddr;
 use axum::http::StatusCode;
 use d4_store::{
     now, Block, BlockTarget, Counter, QueueConfig, QueueKind, Role, Sensor, SensorRegistration,
-    SensorStatus, SensorUpdate, StatsKey, Store, StoreError, User,
+    SensorStatus, SensorUpdate, StatsKey, Store, User,
 };
 use ipnet::IpNet;
 use uuid::Uuid;
 
 use crate::auth;
-
-/// A refused or failed action: the status and a reason shown to the operator.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    pub status: StatusCode,
-    pub reason: String,
-}
-
-impl Failure {
-    pub fn new(status: StatusCode, reason: impl Into<String>) -> Failure {
-        Failure {
-            status,
-            reason: reason.into(),
-        }
-    }
-    pub fn bad(reason: impl Into<String>) -> Failure {
-        Failure::new(StatusCode::BAD_REQUEST, reason)
-    }
-    pub fn not_found(reason: impl Into<String>) -> Failure {
-        Failure::new(StatusCode::NOT_FOUND, reason)
-    }
-    pub fn forbidden(reason: impl Into<String>) -> Failure {
-        Failure::new(StatusCode::FORBIDDEN, reason)
-    }
-}
-
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Failure {
-        match e {
-            StoreError::NotFound(m) => Failure::not_found(format!("not found: {m}")),
-            StoreError::AlreadyExists(m) => {
-                Failure::new(StatusCode::CONFLICT, format!("already exists: {m}"))
-            }
-            StoreError::Invalid(m) => Failure::bad(m),
-            other => {
-                tracing::error!(error = %other, "web: store error");
-                Failure::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("store error: {other}"),
-                )
-            }
-        }
-    }
-}
-
-impl From<crate::WebError> for Failure {
-    fn from(e: crate::WebError) -> Failure {
-        tracing::error!(error = %e, "web: internal error");
-        Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-    }
-}
-
-pub type Res<T> = Result<T, Failure>;
+pub use crate::failure::{Failure, Res};
 
 /// A sensor UUID, 32 hex digits or the dashed form.
 pub fn parse_uuid(s: &str) -> Res<Uuid> {
@@ -600,37 +548,6 @@ pub fn sensor_json(s: &Sensor, connected: bool) -> serde_json::Value {
     v
 }
 
-/// Human-readable byte count.
-pub fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < UNITS.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[i])
-    }
-}
-
-/// A Unix time as `YYYY-MM-DD HH:MM:SS UTC`.
-pub fn fmt_time(t: u64) -> String {
-    let day = d4_store::day_of(t);
-    let secs = t % 86_400;
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        day / 10_000,
-        day / 100 % 100,
-        day % 100,
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -663,7 +580,5 @@ mod tests {
         ));
         assert!(parse_target("ip", "300.1.1.1").is_err());
         assert!(parse_target("x", "1").is_err());
-        assert_eq!(fmt_time(1_700_000_000), "2023-11-14 22:13:20");
-        assert_eq!(human_bytes(2048), "2.0 KiB");
     }
 }

@@ -24,11 +24,13 @@ use d4_store::{Store, StoreError};
 mod actions;
 mod api;
 pub mod auth;
-mod html;
+mod extract;
+mod failure;
 mod metrics;
 mod openapi;
 mod pages;
 mod serve;
+mod view;
 
 pub use auth::{ensure_admin, ADMIN_PASSWORD_FILE};
 pub use d4_http::host_allowed;
@@ -166,8 +168,8 @@ pub fn router(state: WebState) -> Router {
         .nest("/api/v1", api::routes())
         .route("/metrics", get(metrics::metrics))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/static/style.css", get(html::style))
-        .fallback(|| async { html::not_found() })
+        .route("/static/style.css", get(view::style))
+        .fallback(|| async { view::not_found() })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             serve::guard,

@@ -27,7 +27,7 @@ fn label(v: &str) -> String {
 
 pub(crate) async fn metrics(State(st): State<WebState>, headers: HeaderMap) -> Response {
     if !st.config().metrics_public {
-        if let Err(f) = crate::api::need(&st, &headers, Need::Read).await {
+        if let Err(f) = crate::extract::api_user(&st, &headers, Need::Read).await {
             return f.into_response();
         }
     }
