@@ -2,9 +2,11 @@
 //! on the embedded store and through the store socket.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::support::wait_for_file;
 
 const UUID: &str = "3b2a3f5c53c44fd89c8e0d8c6bba4c6f";
 
@@ -100,18 +102,6 @@ fn sigint(child: &Child) {
         .status()
         .unwrap();
     assert!(st.success());
-}
-
-fn wait_for(path: &Path) {
-    let start = Instant::now();
-    while !path.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -389,7 +379,7 @@ fn admin_over_the_store_socket() {
         .spawn()
         .unwrap();
     let sock = cli.data().join("d4.sock");
-    wait_for(&sock);
+    wait_for_file(&sock);
     cli.ok(&["sensor", "register", UUID, "--approve"]);
     assert_eq!(cli.json(&["sensor", "show", UUID])["status"], "approved");
     let q = cli
@@ -438,7 +428,7 @@ fn admin_over_the_store_socket() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for(&sock);
+    wait_for_file(&sock);
     // A second store-serve is refused while one runs.
     let err = cli.fails(&["store-serve"], 1);
     assert!(

@@ -10,6 +10,8 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::wait_for_file;
+
 use d4_store::{QueueConfig, QueueEntry, QueueKind, StoreConfig};
 use serde_json::Value;
 
@@ -49,18 +51,6 @@ fn wait_output(mut child: Child, limit: Duration) -> Output {
             );
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn wait_for(path: &Path) {
-    let start = Instant::now();
-    while !path.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -326,7 +316,7 @@ fn serve_consumes_a_queue_of_the_store_socket() {
         .spawn()
         .unwrap();
     let mut holder = Guard(Some(holder));
-    wait_for(&data.join("d4.sock"));
+    wait_for_file(&data.join("d4.sock"));
     exercise(&data, &StoreConfig::new(&data), &[], true);
     let h = holder.0.take().unwrap();
     signal(&h, "-INT");
