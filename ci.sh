@@ -36,7 +36,7 @@ need_pkg redis-server redis-server
 need_pkg python3 python3
 # The SNI test (server_fixes) sends an IP address as SNI with `openssl s_client`.
 need_pkg openssl openssl
-# The browser tests (crates/d4/tests/web_browser.rs) drive Debian's chromium through its
+# The browser tests (crates/d4/tests/it/web_browser.rs) drive Debian's chromium through its
 # chromedriver; nothing is downloaded at test time.
 need_pkg /usr/bin/chromium chromium
 need_pkg /usr/bin/chromedriver chromium-driver

@@ -27,4 +27,4 @@ pub use config::{ConfigDir, Overrides, Settings, SourceKind};
 pub use dest::Destination;
 pub use error::{ConfigError, RunError};
 pub use framer::Framer;
-pub use run::{run, Stats};
+pub use run::{run, ClientStats};

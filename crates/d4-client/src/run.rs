@@ -36,7 +36,7 @@ const CHANNEL: usize = 64;
 
 /// What one run did.
 #[derive(Debug, Default, Clone)]
-pub struct Stats {
+pub struct ClientStats {
     pub frames_in: u64,
     pub bytes_sent: u64,
     pub connects: u64,
@@ -51,7 +51,7 @@ pub async fn run(
     settings: Settings,
     drain_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<Stats, RunError> {
+) -> Result<ClientStats, RunError> {
     let framer = Framer::new(
         settings.uuid,
         &settings.key,
@@ -106,7 +106,7 @@ pub async fn run(
                 backoff: Backoff::new(Duration::from_millis(250), settings.backoff_max),
                 conn: None,
                 close_timeout: settings.close_timeout,
-                stats: Stats::default(),
+                stats: ClientStats::default(),
                 fail_count: 0,
                 full_logged: false,
             };
@@ -124,9 +124,9 @@ async fn run_stdout(
     meta: Option<Vec<u8>>,
     stop: Arc<AtomicBool>,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<Stats, RunError> {
+) -> Result<ClientStats, RunError> {
     tokio::pin!(shutdown);
-    let mut stats = Stats::default();
+    let mut stats = ClientStats::default();
     let write = |b: &[u8]| {
         tokio::task::block_in_place(|| {
             let mut out = std::io::stdout().lock();
@@ -180,7 +180,7 @@ struct Sender {
     backoff: Backoff,
     conn: Option<Conn>,
     close_timeout: Duration,
-    stats: Stats,
+    stats: ClientStats,
     fail_count: u64,
     full_logged: bool,
 }
@@ -326,7 +326,7 @@ impl Sender {
         stop: Arc<AtomicBool>,
         drain_timeout: Duration,
         shutdown: impl Future<Output = ()> + Send,
-    ) -> Result<Stats, RunError> {
+    ) -> Result<ClientStats, RunError> {
         tokio::pin!(shutdown);
         let mut next_attempt = Instant::now();
         let mut source_done = false;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::parse::parse_line;
-use crate::store::{Batch, RecordStore, StoreError};
+use crate::store::{Batch, RecordError, RecordStore};
 
 /// Longest line accepted; longer lines are rejected (and skipped) without being buffered.
 pub const MAX_LINE: usize = 1 << 20;
@@ -79,7 +79,7 @@ impl Ingester {
     }
 
     /// Feeds one line; commits when the batch is full.
-    pub fn line(&mut self, line: &[u8], sensor: Option<&str>) -> Result<(), StoreError> {
+    pub fn line(&mut self, line: &[u8], sensor: Option<&str>) -> Result<(), RecordError> {
         let trimmed = line.trim_ascii();
         if trimmed.is_empty() {
             return Ok(());
@@ -124,7 +124,7 @@ impl Ingester {
     }
 
     /// Feeds a chunk holding zero or more whole lines (a queue entry, a D4 payload).
-    pub fn chunk(&mut self, bytes: &[u8], sensor: Option<&str>) -> Result<(), StoreError> {
+    pub fn chunk(&mut self, bytes: &[u8], sensor: Option<&str>) -> Result<(), RecordError> {
         for line in bytes.split(|b| *b == b'\n') {
             self.line(line, sensor)?;
         }
@@ -133,7 +133,7 @@ impl Ingester {
 
     /// Commits the batch if it is older than `max_batch_age`. The clock is read only here,
     /// when the reader has drained its buffer (about to wait for input), not per line.
-    fn flush_if_old(&mut self) -> Result<(), StoreError> {
+    fn flush_if_old(&mut self) -> Result<(), RecordError> {
         if self.batch.is_empty() {
             return Ok(());
         }
@@ -190,7 +190,7 @@ impl Ingester {
     }
 
     /// Commits what is batched.
-    pub fn flush(&mut self) -> Result<(), StoreError> {
+    pub fn flush(&mut self) -> Result<(), RecordError> {
         if self.batch.is_empty() {
             self.batch_started = None;
             return Ok(());

@@ -26,5 +26,5 @@ pub mod store;
 
 pub use ingest::{IngestOptions, IngestStats, Ingester};
 pub use parse::{parse_line, LineError, Observation};
-pub use redis_store::RedisStore;
-pub use store::{Filter, Lookup, PdnsStore, Record, RecordStore, StoreError};
+pub use redis_store::RedisRecordStore;
+pub use store::{Filter, Lookup, PdnsStore, Record, RecordError, RecordStore};

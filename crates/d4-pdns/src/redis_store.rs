@@ -23,7 +23,7 @@ use std::sync::Mutex;
 use crate::rrtype;
 use crate::store::{
     split_record_key, unreverse, Agg, Batch, CommitStats, Filter, Info, Lookup, Record,
-    RecordStore, StoreError,
+    RecordError, RecordStore,
 };
 
 const MINMAX_LUA: &str = "\
@@ -33,23 +33,23 @@ local l = redis.call('GET', KEYS[2]) \
 if (not l) or tonumber(l) < tonumber(ARGV[2]) then redis.call('SET', KEYS[2], ARGV[2]) end \
 return redis.call('INCRBY', KEYS[3], ARGV[3])";
 
-fn rerr(e: redis::RedisError) -> StoreError {
-    StoreError::Redis(e.to_string())
+fn rerr(e: redis::RedisError) -> RecordError {
+    RecordError::Redis(e.to_string())
 }
 
 /// Passive DNS records in Redis/kvrocks (analyzer-d4-passivedns layout).
-pub struct RedisStore {
+pub struct RedisRecordStore {
     con: Mutex<redis::Connection>,
     expire: HashMap<u16, u64>,
 }
 
-impl RedisStore {
+impl RedisRecordStore {
     /// Connects (`redis://host:port/db`) and checks the server answers.
-    pub fn open(url: &str, expire: HashMap<u16, u64>) -> Result<RedisStore, StoreError> {
+    pub fn open(url: &str, expire: HashMap<u16, u64>) -> Result<RedisRecordStore, RecordError> {
         let client = redis::Client::open(url).map_err(rerr)?;
         let mut con = client.get_connection().map_err(rerr)?;
         redis::cmd("PING").query::<String>(&mut con).map_err(rerr)?;
-        Ok(RedisStore {
+        Ok(RedisRecordStore {
             con: Mutex::new(con),
             expire,
         })
@@ -63,7 +63,7 @@ impl RedisStore {
     }
 
     /// Types to probe for a name: every named type plus those seen in `dist:type`.
-    fn types(&self, con: &mut redis::Connection) -> Result<BTreeSet<u16>, StoreError> {
+    fn types(&self, con: &mut redis::Connection) -> Result<BTreeSet<u16>, RecordError> {
         let seen: Vec<String> = redis::cmd("HKEYS")
             .arg("dist:type")
             .query(con)
@@ -83,7 +83,7 @@ impl RedisStore {
         triples: Vec<(String, u16, String)>,
         filter: &Filter,
         max: usize,
-    ) -> Result<Vec<Record>, StoreError> {
+    ) -> Result<Vec<Record>, RecordError> {
         let mut out = Vec::new();
         for chunk in triples.chunks(1000) {
             let mut pipe = redis::pipe();
@@ -125,7 +125,7 @@ impl RedisStore {
                     continue;
                 }
                 if out.len() >= max {
-                    return Err(StoreError::TooManyMatches(max));
+                    return Err(RecordError::TooManyMatches(max));
                 }
                 out.push(Record {
                     rrname: n.clone(),
@@ -143,8 +143,8 @@ impl RedisStore {
     }
 }
 
-impl RecordStore for RedisStore {
-    fn commit(&self, batch: &mut Batch) -> Result<CommitStats, StoreError> {
+impl RecordStore for RedisRecordStore {
+    fn commit(&self, batch: &mut Batch) -> Result<CommitStats, RecordError> {
         let mut stats = CommitStats {
             lines: batch.lines,
             ..CommitStats::default()
@@ -226,7 +226,7 @@ impl RecordStore for RedisStore {
         lookup: &Lookup,
         filter: &Filter,
         max: usize,
-    ) -> Result<Vec<Record>, StoreError> {
+    ) -> Result<Vec<Record>, RecordError> {
         let mut con = self.con();
         let types: Vec<u16> = self
             .types(&mut con)?
@@ -285,17 +285,17 @@ impl RecordStore for RedisStore {
                     }
                 }
             }
-            Lookup::Suffix(_) => return Err(StoreError::Unsupported("wildcard search on Redis")),
-            Lookup::Prefix(_) => return Err(StoreError::Unsupported("prefix search on Redis")),
-            Lookup::Cidr(_) => return Err(StoreError::Unsupported("CIDR search on Redis")),
+            Lookup::Suffix(_) => return Err(RecordError::Unsupported("wildcard search on Redis")),
+            Lookup::Prefix(_) => return Err(RecordError::Unsupported("prefix search on Redis")),
+            Lookup::Cidr(_) => return Err(RecordError::Unsupported("CIDR search on Redis")),
         }
         if triples.len() > max.saturating_mul(4) {
-            return Err(StoreError::TooManyMatches(max));
+            return Err(RecordError::TooManyMatches(max));
         }
         self.records(&mut con, triples, filter, max)
     }
 
-    fn info(&self) -> Result<Info, StoreError> {
+    fn info(&self) -> Result<Info, RecordError> {
         let mut con = self.con();
         let processed: Option<u64> = redis::cmd("GET")
             .arg("stats:processed")
@@ -335,7 +335,7 @@ impl RecordStore for RedisStore {
         Ok(info)
     }
 
-    fn expire(&self, _now_ms: u64, _ttl: &HashMap<u16, u64>) -> Result<u64, StoreError> {
+    fn expire(&self, _now_ms: u64, _ttl: &HashMap<u16, u64>) -> Result<u64, RecordError> {
         Ok(0) // Redis expires the keys itself (TTL set at write time).
     }
 }

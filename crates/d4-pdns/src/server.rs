@@ -39,12 +39,12 @@ pub use crate::listen::ListenLimits;
 use crate::page::PageSelector;
 use crate::query::{self, parse_position, Position};
 use crate::rrtype;
-use crate::store::{Filter, Lookup, RecordStore, StoreError};
+use crate::store::{Filter, Lookup, RecordError, RecordStore};
 pub use d4_http::host_allowed;
 
 /// Server settings.
 #[derive(Debug, Clone)]
-pub struct ServerConfig {
+pub struct LookupConfig {
     pub cof: CofOptions,
     /// Accepted tokens (`Authorization: <token>` or `Authorization: Bearer <token>`);
     /// empty: no authentication.
@@ -63,9 +63,9 @@ pub struct ServerConfig {
     pub allowed_hosts: Vec<String>,
 }
 
-impl Default for ServerConfig {
+impl Default for LookupConfig {
     fn default() -> Self {
-        ServerConfig {
+        LookupConfig {
             cof: CofOptions::default(),
             tokens: Vec::new(),
             rate_limit_per_min: None,
@@ -80,7 +80,7 @@ impl Default for ServerConfig {
 
 struct AppState {
     store: Arc<dyn RecordStore>,
-    cfg: ServerConfig,
+    cfg: LookupConfig,
     windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
     auth_failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
     lookups: tokio::sync::Semaphore,
@@ -88,7 +88,7 @@ struct AppState {
 
 /// The router; serve it with `into_make_service_with_connect_info::<SocketAddr>()`
 /// (the rate limiter needs the client address).
-pub fn router(store: Arc<dyn RecordStore>, cfg: ServerConfig) -> Router {
+pub fn router(store: Arc<dyn RecordStore>, cfg: LookupConfig) -> Router {
     let lookups = tokio::sync::Semaphore::new(cfg.max_concurrent.max(1));
     let state = Arc::new(AppState {
         store,
@@ -109,7 +109,7 @@ pub fn router(store: Arc<dyn RecordStore>, cfg: ServerConfig) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Arc<dyn RecordStore>,
-    cfg: ServerConfig,
+    cfg: LookupConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     serve_with_limits(listener, store, cfg, ListenLimits::default(), shutdown).await
@@ -119,7 +119,7 @@ pub async fn serve(
 pub async fn serve_with_limits(
     listener: tokio::net::TcpListener,
     store: Arc<dyn RecordStore>,
-    cfg: ServerConfig,
+    cfg: LookupConfig,
     limits: ListenLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -323,19 +323,19 @@ async fn run_lookup(
         let mut sel = PageSelector::new(pos, count);
         store.scan(&lookup, &filter, max_examined, &mut |r| sel.push(r))?;
         if sel.total() > max_matches {
-            return Err(StoreError::TooManyMatches(max_matches));
+            return Err(RecordError::TooManyMatches(max_matches));
         }
-        Ok::<_, StoreError>(sel.finish(watermark))
+        Ok::<_, RecordError>(sel.finish(watermark))
     })
     .await;
     drop(permit);
     let page = match found {
         Ok(Ok(p)) => p,
-        Ok(Err(e @ (StoreError::TooManyMatches(_) | StoreError::TooManyExamined(_)))) => {
+        Ok(Err(e @ (RecordError::TooManyMatches(_) | RecordError::TooManyExamined(_)))) => {
             tracing::info!(query = %d4_proto::logsafe::escape(raw), error = %d4_proto::logsafe::escape(&e.to_string()), "pdns: query refused");
             return error(StatusCode::UNPROCESSABLE_ENTITY, e);
         }
-        Ok(Err(e @ StoreError::Unsupported(_))) => return error(StatusCode::NOT_IMPLEMENTED, e),
+        Ok(Err(e @ RecordError::Unsupported(_))) => return error(StatusCode::NOT_IMPLEMENTED, e),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "lookup failed");
             return error(StatusCode::INTERNAL_SERVER_ERROR, "lookup failed");

@@ -44,7 +44,7 @@ pub const LAYOUT: u64 = 2;
 pub const MAX_SENSORS_PER_RECORD: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum RecordError {
     #[error("the passive DNS database {path} is already open in another process (one process owns it: run the ingester inside `d4 pdns serve --queue/--input`, or stop the server first)")]
     Locked { path: String },
     #[error("{path} was written with an older layout of the passive DNS store: move it away and ingest again")]
@@ -61,17 +61,17 @@ pub enum StoreError {
     Unsupported(&'static str),
 }
 
-/// A record store backend: the embedded [`PdnsStore`] or [`crate::redis_store::RedisStore`].
+/// A record store backend: the embedded [`PdnsStore`] or [`crate::redis_store::RedisRecordStore`].
 pub trait RecordStore: Send + Sync {
     /// Writes a batch (one transaction / pipeline) and empties it.
-    fn commit(&self, batch: &mut Batch) -> Result<CommitStats, StoreError>;
+    fn commit(&self, batch: &mut Batch) -> Result<CommitStats, RecordError>;
     /// Every record matching, unordered; fails rather than returning more than `max`.
     fn lookup(
         &self,
         lookup: &Lookup,
         filter: &Filter,
         max: usize,
-    ) -> Result<Vec<Record>, StoreError>;
+    ) -> Result<Vec<Record>, RecordError>;
     /// Every record matching, unordered, handed to `visit` one by one (nothing is
     /// collected); fails once more than `max_examined` stored records were read, whether
     /// they pass `filter` or not. The default reads through [`RecordStore::lookup`] with
@@ -82,26 +82,26 @@ pub trait RecordStore: Send + Sync {
         filter: &Filter,
         max_examined: usize,
         visit: &mut dyn FnMut(Record),
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), RecordError> {
         for r in self.lookup(lookup, filter, max_examined)? {
             visit(r);
         }
         Ok(())
     }
     /// Counters for `/info`.
-    fn info(&self) -> Result<Info, StoreError>;
+    fn info(&self) -> Result<Info, RecordError>;
     /// Removes expired records (expiry per rrtype, seconds); returns how many.
-    fn expire(&self, now_ms: u64, ttl: &HashMap<u16, u64>) -> Result<u64, StoreError>;
+    fn expire(&self, now_ms: u64, ttl: &HashMap<u16, u64>) -> Result<u64, RecordError>;
     /// The write watermark: records changed by later commits have [`Record::seq`] above it.
     /// Read it before a lookup to page stably (see [`crate::query::page_at`]). Backends that
     /// do not track changes return 0 (and [`Record::seq`] 0).
-    fn watermark(&self) -> Result<u64, StoreError> {
+    fn watermark(&self) -> Result<u64, RecordError> {
         Ok(0)
     }
 }
 
 impl RecordStore for PdnsStore {
-    fn commit(&self, batch: &mut Batch) -> Result<CommitStats, StoreError> {
+    fn commit(&self, batch: &mut Batch) -> Result<CommitStats, RecordError> {
         PdnsStore::commit(self, batch)
     }
     fn lookup(
@@ -109,7 +109,7 @@ impl RecordStore for PdnsStore {
         lookup: &Lookup,
         filter: &Filter,
         max: usize,
-    ) -> Result<Vec<Record>, StoreError> {
+    ) -> Result<Vec<Record>, RecordError> {
         PdnsStore::lookup(self, lookup, filter, max)
     }
     fn scan(
@@ -118,25 +118,25 @@ impl RecordStore for PdnsStore {
         filter: &Filter,
         max_examined: usize,
         visit: &mut dyn FnMut(Record),
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), RecordError> {
         PdnsStore::scan(self, lookup, filter, max_examined, visit)
     }
-    fn info(&self) -> Result<Info, StoreError> {
+    fn info(&self) -> Result<Info, RecordError> {
         PdnsStore::info(self)
     }
-    fn expire(&self, now_ms: u64, ttl: &HashMap<u16, u64>) -> Result<u64, StoreError> {
+    fn expire(&self, now_ms: u64, ttl: &HashMap<u16, u64>) -> Result<u64, RecordError> {
         PdnsStore::expire(self, now_ms, ttl)
     }
-    fn watermark(&self) -> Result<u64, StoreError> {
+    fn watermark(&self) -> Result<u64, RecordError> {
         PdnsStore::watermark(self)
     }
 }
 
-fn dberr<E: Into<redb::Error>>(e: E) -> StoreError {
-    StoreError::Db(Box::new(e.into()))
+fn dberr<E: Into<redb::Error>>(e: E) -> RecordError {
+    RecordError::Db(Box::new(e.into()))
 }
 
-type PushFn<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError> + 'a;
+type PushFn<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), RecordError> + 'a;
 
 /// One stored record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -451,11 +451,11 @@ pub struct PdnsStore {
 
 impl PdnsStore {
     /// Opens (or creates) the database file.
-    pub fn open(path: &Path) -> Result<PdnsStore, StoreError> {
+    pub fn open(path: &Path) -> Result<PdnsStore, RecordError> {
         let database = match Database::create(path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-                return Err(StoreError::Locked {
+                return Err(RecordError::Locked {
                     path: path.display().to_string(),
                 })
             }
@@ -475,7 +475,7 @@ impl PdnsStore {
                     meta.insert("layout", LAYOUT).map_err(dberr)?;
                 }
                 _ => {
-                    return Err(StoreError::OldLayout {
+                    return Err(RecordError::OldLayout {
                         path: path.display().to_string(),
                     })
                 }
@@ -486,7 +486,7 @@ impl PdnsStore {
     }
 
     /// The write watermark (commits so far): see [`RecordStore::watermark`].
-    pub fn watermark(&self) -> Result<u64, StoreError> {
+    pub fn watermark(&self) -> Result<u64, RecordError> {
         let tx = self.db.begin_read().map_err(dberr)?;
         let meta = tx.open_table(META).map_err(dberr)?;
         Ok(meta
@@ -504,7 +504,7 @@ impl PdnsStore {
     /// reverse entry), and those are inserted in key order, table by table, after the
     /// records (sorted inserts touch far fewer B-tree pages). Counters are summed in memory
     /// and written once per batch.
-    pub fn commit(&self, batch: &mut Batch) -> Result<CommitStats, StoreError> {
+    pub fn commit(&self, batch: &mut Batch) -> Result<CommitStats, RecordError> {
         let mut stats = CommitStats {
             lines: batch.lines,
             ..CommitStats::default()
@@ -620,7 +620,7 @@ impl PdnsStore {
                     rc.insert(key.as_slice(), value.as_slice()).map_err(dberr)?;
                 }
             }
-            let mut add = |k: &str, n: u64| -> Result<(), StoreError> {
+            let mut add = |k: &str, n: u64| -> Result<(), RecordError> {
                 if n == 0 {
                     return Ok(());
                 }
@@ -657,7 +657,7 @@ impl PdnsStore {
         lookup: &Lookup,
         filter: &Filter,
         max: usize,
-    ) -> Result<Vec<Record>, StoreError> {
+    ) -> Result<Vec<Record>, RecordError> {
         let mut out = Vec::new();
         self.walk(lookup, filter, usize::MAX, max, &mut |r| out.push(r))?;
         Ok(out)
@@ -671,7 +671,7 @@ impl PdnsStore {
         filter: &Filter,
         max_examined: usize,
         visit: &mut dyn FnMut(Record),
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), RecordError> {
         self.walk(lookup, filter, max_examined, usize::MAX, visit)
     }
 
@@ -682,14 +682,14 @@ impl PdnsStore {
         max_examined: usize,
         max_matches: usize,
         visit: &mut dyn FnMut(Record),
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), RecordError> {
         let tx = self.db.begin_read().map_err(dberr)?;
         let records = tx.open_table(RECORDS).map_err(dberr)?;
         let (mut examined, mut matched) = (0usize, 0usize);
-        let mut push = |key: &[u8], value: &[u8]| -> Result<(), StoreError> {
+        let mut push = |key: &[u8], value: &[u8]| -> Result<(), RecordError> {
             examined += 1;
             if examined > max_examined {
-                return Err(StoreError::TooManyExamined(max_examined));
+                return Err(RecordError::TooManyExamined(max_examined));
             }
             let Some((rev, rrtype, rdata)) = split_record_key(key) else {
                 return Ok(());
@@ -699,7 +699,7 @@ impl PdnsStore {
                 return Ok(());
             }
             if matched >= max_matches {
-                return Err(StoreError::TooManyMatches(max_matches));
+                return Err(RecordError::TooManyMatches(max_matches));
             }
             matched += 1;
             visit(Record {
@@ -714,7 +714,7 @@ impl PdnsStore {
             });
             Ok(())
         };
-        let scan_prefix = |prefix: &[u8], push: &mut PushFn<'_>| -> Result<(), StoreError> {
+        let scan_prefix = |prefix: &[u8], push: &mut PushFn<'_>| -> Result<(), RecordError> {
             for item in records
                 .range::<&[u8]>((Bound::Included(prefix), Bound::Unbounded))
                 .map_err(dberr)?
@@ -865,7 +865,7 @@ impl PdnsStore {
     }
 
     /// Counters for `/info`.
-    pub fn info(&self) -> Result<Info, StoreError> {
+    pub fn info(&self) -> Result<Info, RecordError> {
         let tx = self.db.begin_read().map_err(dberr)?;
         let meta = tx.open_table(META).map_err(dberr)?;
         let mut info = Info::default();
@@ -891,19 +891,19 @@ impl PdnsStore {
     }
 
     /// Number of rows in `records` (a direct count, for tests and benchmarks).
-    pub fn len(&self) -> Result<u64, StoreError> {
+    pub fn len(&self) -> Result<u64, RecordError> {
         let tx = self.db.begin_read().map_err(dberr)?;
         let t = tx.open_table(RECORDS).map_err(dberr)?;
         t.len().map_err(dberr)
     }
 
-    pub fn is_empty(&self) -> Result<bool, StoreError> {
+    pub fn is_empty(&self) -> Result<bool, RecordError> {
         Ok(self.len()? == 0)
     }
 
     /// Removes the records of the given types last seen more than `ttl` seconds before
     /// `now_ms` (optional expiry per rrtype), with their index entries. Returns how many.
-    pub fn expire(&self, now_ms: u64, ttl: &HashMap<u16, u64>) -> Result<u64, StoreError> {
+    pub fn expire(&self, now_ms: u64, ttl: &HashMap<u16, u64>) -> Result<u64, RecordError> {
         if ttl.is_empty() {
             return Ok(0);
         }
@@ -940,7 +940,7 @@ impl PdnsStore {
                 removed += 1;
             }
             // `names` keeps the name: a prefix search over it finds no record and moves on.
-            let mut sub = |k: &str, n: u64| -> Result<(), StoreError> {
+            let mut sub = |k: &str, n: u64| -> Result<(), RecordError> {
                 let old = meta.get(k).map_err(dberr)?.map(|v| v.value()).unwrap_or(0);
                 meta.insert(k, old.saturating_sub(n)).map_err(dberr)?;
                 Ok(())
@@ -975,7 +975,7 @@ mod tests {
         }
         assert!(matches!(
             PdnsStore::open(&path),
-            Err(StoreError::OldLayout { .. })
+            Err(RecordError::OldLayout { .. })
         ));
         // A fresh file gets the current layout and opens again.
         let fresh = dir.path().join("new.redb");

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use d4_pdns::store::{Filter, Lookup};
-use d4_pdns::{IngestOptions, Ingester, RecordStore, RedisStore, StoreError};
+use d4_pdns::{IngestOptions, Ingester, RecordError, RecordStore, RedisRecordStore};
 use d4_testkit::RedisServer;
 
 fn cmd(con: &mut redis::Connection, args: &[&str]) -> redis::Value {
@@ -47,7 +47,8 @@ fn serves_a_reference_database_and_writes_its_layout() {
     ] {
         cmd(&mut con, &c);
     }
-    let store = Arc::new(RedisStore::open(&url, [(16u16, 1000u64)].into_iter().collect()).unwrap());
+    let store =
+        Arc::new(RedisRecordStore::open(&url, [(16u16, 1000u64)].into_iter().collect()).unwrap());
     let f = Filter::default();
     let r = store
         .lookup(&Lookup::Name("example.com".into()), &f, 100)
@@ -76,7 +77,7 @@ fn serves_a_reference_database_and_writes_its_layout() {
     assert_eq!(info.rrtypes[&1], 1);
     assert!(matches!(
         store.lookup(&Lookup::Suffix("example.com".into()), &f, 100),
-        Err(StoreError::Unsupported(_))
+        Err(RecordError::Unsupported(_))
     ));
 
     // d4-pdns writes into the same database: an older and a newer sighting.
@@ -191,7 +192,7 @@ fn huge_times_in_the_database_do_not_overflow() {
     ] {
         cmd(&mut con, &c);
     }
-    let store = RedisStore::open(&url, Default::default()).unwrap();
+    let store = RedisRecordStore::open(&url, Default::default()).unwrap();
     let r = store
         .lookup(&Lookup::Name("big.example".into()), &Filter::default(), 10)
         .unwrap();

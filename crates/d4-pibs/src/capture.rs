@@ -13,7 +13,7 @@ pub const MAX_RECORD: usize = 16 << 20;
 
 /// One captured frame.
 #[derive(Debug, Clone, Copy)]
-pub struct Record<'a> {
+pub struct CaptureRecord<'a> {
     /// Capture time: seconds since the epoch and nanoseconds.
     pub ts_sec: u64,
     pub ts_nsec: u32,
@@ -74,7 +74,7 @@ pub fn maybe_gunzip<'a, R: Read + Send + 'a>(input: R) -> io::Result<Box<dyn Rea
 pub fn for_each_record<R, F>(input: R, mut f: F) -> Result<ReadSummary, CaptureError>
 where
     R: Read + Send,
-    F: FnMut(&Record<'_>) -> io::Result<()>,
+    F: FnMut(&CaptureRecord<'_>) -> io::Result<()>,
 {
     let input = maybe_gunzip(input)?;
     let mut reader = match pcap_parser::create_reader(READ_BUFFER, input) {
@@ -109,7 +109,7 @@ where
                         } else {
                             b.ts_usec.saturating_mul(1000)
                         };
-                        f(&Record {
+                        f(&CaptureRecord {
                             ts_sec: u64::from(b.ts_sec),
                             ts_nsec: nsec,
                             linktype: legacy_link,
@@ -144,7 +144,7 @@ where
                         } else {
                             secs.saturating_sub(iface.offset.unsigned_abs())
                         };
-                        f(&Record {
+                        f(&CaptureRecord {
                             ts_sec: secs,
                             ts_nsec: nsec,
                             linktype: iface.linktype,
@@ -156,7 +156,7 @@ where
                         sum.records += 1;
                         // No timestamp in a simple packet block: epoch 0; interface 0.
                         match ifaces.first() {
-                            Some(iface) => f(&Record {
+                            Some(iface) => f(&CaptureRecord {
                                 ts_sec: 0,
                                 ts_nsec: 0,
                                 linktype: iface.linktype,

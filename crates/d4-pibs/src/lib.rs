@@ -19,7 +19,7 @@ pub mod synth;
 use std::io::{self, Write};
 use std::net::IpAddr;
 
-pub use capture::{for_each_record, CaptureError, PcapWriter, ReadSummary, Record};
+pub use capture::{for_each_record, CaptureError, CaptureRecord, PcapWriter, ReadSummary};
 pub use detect::{Backscatter, DetectConfig, DetectStats, Detector, Kind};
 pub use packet::{classify, LinkType, Packet, Skip};
 pub use summary::{Summary, SummaryConfig, VictimReport};
@@ -105,7 +105,7 @@ impl Analyzer {
 
     /// Classifies and judges one record.
     #[inline]
-    pub fn process(&mut self, rec: &Record<'_>) -> Option<Backscatter> {
+    pub fn process(&mut self, rec: &CaptureRecord<'_>) -> Option<Backscatter> {
         self.frames += 1;
         if rec.linktype != self.last_link.0 {
             self.last_link = (rec.linktype, LinkType::from_pcap(rec.linktype));

@@ -1,7 +1,8 @@
-//! The server's effective configuration: defaults, overridden by `d4.toml`, overridden by
-//! flags and `D4_*` environment variables (the binary applies those), printable as TOML.
+//! The collector's settings: only what the server itself reads (listeners, limits, journal,
+//! workers, leases). The `d4.toml` file, with the store's and the web UI's settings beside
+//! these, belongs to the binary (`crates/d4/src/config.rs`), which builds this struct.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -26,9 +27,10 @@ impl std::fmt::Display for OnLimit {
     }
 }
 
-/// Every setting of `d4 server`. Field names are the keys of `d4.toml`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// Every setting the collector reads. The binary builds it from `d4.toml`, `D4_*`
+/// variables and flags (`crates/d4/src/config.rs` owns that file's schema, which also
+/// holds the store's and the web UI's settings).
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     /// Data dir: database, TLS material, journal, sensors' files.
     pub data_dir: PathBuf,
@@ -96,42 +98,9 @@ pub struct ServerConfig {
     pub rotation_bytes: u64,
     /// Gzip rotated files.
     pub gzip: bool,
-    /// Redis store URL (`redis://HOST:PORT/DB`): d4-core's key layout, shared by several
-    /// servers. Unset: the embedded store in the data dir.
-    pub redis: Option<String>,
-    /// Separate Redis URL for the analyzer queues (default: `redis`).
-    pub redis_queue: Option<String>,
-    /// Separate Redis URL for the metadata (default: `redis`).
-    pub redis_metadata: Option<String>,
     /// Lease of a session's (uuid, type) slot in the store, renewed every third of it: a
     /// crashed server's slots free themselves after this many seconds.
     pub session_lease_secs: u64,
-    /// Web UI / REST API address (`""` disables it). Served by `d4 server` itself.
-    pub web_listen: String,
-    /// Serve the web UI over plain HTTP instead of HTTPS (behind a TLS-terminating proxy).
-    pub web_plain: bool,
-    /// Monitoring: a sensor silent longer than this many seconds is listed, unless it has
-    /// a threshold of its own.
-    pub monitoring_threshold: u64,
-    /// Serve `/metrics` without a token.
-    pub metrics_public: bool,
-    /// Accepted `Host` names of the web UI (DNS rebinding); empty: localhost and this
-    /// machine's host name; `*`: any. IP literals always pass. (docs/security.md)
-    pub web_host: Vec<String>,
-    /// Reverse proxies (IP or CIDR) whose `X-Forwarded-For` gives the web client's IP.
-    pub web_trusted_proxy: Vec<String>,
-    /// Web connections open at once; more are closed at once.
-    pub web_max_connections: usize,
-    /// Web connections open at once from one client IP (trusted proxies excepted).
-    pub web_max_connections_per_ip: usize,
-    /// Seconds a web client has to send a request head (and finish the TLS handshake).
-    pub web_header_timeout: u64,
-    /// Seconds a web client has to send a request body.
-    pub web_body_timeout: u64,
-    /// Seconds without a byte on a web connection before it is closed.
-    pub web_idle_timeout: u64,
-    /// Password checks (argon2, ~19 MiB each) running at once; excess logins get 429.
-    pub web_max_login_checks: usize,
 }
 
 impl Default for ServerConfig {
@@ -168,22 +137,7 @@ impl Default for ServerConfig {
             rotate_daily: true,
             rotation_bytes: 0,
             gzip: true,
-            redis: None,
-            redis_queue: None,
-            redis_metadata: None,
             session_lease_secs: 90,
-            web_listen: "127.0.0.1:7000".into(),
-            web_plain: false,
-            monitoring_threshold: 3600,
-            metrics_public: false,
-            web_host: Vec::new(),
-            web_trusted_proxy: Vec::new(),
-            web_max_connections: 512,
-            web_max_connections_per_ip: 64,
-            web_header_timeout: 10,
-            web_body_timeout: 10,
-            web_idle_timeout: 60,
-            web_max_login_checks: 4,
         }
     }
 }
@@ -191,41 +145,7 @@ impl Default for ServerConfig {
 /// The reference clients' and server's default HMAC key: public, so worthless as a secret.
 pub const REFERENCE_DEFAULT_KEY: &str = "private key to change";
 
-/// Errors reading the configuration file.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("reading {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {source}")]
-    Parse {
-        path: PathBuf,
-        source: Box<toml::de::Error>,
-    },
-    #[error("printing the configuration: {0}")]
-    Print(#[from] toml::ser::Error),
-}
-
 impl ServerConfig {
-    /// Reads a TOML file over the defaults (missing keys keep their default).
-    pub fn from_file(path: &Path) -> Result<ServerConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.to_path_buf(),
-            source: Box::new(source),
-        })
-    }
-
-    /// The effective configuration as TOML.
-    pub fn to_toml(&self) -> Result<String, ConfigError> {
-        Ok(toml::to_string(self)?)
-    }
-
     /// Refuses a configuration that must not start: shared-secret mode with the
     /// reference's public default key, unless `allow_reference_key`.
     pub fn check(&self) -> Result<(), crate::ServerError> {
@@ -240,27 +160,5 @@ impl ServerConfig {
 
     pub fn journal_dir(&self) -> PathBuf {
         self.data_dir.join("journal")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn toml_roundtrip_and_partial_file() {
-        let c = ServerConfig::default();
-        let text = c.to_toml().unwrap();
-        let back: ServerConfig = toml::from_str(&text).unwrap();
-        assert_eq!(back, c);
-        let part: ServerConfig = toml::from_str("mode = \"shared-secret\"\n").unwrap();
-        assert_eq!(part.mode, Mode::SharedSecret);
-        assert_eq!(part.listen, "[::]:4443");
-        assert!(toml::from_str::<ServerConfig>("nope = 1").is_err());
-        let web: ServerConfig =
-            toml::from_str("web_listen = \"127.0.0.1:7443\"\nweb_plain = true\nmonitoring_threshold = 60\nmetrics_public = true\n").unwrap();
-        assert_eq!(web.web_listen, "127.0.0.1:7443");
-        assert!(web.web_plain && web.metrics_public);
-        assert_eq!(web.monitoring_threshold, 60);
     }
 }

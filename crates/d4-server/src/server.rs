@@ -50,9 +50,10 @@ pub enum ServerError {
     NoListener,
     #[error(
         "refusing to start in shared-secret mode with the reference's public default key \
-         (\"private key to change\"): anyone could send data as any sensor. Set your own key \
+         (\"{key}\"): anyone could send data as any sensor. Set your own key \
          with --default-key (D4_DEFAULT_KEY, default_key in d4.toml), or accept the risk with \
-         --allow-reference-key"
+         --allow-reference-key",
+        key = crate::config::REFERENCE_DEFAULT_KEY
     )]
     ReferenceKey,
 }

@@ -100,7 +100,7 @@ impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
             mode: Mode::Registration,
-            default_key: Arc::from(&b"private key to change"[..]),
+            default_key: Arc::from(crate::config::REFERENCE_DEFAULT_KEY.as_bytes()),
             max_payload: d4_proto::DEFAULT_MAX_PAYLOAD,
             max_meta_len: d4_proto::DEFAULT_MAX_META_LEN,
             max_ext_sessions_per_sensor: DEFAULT_MAX_EXT_SESSIONS_PER_SENSOR,
@@ -630,7 +630,7 @@ mod tests {
         }
     }
 
-    const KEY: &[u8] = b"private key to change";
+    const KEY: &[u8] = crate::config::REFERENCE_DEFAULT_KEY.as_bytes();
     fn peer() -> IpAddr {
         "127.0.0.1".parse().unwrap()
     }

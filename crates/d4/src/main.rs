@@ -13,6 +13,8 @@ compile_error!("build with the `full` (default) or the `sensor` feature");
 #[macro_use]
 mod out;
 mod cmd;
+#[cfg(feature = "full")]
+mod config;
 mod logging;
 
 /// d4-rs: collect, authenticate, store and analyse D4 sensor streams.

@@ -15,8 +15,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use d4_pdns::cof::CofOptions;
-use d4_pdns::server::ServerConfig;
-use d4_pdns::{IngestOptions, Ingester, PdnsStore, RecordStore, RedisStore};
+use d4_pdns::server::LookupConfig;
+use d4_pdns::{IngestOptions, Ingester, PdnsStore, RecordStore, RedisRecordStore};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -264,7 +264,7 @@ pub fn run(args: PdnsArgs) -> anyhow::Result<ExitCode> {
                 PdnsCommand::Serve(a) => a.expire.iter().copied().collect(),
             };
             Arc::new(
-                RedisStore::open(url, expire)
+                RedisRecordStore::open(url, expire)
                     .with_context(|| format!("cannot use the Redis database {url}"))?,
             )
         }
@@ -326,7 +326,7 @@ async fn consume_queue(
                 ing.chunk(&e.data, sensor.as_deref())?;
             }
             ing.flush()?;
-            Ok::<_, d4_pdns::StoreError>(ing)
+            Ok::<_, d4_pdns::RecordError>(ing)
         })
         .await??;
     }
@@ -456,7 +456,7 @@ fn serve(
             "an empty --token would accept an empty Authorization header: give a real token"
         );
     }
-    let cfg = ServerConfig {
+    let cfg = LookupConfig {
         cof: CofOptions {
             rdata_array: a.rdata_array,
             origin: a.origin.clone(),
@@ -467,7 +467,7 @@ fn serve(
         max_examined: a.max_examined.max(1),
         max_concurrent: a.max_concurrent.max(1),
         max_auth_failures: a.max_auth_failures.max(1),
-        allowed_hosts: super::web::allowed_hosts(&a.allowed_host),
+        allowed_hosts: crate::config::allowed_hosts(&a.allowed_host),
     };
     let expire: HashMap<u16, u64> = a.expire.into_iter().collect();
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

@@ -138,7 +138,11 @@ impl Outputs {
         })
     }
 
-    fn emit(&mut self, rec: &d4_pibs::Record<'_>, b: &d4_pibs::Backscatter) -> io::Result<()> {
+    fn emit(
+        &mut self,
+        rec: &d4_pibs::CaptureRecord<'_>,
+        b: &d4_pibs::Backscatter,
+    ) -> io::Result<()> {
         if let Some(out) = self.csv.as_mut() {
             d4_pibs::write_csv(out, rec.ts_sec, b)?;
         }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use d4_server::{Mode, OnLimit, ServerConfig};
+use d4_server::{Mode, OnLimit};
+
+use crate::config::D4Config;
 
 /// Run the D4 collector: TLS listener, sessions, journal, workers, analyzer queues.
 ///
@@ -172,9 +174,9 @@ fn parse_on_limit(s: &str) -> Result<OnLimit, String> {
     }
 }
 
-/// The effective configuration of these arguments.
-pub fn effective_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
-    let mut c = super::store_args::file_config(args.config.as_deref(), args.data_dir.as_deref())?;
+/// The effective configuration of these arguments: flags and `D4_*` over the file.
+pub fn effective_config(args: &ServerArgs) -> anyhow::Result<D4Config> {
+    let mut c = D4Config::load(args.config.as_deref(), args.data_dir.as_deref())?;
     macro_rules! over {
         ($($f:ident => $k:ident),* $(,)?) => {$(
             if let Some(v) = args.$f.clone() { c.$k = v; }
@@ -216,13 +218,8 @@ pub fn effective_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
         c.plain_listen = args.plain_listen.clone();
     }
     args.web.apply(&mut c);
-    // The main URL may come from d4.toml while the others come from flags or D4_*.
-    if c.redis.is_none() && (c.redis_queue.is_some() || c.redis_metadata.is_some()) {
-        anyhow::bail!(
-            "--redis-queue / --redis-metadata (D4_REDIS_QUEUE / D4_REDIS_METADATA, redis_queue / \
-             redis_metadata in d4.toml) need the main URL too: --redis (D4_REDIS, redis)"
-        );
-    }
+    // A split store without its main URL is refused before anything starts.
+    c.store_config()?;
     Ok(c)
 }
 
@@ -233,7 +230,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     // Before anything is created (web account, certificate, store).
-    cfg.check()?;
+    cfg.server_config().check()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -242,7 +239,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
+async fn serve(cfg: D4Config) -> anyhow::Result<()> {
     // The data dir holds the sensors' keys: 0700 whatever the umask; an existing one, or
     // secret files in it, open to other local users are warned about (once each).
     d4_store::private::create_private_dir(&cfg.data_dir)
@@ -250,17 +247,14 @@ async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
     let mut secrets = d4_store::private::secret_paths(&cfg.data_dir);
     secrets.extend(cfg.tls_key.clone());
     d4_store::private::warn_loose(&secrets.iter().map(|p| p.as_path()).collect::<Vec<_>>());
-    let mut scfg = d4_store::StoreConfig::new(cfg.data_dir.clone());
+    let mut scfg = cfg.store_config()?;
     scfg.embedded_only = true;
     scfg.core_kicks = true; // d4-core's UI kick button (Redis)
     let mut cfg = cfg;
     if cfg.redis.is_some() {
-        scfg.redis_url = cfg.redis.clone();
-        scfg.redis_queue_url = cfg.redis_queue.clone();
-        scfg.redis_metadata_url = cfg.redis_metadata.clone();
         // Servers sharing a Redis need distinct ids (leases, clearing at start): the
         // default becomes `d4-server@<host>:<data dir>`, stable across restarts.
-        if cfg.server_id == ServerConfig::default().server_id {
+        if cfg.server_id == D4Config::default().server_id {
             let host = std::fs::read_to_string("/etc/hostname")
                 .map(|h| h.trim().to_string())
                 .unwrap_or_else(|_| "localhost".into());
@@ -300,7 +294,7 @@ async fn serve(cfg: ServerConfig) -> anyhow::Result<()> {
             } => tracing::info!("SIGINT received"),
         }
     };
-    let res = d4_server::run_with_metrics(cfg, store, metrics, shutdown, |b| {
+    let res = d4_server::run_with_metrics(cfg.server_config(), store, metrics, shutdown, |b| {
         // One machine-readable line for scripts and tests.
         let tls = b.tls.map(|a| a.to_string()).unwrap_or_default();
         let plain: Vec<String> = b.plain.iter().map(|a| a.to_string()).collect();

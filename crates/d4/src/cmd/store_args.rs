@@ -6,12 +6,13 @@
 //! sees the queues where the server writes them, with no flag at all when both read the
 //! same `d4.toml`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use d4_server::ServerConfig;
 use d4_store::StoreConfig;
+
+use crate::config::D4Config;
 
 /// The store settings shared with `d4 server`.
 #[derive(Debug, Clone, Default, Args)]
@@ -41,43 +42,17 @@ pub struct StoreArgs {
     pub redis_metadata: Option<String>,
 }
 
-/// The server's configuration file over the defaults: `config` when given, else
-/// `<data_dir>/d4.toml` when it exists (`data_dir` defaulting to the server's default),
-/// else the defaults. What both `d4 server` and [`StoreArgs`] start from.
-pub fn file_config(config: Option<&Path>, data_dir: Option<&Path>) -> anyhow::Result<ServerConfig> {
-    let default_dir = data_dir
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| ServerConfig::default().data_dir);
-    let file = match config {
-        Some(f) => Some(f.to_path_buf()),
-        None => Some(default_dir.join("d4.toml")).filter(|p| p.is_file()),
-    };
-    Ok(match &file {
-        Some(f) => ServerConfig::from_file(f)?,
-        None => ServerConfig::default(),
-    })
-}
-
 impl StoreArgs {
     /// The effective store settings: flags and `D4_*` over the configuration file.
     pub fn store_config(&self) -> anyhow::Result<StoreConfig> {
-        let file = file_config(self.config.as_deref(), self.data_dir.as_deref())
+        let mut file = D4Config::load(self.config.as_deref(), self.data_dir.as_deref())
             .context("reading the server's configuration for the store settings")?;
-        let data_dir = self.data_dir.clone().unwrap_or(file.data_dir);
-        let redis_url = self.redis.clone().or(file.redis);
-        let redis_queue_url = self.redis_queue.clone().or(file.redis_queue);
-        let redis_metadata_url = self.redis_metadata.clone().or(file.redis_metadata);
-        if redis_url.is_none() && (redis_queue_url.is_some() || redis_metadata_url.is_some()) {
-            anyhow::bail!(
-                "--redis-queue / --redis-metadata (D4_REDIS_QUEUE, D4_REDIS_METADATA, or \
-                 redis_queue / redis_metadata in d4.toml) need the main URL too: --redis \
-                 (D4_REDIS, or redis in d4.toml)"
-            );
+        if let Some(d) = &self.data_dir {
+            file.data_dir = d.clone();
         }
-        let mut c = StoreConfig::new(data_dir);
-        c.redis_url = redis_url;
-        c.redis_queue_url = redis_queue_url;
-        c.redis_metadata_url = redis_metadata_url;
-        Ok(c)
+        file.redis = self.redis.clone().or(file.redis);
+        file.redis_queue = self.redis_queue.clone().or(file.redis_queue);
+        file.redis_metadata = self.redis_metadata.clone().or(file.redis_metadata);
+        file.store_config()
     }
 }

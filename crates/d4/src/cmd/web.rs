@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use d4_server::ServerConfig;
 use d4_store::Store;
+
+use crate::config::D4Config;
 
 /// Web UI and REST API settings of `d4 server` (each also a key of d4.toml: `web_listen`,
 /// `web_plain`, `monitoring_threshold`, `metrics_public`; flags > env > file > defaults).
@@ -79,7 +80,7 @@ pub struct WebArgs {
 
 impl WebArgs {
     /// Applies the flags and environment variables given over `cfg` (file or defaults).
-    pub fn apply(&self, cfg: &mut ServerConfig) {
+    pub fn apply(&self, cfg: &mut D4Config) {
         if let Some(v) = &self.web_listen {
             cfg.web_listen = v.clone();
         }
@@ -116,7 +117,7 @@ impl WebArgs {
 /// server's counters to `/metrics`. Returns its task (abort it at shutdown), or None
 /// when disabled.
 pub async fn start(
-    cfg: &ServerConfig,
+    cfg: &D4Config,
     store: Arc<dyn Store>,
     metrics: Option<Arc<d4_server::ServerMetrics>>,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
@@ -136,21 +137,7 @@ pub async fn start(
         };
         Some(d4_server::tls::server_config(&cert, &key).context("web UI: TLS configuration")?)
     };
-    let mut wcfg = d4_web::WebConfig::new(cfg.data_dir.clone());
-    wcfg.secure_cookies = tls.is_some();
-    wcfg.monitoring_threshold_secs = cfg.monitoring_threshold;
-    wcfg.metrics_public = cfg.metrics_public;
-    wcfg.trusted_proxies = trusted_proxies(&cfg.web_trusted_proxy)?;
-    wcfg.allowed_hosts = allowed_hosts(&cfg.web_host);
-    wcfg.body_timeout_secs = cfg.web_body_timeout.max(1);
-    wcfg.max_login_checks = cfg.web_max_login_checks.max(1);
-    let limits = d4_web::ServeLimits {
-        max_connections: cfg.web_max_connections.max(1),
-        max_connections_per_ip: cfg.web_max_connections_per_ip.max(1),
-        exempt: wcfg.trusted_proxies.clone(),
-        header_timeout: std::time::Duration::from_secs(cfg.web_header_timeout.max(1)),
-        idle_timeout: std::time::Duration::from_secs(cfg.web_idle_timeout.max(1)),
-    };
+    let (wcfg, limits) = cfg.web_config(tls.is_some())?;
     let state = d4_web::WebState::new(store, wcfg);
     if let Some(m) = metrics {
         state.add_metrics_source(Arc::new(ServerCounters(m)));
@@ -173,38 +160,6 @@ pub async fn start(
             tracing::error!(error = %e, "web UI stopped");
         }
     })))
-}
-
-/// `web_trusted_proxy` entries: an IP (a /32 or /128) or a CIDR.
-pub fn trusted_proxies(list: &[String]) -> anyhow::Result<Vec<ipnet::IpNet>> {
-    list.iter()
-        .map(|s| {
-            let s = s.trim();
-            s.parse::<ipnet::IpNet>()
-                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .with_context(|| format!("web_trusted_proxy: `{s}` is not an IP or CIDR"))
-        })
-        .collect()
-}
-
-/// `web_host` (accepted `Host` names), or the default: localhost and this machine's host
-/// name (IP literals always pass, see `d4_web::host_allowed`).
-pub fn allowed_hosts(configured: &[String]) -> Vec<String> {
-    let mut hosts: Vec<String> = configured
-        .iter()
-        .map(|h| h.trim().to_ascii_lowercase())
-        .filter(|h| !h.is_empty())
-        .collect();
-    if hosts.is_empty() {
-        hosts.push("localhost".into());
-        if let Ok(name) = std::fs::read_to_string("/etc/hostname") {
-            let name = name.trim().to_ascii_lowercase();
-            if !name.is_empty() {
-                hosts.push(name);
-            }
-        }
-    }
-    hosts
 }
 
 /// The collector's counters as a `/metrics` source (the adapter lives here: d4-server and

@@ -1,0 +1,378 @@
+//! `d4 sensor`: register, approve, list, show, keys, descriptions, limits, blocks, kicks.
+
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use d4_store::{Block, BlockTarget, Sensor, SensorRegistration, SensorUpdate, Store, StoreError};
+
+use super::output::{fmt_time, print_json, table};
+use super::{bad, parse_uuid, type_name, CommonArgs, R};
+
+#[derive(Debug, Args)]
+pub struct SensorArgs {
+    #[command(flatten)]
+    pub(super) store: CommonArgs,
+    #[command(subcommand)]
+    pub(super) cmd: SensorCmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum SensorCmd {
+    /// Register a sensor (pending until approved, unless --approve).
+    Register {
+        uuid: String,
+        /// The sensor's HMAC key (default: the server's default key).
+        #[arg(long)]
+        key: Option<String>,
+        #[arg(long)]
+        mail: Option<String>,
+        #[arg(long)]
+        third_party: bool,
+        #[arg(long)]
+        description: Option<String>,
+        /// Approve at once.
+        #[arg(long)]
+        approve: bool,
+    },
+    /// Approve a pending sensor.
+    Approve { uuid: String },
+    /// Delete a sensor's record (rejects a pending registration).
+    Delete { uuid: String },
+    /// List sensors.
+    List {
+        /// Only pending registrations.
+        #[arg(long)]
+        pending: bool,
+    },
+    /// Show everything known about one sensor.
+    Show { uuid: String },
+    /// Set the sensor's HMAC key (or go back to the server's default key).
+    SetKey {
+        uuid: String,
+        /// The new key (prefer --stdin: command lines are visible to other users).
+        #[arg(required_unless_present_any = ["default", "stdin"], conflicts_with_all = ["default", "stdin"])]
+        key: Option<String>,
+        /// Use the server's default key.
+        #[arg(long, conflicts_with = "stdin")]
+        default: bool,
+        /// Read the key from stdin (one trailing newline removed).
+        #[arg(long)]
+        stdin: bool,
+    },
+    /// Set the sensor's description.
+    Describe { uuid: String, description: String },
+    /// Set the sensor's stream limit (pending entries), or `default`.
+    SetLimit {
+        uuid: String,
+        #[arg(value_name = "N|default")]
+        limit: String,
+    },
+    /// Block a sensor's UUID (and, with --ips, every IP that presents it).
+    Block {
+        uuid: String,
+        #[arg(long)]
+        ips: bool,
+        /// Block for this many seconds only.
+        #[arg(long, value_name = "SECS")]
+        expires: Option<u64>,
+        #[arg(long, default_value = "admin")]
+        reason: String,
+    },
+    /// Remove the UUID block and the IPs-of-UUID block of a sensor.
+    Unblock { uuid: String },
+    /// Close the sensor's connections now and block it for 30 s.
+    Kick { uuid: String },
+}
+
+fn sensor_row(s: &Sensor) -> Vec<String> {
+    let types: Vec<String> = s
+        .types
+        .iter()
+        .map(|t| match &t.ext {
+            Some(e) => format!("{}:{e}", t.d4_type),
+            None => t.d4_type.to_string(),
+        })
+        .collect();
+    vec![
+        s.uuid.simple().to_string(),
+        s.status.as_str().to_string(),
+        if s.hmac_key.is_some() {
+            "own"
+        } else {
+            "default"
+        }
+        .to_string(),
+        fmt_time(s.last_seen),
+        if types.is_empty() {
+            "-".into()
+        } else {
+            types.join(",")
+        },
+        s.last_error
+            .as_ref()
+            .map(|e| e.message.clone())
+            .unwrap_or_else(|| "-".into()),
+        s.description.clone(),
+    ]
+}
+
+/// A sensor as JSON for the CLI: the key itself is never printed.
+fn sensor_json(s: &Sensor) -> serde_json::Value {
+    let mut v = serde_json::to_value(s).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("hmac_key");
+        o.insert(
+            "key".into(),
+            (if s.hmac_key.is_some() {
+                "own"
+            } else {
+                "default"
+            })
+            .into(),
+        );
+    }
+    v
+}
+
+pub(super) async fn sensor(store: Arc<dyn Store>, cmd: SensorCmd, json: bool) -> R<()> {
+    let now = d4_store::now();
+    match cmd {
+        SensorCmd::Register {
+            uuid,
+            key,
+            mail,
+            third_party,
+            description,
+            approve,
+        } => {
+            let uuid = parse_uuid(&uuid)?;
+            if key.as_deref() == Some("") {
+                return bad("--key must not be empty");
+            }
+            let s = store
+                .register_sensor(SensorRegistration {
+                    uuid,
+                    hmac_key: key,
+                    mail,
+                    third_party,
+                    description,
+                    approve,
+                })
+                .await?;
+            outln!(
+                "sensor {} registered ({})",
+                s.uuid.simple(),
+                s.status.as_str()
+            );
+        }
+        SensorCmd::Approve { uuid } => {
+            let s = store.approve_sensor(parse_uuid(&uuid)?).await?;
+            outln!("sensor {} approved", s.uuid.simple());
+        }
+        SensorCmd::Delete { uuid } => {
+            let uuid = parse_uuid(&uuid)?;
+            if !store.delete_sensor(uuid).await? {
+                return Err(StoreError::NotFound(format!("sensor {}", uuid.simple())).into());
+            }
+            outln!("sensor {} deleted", uuid.simple());
+        }
+        SensorCmd::List { pending } => {
+            let mut list = store.list_sensors().await?;
+            if pending {
+                list.retain(|s| s.status == d4_store::SensorStatus::Pending);
+            }
+            if json {
+                print_json(&list.iter().map(sensor_json).collect::<Vec<_>>())?;
+            } else {
+                table(
+                    &[
+                        "UUID",
+                        "STATUS",
+                        "KEY",
+                        "LAST SEEN",
+                        "TYPES",
+                        "LAST ERROR",
+                        "DESCRIPTION",
+                    ],
+                    list.iter().map(sensor_row).collect(),
+                );
+            }
+        }
+        SensorCmd::Show { uuid } => {
+            let uuid = parse_uuid(&uuid)?;
+            let Some(s) = store.get_sensor(uuid).await? else {
+                return Err(StoreError::NotFound(format!("sensor {}", uuid.simple())).into());
+            };
+            if json {
+                print_json(&sensor_json(&s))?;
+            } else {
+                outln!("uuid:         {}", s.uuid.simple());
+                outln!("status:       {}", s.status.as_str());
+                outln!(
+                    "key:          {}",
+                    if s.hmac_key.is_some() {
+                        "own key"
+                    } else {
+                        "server default key"
+                    }
+                );
+                outln!("description:  {}", s.description);
+                outln!("mail:         {}", s.mail.as_deref().unwrap_or("-"));
+                outln!("third party:  {}", s.third_party);
+                outln!("registered:   {}", fmt_time(s.registered_at));
+                outln!("first seen:   {}", fmt_time(s.first_seen));
+                outln!("last seen:    {}", fmt_time(s.last_seen));
+                outln!(
+                    "stream limit: {}",
+                    s.stream_limit
+                        .map_or_else(|| "default".to_string(), |l| l.to_string())
+                );
+                match &s.last_error {
+                    Some(e) => outln!("last error:   {} ({})", e.message, fmt_time(Some(e.time))),
+                    None => outln!("last error:   -"),
+                }
+                outln!("types:");
+                for t in &s.types {
+                    let name = match &t.ext {
+                        Some(e) => format!("{} {} ({e})", t.d4_type, type_name(t.d4_type)),
+                        None => format!("{} {}", t.d4_type, type_name(t.d4_type)),
+                    };
+                    outln!(
+                        "  {name:<28} first {}  last {}",
+                        fmt_time(Some(t.first_seen)),
+                        fmt_time(Some(t.last_seen))
+                    );
+                }
+                outln!("last IPs:");
+                for ip in &s.last_ips {
+                    outln!("  {:<40} {}", ip.ip, fmt_time(Some(ip.time)));
+                }
+            }
+        }
+        SensorCmd::SetKey {
+            uuid,
+            key,
+            default,
+            stdin,
+        } => {
+            let uuid = parse_uuid(&uuid)?;
+            let key = if default {
+                None
+            } else if stdin {
+                let mut k = String::new();
+                if let Err(e) = std::io::stdin().read_line(&mut k) {
+                    return bad(format!("read the key from stdin: {e}"));
+                }
+                Some(k.trim_end_matches(['\n', '\r']).to_string())
+            } else {
+                key
+            };
+            if key.as_deref() == Some("") {
+                return bad("the key must not be empty (use --default for the server's key)");
+            }
+            store
+                .update_sensor(
+                    uuid,
+                    SensorUpdate {
+                        hmac_key: Some(key.clone()),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            outln!(
+                "sensor {}: {}",
+                uuid.simple(),
+                if key.is_some() {
+                    "own key set"
+                } else {
+                    "uses the server's default key"
+                }
+            );
+        }
+        SensorCmd::Describe { uuid, description } => {
+            let uuid = parse_uuid(&uuid)?;
+            store
+                .update_sensor(
+                    uuid,
+                    SensorUpdate {
+                        description: Some(description),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            outln!("sensor {}: description set", uuid.simple());
+        }
+        SensorCmd::SetLimit { uuid, limit } => {
+            let uuid = parse_uuid(&uuid)?;
+            let limit = if limit == "default" {
+                None
+            } else {
+                match limit.parse::<u64>() {
+                    Ok(n) if n > 0 => Some(n),
+                    _ => {
+                        return bad(format!(
+                            "invalid limit {limit:?}: a positive number or `default`"
+                        ))
+                    }
+                }
+            };
+            store
+                .update_sensor(
+                    uuid,
+                    SensorUpdate {
+                        stream_limit: Some(limit),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            outln!(
+                "sensor {}: stream limit {}",
+                uuid.simple(),
+                limit.map_or("default".into(), |l| l.to_string())
+            );
+        }
+        SensorCmd::Block {
+            uuid,
+            ips,
+            expires,
+            reason,
+        } => {
+            let uuid = parse_uuid(&uuid)?;
+            let target = if ips {
+                BlockTarget::IpsOfUuid(uuid)
+            } else {
+                BlockTarget::Uuid(uuid)
+            };
+            store
+                .add_block(Block {
+                    target: target.clone(),
+                    reason,
+                    created: now,
+                    expires: expires.map(|e| now + e),
+                })
+                .await?;
+            outln!("blocked {target}");
+        }
+        SensorCmd::Unblock { uuid } => {
+            let uuid = parse_uuid(&uuid)?;
+            let a = store.remove_block(BlockTarget::Uuid(uuid)).await?;
+            let b = store.remove_block(BlockTarget::IpsOfUuid(uuid)).await?;
+            if !a && !b {
+                return Err(
+                    StoreError::NotFound(format!("no block for sensor {}", uuid.simple())).into(),
+                );
+            }
+            outln!("sensor {} unblocked", uuid.simple());
+        }
+        SensorCmd::Kick { uuid } => {
+            let uuid = parse_uuid(&uuid)?;
+            store.request_kick(uuid, now).await?;
+            outln!(
+                "sensor {} kicked (blocked for {} s)",
+                uuid.simple(),
+                d4_store::KICK_BLOCK_SECS
+            );
+        }
+    }
+    Ok(())
+}

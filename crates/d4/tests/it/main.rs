@@ -1,0 +1,37 @@
+//! The integration tests of the `d4` binary, as one test binary (ripgrep style: one link
+//! instead of one per file). Each module drives the real `d4` executable; `support` holds
+//! what several of them share (a real `d4 server` on loopback, stand-in collectors for
+//! the client). Run one area with `cargo test -p d4 --test it server_crash::`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod admin_cli;
+mod bench_cli;
+mod client_basic;
+mod client_close;
+mod client_outage;
+mod client_records;
+mod client_sources;
+mod inspect;
+mod pdns_e2e;
+mod pdns_queue;
+mod pdns_redis_reference;
+mod pdns_serve;
+mod pdns_serve_hardening;
+mod pdns_serve_queue;
+mod pibs_cli;
+mod pibs_queue;
+mod server_crash;
+mod server_d4core_kick;
+mod server_fixes;
+mod server_hardening;
+mod server_load;
+mod server_redis;
+mod server_rules;
+mod server_valid_key;
+mod server_vectors;
+mod web_browser;
+mod web_hardening;
+mod web_ops;
+mod web_server;
