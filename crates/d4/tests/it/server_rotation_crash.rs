@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Crash tests of the delivery path across file rotations: the real `d4 server` rotates
 //! its type-3 files every few frames (`--rotation-bytes`) and dies between a rotation and
 //! the next journal acknowledgement, by the test hook `D4_TEST_CRASH_AFTER_PUSH` (abort
@@ -7,15 +6,13 @@
 //! must be in the files and in the queue exactly once, and every file holds whole lines
 //! in order.
 
-mod server_support;
-
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support::server::*;
 use d4_proto::Encoder;
 use d4_store::QueueKind;
-use server_support::*;
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
