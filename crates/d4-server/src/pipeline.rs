@@ -71,7 +71,7 @@ pub trait SinkFactory: Send + Sync {
 }
 
 /// The journal position of the frame being handled on this thread, so that the queue
-/// sink can push its entries at most once ([`d4_store::Store::push_entries_once`]): the
+/// sink can push its entries at most once ([`d4_store::Queues::push_batch`]): the
 /// position of the `n`-th push made while handling frame `seq` of session `s` is
 /// `(s, seq << 16 | n)`, the same when the frame is replayed after a crash.
 pub mod position {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use d4_proto::Frame;
-use d4_store::{QueueEntry, QueueKind, Store};
+use d4_store::{PushKey, QueueEntry, QueueKind, QueuePush, Store};
 use d4_worker::{QueueSink, QueueTarget, SinkError, Worker, WorkerSet};
 use uuid::Uuid;
 
@@ -75,10 +75,14 @@ impl QueueSink for StoreQueueSink {
             Some((journal, pos)) => {
                 let out = self
                     .rt
-                    .block_on(
-                        self.store
-                            .push_entries_once(journal, pos, queues, entries, now),
-                    )
+                    .block_on(self.store.push_batch(
+                        Some(PushKey {
+                            producer: journal,
+                            seq: pos,
+                        }),
+                        vec![QueuePush { queues, entries }],
+                        now,
+                    ))
                     .map_err(|e| SinkError::Backend(e.to_string()))?;
                 if out.is_none() {
                     tracing::debug!(%journal, pos, "queue entries pushed before a crash: skipped");
@@ -119,7 +123,7 @@ fn crash_hook() {
 impl StoreQueueSink {
     /// Forgets the store's record of a retired journal.
     pub fn retire(&self, journal: Uuid) {
-        if let Err(e) = self.rt.block_on(self.store.forget_journal(journal)) {
+        if let Err(e) = self.rt.block_on(self.store.forget_producer(journal)) {
             tracing::warn!(%journal, error = %e, "could not drop the journal's queue marker");
         }
     }
@@ -140,7 +144,7 @@ struct WorkerSink {
 
 impl WorkerSink {
     /// Rotations so far. Queue pushes need no prompt acknowledgement (they are recorded
-    /// per journal position, see `push_entries_once`), but a rotation closes the file
+    /// per journal position, see `push_batch`), but a rotation closes the file
     /// the last acknowledgement names, so it is acknowledged at once.
     fn commits(&self) -> u64 {
         self.w.stats().files_saved
@@ -331,7 +335,7 @@ mod tests {
         assert_eq!(on_disk, ["line 0", "line 1", "line 2"]);
         // the journal and its marker are gone
         assert!(crate::journal::recover(&jdir).unwrap().is_empty());
-        assert_eq!(rt.block_on(store.journal_position(session)).unwrap(), None);
+        assert_eq!(rt.block_on(store.pushed_seq(session)).unwrap(), None);
     }
 
     /// Lines split across frames: the worker's partial line lives in memory only, so the

@@ -223,7 +223,7 @@ async fn me_password(State(st): State<WebState>, headers: HeaderMap, b: Bytes) -
 async fn connected_set(st: &WebState) -> Res<HashSet<Uuid>> {
     Ok(st
         .store()
-        .list_sessions(now())
+        .list_leases(now())
         .await?
         .into_iter()
         .map(|s| s.uuid)
@@ -927,7 +927,7 @@ async fn stats(
 
 async fn sessions(State(st): State<WebState>, headers: HeaderMap) -> ApiResult {
     need(&st, &headers, Need::Read).await?;
-    let list = st.store().list_sessions(now()).await?;
+    let list = st.store().list_leases(now()).await?;
     let list: Vec<Value> = list
         .iter()
         .map(|s| {

@@ -354,7 +354,7 @@ pub(crate) async fn logout(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let _ = st.store().delete_web_session(v.session_hash.clone()).await;
+    let _ = st.store().delete_web_login(v.session_hash.clone()).await;
     let mut resp = see_other("/login");
     if let Ok(c) = auth::session_cookie(&st, "", 0).parse() {
         resp.headers_mut().insert(header::SET_COOKIE, c);
@@ -428,7 +428,7 @@ async fn password_post(
     }
     // Every session of the user ended with the change: this browser gets a new one, the
     // others are logged out.
-    let _ = st.store().delete_web_session(v.session_hash.clone()).await;
+    let _ = st.store().delete_web_login(v.session_hash.clone()).await;
     let user = actions::user(st.store(), &v.user.name)
         .await
         .map_err(|e| fail(&v, e))?;
@@ -471,7 +471,7 @@ async fn dashboard(
     }
     sensors.sort_by_key(|s| std::cmp::Reverse(s.1.bytes));
     types.sort_by_key(|s| std::cmp::Reverse(s.1.bytes));
-    let sessions = store.list_sessions(t).await.map_err(err)?;
+    let sessions = store.list_leases(t).await.map_err(err)?;
     let connected: HashSet<Uuid> = sessions.iter().map(|s| s.uuid).collect();
     let pending = store
         .list_sensors()
@@ -554,7 +554,7 @@ async fn sensors(
     let err = |e: d4_store::StoreError| fail(&v, e.into());
     let list = store.list_sensors().await.map_err(err)?;
     let connected: HashSet<Uuid> = store
-        .list_sessions(t)
+        .list_leases(t)
         .await
         .map_err(err)?
         .iter()
@@ -607,7 +607,7 @@ async fn sensor_page(
     let t = now();
     let err = |e: d4_store::StoreError| fail(&v, e.into());
     let sessions: Vec<_> = store
-        .list_sessions(t)
+        .list_leases(t)
         .await
         .map_err(err)?
         .into_iter()
