@@ -9,7 +9,8 @@
 //! operations list of [`ops`], which also generates the socket RPC ([`Request`]) and
 //! [`RemoteStore`]. Every input check lives in [`validate`], called by every backend in
 //! its write operations and by the front ends (web UI, CLI) before they call the store.
-//! `use d4_store::prelude::*;` brings the traits into scope.
+//! `use d4_store::prelude::*;` brings the traits into scope. Analyzers read their queue
+//! with [`QueueConsumer`] (at least once: lease, process, acknowledge).
 //!
 //! Backends: [`EmbeddedStore`] (redb file `<data>/d4.redb`, crash-safe, default) and, for
 //! processes that cannot open the file because the server holds it, [`RemoteStore`], which
@@ -26,6 +27,7 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
+pub mod consumer;
 mod embedded;
 pub mod model;
 pub mod ops;
@@ -40,6 +42,7 @@ mod rpc;
 pub mod testsuite;
 pub mod validate;
 
+pub use consumer::{Batch, ConsumerConfig, QueueConsumer};
 pub use embedded::EmbeddedStore;
 pub use model::*;
 pub use ops::{Accounts, Leases, Policy, Queues, Request, Sensors};

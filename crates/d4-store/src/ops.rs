@@ -188,6 +188,17 @@ store_ops! {
         /// Cancel-safe: a dropped call has taken nothing (the socket server cancels it
         /// when its client goes away).
         fn pop_entries_blocking(queue: Uuid, max: usize, timeout: Duration) -> Vec<QueueEntry> => PopEntriesBlocking;
+        /// At-least-once consumption: lease up to `max` entries to `consumer` for
+        /// `lease_secs`. Delivered first: the entries this consumer holds and has not
+        /// acknowledged (a consumer restarted under the same name, a cancelled call), then
+        /// the entries of other consumers whose lease expired at `now` (a consumer killed),
+        /// then the oldest queued entries. Leased entries leave the queue (`queue_len`,
+        /// pops, d4-core's `RPOP`) until their lease expires. A consumer name is one
+        /// sequential consumer ([`crate::validate::consumer_name`]). `NotFound` if no queue.
+        fn lease_entries(queue: Uuid, consumer: String, max: usize, lease_secs: u64, now: u64) -> Vec<LeasedEntry> => LeaseEntries;
+        /// Acknowledge entries leased to `consumer`: they are gone for good. Ids that are
+        /// not (or no longer) leased to it are ignored; returns how many were acknowledged.
+        fn ack_entries(queue: Uuid, consumer: String, ids: Vec<u64>) -> u64 => AckEntries;
         fn queue_len(queue: Uuid) -> u64 => QueueLen;
         /// The latest `n` entries, newest first, without removing them.
         fn queue_sample(queue: Uuid, n: usize) -> Vec<QueueEntry> => QueueSample;

@@ -149,6 +149,27 @@ pub fn sensor_update(u: &SensorUpdate) -> Result<()> {
     Ok(())
 }
 
+/// Longest queue consumer name, in bytes (ASCII only).
+pub const MAX_CONSUMER_NAME_LEN: usize = 64;
+
+/// Queue consumer names ([`crate::Queues::lease_entries`]): `[A-Za-z0-9._-]{1,64}`
+/// (they are part of Redis keys).
+pub fn consumer_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_CONSUMER_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "consumer name {:?}: 1 to {MAX_CONSUMER_NAME_LEN} characters of A-Z a-z 0-9 . _ -",
+            short(name)
+        )))
+    }
+}
+
 /// A block: a reason of at most [`MAX_REASON_CHARS`] characters.
 pub fn block(b: &Block) -> Result<()> {
     text("reason", &b.reason, MAX_REASON_CHARS)

@@ -563,3 +563,50 @@ async fn d4core_sensor_page_shows_extended_types() {
     let left: Vec<String> = r.keys(format!("*{a32}*")).await.unwrap();
     assert!(!left.iter().any(|k| k.contains("extended")), "{left:?}");
 }
+
+/// Leased consumption keeps d4-core's layout: leased entries sit in the consumer's
+/// processing list (out of the queue list a reference analyzer `RPOP`s), an
+/// acknowledgement removes them, an expired lease puts them back where `RPOP` finds them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_use_processing_lists() {
+    let server = d4_testkit::RedisServer::start();
+    let url = server.url_db(0);
+    let s = store(&url).await;
+    let mut r = raw(&url).await;
+    let cfg = qcfg(QueueKind::Type(8), 100);
+    let q = s.create_queue(cfg, 1).await.unwrap().config.uuid;
+    let list = format!("analyzer:8:{}", q.hyphenated());
+    let processing = format!("d4rs:processing:{}:ingest", q.hyphenated());
+    let entries = ["a", "b", "c", "d"].map(QueueEntry::new).to_vec();
+    s.push_entries(vec![q], entries, 1).await.unwrap();
+    let leased = s
+        .lease_entries(q, "ingest".into(), 2, 10, 100)
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 2);
+    assert_eq!(r.llen::<_, u64>(&list).await.unwrap(), 2);
+    let held: Vec<String> = r.lrange(&processing, 0, -1).await.unwrap();
+    assert_eq!(held, ["b", "a"], "newest first, as the queue list");
+    // A reference analyzer pops what is not leased.
+    let popped: Option<String> = r.rpop(&list, None).await.unwrap();
+    assert_eq!(popped.as_deref(), Some("c"));
+    // Acknowledge one: gone from the processing list.
+    let a_id = leased[0].id;
+    assert_eq!(
+        s.ack_entries(q, "ingest".into(), vec![a_id]).await.unwrap(),
+        1
+    );
+    let held: Vec<String> = r.lrange(&processing, 0, -1).await.unwrap();
+    assert_eq!(held, ["b"]);
+    // Expired: another consumer's lease puts "b" back first.
+    let got = s
+        .lease_entries(q, "other".into(), 10, 10, 200)
+        .await
+        .unwrap();
+    let got: Vec<String> = got.iter().map(|l| l.entry.text().into_owned()).collect();
+    assert_eq!(got, ["b", "d"]);
+    assert!(!r.exists::<_, bool>(&processing).await.unwrap());
+    s.delete_queue(q).await.unwrap();
+    let left: Vec<String> = r.keys(format!("d4rs:*{}*", q.hyphenated())).await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -10,6 +10,8 @@
 //!   → [`Lease`] (the table keeps its name)
 //! - `queues`: queue uuid (u128) → queue meta (settings, head, tail, trimmed)
 //! - `queue_entries`: (queue uuid, sequence) → entry (binary: flag, sensor uuid, data)
+//! - `queue_leases`: (queue uuid, sequence) → an entry leased to a consumer (binary: lease
+//!   expiry, consumer name, entry; see `consume`)
 //! - `users`: name → [`User`]; `tokens`: token hash → user name;
 //!   `web_sessions`: id hash → [`WebLogin`] (the table keeps its name)
 //! - `journals`: producer uuid (u128) → last pushed seq (u64) of a keyed push
@@ -33,6 +35,7 @@ use crate::{Base, EmbeddedOpenError, Result, StoreError};
 
 mod accounts;
 mod codec;
+mod consume;
 mod leases;
 mod policy;
 mod queues;
@@ -48,6 +51,8 @@ const STATS: TableDefinition<(u32, &str), (u64, u64)> = TableDefinition::new("st
 const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
 const QUEUES: TableDefinition<u128, &[u8]> = TableDefinition::new("queues");
 const QUEUE_ENTRIES: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("queue_entries");
+/// Entries leased to a consumer and not acknowledged (see `consume`).
+const QUEUE_LEASES: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("queue_leases");
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 const TOKENS: TableDefinition<&str, &str> = TableDefinition::new("tokens");
 /// Web logins (the table keeps its former name).
@@ -93,6 +98,7 @@ fn initialized(db: &redb::Database) -> bool {
         && txn.open_table(LEASES).is_ok()
         && txn.open_table(QUEUES).is_ok()
         && txn.open_table(QUEUE_ENTRIES).is_ok()
+        && txn.open_table(QUEUE_LEASES).is_ok()
         && txn.open_table(USERS).is_ok()
         && txn.open_table(TOKENS).is_ok()
         && txn.open_table(WEB_LOGINS).is_ok()
@@ -112,6 +118,7 @@ fn init_tables(db: &redb::Database) -> Result<()> {
         txn.open_table(LEASES).map_err(be)?;
         txn.open_table(QUEUES).map_err(be)?;
         txn.open_table(QUEUE_ENTRIES).map_err(be)?;
+        txn.open_table(QUEUE_LEASES).map_err(be)?;
         txn.open_table(USERS).map_err(be)?;
         txn.open_table(TOKENS).map_err(be)?;
         txn.open_table(WEB_LOGINS).map_err(be)?;

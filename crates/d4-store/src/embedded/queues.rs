@@ -17,17 +17,17 @@ use crate::{validate, Queues, Result, StoreError};
 
 /// Stored metadata of a queue.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct QueueMeta {
+pub(super) struct QueueMeta {
     config: QueueConfig,
     created: u64,
     last_updated: u64,
-    head: u64,
+    pub(super) head: u64,
     tail: u64,
     trimmed: u64,
 }
 
 impl QueueMeta {
-    fn len(&self) -> u64 {
+    pub(super) fn len(&self) -> u64 {
         self.tail - self.head
     }
     fn public(&self) -> Queue {
@@ -76,7 +76,7 @@ fn push_in(
     Ok(out)
 }
 
-fn get_queue_meta(
+pub(super) fn get_queue_meta(
     table: &impl ReadableTable<u128, &'static [u8]>,
     q: Uuid,
 ) -> Result<Option<QueueMeta>> {
@@ -240,6 +240,7 @@ impl Queues for EmbeddedStore {
                     let mut et = txn.open_table(QUEUE_ENTRIES).map_err(be)?;
                     et.retain_in((q, meta.head)..(q, meta.tail), |_, _| false)
                         .map_err(be)?;
+                    super::consume::drop_leases(txn, uuid)?;
                     t.remove(q).map_err(be)?;
                     Ok(true)
                 })
@@ -376,6 +377,21 @@ impl Queues for EmbeddedStore {
                 return Ok(Vec::new());
             }
         }
+    }
+
+    async fn lease_entries(
+        &self,
+        queue: Uuid,
+        consumer: String,
+        max: usize,
+        lease_secs: u64,
+        now: u64,
+    ) -> Result<Vec<LeasedEntry>> {
+        self.lease_impl(queue, consumer, max, lease_secs, now).await
+    }
+
+    async fn ack_entries(&self, queue: Uuid, consumer: String, ids: Vec<u64>) -> Result<u64> {
+        self.ack_impl(queue, consumer, ids).await
     }
 
     async fn queue_len(&self, queue: Uuid) -> Result<u64> {

@@ -101,3 +101,11 @@ pub struct QueuePush {
     pub queues: Vec<Uuid>,
     pub entries: Vec<QueueEntry>,
 }
+
+/// An entry leased to a consumer ([`crate::Queues::lease_entries`]): `id` names it in the
+/// acknowledgement ([`crate::Queues::ack_entries`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeasedEntry {
+    pub id: u64,
+    pub entry: QueueEntry,
+}

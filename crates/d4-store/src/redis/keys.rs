@@ -106,6 +106,23 @@ pub fn queue_group(q: &Uuid) -> String {
     format!("analyzer_sensor_group:{}", qid(q))
 }
 pub const ALL_QUEUES: &str = "all_analyzer_queues";
+/// Consumers of a queue holding leased entries: consumer -> lease expiry (Unix seconds).
+pub fn queue_consumers(q: &Uuid) -> String {
+    format!("d4rs:consumers:{}", qid(q))
+}
+/// The counter giving leased entries their ids.
+pub fn lease_seq(q: &Uuid) -> String {
+    format!("d4rs:lease_seq:{}", qid(q))
+}
+/// Prefix of the consumers' processing lists (`<prefix><consumer>`): the entries leased to
+/// a consumer and not acknowledged, moved there from the queue's list with `LMOVE`.
+pub fn processing_prefix(q: &Uuid) -> String {
+    format!("d4rs:processing:{}:", qid(q))
+}
+/// Prefix of the consumers' id hashes (`<prefix><consumer>`): id -> leased entry.
+pub fn leased_prefix(q: &Uuid) -> String {
+    format!("d4rs:leased:{}:", qid(q))
+}
 
 pub fn user(name: &str) -> String {
     format!("d4rs:user:{name}")

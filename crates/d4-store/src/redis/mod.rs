@@ -12,8 +12,9 @@
 //! `record_activity` one round trip, `push_batch` two (three when the queues live in
 //! another database than the metadata).
 //!
-//! One file per role (`sensors`, `policy`, `leases`, `queues`, `accounts`), plus `events`
-//! (pub/sub and d4-core's kick requests).
+//! One file per role (`sensors`, `policy`, `leases`, `queues`, `accounts`), plus `consume`
+//! (leased consumption of the queues: the reliable-queue pattern) and `events` (pub/sub and
+//! d4-core's kick requests).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,10 +28,12 @@ use crate::model::*;
 use crate::{Base, Result, StoreError};
 
 mod accounts;
+mod consume;
 mod events;
 mod keys;
 mod leases;
 mod policy;
+mod push;
 mod queues;
 mod sensors;
 
@@ -48,6 +51,8 @@ mod scripts {
     pub const CLEAR: &str = include_str!("scripts/clear.lua");
     pub const PUSH: &str = include_str!("scripts/push.lua");
     pub const TRIM: &str = include_str!("scripts/trim.lua");
+    pub const LEASE: &str = include_str!("scripts/lease.lua");
+    pub const ACK: &str = include_str!("scripts/ack.lua");
 }
 
 /// URLs of the Redis backend: one for everything, or separate ones for the analyzer

@@ -4,7 +4,8 @@
 //! Every test uses fresh UUIDs, so the tests do not depend on each other, except
 //! [`defaults`], which needs a store nobody changed yet (run_all runs it first).
 //!
-//! One file per area: `sensors`, `policy`, `leases`, `queues`, `pushes`, `accounts`.
+//! One file per area: `sensors`, `policy`, `leases`, `queues`, `pushes`, `consume`,
+//! `accounts`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::IpAddr;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use crate::Store;
 
 mod accounts;
+mod consume;
 mod leases;
 mod policy;
 mod pushes;
@@ -20,6 +22,7 @@ mod queues;
 mod sensors;
 
 pub use accounts::*;
+pub use consume::*;
 pub use leases::*;
 pub use policy::*;
 pub use pushes::*;
@@ -45,6 +48,9 @@ pub async fn run_all(store: S) {
     queue_push_once(store.clone()).await;
     queue_push_batch(store.clone()).await;
     queue_blocking_pop(store.clone()).await;
+    lease_and_ack(store.clone()).await;
+    lease_expiry_redelivers(store.clone()).await;
+    lease_beside_pops(store.clone()).await;
     users(store.clone()).await;
     web_logins(store.clone()).await;
 }
