@@ -70,13 +70,13 @@ impl ConsumerConfig {
 
 /// Entries leased to a consumer, to acknowledge with [`QueueConsumer::ack`] once processed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Batch {
+pub struct QueueBatch {
     /// The entries, oldest first.
     pub entries: Vec<QueueEntry>,
     ids: Vec<u64>,
 }
 
-impl Batch {
+impl QueueBatch {
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -118,7 +118,10 @@ impl<Q: Queues + ?Sized> QueueConsumer<Q> {
 
     /// The next batch (at least one entry), waiting while the queue is empty; `None` once
     /// `cancel` completes. Cancel-safe (see the module doc).
-    pub async fn next_batch<C: Future<Output = ()>>(&mut self, cancel: C) -> Result<Option<Batch>> {
+    pub async fn next_batch<C: Future<Output = ()>>(
+        &mut self,
+        cancel: C,
+    ) -> Result<Option<QueueBatch>> {
         tokio::pin!(cancel);
         loop {
             let lease = self.store.lease_entries(
@@ -136,7 +139,7 @@ impl<Q: Queues + ?Sized> QueueConsumer<Q> {
             if !leased.is_empty() {
                 self.idle = MIN_POLL;
                 let (ids, entries) = leased.into_iter().map(|l| (l.id, l.entry)).unzip();
-                return Ok(Some(Batch { entries, ids }));
+                return Ok(Some(QueueBatch { entries, ids }));
             }
             tokio::select! {
                 biased;
@@ -150,7 +153,7 @@ impl<Q: Queues + ?Sized> QueueConsumer<Q> {
     /// Acknowledge a processed batch: its entries are gone for good. Returns how many
     /// were still leased to this consumer (fewer when a lease expired and another
     /// consumer took entries over).
-    pub async fn ack(&mut self, batch: Batch) -> Result<u64> {
+    pub async fn ack(&mut self, batch: QueueBatch) -> Result<u64> {
         self.store
             .ack_entries(self.queue, self.config.name.clone(), batch.ids)
             .await
@@ -184,7 +187,7 @@ mod tests {
         (dir, store, q)
     }
 
-    fn texts(b: &Batch) -> Vec<String> {
+    fn texts(b: &QueueBatch) -> Vec<String> {
         b.entries.iter().map(|e| e.text().into_owned()).collect()
     }
 

@@ -7,8 +7,9 @@
 //! [`Accounts`] (web users and logins), on a [`Base`] (backend name, events). [`Store`] is
 //! all of them; a caller takes only the role it needs. They are written once, in the
 //! operations list of [`ops`], which also generates the socket RPC ([`Request`]) and
-//! [`RemoteStore`]. Every input check lives in [`validate`], called by every backend in
-//! its write operations and by the front ends (web UI, CLI) before they call the store.
+//! [`RemoteStore`]. Every input check lives in [`validate`]: every backend calls it in its
+//! write operations, and the front ends (web UI, CLI) call the same functions so that they
+//! accept and refuse the same inputs.
 //! `use d4_store::prelude::*;` brings the traits into scope. Analyzers read their queue
 //! with [`QueueConsumer`] (at least once: lease, process, acknowledge).
 //!
@@ -42,7 +43,7 @@ mod rpc;
 pub mod testsuite;
 pub mod validate;
 
-pub use consumer::{Batch, ConsumerConfig, QueueConsumer};
+pub use consumer::{ConsumerConfig, QueueBatch, QueueConsumer};
 pub use embedded::EmbeddedStore;
 pub use model::*;
 pub use ops::{Accounts, Leases, Policy, Queues, Request, Sensors};

@@ -1,6 +1,6 @@
 //! The one list of store operations.
 //!
-//! Every operation is written once, in the [`store_ops!`] invocation below: its role, its
+//! Every operation is written once, in the `store_ops!` invocation below: its role, its
 //! name, its arguments with their types, its return type and its documentation. From that
 //! list the macro generates
 //! - the role traits ([`Sensors`], [`Policy`], [`Leases`], [`Queues`], [`Accounts`]) that
