@@ -64,6 +64,10 @@ impl EmbeddedStore {
     ) -> Result<Vec<LeasedEntry>> {
         validate::consumer_name(&consumer)?;
         self.run(move |db| {
+            // An idle consumer polls: answer "nothing" without a write transaction.
+            if nothing_to_lease(db, queue, &consumer, now)? || max == 0 {
+                return Ok(Vec::new());
+            }
             write(db, |txn| {
                 let mut qt = txn.open_table(QUEUES).map_err(be)?;
                 let mut meta = get_queue_meta(&qt, queue)?
@@ -153,6 +157,27 @@ impl EmbeddedStore {
         })
         .await
     }
+}
+
+/// Whether a lease would find nothing: no queued entry, nothing held by `consumer`, no
+/// expired lease. `NotFound` if no queue.
+fn nothing_to_lease(db: &redb::Database, queue: Uuid, consumer: &str, now: u64) -> Result<bool> {
+    let txn = db.begin_read().map_err(be)?;
+    let qt = txn.open_table(QUEUES).map_err(be)?;
+    let meta = get_queue_meta(&qt, queue)?
+        .ok_or_else(|| StoreError::NotFound(format!("queue {queue}")))?;
+    if meta.len() > 0 {
+        return Ok(false);
+    }
+    let lt = txn.open_table(QUEUE_LEASES).map_err(be)?;
+    for item in lt.range(all_of(queue.as_u128())).map_err(be)? {
+        let (_, v) = item.map_err(be)?;
+        let rec = decode_lease(v.value())?;
+        if rec.consumer == consumer || rec.expires <= now {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Drop every lease of a deleted queue (inside its deletion's transaction).

@@ -46,9 +46,9 @@ pub struct User {
     /// SHA-256 hex of the user's API token, if any.
     pub api_token_hash: Option<String>,
     pub created: u64,
-    /// Web sessions are valid only while their `epoch` equals this: changing it (password
-    /// or role change) ends every other session of the user. Random per user, so a user
-    /// deleted and created again never inherits old sessions.
+    /// Web logins are valid only while their `epoch` equals this: changing it (password
+    /// or role change) ends every other login of the user. Random per user, so a user
+    /// deleted and created again never inherits old logins.
     #[serde(default)]
     pub session_epoch: u64,
 }

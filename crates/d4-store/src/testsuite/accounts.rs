@@ -84,7 +84,7 @@ pub async fn users(store: S) {
     assert_eq!(store.user_by_token_hash(h2).await.unwrap(), None);
 }
 
-/// Web sessions: expiry, deletion, purge, removal with their user.
+/// Web logins: expiry, deletion, purge, removal with their user.
 pub async fn web_logins(store: S) {
     let now = 9_000_000;
     let name = format!("u-{}", &Uuid::new_v4().simple().to_string()[..8]);
