@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use d4_store::{Block, BlockTarget, SessionClaim, Store, StoreEvent};
+use d4_store::{Block, BlockTarget, LeaseClaim, Store, StoreEvent};
 use d4_worker::{RotationPolicy, WorkerConfig, WorkerSet};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{watch, Notify, Semaphore};
@@ -146,7 +146,7 @@ pub async fn run_with_metrics(
     }
 
     // Active-session state of a previous run never blocks sensors.
-    let cleared = store.clear_sessions(cfg.server_id.clone()).await?;
+    let cleared = store.clear_leases(cfg.server_id.clone()).await?;
     if cleared > 0 {
         tracing::info!(cleared, "cleared active sessions left by a previous run");
     }
@@ -350,7 +350,7 @@ pub async fn run_with_metrics(
     shared.stats.flush(&*shared.store).await;
     if let Err(e) = shared
         .store
-        .clear_sessions(shared.cfg.server_id.clone())
+        .clear_leases(shared.cfg.server_id.clone())
         .await
     {
         shared.metrics.store_failure("clear-sessions");
@@ -399,7 +399,7 @@ async fn events_task(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 recheck_all(&shared);
             }
             _ = renew.tick() => {
-                if let Err(e) = shared.store.renew_sessions(shared.cfg.server_id.clone(), shared.cfg.session_lease_secs, now()).await {
+                if let Err(e) = shared.store.renew_leases(shared.cfg.server_id.clone(), shared.cfg.session_lease_secs, now()).await {
                     shared.metrics.store_failure("renew-sessions");
                     tracing::warn!(error = %e, "could not renew the session leases in the store");
                 }
@@ -620,7 +620,7 @@ async fn connection<S: AsyncRead + Unpin + Send>(
         let store = shared.store.clone();
         let metrics = shared.metrics.clone();
         tokio::spawn(async move {
-            if let Err(e) = store.release_session(u, t, id).await {
+            if let Err(e) = store.release_lease(u, t, id).await {
                 metrics.store_failure("release-session");
                 tracing::warn!(session = %id, sensor = %u.simple(), error = %e, "could not release the session in the store; its lease lapses by itself");
             }
@@ -847,7 +847,7 @@ async fn serve<S: AsyncRead + Unpin + Send>(
                     if let Ok(mut g) = ctl.uuid.lock() {
                         *g = Some(u);
                     }
-                    let claim = SessionClaim {
+                    let claim = LeaseClaim {
                         uuid: u,
                         d4_type: lease_type(session.d4_type().unwrap_or(0)),
                         session_id: session.id(),
@@ -858,7 +858,7 @@ async fn serve<S: AsyncRead + Unpin + Send>(
                     // The store's claim holds across every server sharing the store
                     // (Redis): awaited before any frame of the session is journaled.
                     let d4_type = claim.d4_type;
-                    match shared.store.try_claim_session(claim, now()).await {
+                    match shared.store.try_claim_lease(claim, now()).await {
                         Ok(true) => *lease = Some((u, d4_type)),
                         Ok(false) => return Err(fail(session, Reason::Duplicate(d4_type))),
                         Err(e) => {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use d4_proto::Frame;
-use d4_store::{QueueEntry, QueueKind, Store};
+use d4_store::{PushKey, QueueEntry, QueueKind, QueuePush, Store};
 use d4_worker::{FileLog, Outgoing, PushId, QueueSink, SinkError, Worker, WorkerSet};
 use uuid::Uuid;
 
@@ -70,46 +70,29 @@ impl QueueSink for StoreQueueSink {
                 .into_iter()
                 .map(|e| QueueEntry::from_sensor(target.sensor, e.into_bytes()))
                 .collect();
-            pushes.push((queues, entries));
+            pushes.push(QueuePush { queues, entries });
         }
         if pushes.is_empty() {
+            // nothing for any queue: no store write at all (no key recorded either)
             return Ok(true);
         }
-        let now = d4_store::now();
-        let backend = |e: d4_store::StoreError| SinkError::Backend(e.to_string());
-        let Some(key) = key else {
-            for (queues, entries) in pushes {
-                self.rt
-                    .block_on(self.store.push_entries(queues, entries, now))
-                    .map_err(backend)?;
-            }
-            return Ok(true);
-        };
-        // A worker has one queue target: one keyed push. (Several targets would take
-        // consecutive keys, each its own transaction.)
-        let mut pushed = false;
-        for (i, (queues, entries)) in pushes.into_iter().enumerate() {
-            let out = self
-                .rt
-                .block_on(self.store.push_entries_once(
-                    key.producer,
-                    key.seq + i as u64,
-                    queues,
-                    entries,
-                    now,
-                ))
-                .map_err(backend)?;
-            pushed |= out.is_some();
+        let key = key.map(|k| PushKey {
+            producer: k.producer,
+            seq: k.seq,
+        });
+        let out = self
+            .rt
+            .block_on(self.store.push_batch(key, pushes, d4_store::now()))
+            .map_err(|e| SinkError::Backend(e.to_string()))?;
+        if let (None, Some(k)) = (&out, key) {
+            tracing::debug!(producer = %k.producer, seq = k.seq, "queue entries pushed before a crash: skipped");
         }
-        if !pushed {
-            tracing::debug!(producer = %key.producer, seq = key.seq, "queue entries pushed before a crash: skipped");
-        }
-        Ok(pushed)
+        Ok(out.is_some())
     }
 
     fn forget(&self, producer: Uuid) -> Result<(), SinkError> {
         self.rt
-            .block_on(self.store.forget_journal(producer))
+            .block_on(self.store.forget_producer(producer))
             .map_err(|e| SinkError::Backend(e.to_string()))
     }
 }
@@ -416,7 +399,7 @@ mod tests {
         assert_eq!(on_disk, ["line 0", "line 1", "line 2"]);
         // the journal and its marker are gone
         assert!(crate::journal::recover(&jdir).unwrap().is_empty());
-        assert_eq!(rt.block_on(store.journal_position(session)).unwrap(), None);
+        assert_eq!(rt.block_on(store.pushed_seq(session)).unwrap(), None);
     }
 
     /// Lines split across frames: the worker's partial line lives in memory only, so the

@@ -1,7 +1,17 @@
-//! `d4-store`: the shared state of d4-rs behind one async [`Store`] trait — sensors,
-//! blocklists, accepted types, per-day stats, active sessions, kicks, analyzer queues and
-//! web users — used alike by the collector server, the admin CLI, the web UI and the
-//! analyzers.
+//! `d4-store`: the shared state of d4-rs — sensors, blocklists, accepted types, per-day
+//! stats, session leases, kicks, analyzer queues and web users — used alike by the
+//! collector server, the admin CLI, the web UI and the analyzers.
+//!
+//! The operations are grouped in role traits: [`Sensors`], [`Policy`] (blocklists and
+//! types), [`Leases`] (the exclusive slot of a live D4 session), [`Queues`] and
+//! [`Accounts`] (web users and logins), on a [`Base`] (backend name, events). [`Store`] is
+//! all of them; a caller takes only the role it needs. They are written once, in the
+//! operations list of [`ops`], which also generates the socket RPC ([`Request`]) and
+//! [`RemoteStore`]. Every input check lives in [`validate`]: every backend calls it in its
+//! write operations, and the front ends (web UI, CLI) call the same functions so that they
+//! accept and refuse the same inputs.
+//! `use d4_store::prelude::*;` brings the traits into scope. Analyzers read their queue
+//! with [`QueueConsumer`] (at least once: lease, process, acknowledge).
 //!
 //! Backends: [`EmbeddedStore`] (redb file `<data>/d4.redb`, crash-safe, default) and, for
 //! processes that cannot open the file because the server holds it, [`RemoteStore`], which
@@ -9,31 +19,37 @@
 //! [`RedisStore`] keeps everything in Redis with d4-core's key layout (d4-core analyzers
 //! keep working; several servers can share it). [`open`] picks.
 //!
-//! This crate must never depend on the server, the workers, the UI or the network
-//! protocol crate: it is plain state, no D4 framing, no TLS, no HTTP.
+//! This crate must never depend on the server, the workers or the UI: it is plain state,
+//! no D4 framing, no TLS, no HTTP. Of the protocol crate it uses only the type table
+//! (`d4_proto::types`), so that D4 type numbers are never copied as literals.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use async_trait::async_trait;
 use tokio::sync::broadcast;
-use uuid::Uuid;
 
+pub mod consumer;
 mod embedded;
 pub mod model;
+pub mod ops;
 pub mod private;
+/// The Redis backend (folder `redis/`; the module keeps its former name so that it never
+/// shadows the `redis` crate).
+#[path = "redis/mod.rs"]
 pub mod redis_backend;
 mod remote;
 mod rpc;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
+pub mod validate;
 
+pub use consumer::{ConsumerConfig, QueueBatch, QueueConsumer};
 pub use embedded::EmbeddedStore;
 pub use model::*;
+pub use ops::{Accounts, Leases, Policy, Queues, Request, Sensors};
 pub use redis_backend::{RedisStore, RedisUrls};
 pub use remote::RemoteStore;
-pub use rpc::{serve_socket, Request, SocketServer};
+pub use rpc::{serve_socket, SocketServer};
 
 /// File name of the embedded database inside the data dir.
 pub const DB_FILE: &str = "d4.redb";
@@ -66,143 +82,31 @@ pub enum StoreError {
 /// Result of store operations.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// Everything the server, the UI and the analyzers share. Implementations are cheap to
-/// share (`Arc<dyn Store>`), safe to call from many tasks, and keep each call atomic.
-///
-/// Hot path: a server calls [`Store::record_activity`] with aggregated deltas (not once
-/// per frame) and [`Store::push_entries`] once per batch of lines.
-#[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
+/// What every role trait shares: the backend's name and the event stream.
+/// Implementations are cheap to share (`Arc<dyn Store>`), safe to call from many tasks,
+/// and keep each call atomic.
+pub trait Base: Send + Sync + std::fmt::Debug {
     /// Backend name for logs: "embedded", "remote", "redis".
     fn backend(&self) -> &'static str;
 
     /// Events (kicks, blocklist/sensor/type/queue changes) from every holder of the store.
     fn subscribe(&self) -> broadcast::Receiver<StoreEvent>;
+}
 
-    // ---- sensors ----
-    /// Register a sensor (pending unless `approve`). `AlreadyExists` when it is already
-    /// pending or approved; an `Unregistered` record (seen before) is upgraded.
-    async fn register_sensor(&self, reg: SensorRegistration) -> Result<Sensor>;
-    /// Approve a pending (or unregistered) sensor. `NotFound` if unknown.
-    async fn approve_sensor(&self, uuid: Uuid) -> Result<Sensor>;
-    /// Delete a sensor's record (reject a pending registration). Returns whether it existed.
-    async fn delete_sensor(&self, uuid: Uuid) -> Result<bool>;
-    async fn get_sensor(&self, uuid: Uuid) -> Result<Option<Sensor>>;
-    /// Every known sensor, ordered by uuid.
-    async fn list_sensors(&self) -> Result<Vec<Sensor>>;
-    /// Change settings; creates an `Unregistered` record when unknown.
-    async fn update_sensor(&self, uuid: Uuid, update: SensorUpdate) -> Result<Sensor>;
-    /// Record the sensor's last error (creates the record when unknown).
-    async fn record_sensor_error(&self, uuid: Uuid, time: u64, message: String) -> Result<()>;
-    /// Flush aggregated stats and last-seen updates (one transaction).
-    async fn record_activity(&self, batch: ActivityBatch) -> Result<()>;
-    /// Every aggregate of one day (`YYYYMMDD`).
-    async fn day_stats(&self, day: u32) -> Result<DayStats>;
+/// Everything the server, the UI and the analyzers share: every role. Implemented for
+/// every type that implements all the roles; callers that need one role take it alone
+/// (`&dyn Queues`, `Arc<dyn Policy>`...).
+///
+/// Hot path: a server calls [`Sensors::record_activity`] with aggregated deltas (not once
+/// per frame) and [`Queues::push_batch`] once per batch of lines.
+pub trait Store: Sensors + Policy + Leases + Queues + Accounts {}
 
-    // ---- blocklists ----
-    /// Add (or replace) a block.
-    async fn add_block(&self, block: Block) -> Result<()>;
-    /// Remove a block; returns whether it existed.
-    async fn remove_block(&self, target: BlockTarget) -> Result<bool>;
-    /// Blocks in force at `now` (expired ones are left out).
-    async fn list_blocks(&self, now: u64) -> Result<Vec<Block>>;
-    /// The first block in force at `now` matching this IP (prefix match) or UUID
-    /// (`Uuid` then `IpsOfUuid`), if any.
-    async fn check_blocked(
-        &self,
-        ip: std::net::IpAddr,
-        uuid: Option<Uuid>,
-        now: u64,
-    ) -> Result<Option<Block>>;
-    /// Kick a sensor: a temporary UUID block of [`KICK_BLOCK_SECS`] and a
-    /// [`StoreEvent::Kick`] delivered at once to every subscriber.
-    async fn request_kick(&self, uuid: Uuid, now: u64) -> Result<()>;
+impl<T: Sensors + Policy + Leases + Queues + Accounts + ?Sized> Store for T {}
 
-    // ---- accepted types ----
-    async fn accepted_types(&self) -> Result<Vec<u8>>;
-    async fn set_type_accepted(&self, d4_type: u8, accepted: bool) -> Result<()>;
-    async fn accepted_ext_types(&self) -> Result<Vec<String>>;
-    async fn set_ext_type_accepted(&self, ext: String, accepted: bool) -> Result<()>;
-
-    // ---- active sessions ----
-    /// Claim the (uuid, type) slot: `false` when another live session holds it. Types in
-    /// [`SESSION_EXEMPT_TYPES`] always succeed (and are still listed).
-    async fn try_claim_session(&self, claim: SessionClaim, now: u64) -> Result<bool>;
-    /// Extend the leases of every session of `server_id` to `now + lease_secs`.
-    async fn renew_sessions(&self, server_id: String, lease_secs: u64, now: u64) -> Result<u64>;
-    /// Release one session (no-op if it does not hold the slot any more).
-    async fn release_session(&self, uuid: Uuid, d4_type: u8, session_id: Uuid) -> Result<()>;
-    /// Live sessions (leases not expired at `now`).
-    async fn list_sessions(&self, now: u64) -> Result<Vec<ActiveSession>>;
-    /// Drop every session of `server_id` (at server start); returns how many.
-    async fn clear_sessions(&self, server_id: String) -> Result<u64>;
-
-    // ---- analyzer queues ----
-    /// `AlreadyExists` if the uuid is taken; `Invalid` on max_size 0 or a bad ext name.
-    async fn create_queue(&self, config: QueueConfig, now: u64) -> Result<Queue>;
-    async fn list_queues(&self) -> Result<Vec<Queue>>;
-    async fn get_queue(&self, uuid: Uuid) -> Result<Option<Queue>>;
-    /// Replace the settings (entries kept; trimmed at once if the new max is lower).
-    async fn update_queue(&self, config: QueueConfig, now: u64) -> Result<Queue>;
-    /// Delete the queue and its entries; returns whether it existed.
-    async fn delete_queue(&self, uuid: Uuid) -> Result<bool>;
-    /// Uuids of the queues that take data of this kind from this sensor.
-    async fn queues_for(&self, kind: QueueKind, sensor: Uuid) -> Result<Vec<Uuid>>;
-    /// Append entries (in order) to each of these queues, in one transaction. Unknown
-    /// queues are skipped. Full queues drop their oldest entries and count them.
-    async fn push_entries(
-        &self,
-        queues: Vec<Uuid>,
-        entries: Vec<QueueEntry>,
-        now: u64,
-    ) -> Result<PushOutcome>;
-    /// [`Store::push_entries`] at most once per position of a journal: in the same
-    /// transaction as the push, the store records `position` as the last one pushed for
-    /// `journal`; a call whose `position` is not greater than the recorded one pushes
-    /// nothing and returns `None` (the server replaying a journal after a crash).
-    async fn push_entries_once(
-        &self,
-        journal: Uuid,
-        position: u64,
-        queues: Vec<Uuid>,
-        entries: Vec<QueueEntry>,
-        now: u64,
-    ) -> Result<Option<PushOutcome>>;
-    /// The last position recorded by [`Store::push_entries_once`] for `journal`.
-    async fn journal_position(&self, journal: Uuid) -> Result<Option<u64>>;
-    /// Drops the journal's recorded position (the journal is retired).
-    async fn forget_journal(&self, journal: Uuid) -> Result<()>;
-    /// Take up to `max` oldest entries (FIFO); empty when none. `NotFound` if no queue.
-    async fn pop_entries(&self, queue: Uuid, max: usize) -> Result<Vec<QueueEntry>>;
-    /// Like `pop_entries`, but waits up to `timeout` for at least one entry.
-    async fn pop_entries_blocking(
-        &self,
-        queue: Uuid,
-        max: usize,
-        timeout: Duration,
-    ) -> Result<Vec<QueueEntry>>;
-    async fn queue_len(&self, queue: Uuid) -> Result<u64>;
-    /// The latest `n` entries, newest first, without removing them.
-    async fn queue_sample(&self, queue: Uuid, n: usize) -> Result<Vec<QueueEntry>>;
-    /// Remove every entry; returns how many.
-    async fn empty_queue(&self, queue: Uuid) -> Result<u64>;
-
-    // ---- users (web UI / REST API) ----
-    async fn create_user(&self, user: User) -> Result<()>;
-    async fn get_user(&self, name: String) -> Result<Option<User>>;
-    async fn list_users(&self) -> Result<Vec<User>>;
-    /// Replace a user's record (role, password hash, token hash...). `NotFound` if unknown.
-    async fn update_user(&self, user: User) -> Result<()>;
-    async fn delete_user(&self, name: String) -> Result<bool>;
-    /// The user whose API token hashes to `token_hash` ([`hash_secret`]).
-    async fn user_by_token_hash(&self, token_hash: String) -> Result<Option<User>>;
-    async fn create_web_session(&self, session: WebSession) -> Result<()>;
-    /// The session if it exists and has not expired at `now`.
-    async fn get_web_session(&self, id_hash: String, now: u64) -> Result<Option<WebSession>>;
-    async fn delete_web_session(&self, id_hash: String) -> Result<bool>;
-    /// Delete expired web sessions (and other expired entries: blocks, sessions); returns
-    /// how many web sessions were removed.
-    async fn purge_expired(&self, now: u64) -> Result<u64>;
+/// The store traits, for method calls on `dyn Store` and on the role traits:
+/// `use d4_store::prelude::*;`.
+pub mod prelude {
+    pub use crate::{Accounts, Base, Leases, Policy, Queues, Sensors, Store};
 }
 
 /// SHA-256 hex of a secret (API token, web session id): what the store keeps.

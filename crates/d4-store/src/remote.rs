@@ -1,19 +1,20 @@
-//! [`RemoteStore`]: the `Store` trait over the server's Unix socket (see `rpc`).
+//! [`RemoteStore`]: every store role over the server's Unix socket (see `rpc`). The
+//! operations themselves are generated from the operations list ([`crate::ops`]); this
+//! module holds the connection pool, the call and the event stream.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::sync::broadcast;
-use uuid::Uuid;
 
 use crate::model::*;
-use crate::rpc::{read_line, Answer, Request};
-use crate::{Result, Store, StoreError};
+use crate::ops::Request;
+use crate::rpc::{read_line, Answer};
+use crate::{Base, Result, StoreError};
 
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -102,7 +103,8 @@ impl RemoteStore {
         }
     }
 
-    async fn call<T: DeserializeOwned>(&self, req: Request) -> Result<T> {
+    /// Send one request and decode its answer (the generated operations call this).
+    pub(crate) async fn call<T: DeserializeOwned>(&self, req: Request) -> Result<T> {
         let mut line = serde_json::to_vec(&req)
             .map_err(|e| StoreError::Invalid(format!("encode request: {e}")))?;
         line.push(b'\n');
@@ -186,8 +188,7 @@ async fn forward_events(path: &Path, tx: &broadcast::Sender<StoreEvent>) -> Resu
     }
 }
 
-#[async_trait]
-impl Store for RemoteStore {
+impl Base for RemoteStore {
     fn backend(&self) -> &'static str {
         "remote"
     }
@@ -196,206 +197,5 @@ impl Store for RemoteStore {
         let rx = self.events.subscribe();
         self.start_event_task();
         rx
-    }
-
-    async fn register_sensor(&self, reg: SensorRegistration) -> Result<Sensor> {
-        self.call(Request::RegisterSensor { reg }).await
-    }
-    async fn approve_sensor(&self, uuid: Uuid) -> Result<Sensor> {
-        self.call(Request::ApproveSensor { uuid }).await
-    }
-    async fn delete_sensor(&self, uuid: Uuid) -> Result<bool> {
-        self.call(Request::DeleteSensor { uuid }).await
-    }
-    async fn get_sensor(&self, uuid: Uuid) -> Result<Option<Sensor>> {
-        self.call(Request::GetSensor { uuid }).await
-    }
-    async fn list_sensors(&self) -> Result<Vec<Sensor>> {
-        self.call(Request::ListSensors).await
-    }
-    async fn update_sensor(&self, uuid: Uuid, update: SensorUpdate) -> Result<Sensor> {
-        self.call(Request::UpdateSensor { uuid, update }).await
-    }
-    async fn record_sensor_error(&self, uuid: Uuid, time: u64, message: String) -> Result<()> {
-        self.call(Request::RecordSensorError {
-            uuid,
-            time,
-            message,
-        })
-        .await
-    }
-    async fn record_activity(&self, batch: ActivityBatch) -> Result<()> {
-        self.call(Request::RecordActivity { batch }).await
-    }
-    async fn day_stats(&self, day: u32) -> Result<DayStats> {
-        self.call(Request::DayStats { day }).await
-    }
-    async fn add_block(&self, block: Block) -> Result<()> {
-        self.call(Request::AddBlock { block }).await
-    }
-    async fn remove_block(&self, target: BlockTarget) -> Result<bool> {
-        self.call(Request::RemoveBlock { target }).await
-    }
-    async fn list_blocks(&self, now: u64) -> Result<Vec<Block>> {
-        self.call(Request::ListBlocks { now }).await
-    }
-    async fn check_blocked(
-        &self,
-        ip: std::net::IpAddr,
-        uuid: Option<Uuid>,
-        now: u64,
-    ) -> Result<Option<Block>> {
-        self.call(Request::CheckBlocked { ip, uuid, now }).await
-    }
-    async fn request_kick(&self, uuid: Uuid, now: u64) -> Result<()> {
-        self.call(Request::RequestKick { uuid, now }).await
-    }
-    async fn accepted_types(&self) -> Result<Vec<u8>> {
-        self.call(Request::AcceptedTypes).await
-    }
-    async fn set_type_accepted(&self, d4_type: u8, accepted: bool) -> Result<()> {
-        self.call(Request::SetTypeAccepted { d4_type, accepted })
-            .await
-    }
-    async fn accepted_ext_types(&self) -> Result<Vec<String>> {
-        self.call(Request::AcceptedExtTypes).await
-    }
-    async fn set_ext_type_accepted(&self, ext: String, accepted: bool) -> Result<()> {
-        self.call(Request::SetExtTypeAccepted { ext, accepted })
-            .await
-    }
-    async fn try_claim_session(&self, claim: SessionClaim, now: u64) -> Result<bool> {
-        self.call(Request::TryClaimSession { claim, now }).await
-    }
-    async fn renew_sessions(&self, server_id: String, lease_secs: u64, now: u64) -> Result<u64> {
-        self.call(Request::RenewSessions {
-            server_id,
-            lease_secs,
-            now,
-        })
-        .await
-    }
-    async fn release_session(&self, uuid: Uuid, d4_type: u8, session_id: Uuid) -> Result<()> {
-        self.call(Request::ReleaseSession {
-            uuid,
-            d4_type,
-            session_id,
-        })
-        .await
-    }
-    async fn list_sessions(&self, now: u64) -> Result<Vec<ActiveSession>> {
-        self.call(Request::ListSessions { now }).await
-    }
-    async fn clear_sessions(&self, server_id: String) -> Result<u64> {
-        self.call(Request::ClearSessions { server_id }).await
-    }
-    async fn create_queue(&self, config: QueueConfig, now: u64) -> Result<Queue> {
-        self.call(Request::CreateQueue { config, now }).await
-    }
-    async fn list_queues(&self) -> Result<Vec<Queue>> {
-        self.call(Request::ListQueues).await
-    }
-    async fn get_queue(&self, uuid: Uuid) -> Result<Option<Queue>> {
-        self.call(Request::GetQueue { uuid }).await
-    }
-    async fn update_queue(&self, config: QueueConfig, now: u64) -> Result<Queue> {
-        self.call(Request::UpdateQueue { config, now }).await
-    }
-    async fn delete_queue(&self, uuid: Uuid) -> Result<bool> {
-        self.call(Request::DeleteQueue { uuid }).await
-    }
-    async fn queues_for(&self, kind: QueueKind, sensor: Uuid) -> Result<Vec<Uuid>> {
-        self.call(Request::QueuesFor { kind, sensor }).await
-    }
-    async fn push_entries(
-        &self,
-        queues: Vec<Uuid>,
-        entries: Vec<QueueEntry>,
-        now: u64,
-    ) -> Result<PushOutcome> {
-        self.call(Request::PushEntries {
-            queues,
-            entries,
-            now,
-        })
-        .await
-    }
-    async fn push_entries_once(
-        &self,
-        journal: Uuid,
-        position: u64,
-        queues: Vec<Uuid>,
-        entries: Vec<QueueEntry>,
-        now: u64,
-    ) -> Result<Option<PushOutcome>> {
-        self.call(Request::PushEntriesOnce {
-            journal,
-            position,
-            queues,
-            entries,
-            now,
-        })
-        .await
-    }
-    async fn journal_position(&self, journal: Uuid) -> Result<Option<u64>> {
-        self.call(Request::JournalPosition { journal }).await
-    }
-    async fn forget_journal(&self, journal: Uuid) -> Result<()> {
-        self.call(Request::ForgetJournal { journal }).await
-    }
-    async fn pop_entries(&self, queue: Uuid, max: usize) -> Result<Vec<QueueEntry>> {
-        self.call(Request::PopEntries { queue, max }).await
-    }
-    async fn pop_entries_blocking(
-        &self,
-        queue: Uuid,
-        max: usize,
-        timeout: Duration,
-    ) -> Result<Vec<QueueEntry>> {
-        self.call(Request::PopEntriesBlocking {
-            queue,
-            max,
-            timeout,
-        })
-        .await
-    }
-    async fn queue_len(&self, queue: Uuid) -> Result<u64> {
-        self.call(Request::QueueLen { queue }).await
-    }
-    async fn queue_sample(&self, queue: Uuid, n: usize) -> Result<Vec<QueueEntry>> {
-        self.call(Request::QueueSample { queue, n }).await
-    }
-    async fn empty_queue(&self, queue: Uuid) -> Result<u64> {
-        self.call(Request::EmptyQueue { queue }).await
-    }
-    async fn create_user(&self, user: User) -> Result<()> {
-        self.call(Request::CreateUser { user }).await
-    }
-    async fn get_user(&self, name: String) -> Result<Option<User>> {
-        self.call(Request::GetUser { name }).await
-    }
-    async fn list_users(&self) -> Result<Vec<User>> {
-        self.call(Request::ListUsers).await
-    }
-    async fn update_user(&self, user: User) -> Result<()> {
-        self.call(Request::UpdateUser { user }).await
-    }
-    async fn delete_user(&self, name: String) -> Result<bool> {
-        self.call(Request::DeleteUser { name }).await
-    }
-    async fn user_by_token_hash(&self, token_hash: String) -> Result<Option<User>> {
-        self.call(Request::UserByTokenHash { token_hash }).await
-    }
-    async fn create_web_session(&self, session: WebSession) -> Result<()> {
-        self.call(Request::CreateWebSession { session }).await
-    }
-    async fn get_web_session(&self, id_hash: String, now: u64) -> Result<Option<WebSession>> {
-        self.call(Request::GetWebSession { id_hash, now }).await
-    }
-    async fn delete_web_session(&self, id_hash: String) -> Result<bool> {
-        self.call(Request::DeleteWebSession { id_hash }).await
-    }
-    async fn purge_expired(&self, now: u64) -> Result<u64> {
-        self.call(Request::PurgeExpired { now }).await
     }
 }

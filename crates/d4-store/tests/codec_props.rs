@@ -3,7 +3,7 @@
 //! raw newline (the framing).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use d4_store::{QueueEntry, Request};
+use d4_store::{QueueEntry, QueuePush, Request};
 use proptest::prelude::*;
 use uuid::Uuid;
 
@@ -21,11 +21,13 @@ fn entry() -> impl Strategy<Value = QueueEntry> {
 proptest! {
     #[test]
     fn push_request_roundtrips(entries in proptest::collection::vec(entry(), 0..8), q in any::<u128>(), now in any::<u64>()) {
-        let req = Request::PushEntries { queues: vec![Uuid::from_u128(q)], entries: entries.clone(), now };
+        let push = QueuePush { queues: vec![Uuid::from_u128(q)], entries: entries.clone() };
+        let req = Request::PushBatch { key: None, pushes: vec![push], now };
         let line = serde_json::to_string(&req).unwrap();
         prop_assert!(!line.contains('\n'));
         match serde_json::from_str::<Request>(&line).unwrap() {
-            Request::PushEntries { queues, entries: back, now: n } => {
+            Request::PushBatch { key: None, mut pushes, now: n } if pushes.len() == 1 => {
+                let QueuePush { queues, entries: back } = pushes.remove(0);
                 prop_assert_eq!(queues, vec![Uuid::from_u128(q)]);
                 prop_assert_eq!(back, entries);
                 prop_assert_eq!(n, now);

@@ -315,6 +315,54 @@ async fn d4core_layout_and_python_analyzer() {
     assert!(!r.sismember::<_, _, bool>("analyzer:8", &hq).await.unwrap());
 }
 
+/// Registration is one atomic step: many stores registering the same uuid at once, one
+/// succeeds and every other gets `AlreadyExists`; the record is the winner's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_registrations_of_one_uuid() {
+    let server = d4_testkit::RedisServer::start();
+    let url = server.url_db(0);
+    let mut stores = Vec::new();
+    for _ in 0..4 {
+        stores.push(store(&url).await);
+    }
+    for round in 0..10 {
+        let u = Uuid::new_v4();
+        let barrier = Arc::new(tokio::sync::Barrier::new(16));
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let s = stores[i % stores.len()].clone();
+            let barrier = barrier.clone();
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                let r = s
+                    .register_sensor(SensorRegistration {
+                        uuid: u,
+                        hmac_key: Some(format!("key {i}")),
+                        mail: None,
+                        third_party: false,
+                        description: Some(format!("by {i}")),
+                        approve: false,
+                    })
+                    .await;
+                (i, r)
+            }));
+        }
+        let mut won = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                (i, Ok(_)) => won.push(i),
+                (_, Err(StoreError::AlreadyExists(_))) => {}
+                (_, Err(e)) => panic!("round {round}: {e}"),
+            }
+        }
+        assert_eq!(won.len(), 1, "round {round}: winners {won:?}");
+        let s = stores[0].get_sensor(u).await.unwrap().unwrap();
+        assert_eq!(s.status, SensorStatus::Pending);
+        assert_eq!(s.hmac_key, Some(format!("key {}", won[0])));
+        assert_eq!(s.description, format!("by {}", won[0]));
+    }
+}
+
 /// Two stores on one Redis behave as one: registrations, the (uuid, type) rule,
 /// stats, kicks and blocking pops cross; a crashed holder's lease lapses.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -341,7 +389,7 @@ async fn two_servers_share_one_redis() {
     );
 
     // One session per (uuid, type) across both.
-    let claim = |server: &str, t: u8, lease: u64| SessionClaim {
+    let claim = |server: &str, t: u8, lease: u64| LeaseClaim {
         uuid: u,
         d4_type: t,
         session_id: Uuid::new_v4(),
@@ -351,17 +399,11 @@ async fn two_servers_share_one_redis() {
     };
     let now = model::now();
     let held = claim("srv-a", 8, 60);
-    assert!(a.try_claim_session(held.clone(), now).await.unwrap());
-    assert!(!b
-        .try_claim_session(claim("srv-b", 8, 60), now)
-        .await
-        .unwrap());
-    assert_eq!(b.list_sessions(now).await.unwrap().len(), 1);
-    a.release_session(u, 8, held.session_id).await.unwrap();
-    assert!(b
-        .try_claim_session(claim("srv-b", 8, 60), now)
-        .await
-        .unwrap());
+    assert!(a.try_claim_lease(held.clone(), now).await.unwrap());
+    assert!(!b.try_claim_lease(claim("srv-b", 8, 60), now).await.unwrap());
+    assert_eq!(b.list_leases(now).await.unwrap().len(), 1);
+    a.release_lease(u, 8, held.session_id).await.unwrap();
+    assert!(b.try_claim_lease(claim("srv-b", 8, 60), now).await.unwrap());
 
     // Kick through A reaches B's subscribers.
     let mut events = b.subscribe();
@@ -435,10 +477,10 @@ async fn two_servers_share_one_redis() {
 
     // A "crashed" server: its session (lease 1 s) is never released nor renewed.
     let crashed = claim("srv-crashed", 3, 1);
-    assert!(a.try_claim_session(crashed, model::now()).await.unwrap());
+    assert!(a.try_claim_lease(crashed, model::now()).await.unwrap());
     drop(a);
     assert!(!b
-        .try_claim_session(claim("srv-b", 3, 60), model::now())
+        .try_claim_lease(claim("srv-b", 3, 60), model::now())
         .await
         .unwrap());
     let mut r = raw(&url).await;
@@ -456,13 +498,13 @@ async fn two_servers_share_one_redis() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(!b
-        .list_sessions(model::now())
+        .list_leases(model::now())
         .await
         .unwrap()
         .iter()
         .any(|s| s.server_id == "srv-crashed"));
     assert!(b
-        .try_claim_session(claim("srv-b", 3, 60), model::now())
+        .try_claim_lease(claim("srv-b", 3, 60), model::now())
         .await
         .unwrap());
 }
@@ -520,4 +562,51 @@ async fn d4core_sensor_page_shows_extended_types() {
     s.delete_sensor(a).await.unwrap();
     let left: Vec<String> = r.keys(format!("*{a32}*")).await.unwrap();
     assert!(!left.iter().any(|k| k.contains("extended")), "{left:?}");
+}
+
+/// Leased consumption keeps d4-core's layout: leased entries sit in the consumer's
+/// processing list (out of the queue list a reference analyzer `RPOP`s), an
+/// acknowledgement removes them, an expired lease puts them back where `RPOP` finds them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_use_processing_lists() {
+    let server = d4_testkit::RedisServer::start();
+    let url = server.url_db(0);
+    let s = store(&url).await;
+    let mut r = raw(&url).await;
+    let cfg = qcfg(QueueKind::Type(8), 100);
+    let q = s.create_queue(cfg, 1).await.unwrap().config.uuid;
+    let list = format!("analyzer:8:{}", q.hyphenated());
+    let processing = format!("d4rs:processing:{}:ingest", q.hyphenated());
+    let entries = ["a", "b", "c", "d"].map(QueueEntry::new).to_vec();
+    s.push_entries(vec![q], entries, 1).await.unwrap();
+    let leased = s
+        .lease_entries(q, "ingest".into(), 2, 10, 100)
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 2);
+    assert_eq!(r.llen::<_, u64>(&list).await.unwrap(), 2);
+    let held: Vec<String> = r.lrange(&processing, 0, -1).await.unwrap();
+    assert_eq!(held, ["b", "a"], "newest first, as the queue list");
+    // A reference analyzer pops what is not leased.
+    let popped: Option<String> = r.rpop(&list, None).await.unwrap();
+    assert_eq!(popped.as_deref(), Some("c"));
+    // Acknowledge one: gone from the processing list.
+    let a_id = leased[0].id;
+    assert_eq!(
+        s.ack_entries(q, "ingest".into(), vec![a_id]).await.unwrap(),
+        1
+    );
+    let held: Vec<String> = r.lrange(&processing, 0, -1).await.unwrap();
+    assert_eq!(held, ["b"]);
+    // Expired: another consumer's lease puts "b" back first.
+    let got = s
+        .lease_entries(q, "other".into(), 10, 10, 200)
+        .await
+        .unwrap();
+    let got: Vec<String> = got.iter().map(|l| l.entry.text().into_owned()).collect();
+    assert_eq!(got, ["b", "d"]);
+    assert!(!r.exists::<_, bool>(&processing).await.unwrap());
+    s.delete_queue(q).await.unwrap();
+    let left: Vec<String> = r.keys(format!("d4rs:*{}*", q.hyphenated())).await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
 }

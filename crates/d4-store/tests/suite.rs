@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use d4_store::{open, serve_socket, EmbeddedStore, RemoteStore, Store, StoreConfig, StoreError};
+use d4_store::prelude::*;
+use d4_store::{open, serve_socket, EmbeddedStore, RemoteStore, StoreConfig, StoreError};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn suite_embedded() {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use axum::http::HeaderMap;
-use d4_store::{hash_secret, now, Role, Store, User, WebSession};
+use d4_store::{hash_secret, now, Role, Store, User, WebLogin};
 
 use crate::{WebError, WebState};
 
@@ -317,11 +317,11 @@ pub(crate) async fn viewer(state: &WebState, headers: &HeaderMap) -> Option<View
     }
     let hash = hash_secret(&id);
     let store = state.store();
-    let session = store.get_web_session(hash.clone(), now()).await.ok()??;
+    let session = store.get_web_login(hash.clone(), now()).await.ok()??;
     let user = store.get_user(session.user.clone()).await.ok()??;
     if session.epoch != user.session_epoch {
         // Ended by a password or role change (or the user was re-created): gone for good.
-        let _ = store.delete_web_session(hash).await;
+        let _ = store.delete_web_login(hash).await;
         return None;
     }
     Some(Viewer {
@@ -338,7 +338,7 @@ pub(crate) async fn start_session(state: &WebState, user: &User) -> Result<Strin
     let ttl = state.config().session_ttl_secs;
     state
         .store()
-        .create_web_session(WebSession {
+        .create_web_login(WebLogin {
             id_hash: hash_secret(&id),
             user: user.name.clone(),
             csrf_token: random_token(),

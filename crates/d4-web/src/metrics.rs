@@ -71,7 +71,7 @@ pub(crate) async fn render(st: &WebState) -> Result<String, d4_store::StoreError
     for (k, v) in &by_status {
         let _ = writeln!(out, "d4_sensors{{status=\"{k}\"}} {v}");
     }
-    let sessions = store.list_sessions(t).await?;
+    let sessions = store.list_leases(t).await?;
     let connected: std::collections::HashSet<_> = sessions.iter().map(|s| s.uuid).collect();
     let _ = writeln!(
         out,

@@ -74,7 +74,7 @@ pub(super) async fn register(State(st): State<WebState>, _: Auth<Register>, b: B
 async fn connected_set(st: &WebState) -> Res<HashSet<Uuid>> {
     Ok(st
         .store()
-        .list_sessions(now())
+        .list_leases(now())
         .await?
         .into_iter()
         .map(|s| s.uuid)

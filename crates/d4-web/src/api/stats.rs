@@ -117,7 +117,7 @@ struct SessionView {
 }
 
 pub(super) async fn sessions(State(st): State<WebState>, _: Auth<Read>) -> ApiResult {
-    let list = st.store().list_sessions(now()).await?;
+    let list = st.store().list_leases(now()).await?;
     let sessions: Vec<SessionView> = list
         .into_iter()
         .map(|s| SessionView {

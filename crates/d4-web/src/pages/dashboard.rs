@@ -38,7 +38,7 @@ pub(super) async fn dashboard(
     }
     sensors.sort_by_key(|s| std::cmp::Reverse(s.1.bytes));
     types.sort_by_key(|s| std::cmp::Reverse(s.1.bytes));
-    let sessions = store.list_sessions(t).await.or_page(&v)?;
+    let sessions = store.list_leases(t).await.or_page(&v)?;
     let connected: HashSet<Uuid> = sessions.iter().map(|s| s.uuid).collect();
     let pending = store
         .list_sensors()

@@ -177,7 +177,7 @@ pub(super) async fn login_post(
 pub(crate) async fn logout(State(st): State<WebState>, post: FormPost<AnyRole>) -> Response {
     let _ = st
         .store()
-        .delete_web_session(post.viewer.session_hash.clone())
+        .delete_web_login(post.viewer.session_hash.clone())
         .await;
     let mut resp = see_other("/login");
     if let Ok(c) = auth::session_cookie(&st, "", 0).parse() {
@@ -242,7 +242,7 @@ pub(super) async fn password_post(
     }
     // Every session of the user ended with the change: this browser gets a new one, the
     // others are logged out.
-    let _ = st.store().delete_web_session(v.session_hash.clone()).await;
+    let _ = st.store().delete_web_login(v.session_hash.clone()).await;
     let user = actions::user(st.store(), &v.user.name).await.or_page(&v)?;
     let cookie = auth::start_session(&st, &user).await.or_page(&v)?;
     tracing::info!(user = %v.user.name, "web: password changed, other sessions ended");

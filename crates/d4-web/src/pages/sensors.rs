@@ -34,7 +34,7 @@ pub(super) async fn sensors(
     let t = now();
     let list = store.list_sensors().await.or_page(&v)?;
     let connected: HashSet<Uuid> = store
-        .list_sessions(t)
+        .list_leases(t)
         .await
         .or_page(&v)?
         .iter()
@@ -82,7 +82,7 @@ pub(super) async fn sensor_page(
     let store = st.store();
     let t = now();
     let sessions: Vec<_> = store
-        .list_sessions(t)
+        .list_leases(t)
         .await
         .or_page(&v)?
         .into_iter()

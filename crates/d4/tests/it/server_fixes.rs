@@ -56,7 +56,7 @@ async fn types_of(store: &Arc<dyn Store>, u: Uuid) -> BTreeSet<(u8, Option<Strin
 async fn no_sessions_within(store: &Arc<dyn Store>, secs: u64) -> bool {
     wait_for(secs, || async move {
         store
-            .list_sessions(d4_store::now())
+            .list_leases(d4_store::now())
             .await
             .unwrap()
             .is_empty()
@@ -79,7 +79,7 @@ async fn meta_header_session_case(srv: &ServerProc, redis: Option<&redis::Client
     assert!(
         no_sessions_within(&store, 5).await,
         "the session's store lease outlived it: {:?}",
-        store.list_sessions(d4_store::now()).await.unwrap()
+        store.list_leases(d4_store::now()).await.unwrap()
     );
     // Types recorded: the same whether the reads split the stream or not.
     let st = &store;
@@ -481,7 +481,7 @@ async fn failed_store_writes_are_logged_and_counted() {
     s.flush().await.unwrap();
     let st = &store;
     let up = wait_for(10, || async move {
-        (!st.list_sessions(d4_store::now()).await.ok()?.is_empty()).then_some(())
+        (!st.list_leases(d4_store::now()).await.ok()?.is_empty()).then_some(())
     })
     .await;
     assert!(up.is_some());

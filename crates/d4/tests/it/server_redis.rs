@@ -124,7 +124,7 @@ async fn two_servers_on_one_redis_behave_as_one() {
     let mut held = open(a.plain, &frame(s1, 8, b"held\n")).await;
     wait_for("s1's session listed", 10, async || {
         store
-            .list_sessions(d4_store::now())
+            .list_leases(d4_store::now())
             .await
             .unwrap()
             .iter()
@@ -169,7 +169,7 @@ async fn two_servers_on_one_redis_behave_as_one() {
     let _c3 = open(a.plain, &frame(s3, 8, b"on a\n")).await;
     wait_for("s3's session on A", 10, async || {
         store
-            .list_sessions(d4_store::now())
+            .list_leases(d4_store::now())
             .await
             .unwrap()
             .iter()
@@ -184,7 +184,7 @@ async fn two_servers_on_one_redis_behave_as_one() {
     );
     wait_for("the crashed server's lease to lapse", 20, async || {
         !store
-            .list_sessions(d4_store::now())
+            .list_leases(d4_store::now())
             .await
             .unwrap()
             .iter()

@@ -269,7 +269,7 @@ async fn a_peer_without_the_key_cannot_lock_the_sensor_out() {
     let listed = wait_for(10, || {
         let store = store.clone();
         async move {
-            let l = store.list_sessions(d4_store::now()).await.ok()?;
+            let l = store.list_leases(d4_store::now()).await.ok()?;
             let mine: Vec<_> = l.into_iter().filter(|s| s.uuid == a).collect();
             (!mine.is_empty()).then_some(mine)
         }

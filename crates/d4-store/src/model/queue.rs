@@ -1,0 +1,111 @@
+//! Analyzer queues: settings, entries and pushes.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// What an analyzer queue receives: a D4 type, or an extended type (type 254).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+pub enum QueueKind {
+    Type(u8),
+    Ext(String),
+}
+
+impl std::fmt::Display for QueueKind {
+    /// The d4-core key component: `8` or `ja3-jl`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QueueKind::Type(t) => write!(f, "{t}"),
+            QueueKind::Ext(e) => f.write_str(e),
+        }
+    }
+}
+
+/// Settings of an analyzer queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueConfig {
+    pub uuid: Uuid,
+    pub kind: QueueKind,
+    pub description: String,
+    /// Maximum number of entries; over it the OLDEST entries are dropped and counted.
+    pub max_size: u64,
+    /// Sensor group: only these sensors' data enters the queue. `None` = every sensor.
+    pub sensors: Option<Vec<Uuid>>,
+}
+
+/// Default max size of a queue (entries).
+pub const DEFAULT_QUEUE_MAX_SIZE: u64 = 10_000;
+
+/// An analyzer queue: its settings and counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Queue {
+    pub config: QueueConfig,
+    pub created: u64,
+    /// Last push (or settings change).
+    pub last_updated: u64,
+    /// Entries currently queued.
+    pub len: u64,
+    /// Entries dropped because the queue was full, since creation.
+    pub trimmed: u64,
+}
+
+/// One queue entry: a line, or the path of a file. `sensor` is the sensor it came from
+/// when the producer knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensor: Option<Uuid>,
+    #[serde(with = "crate::bytes_serde")]
+    pub data: Vec<u8>,
+}
+
+impl QueueEntry {
+    pub fn new(data: impl Into<Vec<u8>>) -> QueueEntry {
+        QueueEntry {
+            sensor: None,
+            data: data.into(),
+        }
+    }
+    pub fn from_sensor(sensor: Uuid, data: impl Into<Vec<u8>>) -> QueueEntry {
+        QueueEntry {
+            sensor: Some(sensor),
+            data: data.into(),
+        }
+    }
+    /// The data as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.data)
+    }
+}
+
+/// Result of a push.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushOutcome {
+    /// Entries stored (entries × queues that exist).
+    pub pushed: u64,
+    /// Entries dropped, over all queues, because queues were full.
+    pub trimmed: u64,
+}
+
+/// Idempotency key of a push: who produced it and its sequence number (strictly
+/// increasing per producer; a server uses its journal's uuid and frame position).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushKey {
+    pub producer: Uuid,
+    pub seq: u64,
+}
+
+/// One push: entries (in order) appended to each of these queues.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuePush {
+    pub queues: Vec<Uuid>,
+    pub entries: Vec<QueueEntry>,
+}
+
+/// An entry leased to a consumer ([`crate::Queues::lease_entries`]): `id` names it in the
+/// acknowledgement ([`crate::Queues::ack_entries`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeasedEntry {
+    pub id: u64,
+    pub entry: QueueEntry,
+}
