@@ -79,6 +79,7 @@ impl PreAuth {
         })
     }
 
+    #[cfg(test)]
     /// (unauthenticated connections, bytes they hold) in total (tests, metrics).
     pub fn usage(&self) -> (usize, usize) {
         self.inner
