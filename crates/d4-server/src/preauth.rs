@@ -79,8 +79,8 @@ impl PreAuth {
         })
     }
 
+    /// (unauthenticated connections, bytes they hold) in total (tests).
     #[cfg(test)]
-    /// (unauthenticated connections, bytes they hold) in total (tests, metrics).
     pub fn usage(&self) -> (usize, usize) {
         self.inner
             .lock()

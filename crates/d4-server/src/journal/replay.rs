@@ -109,7 +109,6 @@ pub struct Leftover {
 }
 
 impl Leftover {
-    #[cfg(test)]
     /// Calls `f` with its sequence number for every journaled frame not acknowledged, in
     /// order; `f` returns the worker's open file and its length. A torn tail ends the
     /// replay: a partial frame, or a frame that `check` refuses (its HMAC does not verify)
@@ -119,6 +118,7 @@ impl Leftover {
     /// through a bounded buffer
     /// (frames are at most max payload). Progress is acknowledged in the ack file after
     /// each frame, so a crash during the replay does not replay those frames again.
+    #[cfg(test)]
     pub fn replay(
         &self,
         check: impl FnMut(&Frame) -> bool,
@@ -154,7 +154,7 @@ impl Leftover {
         )))))
     }
 
-    /// [`Leftover::replay`] acknowledging through `files` (the log the worker of the
+    /// `Leftover::replay` (a test helper) acknowledging through `files` (the log the worker of the
     /// replay was given).
     pub fn replay_with(
         &self,

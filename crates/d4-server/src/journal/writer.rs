@@ -56,13 +56,13 @@ fn open_segment(path: &Path, direct: bool) -> io::Result<(File, bool)> {
 }
 
 impl Journal {
-    #[cfg(test)]
     /// Creates the journal of a new session.
+    #[cfg(test)]
     pub fn create(dir: &Path, session: Uuid, segment_bytes: u64) -> io::Result<Journal> {
         Journal::create_with(dir, session, segment_bytes, false)
     }
 
-    /// [`Journal::create`], writing the segments with `O_DIRECT` when `direct` (and the
+    /// Creates the journal of a new session (`Journal::create` in tests), writing the segments with `O_DIRECT` when `direct` (and the
     /// filesystem supports it).
     pub fn create_with(
         dir: &Path,
@@ -138,8 +138,8 @@ impl Journal {
         }
     }
 
-    #[cfg(test)]
     /// Appends one frame; returns its end position (what to acknowledge once handled).
+    #[cfg(test)]
     pub fn append(&mut self, frame: &Frame) -> io::Result<u64> {
         if self.direct.is_some() {
             let mut ends = Vec::with_capacity(1);
@@ -167,7 +167,7 @@ impl Journal {
     }
 
     /// Appends several frames with one vectored write (the same bytes as calling
-    /// [`Journal::append`] for each); pushes the end position of every frame to `ends`.
+    /// `Journal::append` (tests) for each); pushes the end position of every frame to `ends`.
     /// On error, nothing of this batch is to be acknowledged.
     pub fn append_batch(&mut self, frames: &[Frame], ends: &mut Vec<u64>) -> io::Result<()> {
         let heads: Vec<[u8; d4_proto::HEADER_LEN]> =
