@@ -240,10 +240,10 @@ impl<S: AsyncRead + Unpin + Send> Connection<S> {
     /// Feeds what was read to the session; the frames it accepted go to the pipeline
     /// (claiming the store lease and starting the pipeline at the first ones).
     async fn feed(&mut self) -> Result<(), Refusal> {
-        let server = self.server.clone();
-        let gate: &dyn Gate = &*server.gate;
         let mut input = self.buf.split().freeze();
-        let res = self.session.feed(&mut input, gate, &mut self.frames);
+        let res = self
+            .session
+            .feed(&mut input, &*self.server.gate, &mut self.frames);
         // Before authentication the decoder may hold a declared payload whose HMAC cannot
         // be checked yet: bounded per IP and in total.
         if self.session.authenticated() {
@@ -264,7 +264,7 @@ impl<S: AsyncRead + Unpin + Send> Connection<S> {
             self.send_frames(t)?;
         }
         res?;
-        self.session.precheck_pending(gate)?;
+        self.session.precheck_pending(&*self.server.gate)?;
         Ok(())
     }
 
