@@ -1,4 +1,4 @@
-//! Fuzz the server's sans-IO session state machine (`d4_server::session::Session`): the
+//! Fuzz the server's sans-IO session state machine (`d4_server::Session`): the
 //! input describes a stream of frames (signed with the right key or not, any type, uuid,
 //! version, size, payload) plus raw garbage, cut into arbitrary chunks, with the gate's
 //! answers (blocked IP/UUID, accepted types, slot taken, registration mode) chosen by the
@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use d4_proto::{Encoder, HmacKey};
-use d4_server::session::{Gate, Mode, SensorView, Session, SessionConfig};
+use d4_server::{Gate, Mode, SensorView, Session, SessionConfig};
 use libfuzzer_sys::fuzz_target;
 use uuid::Uuid;
 

@@ -7,7 +7,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use d4_worker::{MemorySink, WorkerConfig, WorkerSet};
+use d4_worker::{MemoryQueueSink, WorkerConfig, WorkerSet};
 use libfuzzer_sys::fuzz_target;
 use uuid::Uuid;
 
@@ -23,7 +23,7 @@ fn set() -> &'static (tempfile::TempDir, WorkerSet) {
         cfg.gzip = false;
         cfg.gzip_in_background = false;
         cfg.max_blob_line = 4096;
-        let sink = Arc::new(MemorySink::new());
+        let sink = Arc::new(MemoryQueueSink::new());
         let set = WorkerSet::new(cfg, sink).unwrap_or_else(|_| std::process::abort());
         (dir, set)
     })

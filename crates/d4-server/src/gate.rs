@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use d4_store::{Block, BlockTarget, SensorStatus, Store, StoreError};
 use uuid::Uuid;
 
+use crate::now;
 use crate::session::{Gate, SensorView};
 
 #[derive(Default)]
@@ -27,10 +28,6 @@ pub struct StoreGate {
     claims: Mutex<HashMap<(Uuid, u8), Uuid>>,
     /// The 2 → 254 sessions of each sensor (bounded by `max_ext_sessions_per_sensor`).
     ext_claims: Mutex<HashMap<Uuid, HashSet<Uuid>>>,
-}
-
-fn now() -> u64 {
-    d4_store::now()
 }
 
 impl StoreGate {
@@ -108,11 +105,6 @@ impl StoreGate {
                 })
             })
             .unwrap_or(false)
-    }
-
-    /// Number of claimed slots.
-    pub fn claimed(&self) -> usize {
-        self.claims.lock().map(|c| c.len()).unwrap_or(0)
     }
 
     fn blocked(&self, f: impl Fn(&BlockTarget) -> bool) -> bool {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use uuid::Uuid;
 
-use crate::pipeline::Pending;
+use crate::pipeline::Backlog;
 use crate::session::Reason;
 
 /// Kind of listener a connection came in on.
@@ -69,7 +69,7 @@ pub struct ServerMetrics {
     bytes: Box<[AtomicU64; 256]>,
     refusals: Box<[AtomicU64; REFUSAL_REASONS.len()]>,
     store_failures: [AtomicU64; STORE_OPS.len()],
-    pipelines: Mutex<HashMap<Uuid, Arc<Pending>>>,
+    pipelines: Mutex<HashMap<Uuid, Arc<Backlog>>>,
 }
 
 /// Store writes the data path does not wait for, counted in `d4_store_failures_total`
@@ -176,7 +176,7 @@ impl ServerMetrics {
     /// Watch a session's pipeline (pending work) until it is done. Finished pipelines are
     /// dropped here too, not only at scrape time: without a scraper the registry stays
     /// bounded by the live sessions.
-    pub fn track_pipeline(&self, session: Uuid, pending: Arc<Pending>) {
+    pub fn track_pipeline(&self, session: Uuid, pending: Arc<Backlog>) {
         if let Ok(mut p) = self.pipelines.lock() {
             retain_live(&mut p);
             p.insert(session, pending);
@@ -313,7 +313,7 @@ impl ServerMetrics {
 
 /// Drops the pipelines only the registry still holds (their session and thread are gone)
 /// and that have nothing pending.
-fn retain_live(p: &mut HashMap<Uuid, Arc<Pending>>) {
+fn retain_live(p: &mut HashMap<Uuid, Arc<Backlog>>) {
     p.retain(|_, pend| Arc::strong_count(pend) > 1 || pend.frames() > 0);
 }
 
@@ -381,11 +381,11 @@ mod tests {
     #[test]
     fn finished_pipelines_dropped_without_a_scrape() {
         let m = ServerMetrics::new();
-        let live = Arc::new(Pending::default());
+        let live = Arc::new(Backlog::default());
         m.track_pipeline(Uuid::new_v4(), live.clone());
         for _ in 0..100 {
             // A session that ended: the registry holds its only reference.
-            m.track_pipeline(Uuid::new_v4(), Arc::new(Pending::default()));
+            m.track_pipeline(Uuid::new_v4(), Arc::new(Backlog::default()));
         }
         // The live one and the last finished one (dropped at the next track or scrape).
         assert_eq!(m.pipelines.lock().unwrap().len(), 2);
@@ -444,12 +444,12 @@ mod tests {
     /// frames and their age, then zero once it catches up.
     #[test]
     fn pending_work_and_lag() {
-        use crate::pipeline::{FrameSink, Pipeline, PipelineConfig, SinkFactory};
+        use crate::pipeline::{HandlerFactory, Pipeline, PipelineConfig, StreamHandler};
         use std::sync::mpsc;
 
         struct Gated(Mutex<Option<mpsc::Receiver<()>>>);
-        struct GatedSink(mpsc::Receiver<()>);
-        impl FrameSink for GatedSink {
+        struct GatedHandler(mpsc::Receiver<()>);
+        impl StreamHandler for GatedHandler {
             fn handle(&mut self, _: u64, _: &d4_proto::Frame) -> Result<(), String> {
                 self.0
                     .recv_timeout(std::time::Duration::from_secs(20))
@@ -465,7 +465,7 @@ mod tests {
                 Ok(())
             }
         }
-        impl SinkFactory for Gated {
+        impl HandlerFactory for Gated {
             fn open(
                 &self,
                 _: Uuid,
@@ -473,9 +473,9 @@ mod tests {
                 _: Uuid,
                 _: &[d4_proto::Frame],
                 _: Arc<dyn d4_worker::FileLog>,
-            ) -> Result<Box<dyn FrameSink>, String> {
+            ) -> Result<Box<dyn StreamHandler>, String> {
                 let rx = self.0.lock().unwrap().take().ok_or("opened twice")?;
-                Ok(Box::new(GatedSink(rx)))
+                Ok(Box::new(GatedHandler(rx)))
             }
         }
 
@@ -491,7 +491,7 @@ mod tests {
         let session = Uuid::new_v4();
         let p = Pipeline::start(&cfg, session, Arc::new(Gated(Mutex::new(Some(rx))))).unwrap();
         let m = ServerMetrics::new();
-        m.track_pipeline(session, p.pending().clone());
+        m.track_pipeline(session, p.backlog().clone());
         let enc = d4_proto::Encoder::new(Uuid::new_v4(), b"k", 3);
         let mut wire_len = 0;
         for i in 0..3u64 {

@@ -79,7 +79,8 @@ impl PreAuth {
         })
     }
 
-    /// (unauthenticated connections, bytes they hold) in total (tests, metrics).
+    /// (unauthenticated connections, bytes they hold) in total (tests).
+    #[cfg(test)]
     pub fn usage(&self) -> (usize, usize) {
         self.inner
             .lock()

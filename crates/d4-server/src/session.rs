@@ -300,11 +300,6 @@ impl Session {
             .filter(|u| gate.sensor(u).is_some())
     }
 
-    /// Bytes of an incomplete frame held by the decoder (bounded by max payload + 62).
-    pub fn buffered(&self) -> usize {
-        self.decoder.buffered()
-    }
-
     /// Memory the decoder holds for an incomplete frame (allocated, not only filled).
     pub fn held(&self) -> usize {
         self.decoder.held()

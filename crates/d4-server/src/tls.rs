@@ -29,7 +29,7 @@ pub enum TlsError {
 }
 
 /// Where the generated certificate lives.
-pub fn generated_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
+fn generated_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
     let dir = data_dir.join("tls");
     (dir.join("server.crt"), dir.join("server.key"))
 }
@@ -67,7 +67,7 @@ pub fn ensure_generated(
 /// the machine's interface addresses (link-local ones left out: they need a zone), then
 /// `extra` (`--tls-san`), without duplicates. An IP address becomes an IP SAN, anything
 /// else a DNS name.
-pub fn certificate_names(extra: &[String]) -> Vec<String> {
+fn certificate_names(extra: &[String]) -> Vec<String> {
     let mut names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
     names.push(hostname());
     if let Ok(ifs) = if_addrs::get_if_addrs() {

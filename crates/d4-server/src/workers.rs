@@ -1,4 +1,4 @@
-//! Glue between the pipelines and `d4-worker`: the per-type workers as [`FrameSink`]s,
+//! Glue between the pipelines and `d4-worker`: the per-type workers as [`StreamHandler`]s,
 //! and the workers' [`QueueSink`] pushing into the store's analyzer queues.
 
 use std::collections::HashMap;
@@ -10,7 +10,7 @@ use d4_store::{PushKey, QueueEntry, QueueKind, QueuePush, Store};
 use d4_worker::{FileLog, Outgoing, PushId, QueueSink, SinkError, Worker, WorkerSet};
 use uuid::Uuid;
 
-use crate::pipeline::{FrameSink, SinkFactory};
+use crate::pipeline::{HandlerFactory, StreamHandler};
 
 type QueueCache = HashMap<(QueueKind, Uuid), (Vec<Uuid>, Instant)>;
 
@@ -99,7 +99,7 @@ impl QueueSink for StoreQueueSink {
 
 /// Test-only crash hook (feature `crash-hooks`, never in a release build): with
 /// `D4_TEST_CRASH_AFTER_PUSH=N` in the environment every frame is acknowledged on its own
-/// (as [`FrameSink::must_ack`] says) and the process aborts right after its `N`-th keyed
+/// (as [`StreamHandler::must_ack`] says) and the process aborts right after its `N`-th keyed
 /// queue push of journaled frames was committed, before the journal acknowledgement (the
 /// crash tests use it to hit that window on purpose).
 #[cfg(feature = "crash-hooks")]
@@ -149,7 +149,7 @@ impl StoreQueueSink {
 }
 
 /// Opens a `d4-worker` worker per session.
-pub struct WorkerFactory {
+pub struct WorkerHandlers {
     pub set: Arc<WorkerSet>,
     /// Where retired journals' queue markers are forgotten.
     pub queues: Option<Arc<StoreQueueSink>>,
@@ -157,7 +157,7 @@ pub struct WorkerFactory {
 
 /// A session's worker behind the pipeline: output held for the journal's
 /// acknowledgements (see `d4_worker::Worker::hold_delivery`).
-struct WorkerSink {
+struct WorkerHandler {
     w: Worker,
     queue: Arc<dyn QueueSink>,
     session: Uuid,
@@ -167,7 +167,7 @@ struct WorkerSink {
     last_key: Option<u64>,
 }
 
-impl WorkerSink {
+impl WorkerHandler {
     /// Pushes the entries held since the last push, as one batch under the key
     /// (session, `key`): a replay of the same frames repeats keys not greater than it.
     fn push_held(&mut self, key: u64) -> Result<(), String> {
@@ -196,7 +196,7 @@ impl WorkerSink {
     }
 }
 
-impl FrameSink for WorkerSink {
+impl StreamHandler for WorkerHandler {
     fn handle(&mut self, seq: u64, frame: &Frame) -> Result<(), String> {
         self.seq = seq;
         self.w
@@ -234,7 +234,7 @@ impl FrameSink for WorkerSink {
     }
 }
 
-impl SinkFactory for WorkerFactory {
+impl HandlerFactory for WorkerHandlers {
     fn open(
         &self,
         uuid: Uuid,
@@ -242,7 +242,7 @@ impl SinkFactory for WorkerFactory {
         session: Uuid,
         meta: &[Frame],
         files: Arc<dyn FileLog>,
-    ) -> Result<Box<dyn FrameSink>, String> {
+    ) -> Result<Box<dyn StreamHandler>, String> {
         let t = if d4_type == d4_proto::types::EXTENDED {
             d4_proto::types::META_HEADER
         } else {
@@ -253,7 +253,7 @@ impl SinkFactory for WorkerFactory {
         for f in meta {
             w.handle(f, SystemTime::now()).map_err(|e| e.to_string())?;
         }
-        Ok(Box::new(WorkerSink {
+        Ok(Box::new(WorkerHandler {
             w,
             queue: self.set.sink().clone(),
             session,
@@ -334,7 +334,7 @@ mod tests {
             // the first run: frames 0 and 1 handled (pushed, written), only 0 acknowledged
             let sink = Arc::new(StoreQueueSink::new(store.clone(), rt.handle().clone()));
             let set = Arc::new(WorkerSet::new(WorkerConfig::new(&data), sink.clone()).unwrap());
-            let f = WorkerFactory {
+            let f = WorkerHandlers {
                 set: set.clone(),
                 queues: Some(sink),
             };
@@ -379,7 +379,7 @@ mod tests {
         cfg.gzip = false;
         let set = Arc::new(WorkerSet::new(cfg, sink.clone()).unwrap());
         set.recover().unwrap();
-        let f = WorkerFactory {
+        let f = WorkerHandlers {
             set: set.clone(),
             queues: Some(sink),
         };
@@ -438,7 +438,7 @@ mod tests {
             // then dies holding "de" of "delta" in memory
             let sink = Arc::new(StoreQueueSink::new(store.clone(), rt.handle().clone()));
             let set = Arc::new(WorkerSet::new(WorkerConfig::new(&data), sink.clone()).unwrap());
-            let f = WorkerFactory {
+            let f = WorkerHandlers {
                 set: set.clone(),
                 queues: Some(sink),
             };
@@ -482,7 +482,7 @@ mod tests {
             (2, 10),
             "resume inside frame 2"
         );
-        let f = WorkerFactory {
+        let f = WorkerHandlers {
             set: set.clone(),
             queues: Some(sink),
         };

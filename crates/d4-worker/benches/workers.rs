@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use d4_worker::lines::LineSplitter;
 use d4_worker::pcap::{global_header_le, record_le};
-use d4_worker::{NullSink, WorkerConfig, WorkerSet};
+use d4_worker::{NullQueueSink, WorkerConfig, WorkerSet};
 use uuid::Uuid;
 
 fn bench(c: &mut Criterion) {
@@ -18,7 +18,7 @@ fn bench(c: &mut Criterion) {
     let mut cfg = WorkerConfig::new(tmp.path());
     cfg.gzip = false;
     cfg.rotation.period = Some(Duration::from_secs(3600));
-    let set = WorkerSet::new(cfg, Arc::new(NullSink)).unwrap();
+    let set = WorkerSet::new(cfg, Arc::new(NullQueueSink)).unwrap();
     let now = SystemTime::now();
 
     let line = b"2026-01-01 00:00:00 host sshd[42]: Invalid user admin from 192.0.2.1 port 22\n";

@@ -17,8 +17,9 @@ use crate::files::RotatingFile;
 use crate::ja3::Ja3Line;
 use crate::layout::{candidate_name, day_dir, safe_component, utc};
 use crate::lines::{trim_cr, LineEnd, LineSplitter};
+use crate::lines_state::LineState;
 use crate::sink::OwnedTarget;
-use crate::worker::{Ctx, LineState};
+use crate::worker::Ctx;
 use crate::WorkerError;
 
 /// Extended types with a handler of their own; any other accepted extended type gets the

@@ -29,8 +29,12 @@ pub mod files;
 mod ja3;
 pub mod layout;
 pub mod lines;
+mod lines_state;
+mod meta_state;
 pub mod pcap;
+mod pcap_state;
 pub mod pcapng;
+mod pcapng_state;
 mod recover;
 mod sink;
 mod worker;
@@ -45,7 +49,8 @@ pub use ext::{has_special_handler, ExtKind, SPECIAL_EXT_TYPES};
 pub use layout::RotationPolicy;
 pub use recover::RecoveryReport;
 pub use sink::{
-    MemorySink, NullSink, Outgoing, OwnedTarget, PushId, QueueSink, QueueTarget, SinkError,
+    MemoryQueueSink, NullQueueSink, Outgoing, OwnedTarget, PushId, QueueSink, QueueTarget,
+    SinkError,
 };
 pub use worker::{Worker, WorkerSet, WorkerStats};
 

@@ -88,9 +88,9 @@ impl QueueTarget<'_> {
 
 /// A sink that drops everything (for a server with no analyzers, or benchmarks).
 #[derive(Debug, Default, Clone, Copy)]
-pub struct NullSink;
+pub struct NullQueueSink;
 
-impl QueueSink for NullSink {
+impl QueueSink for NullQueueSink {
     fn push_batch(&self, _key: Option<PushId>, _batch: Vec<Outgoing>) -> Result<bool, SinkError> {
         Ok(true)
     }
@@ -99,15 +99,15 @@ impl QueueSink for NullSink {
 /// A sink keeping every entry in memory, in push order, with the store's at-most-once
 /// rule for keyed pushes. For tests.
 #[derive(Debug, Default)]
-pub struct MemorySink {
+pub struct MemoryQueueSink {
     entries: Mutex<Vec<(OwnedTarget, String)>>,
     fail: Mutex<Option<String>>,
     keys: Mutex<std::collections::HashMap<Uuid, u64>>,
 }
 
-impl MemorySink {
-    pub fn new() -> MemorySink {
-        MemorySink::default()
+impl MemoryQueueSink {
+    pub fn new() -> MemoryQueueSink {
+        MemoryQueueSink::default()
     }
 
     /// Every entry pushed so far, with its target.
@@ -132,7 +132,7 @@ impl MemorySink {
     }
 }
 
-impl MemorySink {
+impl MemoryQueueSink {
     /// The producers whose last key is still recorded.
     pub fn producers(&self) -> Vec<Uuid> {
         self.keys
@@ -142,7 +142,7 @@ impl MemorySink {
     }
 }
 
-impl QueueSink for MemorySink {
+impl QueueSink for MemoryQueueSink {
     fn push_batch(&self, key: Option<PushId>, batch: Vec<Outgoing>) -> Result<bool, SinkError> {
         if let Ok(g) = self.fail.lock() {
             if let Some(msg) = g.as_ref() {

@@ -1,20 +1,23 @@
-//! Workers: one per (sensor, type) stream.
+//! Workers: one per (sensor, type) stream. [`WorkerSet`] holds what the workers of one
+//! server share; [`Worker`] dispatches each payload to the state of its stream kind (one
+//! module each: `lines_state`, `pcap_state`, `pcapng_state`, `meta_state`, and a plain
+//! rotated file for raw streams).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use d4_proto::{types, Frame, MetaHeader, MetaHeaderBuilder};
+use d4_proto::{types, Frame, MetaHeaderBuilder};
 use uuid::Uuid;
 
 use crate::config::WorkerConfig;
 use crate::delivery::{FileLog, Outbox};
-use crate::ext::ExtHandler;
 use crate::files::{Compressor, RotatingFile, Shared};
-use crate::layout::utc;
-use crate::lines::{trim_cr, LineEnd, LineSplitter};
+use crate::lines_state::LineState;
+use crate::meta_state::{handle_meta, save_meta, MetaState};
 use crate::pcap::PcapTracker;
+use crate::pcap_state::PcapState;
 use crate::pcapng::PcapngTracker;
+use crate::pcapng_state::{PcapngState, MAX_PCAPNG_PREAMBLE};
 use crate::sink::{Outgoing, OwnedTarget, QueueSink};
 use crate::WorkerError;
 
@@ -120,6 +123,9 @@ pub struct WorkerStats {
     pub pcap_truncated: u64,
 }
 
+/// What the state of a stream needs to handle one payload: the shared configuration and
+/// gzip thread, the worker's outbox (queue entries and finished files), the sensor, the
+/// clock of this call and the worker's counters.
 pub(crate) struct Ctx<'a> {
     pub shared: &'a Arc<Shared>,
     pub out: &'a Outbox,
@@ -141,279 +147,8 @@ impl Ctx<'_> {
     }
 }
 
-/// Line-based streams: lines to the queues, the bytes to rotated files.
-pub(crate) struct LineState {
-    split: LineSplitter,
-    file: RotatingFile,
-    target: OwnedTarget,
-    /// Rotate only before a line starting with this byte (dnscap: `[`).
-    marker: Option<u8>,
-    rotation_pending: bool,
-}
-
-impl LineState {
-    /// Lines of `target` written to `file`.
-    pub fn new(
-        shared: &Arc<Shared>,
-        file: RotatingFile,
-        target: OwnedTarget,
-        marker: Option<u8>,
-    ) -> LineState {
-        LineState {
-            split: LineSplitter::new(shared.cfg.max_line),
-            file,
-            target,
-            marker,
-            rotation_pending: false,
-        }
-    }
-
-    fn rotate_if_due(&mut self, now: SystemTime) -> Result<(), WorkerError> {
-        if self.file.due(now) {
-            if self.marker.is_some() {
-                self.rotation_pending = true;
-            } else {
-                self.file.finish()?;
-            }
-        }
-        Ok(())
-    }
-
-    pub fn handle(&mut self, ctx: &mut Ctx<'_>, payload: &[u8]) -> Result<(), WorkerError> {
-        self.rotate_if_due(ctx.now)?;
-        let now = ctx.now;
-        let mut batch = Vec::new();
-        let mut err = None;
-        let LineState {
-            split,
-            file,
-            marker,
-            rotation_pending,
-            ..
-        } = self;
-        let cut_before = split.cut_count();
-        split.push(payload, |line, end| {
-            if err.is_none() {
-                if let Err(e) = emit_line(file, marker, rotation_pending, line, end, now) {
-                    err = Some(e);
-                    return;
-                }
-                push_line(&mut batch, line);
-            }
-        });
-        ctx.stats.lines_cut += split.cut_count() - cut_before;
-        // Lines written before an error are queued all the same.
-        let pushed = ctx.push(&self.target, batch);
-        match err {
-            Some(e) => Err(e),
-            None => pushed,
-        }
-    }
-
-    pub fn tick(&mut self, now: SystemTime) -> Result<(), WorkerError> {
-        self.rotate_if_due(now)
-    }
-
-    pub fn flush(&mut self) -> Result<(), WorkerError> {
-        self.file.flush()
-    }
-
-    pub fn open_file(&self) -> Option<(&std::path::Path, u64)> {
-        self.file.open_file()
-    }
-
-    /// Bytes of the partial last line (held in memory only).
-    pub fn carry(&self) -> u64 {
-        self.split.pending() as u64
-    }
-
-    /// Closes the files without handling the partial line (after an error).
-    pub fn finish_files(&mut self) -> Result<(), WorkerError> {
-        self.file.finish()
-    }
-
-    pub fn close(&mut self, ctx: &mut Ctx<'_>) -> Result<(), WorkerError> {
-        let now = ctx.now;
-        let mut batch = Vec::new();
-        let mut err = None;
-        let LineState {
-            split,
-            file,
-            marker,
-            rotation_pending,
-            ..
-        } = self;
-        split.finish(|line, end| {
-            if let Err(e) = emit_line(file, marker, rotation_pending, line, end, now) {
-                err = Some(e);
-                return;
-            }
-            push_line(&mut batch, line);
-        });
-        let pushed = ctx.push(&self.target, batch);
-        let finished = self.file.finish();
-        if let Some(e) = err {
-            return Err(e);
-        }
-        pushed.and(finished)
-    }
-}
-
-fn push_line(batch: &mut Vec<String>, line: &[u8]) {
-    let l = trim_cr(line);
-    if !l.is_empty() {
-        batch.push(String::from_utf8_lossy(l).into_owned());
-    }
-}
-
-fn emit_line(
-    file: &mut RotatingFile,
-    marker: &Option<u8>,
-    rotation_pending: &mut bool,
-    line: &[u8],
-    end: LineEnd,
-    now: SystemTime,
-) -> Result<(), WorkerError> {
-    if *rotation_pending && marker.is_some() && line.first() == marker.as_ref() {
-        file.finish()?;
-        *rotation_pending = false;
-    }
-    file.write(line, now)?;
-    if end != LineEnd::Eof {
-        file.write(b"\n", now)?;
-    }
-    Ok(())
-}
-
-struct PcapState {
-    tracker: PcapTracker,
-    file: RotatingFile,
-    /// Length of the open file at the last record boundary.
-    boundary: u64,
-}
-
-impl PcapState {
-    fn handle(&mut self, ctx: &mut Ctx<'_>, mut data: &[u8]) -> Result<(), WorkerError> {
-        let now = ctx.now;
-        while !data.is_empty() {
-            if self.tracker.at_boundary() && self.file.due(now) {
-                self.file.finish()?;
-            }
-            let in_global = self.tracker.in_global_header();
-            let step = self.tracker.advance(data)?;
-            if !in_global {
-                self.open_with_header(now)?;
-                self.file.write(&data[..step.consumed], now)?;
-            } else if step.header_done {
-                self.open_with_header(now)?;
-            }
-            if self.tracker.at_boundary() {
-                self.boundary = self.file.len();
-            }
-            data = &data[step.consumed..];
-        }
-        Ok(())
-    }
-
-    fn open_with_header(&mut self, now: SystemTime) -> Result<(), WorkerError> {
-        if !self.file.is_open() {
-            if let Some(h) = self.tracker.global_header() {
-                let h = *h;
-                self.file.write(&h, now)?;
-                self.boundary = self.file.len();
-            }
-        }
-        Ok(())
-    }
-
-    fn tick(&mut self, now: SystemTime) -> Result<(), WorkerError> {
-        if self.tracker.at_boundary() && self.file.due(now) {
-            self.file.finish()?;
-        }
-        Ok(())
-    }
-
-    fn close(&mut self, stats: &mut WorkerStats) -> Result<(), WorkerError> {
-        if self.file.is_open() && !self.tracker.at_boundary() {
-            stats.pcap_truncated += self.file.len().saturating_sub(self.boundary);
-            self.file.truncate(self.boundary)?;
-        }
-        self.file.finish()
-    }
-}
-
-/// Bound on a pcapng section preamble (SHB + IDBs) kept to start rotated files.
-const MAX_PCAPNG_PREAMBLE: usize = 64 * 1024;
-
-struct PcapngState {
-    tracker: PcapngTracker,
-    file: RotatingFile,
-    /// A rotation happened: the next file starts with the section preamble.
-    need_preamble: bool,
-    boundary: u64,
-}
-
-impl PcapngState {
-    fn handle(&mut self, now: SystemTime, mut data: &[u8]) -> Result<(), WorkerError> {
-        while !data.is_empty() {
-            self.tick(now)?;
-            let step = self.tracker.advance(data)?;
-            let bytes = match &step.head {
-                Some(h) => &h[..],
-                None if step.body => &data[..step.consumed],
-                None => &[][..],
-            };
-            if !bytes.is_empty() {
-                if !self.file.is_open() && self.need_preamble && !step.new_section {
-                    // A rotated file starts with the section's SHB and IDBs (without
-                    // the head just given out when that block is itself an IDB).
-                    let pre = self.tracker.preamble();
-                    let upto = if self.tracker.keeping() {
-                        pre.len().saturating_sub(bytes.len())
-                    } else {
-                        pre.len()
-                    };
-                    let pre = pre[..upto].to_vec();
-                    self.file.write(&pre, now)?;
-                }
-                self.need_preamble = false;
-                self.file.write(bytes, now)?;
-            }
-            if self.tracker.at_boundary() {
-                self.boundary = self.file.len();
-            }
-            data = &data[step.consumed..];
-        }
-        Ok(())
-    }
-
-    fn tick(&mut self, now: SystemTime) -> Result<(), WorkerError> {
-        // Not right after an SHB or IDB: a file cut inside the section preamble would
-        // hold interfaces without packets (or a section without its interfaces).
-        if self.tracker.at_boundary() && !self.tracker.keeping() && self.file.due(now) {
-            self.file.finish()?;
-            self.need_preamble = true;
-            self.boundary = 0;
-        }
-        Ok(())
-    }
-
-    fn close(&mut self, stats: &mut WorkerStats) -> Result<(), WorkerError> {
-        if self.file.is_open() && !self.tracker.at_boundary() {
-            stats.pcap_truncated += self.file.len().saturating_sub(self.boundary);
-            self.file.truncate(self.boundary)?;
-        }
-        self.file.finish()
-    }
-}
-
-enum MetaState {
-    Header(MetaHeaderBuilder),
-    Data(Box<ExtHandler>),
-    Done,
-}
-
-enum Kind {
+/// The state of a worker, by stream kind.
+enum StreamState {
     Lines(LineState),
     Pcap(PcapState),
     Pcapng(PcapngState),
@@ -429,7 +164,7 @@ pub struct Worker {
     sensor: Uuid,
     sid: String,
     d4_type: u8,
-    kind: Kind,
+    state: StreamState,
     failed: Option<String>,
     stats: WorkerStats,
     out: Outbox,
@@ -467,7 +202,7 @@ impl Worker {
             sensor,
         };
         let kind = match d4_type {
-            types::PCAP => Kind::Pcap(PcapState {
+            types::PCAP => StreamState::Pcap(PcapState {
                 tracker: PcapTracker::new(shared.cfg.max_pcap_record),
                 file: RotatingFile::new(
                     shared.clone(),
@@ -492,9 +227,9 @@ impl Worker {
                     None,
                     out.clone(),
                 );
-                Kind::Lines(LineState::new(&shared, file, target, marker))
+                StreamState::Lines(LineState::new(&shared, file, target, marker))
             }
-            types::PCAPNG => Kind::Pcapng(PcapngState {
+            types::PCAPNG => StreamState::Pcapng(PcapngState {
                 tracker: PcapngTracker::new(
                     shared.cfg.max_pcap_record.saturating_add(4096),
                     MAX_PCAPNG_PREAMBLE,
@@ -511,7 +246,7 @@ impl Worker {
                 need_preamble: false,
                 boundary: 0,
             }),
-            types::YAF => Kind::Raw(RotatingFile::new(
+            types::YAF => StreamState::Raw(RotatingFile::new(
                 shared.clone(),
                 &sid,
                 d4_type,
@@ -520,7 +255,7 @@ impl Worker {
                 Some(target),
                 out.clone(),
             )),
-            types::META_HEADER | types::EXTENDED => Kind::Meta(MetaState::Header(
+            types::META_HEADER | types::EXTENDED => StreamState::Meta(MetaState::Header(
                 MetaHeaderBuilder::with_max(shared.cfg.max_meta),
             )),
             other => return Err(WorkerError::UnsupportedType(other)),
@@ -530,7 +265,7 @@ impl Worker {
             sensor,
             sid,
             d4_type,
-            kind,
+            state: kind,
             failed: None,
             stats: WorkerStats::default(),
             out,
@@ -552,8 +287,8 @@ impl Worker {
 
     /// The extended type, once the meta header is complete (type-2/254 workers).
     pub fn ext_type(&self) -> Option<&str> {
-        match &self.kind {
-            Kind::Meta(MetaState::Data(h)) => Some(h.ext_type()),
+        match &self.state {
+            StreamState::Meta(MetaState::Data(h)) => Some(h.ext_type()),
             _ => None,
         }
     }
@@ -636,11 +371,11 @@ impl Worker {
             now,
             stats: &mut self.stats,
         };
-        match &mut self.kind {
-            Kind::Lines(l) => l.handle(&mut ctx, payload),
-            Kind::Pcap(p) => p.handle(&mut ctx, payload),
-            Kind::Pcapng(p) => p.handle(now, payload),
-            Kind::Raw(f) => {
+        match &mut self.state {
+            StreamState::Lines(l) => l.handle(&mut ctx, payload),
+            StreamState::Pcap(p) => p.handle(&mut ctx, payload),
+            StreamState::Pcapng(p) => p.handle(now, payload),
+            StreamState::Raw(f) => {
                 if f.due(now) {
                     f.finish()?;
                 }
@@ -649,24 +384,24 @@ impl Worker {
                 }
                 f.write(payload, now)
             }
-            Kind::Meta(m) => handle_meta(m, &mut ctx, d4_type, payload),
+            StreamState::Meta(m) => handle_meta(m, &mut ctx, d4_type, payload),
         }
     }
 
     /// Time-based rotation while no data arrives (call every few seconds).
     pub fn tick(&mut self, now: SystemTime) -> Result<(), WorkerError> {
-        match &mut self.kind {
-            Kind::Lines(l) => l.tick(now),
-            Kind::Pcap(p) => p.tick(now),
-            Kind::Pcapng(p) => p.tick(now),
-            Kind::Raw(f) => {
+        match &mut self.state {
+            StreamState::Lines(l) => l.tick(now),
+            StreamState::Pcap(p) => p.tick(now),
+            StreamState::Pcapng(p) => p.tick(now),
+            StreamState::Raw(f) => {
                 if f.due(now) {
                     f.finish()?;
                 }
                 Ok(())
             }
-            Kind::Meta(MetaState::Data(h)) => h.tick(now),
-            Kind::Meta(_) => Ok(()),
+            StreamState::Meta(MetaState::Data(h)) => h.tick(now),
+            StreamState::Meta(_) => Ok(()),
         }
     }
 
@@ -675,13 +410,13 @@ impl Worker {
     /// it with each journal acknowledgement: after a crash, bytes past it belong to
     /// frames that will be replayed and are cut off.
     pub fn open_file(&self) -> Option<(&std::path::Path, u64)> {
-        match &self.kind {
-            Kind::Lines(l) => l.open_file(),
-            Kind::Pcap(p) => p.file.open_file(),
-            Kind::Pcapng(p) => p.file.open_file(),
-            Kind::Raw(f) => f.open_file(),
-            Kind::Meta(MetaState::Data(h)) => h.open_file(),
-            Kind::Meta(_) => None,
+        match &self.state {
+            StreamState::Lines(l) => l.open_file(),
+            StreamState::Pcap(p) => p.file.open_file(),
+            StreamState::Pcapng(p) => p.file.open_file(),
+            StreamState::Raw(f) => f.open_file(),
+            StreamState::Meta(MetaState::Data(h)) => h.open_file(),
+            StreamState::Meta(_) => None,
         }
     }
 
@@ -690,22 +425,22 @@ impl Worker {
     /// must feed them again, so the server acknowledges its journal only up to them.
     /// Other stream kinds keep no such bytes (0).
     pub fn carry(&self) -> u64 {
-        match &self.kind {
-            Kind::Lines(l) => l.carry(),
-            Kind::Meta(MetaState::Data(h)) => h.carry(),
+        match &self.state {
+            StreamState::Lines(l) => l.carry(),
+            StreamState::Meta(MetaState::Data(h)) => h.carry(),
             _ => 0,
         }
     }
 
     /// Pushes buffered file bytes to the OS (not synced).
     pub fn flush(&mut self) -> Result<(), WorkerError> {
-        match &mut self.kind {
-            Kind::Lines(l) => l.flush(),
-            Kind::Pcap(p) => p.file.flush(),
-            Kind::Pcapng(p) => p.file.flush(),
-            Kind::Raw(f) => f.flush(),
-            Kind::Meta(MetaState::Data(h)) => h.flush(),
-            Kind::Meta(_) => Ok(()),
+        match &mut self.state {
+            StreamState::Lines(l) => l.flush(),
+            StreamState::Pcap(p) => p.file.flush(),
+            StreamState::Pcapng(p) => p.file.flush(),
+            StreamState::Raw(f) => f.flush(),
+            StreamState::Meta(MetaState::Data(h)) => h.flush(),
+            StreamState::Meta(_) => Ok(()),
         }
     }
 
@@ -721,18 +456,18 @@ impl Worker {
             stats: &mut self.stats,
         };
         let failed = self.failed.is_some();
-        match &mut self.kind {
-            Kind::Lines(l) => {
+        match &mut self.state {
+            StreamState::Lines(l) => {
                 if failed {
                     l.finish_files()
                 } else {
                     l.close(&mut ctx)
                 }
             }
-            Kind::Pcap(p) => p.close(ctx.stats),
-            Kind::Pcapng(p) => p.close(ctx.stats),
-            Kind::Raw(f) => f.finish(),
-            Kind::Meta(m) => {
+            StreamState::Pcap(p) => p.close(ctx.stats),
+            StreamState::Pcapng(p) => p.close(ctx.stats),
+            StreamState::Raw(f) => f.finish(),
+            StreamState::Meta(m) => {
                 let r = match std::mem::replace(m, MetaState::Done) {
                     MetaState::Header(b) if !failed && !b.is_empty() => {
                         // A meta header without data: keep it.
@@ -754,46 +489,4 @@ impl Worker {
             }
         }
     }
-}
-
-fn handle_meta(
-    m: &mut MetaState,
-    ctx: &mut Ctx<'_>,
-    d4_type: u8,
-    payload: &[u8],
-) -> Result<(), WorkerError> {
-    match m {
-        MetaState::Header(b) if d4_type == types::META_HEADER => Ok(b.push(payload)?),
-        MetaState::Header(b) => {
-            if b.is_empty() {
-                return Err(WorkerError::NoMetaHeader);
-            }
-            let meta = b.finish()?;
-            if !ctx.shared.cfg.ext_accepted(meta.ext_type()) {
-                return Err(WorkerError::ExtTypeNotAccepted(meta.ext_type().to_owned()));
-            }
-            save_meta(ctx, &meta, b.raw())?;
-            let mut h = Box::new(ExtHandler::new(ctx, &meta));
-            h.handle(ctx, payload)?;
-            *m = MetaState::Data(h);
-            Ok(())
-        }
-        MetaState::Data(h) if d4_type == types::EXTENDED => h.handle(ctx, payload),
-        MetaState::Data(_) | MetaState::Done => Err(WorkerError::WrongType {
-            expected: types::EXTENDED,
-            got: d4_type,
-        }),
-    }
-}
-
-/// Saves the raw meta header as `<data>/<uuid>/254/Y/M/D/<ext>/<uuid>-Y-M-D-HHMMSS.json`.
-fn save_meta(ctx: &mut Ctx<'_>, meta: &MetaHeader, raw: &[u8]) -> Result<PathBuf, WorkerError> {
-    let ext = meta.ext_type();
-    let t = utc(ctx.now);
-    let dir =
-        crate::layout::day_dir(&ctx.shared.cfg.data_dir, ctx.sid, types::EXTENDED, t).join(ext);
-    let stem = crate::layout::file_stem(ctx.sid, t);
-    let p = crate::ext::save_new(&dir, &stem, ".json", raw)?;
-    ctx.stats.files_saved += 1;
-    Ok(p)
 }

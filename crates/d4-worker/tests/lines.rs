@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use d4_worker::{MemorySink, RotationPolicy, WorkerConfig, WorkerSet};
+use d4_worker::{MemoryQueueSink, RotationPolicy, WorkerConfig, WorkerSet};
 use uuid::Uuid;
 
 mod common;
@@ -182,7 +182,7 @@ fn background_gzip_with_flush() {
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = WorkerConfig::new(tmp.path());
     cfg.rotation.period = Some(Duration::from_secs(1));
-    let sink = Arc::new(MemorySink::new());
+    let sink = Arc::new(MemoryQueueSink::new());
     let set = WorkerSet::new(cfg, sink.clone()).unwrap();
     let mut w = set.worker(Uuid::new_v4(), 3).unwrap();
     for i in 0..20u64 {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use d4_worker::{MemorySink, WorkerConfig, WorkerSet};
+use d4_worker::{MemoryQueueSink, WorkerConfig, WorkerSet};
 
 /// 2025-12-31 23:50:00 UTC
 pub const T0: u64 = 1_767_225_000;
@@ -15,11 +15,11 @@ pub fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }
 
-pub fn setup(dir: &Path, f: impl FnOnce(&mut WorkerConfig)) -> (WorkerSet, Arc<MemorySink>) {
+pub fn setup(dir: &Path, f: impl FnOnce(&mut WorkerConfig)) -> (WorkerSet, Arc<MemoryQueueSink>) {
     let mut cfg = WorkerConfig::new(dir);
     cfg.gzip_in_background = false;
     f(&mut cfg);
-    let sink = Arc::new(MemorySink::new());
+    let sink = Arc::new(MemoryQueueSink::new());
     (WorkerSet::new(cfg, sink.clone()).unwrap(), sink)
 }
 
