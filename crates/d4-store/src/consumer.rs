@@ -111,6 +111,11 @@ impl<Q: Queues + ?Sized> QueueConsumer<Q> {
         })
     }
 
+    /// Changes the most entries per batch from the next lease on (at least 1).
+    pub fn set_batch(&mut self, batch: usize) {
+        self.config.batch = batch.max(1);
+    }
+
     /// The queue read.
     pub fn queue(&self) -> Uuid {
         self.queue
@@ -124,22 +129,14 @@ impl<Q: Queues + ?Sized> QueueConsumer<Q> {
     ) -> Result<Option<QueueBatch>> {
         tokio::pin!(cancel);
         loop {
-            let lease = self.store.lease_entries(
-                self.queue,
-                self.config.name.clone(),
-                self.config.batch,
-                self.config.lease_secs,
-                crate::now(),
-            );
             let leased = tokio::select! {
                 biased;
                 () = &mut cancel => return Ok(None),
-                r = lease => r?,
+                r = self.try_batch() => r?,
             };
-            if !leased.is_empty() {
+            if let Some(batch) = leased {
                 self.idle = MIN_POLL;
-                let (ids, entries) = leased.into_iter().map(|l| (l.id, l.entry)).unzip();
-                return Ok(Some(QueueBatch { entries, ids }));
+                return Ok(Some(batch));
             }
             tokio::select! {
                 biased;
@@ -148,6 +145,26 @@ impl<Q: Queues + ?Sized> QueueConsumer<Q> {
             }
             self.idle = (self.idle * 2).min(self.config.max_poll.max(MIN_POLL));
         }
+    }
+
+    /// One lease without waiting: the next batch, or `None` when nothing is there for
+    /// this consumer now (for consumers that stop once the queue is empty).
+    pub async fn try_batch(&mut self) -> Result<Option<QueueBatch>> {
+        let leased = self
+            .store
+            .lease_entries(
+                self.queue,
+                self.config.name.clone(),
+                self.config.batch,
+                self.config.lease_secs,
+                crate::now(),
+            )
+            .await?;
+        if leased.is_empty() {
+            return Ok(None);
+        }
+        let (ids, entries) = leased.into_iter().map(|l| (l.id, l.entry)).unzip();
+        Ok(Some(QueueBatch { entries, ids }))
     }
 
     /// Acknowledge a processed batch: its entries are gone for good. Returns how many

@@ -6,6 +6,8 @@ pub mod admin;
 #[cfg(feature = "full")]
 pub mod bench;
 pub mod client;
+#[cfg(feature = "full")]
+pub mod consume;
 pub mod inspect;
 #[cfg(feature = "full")]
 pub mod pdns;

@@ -132,6 +132,12 @@ pub struct QueueArgs {
     /// With --queue: most entries taken (and committed) at once.
     #[arg(long, default_value_t = 10_000, requires = "queue")]
     pub pop_max: usize,
+
+    /// With --queue: the consumer name. Entries are taken at least once: a batch is
+    /// acknowledged only once committed, and a run killed before that leaves it to the
+    /// next run with the same name (at once) or to any consumer after 5 minutes.
+    #[arg(long, default_value = "d4-pdns", requires = "queue", value_parser = super::consume::check_name)]
+    pub consumer: String,
 }
 
 #[derive(Debug, Args)]
@@ -224,6 +230,10 @@ pub struct ServeArgs {
     /// Skip rcode lines from --queue (see `ingest --skip-rcode`).
     #[arg(long, requires = "queue")]
     pub skip_rcode: bool,
+
+    /// The consumer name of --queue (see `ingest --consumer`).
+    #[arg(long, default_value = "d4-pdns", requires = "queue", value_parser = super::consume::check_name)]
+    pub consumer: String,
 }
 
 fn parse_expire(s: &str) -> Result<(u16, u64), String> {
@@ -293,13 +303,15 @@ pub fn run(args: PdnsArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Pops entries from `queue` and ingests them, committing after every pop (so at most one
-/// pop's worth of entries is in flight), until `stop` is set or, with `until_empty`, the
-/// queue is empty.
+/// Takes entries from `queue` and ingests them at least once: each batch is committed to
+/// the database, then acknowledged (so at most one batch is in flight, and a crash
+/// repeats it rather than losing it), until `stop` is set or, with `until_empty`, the
+/// queue holds nothing more.
 async fn consume_queue(
     mut ing: Ingester,
     d4: Arc<dyn d4_store::Store>,
     queue: uuid::Uuid,
+    consumer: &str,
     pop_max: usize,
     until_empty: bool,
     stop: Arc<AtomicBool>,
@@ -308,27 +320,36 @@ async fn consume_queue(
         .queue_len(queue)
         .await
         .with_context(|| format!("analyzer queue {queue}"))?;
-    tracing::info!(%queue, queued = len, backend = d4.backend(), "consuming analyzer queue");
-    while !stop.load(Ordering::Relaxed) {
-        let entries = d4
-            .pop_entries_blocking(queue, pop_max.max(1), std::time::Duration::from_secs(1))
-            .await
-            .with_context(|| format!("popping analyzer queue {queue}"))?;
-        if entries.is_empty() {
-            if until_empty {
-                break;
+    let mut c = super::consume::consumer(d4.clone(), queue, consumer, pop_max)?;
+    tracing::info!(%queue, queued = len, consumer, backend = d4.backend(), "consuming analyzer queue");
+    let stopped = || {
+        let stop = stop.clone();
+        async move {
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
-            continue;
         }
-        ing = tokio::task::spawn_blocking(move || {
-            for e in &entries {
+    };
+    while !stop.load(Ordering::Relaxed) {
+        let Some(batch) = super::consume::next(&mut c, until_empty, stopped())
+            .await
+            .with_context(|| format!("taking entries from analyzer queue {queue}"))?
+        else {
+            break;
+        };
+        let (i, batch) = tokio::task::spawn_blocking(move || {
+            for e in &batch.entries {
                 let sensor = e.sensor.map(|u| d4_proto::sensor_id(&u));
                 ing.chunk(&e.data, sensor.as_deref())?;
             }
             ing.flush()?;
-            Ok::<_, d4_pdns::RecordError>(ing)
+            Ok::<_, d4_pdns::RecordError>((ing, batch))
         })
         .await??;
+        ing = i;
+        c.ack(batch)
+            .await
+            .with_context(|| format!("acknowledging entries of analyzer queue {queue}"))?;
     }
     Ok(ing)
 }
@@ -367,7 +388,16 @@ fn ingest_queue(
         let d4 = d4_store::open(d4cfg).await?;
         let stop = Arc::new(AtomicBool::new(false));
         let _signalled = stop_on_signal(stop.clone());
-        consume_queue(ing, d4, queue, a.queue.pop_max, a.queue.until_empty, stop).await
+        consume_queue(
+            ing,
+            d4,
+            queue,
+            &a.queue.consumer,
+            a.queue.pop_max,
+            a.queue.until_empty,
+            stop,
+        )
+        .await
     })?;
     let expired = store.expire(now_ms(), &a.expire.into_iter().collect::<HashMap<_, _>>())?;
     let mut summary = serde_json::to_value(ing.stats())?;
@@ -505,8 +535,9 @@ fn serve(
                     },
                 );
                 let stop = stop.clone();
+                let name = a.consumer.clone();
                 Some(tokio::spawn(async move {
-                    let r = consume_queue(ing, d4, q, 10_000, false, stop).await;
+                    let r = consume_queue(ing, d4, q, &name, 10_000, false, stop).await;
                     if let Err(e) = &r {
                         // Logged at once: the server keeps answering from what is stored.
                         tracing::error!(error = %format!("{e:#}"), "queue consumer stopped");

@@ -56,6 +56,12 @@ pub struct PibsArgs {
     #[arg(long, requires = "queue")]
     pub exit_when_empty: bool,
 
+    /// With `--queue`: the consumer name. A path is acknowledged once its file was
+    /// analyzed; a run killed before that leaves it to the next run with the same name
+    /// (at once) or to any consumer after 5 minutes.
+    #[arg(long, default_value = "d4-pibs", requires = "queue", value_parser = super::consume::check_name)]
+    pub consumer: String,
+
     /// Print each TCP backscatter packet as the reference's CSV `epoch,src_ip,tcp_flags,src_port`
     /// (after a `#timestamp, ...` comment line). The default output when neither `-w` nor
     /// `--json` is given.
@@ -379,9 +385,7 @@ fn run_queue(args: &PibsArgs, queue: &str) -> anyhow::Result<ExitCode> {
     let mut outputs = Outputs::new(args)?;
     let config = args.store.store_config()?;
     let result: anyhow::Result<u64> = rt.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut term = signal(SignalKind::terminate())?;
+        let mut stop = super::consume::Stop::new();
         let store = d4_store::open(&config).await?;
         let q = store
             .get_queue(uuid)
@@ -393,27 +397,16 @@ fn run_queue(args: &PibsArgs, queue: &str) -> anyhow::Result<ExitCode> {
                 q.config.kind
             );
         }
-        tracing::info!(queue = %uuid, backend = store.backend(), "waiting for pcap file paths");
+        let backend = store.backend();
+        let mut c = super::consume::consumer(store, uuid, &args.consumer, 1)?;
+        tracing::info!(queue = %uuid, backend, consumer = %args.consumer, "waiting for pcap file paths");
         let mut files = 0u64;
-        loop {
-            let entries = tokio::select! {
-                r = async {
-                    if args.exit_when_empty {
-                        store.pop_entries(uuid, 1).await
-                    } else {
-                        store.pop_entries_blocking(uuid, 1, Duration::from_secs(2)).await
-                    }
-                } => r?,
-                _ = int.recv() => break,
-                _ = term.recv() => break,
-            };
-            if entries.is_empty() {
-                if args.exit_when_empty {
-                    break;
-                }
-                continue;
-            }
-            for e in entries {
+        // (cancel-safe: a signal while waiting loses no path; one during a file's
+        // analysis stops after it)
+        while let Some(batch) =
+            super::consume::next(&mut c, args.exit_when_empty, stop.wait()).await?
+        {
+            for e in &batch.entries {
                 let path = PathBuf::from(e.text().trim_end_matches(['\r', '\n']).to_owned());
                 tracing::info!(file = %path.display(), "from queue");
                 files += 1;
@@ -424,6 +417,10 @@ fn run_queue(args: &PibsArgs, queue: &str) -> anyhow::Result<ExitCode> {
                     }
                 }
                 outputs.finish_file()?;
+            }
+            c.ack(batch).await?;
+            if stop.received() {
+                break;
             }
         }
         Ok(files)

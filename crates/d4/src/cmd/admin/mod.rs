@@ -16,6 +16,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use d4_store::{StoreConfig, StoreError};
+
+use super::consume::Stop;
 use ipnet::IpNet;
 use uuid::Uuid;
 
@@ -161,7 +163,7 @@ pub fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             })
     );
     let result = rt.block_on(async move {
-        let stop = if long_running { Stop::new() } else { Stop { int: None, term: None } };
+        let stop = if long_running { Stop::new() } else { Stop::none() };
         // Validate everything we can before touching the store.
         let config = match store_args.location.store_config() {
             Ok(c) => c,
@@ -199,47 +201,6 @@ pub fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             }
         }
     })
-}
-
-/// SIGINT/SIGTERM, registered when created (so a signal that arrives before the first
-/// wait still counts, and never kills the process mid-write).
-struct Stop {
-    int: Option<tokio::signal::unix::Signal>,
-    term: Option<tokio::signal::unix::Signal>,
-}
-
-impl Stop {
-    fn new() -> Stop {
-        use tokio::signal::unix::{signal, SignalKind};
-        Stop {
-            int: signal(SignalKind::interrupt()).ok(),
-            term: signal(SignalKind::terminate()).ok(),
-        }
-    }
-
-    /// Whether a signal arrived (without waiting).
-    fn received(&mut self) -> bool {
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        [&mut self.int, &mut self.term]
-            .into_iter()
-            .flatten()
-            .any(|s| s.poll_recv(&mut cx).is_ready())
-    }
-
-    async fn wait(&mut self) {
-        async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
-            match s {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        }
-        tokio::select! {
-            () = one(&mut self.int) => {}
-            () = one(&mut self.term) => {}
-        }
-    }
 }
 
 async fn store_serve(mut config: StoreConfig, mut stop: Stop) -> R<()> {

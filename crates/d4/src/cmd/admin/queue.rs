@@ -3,7 +3,6 @@
 
 use std::io::Write;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use d4_store::{QueueConfig, QueueEntry, QueueKind, Store, StoreError};
@@ -86,8 +85,14 @@ pub(super) enum QueueCmd {
         sensor: Option<String>,
     },
     /// Print entries one per line, oldest first, removing them (an analyzer on stdout).
+    /// At least once: an entry is removed only once it was written to stdout; a run
+    /// killed before that leaves it to the next run with the same --consumer.
     Pop {
         queue: String,
+        /// Consumer name: a restarted `pop` with the same name gets back at once what a
+        /// killed run had taken but not printed.
+        #[arg(long, default_value = "d4-queue-pop", value_parser = crate::cmd::consume::check_name)]
+        consumer: String,
         /// Keep waiting for new entries until interrupted (SIGINT/SIGTERM).
         #[arg(long, short)]
         follow: bool,
@@ -325,12 +330,17 @@ pub(super) async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool, stop
         }
         QueueCmd::Pop {
             queue,
+            consumer,
             follow,
             max,
             with_sensor,
         } => {
             let uuid = parse_uuid(&queue)?;
-            pop(store, uuid, follow, max, with_sensor, stop).await?;
+            if store.get_queue(uuid).await?.is_none() {
+                return Err(Fail::Store(StoreError::NotFound(format!("queue {uuid}"))));
+            }
+            let c = crate::cmd::consume::consumer(store, uuid, &consumer, POP_BATCH)?;
+            pop(c, follow, max, with_sensor, stop).await?;
         }
     }
     Ok(())
@@ -340,8 +350,7 @@ pub(super) async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool, stop
 const POP_BATCH: usize = 512;
 
 async fn pop(
-    store: Arc<dyn Store>,
-    queue: Uuid,
+    mut c: d4_store::QueueConsumer,
     follow: bool,
     max: Option<usize>,
     with_sensor: bool,
@@ -350,29 +359,14 @@ async fn pop(
     let mut left = max.unwrap_or(usize::MAX);
     let stdout = std::io::stdout();
     while left > 0 {
-        let n = left.min(POP_BATCH);
-        let entries = if follow {
-            // Never cancel a pop in flight (its entries would be lost): wait in short
-            // rounds and look at the signal between them.
-            let r = store
-                .pop_entries_blocking(queue, n, Duration::from_millis(500))
-                .await?;
-            if r.is_empty() && stop.received() {
-                break;
-            }
-            r
-        } else {
-            store.pop_entries(queue, n).await?
-        };
-        if entries.is_empty() {
-            if follow && !stop.received() {
-                continue;
-            }
+        // The lease is cancel-safe: a signal while waiting loses nothing.
+        c.set_batch(left.min(POP_BATCH));
+        let Some(batch) = crate::cmd::consume::next(&mut c, !follow, stop.wait()).await? else {
             break;
-        }
-        left -= entries.len();
+        };
+        left -= batch.len();
         let mut out = stdout.lock();
-        for e in &entries {
+        for e in &batch.entries {
             if let Err(e) = write_entry(&mut out, e, with_sensor) {
                 // A closed pipe (`| head`) ends the command quietly.
                 if e.kind() == std::io::ErrorKind::BrokenPipe {
@@ -391,6 +385,8 @@ async fn pop(
                 "write stdout: {e}"
             ))));
         }
+        drop(out);
+        c.ack(batch).await?;
         if follow && stop.received() {
             break;
         }
