@@ -51,27 +51,11 @@ impl LineState {
 
     pub fn handle(&mut self, ctx: &mut Ctx<'_>, payload: &[u8]) -> Result<(), WorkerError> {
         self.rotate_if_due(ctx.now)?;
-        let now = ctx.now;
-        let mut batch = Vec::new();
-        let mut err = None;
-        let LineState {
-            split,
-            file,
-            marker,
-            rotation_pending,
-            ..
-        } = self;
-        let cut_before = split.cut_count();
-        split.push(payload, |line, end| {
-            if err.is_none() {
-                if let Err(e) = emit_line(file, marker, rotation_pending, line, end, now) {
-                    err = Some(e);
-                    return;
-                }
-                push_line(&mut batch, line);
-            }
-        });
-        ctx.stats.lines_cut += split.cut_count() - cut_before;
+        let cut_before = self.split.cut_count();
+        let (split, mut emit) = self.emitter(ctx.now);
+        split.push(payload, |line, end| emit.line(line, end));
+        let Emit { batch, err, .. } = emit;
+        ctx.stats.lines_cut += self.split.cut_count() - cut_before;
         // Lines written before an error are queued all the same.
         let pushed = ctx.push(&self.target, batch);
         match err {
@@ -82,6 +66,26 @@ impl LineState {
 
     pub fn tick(&mut self, now: SystemTime) -> Result<(), WorkerError> {
         self.rotate_if_due(now)
+    }
+
+    /// The splitter and what its lines go through.
+    fn emitter(&mut self, now: SystemTime) -> (&mut LineSplitter, Emit<'_>) {
+        let LineState {
+            split,
+            file,
+            marker,
+            rotation_pending,
+            ..
+        } = self;
+        let emit = Emit {
+            file,
+            marker: *marker,
+            rotation_pending,
+            now,
+            batch: Vec::new(),
+            err: None,
+        };
+        (split, emit)
     }
 
     pub fn flush(&mut self) -> Result<(), WorkerError> {
@@ -103,23 +107,9 @@ impl LineState {
     }
 
     pub fn close(&mut self, ctx: &mut Ctx<'_>) -> Result<(), WorkerError> {
-        let now = ctx.now;
-        let mut batch = Vec::new();
-        let mut err = None;
-        let LineState {
-            split,
-            file,
-            marker,
-            rotation_pending,
-            ..
-        } = self;
-        split.finish(|line, end| {
-            if let Err(e) = emit_line(file, marker, rotation_pending, line, end, now) {
-                err = Some(e);
-                return;
-            }
-            push_line(&mut batch, line);
-        });
+        let (split, mut emit) = self.emitter(ctx.now);
+        split.finish(|line, end| emit.line(line, end));
+        let Emit { batch, err, .. } = emit;
         let pushed = ctx.push(&self.target, batch);
         let finished = self.file.finish();
         if let Some(e) = err {
@@ -133,6 +123,36 @@ fn push_line(batch: &mut Vec<String>, line: &[u8]) {
     let l = trim_cr(line);
     if !l.is_empty() {
         batch.push(String::from_utf8_lossy(l).into_owned());
+    }
+}
+
+/// Writes the splitter's lines to the file and collects them for the queues; after an
+/// error the following lines are dropped.
+struct Emit<'a> {
+    file: &'a mut RotatingFile,
+    marker: Option<u8>,
+    rotation_pending: &'a mut bool,
+    now: SystemTime,
+    batch: Vec<String>,
+    err: Option<WorkerError>,
+}
+
+impl Emit<'_> {
+    fn line(&mut self, line: &[u8], end: LineEnd) {
+        if self.err.is_some() {
+            return;
+        }
+        match emit_line(
+            self.file,
+            &self.marker,
+            self.rotation_pending,
+            line,
+            end,
+            self.now,
+        ) {
+            Ok(()) => push_line(&mut self.batch, line),
+            Err(e) => self.err = Some(e),
+        }
     }
 }
 
