@@ -127,16 +127,7 @@ impl RedisRecordStore {
                 if out.len() >= max {
                     return Err(RecordError::TooManyMatches(max));
                 }
-                out.push(Record {
-                    rrname: n.clone(),
-                    rrtype: *t,
-                    rdata: v.clone(),
-                    time_first_ms: a.first,
-                    time_last_ms: a.last,
-                    count: a.count,
-                    sensors: Vec::new(),
-                    seq: 0,
-                });
+                out.push(a.into_record(n.clone(), *t, v.clone()));
             }
         }
         Ok(out)
@@ -216,8 +207,7 @@ impl RecordStore for RedisRecordStore {
                 .ignore();
         }
         let () = pipe.query(&mut *con).map_err(rerr)?;
-        batch.lines = 0;
-        batch.bad.clear();
+        batch.clear_counts();
         Ok(stats)
     }
 
