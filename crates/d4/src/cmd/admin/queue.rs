@@ -10,7 +10,7 @@ use d4_store::{QueueConfig, QueueEntry, QueueKind, Store, StoreError};
 use uuid::Uuid;
 
 use super::output::{print_json, table};
-use super::{bad, parse_type, parse_uuid, type_name, CommonArgs, Fail, Stop, R};
+use super::{bad, check, parse_type, parse_uuid, type_name, CommonArgs, Fail, Stop, R};
 
 #[derive(Debug, Args)]
 pub struct QueueArgs {
@@ -183,18 +183,15 @@ pub(super) async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool, stop
                 Some(u) => parse_uuid(&u)?,
                 None => Uuid::new_v4(),
             };
-            let q = store
-                .create_queue(
-                    QueueConfig {
-                        uuid,
-                        kind,
-                        description,
-                        max_size,
-                        sensors,
-                    },
-                    now,
-                )
-                .await?;
+            let config = QueueConfig {
+                uuid,
+                kind,
+                description,
+                max_size,
+                sensors,
+            };
+            check(d4_store::validate::queue_config(&config))?;
+            let q = store.create_queue(config, now).await?;
             if json {
                 print_json(&q)?;
             } else {
@@ -262,6 +259,7 @@ pub(super) async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool, stop
                         .collect::<R<Vec<_>>>()?,
                 );
             }
+            check(d4_store::validate::queue_config(&c))?;
             let q = store.update_queue(c, now).await?;
             outln!(
                 "queue {} updated (len {}, trimmed {})",
