@@ -6,42 +6,26 @@
 
 use std::net::SocketAddr;
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
 use crate::support::server::*;
 use d4_store::{Role, StoreConfig, User};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
 const TOKEN: &str = "validation-parity-token-0123456789abcdef0123456789abcdef01234567";
 
-/// One plain-HTTP request with the API token (Connection: close): (status, body).
+/// One REST API request with the API token: (status, body).
 async fn api(addr: SocketAddr, method: &str, path: &str, body: &Value) -> (u16, String) {
     let body = if body.is_null() {
         String::new()
     } else {
         body.to_string()
     };
-    let fut = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let req = format!(
-            "{method} /api/v1{path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
-             Authorization: {TOKEN}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        s.write_all(req.as_bytes()).await.unwrap();
-        let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out).await;
-        let text = String::from_utf8_lossy(&out).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-        (status, body.to_string())
-    };
-    tokio::time::timeout(Duration::from_secs(20), fut)
-        .await
-        .expect("HTTP request timed out")
+    let headers = [
+        ("Authorization", TOKEN),
+        ("Content-Type", "application/json"),
+    ];
+    http(addr, method, &format!("/api/v1{path}"), &headers, &body).await
 }
 
 /// The real `d4` CLI on the server's data dir (it reaches the store through `d4.sock`).

@@ -265,15 +265,11 @@ pub(super) async fn sensor(store: Arc<dyn Store>, cmd: SensorCmd, json: bool) ->
             } else {
                 key
             };
-            update(
-                &store,
-                uuid,
-                SensorUpdate {
-                    hmac_key: Some(key.clone()),
-                    ..Default::default()
-                },
-            )
-            .await?;
+            let change = SensorUpdate {
+                hmac_key: Some(key.clone()),
+                ..Default::default()
+            };
+            update(&store, uuid, change).await?;
             outln!(
                 "sensor {}: {}",
                 uuid.simple(),
@@ -286,15 +282,11 @@ pub(super) async fn sensor(store: Arc<dyn Store>, cmd: SensorCmd, json: bool) ->
         }
         SensorCmd::Describe { uuid, description } => {
             let uuid = parse_uuid(&uuid)?;
-            update(
-                &store,
-                uuid,
-                SensorUpdate {
-                    description: Some(description),
-                    ..Default::default()
-                },
-            )
-            .await?;
+            let change = SensorUpdate {
+                description: Some(description),
+                ..Default::default()
+            };
+            update(&store, uuid, change).await?;
             outln!("sensor {}: description set", uuid.simple());
         }
         SensorCmd::SetLimit { uuid, limit } => {
@@ -311,15 +303,11 @@ pub(super) async fn sensor(store: Arc<dyn Store>, cmd: SensorCmd, json: bool) ->
                     }
                 }
             };
-            update(
-                &store,
-                uuid,
-                SensorUpdate {
-                    stream_limit: Some(limit),
-                    ..Default::default()
-                },
-            )
-            .await?;
+            let change = SensorUpdate {
+                stream_limit: Some(limit),
+                ..Default::default()
+            };
+            update(&store, uuid, change).await?;
             outln!(
                 "sensor {}: stream limit {}",
                 uuid.simple(),
