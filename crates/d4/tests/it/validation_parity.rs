@@ -237,6 +237,7 @@ async fn web_api_and_cli_accept_and_refuse_the_same_inputs() {
         queue("good type queue", "8", 100, "pdns", true),
         queue("good ext queue", "ja3-jl", 100, "", true),
         queue("type 0 queue", "0", 100, "", false),
+        queue("type 254 queue", "254", 100, "", false),
         queue("bad ext queue", ".x", 100, "", false),
         queue("max size 0", "8", 0, "", false),
         queue("1025-char queue description", "8", 100, &d1025, false),

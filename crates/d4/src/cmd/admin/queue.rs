@@ -159,13 +159,7 @@ pub(super) async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool, stop
             uuid,
         } => {
             let kind = match (d4_type, ext) {
-                (Some(t), None) => {
-                    let t = parse_type(&t)?;
-                    if t == d4_proto::types::EXTENDED {
-                        return bad("type 254 queues take an extended type: use --ext NAME");
-                    }
-                    QueueKind::Type(t)
-                }
+                (Some(t), None) => QueueKind::Type(parse_type(&t)?),
                 (None, Some(e)) => QueueKind::Ext(e),
                 _ => return bad("give exactly one of --type or --ext"),
             };
