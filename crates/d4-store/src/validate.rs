@@ -95,9 +95,14 @@ pub fn ext_name(name: &str) -> Result<()> {
     }
 }
 
-/// What a queue receives: a type other than 0, or a valid extended type name.
+/// What a queue receives: a type other than 0 and 254 (extended types are queued by
+/// name), or a valid extended type name.
 pub fn queue_kind(kind: &QueueKind) -> Result<()> {
     match kind {
+        QueueKind::Type(types::EXTENDED) => Err(invalid(format!(
+            "type {} queues take an extended type name instead (e.g. ja3-jl)",
+            types::EXTENDED
+        ))),
         QueueKind::Type(t) => d4_type(*t),
         QueueKind::Ext(name) => ext_name(name),
     }
@@ -222,6 +227,7 @@ mod tests {
         assert!(d4_type(0).is_err());
         assert!(d4_type(types::PASSIVEDNS).is_ok());
         assert!(queue_kind(&QueueKind::Type(0)).is_err());
+        assert!(queue_kind(&QueueKind::Type(types::EXTENDED)).is_err());
         assert!(queue_kind(&QueueKind::Ext("ja3-jl".into())).is_ok());
         for bad in ["", ".hidden", "a/b", "sp ace", &"x".repeat(65)] {
             assert!(ext_name(bad).is_err(), "{bad:?}");

@@ -1,9 +1,12 @@
-//! Operations shared by the pages and the JSON API: validation of user input and the store
+//! Operations shared by the pages and the JSON API: parsing of user input and the store
 //! calls behind every action. Errors carry an HTTP status and a reason for the operator.
+//! Input checks are the store's ([`d4_store::validate`], the same as the CLI's): a refused
+//! input is answered 400 with the store's message before the store is called.
 
 use std::net::IpAddr;
 
 use axum::http::StatusCode;
+use d4_store::validate;
 use d4_store::{
     now, Block, BlockTarget, Counter, QueueConfig, QueueKind, Role, Sensor, SensorRegistration,
     SensorStatus, SensorUpdate, StatsKey, Store, User,
@@ -14,9 +17,9 @@ use uuid::Uuid;
 use crate::auth;
 pub use crate::failure::{Failure, Res};
 
-/// A sensor UUID, 32 hex digits or the dashed form.
+/// A sensor UUID, 32 hex digits or the dashed form ([`validate::parse_uuid`]).
 pub fn parse_uuid(s: &str) -> Res<Uuid> {
-    Uuid::parse_str(s.trim()).map_err(|_| Failure::bad(format!("invalid uuid {:?}", short(s))))
+    Ok(validate::parse_uuid(s)?)
 }
 
 fn short(s: &str) -> String {
@@ -31,25 +34,6 @@ pub async fn sensor(store: &dyn Store, uuid: Uuid) -> Res<Sensor> {
         .ok_or_else(|| Failure::not_found(format!("unknown sensor {}", uuid.simple())))
 }
 
-/// Sensor HMAC keys: 1..=100 printable characters (the reference truncates at 100).
-pub fn check_key(key: &str) -> Res<()> {
-    if key.is_empty() || key.chars().count() > 100 || key.chars().any(|c| c.is_control()) {
-        return Err(Failure::bad(
-            "the HMAC key must have 1 to 100 printable characters",
-        ));
-    }
-    Ok(())
-}
-
-pub fn check_text(what: &str, s: &str, max: usize) -> Res<()> {
-    if s.chars().count() > max {
-        return Err(Failure::bad(format!(
-            "{what} is too long (at most {max} characters)"
-        )));
-    }
-    Ok(())
-}
-
 /// Register a sensor (pending unless `approve`).
 pub async fn register(
     store: &dyn Store,
@@ -60,26 +44,16 @@ pub async fn register(
     description: Option<String>,
     approve: bool,
 ) -> Res<Sensor> {
-    if let Some(k) = &key {
-        check_key(k)?;
-    }
-    if let Some(m) = &mail {
-        check_text("mail", m, 256)?;
-    }
-    if let Some(d) = &description {
-        check_text("description", d, 1024)?;
-    }
-    let sensor = store
-        .register_sensor(SensorRegistration {
-            uuid,
-            hmac_key: key,
-            mail,
-            third_party,
-            description,
-            approve,
-        })
-        .await?;
-    Ok(sensor)
+    let reg = SensorRegistration {
+        uuid,
+        hmac_key: key,
+        mail,
+        third_party,
+        description,
+        approve,
+    };
+    validate::registration(&reg)?;
+    Ok(store.register_sensor(reg).await?)
 }
 
 pub async fn approve(store: &dyn Store, uuid: Uuid) -> Res<Sensor> {
@@ -99,20 +73,7 @@ pub async fn delete_sensor(store: &dyn Store, uuid: Uuid) -> Res<()> {
 
 pub async fn update_sensor(store: &dyn Store, uuid: Uuid, update: SensorUpdate) -> Res<Sensor> {
     sensor(store, uuid).await?;
-    if let Some(d) = &update.description {
-        check_text("description", d, 1024)?;
-    }
-    if let Some(Some(k)) = &update.hmac_key {
-        check_key(k)?;
-    }
-    if let Some(Some(0)) = update.stream_limit {
-        return Err(Failure::bad("the stream limit must be at least 1"));
-    }
-    if let Some(Some(0)) = update.monitoring_threshold {
-        return Err(Failure::bad(
-            "the monitoring threshold must be at least 1 second",
-        ));
-    }
+    validate::sensor_update(&update)?;
     Ok(store.update_sensor(uuid, update).await?)
 }
 
@@ -122,7 +83,7 @@ pub async fn rotate_key(store: &dyn Store, uuid: Uuid, key: Option<String>) -> R
         Some(k) => k,
         None => auth::random_token(),
     };
-    check_key(&key)?;
+    validate::hmac_key(&key)?;
     sensor(store, uuid).await?;
     store
         .update_sensor(
@@ -169,21 +130,19 @@ pub async fn add_block(
     reason: &str,
     expires_in: Option<u64>,
 ) -> Res<()> {
-    check_text("reason", reason, 256)?;
     let t = now();
-    store
-        .add_block(Block {
-            target,
-            reason: if reason.is_empty() {
-                "web".into()
-            } else {
-                reason.to_string()
-            },
-            created: t,
-            expires: expires_in.map(|s| t.saturating_add(s)),
-        })
-        .await?;
-    Ok(())
+    let block = Block {
+        target,
+        reason: if reason.is_empty() {
+            "web".into()
+        } else {
+            reason.to_string()
+        },
+        created: t,
+        expires: expires_in.map(|s| t.saturating_add(s)),
+    };
+    validate::block(&block)?;
+    Ok(store.add_block(block).await?)
 }
 
 /// A block target from a kind (`ip`, `uuid`, `ips_of_uuid`) and a value.
@@ -230,33 +189,13 @@ pub async fn remove_block(store: &dyn Store, target: BlockTarget) -> Res<()> {
     }
 }
 
-/// Extended type names: `[A-Za-z0-9._-]{1,64}`, not starting with '.'.
-pub fn check_ext(name: &str) -> Res<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Failure::bad(format!(
-            "invalid extended type {:?} (1 to 64 of A-Z a-z 0-9 . _ -, not starting with '.')",
-            short(name)
-        )))
-    }
-}
-
 pub async fn set_type(store: &dyn Store, t: u8, accepted: bool) -> Res<()> {
-    if t == 0 {
-        return Err(Failure::bad("type 0 does not exist"));
-    }
+    validate::d4_type(t)?;
     Ok(store.set_type_accepted(t, accepted).await?)
 }
 
 pub async fn set_ext(store: &dyn Store, name: &str, accepted: bool) -> Res<()> {
-    check_ext(name)?;
+    validate::ext_name(name)?;
     Ok(store
         .set_ext_type_accepted(name.to_string(), accepted)
         .await?)
@@ -266,9 +205,7 @@ pub async fn set_ext(store: &dyn Store, name: &str, accepted: bool) -> Res<()> {
 pub fn parse_kind(s: &str) -> Res<QueueKind> {
     let s = s.trim();
     if let Ok(t) = s.parse::<u8>() {
-        if t == 0 {
-            return Err(Failure::bad("type 0 does not exist"));
-        }
+        validate::d4_type(t)?;
         return Ok(QueueKind::Type(t));
     }
     if s.chars().all(|c| c.is_ascii_digit()) && !s.is_empty() {
@@ -277,7 +214,7 @@ pub fn parse_kind(s: &str) -> Res<QueueKind> {
             short(s)
         )));
     }
-    check_ext(s)?;
+    validate::ext_name(s)?;
     Ok(QueueKind::Ext(s.to_string()))
 }
 
@@ -295,24 +232,13 @@ pub fn parse_group(s: &str) -> Res<Option<Vec<Uuid>>> {
     Ok(if out.is_empty() { None } else { Some(out) })
 }
 
-pub fn check_queue(config: &QueueConfig) -> Res<()> {
-    check_text("description", &config.description, 1024)?;
-    if config.max_size == 0 {
-        return Err(Failure::bad("the max size must be at least 1"));
-    }
-    if let QueueKind::Ext(e) = &config.kind {
-        check_ext(e)?;
-    }
-    Ok(())
-}
-
 pub async fn create_queue(store: &dyn Store, config: QueueConfig) -> Res<d4_store::Queue> {
-    check_queue(&config)?;
+    validate::queue_config(&config)?;
     Ok(store.create_queue(config, now()).await?)
 }
 
 pub async fn update_queue(store: &dyn Store, config: QueueConfig) -> Res<d4_store::Queue> {
-    check_queue(&config)?;
+    validate::queue_config(&config)?;
     if store.get_queue(config.uuid).await?.is_none() {
         return Err(Failure::not_found(format!(
             "unknown queue {}",
@@ -337,7 +263,7 @@ pub async fn create_user(
     role: Role,
     password: Option<String>,
 ) -> Res<Option<String>> {
-    auth::check_user_name(name).map_err(Failure::bad)?;
+    validate::user_name(name)?;
     let (password, generated) = match password.filter(|p| !p.is_empty()) {
         Some(p) => {
             auth::check_password_rules(&p).map_err(Failure::bad)?;

@@ -204,20 +204,6 @@ pub fn check_password_rules(password: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// User names: 1..=64 of `[A-Za-z0-9._@-]`.
-pub fn check_user_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
-    if ok {
-        Ok(())
-    } else {
-        Err("user names are 1 to 64 characters of A-Z a-z 0-9 . _ - @".into())
-    }
-}
-
 /// On first start (no user at all), create the `admin` account with a random password,
 /// print it once on stderr and write it to `<data>/web-admin-password.txt` (mode 0600).
 /// The change is required at first login; the file is removed then. Returns the password

@@ -123,7 +123,7 @@ pub(super) async fn sensor_create(
     let s = actions::register(
         st.store(),
         uuid,
-        req.hmac_key.filter(|k| !k.is_empty()),
+        req.hmac_key,
         req.mail,
         req.third_party,
         req.description,

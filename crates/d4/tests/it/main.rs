@@ -33,6 +33,7 @@ mod server_rotation_crash;
 mod server_rules;
 mod server_valid_key;
 mod server_vectors;
+mod validation_parity;
 mod web_browser;
 mod web_hardening;
 mod web_ops;

@@ -13,20 +13,7 @@ use uuid::Uuid;
 
 /// One plain-HTTP GET (Connection: close): (status, body).
 async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let fut = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-        s.write_all(req.as_bytes()).await.unwrap();
-        let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out).await;
-        let text = String::from_utf8_lossy(&out).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-        (status, body.to_string())
-    };
-    tokio::time::timeout(Duration::from_secs(20), fut)
-        .await
-        .expect("HTTP request timed out")
+    http(addr, "GET", path, &[], "").await
 }
 
 /// The value of one sample line (`name{labels} value`) of a Prometheus text.

@@ -55,26 +55,12 @@ async fn https(
             .connect(ServerName::try_from("localhost").unwrap(), tcp)
             .await
             .unwrap();
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        req.push_str(body);
+        let req = http_request(method, path, headers, body);
         s.write_all(req.as_bytes()).await.unwrap();
         let mut out = Vec::new();
         let _ = s.read_to_end(&mut out).await;
-        let text = String::from_utf8_lossy(&out).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-        Resp {
-            status,
-            head: head.to_string(),
-            body: body.to_string(),
-        }
+        let (status, head, body) = parse_response(&out);
+        Resp { status, head, body }
     };
     tokio::time::timeout(Duration::from_secs(20), fut)
         .await

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use d4_store::{Block, BlockTarget, Store, StoreError};
+use d4_store::{validate, Block, BlockTarget, Store, StoreError};
 
 use super::output::{fmt_time, print_json, table};
-use super::{bad, parse_net, parse_uuid, CommonArgs, R};
+use super::{bad, check, parse_net, parse_uuid, CommonArgs, R};
 
 #[derive(Debug, Args)]
 pub struct BlocklistArgs {
@@ -104,19 +104,21 @@ pub(super) async fn blocklist(store: Arc<dyn Store>, cmd: BlocklistCmd, json: bo
             reason,
             ips,
         } => {
-            let targets = items
+            let blocks = items
                 .iter()
-                .map(|i| target(i, ips))
-                .collect::<R<Vec<_>>>()?;
-            for t in targets {
-                store
-                    .add_block(Block {
-                        target: t.clone(),
+                .map(|i| {
+                    let block = Block {
+                        target: target(i, ips)?,
                         reason: reason.clone(),
                         created: now,
                         expires: expires.map(|e| now + e),
-                    })
-                    .await?;
+                    };
+                    check(validate::block(&block)).map(|()| block)
+                })
+                .collect::<R<Vec<_>>>()?;
+            for block in blocks {
+                let t = block.target.clone();
+                store.add_block(block).await?;
                 outln!("blocked {t}");
             }
         }

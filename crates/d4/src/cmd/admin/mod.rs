@@ -4,6 +4,10 @@
 //!
 //! Exit status: 0 on success; 2 on bad input (arguments, unknown sensor or queue, already
 //! registered...); 1 when the store cannot be reached or fails.
+//!
+//! Inputs are checked with the store's own checks ([`d4_store::validate`], which the web UI
+//! and REST API call too) before the store is touched: the CLI and the web accept and refuse
+//! the same inputs, with the same message.
 
 mod blocklist;
 mod output;
@@ -15,7 +19,7 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use d4_store::{StoreConfig, StoreError};
+use d4_store::{validate, StoreConfig, StoreError};
 
 use super::consume::Stop;
 use ipnet::IpNet;
@@ -98,12 +102,17 @@ fn bad<T>(msg: impl Into<String>) -> R<T> {
     Err(Fail::Input(msg.into()))
 }
 
-fn parse_uuid(s: &str) -> R<Uuid> {
-    Uuid::parse_str(s.trim()).or_else(|_| {
-        bad(format!(
-            "invalid uuid {s:?}: expected 32 hex digits (dashes allowed)"
-        ))
+/// A check of [`d4_store::validate`]: a refusal is bad input (exit status 2), with the
+/// store's message (the one the web UI answers).
+fn check<T>(r: d4_store::Result<T>) -> R<T> {
+    r.map_err(|e| match e {
+        StoreError::Invalid(msg) => Fail::Input(msg),
+        other => Fail::Store(other),
     })
+}
+
+fn parse_uuid(s: &str) -> R<Uuid> {
+    check(validate::parse_uuid(s))
 }
 
 fn parse_net(s: &str) -> R<IpNet> {
@@ -120,8 +129,7 @@ fn parse_net(s: &str) -> R<IpNet> {
 
 fn parse_type(s: &str) -> R<u8> {
     match d4_proto::types::parse(s) {
-        Some(0) => bad("type 0 is reserved"),
-        Some(t) => Ok(t),
+        Some(t) => check(validate::d4_type(t)).map(|()| t),
         None => {
             let names: Vec<String> = d4_proto::types::TABLE
                 .iter()

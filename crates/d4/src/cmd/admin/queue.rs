@@ -9,7 +9,7 @@ use d4_store::{QueueConfig, QueueEntry, QueueKind, Store, StoreError};
 use uuid::Uuid;
 
 use super::output::{print_json, table};
-use super::{bad, parse_type, parse_uuid, type_name, CommonArgs, Fail, Stop, R};
+use super::{bad, check, parse_type, parse_uuid, type_name, CommonArgs, Fail, Stop, R};
 
 #[derive(Debug, Args)]
 pub struct QueueArgs {
@@ -164,13 +164,7 @@ pub(super) async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool, stop
             uuid,
         } => {
             let kind = match (d4_type, ext) {
-                (Some(t), None) => {
-                    let t = parse_type(&t)?;
-                    if t == d4_proto::types::EXTENDED {
-                        return bad("type 254 queues take an extended type: use --ext NAME");
-                    }
-                    QueueKind::Type(t)
-                }
+                (Some(t), None) => QueueKind::Type(parse_type(&t)?),
                 (None, Some(e)) => QueueKind::Ext(e),
                 _ => return bad("give exactly one of --type or --ext"),
             };
@@ -188,18 +182,15 @@ pub(super) async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool, stop
                 Some(u) => parse_uuid(&u)?,
                 None => Uuid::new_v4(),
             };
-            let q = store
-                .create_queue(
-                    QueueConfig {
-                        uuid,
-                        kind,
-                        description,
-                        max_size,
-                        sensors,
-                    },
-                    now,
-                )
-                .await?;
+            let config = QueueConfig {
+                uuid,
+                kind,
+                description,
+                max_size,
+                sensors,
+            };
+            check(d4_store::validate::queue_config(&config))?;
+            let q = store.create_queue(config, now).await?;
             if json {
                 print_json(&q)?;
             } else {
@@ -267,6 +258,7 @@ pub(super) async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool, stop
                         .collect::<R<Vec<_>>>()?,
                 );
             }
+            check(d4_store::validate::queue_config(&c))?;
             let q = store.update_queue(c, now).await?;
             outln!(
                 "queue {} updated (len {}, trimmed {})",

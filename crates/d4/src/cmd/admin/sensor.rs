@@ -3,10 +3,12 @@
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use d4_store::{Block, BlockTarget, Sensor, SensorRegistration, SensorUpdate, Store, StoreError};
+use d4_store::{
+    validate, Block, BlockTarget, Sensor, SensorRegistration, SensorUpdate, Store, StoreError,
+};
 
 use super::output::{fmt_time, print_json, table};
-use super::{bad, parse_uuid, type_name, CommonArgs, R};
+use super::{bad, check, parse_uuid, type_name, CommonArgs, R};
 
 #[derive(Debug, Args)]
 pub struct SensorArgs {
@@ -145,20 +147,16 @@ pub(super) async fn sensor(store: Arc<dyn Store>, cmd: SensorCmd, json: bool) ->
             description,
             approve,
         } => {
-            let uuid = parse_uuid(&uuid)?;
-            if key.as_deref() == Some("") {
-                return bad("--key must not be empty");
-            }
-            let s = store
-                .register_sensor(SensorRegistration {
-                    uuid,
-                    hmac_key: key,
-                    mail,
-                    third_party,
-                    description,
-                    approve,
-                })
-                .await?;
+            let reg = SensorRegistration {
+                uuid: parse_uuid(&uuid)?,
+                hmac_key: key,
+                mail,
+                third_party,
+                description,
+                approve,
+            };
+            check(validate::registration(&reg))?;
+            let s = store.register_sensor(reg).await?;
             outln!(
                 "sensor {} registered ({})",
                 s.uuid.simple(),
@@ -267,18 +265,11 @@ pub(super) async fn sensor(store: Arc<dyn Store>, cmd: SensorCmd, json: bool) ->
             } else {
                 key
             };
-            if key.as_deref() == Some("") {
-                return bad("the key must not be empty (use --default for the server's key)");
-            }
-            store
-                .update_sensor(
-                    uuid,
-                    SensorUpdate {
-                        hmac_key: Some(key.clone()),
-                        ..Default::default()
-                    },
-                )
-                .await?;
+            let change = SensorUpdate {
+                hmac_key: Some(key.clone()),
+                ..Default::default()
+            };
+            update(&store, uuid, change).await?;
             outln!(
                 "sensor {}: {}",
                 uuid.simple(),
@@ -291,15 +282,11 @@ pub(super) async fn sensor(store: Arc<dyn Store>, cmd: SensorCmd, json: bool) ->
         }
         SensorCmd::Describe { uuid, description } => {
             let uuid = parse_uuid(&uuid)?;
-            store
-                .update_sensor(
-                    uuid,
-                    SensorUpdate {
-                        description: Some(description),
-                        ..Default::default()
-                    },
-                )
-                .await?;
+            let change = SensorUpdate {
+                description: Some(description),
+                ..Default::default()
+            };
+            update(&store, uuid, change).await?;
             outln!("sensor {}: description set", uuid.simple());
         }
         SensorCmd::SetLimit { uuid, limit } => {
@@ -316,15 +303,11 @@ pub(super) async fn sensor(store: Arc<dyn Store>, cmd: SensorCmd, json: bool) ->
                     }
                 }
             };
-            store
-                .update_sensor(
-                    uuid,
-                    SensorUpdate {
-                        stream_limit: Some(limit),
-                        ..Default::default()
-                    },
-                )
-                .await?;
+            let change = SensorUpdate {
+                stream_limit: Some(limit),
+                ..Default::default()
+            };
+            update(&store, uuid, change).await?;
             outln!(
                 "sensor {}: stream limit {}",
                 uuid.simple(),
@@ -343,14 +326,14 @@ pub(super) async fn sensor(store: Arc<dyn Store>, cmd: SensorCmd, json: bool) ->
             } else {
                 BlockTarget::Uuid(uuid)
             };
-            store
-                .add_block(Block {
-                    target: target.clone(),
-                    reason,
-                    created: now,
-                    expires: expires.map(|e| now + e),
-                })
-                .await?;
+            let block = Block {
+                target: target.clone(),
+                reason,
+                created: now,
+                expires: expires.map(|e| now + e),
+            };
+            check(validate::block(&block))?;
+            store.add_block(block).await?;
             outln!("blocked {target}");
         }
         SensorCmd::Unblock { uuid } => {
@@ -374,5 +357,12 @@ pub(super) async fn sensor(store: Arc<dyn Store>, cmd: SensorCmd, json: bool) ->
             );
         }
     }
+    Ok(())
+}
+
+/// A settings change, checked as the web UI checks it ([`validate::sensor_update`]).
+async fn update(store: &Arc<dyn Store>, uuid: uuid::Uuid, u: SensorUpdate) -> R<()> {
+    check(validate::sensor_update(&u))?;
+    store.update_sensor(uuid, u).await?;
     Ok(())
 }

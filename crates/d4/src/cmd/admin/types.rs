@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use d4_store::Store;
+use d4_store::{validate, Store};
 
 use super::output::{print_json, table};
-use super::{bad, parse_type, type_name, CommonArgs, R};
+use super::{bad, check, parse_type, type_name, CommonArgs, R};
 
 #[derive(Debug, Args)]
 pub struct TypesArgs {
@@ -85,6 +85,9 @@ pub(super) async fn types(store: Arc<dyn Store>, cmd: TypesCmd, json: bool) -> R
 
 async fn set_types(store: Arc<dyn Store>, types: Vec<String>, ext: Vec<String>, on: bool) -> R<()> {
     let ids = types.iter().map(|t| parse_type(t)).collect::<R<Vec<_>>>()?;
+    for e in &ext {
+        check(validate::ext_name(e))?;
+    }
     let verb = if on { "accepted" } else { "refused" };
     for id in ids {
         store.set_type_accepted(id, on).await?;

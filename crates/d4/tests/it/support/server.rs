@@ -226,6 +226,52 @@ pub async fn connect_tls(addr: SocketAddr) -> TlsStream {
         .unwrap()
 }
 
+/// A raw HTTP/1.1 response split into (status, head, body).
+pub fn parse_response(raw: &[u8]) -> (u16, String, String) {
+    let text = String::from_utf8_lossy(raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, head.to_string(), body.to_string())
+}
+
+/// An HTTP/1.1 request to `localhost` (Connection: close) with extra headers and a body.
+pub fn http_request(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> String {
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Content-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    req
+}
+
+/// One plain-HTTP request (Connection: close) with extra headers and a body, answered
+/// within 20 s: (status, body).
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let fut = async {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let req = http_request(method, path, headers, body);
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out).await;
+        let (status, _, body) = parse_response(&out);
+        (status, body)
+    };
+    tokio::time::timeout(Duration::from_secs(20), fut)
+        .await
+        .expect("HTTP request timed out")
+}
+
 /// A tiny deterministic PRNG (xorshift) for chunk sizes.
 pub struct Rng(pub u64);
 impl Rng {
