@@ -287,7 +287,7 @@ impl<S: AsyncRead + Unpin + Send> Connection<S> {
         // The store's claim holds across every server sharing the store
         // (Redis): awaited before any frame of the session is journaled.
         let d4_type = claim.d4_type;
-        match server.store.try_claim_lease(claim, now()).await {
+        match server.leases.try_claim_lease(claim, now()).await {
             Ok(true) => self.lease = Some((u, d4_type)),
             Ok(false) => return Err(refused(&self.session, Reason::Duplicate(d4_type))),
             Err(e) => {
@@ -377,10 +377,10 @@ impl<S: AsyncRead + Unpin + Send> Connection<S> {
             server.gate.release(&u, t, &id);
         }
         if let Some((u, t)) = self.lease {
-            let store = server.store.clone();
+            let leases = server.leases.clone();
             let metrics = server.metrics.clone();
             tokio::spawn(async move {
-                if let Err(e) = store.release_lease(u, t, id).await {
+                if let Err(e) = leases.release_lease(u, t, id).await {
                     metrics.store_failure("release-session");
                     tracing::warn!(session = %id, sensor = %u.simple(), error = %e, "could not release the session in the store; its lease lapses by itself");
                 }

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 
-use d4_store::{Block, BlockTarget, SensorStatus, Store, StoreError};
+use d4_store::{Block, BlockTarget, Policy, SensorStatus, Sensors, StoreError};
 use uuid::Uuid;
 
 use crate::now;
@@ -35,19 +35,24 @@ impl StoreGate {
         StoreGate::default()
     }
 
-    /// Reloads the snapshot from the store.
-    pub async fn refresh(&self, store: &dyn Store) -> Result<(), StoreError> {
-        let sensors = store.list_sensors().await?;
-        let blocks = store.list_blocks(now()).await?;
-        let types = store.accepted_types().await?;
-        let ext_types = store.accepted_ext_types().await?;
+    /// Reloads the snapshot from the store: the sensors from its [`Sensors`] role, the
+    /// blocklists and accepted types from its [`Policy`] role.
+    pub async fn refresh(
+        &self,
+        sensors: &dyn Sensors,
+        policy: &dyn Policy,
+    ) -> Result<(), StoreError> {
+        let listed = sensors.list_sensors().await?;
+        let blocks = policy.list_blocks(now()).await?;
+        let types = policy.accepted_types().await?;
+        let ext_types = policy.accepted_ext_types().await?;
         let mut snap = Snapshot {
             blocks,
             types: types.into_iter().collect(),
             ext_types: ext_types.into_iter().collect(),
             ..Default::default()
         };
-        for s in sensors {
+        for s in listed {
             let view = SensorView {
                 approved: s.status == SensorStatus::Approved,
                 key: s

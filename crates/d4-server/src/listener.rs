@@ -168,18 +168,18 @@ pub(crate) fn on_refusal(server: &Server, r: &Refusal, peer: IpAddr, session: Uu
     }
     // worker errors are recorded by the pipeline itself
     if let (Some(uuid), false, true) = (r.uuid, matches!(r.reason, Reason::Worker(_)), noted) {
-        let store = server.store.clone();
+        let sensors = server.sensors.clone();
         let msg = format!("{} [{}] from {peer}", r.reason, r.reason.code());
         let metrics = server.metrics.clone();
         tokio::spawn(async move {
-            if let Err(e) = store.record_sensor_error(uuid, now(), msg).await {
+            if let Err(e) = sensors.record_sensor_error(uuid, now(), msg).await {
                 metrics.store_failure("record-error");
                 tracing::warn!(error = %e, "could not record the sensor's error");
             }
         });
     }
     if let (Reason::IpBlockedByUuid(ip), Some(uuid)) = (&r.reason, r.uuid) {
-        let store = server.store.clone();
+        let policy = server.policy.clone();
         let block = Block {
             target: BlockTarget::Ip(ipnet::IpNet::from(*ip)),
             reason: format!("presented uuid {}", uuid.simple()),
@@ -188,7 +188,7 @@ pub(crate) fn on_refusal(server: &Server, r: &Refusal, peer: IpAddr, session: Uu
         };
         let metrics = server.metrics.clone();
         tokio::spawn(async move {
-            if let Err(e) = store.add_block(block).await {
+            if let Err(e) = policy.add_block(block).await {
                 metrics.store_failure("auto-block");
                 tracing::warn!(sensor = %uuid.simple(), error = %e, "could not store the automatic IP block");
             }

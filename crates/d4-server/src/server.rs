@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use d4_store::{Store, StoreEvent};
+use d4_store::{Leases, Policy, Sensors, Store, StoreEvent};
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -75,7 +75,16 @@ pub(crate) struct Server {
     pub(crate) scfg: Arc<SessionConfig>,
     /// The in-memory snapshot of the store every frame is checked against.
     pub(crate) gate: Arc<StoreGate>,
-    pub(crate) store: Arc<dyn Store>,
+    /// The store's roles the tasks call, each a handle on the one store [`run`] is given:
+    /// sensors (the gate's snapshot, errors, stats), policy (the gate's snapshot,
+    /// automatic blocks; its handle also carries the store's event feed) and leases (the
+    /// slot of each live D4 session). The workers push through their own [`Queues`]
+    /// handle (`StoreQueueSink`).
+    ///
+    /// [`Queues`]: d4_store::Queues
+    pub(crate) sensors: Arc<dyn Sensors>,
+    pub(crate) policy: Arc<dyn Policy>,
+    pub(crate) leases: Arc<dyn Leases>,
     pub(crate) stats: Arc<Stats>,
     /// Opens the per-type worker of a session (its pipeline's handler).
     pub(crate) handlers: Arc<dyn HandlerFactory>,
@@ -129,11 +138,15 @@ pub async fn run_with_metrics(
     on_bound: impl FnOnce(&Bound),
 ) -> Result<(), ServerError> {
     crate::startup::prepare(&cfg)?;
-    let (workers, handlers) = crate::startup::recover(&cfg, &store).await?;
+    // One store, handed to each part as the role it calls.
+    let sensors: Arc<dyn Sensors> = store.clone();
+    let policy: Arc<dyn Policy> = store.clone();
+    let leases: Arc<dyn Leases> = store.clone();
+    let (workers, handlers) = crate::startup::recover(&cfg, &*leases, &*sensors, store).await?;
     let jdir = cfg.journal_dir();
 
     let gate = Arc::new(StoreGate::new());
-    gate.refresh(&*store).await?;
+    gate.refresh(&*sensors, &*policy).await?;
 
     let server = Arc::new(Server {
         scfg: Arc::new(SessionConfig {
@@ -144,7 +157,6 @@ pub async fn run_with_metrics(
             max_ext_sessions_per_sensor: cfg.max_ext_sessions_per_sensor,
         }),
         gate: gate.clone(),
-        store: store.clone(),
         stats: Arc::new(Stats::with_metrics(cfg.stats_flush_frames, metrics.clone())),
         handlers,
         pcfg: PipelineConfig {
@@ -152,7 +164,7 @@ pub async fn run_with_metrics(
             segment_bytes: cfg.journal_segment_bytes,
             fsync: cfg.journal_fsync,
             direct: cfg.journal_direct,
-            on_error: Some(error_hook(store.clone(), metrics.clone())),
+            on_error: Some(error_hook(sensors.clone(), metrics.clone())),
         },
         conns: Mutex::new(HashMap::new()),
         preauth: PreAuth::new(PreAuthLimits {
@@ -163,6 +175,9 @@ pub async fn run_with_metrics(
         }),
         refusals: Limiter::new(REFUSAL_PERIOD_SECS, 100_000),
         threads: Mutex::new(Vec::new()),
+        sensors,
+        policy,
+        leases,
         active: AtomicUsize::new(0),
         idle: Notify::new(),
         metrics,
@@ -224,9 +239,9 @@ pub async fn run_with_metrics(
     for b in background {
         let _ = b.await;
     }
-    server.stats.flush(&*server.store).await;
+    server.stats.flush(&*server.sensors).await;
     if let Err(e) = server
-        .store
+        .leases
         .clear_leases(server.cfg.server_id.clone())
         .await
     {
@@ -238,7 +253,7 @@ pub async fn run_with_metrics(
 }
 
 async fn events_task(server: Arc<Server>, mut stop: watch::Receiver<bool>) {
-    let mut events = server.store.subscribe();
+    let mut events = server.policy.subscribe();
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     let mut renew = tokio::time::interval(Duration::from_secs(
         (server.cfg.session_lease_secs / 3).max(1),
@@ -249,34 +264,34 @@ async fn events_task(server: Arc<Server>, mut stop: watch::Receiver<bool>) {
             ev = events.recv() => {
                 match ev {
                     Ok(StoreEvent::Kick { uuid }) => {
-                        if let Err(e) = server.gate.refresh(&*server.store).await {
+                        if let Err(e) = server.gate.refresh(&*server.sensors, &*server.policy).await {
                             server.metrics.store_failure("refresh");
                             tracing::warn!(error = %e, "store refresh failed");
                         }
                         kick(&server, uuid);
                     }
                     Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        if let Err(e) = server.gate.refresh(&*server.store).await {
+                        if let Err(e) = server.gate.refresh(&*server.sensors, &*server.policy).await {
                             server.metrics.store_failure("refresh");
                             tracing::warn!(error = %e, "store refresh failed");
                         }
                         recheck_all(&server);
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                        events = server.store.subscribe();
+                        events = server.policy.subscribe();
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }
             }
             _ = tick.tick() => {
-                if let Err(e) = server.gate.refresh(&*server.store).await {
+                if let Err(e) = server.gate.refresh(&*server.sensors, &*server.policy).await {
                     server.metrics.store_failure("refresh");
                     tracing::warn!(error = %e, "store refresh failed");
                 }
                 recheck_all(&server);
             }
             _ = renew.tick() => {
-                if let Err(e) = server.store.renew_leases(server.cfg.server_id.clone(), server.cfg.session_lease_secs, now()).await {
+                if let Err(e) = server.leases.renew_leases(server.cfg.server_id.clone(), server.cfg.session_lease_secs, now()).await {
                     server.metrics.store_failure("renew-sessions");
                     tracing::warn!(error = %e, "could not renew the session leases in the store");
                 }
@@ -312,11 +327,11 @@ async fn stats_task(server: Arc<Server>, mut stop: watch::Receiver<bool>) {
             _ = tokio::time::sleep(period) => {}
             _ = server.stats.notify.notified() => {}
         }
-        server.stats.flush(&*server.store).await;
+        server.stats.flush(&*server.sensors).await;
     }
 }
 
-fn error_hook(store: Arc<dyn Store>, metrics: Arc<ServerMetrics>) -> crate::pipeline::ErrorHook {
+fn error_hook(store: Arc<dyn Sensors>, metrics: Arc<ServerMetrics>) -> crate::pipeline::ErrorHook {
     let rt = tokio::runtime::Handle::current();
     Arc::new(move |uuid, msg| {
         let store = store.clone();

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use d4_store::Store;
+use d4_store::{Leases, Queues, Sensors};
 use d4_worker::{RotationPolicy, WorkerConfig, WorkerSet};
 
 use crate::config::ServerConfig;
@@ -44,19 +44,23 @@ pub(crate) fn prepare(cfg: &ServerConfig) -> Result<(), ServerError> {
 }
 
 /// Sets up the workers and recovers what the previous run left: returns the workers and
-/// the handler factory the pipelines open their handlers from.
+/// the handler factory the pipelines open their handlers from. It clears this server's
+/// `leases`, reads the sensors' keys from `sensors` (for the replay) and gives the workers
+/// `queues` to push into.
 pub(crate) async fn recover(
     cfg: &ServerConfig,
-    store: &Arc<dyn Store>,
+    leases: &dyn Leases,
+    sensors: &dyn Sensors,
+    queues: Arc<dyn Queues>,
 ) -> Result<(Arc<WorkerSet>, Arc<dyn HandlerFactory>), ServerError> {
     // Active-session state of a previous run never blocks sensors.
-    let cleared = store.clear_leases(cfg.server_id.clone()).await?;
+    let cleared = leases.clear_leases(cfg.server_id.clone()).await?;
     if cleared > 0 {
         tracing::info!(cleared, "cleared active sessions left by a previous run");
     }
 
     let rt = tokio::runtime::Handle::current();
-    let queue_sink = Arc::new(StoreQueueSink::new(store.clone(), rt));
+    let queue_sink = Arc::new(StoreQueueSink::new(queues, rt));
     let mut wcfg = WorkerConfig::new(cfg.data_dir.clone());
     wcfg.rotation = RotationPolicy {
         period: (cfg.rotation_secs > 0).then(|| Duration::from_secs(cfg.rotation_secs)),
@@ -93,7 +97,7 @@ pub(crate) async fn recover(
     {
         let handlers = handlers.clone();
         let jdir = cfg.journal_dir();
-        let own_keys = store.list_sensors().await?.into_iter().filter_map(|s| {
+        let own_keys = sensors.list_sensors().await?.into_iter().filter_map(|s| {
             let key = s.hmac_key.filter(|k| !k.is_empty())?;
             Some((s.uuid, key.into_bytes()))
         });

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use d4_store::{ActivityBatch, SeenUpdate, StatsDelta, Store};
+use d4_store::{ActivityBatch, SeenUpdate, Sensors, StatsDelta};
 use uuid::Uuid;
 
 #[derive(Default)]
@@ -132,7 +132,7 @@ impl Stats {
 
     /// Flushes to the store; on error the batch is logged and dropped (stats are not
     /// worth blocking the data path for).
-    pub async fn flush(&self, store: &dyn Store) {
+    pub async fn flush(&self, store: &dyn Sensors) {
         let batch = self.take();
         if batch.is_empty() {
             return;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use d4_proto::Frame;
-use d4_store::{PushKey, QueueEntry, QueueKind, QueuePush, Store};
+use d4_store::{PushKey, QueueEntry, QueueKind, QueuePush, Queues};
 use d4_worker::{FileLog, Outgoing, PushId, QueueSink, SinkError, Worker, WorkerSet};
 use uuid::Uuid;
 
@@ -15,15 +15,16 @@ use crate::pipeline::{HandlerFactory, StreamHandler};
 type QueueCache = HashMap<(QueueKind, Uuid), (Vec<Uuid>, Instant)>;
 
 /// Pushes worker output into the store's analyzer queues (blocking: called from the
-/// pipeline and gzip threads, never from the async runtime's workers).
+/// pipeline and gzip threads, never from the async runtime's workers). It needs the
+/// store's [`Queues`] role only.
 pub struct StoreQueueSink {
-    store: Arc<dyn Store>,
+    store: Arc<dyn Queues>,
     rt: tokio::runtime::Handle,
     cache: Mutex<QueueCache>,
 }
 
 impl StoreQueueSink {
-    pub fn new(store: Arc<dyn Store>, rt: tokio::runtime::Handle) -> StoreQueueSink {
+    pub fn new(store: Arc<dyn Queues>, rt: tokio::runtime::Handle) -> StoreQueueSink {
         StoreQueueSink {
             store,
             rt,
@@ -275,7 +276,7 @@ mod tests {
     use crate::pipeline::{replay_leftovers, ReplayKeys};
     use bytes::Bytes;
     use d4_proto::{Decoder, Encoder};
-    use d4_store::{EmbeddedStore, QueueConfig};
+    use d4_store::{EmbeddedStore, QueueConfig, Store};
     use d4_worker::WorkerConfig;
 
     fn frame(enc: &Encoder, i: u64) -> Frame {

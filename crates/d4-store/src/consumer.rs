@@ -36,7 +36,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::model::*;
-use crate::{validate, Queues, Result, Store, StoreError};
+use crate::{validate, Queues, Result, StoreError};
 
 /// First wait after an empty lease; doubled up to [`ConsumerConfig::max_poll`].
 const MIN_POLL: Duration = Duration::from_millis(20);
@@ -85,9 +85,11 @@ impl QueueBatch {
     }
 }
 
-/// An at-least-once reader of one queue (see the module doc).
+/// An at-least-once reader of one queue (see the module doc). It needs the store's
+/// [`Queues`] role only: by default it holds an `Arc<dyn Queues>` (an `Arc<dyn Store>`
+/// upcasts to it).
 #[derive(Debug)]
-pub struct QueueConsumer<Q: Queues + ?Sized = dyn Store> {
+pub struct QueueConsumer<Q: Queues + ?Sized = dyn Queues> {
     store: Arc<Q>,
     queue: Uuid,
     config: ConsumerConfig,
@@ -182,7 +184,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-    use crate::EmbeddedStore;
+    use crate::{EmbeddedStore, Store};
 
     async fn setup() -> (tempfile::TempDir, Arc<dyn Store>, Uuid) {
         let dir = tempfile::tempdir().unwrap();

@@ -10,7 +10,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use d4_store::{ConsumerConfig, QueueBatch, QueueConsumer, Store};
+use d4_store::{ConsumerConfig, QueueBatch, QueueConsumer, Queues};
 use uuid::Uuid;
 
 /// SIGINT/SIGTERM, registered when created (so a signal that arrives before the first
@@ -65,13 +65,13 @@ impl Stop {
 }
 
 /// A consumer of `queue` named `name` (`--consumer`), taking up to `batch` entries at a
-/// time.
+/// time. It needs the store's [`Queues`] role only.
 pub fn consumer(
-    store: Arc<dyn Store>,
+    store: Arc<dyn Queues>,
     queue: Uuid,
     name: &str,
     batch: usize,
-) -> d4_store::Result<QueueConsumer> {
+) -> d4_store::Result<QueueConsumer<dyn Queues>> {
     let mut cfg = ConsumerConfig::new(name);
     cfg.batch = batch.max(1);
     QueueConsumer::new(store, queue, cfg)
@@ -80,7 +80,7 @@ pub fn consumer(
 /// The next batch: with `until_empty`, one lease without waiting (`None` once nothing is
 /// left); else waits for entries until `cancel` completes (`None`).
 pub async fn next(
-    c: &mut QueueConsumer,
+    c: &mut QueueConsumer<dyn Queues>,
     until_empty: bool,
     cancel: impl Future<Output = ()>,
 ) -> d4_store::Result<Option<QueueBatch>> {

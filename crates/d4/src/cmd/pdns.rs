@@ -306,10 +306,10 @@ pub fn run(args: PdnsArgs) -> anyhow::Result<ExitCode> {
 /// Takes entries from `queue` and ingests them at least once: each batch is committed to
 /// the database, then acknowledged (so at most one batch is in flight, and a crash
 /// repeats it rather than losing it), until `stop` is set or, with `until_empty`, the
-/// queue holds nothing more.
+/// queue holds nothing more. Only the store's [`d4_store::Queues`] role is needed.
 async fn consume_queue(
     mut ing: Ingester,
-    d4: Arc<dyn d4_store::Store>,
+    d4: Arc<dyn d4_store::Queues>,
     queue: uuid::Uuid,
     consumer: &str,
     pop_max: usize,
@@ -385,7 +385,7 @@ fn ingest_queue(
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let started = Instant::now();
     let ing = rt.block_on(async {
-        let d4 = d4_store::open(d4cfg).await?;
+        let d4: Arc<dyn d4_store::Queues> = d4_store::open(d4cfg).await?;
         let stop = Arc::new(AtomicBool::new(false));
         let _signalled = stop_on_signal(stop.clone());
         consume_queue(
@@ -526,7 +526,7 @@ fn serve(
         let mut signalled = stop_on_signal(stop.clone());
         let consumer = match (a.queue, &d4cfg) {
             (Some(q), Some(d4cfg)) => {
-                let d4 = d4_store::open(d4cfg).await?;
+                let d4: Arc<dyn d4_store::Queues> = d4_store::open(d4cfg).await?;
                 let ing = Ingester::new(
                     store.clone(),
                     IngestOptions {

@@ -375,7 +375,7 @@ fn run_inner(args: PibsArgs) -> anyhow::Result<ExitCode> {
 /// (or an empty queue with `--exit-when-empty`). A path that cannot be read is logged and
 /// skipped: the analyzer keeps running.
 fn run_queue(args: &PibsArgs, queue: &str) -> anyhow::Result<ExitCode> {
-    use d4_store::QueueKind;
+    use d4_store::{QueueKind, Queues};
     let uuid = uuid::Uuid::parse_str(queue.trim())
         .with_context(|| format!("--queue {queue:?} is not a queue UUID"))?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -386,7 +386,8 @@ fn run_queue(args: &PibsArgs, queue: &str) -> anyhow::Result<ExitCode> {
     let config = args.store.store_config()?;
     let result: anyhow::Result<u64> = rt.block_on(async {
         let mut stop = super::consume::Stop::new();
-        let store = d4_store::open(&config).await?;
+        // the analyzer takes the store's queue role only
+        let store: std::sync::Arc<dyn Queues> = d4_store::open(&config).await?;
         let q = store
             .get_queue(uuid)
             .await?
