@@ -3,7 +3,7 @@
 //! the detector (with tiny caps, to exercise expiry and eviction) must stay within them.
 #![no_main]
 
-use d4_pibs::packet::{classify, LinkType};
+use d4_packet::{classify, LinkType};
 use d4_pibs::{DetectConfig, Detector};
 use libfuzzer_sys::fuzz_target;
 

@@ -20,7 +20,7 @@ use std::net::IpAddr;
 
 use hashbrown::HashMap;
 
-use crate::packet::{flags, Packet, PROTO_TCP, PROTO_UDP};
+use d4_packet::{flags, Packet, PROTO_TCP, PROTO_UDP};
 
 /// Detection settings.
 #[derive(Debug, Clone, Copy)]

@@ -4,17 +4,20 @@
 //! link type, IPv4 options and IPv6 extension headers, bounded state that never aborts,
 //! ICMP backscatter and per-victim aggregation.
 //!
-//! Layers, from the bytes up: [`packet`] (sans-IO classifier: frame bytes + link type →
-//! [`Packet`]), [`detect`] (the stateful rules → [`Backscatter`]), [`summary`] (per-victim
-//! report), [`capture`] (pcap/pcapng/gzip reading and pcap writing over `Read`/`Write`).
-//! This crate must never depend on the server, the store or any network code: the `d4`
-//! binary feeds it files (from the command line or from an analyzer queue).
+//! Layers, from the bytes up: [`packet`] (the sans-IO classifier of the `d4-packet` crate:
+//! frame bytes + link type → [`Packet`]), [`detect`] (the stateful rules → [`Backscatter`]),
+//! [`summary`] (per-victim report), [`capture`] (pcap/pcapng/gzip reading and pcap writing
+//! over `Read`/`Write`). This crate must never depend on the server, the store or any
+//! network code (its only d4 dependency is `d4-packet`): the `d4` binary feeds it files
+//! (from the command line or from an analyzer queue).
 
 pub mod capture;
 pub mod detect;
-pub mod packet;
 pub mod summary;
 pub mod synth;
+
+/// The classifier, now in `d4-packet`: `d4_pibs::packet::...` paths keep working.
+pub use d4_packet as packet;
 
 use std::io::{self, Write};
 use std::net::IpAddr;

@@ -9,7 +9,7 @@ use hashbrown::HashMap;
 use serde::Serialize;
 
 use crate::detect::{Backscatter, Kind};
-use crate::packet::flags;
+use d4_packet::flags;
 
 const MAX_PORTS: usize = 1024;
 const MAX_BUCKETS: usize = 4096;

@@ -1,6 +1,13 @@
-//! The sans-IO packet classifier: bytes of one captured frame plus its link type in, a
-//! [`Packet`] value out. Every read is bounds-checked (`get`), so a truncated or hostile
-//! frame yields [`Packet::Skip`], never a panic or an out-of-bounds read.
+//! `d4-packet`: the sans-IO packet layer shared by the capture analyzers. Today it is the
+//! link-layer and IPv4/IPv6 TCP/UDP/ICMP classifier ([`classify`]) that `d4-pibs` uses;
+//! next it will hold bounded TCP reassembly for IPv4 and IPv6, shared by `d4-pibs` and
+//! `d4-tls`. It must never do I/O (bytes in, values out: no files, sockets, clocks or
+//! threads) and never depend on another d4 crate (at most `d4-proto`, ideally none), so
+//! every analyzer can use it and it can be fuzzed on its own.
+//!
+//! The classifier: bytes of one captured frame plus its link type in, a [`Packet`] value
+//! out. Every read is bounds-checked (`get`), so a truncated or hostile frame yields
+//! [`Packet::Skip`], never a panic or an out-of-bounds read.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

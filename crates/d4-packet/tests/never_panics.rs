@@ -1,0 +1,16 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Property tests: hostile bytes into the classifier never panic, whatever the link type.
+
+use d4_packet::{classify, LinkType};
+use proptest::prelude::*;
+
+const LINKS: [u32; 10] = [0, 1, 12, 101, 108, 113, 228, 229, 276, 147];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn classify_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200), li in 0usize..LINKS.len()) {
+        let _ = classify(LinkType::from_pcap(LINKS[li]), &bytes);
+    }
+}
