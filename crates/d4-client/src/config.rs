@@ -110,6 +110,9 @@ pub struct Overrides {
     pub destination: Option<String>,
     pub snaplen: Option<usize>,
     pub metaheader: Option<PathBuf>,
+    /// The meta header itself (JSON), for programs that embed the client (`d4 tls` sends
+    /// `{"type":"ja3-jl"}`); wins over `metaheader` and the config dir's file.
+    pub metaheader_json: Option<Vec<u8>>,
     pub ca: Option<PathBuf>,
     pub insecure: bool,
     pub no_tls: bool,
@@ -234,7 +237,9 @@ impl Settings {
             return Err(ConfigError::BadSnaplen(snaplen.to_string()));
         }
         // meta header
-        let metaheader = if let Some(p) = &o.metaheader {
+        let metaheader = if let Some(m) = &o.metaheader_json {
+            Some(m.clone())
+        } else if let Some(p) = &o.metaheader {
             let raw = std::fs::read(p).map_err(|e| ConfigError::Read(p.clone(), e))?;
             Some(trim_value(&raw).to_vec())
         } else {

@@ -27,4 +27,5 @@ pub use config::{ConfigDir, Overrides, Settings, SourceKind};
 pub use dest::Destination;
 pub use error::{ConfigError, RunError};
 pub use framer::Framer;
-pub use run::{run, ClientStats};
+pub use run::{run, run_with_source, ClientStats};
+pub use source::{Closed, Emitter};

@@ -52,6 +52,25 @@ pub async fn run(
     drain_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<ClientStats, RunError> {
+    let kind = settings.source.clone();
+    let (follow, poll) = (settings.follow, settings.poll);
+    run_with_source(settings, drain_timeout, shutdown, move |em| {
+        run_source(kind, follow, poll, em)
+    })
+    .await
+}
+
+/// [`run`] with the caller's own source instead of `settings.source`: `source` runs on its
+/// own thread and hands its reads to the [`Emitter`] (framing, spool, reconnects and the
+/// meta header as for any source). It ends the input by returning; `Emitter::emit` blocks
+/// while the spool is full (backpressure), `Emitter::try_emit` does not. `d4 tls --d4` uses
+/// it to send its records as `ja3-jl`.
+pub async fn run_with_source(
+    settings: Settings,
+    drain_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send,
+    source: impl FnOnce(Emitter) + Send + 'static,
+) -> Result<ClientStats, RunError> {
     let framer = Framer::new(
         settings.uuid,
         &settings.key,
@@ -90,11 +109,9 @@ pub async fn run(
     let (tx, rx) = mpsc::channel::<Msg>(CHANNEL);
     let stop = Arc::new(AtomicBool::new(false));
     let em = Emitter::new(framer, tx, stop.clone());
-    let kind = settings.source.clone();
-    let (follow, poll) = (settings.follow, settings.poll);
     std::thread::Builder::new()
         .name("d4-source".into())
-        .spawn(move || run_source(kind, follow, poll, em))
+        .spawn(move || source(em))
         .map_err(|e| RunError::Source(e.to_string()))?;
 
     match (connector, spool) {

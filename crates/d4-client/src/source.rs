@@ -51,6 +51,18 @@ impl Emitter {
         self.tx.blocking_send(Msg::Frames(f)).map_err(|_| Closed)
     }
 
+    /// Frames one read and sends it only if the sender has room now: `Ok(false)` when the
+    /// channel is full (the spool is full and the collector away), for sources that cannot
+    /// wait (a live capture counts the record as dropped instead of stalling the capture).
+    pub fn try_emit(&mut self, payload: &[u8]) -> Result<bool, Closed> {
+        let f = self.framer.frame(payload).map_err(|_| Closed)?;
+        match self.tx.try_send(Msg::Frames(f)) {
+            Ok(()) => Ok(true),
+            Err(mpsc::error::TrySendError::Full(_)) => Ok(false),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(Closed),
+        }
+    }
+
     /// Frames `data` in pieces of at most `snaplen` bytes (never truncates).
     pub fn emit_chunked(&mut self, data: &[u8]) -> Result<(), Closed> {
         let n = self.framer.snaplen();

@@ -154,6 +154,7 @@ pub fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
         destination: args.destination.clone(),
         snaplen: args.snaplen,
         metaheader: args.metaheader.clone(),
+        metaheader_json: None,
         ca: args.ca.clone(),
         insecure: args.insecure,
         no_tls: args.no_tls,
