@@ -26,7 +26,7 @@ mod pcap;
 mod rng;
 
 pub use capture::{tcp_frames, CaptureSpec};
-pub use expected::{expected, ja4_hash_part, md5_hex, Expected};
+pub use expected::{expected, expected_from_streams, ja4_hash_part, md5_hex, Expected};
 pub use mixed::{mixed_capture, write_mixed_pcap, MIXED_LINKTYPE};
 pub use pcap::{pcap_file, pcapng_file, tcp_streams, LINKTYPE_ETHERNET};
 
