@@ -389,3 +389,40 @@ fn reorder_and_retransmit_really_happen() {
     let retransmitted = tcp_frames(t, &spec);
     assert!(payload(&retransmitted) > total + 100);
 }
+
+#[test]
+fn mixed_capture_tls_sessions_carry_the_mixed_transcripts() {
+    let frames: Vec<_> = mixed_capture(30_000, 0.05, 11).collect();
+    let known: Vec<(Vec<u8>, Vec<u8>)> = d4_testkit::tlsgen::mixed_transcripts()
+        .iter()
+        .map(|t| (t.stream(true), t.stream(false)))
+        .collect();
+    let mut whole = 0;
+    for (_, f) in frames.iter().take(20_000) {
+        let p = parse_l4_ports(f);
+        let Some((client, true)) = p else { continue };
+        let (c, s) = tcp_streams(&frames, client).unwrap();
+        assert!(
+            known.iter().any(|(kc, ks)| *kc == c && *ks == s),
+            "TLS session of {client} is not a known transcript"
+        );
+        whole += 1;
+    }
+    assert!(whole >= 10, "{whole} TLS sessions checked");
+}
+
+/// For a TCP SYN to port 443: `(client address, true)`.
+fn parse_l4_ports(f: &[u8]) -> Option<(SocketAddr, bool)> {
+    let (ip, l4): (std::net::IpAddr, &[u8]) = match u16::from_be_bytes([f[12], f[13]]) {
+        0x0800 if f[23] == 6 => (<[u8; 4]>::try_from(&f[26..30]).unwrap().into(), &f[34..]),
+        0x86dd if f[20] == 6 => (<[u8; 16]>::try_from(&f[22..38]).unwrap().into(), &f[54..]),
+        _ => return None,
+    };
+    let syn = l4[13] == 0x02 && u16::from_be_bytes([l4[2], l4[3]]) == 443;
+    syn.then(|| {
+        (
+            SocketAddr::new(ip, u16::from_be_bytes([l4[0], l4[1]])),
+            true,
+        )
+    })
+}

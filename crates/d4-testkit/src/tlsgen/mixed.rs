@@ -2,7 +2,13 @@
 //! payload (HTTP-like), UDP DNS queries and answers, ICMP echo, and a share of TLS
 //! connections (a few real transcripts made once per process, certificates included,
 //! replayed with varied addresses and ports, IPv4 and IPv6). Several flows are interleaved.
-//! Deterministic for a seed; packets come out one at a time, so millions cost little memory.
+//! Packets come out one at a time, so millions cost little memory.
+//!
+//! Deterministic for a seed within a process. Between processes the traffic's structure stays
+//! (each flow draws from its own generator seeded by the main one, so flow kinds, addresses,
+//! payloads and timestamps do not depend on the handshakes' bytes), but the replayed TLS
+//! transcripts are new real handshakes with fresh keys and randoms, so their bytes (and,
+//! where a signature's length changes, a segment boundary) differ.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -20,8 +26,9 @@ pub const MIXED_LINKTYPE: u32 = LINKTYPE_ETHERNET;
 /// Flows interleaved at any time.
 const ACTIVE: usize = 8;
 
-/// The TLS transcripts the mixed capture replays, made once per process.
-fn transcripts() -> &'static [Transcript] {
+/// The TLS transcripts the mixed capture replays (its TLS sessions on port 443 carry these
+/// bytes), made once per process.
+pub fn mixed_transcripts() -> &'static [Transcript] {
     static T: OnceLock<Vec<Transcript>> = OnceLock::new();
     T.get_or_init(|| {
         let spec = |stack, version, key, chain, sni: &str, alpn: &[&[u8]], grease| HandshakeSpec {
@@ -255,14 +262,15 @@ impl MixedCapture {
     }
 
     fn start_flow(&mut self) {
-        let rng = &mut self.rng;
         let tls = (self.queued_tls as f64) < self.tls_share * (self.queued_all as f64 + 1.0);
+        let choice = self.rng.next_u64();
+        let rng = &mut Rng::new(self.rng.next_u64());
         let frames = if tls {
             self.tls_sessions += 1;
-            let t = rng.pick(transcripts());
-            tcp_flow(rng, t, 443)
+            let all = mixed_transcripts();
+            tcp_flow(rng, &all[(choice % all.len() as u64) as usize], 443)
         } else {
-            match rng.range(0, 99) {
+            match choice % 100 {
                 0..=49 => http_flow(rng),
                 50..=84 => dns_flow(rng),
                 _ => icmp_flow(rng),
@@ -304,7 +312,7 @@ impl Iterator for MixedCapture {
 /// `n_packets` Ethernet frames of mixed traffic, about `tls_share` of them (by packet count)
 /// in TLS connections. The same seed gives the same frames.
 pub fn mixed_capture(n_packets: u64, tls_share: f64, seed: u64) -> MixedCapture {
-    transcripts();
+    mixed_transcripts();
     MixedCapture {
         rng: Rng::new(seed),
         left: n_packets,

@@ -27,7 +27,7 @@ mod rng;
 
 pub use capture::{tcp_frames, CaptureSpec};
 pub use expected::{expected, expected_from_streams, ja4_hash_part, md5_hex, Expected};
-pub use mixed::{mixed_capture, write_mixed_pcap, MIXED_LINKTYPE};
+pub use mixed::{mixed_capture, mixed_transcripts, write_mixed_pcap, MixedCapture, MIXED_LINKTYPE};
 pub use pcap::{pcap_file, pcapng_file, tcp_streams, LINKTYPE_ETHERNET};
 
 /// The TLS implementation both endpoints of a handshake use.

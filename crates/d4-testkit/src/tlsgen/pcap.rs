@@ -77,6 +77,7 @@ pub fn pcapng_file(linktype: u32, frames: &[(u64, Vec<u8>)]) -> Vec<u8> {
 /// One TCP segment read back from a frame.
 struct Seg {
     src: SocketAddr,
+    dst: SocketAddr,
     seq: u32,
     syn: bool,
     payload: Vec<u8>,
@@ -91,27 +92,40 @@ fn parse_tcp(frame: &[u8]) -> Option<Seg> {
         p += 4;
     }
     let ip = frame.get(p..)?;
-    let (src, l4) = match ethertype {
+    let v6 = |b: &[u8]| -> Option<IpAddr> {
+        let a = Ipv6Addr::from(<[u8; 16]>::try_from(b).ok()?);
+        Some(a.to_ipv4_mapped().map_or(IpAddr::V6(a), IpAddr::V4))
+    };
+    let v4 = |b: &[u8]| -> Option<IpAddr> {
+        Some(IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(b).ok()?)))
+    };
+    let (src, dst, l4) = match ethertype {
         0x0800 if ip.first()? >> 4 == 4 && *ip.get(9)? == 6 => {
             let ihl = usize::from(ip[0] & 0x0f) * 4;
             let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-            let src: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
-            (IpAddr::V4(Ipv4Addr::from(src)), ip.get(ihl..total)?)
+            (
+                v4(ip.get(12..16)?)?,
+                v4(ip.get(16..20)?)?,
+                ip.get(ihl..total)?,
+            )
         }
         0x86dd if *ip.get(6)? == 6 => {
             let len = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
-            let src: [u8; 16] = ip.get(8..24)?.try_into().ok()?;
-            let src = Ipv6Addr::from(src);
-            let src = src.to_ipv4_mapped().map_or(IpAddr::V6(src), IpAddr::V4);
-            (src, ip.get(40..40 + len)?)
+            (
+                v6(ip.get(8..24)?)?,
+                v6(ip.get(24..40)?)?,
+                ip.get(40..40 + len)?,
+            )
         }
         _ => return None,
     };
     let sport = u16::from_be_bytes([*l4.first()?, *l4.get(1)?]);
+    let dport = u16::from_be_bytes([*l4.get(2)?, *l4.get(3)?]);
     let seq = u32::from_be_bytes(l4.get(4..8)?.try_into().ok()?);
     let off = usize::from(l4.get(12)? >> 4) * 4;
     Some(Seg {
         src: SocketAddr::new(src, sport),
+        dst: SocketAddr::new(dst, dport),
         seq,
         syn: l4.get(13)? & 0x02 != 0,
         payload: l4.get(off..)?.to_vec(),
@@ -120,7 +134,8 @@ fn parse_tcp(frame: &[u8]) -> Option<Seg> {
 
 /// Reads generated TCP frames back: the payload bytes each direction carried, in sequence
 /// order, as `(from client, from server)`. The client is the endpoint at `client`
-/// (IPv4-mapped IPv6 addresses compare as IPv4). The stream of a direction starts after its
+/// (IPv4-mapped IPv6 addresses compare as IPv4); segments to or from it are kept, the other
+/// frames (other connections, UDP, ICMP...) are skipped. The stream of a direction starts after its
 /// SYN, or at the first segment seen when there is none. `Err` on a gap or on overlapping
 /// bytes that differ.
 pub fn tcp_streams(
@@ -139,6 +154,9 @@ pub fn tcp_streams(
     for (_, f) in frames {
         let Some(s) = parse_tcp(f) else { continue };
         let dir = s.src == client;
+        if !dir && s.dst != client {
+            continue;
+        }
         if s.syn {
             base.insert(dir, s.seq.wrapping_add(1));
             continue;
