@@ -81,6 +81,15 @@ pub(crate) fn checksum(parts: &[&[u8]]) -> u16 {
     !(sum as u16)
 }
 
+/// A computed UDP checksum of 0 is sent as `0xffff` (0 means "none", RFC 768/8200).
+fn l4_checksum(proto: u8, c: u16) -> u16 {
+    if proto == 17 && c == 0 {
+        0xffff
+    } else {
+        c
+    }
+}
+
 fn v6(ip: IpAddr) -> [u8; 16] {
     match ip {
         IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
@@ -115,7 +124,10 @@ pub(crate) fn ip_frame(
         let (s, d) = (v6(src), v6(dst));
         if let Some(at) = l4_csum_at {
             let pseudo_len = (len as u32).to_be_bytes();
-            let c = checksum(&[&s, &d, &pseudo_len, &[0, 0, 0, proto], &l4]);
+            let c = l4_checksum(
+                proto,
+                checksum(&[&s, &d, &pseudo_len, &[0, 0, 0, proto], &l4]),
+            );
             l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
         }
         f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
@@ -129,7 +141,10 @@ pub(crate) fn ip_frame(
         };
         let (s, d) = (s.octets(), d.octets());
         if let Some(at) = l4_csum_at {
-            let c = checksum(&[&s, &d, &[0, proto], &(len as u16).to_be_bytes(), &l4]);
+            let c = l4_checksum(
+                proto,
+                checksum(&[&s, &d, &[0, proto], &(len as u16).to_be_bytes(), &l4]),
+            );
             l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
         }
         let mut h = [0u8; 20];
@@ -167,6 +182,17 @@ pub(crate) fn tcp_segment(
     t.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
     t.extend_from_slice(payload);
     t
+}
+
+/// A UDP header followed by `payload`; checksum left zero for [`ip_frame`].
+pub(crate) fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut u = Vec::with_capacity(8 + payload.len());
+    u.extend_from_slice(&sport.to_be_bytes());
+    u.extend_from_slice(&dport.to_be_bytes());
+    u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    u.extend_from_slice(&[0, 0]);
+    u.extend_from_slice(payload);
+    u
 }
 
 /// One packet before it becomes a frame.

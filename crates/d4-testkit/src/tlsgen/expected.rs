@@ -154,8 +154,8 @@ fn alpn_chars(first: Option<&Vec<u8>>) -> String {
     }
 }
 
-/// JA4 and `JA4_r` of a ClientHello (TCP).
-fn ja4(ch: &ClientHelloMsg) -> (String, String) {
+/// JA4 and `JA4_r` of a ClientHello; `transport` is `t` (TCP) or `q` (QUIC).
+fn ja4(ch: &ClientHelloMsg, transport: char) -> (String, String) {
     let version = match ch.ext(EXT_SUPPORTED_VERSIONS) {
         Some(b) => no_grease(&u16s(b.get(1..).unwrap_or_default()))
             .into_iter()
@@ -167,7 +167,7 @@ fn ja4(ch: &ClientHelloMsg) -> (String, String) {
     let exts = no_grease(&ch.extensions.iter().map(|(t, _)| *t).collect::<Vec<_>>());
     let alpn = ch.ext(EXT_ALPN).map(alpn_list).unwrap_or_default();
     let a = format!(
-        "t{}{}{:02}{:02}{}",
+        "{transport}{}{}{:02}{:02}{}",
         version_code(version),
         if ch.ext(EXT_SNI).is_some() { 'd' } else { 'i' },
         ciphers.len().min(99),
@@ -230,6 +230,29 @@ fn certificates(body: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
+fn client_side(e: &mut Expected, ch: &ClientHelloMsg, transport: char) {
+    e.ja3 = ja3(ch);
+    e.ja3_digest = md5_hex(&e.ja3);
+    (e.ja4, e.ja4_r) = ja4(ch, transport);
+    e.sni = sni(ch);
+    e.alpn = ch.ext(EXT_ALPN).map(alpn_list).unwrap_or_default();
+}
+
+/// Client-side expectations (JA3, JA4 with `q`, `JA4_r`, SNI, ALPN) of a ClientHello carried
+/// by QUIC: `message` is the handshake message (type, length, body) as the CRYPTO frames
+/// carry it. The server-side fields stay empty.
+pub fn expected_quic(message: &[u8]) -> Result<Expected, String> {
+    let mut r = Rd(message);
+    if r.u8()? != 1 {
+        return Err("not a ClientHello".into());
+    }
+    let n = r.u24()?;
+    let ch = ClientHelloMsg::parse(r.take(n)?)?;
+    let mut e = Expected::default();
+    client_side(&mut e, &ch, 'q');
+    Ok(e)
+}
+
 /// Expectations from the two byte streams of a connection.
 pub fn expected_from_streams(client: &[u8], server: &[u8]) -> Result<Expected, String> {
     let mut e = Expected::default();
@@ -239,11 +262,7 @@ pub fn expected_from_streams(client: &[u8], server: &[u8]) -> Result<Expected, S
         .map(|(_, b)| ClientHelloMsg::parse(&b))
         .transpose()?;
     if let Some(ch) = ch {
-        e.ja3 = ja3(&ch);
-        e.ja3_digest = md5_hex(&e.ja3);
-        (e.ja4, e.ja4_r) = ja4(&ch);
-        e.sni = sni(&ch);
-        e.alpn = ch.ext(EXT_ALPN).map(alpn_list).unwrap_or_default();
+        client_side(&mut e, &ch, 't');
     }
     let msgs = handshake_messages(server);
     if let Some((_, body)) = msgs.iter().find(|(t, _)| *t == 2) {

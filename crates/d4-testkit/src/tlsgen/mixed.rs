@@ -15,7 +15,7 @@ use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::OnceLock;
 
-use super::capture::{checksum, ip_frame, tcp_frames, CaptureSpec, MAC_CLIENT, MAC_SERVER};
+use super::capture::{checksum, ip_frame, tcp_frames, udp, CaptureSpec, MAC_CLIENT, MAC_SERVER};
 use super::pcap::{pcap_header, pcap_record, LINKTYPE_ETHERNET};
 use super::rng::Rng;
 use super::{handshake, HandshakeSpec, KeyKind, Stack, Transcript, Version};
@@ -146,16 +146,6 @@ fn http_flow(rng: &mut Rng) -> Vec<Vec<u8>> {
         client_hello_record: Vec::new(),
     };
     tcp_flow(rng, &t, 80)
-}
-
-fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let mut u = Vec::with_capacity(8 + payload.len());
-    u.extend_from_slice(&sport.to_be_bytes());
-    u.extend_from_slice(&dport.to_be_bytes());
-    u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    u.extend_from_slice(&[0, 0]);
-    u.extend_from_slice(payload);
-    u
 }
 
 fn dns_flow(rng: &mut Rng) -> Vec<Vec<u8>> {

@@ -14,6 +14,8 @@
 //!   such frames back.
 //! * [`mixed_capture`] / [`write_mixed_pcap`]: a large deterministic capture of mixed traffic
 //!   with a share of TLS handshakes, for `d4 bench tls`.
+//! * [`quic_initials`]: QUIC v1 client Initial packets carrying a real (rustls) ClientHello,
+//!   [`expected_quic`] their JA4 (`q`), [`udp_frames`] the datagrams as frames.
 
 mod capture;
 mod certs;
@@ -23,12 +25,18 @@ mod expected;
 pub mod hello;
 mod mixed;
 mod pcap;
+mod quic;
 mod rng;
 
 pub use capture::{tcp_frames, CaptureSpec};
-pub use expected::{expected, expected_from_streams, ja4_hash_part, md5_hex, Expected};
+pub use expected::{
+    expected, expected_from_streams, expected_quic, ja4_hash_part, md5_hex, Expected,
+};
 pub use mixed::{mixed_capture, mixed_transcripts, write_mixed_pcap, MixedCapture, MIXED_LINKTYPE};
 pub use pcap::{pcap_file, pcapng_file, tcp_streams, LINKTYPE_ETHERNET};
+pub use quic::{
+    protect_client_initial, quic_client_hello, quic_initials, udp_frames, QuicInitials, QuicSpec,
+};
 
 /// The TLS implementation both endpoints of a handshake use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
