@@ -197,3 +197,55 @@ fn grease_changes_the_bytes_but_not_the_fingerprints() {
         }
     }
 }
+
+/// The record types and lengths at the start of a write.
+fn records(w: &[u8]) -> Vec<(u8, usize)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 5 <= w.len() {
+        let n = usize::from(u16::from_be_bytes([w[i + 3], w[i + 4]]));
+        out.push((w[i], n));
+        i += 5 + n;
+    }
+    assert_eq!(i, w.len(), "write ends inside a record");
+    out
+}
+
+#[test]
+fn reframed_first_flights_keep_every_expectation() {
+    use d4_testkit::tlsgen::reframe_first_flight;
+    for stack in [Stack::Rustls, Stack::OpenSsl] {
+        for version in [Version::Tls12, Version::Tls13] {
+            let mut spec = HandshakeSpec::new(stack, version, KeyKind::Rsa2048);
+            spec.chain = true;
+            spec.sni = Some("reframe.example".into());
+            spec.grease = stack == Stack::OpenSsl;
+            let t = handshake(&spec).unwrap();
+            let want = expected(&t);
+            for from_client in [true, false] {
+                for max in [16384, 1, 37, 500] {
+                    let r = reframe_first_flight(&t, from_client, max);
+                    let what = format!("{spec:?} client={from_client} max={max}");
+                    assert_eq!(expected(&r), want, "{what}");
+                    // the other side is untouched; the re-framed side sends the same messages
+                    assert_eq!(r.stream(!from_client), t.stream(!from_client), "{what}");
+                    let first = r.writes.iter().find(|(c, _)| *c == from_client).unwrap();
+                    let recs = records(&first.1);
+                    let hs: Vec<_> = recs.iter().take_while(|(ty, _)| *ty == 22).collect();
+                    assert!(hs.iter().all(|(_, n)| *n <= max), "{what}");
+                    if max == 16384 {
+                        assert_eq!(hs.len(), 1, "{what}: one record for the whole flight");
+                    }
+                    if from_client {
+                        assert!(first.1.starts_with(&r.client_hello_record), "{what}");
+                        assert_eq!(
+                            r.client_hello_record.len(),
+                            t.client_hello_record.len() + 5 * (hs.len() - 1),
+                            "{what}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

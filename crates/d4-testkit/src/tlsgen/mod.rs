@@ -16,6 +16,8 @@
 //!   with a share of TLS handshakes, for `d4 bench tls`.
 //! * [`quic_initials`]: QUIC v1 client Initial packets carrying a real (rustls) ClientHello,
 //!   [`expected_quic`] their JA4 (`q`), [`udp_frames`] the datagrams as frames.
+//! * [`reframe_first_flight`]: the same handshake with its first flight in other records
+//!   (several messages in one record, one message across records).
 
 mod capture;
 mod certs;
@@ -26,6 +28,7 @@ pub mod hello;
 mod mixed;
 mod pcap;
 mod quic;
+mod reframe;
 mod rng;
 
 pub use capture::{tcp_frames, CaptureSpec};
@@ -37,6 +40,7 @@ pub use pcap::{pcap_file, pcapng_file, tcp_streams, LINKTYPE_ETHERNET};
 pub use quic::{
     protect_client_initial, quic_client_hello, quic_initials, udp_frames, QuicInitials, QuicSpec,
 };
+pub use reframe::reframe_first_flight;
 
 /// The TLS implementation both endpoints of a handshake use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
