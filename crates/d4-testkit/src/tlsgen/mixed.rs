@@ -317,7 +317,7 @@ pub fn mixed_capture(n_packets: u64, tls_share: f64, seed: u64) -> MixedCapture 
 
 /// Writes [`mixed_capture`]`(n_packets, 0.05, seed)` as a classic pcap file; returns the
 /// number of TLS connections started in it (the last few may be cut short).
-pub fn write_mixed_pcap<W: Write>(w: &mut W, n_packets: u64, seed: u64) -> io::Result<u64> {
+pub fn write_mixed_pcap<W: Write>(mut w: W, n_packets: u64, seed: u64) -> io::Result<u64> {
     w.write_all(&pcap_header(MIXED_LINKTYPE))?;
     let mut it = mixed_capture(n_packets, 0.05, seed);
     let mut buf = Vec::with_capacity(1 << 16);
