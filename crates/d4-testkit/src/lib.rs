@@ -10,9 +10,13 @@
 //! * [`python_with`]: a python3 that can import a PyPI package (a venv under `target/` when
 //!   the system python lacks it); [`d4core_analyzer`]: a d4-core style analyzer that
 //!   `RPOP`s a Redis analyzer queue, to prove existing analyzers work unchanged.
+//! * [`tlsgen`]: real TLS handshakes made in memory (rustls, OpenSSL), their expected
+//!   JA3/JA3S/JA4 and certificate hashes, and TCP captures (pcap, pcapng) of them.
 //!
 //! Must never depend on any other crate of d4-rs.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test support: failing loudly is the point
+
+pub mod tlsgen;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
