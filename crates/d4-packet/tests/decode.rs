@@ -25,7 +25,7 @@ fn ipv4(total: u16, frag: u16, proto: u8) -> Vec<u8> {
 /// window 0x1234, then `opts` (a multiple of 4 bytes).
 fn tcp(opts: &[u8]) -> Vec<u8> {
     let mut t = vec![0x01, 0xbb, 0xc3, 0x50, 1, 2, 3, 4, 0xa0, 0xb0, 0xc0, 0xd0];
-    t.push(((20 + opts.len()) / 4 << 4) as u8);
+    t.push((((20 + opts.len()) / 4) << 4) as u8);
     t.push(0x18);
     t.extend_from_slice(&[0x12, 0x34, 0, 0, 0, 0]);
     t.extend_from_slice(opts);
