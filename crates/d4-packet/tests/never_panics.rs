@@ -14,3 +14,22 @@ proptest! {
         let _ = classify(LinkType::from_pcap(LINKS[li]), &bytes);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    /// Hostile bytes into `decode`: no panic, and a payload is always inside the frame.
+    #[test]
+    fn decode_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200), li in 0usize..LINKS.len()) {
+        let frame = &bytes[..];
+        let inside = |p: &[u8]| {
+            let (f, q) = (frame.as_ptr_range(), p.as_ptr_range());
+            p.is_empty() || (f.start <= q.start && q.end <= f.end)
+        };
+        match d4_packet::decode(LinkType::from_pcap(LINKS[li]), frame) {
+            d4_packet::Transport::Tcp(s) => prop_assert!(inside(s.payload)),
+            d4_packet::Transport::Udp(d) => prop_assert!(inside(d.payload)),
+            d4_packet::Transport::Skip(_) => {}
+        }
+    }
+}
