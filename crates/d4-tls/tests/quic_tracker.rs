@@ -282,3 +282,47 @@ fn limits_connections_stream_bytes_and_unusable_streams() {
     assert_eq!(t.counters().unusable_streams, 2);
     assert_eq!(t.buffered_bytes(), 0);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Any split of a ClientHello into CRYPTO frames, sent in any order with repeats, gives
+    /// the ClientHello back exactly once, on the datagram that completes it.
+    #[test]
+    fn any_split_order_and_repeats(
+        len in 1usize..5000,
+        cuts in proptest::collection::vec(0usize..5000, 0..6),
+        order in proptest::collection::vec(0usize..16, 1..24),
+    ) {
+        let ch = message(1, len);
+        let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c % ch.len()).collect();
+        bounds.extend([0, ch.len()]);
+        bounds.sort_unstable();
+        bounds.dedup();
+        let packets: Vec<Vec<u8>> = bounds
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| {
+                build_initial(DCID, SCID, i as u32, &[(w[0] as u64, &ch[w[0]..w[1]])], 1200, false)
+            })
+            .collect();
+        // `order`, then every packet once more so that all arrive.
+        let sequence: Vec<usize> = order
+            .iter()
+            .map(|i| i % packets.len())
+            .chain(0..packets.len())
+            .collect();
+        let mut t = tracker();
+        let mut got = Vec::new();
+        let mut seen = vec![false; packets.len()];
+        for i in sequence {
+            seen[i] = true;
+            let r = t.feed(&0, Direction::ToServer, &packets[i]).unwrap();
+            if let Some(h) = r {
+                proptest::prop_assert!(seen.iter().all(|&s| s), "hello before all parts");
+                got.push(h);
+            }
+        }
+        proptest::prop_assert_eq!(got, vec![QuicHello::Client(ch)]);
+    }
+}

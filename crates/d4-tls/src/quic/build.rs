@@ -6,6 +6,9 @@
 use super::keys::{InitialKeys, TAG_LEN};
 use super::{varint_len, write_varint};
 
+/// The largest UDP payload (65 535 - 8): the cap of [`InitialBuilder::pad_to`].
+pub const MAX_DATAGRAM: usize = 65_527;
+
 /// Every field of an Initial packet to build; [`build_initial`] covers the common case.
 #[derive(Debug, Clone, Copy)]
 pub struct InitialBuilder<'a> {
@@ -28,7 +31,7 @@ pub struct InitialBuilder<'a> {
     /// CRYPTO frames: `(offset, data)`, in this order.
     pub crypto: &'a [(u64, &'a [u8])],
     /// PADDING frames are added until the packet is at least this long (1200 for a client's
-    /// first datagram).
+    /// first datagram); capped at [`MAX_DATAGRAM`].
     pub pad_to: usize,
 }
 
@@ -52,7 +55,8 @@ impl InitialBuilder<'_> {
             plain.resize(4 - pn_len, 0);
         }
 
-        let mut out = Vec::with_capacity(self.pad_to.max(64) + plain.len());
+        let pad_to = self.pad_to.min(MAX_DATAGRAM);
+        let mut out = Vec::with_capacity(pad_to.max(64) + plain.len());
         out.push(0xc0 | (pn_len as u8 - 1));
         out.extend_from_slice(&super::QUIC_V1.to_be_bytes());
         push_cid(&mut out, self.dcid);
@@ -63,8 +67,8 @@ impl InitialBuilder<'_> {
         let mut length = pn_len + plain.len() + TAG_LEN;
         let length_field = |l: usize| if l < 1 << 14 { 2 } else { 4 };
         let total = out.len() + length_field(length) + length;
-        if total < self.pad_to {
-            length += self.pad_to - total;
+        if total < pad_to {
+            length += pad_to - total;
         }
         let padding = length - (pn_len + plain.len() + TAG_LEN);
         if length_field(length) == 2 {

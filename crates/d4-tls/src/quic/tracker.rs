@@ -166,7 +166,9 @@ impl<K: Hash + Eq + Clone> QuicInitials<K> {
     pub fn remove(&mut self, conn: &K) -> bool {
         match self.conns.remove(conn) {
             Some(c) => {
-                self.total_bytes -= c.client.stream.buffered() + c.server.stream.buffered();
+                self.total_bytes = self
+                    .total_bytes
+                    .saturating_sub(c.client.stream.buffered() + c.server.stream.buffered());
                 true
             }
             None => false,
@@ -320,7 +322,7 @@ impl<K: Hash + Eq + Clone> QuicInitials<K> {
             if side.stream.insert(offset, data).is_err() {
                 self.counters.crypto_dropped += 1;
             }
-            self.total_bytes += side.stream.buffered() - before;
+            self.total_bytes += side.stream.buffered().saturating_sub(before);
         }
         Ok(())
     }
@@ -345,7 +347,7 @@ impl<K: Hash + Eq + Clone> QuicInitials<K> {
             Some(message.to_vec())
         };
         side.done = true;
-        self.total_bytes -= side.stream.buffered();
+        self.total_bytes = self.total_bytes.saturating_sub(side.stream.buffered());
         side.stream = CryptoStream::new(0);
         hello.map(|m| match dir {
             Direction::ToServer => {
