@@ -29,6 +29,23 @@ need_pkg() { # need_pkg COMMAND PACKAGE
         exit 1
     fi
 }
+# A header file of a C library (-dev package) some crates build against.
+need_file() { # need_file PATH PACKAGE
+    [ -e "$1" ] && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        say "installing $2 (for $1)"
+        if [ "$apt_updated" = 0 ]; then apt-get update -qq; apt_updated=1; fi
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+    else
+        echo "error: $1 is missing: install the $2 package" >&2
+        exit 1
+    fi
+}
+# `d4 tls -i` (feature live-capture) links libpcap; the tests build with it.
+need_file /usr/include/pcap.h libpcap-dev
+# The TLS test captures hold real OpenSSL handshakes (TLS 1.0-1.3; d4-testkit).
+need_file /usr/include/openssl/ssl.h libssl-dev
+need_pkg pkg-config pkg-config
 # Redis-backed tests start their own redis-server on a free loopback port
 # (d4-testkit), unless D4_TEST_REDIS_URL names one.
 need_pkg redis-server redis-server
@@ -46,11 +63,14 @@ python3 -c 'import redis' 2>/dev/null || python3 -m venv --help >/dev/null 2>&1 
 say "cargo fmt --check"
 cargo fmt --all --check
 
+# Everything is built with `live-capture` (libpcap) so `d4 tls -i` is tested; the default
+# build (no libpcap) is linted too.
 say "cargo clippy -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --features d4/live-capture -- -D warnings
+cargo clippy --quiet -p d4 -- -D warnings
 
 say "cargo test"
-cargo test --workspace
+cargo test --workspace --features d4/live-capture
 
 say "sensor build (client + inspect only): lints, release build, size < 5 MB"
 cargo clippy --quiet -p d4 --no-default-features --features sensor -- -D warnings

@@ -11,6 +11,9 @@
 //! - [`gojson`]: certificates as Go's `x509.Certificate` JSON, the reference record format.
 //! - [`tlsh`]: the reference sensor's TLSH field.
 //! - [`quic`]: QUIC v1 Initial packets: decryption and CRYPTO-frame reassembly.
+//! - [`sensor`]: the whole pipeline over captured frames: TCP reassembly, TLS flows, QUIC
+//!   Initials, one [`session::Session`] per TLS session.
+//! - [`session`]: a session's JSON record (the reference's fields, then ours).
 
 pub mod cert;
 pub mod fingerprint;
@@ -19,4 +22,6 @@ pub mod gojson;
 pub mod hello;
 pub mod quic;
 pub mod record;
+pub mod sensor;
+pub mod session;
 pub mod tlsh;

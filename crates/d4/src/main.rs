@@ -53,6 +53,10 @@ enum Command {
     /// Passive DNS: ingest passivedns CSV into the record store, serve COF lookups.
     #[cfg(feature = "full")]
     Pdns(cmd::pdns::PdnsArgs),
+    /// TLS fingerprinting sensor: JA3/JA3S/JA4, certificates and TLSH of every TLS session
+    /// (TCP, QUIC) in pcap files or live traffic, as JSON lines or `ja3-jl` to a collector.
+    #[cfg(feature = "full")]
+    Tls(Box<cmd::tls::TlsArgs>),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +76,8 @@ fn main() -> ExitCode {
         Command::Admin(args) => cmd::admin::run(args),
         #[cfg(feature = "full")]
         Command::Pdns(args) => cmd::pdns::run(args),
+        #[cfg(feature = "full")]
+        Command::Tls(args) => cmd::tls::run(*args),
     };
     match result {
         Ok(code) => code,

@@ -18,4 +18,6 @@ pub mod server;
 #[cfg(feature = "full")]
 pub mod store_args;
 #[cfg(feature = "full")]
+pub mod tls;
+#[cfg(feature = "full")]
 pub mod web;
