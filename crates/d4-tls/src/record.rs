@@ -176,11 +176,6 @@ impl RecordReader {
         self.error.as_ref()
     }
 
-    /// True when nothing has been read yet.
-    pub fn is_fresh(&self) -> bool {
-        self.first && self.header_len == 0
-    }
-
     /// Bytes currently buffered for handshake reassembly.
     pub fn buffered(&self) -> usize {
         self.hs.len()

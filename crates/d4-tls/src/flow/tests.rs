@@ -310,3 +310,13 @@ fn bytes_after_completion_in_the_same_feed_are_not_read() {
     }
     assert_eq!(last, Progress::Complete);
 }
+
+#[test]
+fn a_flow_is_small() {
+    // One per TCP flow carrying TLS: keep it a few hundred bytes before any allocation.
+    assert!(
+        std::mem::size_of::<TlsFlow>() <= 320,
+        "{}",
+        std::mem::size_of::<TlsFlow>()
+    );
+}
