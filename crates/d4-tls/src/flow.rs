@@ -145,7 +145,18 @@ impl Learnt {
             .is_some_and(|h| is_tls13(h.version()))
     }
 
+    /// Handles one event; once everything is learnt, stops the reader at once so that later
+    /// bytes (however they were cut into feeds) are never looked at.
     fn on_event(&mut self, from: Peer, ev: Event<'_>) -> Control {
+        let c = self.handle(from, ev);
+        if self.server_done && self.client_done() {
+            Control::Stop
+        } else {
+            c
+        }
+    }
+
+    fn handle(&mut self, from: Peer, ev: Event<'_>) -> Control {
         match ev {
             Event::Handshake { msg_type, body } => self.on_message(from, msg_type, body),
             Event::Sslv2ClientHello => {

@@ -148,10 +148,14 @@ pub struct RecordReader {
 }
 
 impl RecordReader {
-    /// A reader with the given limits.
+    /// A reader with the given limits (`max_buffered` is at least the 4 bytes of a message
+    /// header).
     pub fn new(cfg: RecordConfig) -> Self {
         Self {
-            cfg,
+            cfg: RecordConfig {
+                max_buffered: cfg.max_buffered.max(4),
+                ..cfg
+            },
             state: State::Header,
             header: [0; 5],
             header_len: 0,
@@ -170,11 +174,6 @@ impl RecordReader {
     /// The error that stopped the reader, if any.
     pub fn error(&self) -> Option<&RecordError> {
         self.error.as_ref()
-    }
-
-    /// True when nothing has been read yet.
-    pub fn is_fresh(&self) -> bool {
-        self.first && self.header_len == 0
     }
 
     /// Bytes currently buffered for handshake reassembly.
@@ -440,26 +439,35 @@ impl RecordReader {
     }
 
     /// The total length (header included) of the message starting `data`, once its 4-byte
-    /// header is there; an error (stopping the reader) when it exceeds the limit.
+    /// header is there; an error (stopping the reader) when it exceeds a limit.
     fn message_len(&mut self, data: &[u8]) -> Result<Option<usize>, RecordError> {
-        message_len(data, self.cfg.max_message).map_err(|e| self.fail(e))
+        message_len(data, &self.cfg).map_err(|e| self.fail(e))
     }
 
     /// [`Self::message_len`] of the buffered bytes.
     fn buffered_len(&mut self) -> Result<Option<usize>, RecordError> {
-        message_len(&self.hs, self.cfg.max_message).map_err(|e| self.fail(e))
+        message_len(&self.hs, &self.cfg).map_err(|e| self.fail(e))
     }
 }
 
 /// The total length (header included) of the handshake message starting `data`, once its
-/// 4-byte header is there; an error when the body exceeds `max`.
-fn message_len(data: &[u8], max: usize) -> Result<Option<usize>, RecordError> {
+/// 4-byte header is there. A body over `max_message`, or a message that could not be
+/// buffered whole within `max_buffered`, is an error as soon as the header is seen, whether
+/// or not this message would in fact need buffering: how the bytes were cut into feeds
+/// never changes the outcome.
+fn message_len(data: &[u8], cfg: &RecordConfig) -> Result<Option<usize>, RecordError> {
     let [_, a, b, c, ..] = *data else {
         return Ok(None);
     };
     let len = (usize::from(a) << 16) | (usize::from(b) << 8) | usize::from(c);
-    if len > max {
-        return Err(RecordError::MessageTooLarge { len, max });
+    if len > cfg.max_message {
+        return Err(RecordError::MessageTooLarge {
+            len,
+            max: cfg.max_message,
+        });
+    }
+    if len + 4 > cfg.max_buffered {
+        return Err(RecordError::BufferFull(cfg.max_buffered));
     }
     Ok(Some(len + 4))
 }

@@ -521,7 +521,36 @@ fn feed(t: &Transcript, server_first: bool, seed: u64, client_label: Peer) -> Tl
     f
 }
 
+/// With `D4_TLS_FUZZ_SEEDS=DIR`, writes the transcript as a `tls_handshake` fuzz seed
+/// (limit selector 3, then the two directions as alternating segments of up to 300 bytes).
+fn write_seed(t: &Transcript, what: &str) {
+    let Some(dir) = std::env::var_os("D4_TLS_FUZZ_SEEDS") else {
+        return;
+    };
+    let mut seed = vec![3u8];
+    let (mut c, mut s) = (t.client.chunks(300), t.server.chunks(300));
+    loop {
+        let (a, b) = (c.next(), s.next());
+        if a.is_none() && b.is_none() {
+            break;
+        }
+        for (dir, part) in [(0u8, a), (1, b)] {
+            if let Some(p) = part {
+                seed.push(dir | ((p.len() & 0x7f) << 1) as u8);
+                seed.push((p.len() >> 7) as u8);
+                seed.extend_from_slice(p);
+            }
+        }
+    }
+    let name: String = what
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    std::fs::write(std::path::Path::new(&dir).join(name), seed).unwrap();
+}
+
 fn check(t: &Transcript, version: u16, chain: &Chain, what: &str) {
+    write_seed(t, what);
     let (typ, ch) = first_message(&t.client);
     assert_eq!(typ, 1, "{what}: client starts with a ClientHello");
     let raw = raw_client_hello(&ch);

@@ -292,3 +292,31 @@ fn tls13_version_from_drafts_and_supported_versions_extension() {
     assert_eq!(f.feed(Peer::B, &rec(22, 0x0303, &sh)), Progress::Complete);
     assert_eq!(f.version(), Some(0x7f1c));
 }
+
+#[test]
+fn bytes_after_completion_in_the_same_feed_are_not_read() {
+    // The same bytes in one feed or byte by byte: garbage after the Certificate does not
+    // turn a complete handshake into an error.
+    let mut s = server_flight_12();
+    s.extend(b"not a record at all");
+    let mut f = TlsFlow::new(&cfg());
+    f.feed(Peer::A, &ch_record());
+    assert_eq!(f.feed(Peer::B, &s), Progress::Complete);
+    let mut f = TlsFlow::new(&cfg());
+    f.feed(Peer::A, &ch_record());
+    let mut last = Progress::NeedMore;
+    for b in &s {
+        last = f.feed(Peer::B, &[*b]);
+    }
+    assert_eq!(last, Progress::Complete);
+}
+
+#[test]
+fn a_flow_is_small() {
+    // One per TCP flow carrying TLS: keep it a few hundred bytes before any allocation.
+    assert!(
+        std::mem::size_of::<TlsFlow>() <= 320,
+        "{}",
+        std::mem::size_of::<TlsFlow>()
+    );
+}

@@ -325,6 +325,11 @@ fn buffer_bound_smaller_than_a_message() {
     let (seen, res) = run_with(cfg, &[&bytes], |_| Control::Continue);
     assert!(seen.is_empty());
     assert_eq!(res, Err(RecordError::BufferFull(500)));
+    // Refused too when it arrives whole in one feed (needing no buffering): the outcome
+    // never depends on how the bytes were cut.
+    let (seen, res) = run_with(cfg, &[&rec(22, 0x0303, &m)], |_| Control::Continue);
+    assert!(seen.is_empty());
+    assert_eq!(res, Err(RecordError::BufferFull(500)));
 }
 
 #[test]
