@@ -10,7 +10,7 @@ use d4_store::QueueKind;
 use serde_json::Value;
 
 use crate::support::server::{create_queue, register_sensor, ServerProc};
-use crate::tls_cli::{capture, cases, check, d4, records};
+use crate::tls_cli::{capture, cases, check, d4, parse_record, records};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_reach_the_ja3_jl_queue() {
@@ -59,7 +59,7 @@ async fn records_reach_the_ja3_jl_queue() {
             let path = e.text().into_owned();
             assert!(path.ends_with(".json"), "{path}");
             let body = std::fs::read(&path).unwrap();
-            got.push(serde_json::from_slice(&body).unwrap());
+            got.push(parse_record(std::str::from_utf8(&body).unwrap().trim_end()));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -283,8 +283,11 @@ fn live(
     check_live_supported()
 }
 
-/// Live capture: promiscuous, snaplen 65535, a 200 ms read timeout so signals and the
-/// periodic counters are seen on a quiet link; libpcap's own drop counters are logged.
+/// Live capture: promiscuous, snaplen 65535, immediate delivery. The handle is non-blocking
+/// (on Linux a blocking read ignores its timeout on a quiet link and would hold a signal
+/// until the next packet): when nothing is waiting, the loop sleeps 5 ms, so signals, idle
+/// expiry and the periodic counters are seen at once. libpcap's own drop counters are
+/// logged at the end.
 #[cfg(feature = "live-capture")]
 fn live(
     iface: &str,
@@ -296,10 +299,11 @@ fn live(
         .with_context(|| format!("interface {iface}"))?
         .promisc(true)
         .snaplen(65535)
-        .timeout(200)
         .immediate_mode(true)
         .open()
-        .with_context(|| format!("cannot capture on {iface} (needs CAP_NET_RAW or root)"))?;
+        .with_context(|| format!("cannot capture on {iface} (needs CAP_NET_RAW or root)"))?
+        .setnonblock()
+        .with_context(|| format!("cannot make the capture on {iface} non-blocking"))?;
     if let Some(expr) = filter.expr() {
         cap.filter(expr, true)
             .with_context(|| format!("bad BPF filter {expr:?}"))?;
@@ -316,13 +320,14 @@ fn live(
                 p.packet(ts, linktype, data)?;
             }
             Err(pcap::Error::TimeoutExpired) => {
-                // a quiet link: idle flows still end on time
+                // nothing waiting: idle flows still end on time
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
                     .unwrap_or(0);
                 p.advance(now)?;
                 p.tick();
+                std::thread::sleep(Duration::from_millis(5));
             }
             Err(e) => return Err(anyhow::Error::new(e).context(format!("capture on {iface}"))),
         }
