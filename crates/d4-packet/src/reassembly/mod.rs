@@ -17,8 +17,10 @@
 //! - **Overlaps: the first copy wins**, as most IDSs do: bytes already delivered or already
 //!   buffered are never replaced by a later segment; its overlapping bytes are counted
 //!   (`bytes_overlap`) and every byte is delivered exactly once.
-//! - **Out-of-order** segments are buffered (payload bytes are counted against the limits)
-//!   and delivered when the hole before them fills.
+//! - **Out-of-order** segments are buffered (their payload bytes are what the limits count;
+//!   adjacent chunks are joined, so a run after one lost packet is one allocation) and
+//!   delivered when the hole before them fills. A segment up to 2^31 bytes ahead is out of
+//!   order, anything behind the next expected byte a retransmission.
 //! - **Buffer limits and gaps.** `max_flow_buffer` bounds the out-of-order bytes of a flow
 //!   (both directions), `max_total_buffer` those of all flows. When new out-of-order bytes
 //!   would exceed a limit, the direction gives up its first hole instead of dropping data:
@@ -32,6 +34,10 @@
 //!   capture). Flows idle for `idle_timeout_us` end in [`Reassembler::expire`]
 //!   ([`EndReason::Idle`]), all flows in [`Reassembler::finish`] ([`EndReason::Finished`]).
 //!   Whenever a flow ends, its buffered bytes are delivered first, each chunk after a gap.
+//! - **Port reuse.** A SYN without ACK whose sequence number is not the one its direction
+//!   started with begins another connection: the old flow ends ([`EndReason::Evicted`],
+//!   counted in `flows_reused`) and a new one starts, so a stale or ignored flow never hides
+//!   a new handshake on the same ports. A retransmitted SYN changes nothing.
 //! - **Flow limit: the least recently used flow is evicted** ([`EndReason::Evicted`],
 //!   `drop_flow_limit`) to admit a new one once `max_flows` are tracked: handshakes happen at
 //!   the start of connections, so new flows matter more than old quiet ones, and a flood of
@@ -171,7 +177,8 @@ pub enum EndReason {
     Rst,
     /// No segment for `idle_timeout_us`.
     Idle,
-    /// Evicted to admit a new flow (`max_flows`).
+    /// Evicted to admit a new flow (`max_flows`), or replaced by a new connection on the
+    /// same ports (`flows_reused`).
     Evicted,
     /// [`Reassembler::finish`]: end of capture.
     Finished,
@@ -219,6 +226,9 @@ pub struct Stats {
     /// Holes given up ([`Sink::gap`] calls) and their bytes.
     pub gaps: u64,
     pub bytes_gap: u64,
+    /// Flows ended ([`EndReason::Evicted`]) by a SYN (without ACK) of another connection on
+    /// the same ports: its sequence number is not the one that direction started with.
+    pub flows_reused: u64,
     /// Flows evicted because `max_flows` were tracked.
     pub drop_flow_limit: u64,
     /// Holes given up because the flow's buffer limit was hit.
@@ -302,6 +312,15 @@ impl Reassembler {
         let fin = seg.flags & flags::FIN != 0;
         let rst = seg.flags & flags::RST != 0;
         let slot = match self.by_key.get(&key) {
+            Some(&s)
+                if syn && seg.flags & flags::ACK == 0 && self.new_connection(s, side, seg.seq) =>
+            {
+                // A SYN starting another connection on the same ports (port reuse, or
+                // the old one's FIN/RST was never seen): the old flow makes way.
+                self.stats.flows_reused += 1;
+                self.end(s, EndReason::Evicted, sink);
+                self.create(key, sink)
+            }
             Some(&s) => s,
             None => {
                 if rst || (!syn && seg.payload.is_empty()) {
@@ -394,6 +413,14 @@ impl Reassembler {
         while self.head != NIL {
             self.end(self.head, EndReason::Finished, sink);
         }
+    }
+
+    /// `seq` of a SYN from `side` is not its direction's start: another connection.
+    fn new_connection(&self, slot: u32, side: Side, seq: u32) -> bool {
+        self.slab
+            .get(slot as usize)
+            .and_then(|f| f.dirs.get(side.index()))
+            .is_some_and(|d| d.seen && d.base != seq.wrapping_add(1))
     }
 
     /// A new flow in a free slot, evicting the least recently used one at the limit.

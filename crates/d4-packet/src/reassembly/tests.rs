@@ -372,3 +372,32 @@ fn flow_ids_are_never_reused() {
             .collect();
     assert_eq!(ids, vec![1, 2, 3, 4, 5]);
 }
+
+#[test]
+fn a_new_syn_on_the_same_ports_replaces_the_flow() {
+    let mut r = Reassembler::new(big());
+    let mut k = Rec::default();
+    r.push(1, &seg(C, S, 100, SYN, b""), &mut k); // flow 1
+    r.push(1, &seg(S, C, 900, SYN | ACK, b""), &mut k);
+    r.push(2, &seg(C, S, 101, ACK, b"not tls"), &mut k);
+    r.ignore(FlowId(1));
+    r.push(3, &seg(C, S, 100, SYN, b""), &mut k); // retransmitted SYN: same flow
+    r.push(3, &seg(S, C, 900, SYN | ACK, b""), &mut k); // SYN-ACK never replaces
+    assert_eq!(r.flows(), 1);
+    assert_eq!(r.stats().flows_reused, 0);
+    r.push(4, &seg(C, S, 5000, SYN, b""), &mut k); // another connection: flow 2
+    r.push(5, &seg(C, S, 5001, ACK, b"\x16\x03\x01"), &mut k);
+    assert_eq!(
+        k.0,
+        vec![
+            Ev::Data(1, Lo, b"not tls".to_vec()),
+            Ev::End(1, EndReason::Evicted),
+            Ev::Data(2, Lo, b"\x16\x03\x01".to_vec()),
+        ]
+    );
+    let st = r.stats();
+    assert_eq!(
+        (st.flows_reused, st.flows_ended_evicted, st.drop_flow_limit),
+        (1, 1, 0)
+    );
+}
