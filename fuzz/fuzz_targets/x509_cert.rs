@@ -1,14 +1,15 @@
 //! Fuzz certificate reading (`d4_tls::cert::parse`), the Go `x509.Certificate` JSON
 //! (`d4_tls::gojson::certificate_json`) and the TLSH field on arbitrary bytes: nothing may
-//! panic; a certificate that parses also encodes, its JSON is valid and carries the DER
-//! and holds `CertHash`, `Raw` and `IsCA`; the TLSH digest, when there is one, is 70 lowercase hex digits.
+//! panic; a certificate that parses also encodes, its JSON is a valid object holding
+//! `CertHash`, `Raw` and `IsCA`; the TLSH digest, when there is one, is 70 lowercase hex
+//! digits.
 #![no_main]
 
 use std::collections::HashMap;
 
 use d4_tls::{cert, gojson, tlsh};
-use serde_json::value::RawValue;
 use libfuzzer_sys::fuzz_target;
+use serde_json::value::RawValue;
 
 fuzz_target!(|data: &[u8]| {
     let info = cert::parse(data);
@@ -27,6 +28,8 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Some(d) = tlsh::digest(data) {
         assert_eq!(d.len(), 70);
-        assert!(d.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert!(d
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
     }
 });
