@@ -7,6 +7,9 @@
 //! numbers of any size, as Go's `*big.Int` marshals them: the object is built as text and
 //! returned as a [`RawValue`], so no float conversion touches them.
 //!
+//! Ed25519 keys are written as Go 1.13 and later do (`PublicKeyAlgorithm` 4, the key as base64);
+//! Go 1.12 did not know them.
+//!
 //! Known approximations of Go's output (none of them in a field the analyzer reads):
 //! `PublicKey` is `null` for DSA and for EC keys on curves Go does not know (Go refuses such
 //! certificates); RSA-PSS signature algorithms are told apart by the first hash OID in the

@@ -103,7 +103,10 @@ fn bit_len(b: &[u8]) -> u32 {
     let b = &b[b.iter().position(|&x| x != 0).unwrap_or(b.len())..];
     match b.first() {
         None => 0,
-        Some(f) => (b.len() as u32 - 1) * 8 + (8 - f.leading_zeros()),
+        Some(f) => u32::try_from(b.len() - 1)
+            .unwrap_or(u32::MAX)
+            .saturating_mul(8)
+            .saturating_add(8 - f.leading_zeros()),
     }
 }
 
@@ -188,7 +191,7 @@ pub fn key_info(spki: &SubjectPublicKeyInfo<'_>) -> KeyInfo {
         OID_ED25519 => {
             info.kind = KeyKind::Ed25519;
             let k = spki.subject_public_key.data.as_ref();
-            info.bits = (k.len() * 8) as u32;
+            info.bits = u32::try_from(k.len().saturating_mul(8)).unwrap_or(u32::MAX);
             info.ed25519 = Some(k.to_vec());
         }
         _ => {}
