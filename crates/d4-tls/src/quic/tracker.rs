@@ -7,6 +7,12 @@
 //! connection ID) are decrypted with those keys. After a Retry, the client's next Initial fails
 //! with the old keys but opens with its own new DCID: the connection starts again from it.
 //!
+//! A caller that does not know which end is the client can feed the first Initial datagram of
+//! a flow as [`Direction::ToServer`]: only a client Initial authenticates with the client keys
+//! of its own DCID (a server Initial fails with [`QuicError::AuthFailed`] and creates nothing).
+//! Call [`super::starts_with_initial_v1`] before building the connection key to keep the
+//! per-datagram cost of non-QUIC traffic to a few comparisons.
+//!
 //! Bounded: at most [`QuicLimits::max_connections`] connections, each CRYPTO stream at most
 //! [`QuicLimits::crypto_limit`] bytes, all streams together at most
 //! [`QuicLimits::max_total_bytes`]. Every refusal is counted in [`QuicCounters`]. A finished
