@@ -9,7 +9,7 @@
 //!   long-header parsing and the walk over the packets coalesced in one UDP datagram.
 //! - [`keys`]: initial secrets from the client's original Destination Connection ID, header
 //!   protection (AES-128-ECB) and payload protection (AES-128-GCM): [`keys::open_initial`].
-//! - [`frames`]: the frames an Initial may carry (PADDING, PING, ACK, CRYPTO,
+//! - [`frames`](mod@frames): the frames an Initial may carry (PADDING, PING, ACK, CRYPTO,
 //!   CONNECTION_CLOSE 0x1c); any other frame is a protocol error.
 //! - [`stream`]: [`CryptoStream`], the bounded reassembly of CRYPTO frames (out of order,
 //!   duplicated, overlapping: the first copy of a byte wins) and the first handshake message.

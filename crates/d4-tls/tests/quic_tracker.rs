@@ -326,3 +326,25 @@ proptest::proptest! {
         proptest::prop_assert_eq!(got, vec![QuicHello::Client(ch)]);
     }
 }
+
+#[test]
+fn a_hello_completed_before_a_bad_coalesced_packet_is_still_returned() {
+    let ch = message(1, 300);
+    let mut dgram = build_initial(DCID, SCID, 0, &[(0, &ch)], 0, false);
+    // Then a v1 long header that does not parse (Length beyond the datagram).
+    dgram.extend_from_slice(&[0xc0, 0, 0, 0, 1, 0, 0, 0, 0x3f]);
+    let mut t = tracker();
+    assert_eq!(
+        t.feed(&1, Direction::ToServer, &dgram),
+        Ok(Some(QuicHello::Client(ch)))
+    );
+    assert_eq!(t.counters().malformed, 1);
+    // Without a completed hello the error is returned.
+    let mut t = tracker();
+    let mut partial = build_initial(DCID, SCID, 0, &[(0, &message(1, 300)[..100])], 0, false);
+    partial.extend_from_slice(&[0xc0, 0, 0, 0, 1, 0, 0, 0, 0x3f]);
+    assert_eq!(
+        t.feed(&1, Direction::ToServer, &partial),
+        Err(QuicError::BadLength)
+    );
+}

@@ -7,6 +7,12 @@
 //! connection ID) are decrypted with those keys. After a Retry, the client's next Initial fails
 //! with the old keys but opens with its own new DCID: the connection starts again from it.
 //!
+//! A caller that does not know which end is the client can feed the first Initial datagram of
+//! a flow as [`Direction::ToServer`]: only a client Initial authenticates with the client keys
+//! of its own DCID (a server Initial fails with [`QuicError::AuthFailed`] and creates nothing).
+//! Call [`super::starts_with_initial_v1`] before building the connection key to keep the
+//! per-datagram cost of non-QUIC traffic to a few comparisons.
+//!
 //! Bounded: at most [`QuicLimits::max_connections`] connections, each CRYPTO stream at most
 //! [`QuicLimits::crypto_limit`] bytes, all streams together at most
 //! [`QuicLimits::max_total_bytes`]. Every refusal is counted in [`QuicCounters`]. A finished
@@ -180,7 +186,8 @@ impl<K: Hash + Eq + Clone> QuicInitials<K> {
     /// Returns the ClientHello (from the client's Initials) or the ServerHello (from the
     /// server's) in the call that completes it, once per connection. A datagram that does not
     /// start with a QUIC v1 Initial costs a few comparisons and returns `Ok(None)`. Errors are
-    /// counted and returned; packets of the datagram before the failing one were used.
+    /// counted and returned, and end the walk over the datagram's packets; the packets before
+    /// the failing one are used, and a hello they completed is returned rather than the error.
     pub fn feed(
         &mut self,
         conn: &K,
@@ -192,12 +199,14 @@ impl<K: Hash + Eq + Clone> QuicInitials<K> {
             self.counters.not_initial += 1;
             return Ok(None);
         }
+        let mut error = None;
         for packet in coalesced(datagram) {
             let header = match packet {
                 Ok(h) => h,
                 Err(e) => {
                     self.counters.malformed += 1;
-                    return Err(e);
+                    error = Some(e);
+                    break;
                 }
             };
             if header.packet_type != PacketType::Initial {
@@ -211,10 +220,15 @@ impl<K: Hash + Eq + Clone> QuicInitials<K> {
                     QuicError::TooManyConnections => self.counters.connections_refused += 1,
                     _ => self.counters.malformed += 1,
                 }
-                return Err(e);
+                error = Some(e);
+                break;
             }
         }
-        Ok(self.finish(conn, dir))
+        match (self.finish(conn, dir), error) {
+            (Some(hello), _) => Ok(Some(hello)),
+            (None, Some(e)) => Err(e),
+            (None, None) => Ok(None),
+        }
     }
 
     /// Decrypts one Initial and files its CRYPTO frames.
