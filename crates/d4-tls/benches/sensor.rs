@@ -94,7 +94,10 @@ fn main() {
     let sensor_pps = written as f64 / best_sensor;
     println!("plain read : {:>12.0} packets/s", plain_pps);
     println!("d4 tls     : {:>12.0} packets/s", sensor_pps);
-    println!("ratio      : {:.2} of the plain read", sensor_pps / plain_pps);
+    println!(
+        "ratio      : {:.2} of the plain read",
+        sensor_pps / plain_pps
+    );
     println!("sessions   : {sessions}");
     println!(
         "peak RSS   : {:.1} MB (before the passes: {:.1} MB)",

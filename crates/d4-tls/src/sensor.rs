@@ -480,19 +480,17 @@ impl QuicSessions {
             return; // nothing complete yet, or an error the tracker counted
         };
         match hello {
-            QuicHello::Client(msg) => {
-                match msg.get(4..).and_then(|b| parse_client_hello(b).ok()) {
-                    Some(ch) => {
-                        if let Some(c) = self.conns.get_mut(&key) {
-                            c.pending = Some((ts_ns, ch));
-                        }
-                    }
-                    None => {
-                        stats.quic_bad_hellos += 1;
-                        self.finish_conn(key);
+            QuicHello::Client(msg) => match msg.get(4..).and_then(|b| parse_client_hello(b).ok()) {
+                Some(ch) => {
+                    if let Some(c) = self.conns.get_mut(&key) {
+                        c.pending = Some((ts_ns, ch));
                     }
                 }
-            }
+                None => {
+                    stats.quic_bad_hellos += 1;
+                    self.finish_conn(key);
+                }
+            },
             QuicHello::Server(msg) => {
                 let sh = msg.get(4..).and_then(|b| parse_server_hello(b).ok());
                 if sh.is_none() {

@@ -76,7 +76,11 @@ pub fn cases() -> Vec<Case> {
     let mut out = Vec::new();
     let mut n = 1u16;
     for s in specs {
-        for (ipv6, vlan, mid) in [(false, None, false), (true, None, true), (false, Some(42), false)] {
+        for (ipv6, vlan, mid) in [
+            (false, None, false),
+            (true, None, true),
+            (false, Some(42), false),
+        ] {
             out.push(Case {
                 spec: s.clone(),
                 cap: cap(n, ipv6, vlan, mid),
@@ -88,7 +92,12 @@ pub fn cases() -> Vec<Case> {
 }
 
 /// One pcap holding every case, the transcripts and their expectations by client port.
-pub fn capture(cases: &[Case]) -> (Vec<u8>, HashMap<u16, (tlsgen::Transcript, tlsgen::Expected)>) {
+pub fn capture(
+    cases: &[Case],
+) -> (
+    Vec<u8>,
+    HashMap<u16, (tlsgen::Transcript, tlsgen::Expected)>,
+) {
     let mut frames = Vec::new();
     let mut want = HashMap::new();
     for c in cases {
@@ -111,9 +120,13 @@ pub fn d4() -> Command {
 fn run_tls(args: &[&str], dir: &Path, input: Option<&[u8]>) -> Output {
     let mut c = d4();
     c.arg("tls").args(args).current_dir(dir);
-    c.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    c.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();
     if let Some(bytes) = input {
         let mut stdin = child.stdin.take().unwrap();
@@ -159,11 +172,16 @@ pub fn parse_record(line: &str) -> Value {
 }
 
 pub fn records(stdout: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(stdout).lines().map(parse_record).collect()
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(parse_record)
+        .collect()
 }
 
 fn s(v: &Value, k: &str) -> String {
-    v[k].as_str().unwrap_or_else(|| panic!("{k} in {v}")).to_owned()
+    v[k].as_str()
+        .unwrap_or_else(|| panic!("{k} in {v}"))
+        .to_owned()
 }
 
 /// The certificates a capture shows in clear: the chain, except under TLS 1.3.
@@ -229,11 +247,7 @@ fn records_match_the_handshakes_in_every_shape() {
     let (pcap, want) = capture(&all);
     let path = dir.path().join("tls.pcap");
     std::fs::write(&path, &pcap).unwrap();
-    let out = run_tls(
-        &["-r", "tls.pcap", "-w", "certs"],
-        dir.path(),
-        None,
-    );
+    let out = run_tls(&["-r", "tls.pcap", "-w", "certs"], dir.path(), None);
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
     let recs = records(&out.stdout);
@@ -251,7 +265,10 @@ fn records_match_the_handshakes_in_every_shape() {
     for (t, e) in want.values() {
         for der in visible_certificates(t, e) {
             expected_files.insert(format!("{}.crt", hex::encode(Sha1::digest(der))));
-            let p = dir.path().join("certs").join(format!("{}.crt", hex::encode(Sha1::digest(der))));
+            let p = dir
+                .path()
+                .join("certs")
+                .join(format!("{}.crt", hex::encode(Sha1::digest(der))));
             assert_eq!(&std::fs::read(&p).unwrap(), der);
         }
     }
@@ -272,7 +289,11 @@ fn gzip_from_stdin_and_one_file_per_record() {
     gz.write_all(&pcap).unwrap();
     let gz = gz.finish().unwrap();
     let out = run_tls(&["-r", "-", "-j", "records"], dir.path(), Some(&gz));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.stdout.is_empty(), "-j writes files instead of stdout");
     let mut n = 0;
     for e in std::fs::read_dir(dir.path().join("records")).unwrap() {
@@ -301,7 +322,13 @@ fn a_flow_that_ends_before_the_certificates_is_reported_partial() {
     let t = tlsgen::handshake(&c.spec).unwrap();
     // only the client's bytes: the ClientHello and nothing from the server
     let client_only = tlsgen::Transcript {
-        writes: t.writes.iter().filter(|(from_client, _)| *from_client).take(1).cloned().collect(),
+        writes: t
+            .writes
+            .iter()
+            .filter(|(from_client, _)| *from_client)
+            .take(1)
+            .cloned()
+            .collect(),
         ..t.clone()
     };
     let frames = tlsgen::tcp_frames(&client_only, &c.cap);
@@ -326,7 +353,11 @@ fn bad_arguments_exit_2_with_a_clear_message() {
     let out = run_tls(&[], dir.path(), None);
     assert_eq!(out.status.code(), Some(2));
     std::fs::write(dir.path().join("x.pcap"), tlsgen::pcap_file(1, &[])).unwrap();
-    let out = run_tls(&["-r", "x.pcap", "tcp", "port", "nonsense"], dir.path(), None);
+    let out = run_tls(
+        &["-r", "x.pcap", "tcp", "port", "nonsense"],
+        dir.path(),
+        None,
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("filter"),
@@ -392,11 +423,18 @@ fn quic_initials_are_fingerprinted_with_q() {
             None,
             1_700_000_000_000_000 + i as u64 * 1_000_000,
         ));
-        want.insert(client.port(), tlsgen::expected_quic(&q.client_hello).unwrap());
+        want.insert(
+            client.port(),
+            tlsgen::expected_quic(&q.client_hello).unwrap(),
+        );
     }
     std::fs::write(dir.path().join("q.pcap"), tlsgen::pcap_file(1, &frames)).unwrap();
     let out = run_tls(&["-r", "q.pcap"], dir.path(), None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let recs = records(&out.stdout);
     assert_eq!(recs.len(), specs.len(), "{recs:?}");
     for r in &recs {

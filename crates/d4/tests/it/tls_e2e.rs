@@ -49,7 +49,10 @@ async fn records_reach_the_ja3_jl_queue() {
         .unwrap();
     let log = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{log}");
-    assert!(out.stdout.is_empty(), "records went to the collector, not stdout");
+    assert!(
+        out.stdout.is_empty(),
+        "records went to the collector, not stdout"
+    );
 
     // the queue holds one JSON file path per record
     let mut got: Vec<Value> = Vec::new();
@@ -70,7 +73,10 @@ async fn records_reach_the_ja3_jl_queue() {
             .collect()
     };
     let (got, expected) = (by_port(&got), by_port(&expected));
-    assert_eq!(got, expected, "the queue holds exactly what the sensor found");
+    assert_eq!(
+        got, expected,
+        "the queue holds exactly what the sensor found"
+    );
     for (port, r) in &got {
         let port: u16 = port.parse().unwrap();
         let case = all.iter().find(|c| c.cap.client.port() == port).unwrap();

@@ -104,7 +104,9 @@ async fn a_handshake_on_loopback_is_captured_live() {
         .with_custom_certificate_verifier(Arc::new(d4_client::dest::NoVerify(provider)))
         .with_no_client_auth();
     ccfg.alpn_protocols = vec![b"h2".to_vec()];
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
     let client_port = tcp.local_addr().unwrap().port();
     let mut s = tokio_rustls::TlsConnector::from(Arc::new(ccfg))
         .connect(

@@ -117,8 +117,12 @@ impl Pipeline<'_> {
     /// One captured frame; `ts_ns` is its capture time in nanoseconds since the epoch.
     pub fn packet(&mut self, ts_ns: u64, linktype: u32, data: &[u8]) -> anyhow::Result<()> {
         self.packets += 1;
-        self.sensor
-            .packet(ts_ns, LinkType::from_pcap(linktype), data, &mut self.sessions);
+        self.sensor.packet(
+            ts_ns,
+            LinkType::from_pcap(linktype),
+            data,
+            &mut self.sessions,
+        );
         self.flush_sessions()?;
         if self.packets & 0x3FFF == 0 {
             self.tick();
@@ -309,12 +313,19 @@ fn live(
             .with_context(|| format!("bad BPF filter {expr:?}"))?;
     }
     let linktype = u32::try_from(cap.get_datalink().0).unwrap_or(u32::MAX);
-    tracing::info!(interface = iface, linktype, filter = filter.expr().unwrap_or(""), "capturing");
+    tracing::info!(
+        interface = iface,
+        linktype,
+        filter = filter.expr().unwrap_or(""),
+        "capturing"
+    );
     while !stop() && !p.outputs.should_stop() {
         match cap.next_packet() {
             Ok(pkt) => {
                 let tv = pkt.header.ts;
-                let ts = u64::try_from(tv.tv_sec).unwrap_or(0).saturating_mul(1_000_000_000)
+                let ts = u64::try_from(tv.tv_sec)
+                    .unwrap_or(0)
+                    .saturating_mul(1_000_000_000)
                     + u64::try_from(tv.tv_usec).unwrap_or(0) * 1000;
                 let data = pkt.data;
                 p.packet(ts, linktype, data)?;

@@ -40,12 +40,22 @@ reported) or records could not be delivered; 2 on bad arguments or an unreadable
 pub struct TlsArgs {
     /// Capture to read: pcap or pcapng, plain or gzip (by content); `-` reads stdin. Repeat
     /// for several files, read in order as one capture.
-    #[arg(short = 'r', long = "read", value_name = "FILE", required_unless_present = "interface")]
+    #[arg(
+        short = 'r',
+        long = "read",
+        value_name = "FILE",
+        required_unless_present = "interface"
+    )]
     pub read: Vec<PathBuf>,
 
     /// Capture live on this interface (promiscuous, snaplen 65535). Needs a build with the
     /// `live-capture` feature (libpcap) and the CAP_NET_RAW capability (or root).
-    #[arg(short = 'i', long = "interface", value_name = "IFACE", conflicts_with = "read")]
+    #[arg(
+        short = 'i',
+        long = "interface",
+        value_name = "IFACE",
+        conflicts_with = "read"
+    )]
     pub interface: Option<String>,
 
     /// BPF filter (tcpdump syntax) as trailing words, e.g. `tcp port 443`; applies to files
@@ -162,7 +172,9 @@ pub fn run(args: TlsArgs) -> anyhow::Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     spawn_signal_watch(stop.clone());
     let mut outputs = Outputs::new(&args, Sink::Stdout(std::io::stdout().lock()));
-    let res = input::run_capture(&args, filter, &mut outputs, &|| stop.load(Ordering::Relaxed));
+    let res = input::run_capture(&args, filter, &mut outputs, &|| {
+        stop.load(Ordering::Relaxed)
+    });
     finish(res, outputs)
 }
 
