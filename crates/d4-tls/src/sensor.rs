@@ -266,7 +266,7 @@ impl reassembly::Sink for Feed<'_> {
 impl Sensor {
     pub fn new(cfg: SensorConfig) -> Sensor {
         Sensor {
-            reasm: Reassembler::new(cfg.reassembly.clone()),
+            reasm: Reassembler::new(cfg.reassembly),
             quic: QuicSessions::new(cfg.max_quic_connections),
             flows: HashMap::new(),
             stats: SensorStats::default(),

@@ -217,7 +217,13 @@ fn run_d4(args: TlsArgs, filter: input::Filter) -> anyhow::Result<ExitCode> {
         drain,
         super::client::shutdown_signal(),
         move |em| {
-            let mut outputs = Outputs::new(&args, Sink::D4 { em, live });
+            let mut outputs = Outputs::new(
+                &args,
+                Sink::D4 {
+                    em: Box::new(em),
+                    live,
+                },
+            );
             // the client's shutdown reaches the capture through `Outputs::should_stop`
             let res = input::run_capture(&args, filter, &mut outputs, &|| false);
             let _ = done_tx.send(finish(res, outputs));

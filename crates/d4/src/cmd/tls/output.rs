@@ -19,7 +19,7 @@ pub enum Sink {
     /// The client's source side. `live`: never block the capture on a full spool (the
     /// record is dropped and counted) — a capture file waits instead.
     D4 {
-        em: d4_client::Emitter,
+        em: Box<d4_client::Emitter>,
         live: bool,
     },
 }
