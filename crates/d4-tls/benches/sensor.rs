@@ -34,12 +34,13 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mixed.pcap");
     let t = Instant::now();
-    let written =
+    let tls_connections =
         d4_testkit::tlsgen::write_mixed_pcap(BufWriter::new(File::create(&path).unwrap()), n, 17)
             .unwrap();
+    let written = n;
     let size = std::fs::metadata(&path).unwrap().len();
     println!(
-        "capture: {written} packets, {:.1} MB, generated in {:.1} s",
+        "capture: {written} packets ({tls_connections} TLS connections), {:.1} MB, generated in {:.1} s",
         size as f64 / 1e6,
         t.elapsed().as_secs_f64()
     );

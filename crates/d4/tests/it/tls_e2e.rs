@@ -90,3 +90,115 @@ async fn records_reach_the_ja3_jl_queue() {
         }
     }
 }
+
+/// A collector that is away with a spool too small for the records: reading the capture
+/// file pauses (nothing is dropped) until the collector comes up, then every record
+/// arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_spool_pauses_the_capture_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // a free port for the collector that is not there yet
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let all = cases();
+    let (pcap, _) = capture(&all);
+    let cap_path = dir.path().join("c.pcap");
+    std::fs::write(&cap_path, &pcap).unwrap();
+    let key = "tls sensor key";
+    let uuid = uuid::Uuid::new_v4();
+    let spool = dir.path().join("spool");
+    let mut child = d4()
+        .arg("tls")
+        .arg("-r")
+        .arg(&cap_path)
+        .args(["--destination", &format!("127.0.0.1:{port}")])
+        .args(["--uuid", &uuid.to_string(), "--key", key, "--insecure"])
+        .arg("--spool-dir")
+        .arg(&spool)
+        .args(["--spool-max", "16384"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // the records do not fit: the reader waits instead of dropping or finishing
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "d4 tls waits for room in the spool"
+    );
+    let spooled: u64 = std::fs::read_dir(&spool)
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    assert!(spooled <= 16384 + 8192, "spool holds {spooled} bytes");
+
+    // the collector comes up on that port: everything drains, nothing lost
+    let data = dir.path().join("data");
+    let srv = ServerProc::start_at(
+        &data,
+        &format!("127.0.0.1:{port}"),
+        "127.0.0.1:0",
+        &["--mode", "registration"],
+        &[],
+    );
+    let store = srv.store().await;
+    store
+        .set_ext_type_accepted("ja3-jl".into(), true)
+        .await
+        .unwrap();
+    store
+        .register_sensor(d4_store::SensorRegistration {
+            uuid,
+            hmac_key: Some(key.into()),
+            mail: None,
+            third_party: false,
+            description: Some("d4 tls".into()),
+            approve: true,
+        })
+        .await
+        .unwrap();
+    let q = create_queue(&store, QueueKind::Ext("ja3-jl".into()), "pssl", 10_000).await;
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(90),
+            "d4 tls did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut log = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("spool full"), "{log}");
+    let mut ports = std::collections::BTreeSet::new();
+    let mut n = 0;
+    let t = Instant::now();
+    while ports.len() < all.len() && t.elapsed() < Duration::from_secs(60) {
+        for e in store.pop_entries(q.uuid, 1000).await.unwrap() {
+            let body = std::fs::read(e.text().as_ref()).unwrap();
+            let r = parse_record(std::str::from_utf8(&body).unwrap().trim_end());
+            ports.insert(r["ClientPort"].as_str().unwrap().to_owned());
+            n += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ports.len(), all.len(), "every record arrived: {log}");
+    // the client delivers at least once (a batch cut by a connection error is resent)
+    assert!(n >= all.len());
+}
