@@ -63,7 +63,8 @@ pub async fn run(
 /// [`run`] with the caller's own source instead of `settings.source`: `source` runs on its
 /// own thread and hands its reads to the [`Emitter`] (framing, spool, reconnects and the
 /// meta header as for any source). It ends the input by returning; `Emitter::emit` blocks
-/// while the spool is full (backpressure), `Emitter::try_emit` does not. `d4 tls --d4` uses
+/// while the spool is full (backpressure); `Emitter::free_slots` tells a source that cannot
+/// wait whether a send would. `d4 tls --d4` uses
 /// it to send its records as `ja3-jl`.
 pub async fn run_with_source(
     settings: Settings,

@@ -51,16 +51,11 @@ impl Emitter {
         self.tx.blocking_send(Msg::Frames(f)).map_err(|_| Closed)
     }
 
-    /// Frames one read and sends it only if the sender has room now: `Ok(false)` when the
-    /// channel is full (the spool is full and the collector away), for sources that cannot
-    /// wait (a live capture counts the record as dropped instead of stalling the capture).
-    pub fn try_emit(&mut self, payload: &[u8]) -> Result<bool, Closed> {
-        let f = self.framer.frame(payload).map_err(|_| Closed)?;
-        match self.tx.try_send(Msg::Frames(f)) {
-            Ok(()) => Ok(true),
-            Err(mpsc::error::TrySendError::Full(_)) => Ok(false),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(Closed),
-        }
+    /// How many frames can be handed over now without waiting. With one source thread (the
+    /// only sender), `emit` of that many frames does not block: a source that cannot wait
+    /// checks this before sending a record of several frames, so it sends all or none.
+    pub fn free_slots(&self) -> usize {
+        self.tx.capacity()
     }
 
     /// Frames `data` in pieces of at most `snaplen` bytes (never truncates).

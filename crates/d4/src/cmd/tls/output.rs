@@ -142,24 +142,19 @@ impl Outputs {
     }
 }
 
-/// Sends one record line as frames of at most the snaplen. Live: the first frame is only
-/// queued if there is room now (`Ok(false)`: dropped); once it went, the rest of the line
-/// follows even if that waits, so the collector never receives half a record.
+/// Sends one record line as frames of at most the snaplen. Live: the line goes only if all
+/// its frames fit in the client's queue now (`Ok(false)`: dropped), so the capture never
+/// waits and the collector never receives half a record; a file waits for room.
 fn send_line(
     em: &mut d4_client::Emitter,
     data: &[u8],
     live: bool,
 ) -> Result<bool, d4_client::Closed> {
     let n = em.snaplen().max(1);
-    let mut pieces = data.chunks(n);
-    if live {
-        if let Some(first) = pieces.next() {
-            if !em.try_emit(first)? {
-                return Ok(false);
-            }
-        }
+    if live && em.free_slots() < data.len().div_ceil(n) {
+        return Ok(false);
     }
-    for p in pieces {
+    for p in data.chunks(n) {
         em.emit(p)?;
     }
     Ok(true)
