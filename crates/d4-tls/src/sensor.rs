@@ -91,7 +91,8 @@ fn reassembly_json(s: &reassembly::Stats) -> serde_json::Value {
     counters_json!(s; segments, segments_no_flow, segments_ignored, flows_created,
         flows_ignored, flows_ended_fin, flows_ended_rst, flows_ended_idle, flows_ended_evicted,
         flows_ended_finished, bytes_delivered, bytes_retransmitted, bytes_overlap,
-        bytes_ignored, gaps, bytes_gap, drop_flow_limit, drop_flow_buffer, drop_total_buffer)
+        bytes_ignored, gaps, bytes_gap, flows_reused, drop_flow_limit, drop_flow_buffer,
+        drop_total_buffer)
 }
 
 fn quic_json(c: &QuicCounters) -> serde_json::Value {
