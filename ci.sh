@@ -18,8 +18,7 @@ if [ ! -f "$shared/vectors/manifest.json" ]; then
 fi
 
 apt_updated=0
-need_pkg() { # need_pkg COMMAND PACKAGE
-    command -v "$1" >/dev/null 2>&1 && return 0
+install_pkg() { # install_pkg WHAT PACKAGE: apt-get as root, else a clear error
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         say "installing $2 (for $1)"
         if [ "$apt_updated" = 0 ]; then apt-get update -qq; apt_updated=1; fi
@@ -29,17 +28,12 @@ need_pkg() { # need_pkg COMMAND PACKAGE
         exit 1
     fi
 }
+need_pkg() { # need_pkg COMMAND PACKAGE
+    command -v "$1" >/dev/null 2>&1 || install_pkg "$1" "$2"
+}
 # A header file of a C library (-dev package) some crates build against.
 need_file() { # need_file PATH PACKAGE
-    [ -e "$1" ] && return 0
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        say "installing $2 (for $1)"
-        if [ "$apt_updated" = 0 ]; then apt-get update -qq; apt_updated=1; fi
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
-    else
-        echo "error: $1 is missing: install the $2 package" >&2
-        exit 1
-    fi
+    [ -e "$1" ] || install_pkg "$1" "$2"
 }
 # `d4 tls -i` (feature live-capture) links libpcap; the tests build with it.
 need_file /usr/include/pcap.h libpcap-dev

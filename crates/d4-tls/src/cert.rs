@@ -6,7 +6,7 @@
 
 mod key;
 mod name;
-mod num;
+pub(crate) mod num;
 
 use std::net::IpAddr;
 

@@ -284,18 +284,7 @@ impl Sensor {
         match decode(link, frame) {
             Wire::Tcp(seg) => {
                 self.stats.tcp_segments += 1;
-                let mut feed = Feed {
-                    cfg: &self.cfg.flow,
-                    flows: &mut self.flows,
-                    stats: &mut self.stats,
-                    done: &mut self.done,
-                    out,
-                    now_ns: ts_ns,
-                };
-                self.reasm.push(ts_us, &seg, &mut feed);
-                for id in self.done.drain(..) {
-                    self.reasm.ignore(id);
-                }
+                self.tcp(out, ts_ns, |reasm, feed| reasm.push(ts_us, &seg, feed));
             }
             Wire::Udp(d) => {
                 self.stats.udp_datagrams += 1;
@@ -323,18 +312,7 @@ impl Sensor {
             return;
         }
         self.last_expire_us = now_us;
-        let mut feed = Feed {
-            cfg: &self.cfg.flow,
-            flows: &mut self.flows,
-            stats: &mut self.stats,
-            done: &mut self.done,
-            out,
-            now_ns,
-        };
-        self.reasm.expire(now_us, &mut feed);
-        for id in self.done.drain(..) {
-            self.reasm.ignore(id);
-        }
+        self.tcp(out, now_ns, |reasm, feed| reasm.expire(now_us, feed));
         let before = out.len();
         self.quic.expire(now_ns, &mut self.stats, out);
         self.count_new(before, out);
@@ -354,30 +332,38 @@ impl Sensor {
         let before = out.len();
         self.quic.expire(u64::MAX, &mut self.stats, out);
         self.count_new(before, out);
+        self.tcp(out, 0, |reasm, feed| {
+            reasm.finish(feed);
+            // flows the reassembler no longer knew (should be none) still report
+            let rest: Vec<FlowId> = feed.flows.keys().copied().collect();
+            for id in rest {
+                if let Some(st) = feed.flows.remove(&id) {
+                    feed.emit(st, false);
+                }
+            }
+        });
+    }
+
+    /// Runs `f` on the reassembler with the TLS flows as its sink, then tells the
+    /// reassembler which flows the TLS layer is done with (it cannot be told from inside
+    /// its own callbacks).
+    fn tcp(
+        &mut self,
+        out: &mut Vec<Session>,
+        now_ns: u64,
+        f: impl FnOnce(&mut Reassembler, &mut Feed<'_>),
+    ) {
         let mut feed = Feed {
             cfg: &self.cfg.flow,
             flows: &mut self.flows,
             stats: &mut self.stats,
             done: &mut self.done,
             out,
-            now_ns: 0,
+            now_ns,
         };
-        self.reasm.finish(&mut feed);
-        self.done.clear();
-        // flows the reassembler no longer knew (should be none) still report
-        let rest: Vec<FlowId> = self.flows.keys().copied().collect();
-        for id in rest {
-            if let Some(st) = self.flows.remove(&id) {
-                let mut feed = Feed {
-                    cfg: &self.cfg.flow,
-                    flows: &mut self.flows,
-                    stats: &mut self.stats,
-                    done: &mut self.done,
-                    out,
-                    now_ns: 0,
-                };
-                feed.emit(st, false);
-            }
+        f(&mut self.reasm, &mut feed);
+        for id in self.done.drain(..) {
+            self.reasm.ignore(id);
         }
     }
 

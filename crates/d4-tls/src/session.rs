@@ -90,12 +90,9 @@ pub fn version_name(v: u16) -> &'static str {
 /// RFC 3339 UTC with as many fractional digits as needed (0, 3, 6 or 9), like Go's
 /// `RFC3339Nano` output for capture timestamps.
 pub fn rfc3339(ts_ns: u64) -> String {
-    let secs = (ts_ns / 1_000_000_000) as i64;
+    let secs = i64::try_from(ts_ns / 1_000_000_000).unwrap_or(i64::MAX);
     let nanos = (ts_ns % 1_000_000_000) as u32;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    let (hh, mm, ss) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    let whole = crate::cert::num::rfc3339_utc(secs);
     let frac = if nanos == 0 {
         String::new()
     } else if nanos % 1_000_000 == 0 {
@@ -105,22 +102,10 @@ pub fn rfc3339(ts_ns: u64) -> String {
     } else {
         format!(".{nanos:09}")
     };
-    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}{frac}Z")
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    match whole.strip_suffix('Z') {
+        Some(w) => format!("{w}{frac}Z"),
+        None => whole,
+    }
 }
 
 /// A certificate x509-parser cannot read still goes out, with what we know.
