@@ -36,14 +36,27 @@ async fn records_reach_the_ja3_jl_queue() {
     let expected = records(&local.stdout);
     assert_eq!(expected.len(), all.len());
 
+    // a `d4 client` config dir, as the reference's sensors have; its type, source and meta
+    // header are not what d4 tls sends (ja3-jl is)
+    let conf = dir.path().join("sensor");
+    std::fs::create_dir(&conf).unwrap();
+    for (name, value) in [
+        ("uuid", uuid.to_string()),
+        ("key", key.to_string()),
+        ("destination", srv.tls.unwrap().to_string()),
+        ("type", "1".to_string()),
+        ("source", "/nonexistent/file".to_string()),
+        ("metaheader.json", r#"{"type":"other"}"#.to_string()),
+    ] {
+        std::fs::write(conf.join(name), format!("{value}\n")).unwrap();
+    }
     let out = d4()
         .arg("tls")
         .arg("-r")
         .arg(&cap_path)
-        .args(["--destination", &srv.tls.unwrap().to_string()])
-        .args(["--uuid", &uuid.to_string(), "--key", key, "--insecure"])
-        .arg("--spool-dir")
-        .arg(dir.path().join("spool"))
+        .arg("--d4")
+        .arg(&conf)
+        .arg("--insecure")
         .stdin(Stdio::null())
         .output()
         .unwrap();
