@@ -453,3 +453,33 @@ fn quic_initials_are_fingerprinted_with_q() {
     let out = run_tls(&["-r", "q.pcap", "--no-quic"], dir.path(), None);
     assert!(records(&out.stdout).is_empty());
 }
+
+#[test]
+fn pcapng_captures_are_read_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let all: Vec<Case> = cases().into_iter().skip(6).take(6).collect();
+    let mut frames = Vec::new();
+    let mut want = HashMap::new();
+    for c in &all {
+        let t = tlsgen::handshake(&c.spec).unwrap();
+        let e = tlsgen::expected(&t);
+        frames.extend(tlsgen::tcp_frames(&t, &c.cap));
+        want.insert(c.cap.client.port(), (t, e));
+    }
+    frames.sort_by_key(|(ts, _)| *ts);
+    std::fs::write(dir.path().join("c.pcapng"), tlsgen::pcapng_file(1, &frames)).unwrap();
+    let out = run_tls(&["-r", "c.pcapng"], dir.path(), None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs = records(&out.stdout);
+    assert_eq!(recs.len(), all.len());
+    for r in &recs {
+        let port: u16 = s(r, "ClientPort").parse().unwrap();
+        let case = all.iter().find(|c| c.cap.client.port() == port).unwrap();
+        let (t, e) = &want[&port];
+        check(r, t, e, &case.cap);
+    }
+}
