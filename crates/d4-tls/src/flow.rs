@@ -280,6 +280,12 @@ impl TlsFlow {
         }
     }
 
+    /// Bytes held for handshake reassembly (both directions): what this flow costs beyond
+    /// its fixed size, for a caller that budgets many flows.
+    pub fn buffered(&self) -> usize {
+        self.readers[0].buffered() + self.readers[1].buffered()
+    }
+
     /// Reads bytes `from` one peer (the next bytes of its direction, in order).
     pub fn feed(&mut self, from: Peer, bytes: &[u8]) -> Progress {
         match &self.state {

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::fingerprint::Transport;
 use crate::flow::{FlowConfig, Peer, Progress, TlsFlow};
-use crate::hello::{parse_client_hello, parse_server_hello, ClientHello};
+use crate::hello::{parse_client_hello, parse_server_hello, ClientHello, ServerHello};
 use crate::quic::{Direction, QuicCounters, QuicHello, QuicInitials, QuicLimits};
 use crate::session::Session;
 
@@ -31,6 +31,9 @@ pub struct SensorConfig {
     pub quic: bool,
     /// Most QUIC connections whose Initial CRYPTO data is being reassembled.
     pub max_quic_connections: usize,
+    /// Most bytes held by all TLS flows for handshake reassembly (a message cut across
+    /// segments waits here); a flow that would pass it is given up (reported partial).
+    pub max_tls_buffer: usize,
 }
 
 impl Default for SensorConfig {
@@ -40,6 +43,7 @@ impl Default for SensorConfig {
             flow: FlowConfig::default(),
             quic: true,
             max_quic_connections: 100_000,
+            max_tls_buffer: 64 << 20,
         }
     }
 }
@@ -66,11 +70,15 @@ pub struct SensorStats {
     pub tls_gaps: u64,
     /// TLS flows that ended without any hello (nothing to report).
     pub flows_without_hello: u64,
+    /// TLS flows given up because all TLS flows together held `max_tls_buffer` bytes.
+    pub tls_buffer_limit: u64,
+    /// Bytes held by all TLS flows for handshake reassembly now.
+    pub tls_buffered: u64,
     /// QUIC sessions emitted without the server's Initial (its ServerHello never came).
     pub quic_without_server_hello: u64,
     /// QUIC hellos that did not parse as a ClientHello/ServerHello.
     pub quic_bad_hellos: u64,
-    /// QUIC connections not followed because `max_quic_connections` were.
+    /// QUIC connections not followed because `max_quic_connections` were followed already.
     pub quic_pending_refused: u64,
     /// Datagrams of a QUIC connection whose session already went out (skipped).
     pub quic_after_session: u64,
@@ -103,6 +111,8 @@ fn quic_json(c: &QuicCounters) -> serde_json::Value {
 
 struct FlowState {
     tls: TlsFlow,
+    /// What `tls` held after its last feed (counted in `Feed::tls_buffered`).
+    buffered: usize,
     key: FlowKey,
     /// Capture time (ns) of the first data byte of each side (`Side::Lo`, `Side::Hi`).
     first_data_ns: [Option<u64>; 2],
@@ -137,11 +147,18 @@ pub struct Sensor {
     done: Vec<FlowId>,
     /// Capture time of the last idle check (µs).
     last_expire_us: u64,
+    /// Capture time of the latest packet (ns).
+    last_ts_ns: u64,
+    /// Bytes held by all TLS flows for handshake reassembly.
+    tls_buffered: usize,
 }
 
 /// The reassembler's sink: bytes to the TLS flows, sessions out.
 struct Feed<'a> {
     cfg: &'a FlowConfig,
+    max_tls_buffer: usize,
+    /// Bytes held by all TLS flows (kept across calls in the sensor).
+    tls_buffered: &'a mut usize,
     flows: &'a mut HashMap<FlowId, FlowState>,
     stats: &'a mut SensorStats,
     done: &'a mut Vec<FlowId>,
@@ -150,6 +167,13 @@ struct Feed<'a> {
 }
 
 impl Feed<'_> {
+    /// Removes a flow's state (its buffered bytes leave the budget).
+    fn take(&mut self, id: FlowId) -> Option<FlowState> {
+        let st = self.flows.remove(&id)?;
+        *self.tls_buffered = self.tls_buffered.saturating_sub(st.buffered);
+        Some(st)
+    }
+
     fn emit(&mut self, st: FlowState, complete: bool) {
         match session_of(&st, complete) {
             Some(s) => {
@@ -197,21 +221,43 @@ fn session_of(st: &FlowState, complete: bool) -> Option<Session> {
 }
 
 impl reassembly::Sink for Feed<'_> {
-    fn data(&mut self, id: FlowId, key: &FlowKey, side: Side, _ts_us: u64, bytes: &[u8]) {
+    fn data(&mut self, id: FlowId, key: &FlowKey, side: Side, ts_us: u64, bytes: &[u8]) {
+        // a flow given up earlier in this same reassembler call (gap, completion, error):
+        // the bytes that follow are not a new flow
+        if self.done.contains(&id) {
+            return;
+        }
         let st = self.flows.entry(id).or_insert_with(|| FlowState {
             tls: TlsFlow::new(self.cfg),
+            buffered: 0,
             key: *key,
             first_data_ns: [None, None],
         });
         let was_tls = st.first_data_ns.iter().any(Option::is_some);
-        st.first_data_ns[side_index(side)].get_or_insert(self.now_ns);
+        // the capture time of the segment that carried these bytes: the current packet's
+        // (with its full precision) for in-order data, the reassembler's for data it held
+        let ts_ns = if ts_us == self.now_ns / 1000 || ts_us == 0 {
+            self.now_ns
+        } else {
+            ts_us.saturating_mul(1000)
+        };
+        st.first_data_ns[side_index(side)].get_or_insert(ts_ns);
         let progress = st.tls.feed(peer(side), bytes);
+        let now = st.tls.buffered();
+        *self.tls_buffered = self.tls_buffered.saturating_sub(st.buffered) + now;
+        st.buffered = now;
+        if !was_tls && !matches!(progress, Progress::NotTls) {
+            self.stats.tls_flows += 1;
+        }
         match progress {
-            Progress::NeedMore => {
-                if !was_tls {
-                    self.stats.tls_flows += 1;
+            Progress::NeedMore if *self.tls_buffered > self.max_tls_buffer => {
+                self.stats.tls_buffer_limit += 1;
+                if let Some(st) = self.take(id) {
+                    self.emit(st, false);
                 }
+                self.done.push(id);
             }
+            Progress::NeedMore => {}
             Progress::NotTls => {
                 if was_tls {
                     // the other side spoke TLS first; this side does not: give up
@@ -219,7 +265,7 @@ impl reassembly::Sink for Feed<'_> {
                 } else {
                     self.stats.not_tls_flows += 1;
                 }
-                if let Some(st) = self.flows.remove(&id) {
+                if let Some(st) = self.take(id) {
                     if was_tls {
                         self.emit(st, false);
                     }
@@ -227,20 +273,14 @@ impl reassembly::Sink for Feed<'_> {
                 self.done.push(id);
             }
             Progress::Complete => {
-                if !was_tls {
-                    self.stats.tls_flows += 1;
-                }
-                if let Some(st) = self.flows.remove(&id) {
+                if let Some(st) = self.take(id) {
                     self.emit(st, true);
                 }
                 self.done.push(id);
             }
             Progress::Error(_) => {
-                if !was_tls {
-                    self.stats.tls_flows += 1;
-                }
                 self.stats.tls_errors += 1;
-                if let Some(st) = self.flows.remove(&id) {
+                if let Some(st) = self.take(id) {
                     self.emit(st, false);
                 }
                 self.done.push(id);
@@ -250,7 +290,7 @@ impl reassembly::Sink for Feed<'_> {
 
     fn gap(&mut self, id: FlowId, _key: &FlowKey, _side: Side, _len: u64) {
         // TLS cannot resume after lost bytes: report what was seen and stop
-        if let Some(st) = self.flows.remove(&id) {
+        if let Some(st) = self.take(id) {
             self.stats.tls_gaps += 1;
             self.emit(st, false);
             self.done.push(id);
@@ -258,7 +298,7 @@ impl reassembly::Sink for Feed<'_> {
     }
 
     fn end(&mut self, id: FlowId, _key: &FlowKey, _reason: EndReason) {
-        if let Some(st) = self.flows.remove(&id) {
+        if let Some(st) = self.take(id) {
             self.emit(st, false);
         }
     }
@@ -273,6 +313,8 @@ impl Sensor {
             stats: SensorStats::default(),
             done: Vec::new(),
             last_expire_us: 0,
+            last_ts_ns: 0,
+            tls_buffered: 0,
             cfg,
         }
     }
@@ -280,6 +322,7 @@ impl Sensor {
     /// One captured frame: `ts_ns` is its capture time (ns since the epoch).
     pub fn packet(&mut self, ts_ns: u64, link: LinkType, frame: &[u8], out: &mut Vec<Session>) {
         self.stats.packets += 1;
+        self.last_ts_ns = self.last_ts_ns.max(ts_ns);
         let ts_us = ts_ns / 1000;
         match decode(link, frame) {
             Wire::Tcp(seg) => {
@@ -308,6 +351,11 @@ impl Sensor {
     /// most once per second of capture time, so this is cheap per packet).
     pub fn advance(&mut self, now_ns: u64, out: &mut Vec<Session>) {
         let now_us = now_ns / 1000;
+        if now_us < self.last_expire_us {
+            // time went backwards (files out of order, a bogus timestamp before): start
+            // counting from here, so idle expiry never stops for the rest of the capture
+            self.last_expire_us = now_us;
+        }
         if now_us < self.last_expire_us.saturating_add(1_000_000) {
             return;
         }
@@ -332,12 +380,13 @@ impl Sensor {
         let before = out.len();
         self.quic.expire(u64::MAX, &mut self.stats, out);
         self.count_new(before, out);
-        self.tcp(out, 0, |reasm, feed| {
+        let last = self.last_ts_ns;
+        self.tcp(out, last, |reasm, feed| {
             reasm.finish(feed);
             // flows the reassembler no longer knew (should be none) still report
             let rest: Vec<FlowId> = feed.flows.keys().copied().collect();
             for id in rest {
-                if let Some(st) = feed.flows.remove(&id) {
+                if let Some(st) = feed.take(id) {
                     feed.emit(st, false);
                 }
             }
@@ -355,6 +404,8 @@ impl Sensor {
     ) {
         let mut feed = Feed {
             cfg: &self.cfg.flow,
+            max_tls_buffer: self.cfg.max_tls_buffer,
+            tls_buffered: &mut self.tls_buffered,
             flows: &mut self.flows,
             stats: &mut self.stats,
             done: &mut self.done,
@@ -369,6 +420,7 @@ impl Sensor {
 
     pub fn stats(&self) -> SensorStats {
         let mut s = self.stats.clone();
+        s.tls_buffered = self.tls_buffered as u64;
         s.reassembly = reassembly_json(&self.reasm.stats());
         s.quic = quic_json(&self.quic.tracker.counters());
         s
@@ -383,30 +435,46 @@ impl Sensor {
 /// A QUIC connection's key: (client, server) as the client's first Initial showed them.
 type QuicKey = (SocketAddr, SocketAddr);
 
-/// A QUIC connection as the sensor follows it.
+/// A QUIC connection as the sensor follows it, until its session goes out.
 struct QuicConn {
-    /// Capture time of its last datagram (ns).
+    /// Capture time of its first and last datagrams (ns).
+    first_ns: u64,
     last_ns: u64,
-    /// The ClientHello is complete: the session waits for the server's ServerHello.
-    pending: Option<(u64, ClientHello)>,
-    /// Its session went out: later datagrams (retransmitted Initials too) are ignored.
-    done: bool,
+    /// The client's original Destination Connection ID (what its keys come from).
+    dcid: Vec<u8>,
+    /// The ClientHello, once complete, and when it completed.
+    client_hello: Option<(u64, ClientHello)>,
+    /// The server's ServerHello, if it completed first (the client's Initial was lost and
+    /// retransmitted after the server answered).
+    server_hello: Option<ServerHello>,
 }
 
 /// QUIC connections: the Initial decoder plus what each connection is waiting for. A session
-/// goes out when the server's ServerHello arrives, or [`QUIC_WAIT_NS`] of capture time after
-/// the ClientHello without it; a connection with no datagram for [`QUIC_IDLE_NS`] is
-/// forgotten (its session, if any, went out before).
+/// goes out when both hellos are there, or [`QUIC_WAIT_NS`] of capture time after the
+/// ClientHello without the ServerHello. After that a small marker (the connection's original
+/// DCID) makes its later datagrams, retransmitted Initials included, cheap to skip, while a
+/// new connection on the same addresses and ports (another DCID) is followed again. A
+/// connection or marker without a datagram for [`QUIC_IDLE_NS`] is forgotten.
 struct QuicSessions {
     tracker: QuicInitials<QuicKey>,
     conns: HashMap<QuicKey, QuicConn>,
+    /// Connections whose session went out: last datagram time and original DCID.
+    closed: HashMap<QuicKey, (u64, Vec<u8>)>,
     max_conns: usize,
 }
 
 /// How long a QUIC session waits for the server's Initial after the ClientHello.
 const QUIC_WAIT_NS: u64 = 3_000_000_000;
-/// A QUIC connection without a datagram for this long is forgotten.
+/// A QUIC connection (or its marker) without a datagram for this long is forgotten.
 const QUIC_IDLE_NS: u64 = 60_000_000_000;
+
+/// The Destination Connection ID of a datagram's first (long-header) packet.
+fn first_dcid(datagram: &[u8]) -> Option<Vec<u8>> {
+    match crate::quic::packet::parse_long_header(datagram) {
+        Ok(Some(h)) => Some(h.dcid.to_vec()),
+        _ => None,
+    }
+}
 
 impl QuicSessions {
     fn new(max_connections: usize) -> QuicSessions {
@@ -416,6 +484,7 @@ impl QuicSessions {
                 ..QuicLimits::default()
             }),
             conns: HashMap::new(),
+            closed: HashMap::new(),
             max_conns: max_connections.max(1),
         }
     }
@@ -432,17 +501,26 @@ impl QuicSessions {
         // the client's first Initial creates the connection; the server answers on the
         // reverse 4-tuple
         let reverse = (dst, src);
-        let (key, dir) = if self.conns.contains_key(&reverse) {
+        let (key, dir) = if self.conns.contains_key(&reverse) || self.closed.contains_key(&reverse)
+        {
             (reverse, Direction::ToClient)
         } else {
             ((src, dst), Direction::ToServer)
         };
-        if let Some(c) = self.conns.get_mut(&key) {
-            c.last_ns = ts_ns;
-            if c.done {
+        if let Some((last, dcid)) = self.closed.get_mut(&key) {
+            let new_connection = dir == Direction::ToServer
+                && crate::quic::starts_with_initial_v1(payload)
+                && first_dcid(payload).is_some_and(|d| d != *dcid);
+            if !new_connection {
+                *last = ts_ns;
                 stats.quic_after_session += 1;
                 return;
             }
+            // the same addresses and ports, another connection: follow it
+            self.closed.remove(&key);
+        }
+        if let Some(c) = self.conns.get_mut(&key) {
+            c.last_ns = ts_ns;
         }
         let fed = self.tracker.feed(&key, dir, payload);
         if !self.conns.contains_key(&key) {
@@ -457,89 +535,97 @@ impl QuicSessions {
             self.conns.insert(
                 key,
                 QuicConn {
+                    first_ns: ts_ns,
                     last_ns: ts_ns,
-                    pending: None,
-                    done: false,
+                    dcid: first_dcid(payload).unwrap_or_default(),
+                    client_hello: None,
+                    server_hello: None,
                 },
             );
         }
         let Ok(Some(hello)) = fed else {
             return; // nothing complete yet, or an error the tracker counted
         };
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
         match hello {
             QuicHello::Client(msg) => match msg.get(4..).and_then(|b| parse_client_hello(b).ok()) {
-                Some(ch) => {
-                    if let Some(c) = self.conns.get_mut(&key) {
-                        c.pending = Some((ts_ns, ch));
-                    }
-                }
+                Some(ch) => c.client_hello = Some((ts_ns, ch)),
                 None => {
                     stats.quic_bad_hellos += 1;
-                    self.finish_conn(key);
+                    self.close(key);
+                    return;
                 }
             },
-            QuicHello::Server(msg) => {
-                let sh = msg.get(4..).and_then(|b| parse_server_hello(b).ok());
-                if sh.is_none() {
-                    stats.quic_bad_hellos += 1;
-                }
-                if let Some((ts, ch)) = self.conns.get_mut(&key).and_then(|c| c.pending.take()) {
-                    if sh.is_none() {
-                        stats.quic_without_server_hello += 1;
-                    }
-                    out.push(quic_session(key, ts, ch, sh));
-                    self.finish_conn(key);
-                }
+            QuicHello::Server(msg) => match msg.get(4..).and_then(|b| parse_server_hello(b).ok()) {
+                Some(sh) => c.server_hello = Some(sh),
+                None => stats.quic_bad_hellos += 1,
+            },
+        }
+        if c.client_hello.is_some() && c.server_hello.is_some() {
+            self.emit(key, stats, out);
+        }
+    }
+
+    /// The session goes out (with the ServerHello if it came); a marker stays.
+    fn emit(&mut self, key: QuicKey, stats: &mut SensorStats, out: &mut Vec<Session>) {
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
+        let Some((_, ch)) = c.client_hello.take() else {
+            return;
+        };
+        let sh = c.server_hello.take();
+        if sh.is_none() {
+            stats.quic_without_server_hello += 1;
+        }
+        out.push(quic_session(key, c.first_ns, ch, sh));
+        self.close(key);
+    }
+
+    /// Forgets a connection's state, keeping a marker (when there is room for one).
+    fn close(&mut self, key: QuicKey) {
+        self.tracker.remove(&key);
+        if let Some(c) = self.conns.remove(&key) {
+            if self.closed.len() < self.max_conns {
+                self.closed.insert(key, (c.last_ns, c.dcid));
             }
         }
     }
 
-    /// The session went out: only a tombstone stays (until idle).
-    fn finish_conn(&mut self, key: QuicKey) {
-        if let Some(c) = self.conns.get_mut(&key) {
-            c.done = true;
-            c.pending = None;
-        }
-        self.tracker.remove(&key);
-    }
-
     /// Sessions that waited long enough for a ServerHello go out without one; idle
-    /// connections are forgotten.
+    /// connections and markers are forgotten.
     fn expire(&mut self, now_ns: u64, stats: &mut SensorStats, out: &mut Vec<Session>) {
         let mut due: Vec<(u64, QuicKey)> = self
             .conns
             .iter()
-            .filter_map(|(k, c)| match &c.pending {
-                Some((ts, _)) if now_ns.saturating_sub(*ts) >= QUIC_WAIT_NS => Some((*ts, *k)),
+            .filter_map(|(k, c)| match &c.client_hello {
+                Some((ts, _)) if now_ns.saturating_sub(*ts) >= QUIC_WAIT_NS => {
+                    Some((c.first_ns, *k))
+                }
                 _ => None,
             })
             .collect();
         // oldest first: records come out in capture order
         due.sort();
         for (_, key) in due {
-            if let Some((ts, ch)) = self.conns.get_mut(&key).and_then(|c| c.pending.take()) {
-                stats.quic_without_server_hello += 1;
-                out.push(quic_session(key, ts, ch, None));
-                self.finish_conn(key);
-            }
+            self.emit(key, stats, out);
         }
         let tracker = &mut self.tracker;
         self.conns.retain(|k, c| {
-            let keep = c.pending.is_some() || now_ns.saturating_sub(c.last_ns) < QUIC_IDLE_NS;
+            let keep = now_ns.saturating_sub(c.last_ns) < QUIC_IDLE_NS;
             if !keep {
                 tracker.remove(k);
             }
             keep
         });
+        self.closed
+            .retain(|_, (last, _)| now_ns.saturating_sub(*last) < QUIC_IDLE_NS);
     }
 }
 
-fn quic_session(
-    key: QuicKey,
-    ts_ns: u64,
-    ch: ClientHello,
-    sh: Option<crate::hello::ServerHello>,
-) -> Session {
+fn quic_session(key: QuicKey, ts_ns: u64, ch: ClientHello, sh: Option<ServerHello>) -> Session {
     Session {
         client: key.0,
         server: key.1,

@@ -14,6 +14,7 @@
 //! | `Version` | negotiated version (`TLS 1.2`...), `""` when no ServerHello was seen |
 //! | `Transport` | `tcp` or `quic` |
 //! | `Complete` | false when the flow ended before the server's certificates were complete |
+//! | `UnparsedCertificates` | `null`, or the certificates x509-parser could not read, as `CertHash`, `CertSHA256`, `Raw` (kept out of `Certificates`, whose readers expect Go's fields) |
 
 use std::net::SocketAddr;
 
@@ -72,6 +73,7 @@ struct Line<'a> {
     Version: &'static str,
     Transport: &'static str,
     Complete: bool,
+    UnparsedCertificates: Option<Vec<&'a RawValue>>,
 }
 
 /// `TLS 1.2`-style name of a protocol version number.
@@ -149,12 +151,16 @@ impl Record {
         };
         let mut certs = Vec::with_capacity(s.certificates.len());
         let mut raws: Vec<Box<RawValue>> = Vec::with_capacity(s.certificates.len());
+        // certificates x509-parser cannot read stay out of `Certificates`: the reference's
+        // analyzer stops on a certificate without its Go fields (the reference sensor dropped
+        // them); ours keeps them apart
+        let mut unparsed: Vec<Box<RawValue>> = Vec::new();
         let mut infos = Vec::with_capacity(s.certificates.len());
         for der in &s.certificates {
             let sha1 = hex::encode(Sha1::digest(der));
             match crate::gojson::certificate_json(der) {
                 Ok(raw) => raws.push(raw),
-                Err(_) => raws.extend(minimal_certificate(der, &sha1)),
+                Err(_) => unparsed.extend(minimal_certificate(der, &sha1)),
             }
             if let Ok(info) = crate::cert::parse(der) {
                 infos.push(info);
@@ -189,6 +195,8 @@ impl Record {
                 Transport::Quic => "quic",
             },
             Complete: s.complete,
+            UnparsedCertificates: (!unparsed.is_empty())
+                .then(|| unparsed.iter().map(|r| r.as_ref()).collect()),
         };
         // Serialising strings, numbers and pre-validated raw JSON cannot fail.
         let line = serde_json::to_string(&line).unwrap_or_default();
@@ -209,6 +217,35 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Review finding: a certificate only with `CertHash`/`CertSHA256`/`Raw` in
+    /// `Certificates` stops analyzer-d4-passivessl; it goes to `UnparsedCertificates`.
+    #[test]
+    fn unreadable_certificates_are_kept_apart() {
+        let s = Session {
+            client: "10.0.0.1:1000".parse().unwrap(),
+            server: "10.0.0.2:443".parse().unwrap(),
+            ts_ns: 1,
+            transport: Transport::Tcp,
+            client_hello: None,
+            server_hello: None,
+            certificates: vec![vec![0x30, 0x03, 0x01, 0x01, 0xff]],
+            version: None,
+            complete: true,
+        };
+        let r = Record::new(&s);
+        let v: serde_json::Value = serde_json::from_str(r.line()).unwrap();
+        assert_eq!(v["Certificates"], serde_json::Value::Null);
+        let u = v["UnparsedCertificates"].as_array().unwrap();
+        assert_eq!(u.len(), 1);
+        assert_eq!(u[0]["Raw"], "MAMBAf8=");
+        assert_eq!(
+            u[0]["CertHash"],
+            hex::encode(Sha1::digest([0x30, 0x03, 0x01, 0x01, 0xff]))
+        );
+        // -w still gets it
+        assert_eq!(r.certificates().count(), 1);
+    }
 
     #[test]
     fn timestamps_are_rfc3339_utc() {

@@ -250,3 +250,219 @@ fn quic_sessions_join_the_server_hello_and_ignore_retransmissions() {
         "the retransmission came before the session went out"
     );
 }
+
+/// A server Initial (with its ServerHello) for the client Initials of `spec`.
+fn server_initial(spec: &tlsgen::QuicSpec) -> Vec<u8> {
+    let sh = ServerHelloMsg::new(
+        0x0303,
+        0x1301,
+        vec![
+            (43, vec![0x03, 0x04]),
+            (
+                51,
+                vec![0, 29, 0, 32].into_iter().chain([9u8; 32]).collect(),
+            ),
+        ],
+    );
+    let body = sh.body();
+    let mut msg = vec![2u8, 0, (body.len() >> 8) as u8, body.len() as u8];
+    msg.extend_from_slice(&body);
+    let crypto = [(0u64, msg.as_slice())];
+    InitialBuilder {
+        original_dcid: &spec.dcid,
+        dcid: &spec.scid,
+        scid: &[0xaa, 0xbb, 0xcc, 0xdd],
+        token: &[],
+        is_server: true,
+        packet_number: 0,
+        pn_len: 2,
+        prefix_frames: &[],
+        crypto: &crypto,
+        pad_to: 0,
+    }
+    .build()
+}
+
+/// Review finding: a lost segment in the server's flight used to give two records for one
+/// connection (the second dated 1970) and count the flow as TLS and not TLS at once.
+#[test]
+fn a_gap_gives_one_partial_record_with_the_right_time() {
+    let t = tlsgen::handshake(&HandshakeSpec {
+        chain: true,
+        ..HandshakeSpec::new(Stack::OpenSsl, Version::Tls12, KeyKind::Rsa2048)
+    })
+    .unwrap();
+    let c = CaptureSpec {
+        max_segment: 300,
+        fin: true,
+        ..spec("10.0.0.5:40005", "192.0.2.5:443", 5)
+    };
+    let mut frames = tlsgen::tcp_frames(&t, &c);
+    // drop the server's second data segment (inside its certificate chain)
+    let server_ip = [192u8, 0, 2, 5];
+    let data: Vec<usize> = frames
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, f))| f.len() > 80 && f[26..30] == server_ip)
+        .map(|(i, _)| i)
+        .collect();
+    frames.remove(data[1]);
+    let mut sensor = Sensor::new(SensorConfig::default());
+    let mut out = Vec::new();
+    run(&mut sensor, &frames, &mut out);
+    sensor.finish(&mut out);
+    assert_eq!(out.len(), 1, "{out:?}");
+    let s = &out[0];
+    assert!(!s.complete);
+    assert!(s.client_hello.is_some() && s.server_hello.is_some());
+    assert!(
+        s.ts_ns >= c.start_ts_us * 1000,
+        "capture time, not 1970: {}",
+        s.ts_ns
+    );
+    let st = sensor.stats();
+    assert_eq!(
+        (st.tls_flows, st.not_tls_flows, st.tls_gaps),
+        (1, 0, 1),
+        "{st:?}"
+    );
+    assert_eq!(st.flows_without_hello, 0);
+}
+
+/// Review finding: handshake bytes held by the TLS layer were outside every limit.
+#[test]
+fn handshake_buffers_of_all_flows_stay_within_max_tls_buffer() {
+    let mut sensor = Sensor::new(SensorConfig {
+        max_tls_buffer: 1 << 20,
+        ..SensorConfig::default()
+    });
+    // a ClientHello announcing 60,000 bytes, of which 30,000 are sent in two records
+    let mut msg = vec![0x01, 0x00, 0xea, 0x5c];
+    msg.resize(30_000, 0x11);
+    let mut hello = Vec::new();
+    for part in msg.chunks(15_000) {
+        hello.extend_from_slice(&[0x16, 0x03, 0x01, (part.len() >> 8) as u8, part.len() as u8]);
+        hello.extend_from_slice(part);
+    }
+    let t = Transcript {
+        writes: vec![(true, hello)],
+        cert_chain_der: vec![],
+        client_hello_record: vec![],
+    };
+    let mut out = Vec::new();
+    for i in 0..200u64 {
+        let c = spec(
+            &format!("10.3.0.{}:{}", i % 250, 20_000 + i),
+            "192.0.2.3:443",
+            i,
+        );
+        run(&mut sensor, &tlsgen::tcp_frames(&t, &c), &mut out);
+        let held = sensor.stats().tls_buffered;
+        assert!(held <= (1 << 20) + 64 * 1024, "{held} bytes held");
+    }
+    let st = sensor.stats();
+    assert!(st.tls_buffer_limit >= 150, "{st:?}");
+    assert_eq!(st.tls_flows, 200);
+}
+
+/// Review finding: a second QUIC connection from the same client socket was never
+/// fingerprinted while the first one's marker lived.
+#[test]
+fn a_second_quic_connection_on_the_same_addresses_is_followed() {
+    let first = tlsgen::QuicSpec {
+        sni: Some("first.example".into()),
+        ..tlsgen::QuicSpec::new()
+    };
+    let second = tlsgen::QuicSpec {
+        sni: Some("second.example".into()),
+        dcid: vec![9, 8, 7, 6, 5, 4, 3, 2, 1],
+        ..tlsgen::QuicSpec::new()
+    };
+    let client: SocketAddr = "10.9.0.2:50000".parse().unwrap();
+    let server: SocketAddr = "192.0.2.98:443".parse().unwrap();
+    let t0 = 1_700_000_000_000_000u64;
+    let mut frames = tlsgen::udp_frames(
+        &tlsgen::quic_initials(&first).unwrap().datagrams,
+        client,
+        server,
+        None,
+        t0,
+    );
+    frames.extend(tlsgen::udp_frames(
+        &[server_initial(&first)],
+        server,
+        client,
+        None,
+        t0 + 1000,
+    ));
+    // its later (short-header) traffic keeps the marker alive
+    for i in 0..20u64 {
+        frames.extend(tlsgen::udp_frames(
+            &[vec![0x40; 60]],
+            client,
+            server,
+            None,
+            t0 + 1_000_000 * i,
+        ));
+    }
+    frames.extend(tlsgen::udp_frames(
+        &tlsgen::quic_initials(&second).unwrap().datagrams,
+        client,
+        server,
+        None,
+        t0 + 21_000_000,
+    ));
+    let mut sensor = Sensor::new(SensorConfig::default());
+    let mut out = Vec::new();
+    run(&mut sensor, &frames, &mut out);
+    sensor.finish(&mut out);
+    let snis: Vec<String> = out
+        .iter()
+        .map(|s| {
+            s.client_hello
+                .as_ref()
+                .unwrap()
+                .server_name
+                .clone()
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(snis, ["first.example", "second.example"]);
+    assert!(out[0].server_hello.is_some());
+}
+
+/// Review finding: a server Initial that arrived before the ClientHello was complete was
+/// thrown away.
+#[test]
+fn a_quic_server_hello_before_the_whole_client_hello_is_kept() {
+    let spec = tlsgen::QuicSpec {
+        crypto_per_packet: 150,
+        ..tlsgen::QuicSpec::new()
+    };
+    let q = tlsgen::quic_initials(&spec).unwrap();
+    assert!(q.datagrams.len() >= 2);
+    let client: SocketAddr = "10.9.0.3:50000".parse().unwrap();
+    let server: SocketAddr = "192.0.2.97:443".parse().unwrap();
+    let t0 = 1_700_000_000_000_000u64;
+    let mut frames = tlsgen::udp_frames(&q.datagrams[..1], client, server, None, t0);
+    frames.extend(tlsgen::udp_frames(
+        &[server_initial(&spec)],
+        server,
+        client,
+        None,
+        t0 + 100,
+    ));
+    frames.extend(tlsgen::udp_frames(
+        &q.datagrams[1..],
+        client,
+        server,
+        None,
+        t0 + 200,
+    ));
+    let mut sensor = Sensor::new(SensorConfig::default());
+    let mut out = Vec::new();
+    run(&mut sensor, &frames, &mut out);
+    assert_eq!(out.len(), 1, "out as soon as both hellos are there");
+    assert!(out[0].server_hello.is_some());
+    assert_eq!(out[0].ts_ns, t0 * 1000, "the time of the first Initial");
+}

@@ -5,6 +5,8 @@
 use std::fs::File;
 use std::io::{self, IsTerminal};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -103,6 +105,7 @@ fn sensor_config(args: &TlsArgs) -> SensorConfig {
     cfg.reassembly.idle_timeout_us = l.idle_timeout.saturating_mul(1_000_000);
     cfg.quic = !args.no_quic;
     cfg.max_quic_connections = l.max_quic;
+    cfg.max_tls_buffer = l.max_tls_buffer;
     cfg
 }
 
@@ -114,6 +117,86 @@ pub struct Pipeline<'a> {
     stats_every: Option<Duration>,
     last_stats: Instant,
     pub packets: u64,
+    /// Live capture: libpcap's counters (received, dropped by the kernel, by the interface).
+    pub libpcap: Option<(u32, u32, u32)>,
+    /// Set by SIGINT/SIGTERM (also seen by a read waiting on a quiet stdin).
+    pub stop_flag: Arc<AtomicBool>,
+}
+
+/// Stdin read on its own thread, so that a signal ends a capture that waits on a quiet
+/// pipe: a read waits at most 100 ms at a time, then looks at the stop flag (set: the
+/// input ends there, and the sessions found so far are flushed).
+struct StdinChunks {
+    rx: mpsc::Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    pos: usize,
+    stop: Arc<AtomicBool>,
+    eof: bool,
+}
+
+impl StdinChunks {
+    fn start(stop: Arc<AtomicBool>) -> StdinChunks {
+        let (tx, rx) = mpsc::sync_channel(4);
+        let _ = std::thread::Builder::new()
+            .name("d4-tls-stdin".into())
+            .spawn(move || {
+                let mut stdin = io::stdin().lock();
+                loop {
+                    let mut buf = vec![0u8; 1 << 16];
+                    let r = loop {
+                        match io::Read::read(&mut stdin, &mut buf) {
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                            other => break other,
+                        }
+                    };
+                    let end = matches!(r, Ok(0) | Err(_));
+                    let msg = r.map(|n| {
+                        buf.truncate(n);
+                        buf
+                    });
+                    if tx.send(msg).is_err() || end {
+                        return;
+                    }
+                }
+            });
+        StdinChunks {
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+            stop,
+            eof: false,
+        }
+    }
+}
+
+impl io::Read for StdinChunks {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.pos < self.chunk.len() {
+                let n = out.len().min(self.chunk.len() - self.pos);
+                out[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+                self.pos += n;
+                return Ok(n);
+            }
+            if self.eof {
+                return Ok(0);
+            }
+            match self.rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(Ok(chunk)) if chunk.is_empty() => self.eof = true,
+                Ok(Ok(chunk)) => {
+                    self.chunk = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if self.stop.load(Ordering::Relaxed) {
+                        self.eof = true;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => self.eof = true,
+            }
+        }
+    }
 }
 
 impl Pipeline<'_> {
@@ -140,8 +223,9 @@ impl Pipeline<'_> {
         Ok(())
     }
 
-    /// Periodic counters (`--stats-secs`).
+    /// Periodic work: pending live records to the client, the counters (`--stats-secs`).
     pub fn tick(&mut self) {
+        self.outputs.drain_pending(false);
         if let Some(every) = self.stats_every {
             if self.last_stats.elapsed() >= every {
                 self.last_stats = Instant::now();
@@ -153,12 +237,19 @@ impl Pipeline<'_> {
     pub fn log_stats(&self, what: &str) {
         let s = self.sensor.stats();
         let o = self.outputs.stats;
-        let json = serde_json::json!({ "sensor": s, "outputs": o });
+        let mut json = serde_json::json!({ "sensor": s, "outputs": o });
+        if let Some((received, dropped, if_dropped)) = self.libpcap {
+            json["libpcap"] = serde_json::json!({
+                "received": received,
+                "dropped_by_kernel": dropped,
+                "dropped_by_interface": if_dropped,
+            });
+        }
         tracing::info!(packets = self.packets, stats = %json, "{what}");
-        if o.records_dropped_spool_full > 0 {
+        if o.records_dropped > 0 {
             tracing::warn!(
-                dropped = o.records_dropped_spool_full,
-                "records dropped because the spool was full (live capture)"
+                dropped = o.records_dropped,
+                "live records dropped: the collector was away or slower than the capture and every buffer was full"
             );
         }
     }
@@ -182,8 +273,10 @@ pub fn run_capture(
     args: &TlsArgs,
     mut filter: Filter,
     outputs: &mut Outputs,
-    stop: &dyn Fn() -> bool,
+    stop_flag: Arc<AtomicBool>,
 ) -> anyhow::Result<bool> {
+    let flag = stop_flag.clone();
+    let stop = &move || flag.load(Ordering::Relaxed);
     let mut p = Pipeline {
         sensor: Sensor::new(sensor_config(args)),
         sessions: Vec::new(),
@@ -191,12 +284,14 @@ pub fn run_capture(
         stats_every: (args.stats_secs > 0).then(|| Duration::from_secs(args.stats_secs)),
         last_stats: Instant::now(),
         packets: 0,
+        libpcap: None,
+        stop_flag,
     };
     let started = Instant::now();
     let mut ok = true;
     let mut res = Ok(());
     if let Some(iface) = &args.interface {
-        res = live(iface, &mut filter, &mut p, stop);
+        res = live(iface, args.buffer_size, &mut filter, &mut p, stop);
     } else {
         for path in &args.read {
             match read_file(path, &mut filter, &mut p, stop) {
@@ -232,7 +327,7 @@ fn read_file(
 ) -> anyhow::Result<bool> {
     let stdin = path.as_os_str() == "-";
     let reader: Box<dyn io::Read + Send> = if stdin {
-        Box::new(io::stdin())
+        Box::new(StdinChunks::start(p.stop_flag.clone()))
     } else {
         Box::new(File::open(path).with_context(|| format!("cannot open {}", path.display()))?)
     };
@@ -248,7 +343,10 @@ fn read_file(
         let pass = filter.matches(rec.linktype, rec.data);
         let res = match pass {
             Ok(true) => {
-                let ts = rec.ts_sec.saturating_mul(1_000_000_000) + u64::from(rec.ts_nsec);
+                let ts = rec
+                    .ts_sec
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(u64::from(rec.ts_nsec));
                 p.packet(ts, rec.linktype, rec.data)
             }
             Ok(false) => Ok(()),
@@ -283,6 +381,7 @@ fn read_file(
 #[cfg(not(feature = "live-capture"))]
 fn live(
     _iface: &str,
+    _buffer_size: usize,
     _filter: &mut Filter,
     _p: &mut Pipeline<'_>,
     _stop: &dyn Fn() -> bool,
@@ -290,14 +389,16 @@ fn live(
     check_live_supported()
 }
 
-/// Live capture: promiscuous, snaplen 65535, immediate delivery. The handle is non-blocking
-/// (on Linux a blocking read ignores its timeout on a quiet link and would hold a signal
-/// until the next packet): when nothing is waiting, the loop sleeps 5 ms, so signals, idle
-/// expiry and the periodic counters are seen at once. libpcap's own drop counters are
-/// logged at the end.
+/// Live capture: promiscuous, snaplen 65535, a kernel ring of `--buffer-size` bytes
+/// (packets are delivered in blocks within 100 ms). The handle is non-blocking (on Linux a
+/// blocking read can hold a signal until the next packet): when nothing is waiting, the
+/// loop sleeps 5 ms, so signals, idle expiry and the periodic counters are seen at once.
+/// libpcap's own counters (packets the kernel dropped because the ring was full) are in the
+/// periodic and final counters, with a warning when there were drops.
 #[cfg(feature = "live-capture")]
 fn live(
     iface: &str,
+    buffer_size: usize,
     filter: &mut Filter,
     p: &mut Pipeline<'_>,
     stop: &dyn Fn() -> bool,
@@ -306,7 +407,8 @@ fn live(
         .with_context(|| format!("interface {iface}"))?
         .promisc(true)
         .snaplen(65535)
-        .immediate_mode(true)
+        .buffer_size(i32::try_from(buffer_size).unwrap_or(i32::MAX))
+        .timeout(100)
         .open()
         .with_context(|| format!("cannot capture on {iface} (needs CAP_NET_RAW or root)"))?
         .setnonblock()
@@ -340,6 +442,9 @@ fn live(
                     .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
                     .unwrap_or(0);
                 p.advance(now)?;
+                if let Ok(s) = cap.stats() {
+                    p.libpcap = Some((s.received, s.dropped, s.if_dropped));
+                }
                 p.tick();
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -347,12 +452,20 @@ fn live(
         }
     }
     if let Ok(s) = cap.stats() {
+        p.libpcap = Some((s.received, s.dropped, s.if_dropped));
         tracing::info!(
             received = s.received,
             dropped_by_kernel = s.dropped,
             dropped_by_interface = s.if_dropped,
             "libpcap counters"
         );
+        if s.dropped > 0 || s.if_dropped > 0 {
+            tracing::warn!(
+                dropped_by_kernel = s.dropped,
+                dropped_by_interface = s.if_dropped,
+                "packets were lost before d4 tls saw them: raise --buffer-size, narrow the BPF filter, or give the sensor a core of its own"
+            );
+        }
     }
     Ok(())
 }

@@ -72,6 +72,11 @@ pub struct TlsArgs {
     #[arg(short = 'j', long = "json-dir", value_name = "DIR")]
     pub json_dir: Option<PathBuf>,
 
+    /// Live capture: the kernel's ring buffer for the interface, in bytes. Packets that
+    /// arrive while it is full are lost (libpcap counts them: see the counters).
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    pub buffer_size: usize,
+
     /// Log the counters every this many seconds (0: only at the end).
     #[arg(long, value_name = "SECS", default_value_t = 0)]
     pub stats_secs: u64,
@@ -105,6 +110,10 @@ pub struct LimitArgs {
     /// Most QUIC connections whose Initial packets are being reassembled.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub max_quic: usize,
+    /// Most bytes held by all TLS flows for handshake messages cut across segments; a flow
+    /// that would pass it is given up (reported partial, counted).
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    pub max_tls_buffer: usize,
 }
 
 /// Sending the records to a D4 collector (as `d4 client` would: type 2 meta header
@@ -140,9 +149,14 @@ pub struct D4Args {
     #[arg(long, value_name = "DIR")]
     pub spool_dir: Option<PathBuf>,
     /// Spool bound in bytes. When full, reading a capture file pauses until the collector
-    /// takes records again; a live capture counts the records it cannot queue as dropped.
+    /// takes records again; a live capture holds up to --live-buffer bytes of records, then
+    /// counts the records it cannot queue as dropped.
     #[arg(long, value_name = "BYTES", default_value_t = d4_client::config::DEFAULT_SPOOL_MAX)]
     pub spool_max: u64,
+    /// Live capture: bytes of records held while the client cannot take them (its queue and
+    /// spool full); past it records are dropped and counted, never waited for.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+    pub live_buffer: usize,
     /// At the end, how long to keep trying to deliver before leaving the rest in the spool.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub drain_timeout: u64,
@@ -172,9 +186,7 @@ pub fn run(args: TlsArgs) -> anyhow::Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     spawn_signal_watch(stop.clone());
     let mut outputs = Outputs::new(&args, Sink::Stdout(std::io::stdout().lock()));
-    let res = input::run_capture(&args, filter, &mut outputs, &|| {
-        stop.load(Ordering::Relaxed)
-    });
+    let res = input::run_capture(&args, filter, &mut outputs, stop);
     finish(res, outputs)
 }
 
@@ -212,6 +224,9 @@ fn run_d4(args: TlsArgs, filter: input::Filter) -> anyhow::Result<ExitCode> {
         .build()?;
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let live = args.interface.is_some();
+    // the client stops on the signal too; this flag also ends a read waiting on stdin
+    let stop = Arc::new(AtomicBool::new(false));
+    spawn_signal_watch(stop.clone());
     let res = rt.block_on(d4_client::run_with_source(
         settings,
         drain,
@@ -224,8 +239,8 @@ fn run_d4(args: TlsArgs, filter: input::Filter) -> anyhow::Result<ExitCode> {
                     live,
                 },
             );
-            // the client's shutdown reaches the capture through `Outputs::should_stop`
-            let res = input::run_capture(&args, filter, &mut outputs, &|| false);
+            // the client's shutdown also reaches the capture through `Outputs::should_stop`
+            let res = input::run_capture(&args, filter, &mut outputs, stop);
             let _ = done_tx.send(finish(res, outputs));
         },
     ));

@@ -3,7 +3,7 @@
 //! is one line; over D4 a line longer than a frame is cut into frames and the collector
 //! joins them (it splits `ja3-jl` on newlines).
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -29,11 +29,17 @@ pub enum Sink {
 pub struct OutputStats {
     pub records: u64,
     pub certificates_written: u64,
-    /// Live capture with `--d4`: records not queued because the spool was full.
-    pub records_dropped_spool_full: u64,
+    /// Live capture with `--d4`: records dropped because the client's queue and spool and
+    /// our pending buffer were full (the collector away, or slower than the capture).
+    pub records_dropped: u64,
+    /// `--d4`: records found after the client had stopped (a signal): not delivered.
+    pub records_not_delivered: u64,
     /// Files (`-w`, `-j`) that could not be written (logged once each).
     pub write_errors: u64,
 }
+
+/// Certificates remembered as written by `-w` (beyond it, the file's existence is checked).
+const MAX_CERTS_SEEN: usize = 100_000;
 
 pub struct Outputs {
     sink: Sink,
@@ -41,6 +47,10 @@ pub struct Outputs {
     json_dir: Option<PathBuf>,
     /// SHA-1s of the certificates already written (or found present) in `certs_dir`.
     certs_seen: HashSet<String>,
+    /// Live `--d4`: whole record lines waiting for room in the client's queue.
+    pending: VecDeque<Vec<u8>>,
+    pending_bytes: usize,
+    max_pending: usize,
     pub stats: OutputStats,
     /// The collector side went away (shutdown): the capture stops.
     closed: bool,
@@ -53,6 +63,9 @@ impl Outputs {
             certs_dir: args.certs_dir.clone(),
             json_dir: args.json_dir.clone(),
             certs_seen: HashSet::new(),
+            pending: VecDeque::new(),
+            pending_bytes: 0,
+            max_pending: args.d4.live_buffer,
             stats: OutputStats::default(),
             closed: false,
         }
@@ -80,6 +93,9 @@ impl Outputs {
                 match write_once(&path, der) {
                     Ok(written) => {
                         self.stats.certificates_written += u64::from(written);
+                        if self.certs_seen.len() >= MAX_CERTS_SEEN {
+                            self.certs_seen.clear();
+                        }
                         self.certs_seen.insert(sha1.to_owned());
                     }
                     Err(e) => self.file_error(&path, e),
@@ -108,20 +124,57 @@ impl Outputs {
                 let mut data = Vec::with_capacity(line.len() + 1);
                 data.extend_from_slice(line.as_bytes());
                 data.push(b'\n');
-                let sent = send_line(em, &data, *live);
-                match sent {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        self.stats.records_dropped_spool_full += 1;
-                        if self.stats.records_dropped_spool_full == 1 {
-                            tracing::warn!("the collector is away and the spool is full: live records are dropped (counted) until it drains");
+                if *live {
+                    // never wait: straight to the client when it has room, else queue the
+                    // line (bounded), else drop it (counted)
+                    let n = em.snaplen().max(1);
+                    if self.pending.is_empty() && em.free_slots() >= data.len().div_ceil(n) {
+                        if send_line(em, &data).is_err() {
+                            self.closed = true;
+                            self.stats.records_not_delivered += 1;
                         }
+                    } else if self.pending_bytes + data.len() > self.max_pending {
+                        self.stats.records_dropped += 1;
+                        if self.stats.records_dropped == 1 {
+                            tracing::warn!("the collector is away or slower than the capture and every buffer is full: live records are dropped (counted)");
+                        }
+                    } else {
+                        self.pending_bytes += data.len();
+                        self.pending.push_back(data);
                     }
-                    Err(d4_client::Closed) => self.closed = true,
+                    self.drain_pending(false);
+                } else if send_line(em, &data).is_err() {
+                    self.closed = true;
+                    self.stats.records_not_delivered += 1;
                 }
             }
         }
         Ok(())
+    }
+
+    /// Live `--d4`: hands over the pending lines that fit in the client's queue now (`wait`:
+    /// all of them, waiting for room — at the end of the capture).
+    pub fn drain_pending(&mut self, wait: bool) {
+        let Sink::D4 { em, .. } = &mut self.sink else {
+            return;
+        };
+        let n = em.snaplen().max(1);
+        while let Some(line) = self.pending.front() {
+            if !wait && em.free_slots() < line.len().div_ceil(n) {
+                return;
+            }
+            let Some(line) = self.pending.pop_front() else {
+                return;
+            };
+            self.pending_bytes -= line.len();
+            if send_line(em, &line).is_err() {
+                self.closed = true;
+                self.stats.records_not_delivered += 1 + self.pending.len() as u64;
+                self.pending.clear();
+                self.pending_bytes = 0;
+                return;
+            }
+        }
     }
 
     fn file_error(&mut self, path: &Path, e: io::Error) {
@@ -131,33 +184,33 @@ impl Outputs {
         }
     }
 
-    /// Flushes. `Ok(false)` when records were lost (dropped on a full spool, files not
+    /// Flushes. `Ok(false)` when records were lost (dropped or not delivered, files not
     /// written): the exit status says so.
-    pub fn close(self) -> anyhow::Result<bool> {
+    pub fn close(mut self) -> anyhow::Result<bool> {
+        self.drain_pending(true);
         match self.sink {
             Sink::Stdout(mut out) => out.flush().context("stdout")?,
             Sink::D4 { em, .. } => drop(em), // ends the client's input: it drains and closes
         }
-        Ok(self.stats.records_dropped_spool_full == 0 && self.stats.write_errors == 0)
+        if self.stats.records_not_delivered > 0 {
+            tracing::warn!(
+                records = self.stats.records_not_delivered,
+                "records found after the client stopped were not delivered"
+            );
+        }
+        Ok(self.stats.records_dropped == 0
+            && self.stats.records_not_delivered == 0
+            && self.stats.write_errors == 0)
     }
 }
 
-/// Sends one record line as frames of at most the snaplen. Live: the line goes only if all
-/// its frames fit in the client's queue now (`Ok(false)`: dropped), so the capture never
-/// waits and the collector never receives half a record; a file waits for room.
-fn send_line(
-    em: &mut d4_client::Emitter,
-    data: &[u8],
-    live: bool,
-) -> Result<bool, d4_client::Closed> {
-    let n = em.snaplen().max(1);
-    if live && em.free_slots() < data.len().div_ceil(n) {
-        return Ok(false);
-    }
-    for p in data.chunks(n) {
+/// Sends one record line as frames of at most the snaplen (waits while the client's queue is
+/// full: the caller checked `free_slots` when it cannot wait).
+fn send_line(em: &mut d4_client::Emitter, data: &[u8]) -> Result<(), d4_client::Closed> {
+    for p in data.chunks(em.snaplen().max(1)) {
         em.emit(p)?;
     }
-    Ok(true)
+    Ok(())
 }
 
 /// Writes `path` unless it exists (content-addressed names): a temp file then a rename,
