@@ -139,3 +139,29 @@ impl EmbeddedStore {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_of_another_layout_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pssl.redb");
+        drop(EmbeddedStore::open(&path).unwrap());
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(META).unwrap().insert("layout", 99).unwrap();
+            tx.commit().unwrap();
+        }
+        assert!(matches!(
+            EmbeddedStore::open(&path),
+            Err(PsslError::Layout {
+                found: 99,
+                want: LAYOUT,
+                ..
+            })
+        ));
+    }
+}

@@ -493,6 +493,49 @@ pub fn paging(s: &dyn PsslStore) {
     );
 }
 
+/// A walk with commits between its pages sees every item present for the whole walk
+/// exactly once, in order.
+pub fn paging_during_ingest(s: &dyn PsslStore) {
+    let sc = Scenario::new();
+    let c = &sc.certs;
+    let (ja3, batch) = five(c);
+    s.commit(&batch).unwrap();
+    let mut pages = 0;
+    let mut ips = Vec::new();
+    let mut sessions = Vec::new();
+    let mut page = Page::first(2);
+    let mut spage = Page::first(2);
+    loop {
+        let p = s.certificate_ips(&c.a.sha1, &page).unwrap();
+        let q = s.sessions(&SessionQuery::Ja3(ja3.clone()), &spage).unwrap();
+        ips.extend(p.items.iter().map(|x| x.ip));
+        sessions.extend(q.items.iter().map(|x| x.ts));
+        pages += 1;
+        // New certificates, links and sessions between pages: the scenario (its link of `a`,
+        // 198.51.100.7, sorts before the cursor; nothing of the walk changes order).
+        if pages == 1 {
+            s.commit(&sc.batch()).unwrap();
+        }
+        match (p.next, q.next) {
+            (Some(n), Some(m)) => {
+                page = Page::after(n, 2);
+                spage = Page::after(m, 2);
+            }
+            (None, None) => break,
+            other => panic!("both walks have five items: {other:?}"),
+        }
+        assert!(pages < 10);
+    }
+    let mut sorted = ips.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), ips.len(), "no address twice");
+    for i in 1..=5 {
+        assert!(ips.contains(&ip(&format!("203.0.113.{i}"))));
+    }
+    assert_eq!(sessions, (1..=5).map(|i| T0 + i).collect::<Vec<_>>());
+}
+
 /// Unknown values answer empty or `None`; malformed ones are errors.
 pub fn unknown_values(s: &dyn PsslStore) {
     for round in 0..2 {

@@ -22,6 +22,7 @@ pub const CASES: &[(&str, Check)] = &[
         cases::counts_first_last_across_commits,
     ),
     ("paging", cases::paging),
+    ("paging_during_ingest", cases::paging_during_ingest),
     ("unknown_values", cases::unknown_values),
 ];
 
@@ -40,6 +41,7 @@ macro_rules! pssl_store_suite {
             idempotent,
             counts_first_last_across_commits,
             paging,
+            paging_during_ingest,
             unknown_values
         );
     };
