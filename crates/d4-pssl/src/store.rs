@@ -161,19 +161,22 @@ pub trait PsslStore: Send + Sync {
     fn commit(&self, batch: &Batch) -> Result<CommitStats, PsslError>;
     /// A certificate by SHA-1 or SHA-256 (hex, any case).
     fn certificate(&self, sha1_or_sha256: &str) -> Result<Option<CertView>, PsslError>;
-    /// The (server address, port) pairs that presented a certificate.
+    /// The (server address, port) pairs that presented a certificate, by address (IPv4
+    /// before IPv6, as IPv4-mapped addresses sort) then port.
     fn certificate_ips(&self, sha1: &str, page: &Page) -> Result<Paged<IpSeen>, PsslError>;
     /// The server addresses inside a network and their certificates, in address order.
     fn ip_certificates(&self, net: ipnet::IpNet, page: &Page) -> Result<Paged<IpCerts>, PsslError>;
-    /// The client (JA3, JA4) or server (JA3S) addresses seen with a fingerprint.
+    /// The client (JA3, JA4) or server (JA3S) addresses seen with a fingerprint, by
+    /// address (IPv4 first).
     fn fingerprint_ips(&self, fp: &Fingerprint, page: &Page) -> Result<Paged<IpSeen>, PsslError>;
-    /// Sessions, oldest first.
+    /// Sessions, oldest first (ties in a stable order).
     fn sessions(&self, by: &SessionQuery, page: &Page) -> Result<Paged<Session>, PsslError>;
-    /// Leaf certificates (SHA-1) seen with a server name.
+    /// Leaf certificates (SHA-1) seen with a server name (ASCII case-insensitive), by SHA-1.
     fn sni_certificates(&self, sni: &str, page: &Page) -> Result<Paged<Seen<String>>, PsslError>;
-    /// Certificates (SHA-1) whose subject contains `text` (ASCII case-insensitive).
+    /// Certificates (SHA-1) whose subject contains `text` (ASCII case-insensitive), in a
+    /// stable order of the backend's choosing; may fail with [`PsslError::TooManyExamined`].
     fn subject_search(&self, text: &str, page: &Page) -> Result<Paged<String>, PsslError>;
-    /// Certificates (SHA-1) holding a public key.
+    /// Certificates (SHA-1) holding a public key, by SHA-1.
     fn key_certificates(&self, spki_sha256: &str, page: &Page) -> Result<Paged<String>, PsslError>;
     fn info(&self) -> Result<Info, PsslError>;
 }

@@ -22,8 +22,8 @@
 //! | `cert_ips` | sha1, ip, port | agg: the same links by certificate |
 //! | `fp_ips` | val(k, v), ip | agg: (JA3, client IP), (JA3S, server IP), (JA4, client IP) |
 //! | `sni_certs` | val(4, sni), sha1 | agg: (SNI, leaf certificate) |
-//! | `distinct` | val(k, v) | empty: the JA3s, JA3Ss, JA4s, SNIs and server IPs seen (for [`Info`]) |
-//! | `meta` | name | u64 le: `layout` ([`LAYOUT`]) and the [`Info`] counters |
+//! | `distinct` | val(k, v) | empty: the JA3s, JA3Ss, JA4s, SNIs and server IPs seen (for [`Info`](crate::store::Info)) |
+//! | `meta` | name | u64 le: `layout` ([`LAYOUT`]) and the [`Info`](crate::store::Info) counters |
 //!
 //! Lookups by sha1, sha256, spki, JA3, JA4 or SNI are point reads or prefix scans; a page
 //! cursor is the hex of the last key read (for CIDR answers, the last address), and the

@@ -28,10 +28,10 @@ pub struct Scenario {
 
 impl Scenario {
     /// The sessions (`S1`..`S5` in the checks):
-    /// - S1 T0, 192.0.2.10:50000 → 198.51.100.7:443, JA3_1, JA3S_1, JA4_X, SNI a.example.test, chain [a, ca]
+    /// - S1 T0, 192.0.2.10:50000 → 198.51.100.7:443, JA3_1, JA3S_1, JA4_X, SNI a.example.test, chain `[a, ca]`
     /// - S2 T0+3600 (written with a +01:00 offset), 192.0.2.11:50001 → 198.51.100.7:443, same fingerprints and chain
-    /// - S3 T0+7200, [2001:db8:1::5]:40000 → [2001:db8:2::1]:8443, JA3_2, JA4_Y, SNI b.example.test, chain [b]
-    /// - S4 T0+10, the reference's record: 192.0.2.10:50002 → 198.51.100.9:443, JA3_1, chain [a2]
+    /// - S3 T0+7200, `[2001:db8:1::5]:40000` → `[2001:db8:2::1]:8443`, JA3_2, JA4_Y, SNI b.example.test, chain `[b]`
+    /// - S4 T0+10, the reference's record: 192.0.2.10:50002 → 198.51.100.9:443, JA3_1, chain `[a2]`
     /// - S5 T0+20, a partial record: JA3_2 only
     pub fn new() -> Scenario {
         let certs = certs();
