@@ -11,7 +11,8 @@
 //!
 //! A record is a session when it has a JA3, JA3S or JA4 or a certificate, even without
 //! addresses (our sensor emits partial records); an object with none of them is
-//! [`RecordError::Empty`].
+//! [`RecordError::Empty`]. Empty strings mean absent (addresses, ports, digests); a missing
+//! `Timestamp` reads as 0; a digest missing beside its raw JA3/JA3S string is computed (MD5).
 
 use std::net::IpAddr;
 

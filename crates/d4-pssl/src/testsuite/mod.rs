@@ -6,6 +6,7 @@
 
 pub mod cases;
 pub mod data;
+pub mod paging;
 pub mod scenario;
 
 use crate::store::PsslStore;
