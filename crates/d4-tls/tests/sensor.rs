@@ -178,34 +178,7 @@ fn quic_sessions_join_the_server_hello_and_ignore_retransmissions() {
     let spec = tlsgen::QuicSpec::new();
     let client: SocketAddr = "10.9.0.1:50000".parse().unwrap();
     let server: SocketAddr = "192.0.2.99:443".parse().unwrap();
-    let sh = ServerHelloMsg::new(
-        0x0303,
-        0x1301,
-        vec![
-            (43, vec![0x03, 0x04]),
-            (
-                51,
-                vec![0, 29, 0, 32].into_iter().chain([9u8; 32]).collect(),
-            ),
-        ],
-    );
-    let body = sh.body();
-    let mut msg = vec![2u8, 0, (body.len() >> 8) as u8, body.len() as u8];
-    msg.extend_from_slice(&body);
-    let crypto = [(0u64, msg.as_slice())];
-    let server_initial = InitialBuilder {
-        original_dcid: &spec.dcid,
-        dcid: &spec.scid,
-        scid: &[0xaa, 0xbb, 0xcc, 0xdd],
-        token: &[],
-        is_server: true,
-        packet_number: 0,
-        pn_len: 2,
-        prefix_frames: &[],
-        crypto: &crypto,
-        pad_to: 0,
-    }
-    .build();
+    let server_initial = server_initial(&spec);
     let mut frames = tlsgen::udp_frames(&q.datagrams, client, server, None, 1_700_000_000_000_000);
     // the client retransmits its first Initial, then the server answers
     frames.extend(tlsgen::udp_frames(
