@@ -6,12 +6,13 @@
 //! database per test ([`PostgresServer::database`]). `$D4_TEST_POSTGRES_URL` (a superuser's
 //! `postgres://` URL) names an existing server instead; databases are then created on it.
 //!
-//! Running as root: PostgreSQL refuses to run as root, so the cluster folder is chowned to
+//! Running as root: PostgreSQL refuses to run as root, so the cluster folder (under `/tmp`,
+//! which that user can reach, rather than `$TMPDIR`) is chowned to
 //! the `postgres` system user (created by Debian's `postgresql-common`) and `initdb` and
 //! `postgres` run as that user through `runuser -u postgres --`. As any other user they run
 //! as that user directly.
 //!
-//! Lifetime: `postgres` runs in the foreground under a small `sh` watchdog whose stdin is a
+//! Lifetime: `postgres` runs under a small `sh` watchdog (its parent) whose stdin is a
 //! pipe from the test process; when the pipe closes (the [`PostgresServer`] is dropped, or
 //! the test process exits or dies, which is how the [`PostgresServer::shared`] server of a
 //! test binary ends) the watchdog stops the server (fast shutdown) and removes the folder.
@@ -128,7 +129,14 @@ impl PostgresServer {
         }
         let bin = postgres_bin_dir();
         let root = is_root();
-        let dir = std::env::temp_dir().join(format!(
+        // As root the folder must be reachable by the `postgres` user: /tmp, not a private
+        // $TMPDIR.
+        let base = if root {
+            PathBuf::from("/tmp")
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = base.join(format!(
             "d4-pg-{}-{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
