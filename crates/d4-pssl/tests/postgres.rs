@@ -330,3 +330,66 @@ fn an_unreachable_server_is_an_error() {
     assert!(msg.contains("cannot connect"), "{msg}");
     assert!(!msg.contains("secret"), "{msg}");
 }
+
+#[test]
+fn nul_characters_are_stored_as_replacement_characters() {
+    let s = fresh();
+    // A hostile certificate ("CN=www.example.org\0.evil.test") and SNI: PostgreSQL text
+    // cannot hold U+0000, the batch must still be stored.
+    let sha1 = "ab".repeat(20);
+    let cert = d4_pssl::Certificate {
+        sha1: sha1.clone(),
+        sha256: "cd".repeat(32),
+        der: vec![0x30, 0x00],
+        subject: "CN=www.example.org\0.evil.test".into(),
+        issuer: "CN=Evil\0CA".into(),
+        serial: "1".into(),
+        not_before: 0,
+        not_after: 1,
+        sans: vec!["www.example.org\0.evil.test".into()],
+        is_ca: false,
+        self_signed: false,
+        spki_sha256: "ef".repeat(32),
+    };
+    let session = d4_pssl::Session {
+        ts: T0,
+        server_ip: Some(ip("203.0.113.50")),
+        server_port: Some(443),
+        sni: "www.example.org\0.evil.test".into(),
+        alpn: vec!["h2\0".into()],
+        chain: vec![sha1.clone()],
+        ..d4_pssl::Session::default()
+    };
+    let batch = d4_pssl::Batch {
+        certificates: vec![cert],
+        keys: vec![],
+        sessions: vec![session.clone()],
+    };
+    let st = s.commit(&batch).unwrap();
+    assert_eq!((st.new_certificates, st.new_sessions), (1, 1));
+    let v = s.certificate(&sha1).unwrap().unwrap();
+    assert_eq!(
+        v.certificate.subject,
+        "CN=www.example.org\u{fffd}.evil.test"
+    );
+    assert_eq!(v.certificate.issuer, "CN=Evil\u{fffd}CA");
+    assert_eq!(
+        v.certificate.sans,
+        vec!["www.example.org\u{fffd}.evil.test"]
+    );
+    let got = s
+        .sessions(&SessionQuery::Sni(session.sni.clone()), &Page::first(10))
+        .unwrap()
+        .items;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].alpn, vec!["h2\u{fffd}".to_string()]);
+    assert_eq!(
+        s.sni_certificates(&session.sni, &Page::first(10))
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    // The same session again is known (its identity is computed from the original).
+    assert_eq!(s.commit(&batch).unwrap().known_sessions, 1);
+}

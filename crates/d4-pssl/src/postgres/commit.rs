@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use ::postgres::Transaction;
 
-use super::{canon_ip, dberr, hex_key, PostgresStore, LOCK_KEY};
+use super::{canon_ip, dberr, hex_key, pg_text as t, PostgresStore, LOCK_KEY};
 use crate::model::{Batch, Certificate, PublicKey, Session};
 use crate::store::{CommitStats, PsslError};
 
@@ -80,14 +80,14 @@ fn put_key(tx: &mut Transaction<'_>, k: &PublicKey) -> Result<bool, PsslError> {
              $7::text::numeric, $8, $9) ON CONFLICT (hash) DO NOTHING",
             &[
                 &hash,
-                &k.key_type,
+                &t(&k.key_type),
                 &k.modulus,
                 &exponent,
                 &modulus_size,
                 &k.x,
                 &k.y,
                 &bits,
-                &k.curve,
+                &k.curve.as_deref().map(t),
             ],
         )
         .map_err(dberr)?;
@@ -113,7 +113,7 @@ fn put_cert(tx: &mut Transaction<'_>, r: &CertRow<'_>) -> Result<bool, PsslError
         .execute(
             "INSERT INTO certificate (hash, issuer, subject, \"is_CA\", \"is_SS\", is_valid_chain) \
              VALUES ($1, $2, $3, $4, $5, false) ON CONFLICT (hash) DO NOTHING",
-            &[&r.sha1, &c.issuer, &c.subject, &c.is_ca, &c.self_signed],
+            &[&r.sha1, &t(&c.issuer), &t(&c.subject), &c.is_ca, &c.self_signed],
         )
         .map_err(dberr)?;
     // Also for a certificate the reference stored: d4 adds its DER and facts.
@@ -124,10 +124,10 @@ fn put_cert(tx: &mut Transaction<'_>, r: &CertRow<'_>) -> Result<bool, PsslError
             &r.sha1,
             &r.sha256,
             &c.der,
-            &c.serial,
+            &t(&c.serial),
             &c.not_before,
             &c.not_after,
-            &c.sans,
+            &c.sans.iter().map(|x| t(x)).collect::<Vec<_>>(),
             &r.spki,
         ],
     )
@@ -163,7 +163,7 @@ fn put_session(tx: &mut Transaction<'_>, r: &SessionRow<'_>) -> Result<bool, Pss
         if let Some(hash) = hash {
             tx.execute(
                 "INSERT INTO ja3 (hash, raw, type) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING",
-                &[hash, raw, &kind],
+                &[hash, &t(raw), &kind],
             )
             .map_err(dberr)?;
         }
@@ -201,7 +201,7 @@ fn put_session(tx: &mut Transaction<'_>, r: &SessionRow<'_>) -> Result<bool, Pss
     if !s.tlsh.is_empty() {
         tx.execute(
             "INSERT INTO fuzzy_hash (type, value, \"id_sessionRecord\") VALUES ('tlsh', $1, $2)",
-            &[&s.tlsh, &id],
+            &[&t(&s.tlsh), &id],
         )
         .map_err(dberr)?;
     }
@@ -212,16 +212,16 @@ fn put_session(tx: &mut Transaction<'_>, r: &SessionRow<'_>) -> Result<bool, Pss
         &[
             &&r.sid[..],
             &id,
-            &s.ja3_raw,
+            &t(&s.ja3_raw),
             &r.ja3s,
-            &s.ja3s_raw,
-            &s.ja4,
-            &s.ja4_r,
-            &s.sni,
-            &s.sni.to_ascii_lowercase(),
-            &s.alpn,
-            &s.tlsh,
-            &s.transport,
+            &t(&s.ja3s_raw),
+            &t(&s.ja4),
+            &t(&s.ja4_r),
+            &t(&s.sni),
+            &t(&s.sni.to_ascii_lowercase()),
+            &s.alpn.iter().map(|x| t(x)).collect::<Vec<_>>(),
+            &t(&s.tlsh),
+            &t(&s.transport),
             &r.chain,
         ],
     )

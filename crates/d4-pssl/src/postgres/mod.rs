@@ -14,6 +14,7 @@
 //!   ([`crate::model::Session::id`]): a known session is skipped, so a commit is idempotent.
 //!   Sessions the reference wrote have no such row: their JA3S, JA4, SNI and ALPN are unknown
 //!   and their chain is the link table's certificates in SHA-1 order.
+//! * Text never holds U+0000 (PostgreSQL refuses it): it is written as U+FFFD.
 //! * Addresses are `inet`, IPv4-mapped IPv6 addresses stored as IPv4; an IPv6 network that
 //!   covers `::ffff:0:0/96` also matches those IPv4 addresses (as in the embedded store).
 //! * Paging cursors are the lowercase hex of the last item's position as text (address and
@@ -141,6 +142,12 @@ pub(crate) fn canon_ip(ip: IpAddr) -> IpAddr {
             .unwrap_or(IpAddr::V6(v6)),
         v4 => v4,
     }
+}
+
+/// Text as PostgreSQL can hold it: `text` refuses U+0000 (a certificate subject or SNI can
+/// carry one), so it is stored as U+FFFD. Queries go through the same mapping.
+pub(crate) fn pg_text(s: &str) -> String {
+    s.replace('\0', "\u{fffd}")
 }
 
 /// Lowercase hex of exactly `N` bytes, as the ASCII bytes the hash columns hold.

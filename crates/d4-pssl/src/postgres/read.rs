@@ -9,7 +9,7 @@ use ::postgres::types::ToSql;
 use ::postgres::{Client, Row};
 use ipnet::{IpNet, Ipv4Net};
 
-use super::{canon_ip, dberr, hex_key, PostgresStore};
+use super::{canon_ip, dberr, hex_key, pg_text, PostgresStore};
 use crate::model::{Batch, Certificate, PublicKey, Session};
 use crate::store::{
     CertView, CommitStats, Fingerprint, Info, IpCerts, IpSeen, Page, Paged, PsslError, PsslStore,
@@ -387,7 +387,7 @@ impl PsslStore for PostgresStore {
                 "s.dst_ip",
             ),
             Fingerprint::Ja4(s) => (
-                s.as_bytes().to_vec(),
+                pg_text(s).into_bytes(),
                 "d.ja4 = convert_from($1, 'UTF8')",
                 "s.src_ip",
             ),
@@ -419,8 +419,11 @@ impl PsslStore for PostgresStore {
                 "d.ja3s = $1",
                 Box::new(String::from_utf8_lossy(&hex_key::<16>("JA3S", d)?).into_owned()),
             ),
-            SessionQuery::Ja4(s) => ("d.ja4 = $1", Box::new(s.clone())),
-            SessionQuery::Sni(s) => ("d.sni_lower = $1", Box::new(s.to_ascii_lowercase())),
+            SessionQuery::Ja4(s) => ("d.ja4 = $1", Box::new(pg_text(s))),
+            SessionQuery::Sni(s) => (
+                "d.sni_lower = $1",
+                Box::new(pg_text(&s.to_ascii_lowercase())),
+            ),
             SessionQuery::Ip(ip) => ("(s.src_ip = $1 OR s.dst_ip = $1)", Box::new(canon_ip(*ip))),
         };
         // Cursor: "time id".
@@ -469,7 +472,7 @@ impl PsslStore for PostgresStore {
                      cardinality(d.chain) > 0 AND ($2::text IS NULL OR d.chain[1] > $2) \
                      GROUP BY 1 ORDER BY 1 LIMIT $3"
                 ),
-                &[&sni.to_ascii_lowercase(), &after, &n],
+                &[&pg_text(&sni.to_ascii_lowercase()), &after, &n],
             )
             .map_err(dberr)?;
         let items = rows
@@ -488,7 +491,7 @@ impl PsslStore for PostgresStore {
         self.hash_list(
             "SELECT hash FROM certificate WHERE strpos(lower(subject), lower($1)) > 0",
             "hash",
-            &text_,
+            &pg_text(text_),
             page,
         )
     }
