@@ -49,20 +49,21 @@ const JA3_RAW: &str = "771,4865-4866,0-10-11,29-23,0";
 const REFERENCE_ROWS: &str = "
 INSERT INTO public_key (hash, type, modulus, exponent, modulus_size, bitsize)
     VALUES ('4444444444444444444444444444444444444444444444444444444444444444', 'RSA', '3233', 65537, 256, 2048);
-INSERT INTO certificate (hash, issuer, subject, cert_chain, \"is_CA\", is_valid_chain, \"is_SS\") VALUES
-    ('2222222222222222222222222222222222222222', 'CN=Root', 'CN=Root', '2222222222222222222222222222222222222222', true, true, true),
+INSERT INTO certificate (hash, issuer, subject, cert_chain, \"is_CA\", is_valid_chain, \"is_SS\", atrest_path, mounted_path) VALUES
+    ('2222222222222222222222222222222222222222', 'CN=Root', 'CN=Root', '2222222222222222222222222222222222222222', true, true, true, '/certs/22/2222', '/mnt/22/2222'),
     ('1111111111111111111111111111111111111111', 'CN=Root', 'CN=www.example.org,O=Example',
-     '2222222222222222222222222222222222222222.1111111111111111111111111111111111111111', false, true, false),
-    ('3333333333333333333333333333333333333333', 'CN=Root', 'CN=other.example.org', NULL, false, false, false);
+     '2222222222222222222222222222222222222222.1111111111111111111111111111111111111111', false, true, false, '/certs/11/1111', '/mnt/11/1111'),
+    ('3333333333333333333333333333333333333333', 'CN=Root', 'CN=other.example.org', NULL, false, false, false, '/certs/33/3333', '/mnt/33/3333');
 INSERT INTO many_certificate_has_many_public_key (hash_certificate, hash_public_key)
     VALUES ('1111111111111111111111111111111111111111', '4444444444444444444444444444444444444444444444444444444444444444');
 INSERT INTO ja3 (hash, raw, type) VALUES
     ('5555555555555555555555555555555a', '771,4865-4866,0-10-11,29-23,0', 'ja3'),
-    ('6666666666666666666666666666666b', '771,4865,43', 'ja3s');
+    ('6666666666666666666666666666666b', '771,4865,43', 'ja3s'),
+    ('7777777777777777777777777777777c', '769,47-53,0,23,0', 'ja3');
 INSERT INTO \"sessionRecord\" (id, dst_ip, src_ip, dst_port, src_port, hash_ja3, \"timestamp\") VALUES
     (1, '198.51.100.20', '192.0.2.1', 443, 50001, '5555555555555555555555555555555a', '2024-01-01 00:00:00+00'),
     (2, '198.51.100.20', '192.0.2.2', 443, 50002, '5555555555555555555555555555555a', '2024-01-01 01:00:00+00'),
-    (3, '198.51.100.21', '192.0.2.1', 8443, 50003, NULL, '2024-01-01 02:00:00+00');
+    (3, '198.51.100.21', '192.0.2.1', 8443, 50003, '7777777777777777777777777777777c', '2024-01-01 02:00:00+00');
 SELECT setval('\"sessionRecord_id_seq\"', 3);
 INSERT INTO \"many_sessionRecord_has_many_certificate\" (\"id_sessionRecord\", hash_certificate) VALUES
     (1, '1111111111111111111111111111111111111111'), (1, '2222222222222222222222222222222222222222'),
@@ -232,7 +233,7 @@ fn a_reference_database_is_read() {
             info.ja3s,
             info.ip_certificate_links
         ),
-        (3, 1, 3, 2, 1, 1, 3)
+        (3, 1, 3, 2, 2, 1, 3)
     );
     drop(s);
     drop(db);

@@ -111,8 +111,9 @@ fn put_cert(tx: &mut Transaction<'_>, r: &CertRow<'_>) -> Result<bool, PsslError
     let c = r.c;
     let n = tx
         .execute(
-            "INSERT INTO certificate (hash, issuer, subject, \"is_CA\", \"is_SS\", is_valid_chain) \
-             VALUES ($1, $2, $3, $4, $5, false) ON CONFLICT (hash) DO NOTHING",
+            "INSERT INTO certificate (hash, issuer, subject, \"is_CA\", \"is_SS\", is_valid_chain, \
+             atrest_path, mounted_path) VALUES ($1, $2, $3, $4, $5, false, '', '') \
+             ON CONFLICT (hash) DO NOTHING",
             &[&r.sha1, &t(&c.issuer), &t(&c.subject), &c.is_ca, &c.self_signed],
         )
         .map_err(dberr)?;

@@ -5,11 +5,14 @@
 -- SubjectPublicKeyInfo DER, ja3 = the MD5 digest (JA3 and JA3S, told apart by `type`).
 -- Idempotent (IF NOT EXISTS): it runs on every open, also over an existing reference database.
 -- `ltree` is only for certificate.cert_chain (the reference writes it; d4 leaves it NULL).
+-- The NOT NULL constraints are the reference's (its analyzer always fills those columns): d4
+-- writes '' for the certificate paths, and schema.sql relaxes those of "sessionRecord" (d4
+-- stores sessions without addresses or JA3).
 CREATE EXTENSION IF NOT EXISTS ltree;
 
 CREATE TABLE IF NOT EXISTS public_key (
     hash bytea PRIMARY KEY,
-    type text,
+    type text NOT NULL,
     modulus text,
     exponent integer,
     modulus_size integer,
@@ -32,12 +35,12 @@ CREATE TABLE IF NOT EXISTS certificate (
     issuer text,
     subject text,
     cert_chain ltree,
-    "is_CA" boolean,
-    is_valid_chain boolean,
-    "is_SS" boolean,
-    atrest_path varchar(4096),
-    mounted_path varchar(4096),
-    fs_type smallint
+    "is_CA" boolean NOT NULL DEFAULT false,
+    is_valid_chain boolean NOT NULL DEFAULT false,
+    "is_SS" boolean NOT NULL DEFAULT false,
+    atrest_path varchar(4096) NOT NULL,
+    mounted_path varchar(4096) NOT NULL,
+    fs_type smallint DEFAULT 0
 );
 
 CREATE TABLE IF NOT EXISTS many_certificate_has_many_public_key (
@@ -49,16 +52,16 @@ CREATE TABLE IF NOT EXISTS many_certificate_has_many_public_key (
 CREATE TABLE IF NOT EXISTS ja3 (
     hash bytea PRIMARY KEY,
     raw text,
-    type varchar(16)
+    type varchar(16) NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS "sessionRecord" (
     id bigserial PRIMARY KEY,
-    dst_ip inet,
-    src_ip inet,
-    dst_port integer,
-    src_port integer,
-    hash_ja3 bytea REFERENCES ja3 (hash),
+    dst_ip inet NOT NULL,
+    src_ip inet NOT NULL,
+    dst_port integer NOT NULL,
+    src_port integer NOT NULL,
+    hash_ja3 bytea NOT NULL REFERENCES ja3 (hash),
     "timestamp" timestamptz(0)
 );
 
@@ -70,7 +73,7 @@ CREATE TABLE IF NOT EXISTS "many_sessionRecord_has_many_certificate" (
 
 CREATE TABLE IF NOT EXISTS fuzzy_hash (
     id bigserial PRIMARY KEY,
-    type text,
-    value text,
+    type text NOT NULL,
+    value text NOT NULL,
     "id_sessionRecord" bigint REFERENCES "sessionRecord" (id)
 );

@@ -2,6 +2,20 @@
 -- lacks. Hash columns follow the reference's convention (ASCII bytes of lowercase hex in bytea)
 -- so they join with its tables; times are Unix seconds (bigint) except "sessionRecord"."timestamp".
 -- Idempotent (IF NOT EXISTS): it runs on every open. Layout version in d4_meta ('layout').
+-- d4 stores sessions without addresses, ports or JA3 (a record that lacks them): the reference
+-- declares those "sessionRecord" columns NOT NULL, so the constraint is dropped where present
+-- (its analyzer always fills them, so it is not affected).
+DO $$
+DECLARE col text;
+BEGIN
+    FOREACH col IN ARRAY ARRAY['dst_ip', 'src_ip', 'dst_port', 'src_port', 'hash_ja3'] LOOP
+        IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '"sessionRecord"'::regclass
+                   AND attname = col AND attnotnull) THEN
+            EXECUTE format('ALTER TABLE "sessionRecord" ALTER COLUMN %I DROP NOT NULL', col);
+        END IF;
+    END LOOP;
+END $$;
+
 CREATE TABLE IF NOT EXISTS d4_meta (
     name text PRIMARY KEY,
     value bigint NOT NULL
