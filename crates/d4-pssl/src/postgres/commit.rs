@@ -3,9 +3,10 @@
 //! each session not stored before as a `"sessionRecord"` row with its `ja3` rows, its
 //! certificate links, its `fuzzy_hash` row and its `d4_session` row.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap};
 
-use ::postgres::Transaction;
+use ::postgres::types::ToSql;
+use ::postgres::{Error, Row, Statement, Transaction};
 
 use super::{canon_ip, dberr, hex_key, pg_text as t, PostgresStore, LOCK_KEY};
 use crate::model::{Batch, Certificate, PublicKey, Session};
@@ -63,18 +64,66 @@ fn session_row(s: &Session) -> Result<SessionRow<'_>, PsslError> {
     })
 }
 
+/// The statements of one commit, each prepared once (a batch runs each many times).
+#[derive(Default)]
+struct Prepared(HashMap<&'static str, Statement>);
+
+type Params<'a> = [&'a (dyn ToSql + Sync)];
+
+impl Prepared {
+    fn get(&mut self, tx: &mut Transaction<'_>, sql: &'static str) -> Result<Statement, Error> {
+        if let Some(s) = self.0.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = tx.prepare(sql)?;
+        self.0.insert(sql, s.clone());
+        Ok(s)
+    }
+
+    fn exec(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        sql: &'static str,
+        p: &Params<'_>,
+    ) -> Result<u64, Error> {
+        let s = self.get(tx, sql)?;
+        tx.execute(&s, p)
+    }
+
+    fn query_opt(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        sql: &'static str,
+        p: &Params<'_>,
+    ) -> Result<Option<Row>, Error> {
+        let s = self.get(tx, sql)?;
+        tx.query_opt(&s, p)
+    }
+
+    fn query_one(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        sql: &'static str,
+        p: &Params<'_>,
+    ) -> Result<Row, Error> {
+        let s = self.get(tx, sql)?;
+        tx.query_one(&s, p)
+    }
+}
+
 fn port(p: Option<u16>) -> Option<i32> {
     p.map(i32::from)
 }
 
 /// Writes a key; true when it is new.
-fn put_key(tx: &mut Transaction<'_>, k: &PublicKey) -> Result<bool, PsslError> {
+fn put_key(q: &mut Prepared, tx: &mut Transaction<'_>, k: &PublicKey) -> Result<bool, PsslError> {
     let hash = hex_key::<32>("SPKI SHA-256", &k.spki_sha256)?;
     let bits = i32::try_from(k.bits).unwrap_or(i32::MAX);
     let exponent = k.exponent.and_then(|e| i32::try_from(e).ok());
     let modulus_size = k.modulus.as_ref().map(|_| bits.saturating_add(7) / 8);
-    let n = tx
-        .execute(
+    let n = q
+        .exec(
+            tx,
             "INSERT INTO public_key (hash, type, modulus, exponent, modulus_size, \"X\", \"Y\", \
              bitsize, curve_name) VALUES ($1, $2, $3, $4, $5, $6::text::numeric, \
              $7::text::numeric, $8, $9) ON CONFLICT (hash) DO NOTHING",
@@ -91,13 +140,15 @@ fn put_key(tx: &mut Transaction<'_>, k: &PublicKey) -> Result<bool, PsslError> {
             ],
         )
         .map_err(dberr)?;
-    tx.execute(
+    q.exec(
+        tx,
         "INSERT INTO d4_public_key (hash, exponent) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING",
         &[&hash, &k.exponent.map(|e| e.to_string())],
     )
     .map_err(dberr)?;
     // Certificates stored before their key: link them now.
-    tx.execute(
+    q.exec(
+        tx,
         "INSERT INTO many_certificate_has_many_public_key (hash_certificate, hash_public_key) \
          SELECT hash, $1 FROM d4_certificate WHERE spki = $1 ON CONFLICT DO NOTHING",
         &[&hash],
@@ -107,10 +158,13 @@ fn put_key(tx: &mut Transaction<'_>, k: &PublicKey) -> Result<bool, PsslError> {
 }
 
 /// Writes a certificate; true when it is new.
-fn put_cert(tx: &mut Transaction<'_>, r: &CertRow<'_>) -> Result<bool, PsslError> {
+fn put_cert(
+    q: &mut Prepared,
+    tx: &mut Transaction<'_>,
+    r: &CertRow<'_>,
+) -> Result<bool, PsslError> {
     let c = r.c;
-    let n = tx
-        .execute(
+    let n = q.exec(tx,
             "INSERT INTO certificate (hash, issuer, subject, \"is_CA\", \"is_SS\", is_valid_chain, \
              atrest_path, mounted_path) VALUES ($1, $2, $3, $4, $5, false, '', '') \
              ON CONFLICT (hash) DO NOTHING",
@@ -118,7 +172,8 @@ fn put_cert(tx: &mut Transaction<'_>, r: &CertRow<'_>) -> Result<bool, PsslError
         )
         .map_err(dberr)?;
     // Also for a certificate the reference stored: d4 adds its DER and facts.
-    tx.execute(
+    q.exec(
+        tx,
         "INSERT INTO d4_certificate (hash, sha256, der, serial, not_before, not_after, sans, \
          spki) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
         &[
@@ -133,7 +188,8 @@ fn put_cert(tx: &mut Transaction<'_>, r: &CertRow<'_>) -> Result<bool, PsslError
         ],
     )
     .map_err(dberr)?;
-    tx.execute(
+    q.exec(
+        tx,
         "INSERT INTO many_certificate_has_many_public_key (hash_certificate, hash_public_key) \
          SELECT $1, hash FROM public_key WHERE hash = $2 ON CONFLICT DO NOTHING",
         &[&r.sha1, &r.spki],
@@ -143,12 +199,19 @@ fn put_cert(tx: &mut Transaction<'_>, r: &CertRow<'_>) -> Result<bool, PsslError
 }
 
 /// Writes a session; false when it was stored before.
-fn put_session(tx: &mut Transaction<'_>, r: &SessionRow<'_>) -> Result<bool, PsslError> {
+fn put_session(
+    q: &mut Prepared,
+    tx: &mut Transaction<'_>,
+    r: &SessionRow<'_>,
+) -> Result<bool, PsslError> {
     let s = r.s;
-    if tx
-        .query_opt("SELECT 1 FROM d4_session WHERE sid = $1", &[&&r.sid[..]])
-        .map_err(dberr)?
-        .is_some()
+    if q.query_opt(
+        tx,
+        "SELECT 1 FROM d4_session WHERE sid = $1",
+        &[&&r.sid[..]],
+    )
+    .map_err(dberr)?
+    .is_some()
     {
         return Ok(false);
     }
@@ -162,15 +225,16 @@ fn put_session(tx: &mut Transaction<'_>, r: &SessionRow<'_>) -> Result<bool, Pss
     ];
     for (hash, raw, kind) in fps {
         if let Some(hash) = hash {
-            tx.execute(
+            q.exec(tx,
                 "INSERT INTO ja3 (hash, raw, type) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING",
                 &[hash, &t(raw), &kind],
             )
             .map_err(dberr)?;
         }
     }
-    let id: i64 = tx
+    let id: i64 = q
         .query_one(
+            tx,
             "INSERT INTO \"sessionRecord\" (dst_ip, src_ip, dst_port, src_port, hash_ja3, \
              \"timestamp\") VALUES ($1, $2, $3, $4, $5, to_timestamp($6::bigint)) RETURNING id",
             &[
@@ -184,14 +248,23 @@ fn put_session(tx: &mut Transaction<'_>, r: &SessionRow<'_>) -> Result<bool, Pss
         )
         .map_err(dberr)?
         .get(0);
-    let mut linked = HashSet::new();
-    for sha1 in &r.chain {
-        if !linked.insert(sha1) {
-            continue;
-        }
+    let mut positions: BTreeMap<&String, i64> = BTreeMap::new();
+    for (pos, sha1) in r.chain.iter().enumerate() {
+        *positions.entry(sha1).or_default() |= 1i64 << pos.min(63);
+    }
+    for (sha1, bits) in &positions {
+        q.exec(
+            tx,
+            "INSERT INTO d4_chain_position AS p (hash, positions) VALUES ($1, $2) \
+             ON CONFLICT (hash) DO UPDATE SET positions = p.positions | EXCLUDED.positions \
+             WHERE p.positions | EXCLUDED.positions <> p.positions",
+            &[&sha1.as_bytes(), bits],
+        )
+        .map_err(dberr)?;
         // Only certificates the store holds (the reference's foreign key); the chain in
         // d4_session keeps every SHA-1.
-        tx.execute(
+        q.exec(
+            tx,
             "INSERT INTO \"many_sessionRecord_has_many_certificate\" (\"id_sessionRecord\", \
              hash_certificate) SELECT $1, hash FROM certificate WHERE hash = $2 \
              ON CONFLICT DO NOTHING",
@@ -200,13 +273,15 @@ fn put_session(tx: &mut Transaction<'_>, r: &SessionRow<'_>) -> Result<bool, Pss
         .map_err(dberr)?;
     }
     if !s.tlsh.is_empty() {
-        tx.execute(
+        q.exec(
+            tx,
             "INSERT INTO fuzzy_hash (type, value, \"id_sessionRecord\") VALUES ('tlsh', $1, $2)",
             &[&t(&s.tlsh), &id],
         )
         .map_err(dberr)?;
     }
-    tx.execute(
+    q.exec(
+        tx,
         "INSERT INTO d4_session (sid, id, ja3_raw, ja3s, ja3s_raw, ja4, ja4_r, sni, sni_lower, \
          alpn, tlsh, transport, chain) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
          $12, $13)",
@@ -252,18 +327,19 @@ impl PostgresStore {
         let mut tx = client.transaction().map_err(dberr)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
             .map_err(dberr)?;
+        let mut q = Prepared::default();
         for k in &batch.keys {
-            if put_key(&mut tx, k)? {
+            if put_key(&mut q, &mut tx, k)? {
                 stats.new_keys += 1;
             }
         }
         for r in &certs {
-            if put_cert(&mut tx, r)? {
+            if put_cert(&mut q, &mut tx, r)? {
                 stats.new_certificates += 1;
             }
         }
         for r in &sessions {
-            if put_session(&mut tx, r)? {
+            if put_session(&mut q, &mut tx, r)? {
                 stats.new_sessions += 1;
             } else {
                 stats.known_sessions += 1;

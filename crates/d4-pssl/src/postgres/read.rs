@@ -222,16 +222,14 @@ fn view(c: &mut Client, sha1: &[u8]) -> Result<Option<CertView>, PsslError> {
         )
         .map_err(dberr)?;
     let hits = count(&stats, 0);
-    let positions: Vec<u32> = c
-        .query(
-            "SELECT DISTINCT (u.p - 1)::int FROM d4_session d, unnest(d.chain) WITH ORDINALITY \
-             AS u(h, p) WHERE d.chain @> ARRAY[$1::text] AND u.h = $1::text ORDER BY 1",
-            &[&certificate.sha1],
+    let bits: i64 = c
+        .query_opt(
+            "SELECT positions FROM d4_chain_position WHERE hash = $1",
+            &[&sha1],
         )
         .map_err(dberr)?
-        .iter()
-        .filter_map(|r| u32::try_from(r.get::<_, i32>(0)).ok())
-        .collect();
+        .map_or(0, |r| r.get(0));
+    let positions: Vec<u32> = (0..64).filter(|i| bits & (1i64 << i) != 0).collect();
     Ok(Some(CertView {
         certificate,
         key,

@@ -59,6 +59,13 @@ CREATE TABLE IF NOT EXISTS d4_session (
     chain text[] NOT NULL
 );
 
+-- Per certificate: the positions in the chain d4's sessions sent it at, a bit each (bit 63:
+-- position 63 or later), so a certificate view does not read all its sessions' chains.
+CREATE TABLE IF NOT EXISTS d4_chain_position (
+    hash bytea PRIMARY KEY,
+    positions bigint NOT NULL
+);
+
 -- Lookups: addresses (CIDR queries with <<= use the btree inet indexes), fingerprints, names.
 CREATE INDEX IF NOT EXISTS d4_session_record_dst ON "sessionRecord" (dst_ip, dst_port);
 CREATE INDEX IF NOT EXISTS d4_session_record_src ON "sessionRecord" (src_ip);
@@ -70,4 +77,3 @@ CREATE INDEX IF NOT EXISTS d4_fuzzy_hash_session ON fuzzy_hash ("id_sessionRecor
 CREATE INDEX IF NOT EXISTS d4_session_ja3s ON d4_session (ja3s) WHERE ja3s <> '';
 CREATE INDEX IF NOT EXISTS d4_session_ja4 ON d4_session (ja4) WHERE ja4 <> '';
 CREATE INDEX IF NOT EXISTS d4_session_sni ON d4_session (sni_lower) WHERE sni_lower <> '';
-CREATE INDEX IF NOT EXISTS d4_session_chain ON d4_session USING gin (chain);
