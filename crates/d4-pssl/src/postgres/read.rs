@@ -377,18 +377,18 @@ impl PsslStore for PostgresStore {
     }
 
     fn fingerprint_ips(&self, fp: &Fingerprint, page: &Page) -> Result<Paged<IpSeen>, PsslError> {
-        let (key, cond, ip) = match fp {
-            Fingerprint::Ja3(d) => (hex_key::<16>("JA3", d)?, "s.hash_ja3 = $1", "s.src_ip"),
-            Fingerprint::Ja3s(d) => (
-                hex_key::<16>("JA3S", d)?,
-                "d.ja3s = convert_from($1, 'UTF8')",
-                "s.dst_ip",
-            ),
-            Fingerprint::Ja4(s) => (
-                pg_text(s).into_bytes(),
-                "d.ja4 = convert_from($1, 'UTF8')",
+        let (key, cond, ip): (Box<dyn ToSql + Sync>, &str, &str) = match fp {
+            Fingerprint::Ja3(d) => (
+                Box::new(hex_key::<16>("JA3", d)?),
+                "s.hash_ja3 = $1",
                 "s.src_ip",
             ),
+            Fingerprint::Ja3s(d) => (
+                Box::new(String::from_utf8_lossy(&hex_key::<16>("JA3S", d)?).into_owned()),
+                "d.ja3s = $1",
+                "s.dst_ip",
+            ),
+            Fingerprint::Ja4(s) => (Box::new(pg_text(s)), "d.ja4 = $1", "s.src_ip"),
         };
         let (after, _) = ip_cursor(page)?;
         let (limit, n) = fetch(page);
@@ -400,7 +400,7 @@ impl PsslStore for PostgresStore {
                      LEFT JOIN d4_session d ON d.id = s.id WHERE {cond} AND {ip} IS NOT NULL \
                      AND ($2::inet IS NULL OR {ip} > $2) GROUP BY 1 ORDER BY 1 LIMIT $3"
                 ),
-                &[&key, &after, &n],
+                &[&*key, &after, &n],
             )
             .map_err(dberr)?;
         let items = rows

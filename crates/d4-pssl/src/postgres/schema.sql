@@ -70,10 +70,9 @@ CREATE TABLE IF NOT EXISTS d4_chain_position (
 CREATE INDEX IF NOT EXISTS d4_session_record_dst ON "sessionRecord" (dst_ip, dst_port);
 CREATE INDEX IF NOT EXISTS d4_session_record_src ON "sessionRecord" (src_ip);
 CREATE INDEX IF NOT EXISTS d4_session_record_ja3 ON "sessionRecord" (hash_ja3, src_ip);
-CREATE INDEX IF NOT EXISTS d4_session_record_time ON "sessionRecord" ("timestamp", id);
 CREATE INDEX IF NOT EXISTS d4_session_certificate ON "many_sessionRecord_has_many_certificate" (hash_certificate);
 CREATE INDEX IF NOT EXISTS d4_certificate_key ON many_certificate_has_many_public_key (hash_public_key);
 CREATE INDEX IF NOT EXISTS d4_fuzzy_hash_session ON fuzzy_hash ("id_sessionRecord");
-CREATE INDEX IF NOT EXISTS d4_session_ja3s ON d4_session (ja3s) WHERE ja3s <> '';
-CREATE INDEX IF NOT EXISTS d4_session_ja4 ON d4_session (ja4) WHERE ja4 <> '';
-CREATE INDEX IF NOT EXISTS d4_session_sni ON d4_session (sni_lower) WHERE sni_lower <> '';
+CREATE INDEX IF NOT EXISTS d4_session_ja3s ON d4_session (ja3s);
+CREATE INDEX IF NOT EXISTS d4_session_ja4 ON d4_session (ja4);
+CREATE INDEX IF NOT EXISTS d4_session_sni ON d4_session (sni_lower);
