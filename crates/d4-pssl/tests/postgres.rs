@@ -394,3 +394,27 @@ fn nul_characters_are_stored_as_replacement_characters() {
     // The same session again is known (its identity is computed from the original).
     assert_eq!(s.commit(&batch).unwrap().known_sessions, 1);
 }
+
+#[test]
+fn concurrent_writers_store_each_session_once() {
+    let db = PostgresServer::shared().database();
+    let sc = d4_pssl::testsuite::scenario::Scenario::new();
+    let batch = sc.batch();
+    let stores: Vec<PostgresStore> = (0..3)
+        .map(|_| PostgresStore::open(db.url()).unwrap())
+        .collect();
+    let stats: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = stores
+            .iter()
+            .map(|s| scope.spawn(|| s.commit(&batch).unwrap()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // Five sessions, four certificates, three keys: stored once whoever wins.
+    assert_eq!(stats.iter().map(|s| s.new_sessions).sum::<u64>(), 5);
+    assert_eq!(stats.iter().map(|s| s.known_sessions).sum::<u64>(), 10);
+    assert_eq!(stats.iter().map(|s| s.new_certificates).sum::<u64>(), 4);
+    assert_eq!(stats.iter().map(|s| s.new_keys).sum::<u64>(), 3);
+    let info = stores[0].info().unwrap();
+    assert_eq!((info.sessions, info.certificates, info.keys), (5, 4, 3));
+}
