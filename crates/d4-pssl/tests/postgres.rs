@@ -417,4 +417,22 @@ fn concurrent_writers_store_each_session_once() {
     assert_eq!(stats.iter().map(|s| s.new_keys).sum::<u64>(), 3);
     let info = stores[0].info().unwrap();
     assert_eq!((info.sessions, info.certificates, info.keys), (5, 4, 3));
+    // Sessions alone (their certificates are known): no certificate row to wait on, only
+    // the commit lock keeps the writers from storing a session twice or failing.
+    let (_, five) = d4_pssl::testsuite::scenario::five(&sc.certs);
+    let sessions = d4_pssl::Batch {
+        sessions: five.sessions,
+        ..d4_pssl::Batch::default()
+    };
+    for _ in 0..3 {
+        let new: u64 = std::thread::scope(|scope| {
+            let handles: Vec<_> = stores
+                .iter()
+                .map(|s| scope.spawn(|| s.commit(&sessions).unwrap().new_sessions))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert!(new == 5 || new == 0, "{new}");
+    }
+    assert_eq!(stores[1].info().unwrap().sessions, 10);
 }
