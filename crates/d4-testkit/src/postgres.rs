@@ -48,13 +48,16 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// The folder of Debian's PostgreSQL server binaries (`$D4_PG_BIN` overrides), or a panic
 /// saying what to install.
 pub fn postgres_bin_dir() -> PathBuf {
-    find_bin_dir().unwrap_or_else(|| {
-        panic!(
-            "PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin/initdb): install \
+    find_bin_dir()
+        .filter(|d| d.join("initdb").is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin/initdb, or \
+             $D4_PG_BIN/initdb): install \
              them (`apt-get install -y postgresql`; ./ci.sh does this), set D4_PG_BIN to their \
              folder, or set D4_TEST_POSTGRES_URL to a superuser's URL of a running server"
-        )
-    })
+            )
+        })
 }
 
 fn find_bin_dir() -> Option<PathBuf> {
