@@ -3,7 +3,7 @@
 # sensor build's size, and a build check of the fuzz targets. CI runs exactly this (.ci/run); so should you.
 #
 # Needs: the Rust toolchain, ../shared beside the repository (test vectors), and
-# redis-server, python3, chromium and chromium-driver (installed here with apt-get when
+# redis-server, postgresql, python3, chromium and chromium-driver (installed here with apt-get when
 # missing and we are root).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -43,6 +43,12 @@ need_pkg pkg-config pkg-config
 # Redis-backed tests start their own redis-server on a free loopback port
 # (d4-testkit), unless D4_TEST_REDIS_URL names one.
 need_pkg redis-server redis-server
+# The PostgreSQL store's tests (d4-pssl) start their own server on a free loopback port from
+# Debian's binaries (/usr/lib/postgresql/*/bin: initdb, postgres; run as the `postgres` user
+# when we are root), unless D4_TEST_POSTGRES_URL names one.
+if [ -z "${D4_TEST_POSTGRES_URL:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    install_pkg "PostgreSQL server binaries (initdb)" postgresql
+fi
 # Python analyzers' stand-ins in the tests (d4-core compatibility) use python3.
 need_pkg python3 python3
 # The SNI test (server_fixes) sends an IP address as SNI with `openssl s_client`.

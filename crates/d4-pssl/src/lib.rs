@@ -7,7 +7,9 @@
 //!   certificate fact comes from `d4_tls::cert`.
 //! * [`record`]: one `ja3-jl` JSON line → a [`Batch`] fragment (sans-IO).
 //! * [`certfile`]: DER/PEM files, folders and `.tar.gz` archives → certificates.
-//! * [`store`]: the [`PsslStore`] trait and its answer types; [`embedded`]: the redb backend.
+//! * [`store`]: the [`PsslStore`] trait and its answer types; [`embedded`]: the redb backend;
+//!   [`postgres`]: the PostgreSQL backend on the reference analyzer's tables (sync: call it
+//!   from `spawn_blocking`, never from a tokio runtime thread).
 //! * `testsuite` (feature `testsuite`): the conformance suite every backend runs.
 //!
 //! Must never depend on the collector (`d4-server`), the web UI or the binary: it is fed
@@ -17,11 +19,13 @@
 pub mod certfile;
 pub mod embedded;
 pub mod model;
+pub mod postgres;
 pub mod record;
 pub mod store;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 
+pub use crate::postgres::PostgresStore;
 pub use embedded::EmbeddedStore;
 pub use model::{certificate_from_der, Batch, BatchBuilder, Certificate, PublicKey, Session};
 pub use record::{parse_record, Parsed, RecordError};

@@ -6,6 +6,9 @@
 //!   are missing, it does not skip.
 //! * [`RedisServer`]: a real `redis-server` on a free loopback port, for the tests of the
 //!   Redis-backed code (`$D4_TEST_REDIS_URL` points at an existing one instead).
+//! * [`PostgresServer`]: a real PostgreSQL cluster (Debian's binaries, `initdb` in a temporary
+//!   folder, run as the `postgres` user when we are root) on a free loopback port, one
+//!   database per test (`$D4_TEST_POSTGRES_URL` points at an existing server instead).
 //! * [`free_port`]: a loopback TCP port the OS just handed out.
 //! * [`python_with`]: a python3 that can import a PyPI package (a venv under `target/` when
 //!   the system python lacks it); [`d4core_analyzer`]: a d4-core style analyzer that
@@ -16,7 +19,10 @@
 //! Must never depend on any other crate of d4-rs.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test support: failing loudly is the point
 
+pub mod postgres;
 pub mod tlsgen;
+
+pub use postgres::{PostgresServer, TestDatabase};
 
 use std::net::TcpListener;
 use std::path::PathBuf;
