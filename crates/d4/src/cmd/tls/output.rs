@@ -47,7 +47,8 @@ pub struct Outputs {
     json_dir: Option<PathBuf>,
     /// SHA-1s of the certificates already written (or found present) in `certs_dir`.
     certs_seen: HashSet<String>,
-    /// Live `--d4`: whole record lines waiting for room in the client's queue.
+    /// `--d4`: whole record lines waiting for room in the client's queue (live capture; a
+    /// capture file's line passes through at once).
     pending: VecDeque<Vec<u8>>,
     pending_bytes: usize,
     max_pending: usize,
@@ -124,36 +125,29 @@ impl Outputs {
                 let mut data = Vec::with_capacity(line.len() + 1);
                 data.extend_from_slice(line.as_bytes());
                 data.push(b'\n');
-                if *live {
-                    // never wait: straight to the client when it has room, else queue the
-                    // line (bounded), else drop it (counted)
-                    let n = em.snaplen().max(1);
-                    if self.pending.is_empty() && em.free_slots() >= data.len().div_ceil(n) {
-                        if send_line(em, &data).is_err() {
-                            self.closed = true;
-                            self.stats.records_not_delivered += 1;
-                        }
-                    } else if self.pending_bytes + data.len() > self.max_pending {
-                        self.stats.records_dropped += 1;
-                        if self.stats.records_dropped == 1 {
-                            tracing::warn!("the collector is away or slower than the capture and every buffer is full: live records are dropped (counted)");
-                        }
-                    } else {
-                        self.pending_bytes += data.len();
-                        self.pending.push_back(data);
+                // a capture file waits for room; a live capture never does: the line goes
+                // through the pending queue (bounded), and is dropped (counted) only when the
+                // client has no room for it now and the queue is full
+                let live = *live;
+                let room = self.pending.is_empty()
+                    && em.free_slots() >= data.len().div_ceil(em.snaplen().max(1));
+                if live && !room && self.pending_bytes + data.len() > self.max_pending {
+                    self.stats.records_dropped += 1;
+                    if self.stats.records_dropped == 1 {
+                        tracing::warn!("the collector is away or slower than the capture and every buffer is full: live records are dropped (counted)");
                     }
-                    self.drain_pending(false);
-                } else if send_line(em, &data).is_err() {
-                    self.closed = true;
-                    self.stats.records_not_delivered += 1;
+                } else {
+                    self.pending_bytes += data.len();
+                    self.pending.push_back(data);
                 }
+                self.drain_pending(!live);
             }
         }
         Ok(())
     }
 
-    /// Live `--d4`: hands over the pending lines that fit in the client's queue now (`wait`:
-    /// all of them, waiting for room — at the end of the capture).
+    /// `--d4`: hands over the pending lines that fit in the client's queue now (`wait`: all
+    /// of them, waiting for room — a capture file, and the end of a live capture).
     pub fn drain_pending(&mut self, wait: bool) {
         let Sink::D4 { em, .. } = &mut self.sink else {
             return;
