@@ -53,6 +53,10 @@ enum Command {
     /// Passive DNS: ingest passivedns CSV into the record store, serve COF lookups.
     #[cfg(feature = "full")]
     Pdns(cmd::pdns::PdnsArgs),
+    /// Passive SSL: ingest certificates, keys and TLS sessions (ja3-jl records, certificate
+    /// files, pcap), serve the CIRCL Passive SSL API (PyPSSL) and pivots over them.
+    #[cfg(feature = "full")]
+    Pssl(cmd::pssl::PsslArgs),
     /// TLS fingerprinting sensor: JA3/JA3S/JA4, certificates and TLSH of every TLS session
     /// (TCP, QUIC) in pcap files or live traffic, as JSON lines or `ja3-jl` to a collector.
     #[cfg(feature = "full")]
@@ -76,6 +80,8 @@ fn main() -> ExitCode {
         Command::Admin(args) => cmd::admin::run(args),
         #[cfg(feature = "full")]
         Command::Pdns(args) => cmd::pdns::run(args),
+        #[cfg(feature = "full")]
+        Command::Pssl(args) => cmd::pssl::run(args),
         #[cfg(feature = "full")]
         Command::Tls(args) => cmd::tls::run(*args),
     };

@@ -14,6 +14,8 @@ pub mod pdns;
 #[cfg(feature = "full")]
 pub mod pibs;
 #[cfg(feature = "full")]
+pub mod pssl;
+#[cfg(feature = "full")]
 pub mod server;
 #[cfg(feature = "full")]
 pub mod store_args;

@@ -1,0 +1,179 @@
+//! `d4 pssl`: the passive SSL analyzer. `ingest` loads certificates, public keys and TLS
+//! sessions (the TLS sensor's `ja3-jl` records from an analyzer queue, files or stdin;
+//! DER/PEM certificate files, folders and `.tar.gz` archives; pcap files through
+//! `d4-tls`) into the store; `serve` answers the CIRCL Passive SSL API v2 (PyPSSL),
+//! lookup-d4-passivessl's `/ja3` and `/ja3s`, and d4-rs's pivots. The logic lives in the
+//! `d4-pssl` crate; this module only wires files, sockets and signals.
+//!
+//! The store is the embedded redb file `<data-dir>/pssl.redb` (one process owns it at a
+//! time), or a PostgreSQL database with the reference analyzer's tables (`--postgres`),
+//! which any number of ingesters and servers share.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use d4_pssl::{EmbeddedStore, PostgresStore, PsslStore};
+
+pub mod ingest;
+pub mod serve;
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    d4 pssl ingest records.jsonl                      # d4 tls -j / reference sensor records\n  \
+    d4 tls -r capture.pcap | d4 pssl ingest -\n  \
+    d4 pssl ingest --certs -r /srv/certs certs.tar.gz # DER/PEM certificates\n  \
+    d4 pssl ingest --pcap capture.pcap.gz\n  \
+    d4 pssl ingest --queue 3a1c…                      # the server's ja3-jl analyzer queue\n  \
+    d4 pssl serve --listen 127.0.0.1:8500 --token-file /etc/d4/pssl.tokens\n  \
+    curl -s http://127.0.0.1:8500/v2pssl/query/192.0.2.0/24\n\n\
+The embedded database is one redb file (default <data-dir>/pssl.redb) that one process owns\n\
+at a time: stop `serve` before a bulk `ingest`, or run `serve --queue`. With --postgres\n\
+(the reference analyzer-d4-passivessl's tables) any number of processes share it.")]
+pub struct PsslArgs {
+    /// Data directory (the embedded database lives there unless --db is given).
+    #[arg(long, global = true, env = "D4_DATA_DIR", default_value = "./d4-data")]
+    pub data_dir: PathBuf,
+
+    /// The embedded passive SSL database file (default: <data-dir>/pssl.redb).
+    #[arg(long, global = true, env = "D4_PSSL_DB", conflicts_with = "postgres")]
+    pub db: Option<PathBuf>,
+
+    /// Use a PostgreSQL database instead of the embedded file
+    /// (`postgres://user:password@host:5432/db`): the reference analyzer-d4-passivessl's
+    /// tables, created when missing, so an existing database is read and written by both.
+    #[arg(long, global = true, env = "D4_PSSL_POSTGRES", value_name = "URL")]
+    pub postgres: Option<String>,
+
+    /// With --queue: the collector's store is in Redis (`d4 server --redis URL`); consume
+    /// its analyzer queue there (`analyzer:ja3-jl:<queue>`) instead of `<data-dir>/d4.redb`.
+    #[arg(long, global = true, env = "D4_REDIS", value_name = "URL")]
+    pub store_redis: Option<String>,
+
+    /// With --queue: the collector's separate Redis URL for the analyzer queues
+    /// (`d4 server --redis-queue`) [default: --store-redis].
+    #[arg(long, global = true, env = "D4_REDIS_QUEUE", value_name = "URL")]
+    pub redis_queue: Option<String>,
+
+    /// With --queue: the collector's separate Redis URL for the metadata
+    /// (`d4 server --redis-metadata`) [default: --store-redis].
+    #[arg(long, global = true, env = "D4_REDIS_METADATA", value_name = "URL")]
+    pub redis_metadata: Option<String>,
+
+    /// With --queue: the collector's configuration file, whose store settings apply
+    /// (redis, redis_queue, redis_metadata) [default: <data-dir>/d4.toml when it exists].
+    #[arg(long, global = true, env = "D4_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: PsslCommand,
+}
+
+#[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once
+pub enum PsslCommand {
+    /// Load certificates, keys and TLS sessions into the store.
+    ///
+    /// Inputs: `ja3-jl` JSON lines (files, `.gz`, `-` for stdin: what `d4 tls` and the
+    /// reference sensor write), DER/PEM certificate files, folders and `.tar.gz` archives
+    /// (--certs), pcap/pcapng files (--pcap, through the TLS sensor), or the collector's
+    /// `ja3-jl` analyzer queue (--queue: entries are paths of JSON record files).
+    /// Idempotent: the same input twice stores nothing twice. Bad records are counted and
+    /// logged, never fatal. A JSON summary is printed on stdout when done.
+    Ingest(ingest::IngestArgs),
+    /// Serve the CIRCL Passive SSL API v2 (PyPSSL), `/ja3/<md5>`, `/ja3s/<md5>` and pivots.
+    ///
+    /// GET /v2pssl/query/<ip|cidr>, /v2pssl/cquery/<sha1>, /v2pssl/cfetch/<sha1>,
+    /// /ja3/<md5>, /ja3s/<md5>, /ja4/<ja4>, /info, /openapi.json and more: see
+    /// docs/pssl.md.
+    Serve(serve::ServeArgs),
+}
+
+impl PsslArgs {
+    /// The embedded database's path (the data dir is created, 0700, when used).
+    pub fn db_path(&self) -> anyhow::Result<PathBuf> {
+        match &self.db {
+            Some(p) => Ok(p.clone()),
+            None => {
+                d4_store::private::create_private_dir(&self.data_dir).with_context(|| {
+                    format!("cannot create data dir {}", self.data_dir.display())
+                })?;
+                Ok(self.data_dir.join("pssl.redb"))
+            }
+        }
+    }
+
+    /// Opens the passive SSL store: PostgreSQL with --postgres, else the embedded file.
+    /// Both are synchronous: call them from `spawn_blocking` inside a runtime.
+    pub fn open_store(&self) -> anyhow::Result<Arc<dyn PsslStore>> {
+        Ok(match &self.postgres {
+            Some(url) => Arc::new(PostgresStore::open(url).with_context(|| {
+                format!(
+                    "cannot use the PostgreSQL database {}",
+                    redact_url_password(url)
+                )
+            })?),
+            None => {
+                let path = self.db_path()?;
+                Arc::new(
+                    EmbeddedStore::open(&path)
+                        .with_context(|| format!("cannot open {}", path.display()))?,
+                )
+            }
+        })
+    }
+
+    /// The collector's store settings (only for --queue): the same as `d4 server`'s.
+    pub fn queue_store_config(&self) -> anyhow::Result<d4_store::StoreConfig> {
+        super::store_args::StoreArgs {
+            config: self.config.clone(),
+            data_dir: Some(self.data_dir.clone()),
+            redis: self.store_redis.clone(),
+            redis_queue: self.redis_queue.clone(),
+            redis_metadata: self.redis_metadata.clone(),
+        }
+        .store_config()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for messages.
+pub fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (auth, host) = match rest.rsplit_once('@') {
+        Some(x) => x,
+        None => return url.to_string(),
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+pub fn run(args: PsslArgs) -> anyhow::Result<ExitCode> {
+    match &args.command {
+        PsslCommand::Ingest(_) => ingest::run(&args),
+        PsslCommand::Serve(_) => serve::run(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url_password;
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(
+            redact_url_password("postgres://d4:s3cret@db:5432/pssl"),
+            "postgres://d4:***@db:5432/pssl"
+        );
+        assert_eq!(
+            redact_url_password("postgres://d4@db/pssl"),
+            "postgres://d4@db/pssl"
+        );
+        assert_eq!(redact_url_password("host=db user=d4"), "host=db user=d4");
+    }
+}
