@@ -40,6 +40,8 @@ need_file /usr/include/pcap.h libpcap-dev
 # The TLS test captures hold real OpenSSL handshakes (TLS 1.0-1.3; d4-testkit).
 need_file /usr/include/openssl/ssl.h libssl-dev
 need_pkg pkg-config pkg-config
+# d4-keys links the system's GMP (big integers of the weak-key checks and the batch GCD).
+[ -n "$(ls /usr/include/gmp.h /usr/include/*/gmp.h 2>/dev/null)" ] || install_pkg "GMP headers (gmp.h)" libgmp-dev
 # Redis-backed tests start their own redis-server on a free loopback port
 # (d4-testkit), unless D4_TEST_REDIS_URL names one.
 need_pkg redis-server redis-server

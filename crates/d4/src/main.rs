@@ -57,6 +57,9 @@ enum Command {
     /// files, pcap), serve the CIRCL Passive SSL API (PyPSSL) and pivots over them.
     #[cfg(feature = "full")]
     Pssl(cmd::pssl::PsslArgs),
+    /// Weak keys: badkeys-style checks on keys and certificates, batch GCD over RSA moduli.
+    #[cfg(feature = "full")]
+    Keys(cmd::keys::KeysArgs),
     /// TLS fingerprinting sensor: JA3/JA3S/JA4, certificates and TLSH of every TLS session
     /// (TCP, QUIC) in pcap files or live traffic, as JSON lines or `ja3-jl` to a collector.
     #[cfg(feature = "full")]
@@ -82,6 +85,8 @@ fn main() -> ExitCode {
         Command::Pdns(args) => cmd::pdns::run(args),
         #[cfg(feature = "full")]
         Command::Pssl(args) => cmd::pssl::run(args),
+        #[cfg(feature = "full")]
+        Command::Keys(args) => cmd::keys::run(args),
         #[cfg(feature = "full")]
         Command::Tls(args) => cmd::tls::run(*args),
     };

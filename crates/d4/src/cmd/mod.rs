@@ -10,6 +10,8 @@ pub mod client;
 pub mod consume;
 pub mod inspect;
 #[cfg(feature = "full")]
+pub mod keys;
+#[cfg(feature = "full")]
 pub mod pdns;
 #[cfg(feature = "full")]
 pub mod pibs;

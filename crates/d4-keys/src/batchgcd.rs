@@ -1,0 +1,1 @@
+//! Batch GCD over a corpus of RSA moduli: product and remainder trees.

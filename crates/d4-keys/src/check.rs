@@ -1,0 +1,1 @@
+//! Per-key checks with badkeys' names and meaning.
