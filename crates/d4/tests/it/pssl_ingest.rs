@@ -353,6 +353,15 @@ async fn collector_queue_end_to_end() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(queued, cap.sessions as u64, "{}", srv.log_text());
+    // a record file that is gone by now: counted, skipped, acknowledged
+    store
+        .push_entries(
+            vec![q.uuid],
+            vec![d4_store::QueueEntry::new("/nonexistent/gone.json")],
+            d4_store::now(),
+        )
+        .await
+        .unwrap();
 
     let (data2, qs) = (data.clone(), q.uuid.to_string());
     let out = tokio::task::spawn_blocking(move || {
@@ -366,9 +375,40 @@ async fn collector_queue_end_to_end() {
     .unwrap();
     let s = summary(&out);
     assert_eq!(s["files_read"], cap.sessions as u64, "{s}");
-    assert_eq!(s["files_missing"], 0, "{s}");
+    assert_eq!(s["files_missing"], 1, "{s}");
     assert_eq!(s["new_sessions"], cap.sessions as u64, "{s}");
     assert_eq!(store.queue_len(q.uuid).await.unwrap(), 0, "drained");
+
+    // without --until-empty the consumer waits for entries; SIGTERM ends it cleanly
+    let mut waiting = d4()
+        .arg("pssl")
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["ingest", "--queue", &q.uuid.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let kill = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(waiting.id().to_string())
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = waiting.try_wait().unwrap() {
+            break st;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "still running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let out = waiting.wait_with_output().unwrap();
+    assert!(status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["records_ok"], 0, "{s}");
     let data3 = data.clone();
     tokio::task::spawn_blocking(move || {
         let pssl = embedded(&data3);
