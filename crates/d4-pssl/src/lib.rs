@@ -7,6 +7,8 @@
 //!   certificate fact comes from `d4_tls::cert`.
 //! * [`record`]: one `ja3-jl` JSON line → a [`Batch`] fragment (sans-IO).
 //! * [`certfile`]: DER/PEM files, folders and `.tar.gz` archives → certificates.
+//! * [`ingest`]: the [`Ingester`]: records, certificate files and captures (through
+//!   d4-tls's sensor) in, batched commits out; [`sniff`]: an input's format from its bytes.
 //! * [`store`]: the [`PsslStore`] trait and its answer types; [`embedded`]: the redb backend;
 //!   [`postgres`]: the PostgreSQL backend on the reference analyzer's tables (sync: call it
 //!   from `spawn_blocking`, never from a tokio runtime thread).
@@ -18,15 +20,18 @@
 
 pub mod certfile;
 pub mod embedded;
+pub mod ingest;
 pub mod model;
 pub mod postgres;
 pub mod record;
+pub mod sniff;
 pub mod store;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 
 pub use crate::postgres::PostgresStore;
 pub use embedded::EmbeddedStore;
+pub use ingest::{IngestError, IngestOptions, IngestStats, Ingester};
 pub use model::{certificate_from_der, Batch, BatchBuilder, Certificate, PublicKey, Session};
 pub use record::{parse_record, Parsed, RecordError};
 pub use store::{
