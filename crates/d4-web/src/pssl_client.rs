@@ -243,8 +243,13 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Percent-encodes one path segment or query value: everything but `A-Z a-z 0-9 - . _ ~`
-/// (so a `/`, `?` or `#` in a searched name stays inside its segment).
+/// (so a `/`, `?` or `#` in a searched name stays inside its segment), and the dots of a
+/// value made of dots only (`..` must not climb the API's path).
 pub fn segment(s: &str) -> String {
+    // `.` and `..` alone would be dot segments of the path.
+    if !s.is_empty() && s.bytes().all(|b| b == b'.') {
+        return "%2E".repeat(s.len());
+    }
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -287,6 +292,8 @@ mod tests {
         assert_eq!(segment("a.example"), "a.example");
         assert_eq!(segment("CN=a/b c?#%"), "CN%3Da%2Fb%20c%3F%23%25");
         assert_eq!(segment("é"), "%C3%A9");
+        assert_eq!(segment(".."), "%2E%2E");
+        assert_eq!(segment("a..b"), "a..b");
     }
 
     #[test]

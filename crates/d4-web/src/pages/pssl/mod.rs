@@ -96,10 +96,9 @@ pub(crate) async fn key_page(
     let (status, body) = match (st.pssl(), classify(&spki)) {
         (None, _) => (StatusCode::OK, not_configured()),
         (Some(Err(e)), _) => (StatusCode::OK, unusable(e)),
-        (Some(Ok(c)), Search::Sha256(h)) => (
-            StatusCode::OK,
-            key_view(c, &h, cursor(&p.cursor), true).await,
-        ),
+        (Some(Ok(c)), Search::Sha256(h)) => {
+            (StatusCode::OK, key_view(c, &h, cursor(&p.cursor)).await)
+        }
         _ => (
             StatusCode::BAD_REQUEST,
             html! { p.error { "Not an SPKI SHA-256 (64 hex digits)." } },
@@ -174,7 +173,7 @@ async fn results(c: &PsslClient, q: &str, p: &SearchParams) -> Markup {
         Search::Sha1(h) => cert_view(c, &h, None).await,
         Search::Sha256(h) => match c.get(&format!("/certificate/{h}")).await {
             Ok(a) => cert_body(c, &a.json, &h, None).await,
-            Err(e) if e.is_not_found() => key_view(c, &h, None, false).await,
+            Err(e) if e.is_not_found() => key_view(c, &h, None).await,
             Err(e) => api_error("Certificate", &e),
         },
         Search::Md5(h) => {
@@ -321,8 +320,8 @@ async fn cert_body(c: &PsslClient, cert: &Value, sha: &str, cursor: Option<&str>
     }
 }
 
-/// A public key's view (`/key/<spki>`). `own_page`: on `/pssl/key/` (paged there).
-async fn key_view(c: &PsslClient, spki: &str, cursor: Option<&str>, own_page: bool) -> Markup {
+/// A public key's view (`/key/<spki>`, at `cursor`; its next pages on `/pssl/key/`).
+async fn key_view(c: &PsslClient, spki: &str, cursor: Option<&str>) -> Markup {
     let a = match c.get(&paged(&format!("/key/{spki}"), cursor)).await {
         Ok(a) => a,
         Err(e) if e.is_not_found() => {
@@ -338,10 +337,7 @@ async fn key_view(c: &PsslClient, spki: &str, cursor: Option<&str>, own_page: bo
     if key.is_null() && render::items(certs).is_empty() {
         return html! { p { "No public key " code { (spki) } " is known." } };
     }
-    let next = match own_page {
-        true => next_href(&format!("/pssl/key/{spki}?"), a.next),
-        false => a.next.map(|_| format!("/pssl/key/{spki}")),
-    };
+    let next = next_href(&format!("/pssl/key/{spki}?"), a.next);
     html! {
         h2 { "Public key" }
         (cert::key_details(key))
