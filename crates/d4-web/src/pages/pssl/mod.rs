@@ -178,72 +178,98 @@ async fn results(c: &PsslClient, q: &str, p: &SearchParams) -> Markup {
         },
         Search::Md5(h) => {
             let (ja3, ja3s) = tokio::join!(
-                section(c, "JA3", &h, part, cursor, &base),
-                section(c, "JA3S", &h, part, cursor, &base),
+                section(c, Section::Ja3, &h, part, cursor, &base),
+                section(c, Section::Ja3s, &h, part, cursor, &base),
             );
             html! { (ja3) (ja3s) }
         }
-        Search::Ja4(h) => section(c, "JA4", &h, part, cursor, &base).await,
+        Search::Ja4(h) => section(c, Section::Ja4, &h, part, cursor, &base).await,
         Search::Text(t) => {
             let (sni, subject) = tokio::join!(
-                section(c, "SNI", &t, part, cursor, &base),
-                section(c, "Subject", &t, part, cursor, &base),
+                section(c, Section::Sni, &t, part, cursor, &base),
+                section(c, Section::Subject, &t, part, cursor, &base),
             );
             html! { (sni) (subject) }
         }
     }
 }
 
-/// One list section of a search: its endpoint, title and renderer by `kind`. With a
-/// `part`, only the section it names is shown (at `cursor`).
+/// The list sections of a search: sessions by fingerprint, certificates by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Ja3,
+    Ja3s,
+    Ja4,
+    Sni,
+    Subject,
+}
+
+impl Section {
+    /// Its name in `?part=` and in error messages.
+    fn key(self) -> &'static str {
+        match self {
+            Section::Ja3 => "ja3",
+            Section::Ja3s => "ja3s",
+            Section::Ja4 => "ja4",
+            Section::Sni => "sni",
+            Section::Subject => "subject",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Section::Ja3 => "Sessions with this JA3",
+            Section::Ja3s => "Sessions with this JA3S",
+            Section::Ja4 => "Sessions with this JA4",
+            Section::Sni => "Certificates seen with this server name (SNI)",
+            Section::Subject => "Certificates whose subject holds this text",
+        }
+    }
+
+    /// The API path asking for `value` (encoded here).
+    fn path(self, value: &str) -> String {
+        let v = segment(value);
+        match self {
+            Section::Ja3 | Section::Ja3s | Section::Ja4 => {
+                format!("/sessions?{}={v}", self.key())
+            }
+            Section::Sni => format!("/sni/{v}"),
+            Section::Subject => format!("/subject/{v}"),
+        }
+    }
+
+    fn render(self, items: &Value) -> Markup {
+        match self {
+            Section::Ja3 | Section::Ja3s | Section::Ja4 => render::sessions_table(items),
+            Section::Sni => render::sni_table(items),
+            Section::Subject => render::subject_table(items),
+        }
+    }
+}
+
+/// One list section of a search. With a `part`, only the section it names is shown (at
+/// `cursor`).
 async fn section(
     c: &PsslClient,
-    kind: &str,
+    which: Section,
     value: &str,
     part: Option<&str>,
     cursor: Option<&str>,
     base: &str,
 ) -> Markup {
-    let key = kind.to_ascii_lowercase();
+    let key = which.key();
     if part.is_some_and(|p| p != key) {
         return html! {};
     }
-    let v = segment(value);
-    let (title, path, render): (&str, String, fn(&Value) -> Markup) = match kind {
-        "JA3" => (
-            "Sessions with this JA3",
-            format!("/sessions?ja3={v}"),
-            render::sessions_table,
-        ),
-        "JA3S" => (
-            "Sessions with this JA3S",
-            format!("/sessions?ja3s={v}"),
-            render::sessions_table,
-        ),
-        "JA4" => (
-            "Sessions with this JA4",
-            format!("/sessions?ja4={v}"),
-            render::sessions_table,
-        ),
-        "SNI" => (
-            "Certificates seen with this server name (SNI)",
-            format!("/sni/{v}"),
-            render::sni_table,
-        ),
-        _ => (
-            "Certificates whose subject holds this text",
-            format!("/subject/{v}"),
-            render::subject_table,
-        ),
-    };
     let cursor = if part.is_some() { cursor } else { None };
-    match c.get(&paged(&path, cursor)).await {
+    let title = which.title();
+    match c.get(&paged(&which.path(value), cursor)).await {
         Ok(a) => html! {
             h2 { (title) }
-            (render(field(&a.json, "items")))
+            (which.render(field(&a.json, "items")))
             (next_link(next_href(&format!("{base}&part={key}"), a.next)))
         },
-        Err(e) => html! { h2 { (title) } (api_error(kind, &e)) },
+        Err(e) => html! { h2 { (title) } (api_error(&key.to_ascii_uppercase(), &e)) },
     }
 }
 
