@@ -3,7 +3,10 @@
 //! (server-rendered pages, readable without JavaScript) and automate the same over a JSON
 //! API under `/api/v1` (token auth). It also serves `/metrics` (Prometheus text).
 //!
-//! Everything goes through the [`d4_store::Store`] trait, so it works on every backend.
+//! The "Passive SSL" page is the exception: it asks `d4 pssl serve`'s HTTP API
+//! ([`pssl_client`]), which owns the passive SSL store.
+//!
+//! Everything else goes through the [`d4_store::Store`] trait, so it works on every backend.
 //! This crate must never depend on the collector server (`d4-server`), the workers or the
 //! D4 framing: the server embeds it with [`router`] / [`serve`] and feeds extra metrics
 //! through [`MetricsSource`].
@@ -29,12 +32,14 @@ mod failure;
 mod metrics;
 mod openapi;
 mod pages;
+pub mod pssl_client;
 mod serve;
 mod view;
 
 pub use auth::{ensure_admin, ADMIN_PASSWORD_FILE};
 pub use d4_http::host_allowed;
 pub use metrics::MetricsSource;
+pub use pssl_client::{PsslClient, PsslError};
 pub use serve::ServeLimits;
 
 /// Settings of the web UI.
@@ -69,6 +74,13 @@ pub struct WebConfig {
     pub body_limit: usize,
     /// Deadline for reading a request body, seconds.
     pub body_timeout_secs: u64,
+    /// Base URL of the passive SSL API (`d4 pssl serve`, e.g. `http://127.0.0.1:8500`)
+    /// the "Passive SSL" page asks; `None`: the page says how to set it.
+    pub pssl_url: Option<String>,
+    /// Token sent to it as `Authorization: <token>`.
+    pub pssl_token: Option<pssl_client::Secret>,
+    /// Deadline of one call to it (connect, send, whole answer), seconds.
+    pub pssl_timeout_secs: u64,
 }
 
 impl WebConfig {
@@ -88,6 +100,9 @@ impl WebConfig {
             preauth_body_limit: 16 * 1024,
             body_limit: 1 << 20,
             body_timeout_secs: 10,
+            pssl_url: None,
+            pssl_token: None,
+            pssl_timeout_secs: 10,
         }
     }
 }
@@ -105,6 +120,9 @@ pub(crate) struct Inner {
     pub login_checks: tokio::sync::Semaphore,
     pub checkers: auth::Checkers,
     pub metrics: RwLock<Vec<Arc<dyn MetricsSource>>>,
+    /// The passive SSL API's client: `None` when `pssl_url` is unset, an error text when
+    /// its settings are unusable (the page shows it).
+    pub pssl: Option<Result<PsslClient, String>>,
 }
 
 impl std::fmt::Debug for WebState {
@@ -121,6 +139,14 @@ impl WebState {
         let lockout = auth::Lockout::new(config.lockout_failures, config.lockout_secs);
         let login_checks = tokio::sync::Semaphore::new(config.max_login_checks.max(1));
         let checkers = auth::Checkers::new(config.max_login_checks);
+        let pssl = config.pssl_url.as_deref().map(|url| {
+            PsslClient::new(
+                url,
+                config.pssl_token.as_ref().map(|t| t.0.as_str()),
+                std::time::Duration::from_secs(config.pssl_timeout_secs.max(1)),
+            )
+            .map_err(|e| e.to_string())
+        });
         WebState {
             inner: Arc::new(Inner {
                 store,
@@ -129,6 +155,7 @@ impl WebState {
                 login_checks,
                 checkers,
                 metrics: RwLock::new(Vec::new()),
+                pssl,
             }),
         }
     }
@@ -146,6 +173,14 @@ impl WebState {
 
     pub(crate) fn config(&self) -> &WebConfig {
         &self.inner.config
+    }
+
+    /// The passive SSL API client (see [`Inner::pssl`]).
+    pub(crate) fn pssl(&self) -> Option<Result<&PsslClient, &str>> {
+        self.inner
+            .pssl
+            .as_ref()
+            .map(|r| r.as_ref().map_err(String::as_str))
     }
 }
 

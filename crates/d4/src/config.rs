@@ -122,6 +122,12 @@ pub struct D4Config {
     pub web_idle_timeout: u64,
     /// Password checks (argon2, ~19 MiB each) running at once; excess logins get 429.
     pub web_max_login_checks: usize,
+    /// The passive SSL API (`d4 pssl serve`) the web UI's "Passive SSL" page asks
+    /// (`http://HOST:PORT`; plain HTTP only). Unset: the page says how to set it.
+    pub pssl_url: Option<String>,
+    /// File holding the token sent to `pssl_url` as `Authorization: <token>` (its first
+    /// non-empty line that is not a `#` comment).
+    pub pssl_token_file: Option<PathBuf>,
 }
 
 impl Default for D4Config {
@@ -176,6 +182,8 @@ impl Default for D4Config {
             web_body_timeout: 10,
             web_idle_timeout: 60,
             web_max_login_checks: 4,
+            pssl_url: None,
+            pssl_token_file: None,
         }
     }
 }
@@ -302,6 +310,13 @@ impl D4Config {
         w.allowed_hosts = allowed_hosts(&self.web_host);
         w.body_timeout_secs = self.web_body_timeout.max(1);
         w.max_login_checks = self.web_max_login_checks.max(1);
+        if let Some(url) = self.pssl_url.as_deref().filter(|u| !u.trim().is_empty()) {
+            d4_web::pssl_client::check_url(url).context("pssl_url")?;
+            w.pssl_url = Some(url.trim().to_string());
+        }
+        if let Some(f) = &self.pssl_token_file {
+            w.pssl_token = Some(d4_web::pssl_client::Secret(read_token(f)?));
+        }
         let limits = d4_web::ServeLimits {
             max_connections: self.web_max_connections.max(1),
             max_connections_per_ip: self.web_max_connections_per_ip.max(1),
@@ -311,6 +326,24 @@ impl D4Config {
         };
         Ok((w, limits))
     }
+}
+
+/// The token of `pssl_token_file`: its first non-empty line that is not a `#` comment.
+pub fn read_token(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("pssl_token_file: reading {}", path.display()))?;
+    let token = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .with_context(|| format!("pssl_token_file: {} holds no token", path.display()))?;
+    if !token.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+        anyhow::bail!(
+            "pssl_token_file: {} holds characters an HTTP header cannot carry",
+            path.display()
+        );
+    }
+    Ok(token.to_string())
 }
 
 /// `web_trusted_proxy` entries: an IP (a /32 or /128) or a CIDR.
@@ -364,6 +397,33 @@ mod tests {
         assert_eq!(web.web_listen, "127.0.0.1:7443");
         assert!(web.web_plain && web.metrics_public);
         assert_eq!(web.monitoring_threshold, 60);
+    }
+
+    #[test]
+    fn pssl_settings_reach_the_web_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let tok = dir.path().join("pssl.token");
+        std::fs::write(&tok, "# the web UI's token\n\n  s3cret-token  \nsecond\n").unwrap();
+        let text = format!(
+            "pssl_url = \"http://127.0.0.1:8500/\"\npssl_token_file = {:?}\n",
+            tok.display().to_string()
+        );
+        let c: D4Config = toml::from_str(&text).unwrap();
+        let (w, _) = c.web_config(false).unwrap();
+        assert_eq!(w.pssl_url.as_deref(), Some("http://127.0.0.1:8500/"));
+        assert_eq!(w.pssl_token.unwrap().0, "s3cret-token");
+        // Unset: nothing.
+        let (w, _) = D4Config::default().web_config(false).unwrap();
+        assert!(w.pssl_url.is_none() && w.pssl_token.is_none());
+        // https, a missing or empty token file: refused at start.
+        let mut bad = c.clone();
+        bad.pssl_url = Some("https://127.0.0.1:8500".into());
+        assert!(bad.web_config(false).is_err());
+        let mut bad = c.clone();
+        bad.pssl_token_file = Some(dir.path().join("missing"));
+        assert!(bad.web_config(false).is_err());
+        std::fs::write(&tok, "# only a comment\n").unwrap();
+        assert!(c.web_config(false).is_err());
     }
 
     #[test]

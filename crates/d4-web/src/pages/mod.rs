@@ -16,6 +16,7 @@ use crate::{view, WebState};
 mod account;
 mod dashboard;
 mod login;
+mod pssl;
 mod queues;
 mod registration;
 mod sensors;
@@ -50,6 +51,9 @@ pub fn routes() -> Router<WebState> {
         .route("/users/{name}/{action}", post(users::user_post))
         .route("/account", get(account::account))
         .route("/account/token", post(account::account_token))
+        .route("/pssl", get(pssl::search))
+        .route("/pssl/cert/{sha}", get(pssl::cert_page))
+        .route("/pssl/key/{spki}", get(pssl::key_page))
 }
 
 fn see_other(to: &str) -> Response {

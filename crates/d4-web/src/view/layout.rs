@@ -21,7 +21,8 @@ button:hover{background:#e1e8f2}input,textarea,select{font:inherit;font-size:.95
 textarea{vertical-align:top;font-family:monospace}label{margin-right:.3em}\
 .flash{background:#efe;border:1px solid #9c9;padding:.5em}.error{background:#fee;border:1px solid #c99;padding:.5em}\
 .secret{font-family:monospace;background:#ffd;padding:.5em;border:1px solid #cc9;overflow-wrap:anywhere}\
-code{font-family:monospace}.muted{color:#777}fieldset{margin:.5em 0;border:1px solid #ccc}figure{margin:1em 0}";
+code{font-family:monospace}.hex{font-family:monospace;overflow-wrap:anywhere;max-width:60em}\
+pre{white-space:pre-wrap;overflow-wrap:anywhere}.muted{color:#777}fieldset{margin:.5em 0;border:1px solid #ccc}figure{margin:1em 0}";
 
 pub async fn style() -> Response {
     ([(header::CONTENT_TYPE, "text/css")], CSS).into_response()
@@ -39,6 +40,7 @@ fn nav(viewer: Option<&Viewer>) -> Markup {
                         a href="/monitoring" { "Monitoring" }
                         a href="/queues" { "Queues" }
                         a href="/server" { "Server" }
+                        a href="/pssl" { "Passive SSL" }
                     }
                     @if v.user.role == Role::Admin {
                         a href="/users" { "Users" }

@@ -5,13 +5,14 @@
 //! `redis`), since the UI must work the same on both backends.
 //!
 //! Modules: [`support`] (the harness), [`api`], [`api_functions`], [`login`], [`pages`],
-//! [`ops`].
+//! [`ops`], [`pssl`] (embedded store only: the page reads no store but the login's).
 
 mod api;
 mod api_functions;
 mod login;
 mod ops;
 mod pages;
+mod pssl;
 mod support;
 
 use api::*;

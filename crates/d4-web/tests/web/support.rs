@@ -102,7 +102,25 @@ pub(crate) async fn app_with(
     store: Arc<dyn Store>,
     redis: Option<d4_testkit::RedisServer>,
 ) -> App {
-    let state = WebState::new(store.clone(), WebConfig::new(dir.path()));
+    app_with_config(dir, store, redis, |_| {}).await
+}
+
+/// An embedded-store app whose settings `set` changes.
+pub(crate) async fn app_configured(set: impl FnOnce(&mut WebConfig)) -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir, None).await;
+    app_with_config(dir, store, None, set).await
+}
+
+pub(crate) async fn app_with_config(
+    dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    redis: Option<d4_testkit::RedisServer>,
+    set: impl FnOnce(&mut WebConfig),
+) -> App {
+    let mut cfg = WebConfig::new(dir.path());
+    set(&mut cfg);
+    let state = WebState::new(store.clone(), cfg);
     let admin_password = d4_web::ensure_admin(&state)
         .await
         .unwrap()

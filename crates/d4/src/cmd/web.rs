@@ -10,7 +10,8 @@ use d4_store::Store;
 use crate::config::D4Config;
 
 /// Web UI and REST API settings of `d4 server` (each also a key of d4.toml: `web_listen`,
-/// `web_plain`, `monitoring_threshold`, `metrics_public`; flags > env > file > defaults).
+/// `web_plain`, `monitoring_threshold`, `metrics_public`, ..., `pssl_url`,
+/// `pssl_token_file`; flags > env > file > defaults).
 #[derive(Debug, Clone, Args)]
 pub struct WebArgs {
     /// Web UI / REST API address ("" disables it). HTTPS with the server's certificate
@@ -76,6 +77,14 @@ pub struct WebArgs {
     /// Password checks (argon2, ~19 MiB each) at once; excess logins get 429 [default: 4].
     #[arg(long, env = "D4_WEB_MAX_LOGIN_CHECKS", value_name = "N")]
     pub web_max_login_checks: Option<usize>,
+    /// The passive SSL API (`d4 pssl serve`) the "Passive SSL" page asks, e.g.
+    /// `http://127.0.0.1:8500` (plain HTTP only) [default: none: the page says how to set it].
+    #[arg(long, env = "D4_PSSL_URL", value_name = "URL")]
+    pub pssl_url: Option<String>,
+    /// File holding the token sent to --pssl-url as `Authorization: <token>` (first
+    /// non-empty line that is not a `#` comment) [default: none].
+    #[arg(long, env = "D4_PSSL_TOKEN_FILE", value_name = "FILE")]
+    pub pssl_token_file: Option<std::path::PathBuf>,
 }
 
 impl WebArgs {
@@ -98,6 +107,12 @@ impl WebArgs {
         }
         if !self.web_trusted_proxy.is_empty() {
             cfg.web_trusted_proxy = self.web_trusted_proxy.clone();
+        }
+        if let Some(v) = &self.pssl_url {
+            cfg.pssl_url = Some(v.clone());
+        }
+        if let Some(v) = &self.pssl_token_file {
+            cfg.pssl_token_file = Some(v.clone());
         }
         macro_rules! over {
             ($($f:ident),*) => {$( if let Some(v) = self.$f { cfg.$f = v; } )*};

@@ -316,3 +316,37 @@ fn web_settings_come_from_the_file_env_and_flags() {
         "{body}"
     );
 }
+
+#[test]
+fn pssl_settings_come_from_the_file_env_and_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = print_config(dir.path(), &[], &[]);
+    assert!(!c.contains_key("pssl_url") && !c.contains_key("pssl_token_file"));
+    std::fs::write(
+        dir.path().join("d4.toml"),
+        "pssl_url = \"http://127.0.0.1:8500\"\npssl_token_file = \"/etc/d4/a.token\"\n",
+    )
+    .unwrap();
+    let c = print_config(dir.path(), &[], &[]);
+    assert_eq!(c["pssl_url"], "\"http://127.0.0.1:8500\"");
+    assert_eq!(c["pssl_token_file"], "\"/etc/d4/a.token\"");
+    let env = [
+        ("D4_PSSL_URL", "http://127.0.0.1:8501"),
+        ("D4_PSSL_TOKEN_FILE", "/etc/d4/b.token"),
+    ];
+    let c = print_config(dir.path(), &[], &env);
+    assert_eq!(c["pssl_url"], "\"http://127.0.0.1:8501\"");
+    assert_eq!(c["pssl_token_file"], "\"/etc/d4/b.token\"");
+    let c = print_config(
+        dir.path(),
+        &[
+            "--pssl-url",
+            "http://10.0.0.5:8500",
+            "--pssl-token-file",
+            "/etc/d4/c.token",
+        ],
+        &env,
+    );
+    assert_eq!(c["pssl_url"], "\"http://10.0.0.5:8500\"");
+    assert_eq!(c["pssl_token_file"], "\"/etc/d4/c.token\"");
+}
