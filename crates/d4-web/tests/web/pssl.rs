@@ -349,7 +349,7 @@ async fn pssl_page_unconfigured_down_slow_and_login() {
         &[
             "not configured",
             "pssl_url",
-            "D4_PSSL_URL",
+            "D4_WEB_PSSL_URL",
             "pssl_token_file",
         ],
     );

@@ -79,11 +79,11 @@ pub struct WebArgs {
     pub web_max_login_checks: Option<usize>,
     /// The passive SSL API (`d4 pssl serve`) the "Passive SSL" page asks, e.g.
     /// `http://127.0.0.1:8500` (plain HTTP only) [default: none: the page says how to set it].
-    #[arg(long, env = "D4_PSSL_URL", value_name = "URL")]
+    #[arg(long, env = "D4_WEB_PSSL_URL", value_name = "URL")]
     pub pssl_url: Option<String>,
     /// File holding the token sent to --pssl-url as `Authorization: <token>` (first
     /// non-empty line that is not a `#` comment) [default: none].
-    #[arg(long, env = "D4_PSSL_TOKEN_FILE", value_name = "FILE")]
+    #[arg(long, env = "D4_WEB_PSSL_TOKEN_FILE", value_name = "FILE")]
     pub pssl_token_file: Option<std::path::PathBuf>,
 }
 

@@ -331,8 +331,8 @@ fn pssl_settings_come_from_the_file_env_and_flags() {
     assert_eq!(c["pssl_url"], "\"http://127.0.0.1:8500\"");
     assert_eq!(c["pssl_token_file"], "\"/etc/d4/a.token\"");
     let env = [
-        ("D4_PSSL_URL", "http://127.0.0.1:8501"),
-        ("D4_PSSL_TOKEN_FILE", "/etc/d4/b.token"),
+        ("D4_WEB_PSSL_URL", "http://127.0.0.1:8501"),
+        ("D4_WEB_PSSL_TOKEN_FILE", "/etc/d4/b.token"),
     ];
     let c = print_config(dir.path(), &[], &env);
     assert_eq!(c["pssl_url"], "\"http://127.0.0.1:8501\"");

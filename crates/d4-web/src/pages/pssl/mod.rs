@@ -135,8 +135,8 @@ fn how_to_configure() -> Markup {
         p { "Set its address (and its token, when it asks for one) in " code { "d4.toml" }
             ", then restart " code { "d4 server" } ":" }
         pre {
-            "pssl_url = \"http://127.0.0.1:8500\"            # or --pssl-url, D4_PSSL_URL\n"
-            "pssl_token_file = \"/etc/d4/pssl-web.token\"    # or --pssl-token-file, D4_PSSL_TOKEN_FILE"
+            "pssl_url = \"http://127.0.0.1:8500\"            # or --pssl-url, D4_WEB_PSSL_URL\n"
+            "pssl_token_file = \"/etc/d4/pssl-web.token\"    # or --pssl-token-file, D4_WEB_PSSL_TOKEN_FILE"
         }
         p.muted { "Plain http:// only (a loopback or private address). See docs/web.md." }
     }
