@@ -6,8 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,57 +57,31 @@ fn start(store: Arc<dyn PsslStore>, cfg: ServeConfig) -> Server {
 
 struct Resp {
     status: u16,
-    headers: Vec<(String, String)>,
+    raw: d4_testkit::http::Response,
     json: Value,
 }
 
 impl Resp {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.raw.header(name)
     }
 }
 
 /// A raw HTTP/1.1 GET; the body must be JSON whatever the status.
 fn get_with(port: u16, path: &str, headers: &[(&str, &str)]) -> Resp {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-        req += "Host: 127.0.0.1\r\n";
-    }
-    for (k, v) in headers {
-        req += &format!("{k}: {v}\r\n");
-    }
-    req += "\r\n";
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let json = serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {body:?}"));
-    let r = Resp {
-        status,
-        headers,
+    let raw = d4_testkit::http::get(port, path, headers);
+    let json =
+        serde_json::from_str(&raw.body).unwrap_or_else(|e| panic!("{path}: {e}: {:?}", raw.body));
+    assert_eq!(
+        raw.header("content-type"),
+        Some("application/json"),
+        "{path}"
+    );
+    Resp {
+        status: raw.status,
+        raw,
         json,
-    };
-    assert_eq!(r.header("content-type"), Some("application/json"), "{path}");
-    r
+    }
 }
 
 fn get(port: u16, path: &str) -> Resp {

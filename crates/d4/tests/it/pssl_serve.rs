@@ -4,9 +4,7 @@
 //! wrong token gets a JSON error. The store is filled through the library with the
 //! d4-pssl suite's generated certificates; expected values come from those inputs.
 
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use d4_pssl::testsuite::scenario::Scenario;
 use d4_pssl::EmbeddedStore;
@@ -27,9 +25,8 @@ impl Drop for Served {
 }
 
 fn serve(data: &std::path::Path, extra: &[&str]) -> Served {
-    for _ in 0..5 {
-        let port = d4_testkit::free_port();
-        let mut child = Command::new(D4)
+    let (child, port) = d4_testkit::http::spawn_listening("d4 pssl serve", |port| {
+        Command::new(D4)
             .args(["pssl", "--data-dir"])
             .arg(data)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -37,21 +34,9 @@ fn serve(data: &std::path::Path, extra: &[&str]) -> Served {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Served { child, port };
-            }
-            if let Ok(Some(_)) = child.try_wait() {
-                break; // port taken meanwhile: another one
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    panic!("d4 pssl serve did not come up");
+            .unwrap()
+    });
+    Served { child, port }
 }
 
 const PY: &str = r#"
