@@ -141,4 +141,24 @@ fn pypssl_queries_d4_pssl_serve() {
     }
     assert_eq!(v["wrong"], json!({"error": "authentication required"}));
     assert_eq!(v["none"], json!({"error": "authentication required"}));
+
+    // SIGTERM: the server drains and exits 0.
+    let mut s = s;
+    let killed = Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
