@@ -7,7 +7,9 @@
 //! ([`Idle`]), and on shutdown it can stop accepting, ask every connection to finish its
 //! request in flight and wait for them (bounded). What differs between servers is given as
 //! parameters ([`Options`]) and a per-connection hook turning the accepted TCP stream into
-//! the stream served (a TLS handshake, or nothing: [`plain`]).
+//! the stream served (a TLS handshake, or nothing: [`plain`]). The lookup servers share
+//! their request guard too ([`Guard`]: `Host` check, rate limit, wrong-credential limit;
+//! [`Gate`]: lookups at once).
 //!
 //! Must never depend on the D4 protocol, the store or any other d4-rs crate: it serves an
 //! axum `Router` and knows nothing of what the router does. No `unsafe`, no panics on input.
@@ -25,10 +27,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
+mod guard;
 mod host;
 mod idle;
 mod slots;
 
+pub use guard::{ct_eq, json_error, too_many, Gate, Guard, GuardConfig, Refusal, Windows};
 pub use host::host_allowed;
 pub use idle::Idle;
 

@@ -20,12 +20,9 @@
 //! client IP with `max_auth_failures` wrong tokens in a minute gets 429 without a check;
 //! the `Host` header must be one of `allowed_hosts` (or an IP literal: DNS rebinding).
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -41,6 +38,7 @@ use crate::query::{self, parse_position, Position};
 use crate::rrtype;
 use crate::store::{Filter, Lookup, RecordError, RecordStore};
 pub use d4_http::host_allowed;
+use d4_http::{ct_eq, Gate, Guard, GuardConfig};
 
 /// Server settings.
 #[derive(Debug, Clone)]
@@ -81,21 +79,24 @@ impl Default for LookupConfig {
 struct AppState {
     store: Arc<dyn RecordStore>,
     cfg: LookupConfig,
-    windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
-    auth_failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
-    lookups: tokio::sync::Semaphore,
+    guard: Guard,
+    lookups: Gate,
 }
 
 /// The router; serve it with `into_make_service_with_connect_info::<SocketAddr>()`
 /// (the rate limiter needs the client address).
 pub fn router(store: Arc<dyn RecordStore>, cfg: LookupConfig) -> Router {
-    let lookups = tokio::sync::Semaphore::new(cfg.max_concurrent.max(1));
+    let checks = Guard::new(GuardConfig {
+        name: "pdns",
+        allowed_hosts: cfg.allowed_hosts.clone(),
+        rate_limit_per_min: cfg.rate_limit_per_min,
+        max_auth_failures: cfg.max_auth_failures,
+    });
     let state = Arc::new(AppState {
+        lookups: Gate::new(cfg.max_concurrent),
         store,
         cfg,
-        windows: Mutex::new(HashMap::new()),
-        auth_failures: Mutex::new(HashMap::new()),
-        lookups,
+        guard: checks,
     });
     Router::new()
         .route("/query/{*q}", get(query_handler))
@@ -127,7 +128,7 @@ pub async fn serve_with_limits(
 }
 
 fn error(status: StatusCode, msg: impl std::fmt::Display) -> Response {
-    (status, axum::Json(json!({ "error": msg.to_string() }))).into_response()
+    d4_http::json_error(status, msg)
 }
 
 fn token_ok(tokens: &[String], headers: &HeaderMap) -> bool {
@@ -146,93 +147,15 @@ fn token_ok(tokens: &[String], headers: &HeaderMap) -> bool {
             .fold(false, |ok, t| ok | ct_eq(t.as_bytes(), v.as_bytes()))
 }
 
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Counts in a one-minute window per IP: `Some(seconds left)` once `limit` is passed
-/// (`add`: count this call).
-fn window_over(
-    map: &Mutex<HashMap<IpAddr, (Instant, u32)>>,
-    ip: IpAddr,
-    limit: u32,
-    add: bool,
-) -> Option<u64> {
-    let now = Instant::now();
-    let mut w = match map.lock() {
-        Ok(w) => w,
-        Err(p) => p.into_inner(),
-    };
-    if w.len() > 100_000 {
-        w.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
-    }
-    let e = w.entry(ip).or_insert((now, 0));
-    if now.duration_since(e.0) >= Duration::from_secs(60) {
-        *e = (now, 0);
-    }
-    if add {
-        e.1 = e.1.saturating_add(1);
-    }
-    (e.1 > limit || (!add && e.1 >= limit)).then(|| {
-        60u64
-            .saturating_sub(now.duration_since(e.0).as_secs())
-            .max(1)
-    })
-}
-
-fn too_many(msg: String, secs: u64) -> Response {
-    let mut r = error(StatusCode::TOO_MANY_REQUESTS, msg);
-    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-        r.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    r
-}
-
 async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let host = match req.headers().get(header::HOST) {
-        Some(h) => h.to_str().ok().map(str::to_string),
-        None => req.uri().authority().map(|a| a.as_str().to_string()),
+    let checked = {
+        let tokens = &st.cfg.tokens;
+        let check = |h: &HeaderMap| token_ok(tokens, h);
+        let auth = (!tokens.is_empty()).then_some(&check as &dyn Fn(&HeaderMap) -> bool);
+        st.guard.check(&req, auth)
     };
-    let host_ok = match (&host, req.headers().contains_key(header::HOST)) {
-        (Some(h), _) => host_allowed(h, &st.cfg.allowed_hosts),
-        (None, true) => false, // not text
-        (None, false) => true, // HTTP/1.0 without Host: not a browser
-    };
-    if !host_ok {
-        return error(StatusCode::MISDIRECTED_REQUEST, "unknown Host");
-    }
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_canonical());
-    if !st.cfg.tokens.is_empty() {
-        let limit = st.cfg.max_auth_failures.max(1);
-        if let Some(ip) = peer {
-            if let Some(secs) = window_over(&st.auth_failures, ip, limit, false) {
-                return too_many(
-                    format!("more than {limit} wrong tokens in a minute: retry later"),
-                    secs,
-                );
-            }
-        }
-        if !token_ok(&st.cfg.tokens, req.headers()) {
-            if let Some(ip) = peer {
-                window_over(&st.auth_failures, ip, limit, true);
-                tracing::warn!(%ip, path = %d4_proto::logsafe::escape(req.uri().path()), "pdns: missing or wrong token");
-            }
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong Authorization token",
-            );
-        }
-    }
-    if let (Some(limit), Some(ip)) = (st.cfg.rate_limit_per_min, peer) {
-        if let Some(secs) = window_over(&st.windows, ip, limit, true) {
-            return too_many(
-                format!("rate limit of {limit} requests per minute exceeded"),
-                secs,
-            );
-        }
+    if let Err(refused) = checked {
+        return refused.response("missing or wrong Authorization token", None);
     }
     next.run(req).await
 }
@@ -303,17 +226,9 @@ async fn run_lookup(
         },
         None => Position::Start,
     };
-    let permit = match tokio::time::timeout(Duration::from_secs(2), st.lookups.acquire()).await {
-        Ok(Ok(p)) => p,
-        _ => {
-            return too_many(
-                format!(
-                    "{} lookups are running: retry in a moment",
-                    st.cfg.max_concurrent
-                ),
-                1,
-            )
-        }
+    let permit = match st.lookups.enter().await {
+        Ok(p) => p,
+        Err(busy) => return busy,
     };
     let (max_matches, max_examined) = (st.cfg.max_matches, st.cfg.max_examined);
     let store = st.store.clone();

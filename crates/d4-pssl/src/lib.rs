@@ -12,6 +12,8 @@
 //! * [`store`]: the [`PsslStore`] trait and its answer types; [`embedded`]: the redb backend;
 //!   [`postgres`]: the PostgreSQL backend on the reference analyzer's tables (sync: call it
 //!   from `spawn_blocking`, never from a tokio runtime thread).
+//! * [`server`]: the lookup server of `d4 pssl serve` (axum over d4-http): the CIRCL
+//!   Passive SSL API v2 (PyPSSL), lookup-d4-passivessl's `/ja3` and d4-rs's pivots.
 //! * `testsuite` (feature `testsuite`): the conformance suite every backend runs.
 //!
 //! Must never depend on the collector (`d4-server`), the web UI or the binary: it is fed
@@ -25,6 +27,7 @@ pub mod model;
 pub mod postgres;
 pub mod record;
 pub mod sniff;
+pub mod server;
 pub mod store;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;

@@ -9,7 +9,8 @@
 //! * [`PostgresServer`]: a real PostgreSQL cluster (Debian's binaries, `initdb` in a temporary
 //!   folder, run as the `postgres` user when we are root) on a free loopback port, one
 //!   database per test (`$D4_TEST_POSTGRES_URL` points at an existing server instead).
-//! * [`free_port`]: a loopback TCP port the OS just handed out.
+//! * [`free_port`]: a loopback TCP port the OS just handed out; [`http`]: a raw HTTP GET
+//!   and a server process started on a free port.
 //! * [`python_with`]: a python3 that can import a PyPI package (a venv under `target/` when
 //!   the system python lacks it); [`d4core_analyzer`]: a d4-core style analyzer that
 //!   `RPOP`s a Redis analyzer queue, to prove existing analyzers work unchanged.
@@ -19,6 +20,7 @@
 //! Must never depend on any other crate of d4-rs.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test support: failing loudly is the point
 
+pub mod http;
 pub mod postgres;
 pub mod tlsgen;
 

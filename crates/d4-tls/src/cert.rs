@@ -7,6 +7,7 @@
 mod key;
 mod name;
 pub(crate) mod num;
+mod openssl;
 
 use std::net::IpAddr;
 
@@ -18,6 +19,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 pub use key::{Curve, EcKey, KeyInfo, KeyKind, RsaKey, CURVES};
 pub use name::{go_quote, GoName, NameAttr};
 pub use num::{be_to_decimal, der_int_decimal, der_int_hex, rfc3339_utc};
+pub use openssl::{openssl_view, OpensslView};
 
 pub(crate) use key::key_info;
 

@@ -24,6 +24,7 @@ mod pdns_serve_queue;
 mod pibs_cli;
 mod pibs_queue;
 mod pssl_ingest;
+mod pssl_serve;
 mod server_crash;
 mod server_d4core_kick;
 mod server_fixes;

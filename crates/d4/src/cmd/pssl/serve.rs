@@ -1,17 +1,245 @@
-//! `d4 pssl serve`: the passive SSL lookup server.
+//! `d4 pssl serve`: the passive SSL lookup server (the CIRCL Passive SSL API v2 for
+//! PyPSSL and MISP, lookup-d4-passivessl's `/ja3` and `/ja3s`, d4-rs's pivots; the routes
+//! live in `d4_pssl::server`). This module reads the flags and credential files, opens the
+//! store, binds the socket and drains on SIGINT/SIGTERM.
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
+use anyhow::Context;
 use clap::Args;
+use d4_pssl::server::{auth::parse_user_password, Credentials, ServeConfig};
 
 use super::{PsslArgs, PsslCommand};
 
 #[derive(Debug, Args)]
-pub struct ServeArgs {}
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8500", env = "D4_PSSL_LISTEN")]
+    pub listen: SocketAddr,
+
+    /// Accept this token in `Authorization: <token>` (PyPSSL's auth_token) or
+    /// `Authorization: Bearer <token>`. Repeatable.
+    #[arg(long, env = "D4_PSSL_TOKEN", value_delimiter = ',')]
+    pub token: Vec<String>,
+
+    /// Read accepted tokens from a file, one per line (`#` comments).
+    #[arg(long, value_name = "FILE", env = "D4_PSSL_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Accept HTTP Basic auth with this `user:password` (PyPSSL's basic_auth). Repeatable.
+    #[arg(
+        long,
+        value_name = "USER:PASSWORD",
+        env = "D4_PSSL_BASIC",
+        value_delimiter = ','
+    )]
+    pub basic: Vec<String>,
+
+    /// Read accepted `user:password` lines from a file (`#` comments).
+    #[arg(long, value_name = "FILE", env = "D4_PSSL_BASIC_FILE")]
+    pub basic_file: Option<PathBuf>,
+
+    /// Requests per minute per client IP; over it the answer is 429 with Retry-After.
+    #[arg(long, value_name = "N", env = "D4_PSSL_RATE_LIMIT")]
+    pub rate_limit: Option<u32>,
+
+    /// Lookups running at once; more wait up to 2 s, then get 429.
+    #[arg(long, default_value_t = 4, env = "D4_PSSL_MAX_CONCURRENT")]
+    pub max_concurrent: usize,
+
+    /// With credentials: wrong or missing ones per minute and client IP before 429.
+    #[arg(long, default_value_t = 10, env = "D4_PSSL_MAX_AUTH_FAILURES")]
+    pub max_auth_failures: u32,
+
+    /// Accepted `Host` name (repeatable; DNS rebinding onto a loopback server). `*` accepts
+    /// any; IP literals always pass [default: localhost and this machine's host name].
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "D4_PSSL_ALLOWED_HOST",
+        value_delimiter = ','
+    )]
+    pub allowed_host: Vec<String>,
+
+    /// Connections open at once; more are closed at once.
+    #[arg(long, default_value_t = 256, env = "D4_PSSL_MAX_CONNECTIONS")]
+    pub max_connections: usize,
+
+    /// Connections open at once from one client IP.
+    #[arg(long, default_value_t = 32, env = "D4_PSSL_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: usize,
+
+    /// Seconds a client has to send a request head.
+    #[arg(
+        long,
+        default_value_t = 10,
+        value_name = "SECS",
+        env = "D4_PSSL_HEADER_TIMEOUT"
+    )]
+    pub header_timeout: u64,
+
+    /// Seconds without a byte before a connection is closed.
+    #[arg(
+        long,
+        default_value_t = 60,
+        value_name = "SECS",
+        env = "D4_PSSL_IDLE_TIMEOUT"
+    )]
+    pub idle_timeout: u64,
+
+    /// Widest IPv4 network `/v2pssl/query` answers (prefix length; the CIRCL service's
+    /// limit is /23). Wider queries get 422.
+    #[arg(long, default_value_t = 23, value_name = "LEN", env = "D4_PSSL_MIN_PREFIX_V4",
+          value_parser = clap::value_parser!(u8).range(0..=32))]
+    pub min_prefix_v4: u8,
+
+    /// Widest IPv6 network `/v2pssl/query` answers (prefix length). Wider queries get 422.
+    #[arg(long, default_value_t = 64, value_name = "LEN", env = "D4_PSSL_MIN_PREFIX_V6",
+          value_parser = clap::value_parser!(u8).range(0..=128))]
+    pub min_prefix_v6: u8,
+    // `--queue` (ingest from the `ja3-jl` analyzer queue in this process, the embedded
+    // database having one owner) goes here; `run` has its place marked.
+}
+
+/// The non-empty, non-comment lines of a credentials file.
+fn secret_lines(path: &Path, what: &str) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {what} file {}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect())
+}
+
+/// Tokens and user/password pairs from the flags and files; refuses empty ones.
+fn credentials(a: &ServeArgs) -> anyhow::Result<Credentials> {
+    let mut tokens = a.token.clone();
+    if let Some(f) = &a.token_file {
+        tokens.extend(secret_lines(f, "token")?);
+    }
+    if tokens.iter().any(|t| t.trim().is_empty()) {
+        anyhow::bail!(
+            "an empty --token would accept an empty Authorization header: give a real token"
+        );
+    }
+    let mut lines = a.basic.clone();
+    if let Some(f) = &a.basic_file {
+        lines.extend(secret_lines(f, "basic auth")?);
+    }
+    let basic = lines
+        .iter()
+        .map(|l| {
+            parse_user_password(l).ok_or_else(|| {
+                anyhow::anyhow!("a --basic value is `user:password`, neither part empty")
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Credentials {
+        tokens: tokens.into_iter().map(|t| t.trim().to_string()).collect(),
+        basic,
+    })
+}
 
 pub fn run(args: &PsslArgs) -> anyhow::Result<ExitCode> {
-    let PsslCommand::Serve(_a) = &args.command else {
+    let PsslCommand::Serve(a) = &args.command else {
         anyhow::bail!("internal: not a serve command");
     };
-    anyhow::bail!("d4 pssl serve is not built yet")
+    let credentials = credentials(a)?;
+    let store = args.open_store()?;
+    let cfg = ServeConfig {
+        credentials,
+        rate_limit_per_min: a.rate_limit,
+        max_concurrent: a.max_concurrent.max(1),
+        max_auth_failures: a.max_auth_failures.max(1),
+        allowed_hosts: crate::config::allowed_hosts(&a.allowed_host),
+        min_prefix_v4: a.min_prefix_v4,
+        min_prefix_v6: a.min_prefix_v6,
+        backend: if args.postgres.is_some() {
+            "postgres"
+        } else {
+            "embedded"
+        }
+        .into(),
+    };
+    let limits = d4_pssl::server::Limits {
+        max_connections: a.max_connections.max(1),
+        max_connections_per_ip: a.max_connections_per_ip.max(1),
+        exempt: Vec::new(),
+        header_timeout: Duration::from_secs(a.header_timeout.max(1)),
+        idle_timeout: Duration::from_secs(a.idle_timeout.max(1)),
+    };
+    let listen = a.listen;
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let local = listener.local_addr()?;
+        tracing::info!(
+            listen = %local,
+            backend = %cfg.backend,
+            auth = !cfg.credentials.is_empty(),
+            "pssl lookup server ready"
+        );
+        // In-process ingest from the `ja3-jl` analyzer queue (`--queue`) starts here, on
+        // `store.clone()`, stopping with the same signal.
+        let shutdown = async {
+            crate::cmd::client::shutdown_signal().await;
+            tracing::info!("shutting down");
+        };
+        d4_pssl::server::serve(listener, store, cfg, limits, shutdown).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(token: &[&str], basic: &[&str]) -> ServeArgs {
+        ServeArgs {
+            listen: "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!()),
+            token: token.iter().map(|s| s.to_string()).collect(),
+            token_file: None,
+            basic: basic.iter().map(|s| s.to_string()).collect(),
+            basic_file: None,
+            rate_limit: None,
+            max_concurrent: 4,
+            max_auth_failures: 10,
+            allowed_host: Vec::new(),
+            max_connections: 1,
+            max_connections_per_ip: 1,
+            header_timeout: 1,
+            idle_timeout: 1,
+            min_prefix_v4: 23,
+            min_prefix_v6: 64,
+        }
+    }
+
+    #[test]
+    fn credentials_from_flags_and_files() {
+        let dir = tempfile::tempdir().unwrap_or_else(|_| unreachable!());
+        let f = dir.path().join("basic");
+        std::fs::write(&f, "# users\nbob:s3:cret\n\n").unwrap_or_else(|_| unreachable!());
+        let mut a = args(&["t1"], &["alice:pw"]);
+        a.basic_file = Some(f);
+        let c = credentials(&a).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.tokens, vec!["t1".to_string()]);
+        assert_eq!(
+            c.basic,
+            vec![
+                ("alice".to_string(), "pw".to_string()),
+                ("bob".to_string(), "s3:cret".to_string())
+            ]
+        );
+        assert!(credentials(&args(&[" "], &[])).is_err());
+        assert!(credentials(&args(&[], &["nopassword"])).is_err());
+        assert!(credentials(&args(&[], &[])).is_ok_and(|c| c.is_empty()));
+    }
 }
