@@ -1,16 +1,22 @@
 //! `d4 pssl serve`: the passive SSL lookup server (the CIRCL Passive SSL API v2 for
 //! PyPSSL and MISP, lookup-d4-passivessl's `/ja3` and `/ja3s`, d4-rs's pivots; the routes
 //! live in `d4_pssl::server`). This module reads the flags and credential files, opens the
-//! store, binds the socket and drains on SIGINT/SIGTERM.
+//! store, binds the socket and drains on SIGINT/SIGTERM; with `--queue` it also ingests
+//! the collector's `ja3-jl` analyzer queue in the same process.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use d4_pssl::server::{auth::parse_user_password, Credentials, ServeConfig};
+use d4_pssl::{IngestOptions, Ingester};
+
+use super::ingest::queue::consume_queue;
 
 use super::{PsslArgs, PsslCommand};
 
@@ -100,8 +106,21 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 64, value_name = "LEN", env = "D4_PSSL_MIN_PREFIX_V6",
           value_parser = clap::value_parser!(u8).range(0..=128))]
     pub min_prefix_v6: u8,
-    // `--queue` (ingest from the `ja3-jl` analyzer queue in this process, the embedded
-    // database having one owner) goes here; `run` has its place marked.
+
+    /// Also ingest from the collector's `ja3-jl` analyzer queue in this process (the
+    /// embedded database has one owner): entries are taken at least once, as with
+    /// `d4 pssl ingest --queue`, and the consumer stops with the server.
+    #[arg(long, value_name = "QUEUE_UUID")]
+    pub queue: Option<uuid::Uuid>,
+
+    /// With --queue: most entries taken (and committed) at once.
+    #[arg(long, default_value_t = 1_000, requires = "queue")]
+    pub pop_max: usize,
+
+    /// With --queue: the consumer name (see `d4 pssl ingest --consumer`).
+    #[arg(long, default_value = "d4-pssl", requires = "queue",
+          value_parser = crate::cmd::consume::check_name)]
+    pub consumer: String,
 }
 
 /// The non-empty, non-comment lines of a credentials file.
@@ -174,8 +193,15 @@ pub fn run(args: &PsslArgs) -> anyhow::Result<ExitCode> {
         idle_timeout: Duration::from_secs(a.idle_timeout.max(1)),
     };
     let listen = a.listen;
+    let d4cfg = match a.queue {
+        Some(_) => Some(args.queue_store_config()?),
+        None => None,
+    };
+    // The last reference to the store is dropped here, outside the runtime (the
+    // PostgreSQL client must not be dropped on a runtime thread).
+    let keep = store.clone();
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    rt.block_on(async move {
+    let res = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
@@ -186,15 +212,56 @@ pub fn run(args: &PsslArgs) -> anyhow::Result<ExitCode> {
             auth = !cfg.credentials.is_empty(),
             "pssl lookup server ready"
         );
-        // In-process ingest from the `ja3-jl` analyzer queue (`--queue`) starts here, on
-        // `store.clone()`, stopping with the same signal.
-        let shutdown = async {
+        // One signal stops both: the queue consumer after its batch, the server after
+        // draining its requests.
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, mut signalled) = tokio::sync::watch::channel(false);
+        let flag = stop.clone();
+        tokio::spawn(async move {
             crate::cmd::client::shutdown_signal().await;
             tracing::info!("shutting down");
+            flag.store(true, Ordering::Relaxed);
+            let _ = tx.send(true);
+        });
+        let consumer = match (a.queue, d4cfg) {
+            (Some(q), Some(d4cfg)) => {
+                let d4: Arc<dyn d4_store::Queues> = d4_store::open(&d4cfg).await?;
+                let ing = Ingester::new(store.clone(), IngestOptions::default());
+                let (name, pop_max, stop) = (a.consumer.clone(), a.pop_max.max(1), stop.clone());
+                Some(tokio::spawn(async move {
+                    let r = consume_queue(ing, d4, q, &name, pop_max, false, stop).await;
+                    if let Err(e) = &r {
+                        // Logged at once: the server keeps answering from what is stored.
+                        tracing::error!(error = %format!("{e:#}"), "queue consumer stopped");
+                    }
+                    r
+                }))
+            }
+            _ => None,
+        };
+        let shutdown = async move {
+            let _ = signalled.wait_for(|s| *s).await;
         };
         d4_pssl::server::serve(listener, store, cfg, limits, shutdown).await?;
-        Ok::<_, anyhow::Error>(())
-    })?;
+        let ingester = match consumer {
+            Some(c) => match c.await {
+                Ok(Ok(ing)) => Some(ing),
+                Ok(Err(_)) => None, // already logged
+                Err(e) => {
+                    tracing::error!(error = %e, "queue consumer task failed");
+                    None
+                }
+            },
+            None => None,
+        };
+        Ok::<_, anyhow::Error>(ingester)
+    });
+    drop(rt);
+    if let Some(ing) = res? {
+        // Every batch taken was committed before it was acknowledged: nothing is pending.
+        tracing::info!(stats = ?ing.stats(), "queue consumer stopped");
+    }
+    drop(keep);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -219,6 +286,9 @@ mod tests {
             idle_timeout: 1,
             min_prefix_v4: 23,
             min_prefix_v6: 64,
+            queue: None,
+            pop_max: 1,
+            consumer: "d4-pssl".into(),
         }
     }
 
