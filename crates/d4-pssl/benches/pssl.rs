@@ -14,7 +14,8 @@
 //!   certificates per address), p50/p99/max printed. The embedded store is built once in
 //!   `<target>/pssl-bench/` and reused while its file is complete; the PostgreSQL one holds
 //!   `PSSL_BENCH_PG_CERTS` (default 20,000: its fill runs at a few hundred per second) and is
-//!   asked `PSSL_BENCH_PG_LOOKUPS` (default 2,000) lookups per kind.
+//!   asked `PSSL_BENCH_PG_LOOKUPS` (default 2,000) lookups per kind, as filled and again
+//!   after an `ANALYZE`.
 //!
 //! `cargo bench -p d4-pssl --bench pssl`. Sizes: `PSSL_BENCH_INGEST_CERTS` (per iteration,
 //! default 10,000) and `PSSL_BENCH_INGEST_SESSIONS` (default 5,000: a line is ≈ 8 KB),
