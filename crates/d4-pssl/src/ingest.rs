@@ -23,7 +23,7 @@ use d4_tls::session::Record;
 
 use crate::certfile;
 use crate::model::{BatchBuilder, Certificate, PublicKey};
-use crate::record::parse_record;
+use crate::record::{parse_record_cached, CertCache};
 use crate::store::{PsslError, PsslStore};
 
 /// The longest line read by default: the collector's `max_blob_line` for `ja3-jl`.
@@ -95,6 +95,9 @@ pub struct IngestStats {
     pub captures_bad: u64,
 }
 
+/// Certificates an ingester keeps read (a few KiB each: some MiB in all).
+const CERT_CACHE: usize = 4096;
+
 pub struct Ingester {
     store: Arc<dyn PsslStore>,
     opts: IngestOptions,
@@ -105,6 +108,9 @@ pub struct Ingester {
     stats: IngestStats,
     /// Problems logged so far (for the warn → debug switch).
     logged: u64,
+    /// Certificates of recent records, read once (a server's certificate is in each of its
+    /// sessions).
+    certs: CertCache,
 }
 
 impl Ingester {
@@ -116,6 +122,7 @@ impl Ingester {
             batch_started: None,
             stats: IngestStats::default(),
             logged: 0,
+            certs: CertCache::new(CERT_CACHE),
         }
     }
 
@@ -167,7 +174,7 @@ impl Ingester {
         if trimmed.is_empty() {
             return Ok(());
         }
-        match parse_record(trimmed) {
+        match parse_record_cached(trimmed, &mut self.certs) {
             Ok(p) => {
                 self.stats.records_ok += 1;
                 self.stats.record_certificates_bad += p.bad_certificates as u64;

@@ -26,8 +26,8 @@ pub mod ingest;
 pub mod model;
 pub mod postgres;
 pub mod record;
-pub mod sniff;
 pub mod server;
+pub mod sniff;
 pub mod store;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
@@ -36,7 +36,7 @@ pub use crate::postgres::PostgresStore;
 pub use embedded::EmbeddedStore;
 pub use ingest::{IngestError, IngestOptions, IngestStats, Ingester};
 pub use model::{certificate_from_der, Batch, BatchBuilder, Certificate, PublicKey, Session};
-pub use record::{parse_record, Parsed, RecordError};
+pub use record::{parse_record, parse_record_cached, CertCache, Parsed, RecordError};
 pub use store::{
     CertView, CommitStats, Fingerprint, Info, IpCerts, IpSeen, Page, Paged, PsslError, PsslStore,
     Seen, SessionQuery,

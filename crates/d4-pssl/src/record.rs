@@ -14,13 +14,14 @@
 //! [`RecordError::Empty`]. Empty strings mean absent (addresses, ports, digests); a missing
 //! `Timestamp` reads as 0; a digest missing beside its raw JA3/JA3S string is computed (MD5).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use base64::Engine;
 use md5::{Digest, Md5};
 use serde::Deserialize;
 
-use crate::model::{certificate_from_der, Batch, BatchBuilder, Session};
+use crate::model::{certificate_from_der, Batch, BatchBuilder, Certificate, PublicKey, Session};
 
 /// Why a line is not a record.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -139,8 +140,58 @@ fn digest(field: &'static str, digest: Option<String>, raw: &str) -> Result<Stri
     Ok(d)
 }
 
+/// Certificates already read, by their `Raw` text: a busy server's certificate comes in
+/// every session, and reading X.509 (hashes, key numbers in decimal, the self-signature
+/// check) costs far more than the rest of the line, so an ingester keeps one of these and
+/// reads each certificate once. Bounded: emptied when full (the store dedups anyway).
+#[derive(Debug, Default)]
+pub struct CertCache {
+    map: HashMap<Box<str>, (Certificate, PublicKey)>,
+    cap: usize,
+}
+
+impl CertCache {
+    /// Holds at most `cap` certificates (0: nothing is kept).
+    pub fn new(cap: usize) -> CertCache {
+        CertCache {
+            map: HashMap::new(),
+            cap,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The certificate and key of a base64 `Raw` value; `None` when it is not base64 DER of
+    /// a certificate.
+    fn read(&mut self, raw: &str) -> Option<(Certificate, PublicKey)> {
+        if let Some(hit) = self.map.get(raw) {
+            return Some(hit.clone());
+        }
+        let der = base64::engine::general_purpose::STANDARD.decode(raw).ok()?;
+        let read = certificate_from_der(&der).ok()?;
+        if self.cap > 0 {
+            if self.map.len() >= self.cap {
+                self.map.clear();
+            }
+            self.map.insert(raw.into(), read.clone());
+        }
+        Some(read)
+    }
+}
+
 /// Parses one JSON line.
 pub fn parse_record(line: &[u8]) -> Result<Parsed, RecordError> {
+    parse_record_cached(line, &mut CertCache::new(0))
+}
+
+/// Parses one JSON line, reading its certificates through `cache`.
+pub fn parse_record_cached(line: &[u8], cache: &mut CertCache) -> Result<Parsed, RecordError> {
     let l: Line = serde_json::from_slice(line).map_err(|e| RecordError::Json(e.to_string()))?;
     let ts = match l.timestamp.as_deref() {
         None | Some("") => 0,
@@ -155,11 +206,8 @@ pub fn parse_record(line: &[u8]) -> Result<Parsed, RecordError> {
     let mut chain = Vec::new();
     let mut bad_certificates = 0;
     for c in l.certificates.unwrap_or_default() {
-        let der = c
-            .raw
-            .and_then(|r| base64::engine::general_purpose::STANDARD.decode(r).ok());
-        match der.map(|d| certificate_from_der(&d)) {
-            Some(Ok((cert, key))) => {
+        match c.raw.and_then(|r| cache.read(&r)) {
+            Some((cert, key)) => {
                 chain.push(cert.sha1.clone());
                 out.add_certificate(cert);
                 out.add_key(key);

@@ -410,16 +410,131 @@ async fn collector_queue_end_to_end() {
     let s: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["records_ok"], 0, "{s}");
     let data3 = data.clone();
-    tokio::task::spawn_blocking(move || {
+    let cap = tokio::task::spawn_blocking(move || {
         let pssl = embedded(&data3);
         check_store(&pssl, &cap);
         assert_eq!(
             pssl.info().unwrap().certificates,
             cap.certificates().len() as u64
         );
+        cap
     })
     .await
     .unwrap();
+
+    // `d4 pssl serve --queue`: answers for the capture's server addresses, and ingests
+    // what the sensor sends next while it serves.
+    let (mut served, port) = d4_testkit::http::spawn_listening("d4 pssl serve", |port| {
+        d4().arg("pssl")
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--queue", &q.uuid.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    });
+    let lookups = |cap: Capture| async move {
+        tokio::task::spawn_blocking(move || served_answers(port, &cap))
+            .await
+            .unwrap()
+    };
+    let first_sessions = cap.sessions as u64;
+    lookups(cap).await;
+    let more = make_capture(&cases().into_iter().skip(1).step_by(2).collect::<Vec<_>>());
+    let more_path = dir.path().join("more.pcap");
+    std::fs::write(&more_path, &more.pcap).unwrap();
+    let out = d4()
+        .arg("tls")
+        .arg("-r")
+        .arg(&more_path)
+        .arg("--d4")
+        .arg(&conf)
+        .arg("--insecure")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = first_sessions + more.sessions as u64;
+    let t = Instant::now();
+    loop {
+        let info = tokio::task::spawn_blocking(move || {
+            let r = d4_testkit::http::get(port, "/info", &[]);
+            serde_json::from_str::<Value>(&r.body).unwrap()
+        })
+        .await
+        .unwrap();
+        if info["sessions"].as_u64() >= Some(want) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "serve --queue did not ingest the new sessions: {info}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    lookups(more).await;
+    assert_eq!(
+        store.queue_len(q.uuid).await.unwrap(),
+        0,
+        "drained by serve"
+    );
+    let kill = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(served.id().to_string())
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = served.try_wait().unwrap() {
+            break st;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "serve still running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "serve --queue exits 0 on SIGTERM");
+}
+
+/// `/v2pssl/query/<ip>` and `/v2pssl/cquery/<leaf>` of `d4 pssl serve` name every server
+/// address of the capture with its leaf certificate and port.
+fn served_answers(port: u16, cap: &Capture) {
+    for (ip, srv_port, chain) in &cap.servers {
+        let Some(leaf) = chain.first() else { continue };
+        let r = d4_testkit::http::get(port, &format!("/v2pssl/query/{ip}"), &[]);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v: Value = serde_json::from_str(&r.body).unwrap();
+        let certs = v[ip.to_string()]["certificates"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{ip} missing: {v}"));
+        assert!(certs.iter().any(|c| c == leaf.as_str()), "{ip}: {v}");
+        assert!(
+            v[ip.to_string()]["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p == *srv_port),
+            "{ip}: {v}"
+        );
+        let r = d4_testkit::http::get(port, &format!("/v2pssl/cquery/{leaf}"), &[]);
+        let v: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(v["certificate"], leaf.as_str());
+        assert!(
+            v["seen"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s == &ip.to_string()),
+            "{leaf}: {v}"
+        );
+        assert!(v["hits"].as_u64().unwrap() >= 1, "{v}");
+    }
 }
 
 #[test]
