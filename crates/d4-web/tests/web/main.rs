@@ -13,6 +13,7 @@ mod login;
 mod ops;
 mod pages;
 mod pssl;
+mod pssl_real;
 mod support;
 
 use api::*;
