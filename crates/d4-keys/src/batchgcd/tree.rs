@@ -1,0 +1,266 @@
+//! Product tree and remainder trees over `rug::Integer`, level by level, each level's nodes
+//! split across `std::thread::scope` threads.
+//!
+//! Level 0 is the leaves (the caller's slice, never copied); level k+1 holds the products of
+//! pairs of level k (an odd last node is carried up alone). Levels above the leaves live in a
+//! [`LevelStore`]: in memory, or spilled to disk under the memory limit, and each is taken
+//! back once on the way down.
+//!
+//! Two remainder trees compute `(Z / Xᵢ) mod Xᵢ` for the root product `Z` (what the batch GCD
+//! needs: `gcd((Z / Xᵢ) mod Xᵢ, Xᵢ)`):
+//! - plain: `R_child = R_parent mod P_child²`, and at a leaf `(R / X) mod X`;
+//! - scaled (Bernstein, "Scaled remainder trees", 2004): each node carries the fraction
+//!   `y = frac(Z / P²)` as a fixed-point integer of `2·bits(P) + G` bits; a child gets
+//!   `frac(y_parent · P_sibling²)`, a multiplication instead of a division, and a leaf reads
+//!   `(Z / X) mod X = round(y · X)`. Floors lose at most one unit per level and the factor
+//!   `P_sibling² / 2^(k_parent − k_child)` is below 4, so `G = 2·depth + 64` guard bits keep the
+//!   leaf exact.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rug::{Assign, Integer};
+
+use super::spill::LevelStore;
+use super::{BatchGcdError, Phase, Progress};
+
+/// Runs `f(i)` for `i in 0..n` on up to `threads` scoped threads (contiguous chunks) and
+/// returns the results in order.
+pub(crate) fn par_map<R: Send>(n: usize, threads: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
+    let threads = threads.clamp(1, n.max(1));
+    if threads == 1 {
+        return (0..n).map(f).collect();
+    }
+    let chunk = n.div_ceil(threads);
+    std::thread::scope(|s| {
+        let f = &f;
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    (t * chunk..((t + 1) * chunk).min(n))
+                        .map(f)
+                        .collect::<Vec<R>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(n);
+        for h in handles {
+            match h.join() {
+                Ok(v) => out.extend(v),
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        }
+        out
+    })
+}
+
+/// What the tree walks need besides their inputs.
+pub(crate) struct Ctx<'a> {
+    pub threads: usize,
+    pub progress: &'a dyn Progress,
+    pub done: AtomicUsize,
+    pub total: usize,
+}
+
+impl Ctx<'_> {
+    pub(crate) fn tick(&self, phase: Phase) {
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        self.progress.on_level(phase, done, self.total);
+    }
+}
+
+/// Number of levels above the leaves for `n` leaves.
+pub(crate) fn depth(n: usize) -> usize {
+    let mut d = 0;
+    let mut m = n;
+    while m > 1 {
+        m = m.div_ceil(2);
+        d += 1;
+    }
+    d
+}
+
+fn pair_products(level: &[Integer], threads: usize) -> Vec<Integer> {
+    par_map(level.len().div_ceil(2), threads, |j| {
+        match level.get(2 * j + 1) {
+            Some(b) => Integer::from(&level[2 * j] * b),
+            None => level[2 * j].clone(),
+        }
+    })
+}
+
+/// The product tree of `leaves` (at least two): the levels above the leaves go to `store`
+/// (the root level last); returns the root.
+pub(crate) fn product_tree(
+    leaves: &[Integer],
+    store: &mut LevelStore,
+    ctx: &Ctx<'_>,
+) -> Result<Integer, BatchGcdError> {
+    let mut cur = pair_products(leaves, ctx.threads);
+    ctx.tick(Phase::Product);
+    while cur.len() > 1 {
+        let next = pair_products(&cur, ctx.threads);
+        store.push(cur)?;
+        ctx.tick(Phase::Product);
+        cur = next;
+    }
+    let root = cur.first().cloned().unwrap_or_default();
+    store.push(cur)?;
+    Ok(root)
+}
+
+/// Walks down from the level below the root to the leaves: `step(parents, level, i)` gives
+/// node `i`'s value from its parent's (`parents[i / 2]`); `leaf` does the same at the leaves.
+fn descend<R: Send + Sync, T: Send>(
+    leaves: &[Integer],
+    store: &mut LevelStore,
+    top: R,
+    ctx: &Ctx<'_>,
+    phase: Phase,
+    step: impl Fn(&R, &[Integer], usize) -> R + Sync,
+    leaf: impl Fn(&R, &[Integer], usize) -> T + Sync,
+) -> Result<Vec<T>, BatchGcdError> {
+    let mut parents = vec![top];
+    // store.len() - 1 is the root level; below it, levels store.len()-2 .. 0, then the leaves.
+    for k in (0..store.len().saturating_sub(1)).rev() {
+        let level = store.take(k)?;
+        parents = par_map(level.len(), ctx.threads, |i| {
+            step(&parents[i / 2], &level, i)
+        });
+        ctx.tick(phase);
+    }
+    let out = par_map(leaves.len(), ctx.threads, |i| {
+        leaf(&parents[i / 2], leaves, i)
+    });
+    ctx.tick(phase);
+    Ok(out)
+}
+
+/// Plain remainder tree with squares: `(Z / Xᵢ) mod Xᵢ` for each leaf.
+pub(crate) fn cofactors_plain(
+    leaves: &[Integer],
+    store: &mut LevelStore,
+    root: Integer,
+    ctx: &Ctx<'_>,
+) -> Result<Vec<Integer>, BatchGcdError> {
+    descend(
+        leaves,
+        store,
+        root,
+        ctx,
+        Phase::Remainder,
+        |r, level, i| {
+            let sq = Integer::from(level[i].square_ref());
+            Integer::from(r % &sq)
+        },
+        |r, leaves, i| {
+            let x = &leaves[i];
+            let sq = Integer::from(x.square_ref());
+            let mut m = Integer::from(r % &sq);
+            m.div_exact_mut(x);
+            m
+        },
+    )
+}
+
+/// A fixed-point fraction `value / 2^bits` of the scaled remainder tree.
+pub(crate) struct Fixed {
+    value: Integer,
+    bits: u32,
+}
+
+/// Largest root (in bits) the scaled tree takes: its precisions must fit GMP's `u32` bit counts.
+pub(crate) const SCALED_MAX_ROOT_BITS: usize = (u32::MAX as usize - 4096) / 2 - 4096;
+
+/// Scaled remainder tree: `(Z / Xᵢ) mod Xᵢ` for each leaf, with multiplications only.
+pub(crate) fn cofactors_scaled(
+    leaves: &[Integer],
+    store: &mut LevelStore,
+    root: Integer,
+    ctx: &Ctx<'_>,
+) -> Result<Vec<Integer>, BatchGcdError> {
+    let guard = 2 * depth(leaves.len()) as u32 + 64;
+    let prec = |p: &Integer| 2 * p.significant_bits() + guard;
+    // y_root = frac(Z / Z²) = 1 / Z.
+    let k = prec(&root);
+    let mut one = Integer::from(1);
+    one <<= k;
+    let top = Fixed {
+        value: one / &root,
+        bits: k,
+    };
+    drop(root);
+    let child = |parent: &Fixed, level: &[Integer], i: usize| -> Fixed {
+        let Some(sibling) = level.get(i ^ 1) else {
+            return Fixed {
+                value: parent.value.clone(),
+                bits: parent.bits,
+            };
+        };
+        let k = prec(&level[i]);
+        let mut v = Integer::from(sibling.square_ref());
+        v *= &parent.value;
+        v >>= parent.bits - k;
+        v.keep_bits_mut(k);
+        Fixed { value: v, bits: k }
+    };
+    descend(
+        leaves,
+        store,
+        top,
+        ctx,
+        Phase::Remainder,
+        child,
+        |parent, leaves, i| {
+            let y = child(parent, leaves, i);
+            let x = &leaves[i];
+            // m = round(y · X) mod X
+            let mut m = Integer::from(&y.value * x);
+            let mut half = Integer::from(1);
+            half <<= y.bits - 1;
+            m += half;
+            m >>= y.bits;
+            if m >= *x {
+                m -= x;
+            }
+            m
+        },
+    )
+}
+
+/// `x mod Xᵢ` for each leaf through a plain remainder tree (no squares).
+pub(crate) fn remainders_of(
+    x: &Integer,
+    leaves: &[Integer],
+    store: &mut LevelStore,
+    root: &Integer,
+    ctx: &Ctx<'_>,
+) -> Result<Vec<Integer>, BatchGcdError> {
+    let top = Integer::from(x % root);
+    descend(
+        leaves,
+        store,
+        top,
+        ctx,
+        Phase::Remainder,
+        |r, level, i| Integer::from(r % &level[i]),
+        |r, leaves, i| {
+            let mut m = Integer::new();
+            m.assign(r % &leaves[i]);
+            m
+        },
+    )
+}
+
+/// The root of the product tree of `leaves`, keeping only one level at a time.
+pub(crate) fn product_only(leaves: &[Integer], ctx: &Ctx<'_>) -> Integer {
+    if leaves.is_empty() {
+        return Integer::from(1);
+    }
+    let mut cur = pair_products(leaves, ctx.threads);
+    ctx.tick(Phase::Corpus);
+    while cur.len() > 1 {
+        cur = pair_products(&cur, ctx.threads);
+        ctx.tick(Phase::Corpus);
+    }
+    cur.pop().unwrap_or_default()
+}
