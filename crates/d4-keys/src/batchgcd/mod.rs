@@ -2,7 +2,7 @@
 //!
 //! For moduli X₁..Xₙ with product Z, `gcd((Z / Xᵢ) mod Xᵢ, Xᵢ)` is the product of the primes
 //! of Xᵢ that another modulus also has. It is computed with a product tree and a remainder
-//! tree (`tree`; the scaled remainder tree by default, see [`Method`]) on all the threads
+//! tree (`tree`; plain or scaled remainder tree, see [`Method`]) on all the threads
 //! asked for, with the tree's levels spilled to a temporary directory when the estimated tree
 //! would not fit under [`Options::memory_limit`] (`spill`). Around the trees (`resolve`):
 //! exact duplicates are removed first and reported as shared keys, not as factored; a
@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
-use rug::Integer;
+pub use rug::Integer;
 
 use spill::LevelStore;
 use tree::Ctx;
@@ -47,11 +47,13 @@ pub enum BatchGcdError {
 /// The remainder tree to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Method {
-    /// `R_child = R_parent mod P_child²`: one division per node.
-    Plain,
-    /// Bernstein's scaled remainder tree: one multiplication per node (the default: faster,
-    /// see docs/benchmarks.md). Falls back to `Plain` past about 2³¹ bits at the root.
+    /// `R_child = R_parent mod P_child²`: one division per node. The default: GMP's division
+    /// is as fast as the scaled tree's full multiplication (`mpz` has no middle product) and
+    /// the plain tree holds less (docs/benchmarks.md).
     #[default]
+    Plain,
+    /// Bernstein's scaled remainder tree: one multiplication per node. Falls back to `Plain`
+    /// past about 2³¹ bits at the root (GMP's bit counts are `u32` in rug).
     Scaled,
 }
 
