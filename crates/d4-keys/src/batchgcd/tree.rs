@@ -10,7 +10,8 @@
 //! needs: `gcd((Z / Xᵢ) mod Xᵢ, Xᵢ)`):
 //! - plain: `R_child = R_parent mod P_child²`, and at a leaf `(R / X) mod X`;
 //! - scaled (Bernstein, "Scaled remainder trees", 2004): each node carries the fraction
-//!   `y = frac(Z / P²)` as a fixed-point integer of `2·bits(P) + G` bits; a child gets
+//!   `y = frac(Z / P²)` as a fixed-point integer of `2·bits(P) + G − b` bits (b: the shortest
+//!   leaf, which needs only `bits(X) + G`); a child gets
 //!   `frac(y_parent · P_sibling²)`, a multiplication instead of a division, and a leaf reads
 //!   `(Z / X) mod X = round(y · X)`. Floors lose at most one unit per level and the factor
 //!   `P_sibling² / 2^(k_parent − k_child)` is below 4, so `G = 2·depth + 64` guard bits keep the
@@ -178,8 +179,15 @@ pub(crate) fn cofactors_scaled(
     root: Integer,
     ctx: &Ctx<'_>,
 ) -> Result<Vec<Integer>, BatchGcdError> {
+    // A leaf X needs bits(X) + G bits; every node carries the same offset below 2·bits(P) + G,
+    // so the child's factor P_sibling² / 2^(k_parent − k_child) stays below 4.
     let guard = 2 * depth(leaves.len()) as u32 + 64;
-    let prec = |p: &Integer| 2 * p.significant_bits() + guard;
+    let shortest = leaves
+        .iter()
+        .map(Integer::significant_bits)
+        .min()
+        .unwrap_or(0);
+    let prec = |p: &Integer| 2 * p.significant_bits() + guard - shortest;
     // y_root = frac(Z / Z²) = 1 / Z.
     let k = prec(&root);
     let mut one = Integer::from(1);

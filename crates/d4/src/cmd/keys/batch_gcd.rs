@@ -42,9 +42,9 @@ pub struct BatchGcdArgs {
     /// Threads per tree level (default: the available cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// Remainder tree: plain (one division per node, the faster with GMP) or Bernstein's
-    /// scaled tree (one multiplication per node).
-    #[arg(long, value_enum, default_value_t = MethodArg::Plain)]
+    /// Remainder tree: Bernstein's scaled tree (one multiplication per node, the faster) or
+    /// the plain one (one division per node, a little less memory).
+    #[arg(long, value_enum, default_value_t = MethodArg::Scaled)]
     pub method: MethodArg,
     /// One JSON object per weak modulus instead of the text table.
     #[arg(long)]
