@@ -144,19 +144,19 @@ impl Corpus {
     }
 }
 
-/// 2,000 RSA-512-ish moduli with planted shared primes: 5 pairs, 3 groups of three, one
-/// modulus whose two primes are each shared (p·q, p·r, q·s), exact duplicates (3 pairs, one
-/// triple, and one duplicate of a modulus that also shares a prime).
-fn planted_corpus(seed: u64) -> Corpus {
-    let fresh = prime_pairs(seed, 2_000 + 40, 512, 2);
+/// `base + 40` moduli of `bits` bits (`base` ≥ 1,960) with planted shared primes: 5 pairs,
+/// 3 groups of three, one modulus whose two primes are each shared (p·q, p·r, q·s), exact
+/// duplicates (3 pairs, one triple, and one duplicate of a modulus that also shares a prime).
+fn planted_corpus(seed: u64, base: usize, bits: u32) -> Corpus {
+    let fresh = prime_pairs(seed, base + 40, bits, 2);
     let mut c = Corpus {
         moduli: Vec::new(),
         primes: Vec::new(),
     };
-    for (p, q) in &fresh[..1_960] {
+    for (p, q) in &fresh[..base] {
         c.push(p, q);
     }
-    let mut extra = fresh[1_960..].iter().map(|(p, _)| p.clone());
+    let mut extra = fresh[base..].iter().map(|(p, _)| p.clone());
     let mut next = || extra.next().unwrap();
     // pairs: a new modulus with one prime of an old one (spread through the corpus)
     for k in [0usize, 333, 700, 1_234, 1_959] {
@@ -173,8 +173,8 @@ fn planted_corpus(seed: u64) -> Corpus {
     let (p, q) = c.primes[42].clone();
     c.push(&p, &next());
     c.push(&next(), &q);
-    // duplicates: three pairs, one triple, and a copy of the pair member at 1_960
-    for k in [7usize, 900, 1_800, 77, 77, 1_960] {
+    // duplicates: three pairs, one triple, and a copy of the first planted pair member
+    for k in [7usize, 900, 1_800, 77, 77, base] {
         let (p, q) = c.primes[k].clone();
         c.push(&p, &q);
     }
@@ -259,8 +259,19 @@ fn oracle(all: &Corpus, split: usize) -> Vec<Weak> {
 
 #[test]
 fn planted_corpus_is_reported_exactly_in_memory_and_spilled() {
-    let c = planted_corpus(19);
-    let want = oracle(&c, 0);
+    planted_exactly(&planted_corpus(19, 1_960, 512), 11);
+}
+
+/// The acceptance corpus: 10,000 RSA-1024 moduli (slow in a debug build: run with
+/// `cargo test --release -p d4-keys --test batchgcd -- --ignored`).
+#[test]
+#[ignore]
+fn planted_corpus_of_10000_rsa_1024_is_reported_exactly() {
+    planted_exactly(&planted_corpus(1024, 9_960, 1024), 14);
+}
+
+fn planted_exactly(c: &Corpus, depth: usize) {
+    let want = oracle(c, 0);
     // 5 pairs (10) + 3 triples (9) + 3 (both-primes case) + duplicates (3·2 + 3 + the copy,
     // whose original is already a pair member) = 32 weak moduli
     assert_eq!(want.len(), 32);
@@ -295,7 +306,7 @@ fn planted_corpus_is_reported_exactly_in_memory_and_spilled() {
         assert_eq!(report.weak, want, "{o:?}");
         assert_eq!(report.stats.distinct, c.moduli.len() - 6);
         if o.memory_limit == Some(0) {
-            assert_eq!(report.stats.spilled_levels, 11);
+            assert_eq!(report.stats.spilled_levels, depth);
         } else {
             assert_eq!(report.stats.spilled_levels, 0);
         }
@@ -304,7 +315,7 @@ fn planted_corpus_is_reported_exactly_in_memory_and_spilled() {
 
 #[test]
 fn incremental_finds_primes_shared_with_the_oldest_moduli() {
-    let old = planted_corpus(23);
+    let old = planted_corpus(23, 1_960, 512);
     let fresh = prime_pairs(0x5EED, 120, 512, 2);
     let mut all = Corpus {
         moduli: old.moduli.clone(),

@@ -12,7 +12,8 @@
 //! - scaled (Bernstein, "Scaled remainder trees", 2004): each node carries the fraction
 //!   `y = frac(Z / P²)` as a fixed-point integer of `2·bits(P) + G − b` bits (b: the shortest
 //!   leaf, which needs only `bits(X) + G`); a child gets
-//!   `frac(y_parent · P_sibling²)`, a multiplication instead of a division, and a leaf reads
+//!   `frac(y_parent · P_sibling²)`, a multiplication instead of a division (below the root,
+//!   `frac(P_sibling / P)`: the only divisions, one per thread), and a leaf reads
 //!   `(Z / X) mod X = round(y · X)`. Floors lose at most one unit per level and the factor
 //!   `P_sibling² / 2^(k_parent − k_child)` is below 4, so `G = 2·depth + 64` guard bits keep the
 //!   leaf exact.
@@ -188,15 +189,13 @@ pub(crate) fn cofactors_scaled(
         .min()
         .unwrap_or(0);
     let prec = |p: &Integer| 2 * p.significant_bits() + guard - shortest;
-    // y_root = frac(Z / Z²) = 1 / Z.
-    let k = prec(&root);
-    let mut one = Integer::from(1);
-    one <<= k;
-    let top = Fixed {
-        value: one / &root,
-        bits: k,
-    };
+    // The root is not needed: below it, frac(Z / P²) = frac(P_sibling / P) directly, one
+    // division per child on its own thread (instead of one reciprocal 2^k / Z on one thread).
     drop(root);
+    let top = Fixed {
+        value: Integer::new(),
+        bits: 0,
+    };
     let child = |parent: &Fixed, level: &[Integer], i: usize| -> Fixed {
         let Some(sibling) = level.get(i ^ 1) else {
             return Fixed {
@@ -205,6 +204,12 @@ pub(crate) fn cofactors_scaled(
             };
         };
         let k = prec(&level[i]);
+        if parent.bits == 0 {
+            let mut v = Integer::from(sibling % &level[i]);
+            v <<= k;
+            v /= &level[i];
+            return Fixed { value: v, bits: k };
+        }
         let mut v = Integer::from(sibling.square_ref());
         v *= &parent.value;
         v >>= parent.bits - k;
