@@ -68,6 +68,8 @@ fn read_u64<R: Read>(r: &mut R) -> Result<u64, BatchGcdError> {
 enum Level {
     Mem(Vec<Integer>),
     Disk(PathBuf),
+    /// Not kept: rebuilt from the leaves on the way down (the cheap bottom levels).
+    Rebuild,
     Taken,
 }
 
@@ -100,6 +102,15 @@ impl LevelStore {
 
     pub(crate) fn len(&self) -> usize {
         self.levels.len()
+    }
+
+    /// Records a level that is not kept (the tree rebuilds it from the leaves).
+    pub(crate) fn push_rebuild(&mut self) {
+        self.levels.push(Level::Rebuild);
+    }
+
+    pub(crate) fn is_rebuild(&self, index: usize) -> bool {
+        matches!(self.levels.get(index), Some(Level::Rebuild))
     }
 
     /// Keeps the level in memory if it fits under the limit (with the reserve), else writes it.
@@ -136,6 +147,16 @@ impl LevelStore {
         Ok(())
     }
 
+    /// Drops a level without reading it back (its file is removed).
+    pub(crate) fn discard(&mut self, index: usize) -> Result<(), BatchGcdError> {
+        if let Some(slot) = self.levels.get_mut(index) {
+            if let Level::Disk(path) = std::mem::replace(slot, Level::Taken) {
+                std::fs::remove_file(&path)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Hands out a level (index 0 is the first level above the leaves) once, from memory or disk.
     pub(crate) fn take(&mut self, index: usize) -> Result<Vec<Integer>, BatchGcdError> {
         let slot = self
@@ -150,6 +171,7 @@ impl LevelStore {
                 Ok(v)
             }
             Level::Taken => Err(BatchGcdError::BadSpill("level read twice")),
+            Level::Rebuild => Err(BatchGcdError::BadSpill("level not kept")),
         }
     }
 }

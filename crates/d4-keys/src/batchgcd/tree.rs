@@ -4,7 +4,8 @@
 //! Level 0 is the leaves (the caller's slice, never copied); level k+1 holds the products of
 //! pairs of level k (an odd last node is carried up alone). Levels above the leaves live in a
 //! [`LevelStore`]: in memory, or spilled to disk under the memory limit, and each is taken
-//! back once on the way down.
+//! back once on the way down; the lowest [`REBUILT_LEVELS`] are not kept at all but rebuilt
+//! from the leaves when the walk down reaches them.
 //!
 //! Two remainder trees compute `(Z / Xᵢ) mod Xᵢ` for the root product `Z` (what the batch GCD
 //! needs: `gcd((Z / Xᵢ) mod Xᵢ, Xᵢ)`):
@@ -101,13 +102,27 @@ pub(crate) fn product_tree(
     ctx.tick(Phase::Product);
     while cur.len() > 1 {
         let next = pair_products(&cur, ctx.threads);
-        store.push(cur)?;
+        keep(store, cur)?;
         ctx.tick(Phase::Product);
         cur = next;
     }
     let root = cur.first().cloned().unwrap_or_default();
-    store.push(cur)?;
+    keep(store, cur)?;
     Ok(root)
+}
+
+/// Levels above the leaves that are not kept but rebuilt on the way down: the cheapest to
+/// compute (about 1 % of the run each) and each as big as any other (128 MB for a million
+/// RSA-1024 moduli), so memory is saved for almost no time.
+pub(crate) const REBUILT_LEVELS: usize = 3;
+
+fn keep(store: &mut LevelStore, level: Vec<Integer>) -> Result<(), BatchGcdError> {
+    if store.len() < REBUILT_LEVELS {
+        store.push_rebuild();
+        Ok(())
+    } else {
+        store.push(level)
+    }
 }
 
 /// Walks down from the level below the root to the leaves: `step(parents, level, i)` gives
@@ -122,9 +137,27 @@ fn descend<R: Send + Sync, T: Send>(
     leaf: impl Fn(&R, &[Integer], usize) -> T + Sync,
 ) -> Result<Vec<T>, BatchGcdError> {
     let mut parents = vec![top];
-    // store.len() - 1 is the root level; below it, levels store.len()-2 .. 0, then the leaves.
-    for k in (0..store.len().saturating_sub(1)).rev() {
-        let level = store.take(k)?;
+    // store.len() - 1 is the root level (the caller has the root: dropped here, not kept to
+    // the end); below it, levels store.len()-2 .. 0, then the leaves.
+    let root_level = store.len().saturating_sub(1);
+    store.discard(root_level)?;
+    // the bottom levels, rebuilt from the leaves when first needed (lowest last)
+    let mut rebuilt: Vec<Vec<Integer>> = Vec::new();
+    for k in (0..root_level).rev() {
+        let level = if store.is_rebuild(k) {
+            if rebuilt.is_empty() {
+                let mut cur = pair_products(leaves, ctx.threads);
+                for _ in 0..k {
+                    let next = pair_products(&cur, ctx.threads);
+                    rebuilt.push(cur);
+                    cur = next;
+                }
+                rebuilt.push(cur);
+            }
+            rebuilt.pop().unwrap_or_default()
+        } else {
+            store.take(k)?
+        };
         parents = par_map(level.len(), ctx.threads, |i| {
             step(&parents[i / 2], &level, i)
         });
