@@ -225,21 +225,21 @@ fn gcds_of_distinct(
         threads: opts.threads.max(1),
         progress,
         done: AtomicUsize::new(0),
-        total: 2 * d + 1,
+        total: 2 * d,
     };
     let t = Instant::now();
-    let root = tree::product_tree(leaves, &mut store, &ctx)?;
+    tree::product_tree(leaves, &mut store, &ctx, false)?;
     stats.product = t.elapsed();
     let t = Instant::now();
-    let root_bits = root.significant_digits::<u64>().saturating_mul(64);
+    let root_bits: usize = leaves.iter().map(|x| x.significant_bits() as usize).sum();
     let method = if opts.method == Method::Scaled && root_bits <= tree::SCALED_MAX_ROOT_BITS {
         Method::Scaled
     } else {
         Method::Plain
     };
     let cofactors = match method {
-        Method::Scaled => tree::cofactors_scaled(leaves, &mut store, root, &ctx)?,
-        Method::Plain => tree::cofactors_plain(leaves, &mut store, root, &ctx)?,
+        Method::Scaled => tree::cofactors_scaled(leaves, &mut store, &ctx)?,
+        Method::Plain => tree::cofactors_plain(leaves, &mut store, &ctx)?,
     };
     let g = tree::par_map(leaves.len(), ctx.threads, |i| {
         Integer::from(cofactors[i].gcd_ref(&leaves[i]))
@@ -277,10 +277,10 @@ pub(crate) fn remainders_with(
         threads: opts.threads.max(1),
         progress,
         done: AtomicUsize::new(0),
-        total: 2 * d + 1,
+        total: 2 * d,
     };
-    let root = tree::product_tree(moduli, &mut store, &ctx)?;
-    tree::remainders_of(x, moduli, &mut store, &root, &ctx)
+    tree::product_tree(moduli, &mut store, &ctx, true)?;
+    tree::remainders_of(x, moduli, &mut store, &ctx)
 }
 
 /// The product of `moduli` through a product tree on `opts.threads` threads (levels are

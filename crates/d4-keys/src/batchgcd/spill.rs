@@ -147,16 +147,6 @@ impl LevelStore {
         Ok(())
     }
 
-    /// Drops a level without reading it back (its file is removed).
-    pub(crate) fn discard(&mut self, index: usize) -> Result<(), BatchGcdError> {
-        if let Some(slot) = self.levels.get_mut(index) {
-            if let Level::Disk(path) = std::mem::replace(slot, Level::Taken) {
-                std::fs::remove_file(&path)?;
-            }
-        }
-        Ok(())
-    }
-
     /// Hands out a level (index 0 is the first level above the leaves) once, from memory or disk.
     pub(crate) fn take(&mut self, index: usize) -> Result<Vec<Integer>, BatchGcdError> {
         let slot = self

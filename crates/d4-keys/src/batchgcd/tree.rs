@@ -2,7 +2,9 @@
 //! split across `std::thread::scope` threads.
 //!
 //! Level 0 is the leaves (the caller's slice, never copied); level k+1 holds the products of
-//! pairs of level k (an odd last node is carried up alone). Levels above the leaves live in a
+//! pairs of level k (an odd last node is carried up alone), up to the root for
+//! [`remainders_of`] and up to the two-node level below it for the batch GCD (both remainder
+//! trees start below the root, so its multiplication, the biggest, is never done). Levels above the leaves live in a
 //! [`LevelStore`]: in memory, or spilled to disk under the memory limit, and each is taken
 //! back once on the way down; the lowest [`REBUILT_LEVELS`] are not kept at all but rebuilt
 //! from the leaves when the walk down reaches them.
@@ -21,7 +23,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use rug::{Assign, Integer};
+use rug::Integer;
 
 use super::spill::LevelStore;
 use super::{BatchGcdError, Phase, Progress};
@@ -91,24 +93,28 @@ fn pair_products(level: &[Integer], threads: usize) -> Vec<Integer> {
     })
 }
 
-/// The product tree of `leaves` (at least two): the levels above the leaves go to `store`
-/// (the root level last); returns the root.
+/// The product tree of `leaves` (at least two): the levels above the leaves go to `store`.
+/// With `with_root`, up to the root; without, up to the level of two nodes (the remainder
+/// trees of the batch GCD start below the root: the biggest multiplication, on one thread,
+/// is never done).
 pub(crate) fn product_tree(
     leaves: &[Integer],
     store: &mut LevelStore,
     ctx: &Ctx<'_>,
-) -> Result<Integer, BatchGcdError> {
+    with_root: bool,
+) -> Result<(), BatchGcdError> {
+    if leaves.len() <= 2 && !with_root {
+        return Ok(());
+    }
     let mut cur = pair_products(leaves, ctx.threads);
     ctx.tick(Phase::Product);
-    while cur.len() > 1 {
+    while cur.len() > 2 || (with_root && cur.len() == 2) {
         let next = pair_products(&cur, ctx.threads);
         keep(store, cur)?;
         ctx.tick(Phase::Product);
         cur = next;
     }
-    let root = cur.first().cloned().unwrap_or_default();
-    keep(store, cur)?;
-    Ok(root)
+    keep(store, cur)
 }
 
 /// Levels above the leaves that are not kept but rebuilt on the way down: the cheapest to
@@ -125,8 +131,9 @@ fn keep(store: &mut LevelStore, level: Vec<Integer>) -> Result<(), BatchGcdError
     }
 }
 
-/// Walks down from the level below the root to the leaves: `step(parents, level, i)` gives
-/// node `i`'s value from its parent's (`parents[i / 2]`); `leaf` does the same at the leaves.
+/// Walks down from the top stored level to the leaves: `step(parents, level, i)` gives
+/// node `i`'s value from its parent's (`parents[i / 2]`, `top` for the top level); `leaf`
+/// does the same at the leaves.
 fn descend<R: Send + Sync, T: Send>(
     leaves: &[Integer],
     store: &mut LevelStore,
@@ -137,13 +144,9 @@ fn descend<R: Send + Sync, T: Send>(
     leaf: impl Fn(&R, &[Integer], usize) -> T + Sync,
 ) -> Result<Vec<T>, BatchGcdError> {
     let mut parents = vec![top];
-    // store.len() - 1 is the root level (the caller has the root: dropped here, not kept to
-    // the end); below it, levels store.len()-2 .. 0, then the leaves.
-    let root_level = store.len().saturating_sub(1);
-    store.discard(root_level)?;
     // the bottom levels, rebuilt from the leaves when first needed (lowest last)
     let mut rebuilt: Vec<Vec<Integer>> = Vec::new();
-    for k in (0..root_level).rev() {
+    for k in (0..store.len()).rev() {
         let level = if store.is_rebuild(k) {
             if rebuilt.is_empty() {
                 let mut cur = pair_products(leaves, ctx.threads);
@@ -170,27 +173,38 @@ fn descend<R: Send + Sync, T: Send>(
     Ok(out)
 }
 
-/// Plain remainder tree with squares: `(Z / Xᵢ) mod Xᵢ` for each leaf.
+/// Plain remainder tree with squares: `(Z / Xᵢ) mod Xᵢ` for each leaf. `store` holds the
+/// tree up to its two-node level (no root): there `Z mod P² = P · (P_sibling mod P)`.
 pub(crate) fn cofactors_plain(
     leaves: &[Integer],
     store: &mut LevelStore,
-    root: Integer,
     ctx: &Ctx<'_>,
 ) -> Result<Vec<Integer>, BatchGcdError> {
+    let below_root = |level: &[Integer], i: usize| -> Integer {
+        let p = &level[i];
+        let sibling = level
+            .get(i ^ 1)
+            .map_or_else(Integer::new, |s| Integer::from(s % p));
+        sibling * p
+    };
     descend(
         leaves,
         store,
-        root,
+        None,
         ctx,
         Phase::Remainder,
-        |r, level, i| {
-            let sq = Integer::from(level[i].square_ref());
-            Integer::from(r % &sq)
+        |r: &Option<Integer>, level, i| {
+            Some(match r {
+                None => below_root(level, i),
+                Some(r) => Integer::from(r % &Integer::from(level[i].square_ref())),
+            })
         },
         |r, leaves, i| {
             let x = &leaves[i];
-            let sq = Integer::from(x.square_ref());
-            let mut m = Integer::from(r % &sq);
+            let mut m = match r {
+                None => below_root(leaves, i),
+                Some(r) => Integer::from(r % &Integer::from(x.square_ref())),
+            };
             m.div_exact_mut(x);
             m
         },
@@ -210,7 +224,6 @@ pub(crate) const SCALED_MAX_ROOT_BITS: usize = (u32::MAX as usize - 4096) / 2 - 
 pub(crate) fn cofactors_scaled(
     leaves: &[Integer],
     store: &mut LevelStore,
-    root: Integer,
     ctx: &Ctx<'_>,
 ) -> Result<Vec<Integer>, BatchGcdError> {
     // A leaf X needs bits(X) + G bits; every node carries the same offset below 2·bits(P) + G,
@@ -224,7 +237,6 @@ pub(crate) fn cofactors_scaled(
     let prec = |p: &Integer| 2 * p.significant_bits() + guard - shortest;
     // The root is not needed: below it, frac(Z / P²) = frac(P_sibling / P) directly, one
     // division per child on its own thread (instead of one reciprocal 2^k / Z on one thread).
-    drop(root);
     let top = Fixed {
         value: Integer::new(),
         bits: 0,
@@ -273,27 +285,26 @@ pub(crate) fn cofactors_scaled(
     )
 }
 
-/// `x mod Xᵢ` for each leaf through a plain remainder tree (no squares).
+/// `x mod Xᵢ` for each leaf through a plain remainder tree (no squares); `store` holds the
+/// tree up to its root.
 pub(crate) fn remainders_of(
     x: &Integer,
     leaves: &[Integer],
     store: &mut LevelStore,
-    root: &Integer,
     ctx: &Ctx<'_>,
 ) -> Result<Vec<Integer>, BatchGcdError> {
-    let top = Integer::from(x % root);
+    let modulo = |r: &Option<Integer>, m: &Integer| match r {
+        None => Integer::from(x % m),
+        Some(r) => Integer::from(r % m),
+    };
     descend(
         leaves,
         store,
-        top,
+        None,
         ctx,
         Phase::Remainder,
-        |r, level, i| Integer::from(r % &level[i]),
-        |r, leaves, i| {
-            let mut m = Integer::new();
-            m.assign(r % &leaves[i]);
-            m
-        },
+        |r, level, i| Some(modulo(r, &level[i])),
+        |r, leaves, i| modulo(r, &leaves[i]),
     )
 }
 

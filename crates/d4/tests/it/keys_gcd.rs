@@ -157,7 +157,7 @@ fn planted_moduli_are_reported_exactly_in_memory_and_spilled() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("m.txt:207: not hex"), "{err}");
         if extra.contains(&"--memory-limit") {
-            assert!(err.contains("5 levels spilled"), "{err}");
+            assert!(err.contains("4 levels spilled"), "{err}");
         }
     }
 
