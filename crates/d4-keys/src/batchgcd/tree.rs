@@ -259,6 +259,9 @@ pub(crate) fn cofactors_scaled(
         v *= &parent.value;
         v >>= parent.bits - k;
         v.keep_bits_mut(k);
+        // the buffer still has room for the whole product (about 1.5 times the value): give
+        // it back, or every node of the level keeps it
+        v.shrink_to_fit();
         Fixed { value: v, bits: k }
     };
     descend(
