@@ -375,3 +375,22 @@ fn incremental_finds_primes_shared_with_the_oldest_moduli() {
     stored[30] ^= 1;
     assert!(CorpusProduct::read_from(&stored[..]).is_err());
 }
+
+#[test]
+fn raw_gcds_of_duplicates_are_the_moduli_themselves() {
+    // X² divides Z: the scaled tree's fraction is exactly 0 (its floors must not wrap it)
+    for o in all_options() {
+        assert_eq!(
+            gcds(&ints(&[35, 35]), &o).unwrap(),
+            ints(&[35, 35]),
+            "{o:?}"
+        );
+        assert_eq!(
+            gcds(&ints(&[15, 7, 15, 22, 13]), &o).unwrap(),
+            ints(&[15, 1, 15, 1, 1]),
+            "{o:?}"
+        );
+        assert_eq!(gcds(&ints(&[77]), &o).unwrap(), ints(&[1]), "{o:?}");
+        assert!(gcds(&ints(&[77, 1]), &o).is_err());
+    }
+}
