@@ -173,6 +173,13 @@ pub struct Report {
     pub stats: Stats,
 }
 
+/// What a run holds besides the product tree's kept levels, in multiples of the moduli's
+/// size: the input and its sorted copy, two levels of the remainder tree (each about twice a
+/// level) and the temporaries of the top levels' multiplications and divisions. Measured on
+/// 100,000 RSA-1024 moduli (14 MB): 440 MB peak with all 13 kept levels in memory (187 MB),
+/// 345 MB with 10 of them spilled, so about 21 times the moduli besides the levels.
+const WORKING_SET: u64 = 22;
+
 fn check_moduli(moduli: &[Integer]) -> Result<(), BatchGcdError> {
     match moduli.iter().position(|x| *x <= 1) {
         Some(index) => Err(BatchGcdError::BadModulus { index }),
@@ -219,7 +226,11 @@ fn gcds_of_distinct(
         return Ok(vec![Integer::from(1); leaves.len()]);
     }
     let leaf_bytes: u64 = leaves.iter().map(spill::approx_bytes).sum();
-    let mut store = LevelStore::new(opts.memory_limit, 6 * leaf_bytes, opts.spill_dir.clone());
+    let mut store = LevelStore::new(
+        opts.memory_limit,
+        WORKING_SET * leaf_bytes,
+        opts.spill_dir.clone(),
+    );
     let d = tree::depth(leaves.len());
     let ctx = Ctx {
         threads: opts.threads.max(1),
@@ -271,7 +282,11 @@ pub(crate) fn remainders_with(
         return Ok(moduli.iter().map(|m| Integer::from(x % m)).collect());
     }
     let leaf_bytes: u64 = moduli.iter().map(spill::approx_bytes).sum();
-    let mut store = LevelStore::new(opts.memory_limit, 4 * leaf_bytes, opts.spill_dir.clone());
+    let mut store = LevelStore::new(
+        opts.memory_limit,
+        WORKING_SET * leaf_bytes,
+        opts.spill_dir.clone(),
+    );
     let d = tree::depth(moduli.len());
     let ctx = Ctx {
         threads: opts.threads.max(1),
