@@ -1,16 +1,18 @@
 //! Incremental batch GCD: new moduli against an existing corpus, without the corpus's tree.
 //!
 //! The corpus is kept as the product of its moduli ([`CorpusProduct`], built once with a
-//! product tree and stored). For the new moduli Y₁..Yₘ: `P mod Yᵢ` through a remainder tree
-//! over the new moduli (one division of P by their product, then down their tree), and
+//! product tree and stored as up to eight partial products of contiguous slices). For the new
+//! moduli Y₁..Yₘ: `P mod Yᵢ` through a remainder tree over the new moduli (each part of P
+//! divided by their product on its own thread, the results multiplied, then down their tree),
+//! and
 //! `gcd(P mod Yᵢ, Yᵢ)` is what Yᵢ shares with the whole corpus, its oldest moduli included;
 //! plus an ordinary batch GCD among the new moduli. Only for the hits, one pass over the
 //! corpus moduli finds which old modulus shares what (gcd with the product of the hits' gcds
 //! first, so a clean old modulus costs one gcd).
 //!
 //! Stored product format: the magic `D4BGCDP1`, the corpus size and a fingerprint (the
-//! product of the moduli modulo 2⁶¹ − 1) as little-endian `u64`s, then the product in the
-//! spill framing (`spill::write_integers`). [`CorpusProduct::check`] compares the stored
+//! product of the moduli modulo 2⁶¹ − 1) as little-endian `u64`s, then the partial products
+//! in the spill framing (`spill::write_integers`). [`CorpusProduct::check`] compares the stored
 //! size and fingerprint with the corpus at hand.
 
 use std::collections::HashMap;
@@ -30,13 +32,17 @@ use super::{
 const MAGIC: &[u8; 8] = b"D4BGCDP1";
 const FINGERPRINT_MODULUS: u64 = (1 << 61) - 1;
 
-/// The product of an existing corpus of moduli, with what identifies the corpus.
+/// The product of an existing corpus of moduli (as partial products of contiguous slices,
+/// so that reducing it splits across threads), with what identifies the corpus.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CorpusProduct {
     pub count: u64,
     pub fingerprint: u64,
-    pub product: Integer,
+    pub parts: Vec<Integer>,
 }
+
+/// Partial products kept for a corpus.
+const PARTS: usize = 8;
 
 /// Π xᵢ mod (2⁶¹ − 1).
 pub fn fingerprint(moduli: &[Integer]) -> u64 {
@@ -54,8 +60,13 @@ impl CorpusProduct {
         CorpusProduct {
             count: corpus.len() as u64,
             fingerprint: fingerprint(corpus),
-            product: super::product(corpus, opts, progress),
+            parts: super::product_parts(corpus, PARTS, opts, progress),
         }
+    }
+
+    /// The whole product.
+    pub fn product(&self) -> Integer {
+        self.parts.iter().product()
     }
 
     /// Whether this product was built from `corpus` (size and fingerprint).
@@ -73,7 +84,7 @@ impl CorpusProduct {
         w.write_all(MAGIC)?;
         w.write_all(&self.count.to_le_bytes())?;
         w.write_all(&self.fingerprint.to_le_bytes())?;
-        write_integers(w, std::slice::from_ref(&self.product))
+        write_integers(w, &self.parts)
     }
 
     pub fn read_from<R: Read>(mut r: R) -> Result<Self, BatchGcdError> {
@@ -88,26 +99,20 @@ impl CorpusProduct {
             b.copy_from_slice(&head[i..i + 8]);
             u64::from_le_bytes(b)
         };
-        let mut v = read_integers(r)?;
-        let product = match (v.pop(), v.is_empty()) {
-            (Some(p), true) => p,
-            _ => {
-                return Err(BatchGcdError::BadSpill(
-                    "corpus product file holds no single product",
-                ))
-            }
-        };
+        let parts = read_integers(r)?;
+        if parts.is_empty() {
+            return Err(BatchGcdError::BadSpill(
+                "corpus product file holds no product",
+            ));
+        }
         let out = CorpusProduct {
             count: word(8),
             fingerprint: word(16),
-            product,
+            parts,
         };
         // The stored product must match its own fingerprint (a cheap integrity check).
-        let m = Integer::from(FINGERPRINT_MODULUS);
-        let own = Integer::from(&out.product % &m)
-            .to_u64()
-            .unwrap_or(u64::MAX);
-        if own != out.fingerprint % FINGERPRINT_MODULUS {
+        // Π parts mod M is the product's own fingerprint: it must be the stored one.
+        if fingerprint(&out.parts) != out.fingerprint {
             return Err(BatchGcdError::BadSpill(
                 "corpus product does not match its fingerprint",
             ));
@@ -133,7 +138,7 @@ pub fn run_incremental(
     let mut report = super::run(new, opts, progress)?;
     let t = Instant::now();
     let d = dedup(new);
-    let rems = remainders_with(&product.product, &d.unique, opts, progress)?;
+    let rems = remainders_with(&product.parts, &d.unique, opts, progress)?;
     let g: Vec<Integer> = par_map(d.unique.len(), opts.threads.max(1), |u| {
         Integer::from(rems[u].gcd_ref(&d.unique[u]))
     });

@@ -269,18 +269,16 @@ pub fn remainders(
     opts: &Options,
 ) -> Result<Vec<Integer>, BatchGcdError> {
     check_moduli(moduli)?;
-    remainders_with(x, moduli, opts, &NoProgress)
+    remainders_with(std::slice::from_ref(x), moduli, opts, &NoProgress)
 }
 
+/// `x mod mᵢ` with `x` the product of `x_parts`.
 pub(crate) fn remainders_with(
-    x: &Integer,
+    x_parts: &[Integer],
     moduli: &[Integer],
     opts: &Options,
     progress: &dyn Progress,
 ) -> Result<Vec<Integer>, BatchGcdError> {
-    if moduli.len() < 2 {
-        return Ok(moduli.iter().map(|m| Integer::from(x % m)).collect());
-    }
     let leaf_bytes: u64 = moduli.iter().map(spill::approx_bytes).sum();
     let mut store = LevelStore::new(
         opts.memory_limit,
@@ -292,20 +290,27 @@ pub(crate) fn remainders_with(
         threads: opts.threads.max(1),
         progress,
         done: AtomicUsize::new(0),
-        total: 2 * d,
+        total: 2 * d + 1,
     };
-    tree::product_tree(moduli, &mut store, &ctx, true)?;
-    tree::remainders_of(x, moduli, &mut store, &ctx)
+    if moduli.len() >= 2 {
+        tree::product_tree(moduli, &mut store, &ctx, true)?;
+    }
+    tree::remainders_of(x_parts, moduli, &mut store, &ctx)
 }
 
-/// The product of `moduli` through a product tree on `opts.threads` threads (levels are
-/// dropped as soon as the next one is built).
-pub fn product(moduli: &[Integer], opts: &Options, progress: &dyn Progress) -> Integer {
+/// The products of `moduli` by contiguous slices, at most `parts` of them, through a product
+/// tree on `opts.threads` threads (levels are dropped as soon as the next one is built).
+pub(crate) fn product_parts(
+    moduli: &[Integer],
+    parts: usize,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Vec<Integer> {
     let ctx = Ctx {
         threads: opts.threads.max(1),
         progress,
         done: AtomicUsize::new(0),
         total: tree::depth(moduli.len()),
     };
-    tree::product_only(moduli, &ctx)
+    tree::product_parts(moduli, parts, &ctx)
 }

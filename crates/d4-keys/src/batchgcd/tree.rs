@@ -288,16 +288,24 @@ pub(crate) fn cofactors_scaled(
     )
 }
 
-/// `x mod Xᵢ` for each leaf through a plain remainder tree (no squares); `store` holds the
-/// tree up to its root.
+/// `x mod Xᵢ` for each leaf, `x` given as the product of `x_parts`, through a plain remainder
+/// tree (no squares); `store` holds the tree up to its root. At the root, each part is reduced
+/// on its own thread (one big division split across the threads) and the results multiplied.
 pub(crate) fn remainders_of(
-    x: &Integer,
+    x_parts: &[Integer],
     leaves: &[Integer],
     store: &mut LevelStore,
     ctx: &Ctx<'_>,
 ) -> Result<Vec<Integer>, BatchGcdError> {
     let modulo = |r: &Option<Integer>, m: &Integer| match r {
-        None => Integer::from(x % m),
+        None => {
+            let reduced = par_map(x_parts.len(), ctx.threads, |j| {
+                Integer::from(&x_parts[j] % m)
+            });
+            reduced
+                .into_iter()
+                .fold(Integer::from(1), |acc, r| Integer::from(&acc * &r) % m)
+        }
         Some(r) => Integer::from(r % m),
     };
     descend(
@@ -311,16 +319,20 @@ pub(crate) fn remainders_of(
     )
 }
 
-/// The root of the product tree of `leaves`, keeping only one level at a time.
-pub(crate) fn product_only(leaves: &[Integer], ctx: &Ctx<'_>) -> Integer {
+/// The products of `leaves` by contiguous slices, at most `parts` of them (the first level of
+/// the product tree that small), keeping only one level at a time.
+pub(crate) fn product_parts(leaves: &[Integer], parts: usize, ctx: &Ctx<'_>) -> Vec<Integer> {
     if leaves.is_empty() {
-        return Integer::from(1);
+        return vec![Integer::from(1)];
+    }
+    if leaves.len() <= parts.max(1) {
+        return leaves.to_vec();
     }
     let mut cur = pair_products(leaves, ctx.threads);
     ctx.tick(Phase::Corpus);
-    while cur.len() > 1 {
+    while cur.len() > parts.max(1) {
         cur = pair_products(&cur, ctx.threads);
         ctx.tick(Phase::Corpus);
     }
-    cur.pop().unwrap_or_default()
+    cur
 }
