@@ -1,1 +1,0 @@
-//! Batch GCD over a corpus of RSA moduli: product and remainder trees.
