@@ -312,6 +312,11 @@ pub fn check_key(key: &Key, checks: &Checks) -> Vec<Finding> {
     }
 }
 
+/// The RSA checks on a bare modulus with e = 65537 (badkeys' `-m`).
+pub fn check_modulus(n: &Integer, checks: &Checks) -> Vec<Finding> {
+    check_rsa(n, &Integer::from(65537), checks)
+}
+
 /// The RSA checks (and the blocklist) on a modulus and exponent; badkeys' `-m` uses
 /// e = 65537.
 pub fn check_rsa(n: &Integer, e: &Integer, checks: &Checks) -> Vec<Finding> {

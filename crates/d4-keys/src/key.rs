@@ -12,6 +12,7 @@
 //! OpenSSL re-encodes it (rsaEncryption with NULL parameters, named curves, uncompressed
 //! EC points), which is what badkeys prints.
 
+mod curves;
 mod pem;
 mod private;
 mod spki;
@@ -83,6 +84,12 @@ impl Key {
         let spki = spki::encode(&data);
         let spki_sha256 = spki.map(|s| Sha256::digest(&s).into());
         Key { data, spki_sha256 }
+    }
+
+    /// The SubjectPublicKeyInfo DER as OpenSSL writes it (what `spki_sha256` hashes);
+    /// `None` for a compressed EC point.
+    pub fn spki_der(&self) -> Option<Vec<u8>> {
+        spki::encode(&self.data)
     }
 
     /// badkeys' key type name: `rsa`, `dsa`, `ec` (Weierstrass and Edwards/Montgomery
@@ -181,6 +188,28 @@ pub fn parse_der(der: &[u8]) -> Parsed {
     Parsed::Unparseable("Error decoding DER/ASN.1 key structure".into())
 }
 
+/// An X.509 certificate's key (DER); anything else is unparseable.
+pub fn parse_certificate(der: &[u8]) -> Parsed {
+    spki::try_certificate(der)
+        .unwrap_or_else(|| Parsed::Unparseable("Error decoding DER/ASN.1 certificate".into()))
+}
+
+/// One line of badkeys' `--crt-lines` input: a base64 DER certificate, then optionally a
+/// description after the first `,`, `;` or space. Returns the key and the description.
+pub fn parse_crt_line(line: &str) -> (Parsed, Option<&str>) {
+    use base64::Engine;
+    let line = line.trim();
+    let (b64, desc) = match line.split_once([',', ';', ' ']) {
+        Some((b, d)) => (b, Some(d)),
+        None => (line, None),
+    };
+    let parsed = match base64::engine::general_purpose::STANDARD.decode(b64) {
+        Ok(der) => parse_certificate(&der),
+        Err(_) => Parsed::Unparseable("Invalid base64 certificate".into()),
+    };
+    (parsed, desc)
+}
+
 /// One hex modulus line as badkeys' `-m` reads it (`Modulus=` prefix allowed, `0x`
 /// allowed, surrounding blanks ignored). `None` for a line that is not a positive hex
 /// number.
@@ -243,6 +272,15 @@ mod tests {
         assert_eq!(parse_hex_modulus("0"), None);
         assert_eq!(parse_hex_modulus("xyz"), None);
         assert_eq!(parse_hex_modulus(""), None);
+    }
+
+    #[test]
+    fn crt_line_description() {
+        let (p, d) = parse_crt_line("!!notbase64 host.example:443\n");
+        assert!(matches!(p, Parsed::Unparseable(_)));
+        assert_eq!(d, Some("host.example:443"));
+        let (_, d) = parse_crt_line("AAAA");
+        assert_eq!(d, None);
     }
 
     #[test]

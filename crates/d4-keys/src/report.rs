@@ -59,6 +59,20 @@ impl Report {
         }
     }
 
+    /// A bare RSA modulus (badkeys' `-m`: e = 65537, no SPKI), named `modulus <hex>`.
+    pub fn modulus(n: &Integer, findings: Vec<Finding>) -> Self {
+        Report {
+            place: format!("modulus {}", hex(n)),
+            kind: "rsa",
+            bits: Some(n.significant_bits()),
+            curve: None,
+            spkisha256: None,
+            error: None,
+            numbers: vec![("n", hex(n)), ("e", "10001".into())],
+            findings,
+        }
+    }
+
     /// An input that held a key that could not be read or is not supported.
     pub fn not_key(place: String, parsed: &Parsed) -> Self {
         let (kind, error) = match parsed {

@@ -4,7 +4,7 @@
 
 use rug::Integer;
 
-use super::spki::{dh_key, ec_curve, ec_point, DH, DHX, DSA, EC, RAW_CURVES, RSA};
+use super::spki::{dh_key, dsa_key, ec_curve, ec_point, DH, DHX, DSA, EC, RAW_CURVES, RSA};
 use super::{rsa_key, Key, KeyData, Parsed, RsaPrivate};
 use crate::der::{self, Reader, Tlv};
 
@@ -35,7 +35,7 @@ pub(super) fn try_private(input: &[u8]) -> Option<Parsed> {
                 5 => {
                     let mut it = ints.into_iter();
                     let (p, q, g, y) = (it.next()?, it.next()?, it.next()?, it.next()?);
-                    Some(Parsed::Key(Key::new(KeyData::Dsa { p, q, g, y })))
+                    Some(dsa_key(p, q, g, y))
                 }
                 _ => None,
             }
@@ -93,7 +93,7 @@ fn pkcs8(mut s: Reader<'_>) -> Option<Parsed> {
             let (p, q, g) = (pr.integer()?, pr.integer()?, pr.integer()?);
             let x = Reader::new(inner).integer()?;
             match public_from_private(&p, &g, &x) {
-                Some(y) => Parsed::Key(Key::new(KeyData::Dsa { p, q, g, y })),
+                Some(y) => dsa_key(p, q, g, y),
                 None => Parsed::Unparseable("Invalid key".into()),
             }
         }

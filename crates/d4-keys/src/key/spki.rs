@@ -133,7 +133,7 @@ fn parse_spki_inner(input: &[u8]) -> Option<Parsed> {
             let mut p = Reader::new(params?.content);
             let (pp, q, g) = (p.integer()?, p.integer()?, p.integer()?);
             let y = Reader::new(bits).integer()?;
-            Parsed::Key(Key::new(KeyData::Dsa { p: pp, q, g, y }))
+            dsa_key(pp, q, g, y)
         }
         DH | DHX => {
             let mut p = Reader::new(params?.content);
@@ -159,6 +159,14 @@ fn parse_spki_inner(input: &[u8]) -> Option<Parsed> {
     Some(parsed)
 }
 
+/// A DSA public key; numbers that are not positive are unparseable.
+pub(super) fn dsa_key(p: Integer, q: Integer, g: Integer, y: Integer) -> Parsed {
+    if p <= 0 || q <= 0 || g <= 0 || y <= 0 {
+        return Parsed::Unparseable("Invalid DSA key".into());
+    }
+    Parsed::Key(Key::new(KeyData::Dsa { p, q, g, y }))
+}
+
 /// A DH public key after OpenSSL's range check (1 < y < p - 1).
 ///
 /// OpenSSL recognises the named safe-prime groups (RFC 2409, 3526, 7919) in PKCS#3
@@ -166,7 +174,12 @@ fn parse_spki_inner(input: &[u8]) -> Option<Parsed> {
 /// X9.42 with q (that is the `spkisha256` badkeys prints). Those groups are told here by
 /// their shape: g = 2 and 64 one bits at both ends of p.
 pub(super) fn dh_key(p: Integer, g: Integer, q: Option<Integer>, y: Integer) -> Parsed {
-    if p < 5 || y <= 1 || y >= Integer::from(&p - 1u32) {
+    if p < 5
+        || g <= 0
+        || q.as_ref().is_some_and(|q| *q <= 0)
+        || y <= 1
+        || y >= Integer::from(&p - 1u32)
+    {
         return Parsed::Unparseable("Invalid key".into());
     }
     let ones = Integer::from(u64::MAX);
@@ -215,32 +228,45 @@ pub(super) fn ec_curve(params: Option<Tlv<'_>>) -> Result<(&'static str, usize),
     r.map_err(Box::new)
 }
 
-/// An EC point (SEC 1 encoding) on a curve as a key. `spki` is the input SPKI, hashed as
-/// given when the point is compressed (re-encoding it would need the curve arithmetic).
+/// An EC point (SEC 1 encoding) on a curve as a key: checked to be on the curve,
+/// decompressed when compressed. `spki` is the input SPKI, hashed as given for a
+/// compressed point this crate cannot decompress (P-224 and unlisted curves).
 pub(super) fn ec_point(
     curve: &'static str,
     len: usize,
     point: &[u8],
     spki: Option<&[u8]>,
 ) -> Parsed {
+    let invalid = || Parsed::Unparseable("Invalid EC key".into());
     match point.first() {
         Some(4) if point.len() == 1 + 2 * len => {
             let x = Integer::from_digits(&point[1..=len], rug::integer::Order::Msf);
             let y = Integer::from_digits(&point[1 + len..], rug::integer::Order::Msf);
+            if !super::curves::on_curve(curve, &x, &y) {
+                return invalid();
+            }
             Parsed::Key(Key::new(KeyData::Ec {
                 curve,
                 x,
                 y: Some(y),
             }))
         }
-        Some(2 | 3) if point.len() == 1 + len => {
+        Some(&prefix @ (2 | 3)) if point.len() == 1 + len => {
             let x = Integer::from_digits(&point[1..], rug::integer::Order::Msf);
-            Parsed::Key(Key {
-                data: KeyData::Ec { curve, x, y: None },
-                spki_sha256: spki.map(|s| Sha256::digest(s).into()),
-            })
+            match super::curves::decompress(curve, &x, prefix == 3) {
+                Some(y) => Parsed::Key(Key::new(KeyData::Ec {
+                    curve,
+                    x,
+                    y: Some(y),
+                })),
+                None if curve == "p224" => Parsed::Key(Key {
+                    data: KeyData::Ec { curve, x, y: None },
+                    spki_sha256: spki.map(|s| Sha256::digest(s).into()),
+                }),
+                None => invalid(),
+            }
         }
-        _ => Parsed::Unparseable("Invalid EC key".into()),
+        _ => invalid(),
     }
 }
 

@@ -5,7 +5,8 @@
 use base64::Engine;
 use rug::Integer;
 
-use super::{rsa_key, spki::ec_point, Key, KeyData, Parsed};
+use super::spki::{dsa_key, ec_point};
+use super::{rsa_key, Key, KeyData, Parsed};
 use crate::der::int_from_be_signed;
 
 /// The lines of a text that hold an OpenSSH public key.
@@ -90,7 +91,7 @@ fn parse_blob_inner(blob: &[u8]) -> Option<Parsed> {
             if p.significant_bits() != 1024 {
                 return Some(Parsed::Unparseable("SSH DSA keys must be 1024 bits".into()));
             }
-            Parsed::Key(Key::new(KeyData::Dsa { p, q, g, y }))
+            dsa_key(p, q, g, y)
         }
         b"ecdsa-sha2-nistp256" | b"ecdsa-sha2-nistp384" | b"ecdsa-sha2-nistp521" => {
             let (curve, len): (&'static str, usize) = match w.string()? {
@@ -101,6 +102,7 @@ fn parse_blob_inner(blob: &[u8]) -> Option<Parsed> {
             };
             let point = w.string()?;
             if point.first() != Some(&4) {
+                // `cryptography` raises NotImplementedError: badkeys' unsupported
                 return Some(Parsed::Unsupported(
                     "Compressed elliptic curve points are not supported".into(),
                 ));

@@ -14,6 +14,7 @@ mod client_outage;
 mod client_records;
 mod client_sources;
 mod inspect;
+mod keys_check;
 mod pdns_e2e;
 mod pdns_queue;
 mod pdns_queue_kill;
