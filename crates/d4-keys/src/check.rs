@@ -321,22 +321,26 @@ pub fn check_modulus(n: &Integer, checks: &Checks) -> Vec<Finding> {
 /// e = 65537.
 pub fn check_rsa(n: &Integer, e: &Integer, checks: &Checks) -> Vec<Finding> {
     let mut out = Vec::new();
+    // smallfactors' gcd is also what rsapoly and rsabias step aside for: done once
+    let small = std::cell::OnceCell::new();
+    let small_factors = || small.get_or_init(|| rsa::smallfactors(n, &checks.tables));
+    let has_small = || small_factors().is_some();
     for &c in &checks.enabled {
         let f = match c {
             Check::Fermat => rsa::fermat(n),
             Check::Roca => rsa::roca(n, &checks.tables),
             Check::RsaInvalid => rsa::rsainvalid(n, e),
-            Check::RsaPoly => rsa::rsapoly(n, &checks.tables),
+            Check::RsaPoly => rsa::rsapoly(n, &has_small),
             Check::SharedPrimes => checks
                 .bad_primes
                 .get(&n.significant_bits())
                 .and_then(|product| primes::sharedprimes(n, product)),
             Check::SmallD => rsa::smalld(n, e),
-            Check::SmallFactors => rsa::smallfactors(n, &checks.tables),
+            Check::SmallFactors => small_factors().clone(),
             Check::Blocklist => checks.blocklist(&n.to_digits(rug::integer::Order::Msf)),
             Check::DsaSparse => None,
             Check::RsaWarnings => rsa::rsawarnings(n, e),
-            Check::RsaBias => rsa::rsabias(n, &checks.tables),
+            Check::RsaBias => rsa::rsabias(n, &has_small),
             Check::Pattern => rsa::pattern(n),
         };
         out.extend(f);

@@ -176,12 +176,13 @@ fn checkbits(n: &Integer, width: u32, mask: u128) -> bool {
     zerochunks < 2 && setbits == 0
 }
 
-pub(super) fn rsapoly(n: &Integer, t: &Tables) -> Option<Finding> {
+/// `small_factors` tells whether `smallfactors` fires (computed once per key by the caller).
+pub(super) fn rsapoly(n: &Integer, small_factors: &dyn Fn() -> bool) -> Option<Finding> {
     let pct = bitpct(n);
     if pct >= 40 || n.significant_bits() < 500 {
         return None;
     }
-    if bitpct(&lower_half(n)) >= 40 || smallfactors(n, t).is_some() {
+    if bitpct(&lower_half(n)) >= 40 || small_factors() {
         return None;
     }
     let mut f = Finding::new(Check::RsaPoly);
@@ -295,7 +296,7 @@ pub(super) fn rsawarnings(n: &Integer, e: &Integer) -> Option<Finding> {
     Some(Finding::new(Check::RsaWarnings).subtest(sub))
 }
 
-pub(super) fn rsabias(n: &Integer, t: &Tables) -> Option<Finding> {
+pub(super) fn rsabias(n: &Integer, small_factors: &dyn Fn() -> bool) -> Option<Finding> {
     let pct = bitpct(n);
     let bits = n.significant_bits();
     let threshold = if bits > 2000 {
@@ -306,7 +307,7 @@ pub(super) fn rsabias(n: &Integer, t: &Tables) -> Option<Finding> {
         17
     };
     let unbiased = |p: u32| 50 - threshold < p && p <= 50 + threshold;
-    if unbiased(pct) || smallfactors(n, t).is_some() {
+    if unbiased(pct) || small_factors() {
         return None;
     }
     let lowerpct = bitpct(&lower_half(n));

@@ -144,16 +144,19 @@ fn rsabias_vanity() {
     // upper half all ones (with the top bit), lower half 0x5555... (50 %): 75 % overall
     let upper = repeated(u32::MAX, 32);
     let n = build(&upper, &repeated(0x5555_5555, 32));
-    let f = rsabias(&n, &t).unwrap();
+    let f = rsabias(&n, &|| smallfactors(&n, &t).is_some()).unwrap();
     assert_eq!(f.subtest.as_deref(), Some("vanity"));
     // about 75 % (the stepping of the lowest word moves a bit or two)
     assert!(matches!(f.biaspct, Some(74 | 75)), "{:?}", f.biaspct);
     // lower half biased too: a finding without subtest
     let n = build(&upper, &repeated(0xffff_fff0, 32));
-    assert_eq!(rsabias(&n, &t).map(|f| f.subtest), Some(None));
+    assert_eq!(
+        rsabias(&n, &|| smallfactors(&n, &t).is_some()).map(|f| f.subtest),
+        Some(None)
+    );
     // 50 %: nothing
     let n = build(&repeated(0xaaaa_aaaa, 32), &repeated(0x5555_5555, 32));
-    assert!(rsabias(&n, &t).is_none());
+    assert!(rsabias(&n, &|| smallfactors(&n, &t).is_some()).is_none());
 }
 
 #[test]
@@ -164,7 +167,9 @@ fn rsapoly_completeftp_and_nautilus() {
     upper |= Integer::from(1) << 1023u32;
     let n = build(&upper, &repeated(0x0001_0001, 32));
     assert_eq!(
-        rsapoly(&n, &t).and_then(|f| f.subtest).as_deref(),
+        rsapoly(&n, &|| smallfactors(&n, &t).is_some())
+            .and_then(|f| f.subtest)
+            .as_deref(),
         Some("completeftp")
     );
     // 128-bit chunks with bits only in 0..16 and 64..128: nautilus
@@ -174,7 +179,9 @@ fn rsapoly_completeftp_and_nautilus() {
     let lower = (0..8).fold(Integer::new(), |acc, _| (acc << 128u32) + &chunk);
     let n = build(&upper, &lower);
     assert_eq!(
-        rsapoly(&n, &t).and_then(|f| f.subtest).as_deref(),
+        rsapoly(&n, &|| smallfactors(&n, &t).is_some())
+            .and_then(|f| f.subtest)
+            .as_deref(),
         Some("nautilus")
     );
     // a bit of the completeftp mask set in one chunk: a finding without subtest
@@ -182,7 +189,10 @@ fn rsapoly_completeftp_and_nautilus() {
     upper |= Integer::from(1) << 1023u32;
     upper |= Integer::from(1) << (32 * 5 + 20);
     let n = build(&upper, &repeated(0x0001_0001, 32));
-    assert_eq!(rsapoly(&n, &t).map(|f| f.subtest), Some(None));
+    assert_eq!(
+        rsapoly(&n, &|| smallfactors(&n, &t).is_some()).map(|f| f.subtest),
+        Some(None)
+    );
 }
 
 #[test]
