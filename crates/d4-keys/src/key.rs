@@ -13,6 +13,7 @@
 //! EC points), which is what badkeys prints.
 
 mod curves;
+mod derive;
 mod pem;
 mod private;
 mod spki;

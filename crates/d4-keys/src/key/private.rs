@@ -5,7 +5,7 @@
 use rug::Integer;
 
 use super::spki::{dh_key, dsa_key, ec_curve, ec_point, DH, DHX, DSA, EC, RAW_CURVES, RSA};
-use super::{rsa_key, Key, KeyData, Parsed, RsaPrivate};
+use super::{derive, rsa_key, Key, KeyData, Parsed, RsaPrivate};
 use crate::der::{self, Reader, Tlv};
 
 fn bad() -> Parsed {
@@ -109,10 +109,18 @@ fn pkcs8(mut s: Reader<'_>) -> Option<Parsed> {
         }
         _ => match RAW_CURVES.iter().find(|c| c.0 == oid) {
             Some(&(_, curve, len)) => {
-                // The public key is derived by curve arithmetic this crate does not do;
-                // PKCS#8 v2 (RFC 8410) may carry it.
-                let bytes = public.and_then(|t| t.content.split_first().map(|(_, b)| b.to_vec()));
-                match bytes {
+                // PKCS#8 v2 (RFC 8410) may carry the public key; else it is derived
+                let carried = public.and_then(|t| t.content.split_first().map(|(_, b)| b.to_vec()));
+                let derived = || {
+                    let private = Reader::new(inner).expect(der::OCTET_STRING)?.content;
+                    match curve {
+                        "x25519" => derive::x25519(private),
+                        "x448" => derive::x448(private),
+                        "ed25519" => derive::ed25519(private),
+                        _ => None,
+                    }
+                };
+                match carried.or_else(derived) {
                     Some(b) if b.len() == len => {
                         Parsed::Key(Key::new(KeyData::Raw { curve, bytes: b }))
                     }
