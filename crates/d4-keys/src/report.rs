@@ -176,14 +176,24 @@ impl Report {
     }
 }
 
-/// Like Python's `repr(s)[1:-1]` for the places badkeys prints: control characters
-/// escaped so a file name cannot forge output lines.
+/// Like Python's `repr(s)[1:-1]` for the places badkeys prints: backslashes and control
+/// characters escaped, so a file name cannot forge output lines.
 fn escape(s: &str) -> String {
-    s.chars()
-        .flat_map(char::escape_default)
-        .collect::<String>()
-        .replace("\\'", "'")
-        .replace("\\\"", "\"")
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() && (c as u32) < 0x100 => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 struct JsonReport<'a>(&'a Report);
@@ -252,5 +262,36 @@ impl Serialize for JsonReport<'_> {
         m.serialize_entry("results", &JsonResults(&r.findings))?;
         m.serialize_entry("where", &r.place)?;
         m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn places_are_escaped_like_python_repr() {
+        assert_eq!(escape("a b/é.pem"), "a b/é.pem");
+        assert_eq!(
+            escape("x\nfermat vulnerability"),
+            "x\\nfermat vulnerability"
+        );
+        assert_eq!(escape("a\\b\x07"), "a\\\\b\\x07");
+    }
+
+    #[test]
+    fn big_d_is_a_json_integer() {
+        let mut f = Finding::new(crate::check::Check::SmallD);
+        let d = Integer::from(1) << 100u32; // 1267650600228229401496703205376
+        f.d = Some(d);
+        let mut r = Report::error("x".into(), "rsa", String::new());
+        r.error = None;
+        r.findings = vec![f];
+        let line = r.to_json_line();
+        assert!(
+            line.contains(r#""smalld":{"d":1267650600228229401496703205376}"#),
+            "{line}"
+        );
+        assert_eq!(r.exit_bits(), EXIT_VULNERABLE);
     }
 }
