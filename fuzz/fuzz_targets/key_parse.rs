@@ -4,6 +4,8 @@
 //! as the same public key and hashes to its `spki_sha256`; reading is deterministic.
 #![no_main]
 
+use std::sync::LazyLock;
+
 use d4_keys::check::{check_key, Checks};
 use d4_keys::key::{parse_crt_line, parse_keys, parse_spki, rsa_moduli, KeyData, Parsed};
 use libfuzzer_sys::fuzz_target;
@@ -20,8 +22,11 @@ fn public(d: &KeyData) -> KeyData {
     }
 }
 
+/// Built once: the small-primes product and ROCA's tables are the costly part.
+static CHECKS: LazyLock<Checks> = LazyLock::new(|| Checks::with_warnings(true));
+
 fuzz_target!(|data: &[u8]| {
-    let checks = Checks::with_warnings(true);
+    let checks = &*CHECKS;
     let keys = parse_keys(data);
     assert_eq!(keys, parse_keys(data));
     for k in &keys {
@@ -37,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
         }
         // keep the arithmetic checks to sizes a fuzzer can afford per input
         if key.bits().is_none_or(|b| b <= 4096) {
-            let _ = check_key(key, &checks);
+            let _ = check_key(key, checks);
         }
     }
     let _ = rsa_moduli(data);
