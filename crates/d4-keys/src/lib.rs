@@ -7,4 +7,6 @@
 
 pub mod batchgcd;
 pub mod check;
+mod der;
 pub mod key;
+pub mod report;

@@ -15,6 +15,7 @@ mod client_records;
 mod client_sources;
 mod inspect;
 mod keys_gcd;
+mod keys_check;
 mod pdns_e2e;
 mod pdns_queue;
 mod pdns_queue_kill;
