@@ -259,3 +259,90 @@ fn incremental_finds_a_prime_shared_with_the_oldest_modulus() {
     let out = d4(&args, dir.path());
     assert!(String::from_utf8_lossy(&out.stderr).contains("rebuilding"));
 }
+
+/// DER INTEGER of a non-negative number (a leading zero byte when the top bit is set).
+fn der_int(x: &Integer) -> Vec<u8> {
+    let mut h = x.to_string_radix(16);
+    if h.len() % 2 == 1 {
+        h.insert(0, '0');
+    }
+    let mut v: Vec<u8> = (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+        .collect();
+    if v.first().is_none_or(|b| b & 0x80 != 0) {
+        v.insert(0, 0);
+    }
+    der_tlv(0x02, &v)
+}
+
+fn der_tlv(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = body.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else {
+        let len = (n as u32).to_be_bytes();
+        let skip = len.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (4 - skip) as u8);
+        out.extend_from_slice(&len[skip..]);
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+/// A PKCS#1 `RSA PUBLIC KEY` PEM block of (n, 65537), encoded here by hand.
+fn rsa_public_pem(n: &Integer) -> String {
+    use base64::Engine;
+    let der = der_tlv(0x30, &[der_int(n), der_int(&Integer::from(65537))].concat());
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN RSA PUBLIC KEY-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(chunk).unwrap());
+        pem.push('\n');
+    }
+    pem + "-----END RSA PUBLIC KEY-----\n"
+}
+
+#[test]
+fn keys_in_pem_files_are_read_for_their_moduli() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = prime_pairs(4242, 4, 512, 2);
+    let (p0, q0) = &pairs[0];
+    let shared = Integer::from(p0 * &pairs[1].1); // shares p0 with key 1
+    let keys = [
+        Integer::from(p0 * q0),
+        Integer::from(&pairs[2].0 * &pairs[2].1),
+        shared.clone(),
+        Integer::from(&pairs[3].0 * &pairs[3].1),
+    ];
+    let pem: String = keys.iter().map(rsa_public_pem).collect();
+    std::fs::write(dir.path().join("keys.pem"), pem).unwrap();
+    let out = d4(&["--json", "keys.pem"], dir.path());
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = findings(&out.stdout);
+    let f = |a: &Integer, b: &Integer| sorted(vec![hx(a), hx(b)]);
+    let mut want = BTreeMap::new();
+    want.insert(
+        "keys.pem:1".to_string(),
+        (
+            "shared_prime".to_string(),
+            f(p0, q0),
+            vec!["keys.pem:3".to_string()],
+        ),
+    );
+    want.insert(
+        "keys.pem:3".to_string(),
+        (
+            "shared_prime".to_string(),
+            f(p0, &pairs[1].1),
+            vec!["keys.pem:1".to_string()],
+        ),
+    );
+    assert_eq!(got, want);
+}

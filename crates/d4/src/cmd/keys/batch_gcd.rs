@@ -21,7 +21,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 #[derive(Debug, Args)]
 pub struct BatchGcdArgs {
-    /// Files of RSA moduli in hex, one per line (`-`: stdin; none: stdin). With
+    /// Files of RSA moduli in hex, one per line, or of keys and certificates (PEM, DER,
+    /// OpenSSH public keys: their RSA moduli) (`-`: stdin; none: stdin). With
     /// `--incremental-against`, these are the new moduli.
     pub files: Vec<PathBuf>,
     /// Check the moduli of FILE... against this existing corpus (hex moduli, one per line)
@@ -102,14 +103,26 @@ struct Loaded {
     bad: usize,
 }
 
-/// The seam for other input formats: bytes of one input → (line, modulus or why not).
-/// Today hex moduli, one per line; keys and certificates (PEM, DER, OpenSSH) will go through
-/// the key parser of `d4_keys::key` here once it lands, keeping the same shape.
+/// Bytes of one input → (position, modulus or why not). Hex moduli one per line (position:
+/// the line); when no line is a hex modulus, keys and certificates (PEM with any number of
+/// blocks, DER, OpenSSH public keys: `d4_keys::key`), whose RSA moduli are taken (position:
+/// the RSA key's number in the input; other key types are skipped, unreadable ones counted).
 fn moduli_from_bytes(bytes: &[u8]) -> Vec<(usize, Result<Integer, String>)> {
-    batchgcd::input::parse_hex_moduli(bytes)
+    let hex: Vec<_> = batchgcd::input::parse_hex_moduli(bytes)
         .into_iter()
         .map(|l| (l.line, l.modulus.map_err(|e| e.to_string())))
-        .collect()
+        .collect();
+    if hex.is_empty() || hex.iter().any(|(_, m)| m.is_ok()) {
+        return hex;
+    }
+    let (moduli, bad) = d4_keys::key::rsa_moduli(bytes);
+    let mut out: Vec<_> = moduli
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| (i + 1, Ok(n)))
+        .collect();
+    out.extend((0..bad).map(|_| (0, Err("not a readable key or certificate".to_string()))));
+    out
 }
 
 fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
