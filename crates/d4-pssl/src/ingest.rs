@@ -194,7 +194,8 @@ impl Ingester {
     }
 
     /// Reads lines to the end of `r`, committing as batches fill, and a batch older than
-    /// `max_batch_age` whenever the reader's buffer runs dry. Lines longer than
+    /// `max_batch_age` whenever the reader's buffer runs dry or `r` says
+    /// [`std::io::ErrorKind::WouldBlock`] (a paced source: nothing for now, read again). Lines longer than
     /// `max_line` are skipped (counted `too_long`) without being buffered.
     pub fn read<R: BufRead>(&mut self, mut r: R) -> Result<(), IngestError> {
         let mut line = Vec::with_capacity(4096);
@@ -202,7 +203,15 @@ impl Ingester {
             line.clear();
             let (mut too_long, mut eof, mut drained) = (false, false, false);
             loop {
-                let buf = r.fill_buf()?;
+                let buf = match r.fill_buf() {
+                    Ok(b) => b,
+                    // A paced source with nothing for now: commit an old batch, wait on.
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        self.flush_if_old()?;
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 if buf.is_empty() {
                     eof = true;
                     break;
@@ -269,11 +278,25 @@ impl Ingester {
                 self.log_problem("record file skipped", &reason, path);
                 Ok(())
             }
-            Err(e) => {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Gone (rotated or cleaned up): the reference analyzer skips it too.
                 self.stats.files_missing += 1;
                 self.log_problem("record file skipped", &e.to_string(), path);
                 Ok(())
             }
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                // Not a regular file (a FIFO, a folder, a device): never read.
+                self.stats.files_missing += 1;
+                self.reject("not_a_file");
+                self.log_problem("record file skipped", &e.to_string(), path);
+                Ok(())
+            }
+            // Anything else may pass (permissions, I/O, descriptors): the batch fails and
+            // is not acknowledged, so the entry comes back.
+            Err(e) => Err(PsslError::Io {
+                path: path.to_string(),
+                message: e.to_string(),
+            }),
         }
     }
 
@@ -417,7 +440,21 @@ impl Ingester {
 
 /// A file's bytes, `None` when it is larger than `max`.
 fn read_bounded(path: &Path, max: u64) -> io::Result<Option<Vec<u8>>> {
+    // Opened without following into a FIFO's wait: the type is checked on the path first
+    // (a FIFO would block the consumer), then on the open file.
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
     let f = std::fs::File::open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
     let mut bytes = Vec::new();
     f.take(max + 1).read_to_end(&mut bytes)?;
     Ok((bytes.len() as u64 <= max).then_some(bytes))

@@ -144,6 +144,9 @@ fn digest(field: &'static str, digest: Option<String>, raw: &str) -> Result<Stri
 /// every session, and reading X.509 (hashes, key numbers in decimal, the self-signature
 /// check) costs far more than the rest of the line, so an ingester keeps one of these and
 /// reads each certificate once. Bounded: emptied when full (the store dedups anyway).
+/// Largest `Raw` text a [`CertCache`] keeps (base64 of a 48 KiB certificate).
+const MAX_CACHED_RAW: usize = 64 * 1024;
+
 #[derive(Debug, Default)]
 pub struct CertCache {
     map: HashMap<Box<str>, (Certificate, PublicKey)>,
@@ -175,7 +178,9 @@ impl CertCache {
         }
         let der = base64::engine::general_purpose::STANDARD.decode(raw).ok()?;
         let read = certificate_from_der(&der).ok()?;
-        if self.cap > 0 {
+        // Only certificates of a usual size are kept (a hostile server can send megabytes):
+        // the cache stays within `cap` × 64 KiB.
+        if self.cap > 0 && raw.len() <= MAX_CACHED_RAW {
             if self.map.len() >= self.cap {
                 self.map.clear();
             }

@@ -30,6 +30,10 @@ pub enum PsslError {
     TooManyExamined(usize),
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// A record file named by a queue entry could not be read for a reason that may pass
+    /// (permissions, I/O, too many open files): the entry must not be acknowledged.
+    #[error("cannot read record file {path}: {message}")]
+    Io { path: String, message: String },
 }
 
 /// What one commit changed.

@@ -240,3 +240,68 @@ fn certificate_bytes_pem_der_and_junk() {
     assert_eq!(v.certificate.sha1, c.b.sha1);
     assert_eq!(v.key.unwrap().spki_sha256, c.b.spki_sha256);
 }
+
+/// A paced source (stdin of a slow feed): one line, then nothing for a while
+/// (`WouldBlock` every 100 ms), then the end. The batch is committed while the source is
+/// quiet, not only at its end.
+struct Quiet {
+    line: Option<Vec<u8>>,
+    quiet_calls: u32,
+    store: Arc<EmbeddedStore>,
+    sessions_seen_before_eof: Arc<std::sync::Mutex<Option<u64>>>,
+}
+
+impl io::Read for Quiet {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if let Some(l) = self.line.take() {
+            out[..l.len()].copy_from_slice(&l);
+            return Ok(l.len());
+        }
+        if self.quiet_calls > 0 {
+            self.quiet_calls -= 1;
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        *self.sessions_seen_before_eof.lock().unwrap() = Some(self.store.info().unwrap().sessions);
+        Ok(0)
+    }
+}
+
+#[test]
+fn a_quiet_feed_commits_its_old_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir);
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let src = Quiet {
+        line: Some((session_line(1) + "\n").into_bytes()),
+        quiet_calls: 10,
+        store: store.clone(),
+        sessions_seen_before_eof: seen.clone(),
+    };
+    let mut ing = ingester(
+        &store,
+        IngestOptions {
+            max_batch_age: std::time::Duration::from_millis(300),
+            ..IngestOptions::default()
+        },
+    );
+    ing.read(io::BufReader::new(src)).unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        Some(1),
+        "committed during the quiet second, before the end of input"
+    );
+    assert_eq!(ing.stats().commits, 1);
+}
+
+#[test]
+fn queue_entries_that_are_not_regular_files_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir);
+    let mut ing = ingester(&store, IngestOptions::default());
+    let folder = dir.path().display().to_string();
+    ing.queue_entry(folder.as_bytes()).unwrap();
+    ing.queue_entry(b"/nonexistent/record.json").unwrap();
+    assert_eq!(ing.stats().files_missing, 2);
+    assert_eq!(ing.stats().files_read, 0);
+}

@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 use axum::http::{HeaderMap, StatusCode};
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv6Net};
 
 use crate::store::Page;
 
@@ -68,6 +68,13 @@ pub fn text_arg(what: &str, s: &str, max: usize) -> Result<String, Refused> {
 
 /// `/v2pssl/query/<ip>` or `<ip>/<len>`: the network, refused (422) when wider than
 /// `/min_v4` (IPv4) or `/min_v6` (IPv6).
+/// `::ffff:0:0/96`, where the stores keep IPv4 addresses.
+const MAPPED: Ipv6Net = match Ipv6Net::new(std::net::Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0), 96)
+{
+    Ok(n) => n,
+    Err(_) => panic!("a /96 is a valid prefix"),
+};
+
 pub fn query_net(q: &str, min_v4: u8, min_v6: u8) -> Result<IpNet, Refused> {
     let q = q.trim().trim_start_matches('/');
     let (addr, len) = match q.split_once('/') {
@@ -84,6 +91,31 @@ pub fn query_net(q: &str, min_v4: u8, min_v6: u8) -> Result<IpNet, Refused> {
             Ok(n) if n <= max => n,
             _ => return Err(bad(format!("invalid prefix length: {l:?}"))),
         },
+    };
+    // The stores keep IPv4 addresses as IPv4-mapped IPv6 (`::ffff:a.b.c.d`): a network
+    // inside `::ffff:0:0/96` is an IPv4 network (and held to the IPv4 bound), and a wider
+    // IPv6 network that covers it would reach every IPv4 address: refused.
+    let (ip, len) = match ip {
+        IpAddr::V6(v6) if len >= 96 => match v6.to_ipv4_mapped() {
+            Some(v4) => (IpAddr::V4(v4), len - 96),
+            None => (ip, len),
+        },
+        IpAddr::V6(v6) => {
+            let net = Ipv6Net::new(v6, len)
+                .map_err(|_| bad(format!("invalid network: {q:?}")))?
+                .trunc();
+            if net.contains(&MAPPED) && min_v4 > 0 {
+                return Err(Refused {
+                    status: StatusCode::UNPROCESSABLE_ENTITY,
+                    message: format!(
+                        "network too large: /{len} covers the IPv4-mapped addresses; query \
+                         IPv4 networks as IPv4"
+                    ),
+                });
+            }
+            (ip, len)
+        }
+        IpAddr::V4(_) => (ip, len),
     };
     let min = if ip.is_ipv4() { min_v4 } else { min_v6 };
     if len < min {
@@ -168,6 +200,24 @@ mod tests {
         assert_eq!(
             query_net("2001:db8::/48", 23, 64).unwrap_err().status,
             StatusCode::UNPROCESSABLE_ENTITY
+        );
+        // IPv4-mapped networks are IPv4 networks, held to the IPv4 bound
+        assert_eq!(
+            query_net("::ffff:192.0.2.77/120", 23, 64)
+                .unwrap()
+                .to_string(),
+            "192.0.2.0/24"
+        );
+        for wide in ["::ffff:0.0.0.0/96", "::ffff:10.0.0.0/110", "::/64", "::/0"] {
+            assert_eq!(
+                query_net(wide, 23, 64).unwrap_err().status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{wide}"
+            );
+        }
+        assert_eq!(
+            query_net("::ffff:10.0.0.0/104", 8, 64).unwrap().to_string(),
+            "10.0.0.0/8"
         );
         for b in [
             "192.0.2",

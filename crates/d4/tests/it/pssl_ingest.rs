@@ -574,3 +574,62 @@ fn postgres_backend() {
     check_store(&store, &cap);
     assert!(store.certificate(&sha1_hex(&der)).unwrap().is_some());
 }
+
+/// A slow feed on stdin that never ends (`d4 tls -i eth0 | d4 pssl ingest`): SIGTERM commits
+/// what was read, prints the summary and exits 0; nothing read is lost.
+#[test]
+fn sigterm_on_a_quiet_stdin_feed_commits_what_was_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = make_capture(&some_cases());
+    let tls = d4()
+        .arg("tls")
+        .arg("-r")
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let records = {
+        let mut tls = tls;
+        tls.stdin.take().unwrap().write_all(&cap.pcap).unwrap();
+        let out = tls.wait_with_output().unwrap();
+        assert!(out.status.success());
+        out.stdout
+    };
+    let mut child = d4()
+        .arg("pssl")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["ingest", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut feed = child.stdin.take().unwrap();
+    feed.write_all(&records).unwrap();
+    feed.flush().unwrap();
+    // the feed stays open (quiet): the records are read, then SIGTERM
+    std::thread::sleep(Duration::from_millis(2500));
+    let kill = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "ingest still running"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(feed);
+    let out = child.wait_with_output().unwrap();
+    let s = summary(&out);
+    assert_eq!(s["records_ok"], cap.sessions as u64, "{s}");
+    assert_eq!(s["new_sessions"], cap.sessions as u64, "{s}");
+    check_store(&embedded(dir.path()), &cap);
+}

@@ -8,6 +8,8 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -20,6 +22,7 @@ use super::{PsslArgs, PsslCommand};
 
 /// The queue consumer; `serve --queue` can run [`queue::consume_queue`] too.
 pub mod queue;
+mod stdin;
 
 /// How many bytes are looked at to tell a file's format.
 const SNIFF: usize = 4096;
@@ -148,13 +151,21 @@ fn ingest_inputs(a: &IngestArgs, mut ing: Ingester) -> anyhow::Result<ExitCode> 
     let started = Instant::now();
     let pb = progress_bar(inputs.len() as u64, !a.quiet);
     let mut failed = false;
+    // Reading stdin (a feed that may never end): SIGINT/SIGTERM end it cleanly.
+    let stop = Arc::new(AtomicBool::new(false));
+    if inputs.iter().any(|p| p.as_os_str() == "-") {
+        stdin::stop_on_signal(stop.clone());
+    }
     for p in &inputs {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
         pb.set_message(
             p.file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         );
-        match ingest_input(&mut ing, p, a.format(), a.recursive) {
+        match ingest_input(&mut ing, p, a.format(), a.recursive, &stop) {
             Ok(()) => {}
             Err(InputError::Store(e)) => {
                 pb.finish_and_clear();
@@ -235,6 +246,7 @@ fn ingest_input(
     path: &Path,
     format: Format,
     recursive: bool,
+    stop: &Arc<AtomicBool>,
 ) -> Result<(), InputError> {
     let stdin = path.as_os_str() == "-";
     let name = path.display().to_string();
@@ -249,8 +261,11 @@ fn ingest_input(
             return Ok(ing.certificate_path(path, recursive)?);
         }
     }
+    let mut paced = None;
     let input: Box<dyn Read + Send> = if stdin {
-        Box::new(io::stdin())
+        let (r, pace) = stdin::PacedStdin::new(stop.clone());
+        paced = Some(pace);
+        Box::new(r)
     } else {
         Box::new(File::open(path).map_err(|e| cannot_open(path, e))?)
     };
@@ -268,7 +283,13 @@ fn ingest_input(
         Content::Capture => Ok(ing.capture(&name, r, &|| false)?),
         Content::Certificates if !stdin => Ok(ing.certificate_path(path, false)?),
         Content::Certificates => certificate_stream(ing, &name, r),
-        Content::JsonLines => Ok(ing.read(r)?),
+        Content::JsonLines => {
+            // A slow feed: from now on a quiet second wakes the reader (batch age).
+            if let Some(p) = &paced {
+                p.store(true, Ordering::Relaxed);
+            }
+            Ok(ing.read(r)?)
+        }
         Content::Gzip => {
             let mut gz = BufReader::with_capacity(1 << 16, flate2::read::MultiGzDecoder::new(r));
             let inner = head(&mut gz)?;

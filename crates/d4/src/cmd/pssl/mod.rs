@@ -138,19 +138,34 @@ impl PsslArgs {
     }
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for messages.
+/// A connection string for messages: the password of a URL (`postgres://user:***@host/db`,
+/// `?password=***`) or of a `key=value` string (`password=***`) hidden.
 pub fn redact_url_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (auth, host) = match rest.rsplit_once('@') {
-        Some(x) => x,
-        None => return url.to_string(),
-    };
-    match auth.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+    let mut out = match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((auth, host)) => match auth.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+                None => url.to_string(),
+            },
+            None => url.to_string(),
+        },
         None => url.to_string(),
+    };
+    // `password=...` as a query parameter or a key=value pair (quoted or not)
+    let mut from = 0;
+    while let Some(i) = out[from..].find("password=") {
+        let start = from + i + "password=".len();
+        let rest = &out[start..];
+        let end = if let Some(q) = rest.strip_prefix('\'') {
+            q.find('\'').map_or(rest.len(), |e| e + 2)
+        } else {
+            rest.find(|c: char| c == '&' || c.is_whitespace())
+                .unwrap_or(rest.len())
+        };
+        out.replace_range(start..start + end, "***");
+        from = start + 3;
     }
+    out
 }
 
 pub fn run(args: PsslArgs) -> anyhow::Result<ExitCode> {
@@ -175,5 +190,17 @@ mod tests {
             "postgres://d4@db/pssl"
         );
         assert_eq!(redact_url_password("host=db user=d4"), "host=db user=d4");
+        assert_eq!(
+            redact_url_password("host=db user=d4 password=s3cret dbname=pssl"),
+            "host=db user=d4 password=*** dbname=pssl"
+        );
+        assert_eq!(
+            redact_url_password("host=db password='a b' user=d4"),
+            "host=db password=*** user=d4"
+        );
+        assert_eq!(
+            redact_url_password("postgres://db/pssl?user=d4&password=s3cret&sslmode=require"),
+            "postgres://db/pssl?user=d4&password=***&sslmode=require"
+        );
     }
 }

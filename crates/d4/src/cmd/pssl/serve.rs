@@ -27,21 +27,18 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
 
     /// Accept this token in `Authorization: <token>` (PyPSSL's auth_token) or
-    /// `Authorization: Bearer <token>`. Repeatable.
-    #[arg(long, env = "D4_PSSL_TOKEN", value_delimiter = ',')]
+    /// `Authorization: Bearer <token>`. Repeatable (the variable holds one token, taken
+    /// whole: commas are part of it; several tokens go in --token-file).
+    #[arg(long, env = "D4_PSSL_TOKEN")]
     pub token: Vec<String>,
 
     /// Read accepted tokens from a file, one per line (`#` comments).
     #[arg(long, value_name = "FILE", env = "D4_PSSL_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
 
-    /// Accept HTTP Basic auth with this `user:password` (PyPSSL's basic_auth). Repeatable.
-    #[arg(
-        long,
-        value_name = "USER:PASSWORD",
-        env = "D4_PSSL_BASIC",
-        value_delimiter = ','
-    )]
+    /// Accept HTTP Basic auth with this `user:password` (PyPSSL's basic_auth). Repeatable
+    /// (the variable holds one pair, taken whole; several go in --basic-file).
+    #[arg(long, value_name = "USER:PASSWORD", env = "D4_PSSL_BASIC")]
     pub basic: Vec<String>,
 
     /// Read accepted `user:password` lines from a file (`#` comments).
@@ -216,23 +213,27 @@ pub fn run(args: &PsslArgs) -> anyhow::Result<ExitCode> {
         // draining its requests.
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, mut signalled) = tokio::sync::watch::channel(false);
-        let flag = stop.clone();
+        let tx = Arc::new(tx);
+        let (flag, on_signal) = (stop.clone(), tx.clone());
         tokio::spawn(async move {
             crate::cmd::client::shutdown_signal().await;
             tracing::info!("shutting down");
             flag.store(true, Ordering::Relaxed);
-            let _ = tx.send(true);
+            let _ = on_signal.send(true);
         });
         let consumer = match (a.queue, d4cfg) {
             (Some(q), Some(d4cfg)) => {
                 let d4: Arc<dyn d4_store::Queues> = d4_store::open(&d4cfg).await?;
                 let ing = Ingester::new(store.clone(), IngestOptions::default());
                 let (name, pop_max, stop) = (a.consumer.clone(), a.pop_max.max(1), stop.clone());
+                let on_failure = tx.clone();
                 Some(tokio::spawn(async move {
                     let r = consume_queue(ing, d4, q, &name, pop_max, false, stop).await;
                     if let Err(e) = &r {
-                        // Logged at once: the server keeps answering from what is stored.
-                        tracing::error!(error = %format!("{e:#}"), "queue consumer stopped");
+                        // The whole process stops (exit 1), so that a supervisor restarts
+                        // it and nobody keeps reading a store that no longer grows.
+                        tracing::error!(error = %format!("{e:#}"), "queue consumer failed: stopping the server");
+                        let _ = on_failure.send(true);
                     }
                     r
                 }))
@@ -245,23 +246,23 @@ pub fn run(args: &PsslArgs) -> anyhow::Result<ExitCode> {
         d4_pssl::server::serve(listener, store, cfg, limits, shutdown).await?;
         let ingester = match consumer {
             Some(c) => match c.await {
-                Ok(Ok(ing)) => Some(ing),
-                Ok(Err(_)) => None, // already logged
-                Err(e) => {
-                    tracing::error!(error = %e, "queue consumer task failed");
-                    None
-                }
+                Ok(Ok(ing)) => Ok(Some(ing)),
+                Ok(Err(e)) => Err(e.context("the queue consumer failed")),
+                Err(e) => Err(anyhow::anyhow!("the queue consumer task failed: {e}")),
             },
-            None => None,
+            None => Ok(None),
         };
-        Ok::<_, anyhow::Error>(ingester)
+        ingester
     });
     drop(rt);
-    if let Some(ing) = res? {
-        // Every batch taken was committed before it was acknowledged: nothing is pending.
-        tracing::info!(stats = ?ing.stats(), "queue consumer stopped");
-    }
+    let res = res.map(|ing| {
+        if let Some(ing) = ing {
+            // Every batch taken was committed before it was acknowledged: nothing is pending.
+            tracing::info!(stats = ?ing.stats(), "queue consumer stopped");
+        }
+    });
     drop(keep);
+    res?;
     Ok(ExitCode::SUCCESS)
 }
 
