@@ -493,3 +493,44 @@ fn auth_token_bearer_basic() {
     assert_eq!(r.status, 429, "{}", r.json);
     assert!(r.json["error"].is_string());
 }
+
+/// `cquery`'s `seen` is paged by address: an address on two ports is never cut between
+/// pages nor shown twice, whatever the page size.
+#[test]
+fn cquery_pages_whole_addresses() {
+    use d4_pssl::testsuite::data::{record_line, Rec};
+    let (sc, _, store, _dir) = filled();
+    let c = &sc.certs;
+    // b is also served on 2001:db8:2::1 port 9443 (and 8443 from the scenario), and on
+    // 192.0.2.200:443
+    for (ts, server) in [
+        ("2024-02-01T00:00:00Z", ("2001:db8:2::1", 9443)),
+        ("2024-02-01T00:00:01Z", ("192.0.2.200", 443)),
+    ] {
+        let line = record_line(&Rec {
+            ts,
+            client: Some(("192.0.2.99", 41000)),
+            server: Some(server),
+            ja3: JA3_1,
+            chain: vec![&c.b],
+            ..Rec::default()
+        });
+        store
+            .commit(&d4_pssl::parse_record(line.as_bytes()).unwrap().batch)
+            .unwrap();
+    }
+    let srv = start(store, ServeConfig::default());
+    for limit in 1..=4 {
+        let pages = walk(
+            srv.port,
+            &format!("/v2pssl/cquery/{}?limit={limit}", c.b.sha1),
+            |v| v["seen"].as_array().unwrap().clone(),
+        );
+        let all: Vec<Value> = pages.into_iter().flatten().collect();
+        assert_eq!(
+            all,
+            vec![json!("192.0.2.200"), json!("2001:db8:2::1")],
+            "limit {limit}"
+        );
+    }
+}

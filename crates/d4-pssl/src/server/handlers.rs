@@ -20,7 +20,7 @@ use super::answer;
 use super::input::{self, Refused};
 use super::{blocking, json_text, json_value, AppState};
 use crate::model::Session;
-use crate::store::{Fingerprint, Paged, PsslError, PsslStore, SessionQuery};
+use crate::store::{Fingerprint, IpSeen, Page, Paged, PsslError, PsslStore, SessionQuery};
 
 type St = State<Arc<AppState>>;
 type P<T> = Result<Path<T>, PathRejection>;
@@ -139,7 +139,7 @@ async fn cquery(State(st): St, h: P<String>, p: Q, headers: HeaderMap) -> Answer
     let (view, ips) = blocking(&st, move |s| {
         let view = s.certificate(&key)?;
         let ips = match &view {
-            Some(_) => s.certificate_ips(&key, &page)?,
+            Some(_) => whole_addresses(s, &key, s.certificate_ips(&key, &page)?)?,
             None => Paged {
                 items: Vec::new(),
                 next: None,
@@ -152,6 +152,38 @@ async fn cquery(State(st): St, h: P<String>, p: Q, headers: HeaderMap) -> Answer
         &answer::cquery(&sha1, view.as_ref(), &ips.items),
         ips.next.as_deref(),
     ))
+}
+
+/// `seen` is paged by address, but the store pages (address, port) links: a page that ends
+/// inside an address's ports takes that address's remaining links too (one at a time, at
+/// most 65,536: one per port), so no address is cut between pages or shown twice.
+fn whole_addresses(
+    s: &dyn PsslStore,
+    sha1: &str,
+    mut got: Paged<IpSeen>,
+) -> Result<Paged<IpSeen>, PsslError> {
+    let Some(last) = got.items.last().map(|l| l.ip) else {
+        return Ok(got);
+    };
+    for _ in 0..=u16::MAX as usize {
+        let Some(cursor) = got.next.clone() else {
+            break;
+        };
+        let more = s.certificate_ips(sha1, &Page::after(cursor, 1))?;
+        match more.items.into_iter().next() {
+            Some(link) if link.ip == last => {
+                got.items.push(link);
+                got.next = more.next;
+            }
+            // the next address starts here: the page ends before it (cursor unchanged)
+            Some(_) => break,
+            None => {
+                got.next = None;
+                break;
+            }
+        }
+    }
+    Ok(got)
 }
 
 async fn cfetch(State(st): St, h: P<String>) -> Answer {
