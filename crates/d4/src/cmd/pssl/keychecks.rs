@@ -12,8 +12,8 @@ use d4_pssl::Ingester;
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct KeyCheckArgs {
-    /// No weak-key checks on new keys.
-    #[arg(long, conflicts_with_all = ["bad_primes", "blocklist"])]
+    /// No weak-key checks on new keys (`--bad-primes` and `--blocklist` are then unused).
+    #[arg(long)]
     pub no_key_checks: bool,
 
     /// Weak-key checks: a folder of `primes<bits>.dat` files (badkeys' format) for
