@@ -150,6 +150,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_file_without_the_weak_keys_table_gets_it_on_open() {
+        use crate::store::{Page, PsslStore};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pssl.redb");
+        {
+            // a file of this layout written before `weak_keys` existed
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            for t in &ALL[..ALL.len() - 1] {
+                tx.open_table(*t).unwrap();
+            }
+            tx.open_table(META)
+                .unwrap()
+                .insert("layout", LAYOUT)
+                .unwrap();
+            tx.commit().unwrap();
+            let rx = db.begin_read().unwrap();
+            assert!(rx.open_table(WEAK_KEYS).is_err());
+        }
+        let s = EmbeddedStore::open(&path).unwrap();
+        assert_eq!(s.weak_keys(&Page::first(10)).unwrap().items, Vec::new());
+    }
+
+    #[test]
     fn a_file_of_another_layout_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pssl.redb");
