@@ -229,6 +229,18 @@ pub fn parse_hex_modulus(line: &str) -> Option<Integer> {
     (n > 0).then_some(n)
 }
 
+/// An RSA public key from its modulus and exponent in decimal (as a store keeps them),
+/// with the same checks as [`parse_keys`]: `None` when n is not a decimal number,
+/// otherwise [`Parsed::Key`] or [`Parsed::Unparseable`].
+pub fn rsa_from_decimal(n: &str, e: u64) -> Option<Parsed> {
+    let n = n.trim();
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n = Integer::from_str_radix(n, 10).ok()?;
+    Some(rsa_key(n, Integer::from(e), None))
+}
+
 /// Every RSA modulus in an input, for the batch GCD: PEM/DER keys and certificates, OpenSSH
 /// keys, or, when none of those is found, hex moduli one per line (lines that are not hex
 /// are skipped). Returns the moduli and the number of keys or lines that could not be read.
@@ -273,6 +285,31 @@ mod tests {
         assert_eq!(parse_hex_modulus("0"), None);
         assert_eq!(parse_hex_modulus("xyz"), None);
         assert_eq!(parse_hex_modulus(""), None);
+    }
+
+    #[test]
+    fn rsa_from_decimal_strings() {
+        // 3233 = 61 * 53
+        match rsa_from_decimal(" 3233 ", 17) {
+            Some(Parsed::Key(k)) => {
+                assert_eq!(k.bits(), Some(12));
+                assert!(k.spki_sha256.is_some());
+                match k.data {
+                    KeyData::Rsa { n, e, private } => {
+                        assert_eq!((n, e), (Integer::from(3233), Integer::from(17)));
+                        assert!(private.is_none());
+                    }
+                    other => panic!("not RSA: {other:?}"),
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            rsa_from_decimal("3233", 1),
+            Some(Parsed::Unparseable(_))
+        ));
+        assert_eq!(rsa_from_decimal("0x10", 3), None);
+        assert_eq!(rsa_from_decimal("", 3), None);
     }
 
     #[test]

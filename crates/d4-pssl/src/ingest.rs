@@ -10,6 +10,10 @@
 //! [`IngestOptions::max_batch_age`]. A bad record, line or file is counted by reason and
 //! logged (the first ones at `warn`, then at `debug`), never fatal; only a store error
 //! stops the ingester.
+//!
+//! With [`Ingester::with_key_checks`], every key new to the ingester goes through the
+//! per-key weak-key checks of `d4_keys` after its batch is committed, and the findings are
+//! recorded in the store ([`crate::store::PsslStore::record_weak`]).
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, Read};
@@ -25,6 +29,8 @@ use crate::certfile;
 use crate::model::{BatchBuilder, Certificate, PublicKey};
 use crate::record::{parse_record_cached, CertCache};
 use crate::store::{PsslError, PsslStore};
+
+mod weak;
 
 /// The longest line read by default: the collector's `max_blob_line` for `ja3-jl`.
 pub const MAX_LINE: usize = 16 << 20;
@@ -85,6 +91,10 @@ pub struct IngestStats {
     /// Sessions the store held already (the same record ingested again).
     pub known_sessions: u64,
     pub commits: u64,
+    /// Keys the weak-key checks ran on.
+    pub keys_checked: u64,
+    /// Of those, keys with at least one finding.
+    pub weak_keys_found: u64,
     /// Files read: record files named by queue entries, certificate files, captures.
     pub files_read: u64,
     /// Record files named by queue entries that could not be read.
@@ -111,6 +121,8 @@ pub struct Ingester {
     /// Certificates of recent records, read once (a server's certificate is in each of its
     /// sessions).
     certs: CertCache,
+    /// The per-key weak-key checks (none: keys are not checked).
+    checker: Option<weak::KeyChecker>,
 }
 
 impl Ingester {
@@ -123,7 +135,15 @@ impl Ingester {
             stats: IngestStats::default(),
             logged: 0,
             certs: CertCache::new(CERT_CACHE),
+            checker: None,
         }
+    }
+
+    /// Runs the per-key weak-key checks on every key new to this ingester (after its
+    /// batch is committed) and records what they find.
+    pub fn with_key_checks(mut self, checks: Arc<d4_keys::check::Checks>) -> Ingester {
+        self.checker = Some(weak::KeyChecker::new(checks));
+        self
     }
 
     pub fn stats(&self) -> &IngestStats {
@@ -434,6 +454,15 @@ impl Ingester {
         self.stats.new_sessions += c.new_sessions;
         self.stats.known_sessions += c.known_sessions;
         self.stats.commits += 1;
+        if let Some(checker) = &mut self.checker {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            let checked = checker.batch(&batch, now);
+            self.stats.keys_checked += checked.keys;
+            self.stats.weak_keys_found += checked.weak;
+            self.store.record_weak(&checked.findings)?;
+        }
         Ok(())
     }
 }

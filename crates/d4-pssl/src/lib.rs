@@ -39,5 +39,5 @@ pub use model::{certificate_from_der, Batch, BatchBuilder, Certificate, PublicKe
 pub use record::{parse_record, parse_record_cached, CertCache, Parsed, RecordError};
 pub use store::{
     CertView, CommitStats, Fingerprint, Info, IpCerts, IpSeen, Page, Paged, PsslError, PsslStore,
-    Seen, SessionQuery,
+    Seen, SessionQuery, WeakKey,
 };

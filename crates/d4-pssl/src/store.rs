@@ -156,6 +156,33 @@ pub struct Info {
     pub ip_certificate_links: u64,
 }
 
+/// How a weak key was found.
+pub const HOW_CHECK: &str = "check";
+/// Found by the batch GCD over the store's RSA moduli.
+pub const HOW_BATCH_GCD: &str = "batch_gcd";
+
+/// One weak-key finding on a stored public key (`d4_keys` check names, badkeys' meaning).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeakKey {
+    /// SHA-256 of the SubjectPublicKeyInfo DER, lowercase hex.
+    pub spki_sha256: String,
+    /// The check (`fermat`, `roca`, `sharedprimes`...).
+    pub check: String,
+    /// The check's subtest, `None` when it has none.
+    pub subtest: Option<String>,
+    /// [`HOW_CHECK`] (per-key check at ingest) or [`HOW_BATCH_GCD`].
+    pub how: String,
+    /// Recovered prime factor and cofactor, lowercase hex.
+    pub p: Option<String>,
+    pub q: Option<String>,
+    /// Recovered private exponent, lowercase hex.
+    pub d: Option<String>,
+    /// Other keys (SPKI SHA-256) sharing a prime with this one.
+    pub partners: Vec<String>,
+    /// When it was first found (Unix seconds).
+    pub found: i64,
+}
+
 /// A passive SSL store backend.
 pub trait PsslStore: Send + Sync {
     /// Idempotent: certificates by SHA-1 and keys by SPKI SHA-256 are stored once (DER kept
@@ -183,6 +210,15 @@ pub trait PsslStore: Send + Sync {
     /// Certificates (SHA-1) holding a public key, by SHA-1.
     fn key_certificates(&self, spki_sha256: &str, page: &Page) -> Result<Paged<String>, PsslError>;
     fn info(&self) -> Result<Info, PsslError>;
+    /// Records weak-key findings. Idempotent: a finding is identified by (SPKI, check,
+    /// subtest, how); one recorded before keeps its values (and first found time).
+    fn record_weak(&self, findings: &[WeakKey]) -> Result<(), PsslError>;
+    /// Every finding, by SPKI SHA-256 (then check, subtest, how).
+    fn weak_keys(&self, page: &Page) -> Result<Paged<WeakKey>, PsslError>;
+    /// The findings on one key (SPKI SHA-256, hex any case), empty when it is clean.
+    fn key_weakness(&self, spki_sha256: &str) -> Result<Vec<WeakKey>, PsslError>;
+    /// The stored RSA keys as (SPKI SHA-256, modulus in decimal), by SPKI SHA-256.
+    fn rsa_moduli(&self, page: &Page) -> Result<Paged<(String, String)>, PsslError>;
 }
 
 /// Lowercase hex of exactly `bytes` bytes, or [`PsslError::Invalid`].

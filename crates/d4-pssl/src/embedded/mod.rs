@@ -23,6 +23,7 @@
 //! | `fp_ips` | val(k, v), ip | agg: (JA3, client IP), (JA3S, server IP), (JA4, client IP) |
 //! | `sni_certs` | val(4, sni), sha1 | agg: (SNI, leaf certificate) |
 //! | `distinct` | val(k, v) | empty: the JA3s, JA3Ss, JA4s, SNIs and server IPs seen (for [`Info`](crate::store::Info)) |
+//! | `weak_keys` | spki, check, 0, subtest, 0, how | the [`WeakKey`](crate::store::WeakKey) as JSON: weak-key findings |
 //! | `meta` | name | u64 le: `layout` ([`LAYOUT`]) and the [`Info`](crate::store::Info) counters |
 //!
 //! Lookups by sha1, sha256, spki, JA3, JA4 or SNI are point reads or prefix scans; a page
@@ -42,6 +43,7 @@ use crate::store::PsslError;
 mod commit;
 mod keys;
 mod read;
+mod weak;
 
 type Table = TableDefinition<'static, &'static [u8], &'static [u8]>;
 
@@ -58,9 +60,10 @@ const CERT_IPS: Table = TableDefinition::new("cert_ips");
 const FP_IPS: Table = TableDefinition::new("fp_ips");
 const SNI_CERTS: Table = TableDefinition::new("sni_certs");
 const DISTINCT: Table = TableDefinition::new("distinct");
+const WEAK_KEYS: Table = TableDefinition::new("weak_keys");
 const META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("meta");
 
-const ALL: [Table; 13] = [
+const ALL: [Table; 14] = [
     CERTS,
     CERT_SHA256,
     CERT_STATS,
@@ -74,9 +77,11 @@ const ALL: [Table; 13] = [
     FP_IPS,
     SNI_CERTS,
     DISTINCT,
+    WEAK_KEYS,
 ];
 
-/// The on-disk layout version, kept in `meta`.
+/// The on-disk layout version, kept in `meta`. Tables added later (`weak_keys`) are
+/// created on open, so a file of the same layout without them opens as is.
 pub const LAYOUT: u64 = 1;
 
 /// Default bound of [`EmbeddedStore::with_max_examined`].
@@ -143,6 +148,30 @@ impl EmbeddedStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_without_the_weak_keys_table_gets_it_on_open() {
+        use crate::store::{Page, PsslStore};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pssl.redb");
+        {
+            // a file of this layout written before `weak_keys` existed
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            for t in &ALL[..ALL.len() - 1] {
+                tx.open_table(*t).unwrap();
+            }
+            tx.open_table(META)
+                .unwrap()
+                .insert("layout", LAYOUT)
+                .unwrap();
+            tx.commit().unwrap();
+            let rx = db.begin_read().unwrap();
+            assert!(rx.open_table(WEAK_KEYS).is_err());
+        }
+        let s = EmbeddedStore::open(&path).unwrap();
+        assert_eq!(s.weak_keys(&Page::first(10)).unwrap().items, Vec::new());
+    }
 
     #[test]
     fn a_file_of_another_layout_is_refused() {

@@ -15,7 +15,7 @@ use super::{
 use crate::model::{Batch, Certificate, PublicKey, Session};
 use crate::store::{
     parse_hex, CertView, CommitStats, Fingerprint, Info, IpCerts, IpSeen, Page, Paged, PsslError,
-    PsslStore, Seen, SessionQuery,
+    PsslStore, Seen, SessionQuery, WeakKey,
 };
 
 type RT = ReadOnlyTable<&'static [u8], &'static [u8]>;
@@ -43,7 +43,7 @@ fn decode_cert(v: &[u8]) -> Result<Certificate, PsslError> {
 /// One page of the keys starting with `prefix`, after the cursor (the hex of a key), each
 /// mapped by `f` (`None`: not part of the answer). Fails once more than `max_examined` keys
 /// were read.
-fn prefix_page<T>(
+pub(super) fn prefix_page<T>(
     table: &RT,
     prefix: &[u8],
     page: &Page,
@@ -381,6 +381,22 @@ impl PsslStore for EmbeddedStore {
         prefix_page(&t, &spki, page, usize::MAX, |k, _| {
             Ok(Some(hex::encode(&k[32..])))
         })
+    }
+
+    fn record_weak(&self, findings: &[WeakKey]) -> Result<(), PsslError> {
+        self.record_weak_impl(findings)
+    }
+
+    fn weak_keys(&self, page: &Page) -> Result<Paged<WeakKey>, PsslError> {
+        self.weak_keys_impl(page)
+    }
+
+    fn key_weakness(&self, spki_sha256: &str) -> Result<Vec<WeakKey>, PsslError> {
+        self.key_weakness_impl(spki_sha256)
+    }
+
+    fn rsa_moduli(&self, page: &Page) -> Result<Paged<(String, String)>, PsslError> {
+        self.rsa_moduli_impl(page)
     }
 
     fn info(&self) -> Result<Info, PsslError> {

@@ -49,6 +49,7 @@ use crate::store::PsslError;
 
 mod commit;
 mod read;
+mod weak;
 
 /// The reference analyzer's tables (TLS.md §6), created when missing.
 pub const REFERENCE_SQL: &str = include_str!("reference.sql");

@@ -13,7 +13,7 @@ use super::{canon_ip, dberr, hex_key, pg_text, PostgresStore};
 use crate::model::{Batch, Certificate, PublicKey, Session};
 use crate::store::{
     CertView, CommitStats, Fingerprint, Info, IpCerts, IpSeen, Page, Paged, PsslError, PsslStore,
-    Seen, SessionQuery,
+    Seen, SessionQuery, WeakKey,
 };
 
 type Param<'a> = &'a (dyn ToSql + Sync);
@@ -503,6 +503,22 @@ impl PsslStore for PostgresStore {
             &spki,
             page,
         )
+    }
+
+    fn record_weak(&self, findings: &[WeakKey]) -> Result<(), PsslError> {
+        self.record_weak_impl(findings)
+    }
+
+    fn weak_keys(&self, page: &Page) -> Result<Paged<WeakKey>, PsslError> {
+        self.weak_keys_impl(page)
+    }
+
+    fn key_weakness(&self, spki_sha256: &str) -> Result<Vec<WeakKey>, PsslError> {
+        self.key_weakness_impl(spki_sha256)
+    }
+
+    fn rsa_moduli(&self, page: &Page) -> Result<Paged<(String, String)>, PsslError> {
+        self.rsa_moduli_impl(page)
     }
 
     fn info(&self) -> Result<Info, PsslError> {

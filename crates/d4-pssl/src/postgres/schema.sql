@@ -76,3 +76,19 @@ CREATE INDEX IF NOT EXISTS d4_fuzzy_hash_session ON fuzzy_hash ("id_sessionRecor
 CREATE INDEX IF NOT EXISTS d4_session_ja3s ON d4_session (ja3s);
 CREATE INDEX IF NOT EXISTS d4_session_ja4 ON d4_session (ja4);
 CREATE INDEX IF NOT EXISTS d4_session_sni ON d4_session (sni_lower);
+
+-- Weak-key findings per public key (d4_keys check names): `how` is 'check' (per-key check at
+-- ingest) or 'batch_gcd'; recovered numbers as lowercase hex; `partners` the SPKI SHA-256s of
+-- keys sharing a prime; `found` the first time it was found (a finding is recorded once).
+CREATE TABLE IF NOT EXISTS d4_weak_key (
+    spki bytea NOT NULL,
+    "check" text NOT NULL,
+    subtest text NOT NULL,
+    how text NOT NULL,
+    p text,
+    q text,
+    d text,
+    partners text[] NOT NULL,
+    found bigint NOT NULL,
+    PRIMARY KEY (spki, "check", subtest, how)
+);

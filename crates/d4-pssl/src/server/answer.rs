@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use crate::model::{PublicKey, Session};
-use crate::store::{CertView, Info, IpCerts, IpSeen, Seen};
+use crate::store::{CertView, Info, IpCerts, IpSeen, Seen, WeakKey};
 
 /// Unix seconds as RFC 3339 UTC.
 pub fn time(unix: i64) -> String {
@@ -91,7 +91,8 @@ pub fn cquery(sha1: &str, view: Option<&CertView>, ips: &[IpSeen]) -> Value {
 }
 
 /// `/v2pssl/cfetch`: the PEM and `info` as the CIRCL service answers, plus extras.
-pub fn cfetch(view: &CertView) -> Value {
+/// `weak` is what the store found on the certificate's key (`info.weak`).
+pub fn cfetch(view: &CertView, weak: &[WeakKey]) -> Value {
     let c = &view.certificate;
     let (key_pem, extension) = match d4_tls::cert::openssl_view(&c.der) {
         Ok(v) => (
@@ -126,6 +127,7 @@ pub fn cfetch(view: &CertView) -> Value {
             "self_signed": c.self_signed,
             "spki_sha256": c.spki_sha256,
             "key_type": view.key.as_ref().map(|k| k.key_type.as_str()),
+            "weak": weak_short(weak),
         },
         "first_seen": opt_time(view.first_seen),
         "last_seen": opt_time(view.last_seen),
@@ -148,9 +150,41 @@ pub fn key(k: &PublicKey) -> Value {
     })
 }
 
-/// `/certificate/<hash>`.
-pub fn certificate(view: &CertView) -> Value {
+/// A key's findings in short: `[{"check", "subtest", "how"}]` (empty when clean).
+pub fn weak_short(weak: &[WeakKey]) -> Value {
+    Value::Array(
+        weak.iter()
+            .map(|w| json!({ "check": w.check, "subtest": w.subtest, "how": w.how }))
+            .collect(),
+    )
+}
+
+/// A `/weak` item: `{"spki_sha256", "check", "subtest", "how", "found", "certificates"}`
+/// (the recovered numbers stay out of the API).
+pub fn weak_item(w: &WeakKey, certificates: &[String]) -> Value {
+    json!({
+        "spki_sha256": w.spki_sha256,
+        "check": w.check,
+        "subtest": w.subtest,
+        "how": w.how,
+        "found": time(w.found),
+        "certificates": certificates,
+    })
+}
+
+/// `/certificate/<hash>`; `weak` (the key's findings) goes in `key.weak`.
+pub fn certificate(view: &CertView, weak: &[WeakKey]) -> Value {
     let c = &view.certificate;
+    let key_value = match &view.key {
+        Some(k) => {
+            let mut v = key(k);
+            if let Value::Object(m) = &mut v {
+                m.insert("weak".into(), weak_short(weak));
+            }
+            v
+        }
+        None => Value::Null,
+    };
     json!({
         "sha1": c.sha1,
         "sha256": c.sha256,
@@ -163,7 +197,7 @@ pub fn certificate(view: &CertView) -> Value {
         "is_ca": c.is_ca,
         "self_signed": c.self_signed,
         "spki_sha256": c.spki_sha256,
-        "key": view.key.as_ref().map_or(Value::Null, key),
+        "key": key_value,
         "first_seen": opt_time(view.first_seen),
         "last_seen": opt_time(view.last_seen),
         "hits": view.hits,

@@ -155,7 +155,7 @@ fn cfetch_and_certificate_of_a_generated_certificate() {
         hits: 3,
         chain_positions: vec![0],
     };
-    let v = cfetch(&view);
+    let v = cfetch(&view, &[]);
     assert_eq!(v["pem"], c.b.pem());
     let info = &v["info"];
     assert_eq!(info["fingerprint"], c.b.sha1.to_ascii_uppercase());
@@ -168,6 +168,7 @@ fn cfetch_and_certificate_of_a_generated_certificate() {
     assert_eq!(info["sha256"], c.b.sha256);
     assert_eq!(info["spki_sha256"], c.b.spki_sha256);
     assert_eq!(info["self_signed"], true);
+    assert_eq!(info["weak"], json!([]));
     // The key block holds the SubjectPublicKeyInfo whose SHA-256 the test computed.
     let key_pem = info["key"].as_str().unwrap();
     assert!(key_pem.starts_with("-----BEGIN PUBLIC KEY-----\n"));
@@ -183,8 +184,9 @@ fn cfetch_and_certificate_of_a_generated_certificate() {
     assert_eq!(v["last_seen"], Value::Null);
     assert_eq!(v["hits"], 3);
 
-    let d = certificate(&view);
+    let d = certificate(&view, &[]);
     assert_eq!(d["sha1"], c.b.sha1);
+    assert_eq!(d["key"]["weak"], json!([]));
     assert_eq!(d["key"]["bits"], 256);
     assert_eq!(d["key"]["curve"], "P-256");
     assert_eq!(d["chain_positions"], json!([0]));

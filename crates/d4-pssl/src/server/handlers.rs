@@ -20,7 +20,9 @@ use super::answer;
 use super::input::{self, Refused};
 use super::{blocking, json_text, json_value, AppState};
 use crate::model::Session;
-use crate::store::{Fingerprint, IpSeen, Page, Paged, PsslError, PsslStore, SessionQuery};
+use crate::store::{
+    CertView, Fingerprint, IpSeen, Page, Paged, PsslError, PsslStore, SessionQuery, WeakKey,
+};
 
 type St = State<Arc<AppState>>;
 type P<T> = Result<Path<T>, PathRejection>;
@@ -89,6 +91,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/subject/{*text}", get(subject))
         .route("/key/{spki}", get(key))
         .route("/fingerprint/{kind}/{value}", get(fingerprint))
+        .route("/weak", get(weak))
         .route("/info", get(info))
         .route("/openapi.json", get(openapi))
 }
@@ -188,11 +191,52 @@ fn whole_addresses(
 
 async fn cfetch(State(st): St, h: P<String>) -> Answer {
     let sha1 = input::sha1_arg(&path(h)?)?;
-    let view = blocking(&st, move |s| s.certificate(&sha1)).await?;
+    let view = blocking(&st, move |s| with_weakness(s, s.certificate(&sha1)?)).await?;
     match view {
-        Some(v) => Ok(json_value(&answer::cfetch(&v), None)),
+        Some((v, weak)) => Ok(json_value(&answer::cfetch(&v, &weak), None)),
         None => Err(not_found()),
     }
+}
+
+/// A certificate view and the weak-key findings on its key.
+fn with_weakness(
+    s: &dyn PsslStore,
+    view: Option<CertView>,
+) -> Result<Option<(CertView, Vec<WeakKey>)>, PsslError> {
+    let Some(v) = view else { return Ok(None) };
+    let weak = match &v.key {
+        Some(k) => s.key_weakness(&k.spki_sha256)?,
+        None => Vec::new(),
+    };
+    Ok(Some((v, weak)))
+}
+
+/// Certificates listed per `/weak` item (the rest through `/key/<spki>`).
+const WEAK_CERTS: usize = 100;
+
+async fn weak(State(st): St, p: Q, headers: HeaderMap) -> Answer {
+    let page = page(&params(p)?, &headers, 100)?;
+    let (found, certs) = blocking(&st, move |s| {
+        let found = s.weak_keys(&page)?;
+        let mut certs: HashMap<String, Vec<String>> = HashMap::new();
+        for w in &found.items {
+            if !certs.contains_key(&w.spki_sha256) {
+                let c = s.key_certificates(&w.spki_sha256, &Page::first(WEAK_CERTS))?;
+                certs.insert(w.spki_sha256.clone(), c.items);
+            }
+        }
+        Ok((found, certs))
+    })
+    .await?;
+    let items = found
+        .items
+        .iter()
+        .map(|w| {
+            let c = certs.get(&w.spki_sha256).map_or(&[][..], Vec::as_slice);
+            answer::weak_item(w, c)
+        })
+        .collect();
+    Ok(items_answer(items, found.next))
 }
 
 type Certs = HashMap<String, Box<RawValue>>;
@@ -291,8 +335,8 @@ async fn sessions(State(st): St, p: Q, headers: HeaderMap) -> Answer {
 
 async fn certificate(State(st): St, h: P<String>) -> Answer {
     let h = input::hex_arg("SHA-1 or SHA-256", &path(h)?, &[40, 64])?;
-    match blocking(&st, move |s| s.certificate(&h)).await? {
-        Some(v) => Ok(json_value(&answer::certificate(&v), None)),
+    match blocking(&st, move |s| with_weakness(s, s.certificate(&h)?)).await? {
+        Some((v, weak)) => Ok(json_value(&answer::certificate(&v, &weak), None)),
         None => Err(not_found()),
     }
 }

@@ -83,7 +83,7 @@ pub fn document() -> Value {
         "/v2pssl/cfetch/{sha1}": op(
             "CIRCL PSSL v2: a certificate (PEM and details)",
             vec![sha1()],
-            "{\"pem\", \"info\": {\"subject\", \"issuer\", \"fingerprint\", \"keylength\", \"key\", \"not_before\", \"not_after\", \"extension\", ...}, \"first_seen\", \"last_seen\", \"hits\"}",
+            "{\"pem\", \"info\": {\"subject\", \"issuer\", \"fingerprint\", \"keylength\", \"key\", \"not_before\", \"not_after\", \"extension\", ..., \"weak\": [{\"check\", \"subtest\", \"how\"}]}, \"first_seen\", \"last_seen\", \"hits\"}",
             &["400", "404"]),
         "/ja3/{md5}": op(
             "lookup-d4-passivessl: sessions of a JA3 digest, oldest first",
@@ -112,7 +112,7 @@ pub fn document() -> Value {
         "/certificate/{hash}": op(
             "A certificate by SHA-1 or SHA-256, with its key and sightings",
             vec![path_param("hash", "SHA-1 (40 hex) or SHA-256 (64 hex)")],
-            "{\"sha1\", \"sha256\", \"subject\", \"issuer\", \"serial\", \"not_before\", \"not_after\", \"sans\", \"is_ca\", \"self_signed\", \"spki_sha256\", \"key\", \"first_seen\", \"last_seen\", \"hits\", \"chain_positions\", \"pem\"}",
+            "{\"sha1\", \"sha256\", \"subject\", \"issuer\", \"serial\", \"not_before\", \"not_after\", \"sans\", \"is_ca\", \"self_signed\", \"spki_sha256\", \"key\": {..., \"weak\": [{\"check\", \"subtest\", \"how\"}]} | null, \"first_seen\", \"last_seen\", \"hits\", \"chain_positions\", \"pem\"}",
             &["400", "404"]),
         "/certificate/{hash}/ips": op(
             "Server addresses and ports that presented a certificate",
@@ -138,6 +138,11 @@ pub fn document() -> Value {
             "Client (ja3, ja4) or server (ja3s) addresses seen with a fingerprint",
             with(vec![path_param("kind", "ja3, ja3s or ja4"), path_param("value", "the fingerprint")], paging()),
             "{\"items\": [{\"ip\", \"first_seen\", \"last_seen\", \"count\"}], \"next\"}",
+            &["400"]),
+        "/weak": op(
+            "Weak public keys: findings of the per-key checks and the batch GCD, by SPKI SHA-256",
+            paging(),
+            "{\"items\": [{\"spki_sha256\", \"check\", \"subtest\", \"how\", \"found\", \"certificates\": [\"<sha1>\"]}], \"next\"}",
             &["400"]),
         "/info": op(
             "The store's counts, backend and version",
@@ -199,13 +204,14 @@ mod tests {
             "/subject/{text}",
             "/key/{spki_sha256}",
             "/fingerprint/{kind}/{value}",
+            "/weak",
             "/info",
             "/openapi.json",
         ] {
             assert!(paths.contains_key(p), "{p}");
             assert!(paths[p]["get"]["responses"]["200"].is_object(), "{p}");
         }
-        assert_eq!(paths.len(), 16);
+        assert_eq!(paths.len(), 17);
         assert_eq!(doc["openapi"], "3.0.3");
     }
 }

@@ -8,6 +8,7 @@ pub mod cases;
 pub mod data;
 pub mod paging;
 pub mod scenario;
+pub mod weak;
 
 use crate::store::PsslStore;
 
@@ -25,6 +26,7 @@ pub const CASES: &[(&str, Check)] = &[
     ("paging", cases::paging),
     ("paging_during_ingest", cases::paging_during_ingest),
     ("unknown_values", cases::unknown_values),
+    ("weak_keys", weak::weak_keys),
 ];
 
 /// One `#[test]` per check. `$make` is an expression evaluated anew for each test, giving a
@@ -45,6 +47,16 @@ macro_rules! pssl_store_suite {
             paging_during_ingest,
             unknown_values
         );
+        $crate::pssl_store_suite!(@weak $make; weak_keys);
+    };
+    (@weak $make:expr; $($name:ident),*) => {
+        $(
+            #[test]
+            fn $name() {
+                let fixture = $make;
+                $crate::testsuite::weak::$name(&*fixture);
+            }
+        )*
     };
     (@cases $make:expr; $($name:ident),*) => {
         $(

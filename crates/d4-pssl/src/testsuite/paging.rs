@@ -10,7 +10,10 @@ use super::scenario::{five, Scenario};
 use crate::store::{Fingerprint, Page, Paged, PsslError, PsslStore, SessionQuery};
 
 /// Walks every page at `limit`, checking page sizes and the cursor's end.
-fn walk<T: Clone>(limit: usize, mut f: impl FnMut(&Page) -> Result<Paged<T>, PsslError>) -> Vec<T> {
+pub(super) fn walk<T: Clone>(
+    limit: usize,
+    mut f: impl FnMut(&Page) -> Result<Paged<T>, PsslError>,
+) -> Vec<T> {
     let mut out = Vec::new();
     let mut page = Page::first(limit);
     for _ in 0..100 {

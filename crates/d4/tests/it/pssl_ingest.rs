@@ -234,6 +234,53 @@ fn cert(name: &str) -> (Vec<u8>, String) {
     (ck.cert.der().to_vec(), ck.cert.pem())
 }
 
+/// badkeys' Fermat test certificate: with the checks on (the default) its key is found
+/// weak and recorded; with `--no-key-checks` nothing is checked; a missing `--bad-primes`
+/// folder is an error.
+#[test]
+fn weak_keys_at_ingest() {
+    let crt = d4_testkit::vector("keys/rsa-fermat.crt");
+    let expected: Value =
+        serde_json::from_slice(&d4_testkit::vector_bytes("keys/expected.json")).unwrap();
+    let spki = expected["keys"]["rsa-fermat.crt"]["spkisha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let crt = crt.to_str().unwrap();
+
+    let off = tempfile::tempdir().unwrap();
+    let s = summary(&ingest(off.path(), &["--no-key-checks", crt], None));
+    assert_eq!(s["new_keys"], 1);
+    assert_eq!(s["keys_checked"], 0);
+    assert!(embedded(off.path()).key_weakness(&spki).unwrap().is_empty());
+
+    let on = tempfile::tempdir().unwrap();
+    let s = summary(&ingest(on.path(), &[crt], None));
+    assert_eq!(
+        (s["keys_checked"].as_u64(), s["weak_keys_found"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let found = embedded(on.path()).key_weakness(&spki).unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0].check.as_str(), found[0].how.as_str()),
+        ("fermat", "check")
+    );
+
+    let missing = on.path().join("no-such-dir");
+    let out = ingest(
+        on.path(),
+        &["--bad-primes", missing.to_str().unwrap(), crt],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--bad-primes"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn certificate_folders_and_archives() {
     let dir = tempfile::tempdir().unwrap();

@@ -91,6 +91,9 @@ pub struct IngestArgs {
     /// next run with the same name (at once) or to any consumer after 5 minutes.
     #[arg(long, default_value = "d4-pssl", requires = "queue", value_parser = crate::cmd::consume::check_name)]
     pub consumer: String,
+
+    #[command(flatten)]
+    pub key_checks: super::keychecks::KeyCheckArgs,
 }
 
 impl IngestArgs {
@@ -117,7 +120,7 @@ pub fn run(args: &PsslArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("internal: not an ingest command");
     };
     let store = args.open_store()?;
-    let ing = Ingester::new(store, a.options());
+    let ing = a.key_checks.apply(Ingester::new(store, a.options()))?;
     match a.queue {
         Some(q) => queue::run(args, a, ing, q),
         None => ingest_inputs(a, ing),

@@ -18,6 +18,7 @@ use clap::{Args, Subcommand};
 use d4_pssl::{EmbeddedStore, PostgresStore, PsslStore};
 
 pub mod ingest;
+pub mod keychecks;
 pub mod serve;
 
 #[derive(Debug, Args)]

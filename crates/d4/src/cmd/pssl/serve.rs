@@ -118,6 +118,10 @@ pub struct ServeArgs {
     #[arg(long, default_value = "d4-pssl", requires = "queue",
           value_parser = crate::cmd::consume::check_name)]
     pub consumer: String,
+
+    /// With --queue: the weak-key checks on new keys.
+    #[command(flatten)]
+    pub key_checks: super::keychecks::KeyCheckArgs,
 }
 
 /// The non-empty, non-comment lines of a credentials file.
@@ -194,6 +198,10 @@ pub fn run(args: &PsslArgs) -> anyhow::Result<ExitCode> {
         Some(_) => Some(args.queue_store_config()?),
         None => None,
     };
+    let key_checks = match a.queue {
+        Some(_) => a.key_checks.checks()?,
+        None => None,
+    };
     // The last reference to the store is dropped here, outside the runtime (the
     // PostgreSQL client must not be dropped on a runtime thread).
     let keep = store.clone();
@@ -224,7 +232,10 @@ pub fn run(args: &PsslArgs) -> anyhow::Result<ExitCode> {
         let consumer = match (a.queue, d4cfg) {
             (Some(q), Some(d4cfg)) => {
                 let d4: Arc<dyn d4_store::Queues> = d4_store::open(&d4cfg).await?;
-                let ing = Ingester::new(store.clone(), IngestOptions::default());
+                let mut ing = Ingester::new(store.clone(), IngestOptions::default());
+                if let Some(c) = key_checks {
+                    ing = ing.with_key_checks(c);
+                }
                 let (name, pop_max, stop) = (a.consumer.clone(), a.pop_max.max(1), stop.clone());
                 let on_failure = tx.clone();
                 Some(tokio::spawn(async move {
@@ -290,6 +301,7 @@ mod tests {
             queue: None,
             pop_max: 1,
             consumer: "d4-pssl".into(),
+            key_checks: Default::default(),
         }
     }
 
