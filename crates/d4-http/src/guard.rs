@@ -45,9 +45,32 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Counters in a one-minute window per client IP.
+/// Counters in a one-minute window per client: an IPv4 address, or the /64 of an IPv6
+/// address (one host usually holds a whole /64: counting per address would let it rotate
+/// addresses past every limit).
 #[derive(Debug, Default)]
-pub struct Windows(Mutex<HashMap<IpAddr, (Instant, u32)>>);
+pub struct Windows(Mutex<WindowMap>);
+
+#[derive(Debug, Default)]
+struct WindowMap {
+    map: HashMap<IpAddr, (Instant, u32)>,
+    /// When expired windows were last swept (at most once a second).
+    swept: Option<Instant>,
+}
+
+/// The key a client is counted under: IPv4 (or IPv4-mapped) as is, IPv6 by its /64.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
+/// Clients a [`Windows`] tracks at most; past it, new clients share one overflow counter.
+const MAX_CLIENTS: usize = 100_000;
 
 impl Windows {
     pub fn new() -> Windows {
@@ -58,14 +81,25 @@ impl Windows {
     /// without it, reaching `limit` is enough).
     pub fn over(&self, ip: IpAddr, limit: u32, add: bool) -> Option<u64> {
         let now = Instant::now();
-        let mut w = match self.0.lock() {
+        let mut guard = match self.0.lock() {
             Ok(w) => w,
             Err(p) => p.into_inner(),
         };
-        if w.len() > 100_000 {
-            w.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
+        let w = &mut *guard;
+        if w.map.len() >= MAX_CLIENTS
+            && w.swept
+                .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            w.swept = Some(now);
+            w.map
+                .retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
         }
-        let e = w.entry(ip).or_insert((now, 0));
+        let mut key = client_key(ip);
+        if w.map.len() >= MAX_CLIENTS && !w.map.contains_key(&key) {
+            // Full of live clients: the newcomers share one counter (unspecified address).
+            key = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+        }
+        let e = w.map.entry(key).or_insert((now, 0));
         if now.duration_since(e.0) >= Duration::from_secs(60) {
             *e = (now, 0);
         }
@@ -202,10 +236,12 @@ impl Guard {
     }
 }
 
-/// Bounds the lookups running at once: more wait up to 2 s, then get 429.
+/// Bounds the lookups running at once: more wait up to 2 s, then get 429. The permit is
+/// owned: move it into the blocking task that does the work, so that a request dropped
+/// mid-way (client gone, idle timeout, shutdown) still holds its slot until the work ends.
 #[derive(Debug)]
 pub struct Gate {
-    sem: tokio::sync::Semaphore,
+    sem: std::sync::Arc<tokio::sync::Semaphore>,
     max: usize,
 }
 
@@ -213,14 +249,14 @@ impl Gate {
     pub fn new(max: usize) -> Gate {
         let max = max.max(1);
         Gate {
-            sem: tokio::sync::Semaphore::new(max),
+            sem: std::sync::Arc::new(tokio::sync::Semaphore::new(max)),
             max,
         }
     }
 
     /// A permit to run one lookup, or the 429 answer after 2 s of waiting.
-    pub async fn enter(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Response> {
-        match tokio::time::timeout(Duration::from_secs(2), self.sem.acquire()).await {
+    pub async fn enter(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Response> {
+        match tokio::time::timeout(Duration::from_secs(2), self.sem.clone().acquire_owned()).await {
             Ok(Ok(p)) => Ok(p),
             _ => Err(too_many(
                 format!("{} lookups are running: retry in a moment", self.max),
@@ -244,6 +280,17 @@ mod tests {
         assert!(w.over(a, 2, false).is_some(), "limit reached");
         assert!(w.over(a, 2, true).is_some(), "limit passed");
         assert_eq!(w.over(b, 2, true), None, "another IP has its own window");
+        // IPv6: one window per /64, whatever the interface identifier
+        let v6 =
+            |last: u16| IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 9, 9, 9, last));
+        assert_eq!(w.over(v6(1), 2, true), None);
+        assert_eq!(w.over(v6(2), 2, true), None);
+        assert!(w.over(v6(3), 2, true).is_some(), "same /64: over the limit");
+        let other = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 3, 0, 0, 0, 1));
+        assert_eq!(w.over(other, 2, true), None, "another /64");
+        // IPv4-mapped counts as its IPv4 address
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap_or(a);
+        assert!(w.over(mapped, 2, true).is_some(), "the same client as {a}");
     }
 
     #[test]

@@ -233,6 +233,9 @@ async fn run_lookup(
     let (max_matches, max_examined) = (st.cfg.max_matches, st.cfg.max_examined);
     let store = st.store.clone();
     let found = tokio::task::spawn_blocking(move || {
+        // The permit goes with the work: a request dropped mid-way keeps its slot until
+        // the scan ends.
+        let _permit = permit;
         // The watermark first: a record written after it is sent again rather than missed.
         let watermark = store.watermark()?;
         let mut sel = PageSelector::new(pos, count);
@@ -243,7 +246,6 @@ async fn run_lookup(
         Ok::<_, RecordError>(sel.finish(watermark))
     })
     .await;
-    drop(permit);
     let page = match found {
         Ok(Ok(p)) => p,
         Ok(Err(e @ (RecordError::TooManyMatches(_) | RecordError::TooManyExamined(_)))) => {

@@ -21,7 +21,8 @@ use super::input::{self, Refused};
 use super::{blocking, json_text, json_value, AppState};
 use crate::model::Session;
 use crate::store::{
-    CertView, Fingerprint, IpSeen, Page, Paged, PsslError, PsslStore, SessionQuery, WeakKey,
+    CertView, Fingerprint, IpCerts, IpSeen, Page, Paged, PsslError, PsslStore, SessionQuery,
+    WeakKey,
 };
 
 type St = State<Arc<AppState>>;
@@ -112,13 +113,55 @@ fn subjects<'a>(
     Ok(out)
 }
 
+/// Certificates one `/v2pssl/query` page lists at most (each costs a subject lookup): the
+/// page ends at the address where the budget runs out (whole addresses only), and the
+/// cursor resumes after it.
+const QUERY_CERT_BUDGET: usize = 10_000;
+
+/// Up to `page.limit` addresses of `net`, read in chunks of 100 so the page can end early
+/// once [`QUERY_CERT_BUDGET`] certificates are listed.
+fn addresses_within_budget(
+    s: &dyn PsslStore,
+    net: ipnet::IpNet,
+    page: &Page,
+) -> Result<Paged<IpCerts>, PsslError> {
+    let mut out = Paged {
+        items: Vec::new(),
+        next: None,
+    };
+    let mut cursor = page.cursor.clone();
+    let mut certs = 0;
+    loop {
+        let want = (page.limit.max(1) - out.items.len()).min(100);
+        let got = s.ip_certificates(
+            net,
+            &Page {
+                cursor: cursor.clone(),
+                limit: want,
+            },
+        )?;
+        certs += got
+            .items
+            .iter()
+            .map(|i| i.certificates.len())
+            .sum::<usize>();
+        out.items.extend(got.items);
+        out.next = got.next;
+        if out.next.is_none() || out.items.len() >= page.limit.max(1) || certs >= QUERY_CERT_BUDGET
+        {
+            return Ok(out);
+        }
+        cursor = out.next.clone();
+    }
+}
+
 async fn query(State(st): St, q: P<String>, p: Q, headers: HeaderMap) -> Answer {
     let q = path(q)?;
     let p = params(p)?;
     let net = input::query_net(&q, st.cfg.min_prefix_v4, st.cfg.min_prefix_v6)?;
     let page = page(&p, &headers, 1000)?;
     let (found, subj) = blocking(&st, move |s| {
-        let found = s.ip_certificates(net, &page)?;
+        let found = addresses_within_budget(s, net, &page)?;
         let subj = subjects(
             s,
             found

@@ -170,9 +170,16 @@ where
     T: Send + 'static,
     F: FnOnce(&dyn PsslStore) -> Result<T, PsslError> + Send + 'static,
 {
-    let _permit = st.gate.enter().await?;
+    let permit = st.gate.enter().await?;
     let store = st.store.clone();
-    match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
+    // The permit goes with the work: a request dropped mid-way keeps its slot until the
+    // store call ends, so dropped requests cannot pile work past `max_concurrent`.
+    let work = move || {
+        let r = f(store.as_ref());
+        drop(permit);
+        r
+    };
+    match tokio::task::spawn_blocking(work).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(store_error(e)),
         Err(e) => {
