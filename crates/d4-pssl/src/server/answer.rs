@@ -35,6 +35,35 @@ pub fn pem(label: &str, der: &[u8]) -> String {
     out
 }
 
+/// A name as CIRCL's Passive SSL prints it (OpenSSL's one-line form, `C=LU, O=Org,
+/// CN=host`: the RDNs from the first to the last, `", "` between them) from the Go
+/// `pkix.Name` string the store keeps (`CN=host,O=Org,C=LU`: the RDNs last to first, `,`
+/// between them, `\,` inside a value). The PyPSSL-shaped answers use it (MISP and Cortex
+/// show it as it is); d4-rs's own answers keep the stored form.
+pub fn oneline(go: &str) -> String {
+    let mut rdns = Vec::new();
+    let mut cur = String::new();
+    let mut escaped = false;
+    for ch in go.chars() {
+        if escaped {
+            cur.push(ch);
+            escaped = false;
+        } else if ch == '\\' {
+            cur.push(ch);
+            escaped = true;
+        } else if ch == ',' {
+            rdns.push(std::mem::take(&mut cur));
+        } else {
+            cur.push(ch);
+        }
+    }
+    if !cur.is_empty() || !rdns.is_empty() {
+        rdns.push(cur);
+    }
+    rdns.reverse();
+    rdns.join(", ")
+}
+
 /// `/v2pssl/query`: `{"<ip>": {"certificates", "subjects", "ports", "seen"}}` for the
 /// addresses with data; `subjects` maps SHA-1 → subject (unknown SHA-1s are left out).
 pub fn query(items: &[IpCerts], subjects: &HashMap<String, String>) -> Value {
@@ -45,7 +74,7 @@ pub fn query(items: &[IpCerts], subjects: &HashMap<String, String>) -> Value {
         let mut seen = Map::new();
         for c in &ip.certificates {
             if let Some(s) = subjects.get(&c.value) {
-                subj.insert(c.value.clone(), json!({ "values": [s] }));
+                subj.insert(c.value.clone(), json!({ "values": [oneline(s)] }));
             }
             seen.insert(
                 c.value.clone(),
@@ -112,8 +141,8 @@ pub fn cfetch(view: &CertView, weak: &[WeakKey]) -> Value {
     json!({
         "pem": pem_text,
         "info": {
-            "subject": c.subject,
-            "issuer": c.issuer,
+            "subject": oneline(&c.subject),
+            "issuer": oneline(&c.issuer),
             "fingerprint": c.sha1.to_ascii_uppercase(),
             "keylength": view.key.as_ref().map_or(0, |k| k.bits),
             "key": key_pem,

@@ -159,7 +159,7 @@ fn cfetch_and_certificate_of_a_generated_certificate() {
     assert_eq!(v["pem"], c.b.pem());
     let info = &v["info"];
     assert_eq!(info["fingerprint"], c.b.sha1.to_ascii_uppercase());
-    assert_eq!(info["subject"], "CN=b.example.test,O=d4-rs pssl tests,C=LU");
+    assert_eq!(info["subject"], "C=LU, O=d4-rs pssl tests, CN=b.example.test");
     assert_eq!(info["not_before"], "2024-01-01T00:00:00Z");
     assert_eq!(info["not_after"], "2034-01-01T00:00:00Z");
     assert_eq!(info["keylength"], 256);
@@ -191,4 +191,15 @@ fn cfetch_and_certificate_of_a_generated_certificate() {
     assert_eq!(d["key"]["curve"], "P-256");
     assert_eq!(d["chain_positions"], json!([0]));
     assert_eq!(d["pem"], c.b.pem());
+}
+
+#[test]
+fn names_in_openssl_one_line_form() {
+    assert_eq!(
+        oneline("CN=a.example.test,O=d4-rs pssl tests,C=LU"),
+        "C=LU, O=d4-rs pssl tests, CN=a.example.test"
+    );
+    assert_eq!(oneline("CN=x\\,y,O=Org"), "O=Org, CN=x\\,y");
+    assert_eq!(oneline("CN=only"), "CN=only");
+    assert_eq!(oneline(""), "");
 }
