@@ -159,7 +159,10 @@ fn cfetch_and_certificate_of_a_generated_certificate() {
     assert_eq!(v["pem"], c.b.pem());
     let info = &v["info"];
     assert_eq!(info["fingerprint"], c.b.sha1.to_ascii_uppercase());
-    assert_eq!(info["subject"], "C=LU, O=d4-rs pssl tests, CN=b.example.test");
+    assert_eq!(
+        info["subject"],
+        "C=LU, O=d4-rs pssl tests, CN=b.example.test"
+    );
     assert_eq!(info["not_before"], "2024-01-01T00:00:00Z");
     assert_eq!(info["not_after"], "2034-01-01T00:00:00Z");
     assert_eq!(info["keylength"], 256);

@@ -8,7 +8,10 @@
 //! (at once) or to any other consumer once the lease expires.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use anyhow::Context;
 
 use d4_store::{ConsumerConfig, QueueBatch, QueueConsumer, Queues};
 use uuid::Uuid;
@@ -98,4 +101,68 @@ pub fn check_name(name: &str) -> Result<String, String> {
     d4_store::validate::consumer_name(name)
         .map(|()| name.to_owned())
         .map_err(|e| e.to_string())
+}
+
+/// Where a queue reader is (which queue, as whom, how many at once, until when).
+pub struct Drain<'a> {
+    pub queue: Uuid,
+    pub consumer: &'a str,
+    pub pop_max: usize,
+    /// Stop once the queue is empty (a one-shot drain) instead of waiting for entries.
+    pub until_empty: bool,
+    /// Set by a signal: the batch in hand is finished, then the reader stops.
+    pub stop: Arc<AtomicBool>,
+    /// What the entries are, for the log (`ja3-jl`, `passivedns`).
+    pub what: &'static str,
+}
+
+/// Takes entries from the queue at least once: each batch goes through `process` on a
+/// blocking thread (which commits it to the analyzer's store), then is acknowledged, so at
+/// most one batch is in flight and a crash repeats it rather than losing it. Runs until
+/// `stop` is set or, with `until_empty`, the queue holds nothing more; hands `state` (the
+/// analyzer's ingester and its counters) back. Only the store's [`Queues`] role is needed.
+pub async fn drain<S, E, F>(
+    mut state: S,
+    d4: Arc<dyn Queues>,
+    d: Drain<'_>,
+    process: F,
+) -> anyhow::Result<S>
+where
+    S: Send + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+    F: Fn(&mut S, &QueueBatch) -> Result<(), E> + Send + Copy + 'static,
+{
+    let queue = d.queue;
+    let len = d4
+        .queue_len(queue)
+        .await
+        .with_context(|| format!("analyzer queue {queue}"))?;
+    let mut c = consumer(d4.clone(), queue, d.consumer, d.pop_max)?;
+    tracing::info!(%queue, entries = d.what, queued = len, consumer = d.consumer, backend = d4.backend(), "consuming analyzer queue");
+    let stopped = || {
+        let stop = d.stop.clone();
+        async move {
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+    while !d.stop.load(Ordering::Relaxed) {
+        let Some(batch) = next(&mut c, d.until_empty, stopped())
+            .await
+            .with_context(|| format!("taking entries from analyzer queue {queue}"))?
+        else {
+            break;
+        };
+        let (st, batch) = tokio::task::spawn_blocking(move || {
+            process(&mut state, &batch)?;
+            Ok::<_, E>((state, batch))
+        })
+        .await??;
+        state = st;
+        c.ack(batch)
+            .await
+            .with_context(|| format!("acknowledging entries of analyzer queue {queue}"))?;
+    }
+    Ok(state)
 }

@@ -308,7 +308,7 @@ pub fn run(args: PdnsArgs) -> anyhow::Result<ExitCode> {
 /// repeats it rather than losing it), until `stop` is set or, with `until_empty`, the
 /// queue holds nothing more. Only the store's [`d4_store::Queues`] role is needed.
 async fn consume_queue(
-    mut ing: Ingester,
+    ing: Ingester,
     d4: Arc<dyn d4_store::Queues>,
     queue: uuid::Uuid,
     consumer: &str,
@@ -316,42 +316,27 @@ async fn consume_queue(
     until_empty: bool,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<Ingester> {
-    let len = d4
-        .queue_len(queue)
-        .await
-        .with_context(|| format!("analyzer queue {queue}"))?;
-    let mut c = super::consume::consumer(d4.clone(), queue, consumer, pop_max)?;
-    tracing::info!(%queue, queued = len, consumer, backend = d4.backend(), "consuming analyzer queue");
-    let stopped = || {
-        let stop = stop.clone();
-        async move {
-            while !stop.load(Ordering::Relaxed) {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        }
+    let d = super::consume::Drain {
+        queue,
+        consumer,
+        pop_max,
+        until_empty,
+        stop,
+        what: "passivedns",
     };
-    while !stop.load(Ordering::Relaxed) {
-        let Some(batch) = super::consume::next(&mut c, until_empty, stopped())
-            .await
-            .with_context(|| format!("taking entries from analyzer queue {queue}"))?
-        else {
-            break;
-        };
-        let (i, batch) = tokio::task::spawn_blocking(move || {
+    super::consume::drain(
+        ing,
+        d4,
+        d,
+        |ing: &mut Ingester, batch: &d4_store::QueueBatch| {
             for e in &batch.entries {
                 let sensor = e.sensor.map(|u| d4_proto::sensor_id(&u));
                 ing.chunk(&e.data, sensor.as_deref())?;
             }
-            ing.flush()?;
-            Ok::<_, d4_pdns::RecordError>((ing, batch))
-        })
-        .await??;
-        ing = i;
-        c.ack(batch)
-            .await
-            .with_context(|| format!("acknowledging entries of analyzer queue {queue}"))?;
-    }
-    Ok(ing)
+            ing.flush()
+        },
+    )
+    .await
 }
 
 /// On SIGINT/SIGTERM: sets `stop` (the queue consumer ends after its current batch) and

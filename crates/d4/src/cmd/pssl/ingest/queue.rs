@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use d4_pssl::Ingester;
+use d4_store::QueueBatch;
 
 use super::{summary, IngestArgs};
 use crate::cmd::consume;
@@ -22,7 +23,7 @@ use crate::cmd::pssl::PsslArgs;
 /// nothing more. Only the collector store's [`d4_store::Queues`] role is needed. The
 /// ingester is handed back (its counters) when the run ends.
 pub async fn consume_queue(
-    mut ing: Ingester,
+    ing: Ingester,
     d4: Arc<dyn d4_store::Queues>,
     queue: uuid::Uuid,
     consumer: &str,
@@ -30,41 +31,21 @@ pub async fn consume_queue(
     until_empty: bool,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<Ingester> {
-    let len = d4
-        .queue_len(queue)
-        .await
-        .with_context(|| format!("analyzer queue {queue}"))?;
-    let mut c = consume::consumer(d4.clone(), queue, consumer, pop_max)?;
-    tracing::info!(%queue, queued = len, consumer, backend = d4.backend(), "consuming ja3-jl analyzer queue");
-    let stopped = || {
-        let stop = stop.clone();
-        async move {
-            while !stop.load(Ordering::Relaxed) {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        }
+    let d = consume::Drain {
+        queue,
+        consumer,
+        pop_max,
+        until_empty,
+        stop,
+        what: "ja3-jl",
     };
-    while !stop.load(Ordering::Relaxed) {
-        let Some(batch) = consume::next(&mut c, until_empty, stopped())
-            .await
-            .with_context(|| format!("taking entries from analyzer queue {queue}"))?
-        else {
-            break;
-        };
-        let (i, batch) = tokio::task::spawn_blocking(move || {
-            for e in &batch.entries {
-                ing.queue_entry(&e.data)?;
-            }
-            ing.flush()?;
-            Ok::<_, d4_pssl::PsslError>((ing, batch))
-        })
-        .await??;
-        ing = i;
-        c.ack(batch)
-            .await
-            .with_context(|| format!("acknowledging entries of analyzer queue {queue}"))?;
-    }
-    Ok(ing)
+    consume::drain(ing, d4, d, |ing: &mut Ingester, batch: &QueueBatch| {
+        for e in &batch.entries {
+            ing.queue_entry(&e.data)?;
+        }
+        ing.flush()
+    })
+    .await
 }
 
 pub fn run(
