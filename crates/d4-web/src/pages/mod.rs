@@ -54,6 +54,7 @@ pub fn routes() -> Router<WebState> {
         .route("/pssl", get(pssl::search))
         .route("/pssl/cert/{sha}", get(pssl::cert_page))
         .route("/pssl/key/{spki}", get(pssl::key_page))
+        .route("/pssl/weak", get(pssl::weak_page))
 }
 
 fn see_other(to: &str) -> Response {

@@ -138,8 +138,28 @@ async fn fake_api(
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
             ok(json!({"items": []}))
         }
+        "/weak?limit=50" => ok(json!({"items": [
+            {"spki_sha256": SPKI, "check": "fermat", "subtest": null, "how": "check",
+             "found": "2024-05-01T00:00:00Z", "certificates": weak_certs(0, 15)},
+            {"spki_sha256": "d".repeat(64), "check": "<i>roca</i>", "subtest": "x<y",
+             "how": "batch_gcd", "found": "2024-05-02T00:00:00Z",
+             "certificates": weak_certs(10, 25)}], "next": "w 2"})),
+        "/weak?limit=50&cursor=w%202" => ok(json!({"items": [], "next": null})),
+        _ if p.starts_with("/certificate/") && p.ends_with("/ips?limit=5") => {
+            // The certificate's number, from its SHA-1 made by `weak_certs`.
+            let n: u8 = p["/certificate/".len()..][..40].parse::<u128>().unwrap() as u8;
+            ok(
+                json!({"items": [{"ip": format!("198.18.0.{n}"), "port": 443}],
+                      "next": if n == 3 { json!("more") } else { Value::Null }}),
+            )
+        }
         _ => err(StatusCode::IM_A_TEAPOT, &format!("unexpected request {p}")),
     }
+}
+
+/// SHA-1s of the fake weak keys' certificates `from..to`: the number in 40 decimal digits.
+fn weak_certs(from: u8, to: u8) -> Vec<String> {
+    (from..to).map(|i| format!("{i:040}")).collect()
 }
 
 /// Starts the fake API; returns its base URL and request log.
@@ -403,4 +423,56 @@ async fn pssl_page_unconfigured_down_slow_and_login() {
         "{:?}",
         t.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weak_keys_page_bounds_its_calls_and_pages() {
+    let (url, log) = start_fake().await;
+    let (a, c) = app_for(Some(url), 10).await;
+
+    let b = page_ok(&a, &c, "/pssl/weak").await;
+    has(
+        &b,
+        &[
+            &format!("href=\"/pssl/key/{SPKI}\""),
+            "<code>fermat</code>",
+            "per-key check",
+            "2024-05-01T00:00:00Z",
+            "<code>&lt;i&gt;roca&lt;/i&gt;</code> / <code>x&lt;y</code>",
+            "batch GCD",
+        ],
+    );
+    assert!(!b.contains("<i>roca"), "{b}");
+    // 25 distinct certificates (10..15 shared by both keys): the first 20 of the page
+    // (0..20) with their address, 3 with more to see; 20..25 pointing to their view.
+    let certs = weak_certs(0, 25);
+    for (i, sha) in certs.iter().enumerate() {
+        assert!(
+            b.contains(&format!("href=\"/pssl/cert/{sha}\"")),
+            "{sha}: {b}"
+        );
+        let addr = format!("href=\"/pssl?q=198.18.0.{i}\"");
+        assert_eq!(b.contains(&addr), i < 20, "certificate {i}: {b}");
+    }
+    has(&b, &["198.18.0.3</code></a> port 443, …"]);
+    assert_eq!(b.matches("(addresses on its page)").count(), 5, "{b}");
+    {
+        let log = log.lock().unwrap();
+        let ip_calls = log
+            .iter()
+            .filter(|(p, _)| p.ends_with("/ips?limit=5"))
+            .count();
+        assert_eq!(ip_calls, 20, "{log:?}");
+        assert!(log.iter().all(|(_, t)| t.as_deref() == Some(TOKEN)));
+    }
+    // The next page, from the API's cursor; it is empty.
+    let next = next_of(&b);
+    assert_eq!(next, "/pssl/weak?cursor=w%202");
+    let b = page_ok(&a, &c, &next).await;
+    has(&b, &["No weak key is known."]);
+    assert!(!b.contains("Next page"), "{b}");
+
+    // The fake's certificate has no `key.weak` (an older server): no warning.
+    let b = page_ok(&a, &c, &format!("/pssl/cert/{SHA1_A}")).await;
+    assert!(!b.contains("Weak key"), "{b}");
 }

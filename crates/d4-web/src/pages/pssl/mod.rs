@@ -2,9 +2,10 @@
 //! opens the passive SSL store; see [`crate::pssl_client`]). `GET /pssl?q=` classifies
 //! the text ([`classify`]) and asks the matching endpoints; `GET /pssl/cert/<sha1|sha256>`
 //! is a certificate's view (details, public key, other certificates of the key, the
-//! addresses that served it, PEM), `GET /pssl/key/<spki sha256>` a public key's.
+//! addresses that served it, PEM), `GET /pssl/key/<spki sha256>` a public key's, and
+//! `GET /pssl/weak` the weak keys (`/weak`) with their certificates and addresses.
 //! Failures of the API (down, refused, too slow, too large) are messages on the page.
-//! The rendering is pure ([`render`], [`cert`]); this module only fetches.
+//! The rendering is pure ([`render`], [`cert`], [`weak`]); this module only fetches.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -12,6 +13,7 @@ use axum::response::IntoResponse;
 use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::Value;
+use std::collections::HashMap;
 
 use super::PageResult;
 use crate::extract::{Login, Read};
@@ -22,12 +24,21 @@ use crate::WebState;
 pub mod cert;
 pub mod classify;
 pub mod render;
+pub mod weak;
 
 use classify::{classify, Search, MAX_QUERY_CHARS};
 use render::{api_error, field, next_link, search_form, search_help};
+use weak::{CertIps, IPS_PER_CERT};
 
 /// Entries asked per page of a list.
 const PAGE: u32 = 100;
+
+/// Weak-key findings asked per page of `/pssl/weak`.
+const WEAK_PAGE: u32 = 50;
+
+/// At most this many certificates' addresses are asked per `/pssl/weak` page (one API call
+/// each); the others link to their certificate's view.
+const WEAK_IP_CALLS: usize = 20;
 
 #[derive(Deserialize, Default)]
 pub(crate) struct SearchParams {
@@ -60,8 +71,35 @@ pub(crate) async fn search(
         Some(Err(e)) => unusable(e),
         Some(Ok(c)) => results(c, q, &p).await,
     };
-    let body = html! { (search_form(q)) (body) };
+    let body = html! {
+        (search_form(q))
+        p { a href="/pssl/weak" { "Weak keys" } " seen in certificates, with their addresses." }
+        (body)
+    };
     Ok(page("Passive SSL", Some(&v), body).into_response())
+}
+
+/// `GET /pssl/weak`.
+pub(crate) async fn weak_page(
+    State(st): State<WebState>,
+    Query(p): Query<CursorParam>,
+    Login { viewer: v, .. }: Login<Read>,
+) -> PageResult {
+    let body = match st.pssl() {
+        None => not_configured(),
+        Some(Err(e)) => unusable(e),
+        Some(Ok(c)) => weak_view(c, cursor(&p.cursor)).await,
+    };
+    let body = html! {
+        (search_form(""))
+        h2 { "Weak keys" }
+        p.muted { "Public keys the weak-key checks of " code { "d4 pssl ingest" }
+                  " found breakable (docs/pssl.md), with the certificates holding them and, for the \
+                  first " (WEAK_IP_CALLS) " certificates of the page, up to " (IPS_PER_CERT)
+                  " addresses that served each." }
+        (body)
+    };
+    Ok(page("Passive SSL weak keys", Some(&v), body).into_response())
 }
 
 /// `GET /pssl/cert/{sha}`.
@@ -144,8 +182,13 @@ fn how_to_configure() -> Markup {
 
 /// `path` with the page size and the cursor.
 fn paged(path: &str, cursor: Option<&str>) -> String {
+    paged_by(path, PAGE, cursor)
+}
+
+/// `path` with page size `limit` and the cursor.
+fn paged_by(path: &str, limit: u32, cursor: Option<&str>) -> String {
     let sep = if path.contains('?') { '&' } else { '?' };
-    let mut s = format!("{path}{sep}limit={PAGE}");
+    let mut s = format!("{path}{sep}limit={limit}");
     if let Some(c) = cursor {
         s.push_str("&cursor=");
         s.push_str(&segment(c));
@@ -318,6 +361,7 @@ async fn cert_body(c: &PsslClient, cert: &Value, sha: &str, cursor: Option<&str>
     };
     let (ips, same) = tokio::join!(c.get(&ips_path), same_key);
     html! {
+        (weak::weak_warning(key))
         h2 { "Certificate" }
         (cert::cert_details(cert))
         h2 { "Public key" }
@@ -346,6 +390,53 @@ async fn cert_body(c: &PsslClient, cert: &Value, sha: &str, cursor: Option<&str>
     }
 }
 
+/// The weak keys page's body: a page of `/weak` and the addresses of its first
+/// [`WEAK_IP_CALLS`] certificates (asked together).
+async fn weak_view(c: &PsslClient, cursor: Option<&str>) -> Markup {
+    let a = match c.get(&paged_by("/weak", WEAK_PAGE, cursor)).await {
+        Ok(a) => a,
+        Err(e) => return api_error("Weak keys", &e),
+    };
+    let list = field(&a.json, "items");
+    let mut shas: Vec<String> = Vec::new();
+    for w in render::items(list) {
+        for s in render::items(field(w, "certificates"))
+            .iter()
+            .filter_map(Value::as_str)
+        {
+            if shas.len() < WEAK_IP_CALLS && !shas.iter().any(|x| x == s) {
+                shas.push(s.to_string());
+            }
+        }
+    }
+    let mut calls = tokio::task::JoinSet::new();
+    for sha in shas {
+        let c = c.clone();
+        calls.spawn(async move {
+            let path = paged_by(
+                &format!("/certificate/{}/ips", segment(&sha)),
+                IPS_PER_CERT,
+                None,
+            );
+            let seen = match c.get(&path).await {
+                Ok(a) => CertIps::Seen(field(&a.json, "items").clone(), a.next.is_some()),
+                Err(e) => CertIps::Failed(e.to_string()),
+            };
+            (sha, seen)
+        });
+    }
+    let mut ips = HashMap::new();
+    while let Some(r) = calls.join_next().await {
+        if let Ok((sha, seen)) = r {
+            ips.insert(sha, seen);
+        }
+    }
+    html! {
+        (weak::weak_table(list, &ips))
+        (next_link(next_href("/pssl/weak?", a.next)))
+    }
+}
+
 /// A public key's view (`/key/<spki>`, at `cursor`; its next pages on `/pssl/key/`).
 async fn key_view(c: &PsslClient, spki: &str, cursor: Option<&str>) -> Markup {
     let a = match c.get(&paged(&format!("/key/{spki}"), cursor)).await {
@@ -365,10 +456,27 @@ async fn key_view(c: &PsslClient, spki: &str, cursor: Option<&str>) -> Markup {
     }
     let next = next_href(&format!("/pssl/key/{spki}?"), a.next);
     html! {
+        (key_weakness(c, key, certs).await)
         h2 { "Public key" }
         (cert::key_details(key))
         h2 { "Certificates with this key" }
         (cert::key_certificates(certs, None))
         (next_link(next))
+    }
+}
+
+/// The "Weak key" warning of a key view: from `key.weak` when the answer has it, else from
+/// the `key.weak` of its first certificate's view (`/key/<spki>` does not carry findings).
+async fn key_weakness(c: &PsslClient, key: &Value, certs: &Value) -> Markup {
+    if field(key, "weak").is_array() {
+        return weak::weak_warning(key);
+    }
+    let Some(first) = render::items(certs).first().and_then(Value::as_str) else {
+        return html! {};
+    };
+    match c.get(&format!("/certificate/{}", segment(first))).await {
+        Ok(a) => weak::weak_warning(field(&a.json, "key")),
+        Err(e) if e.is_not_found() => html! {},
+        Err(e) => api_error("Weak-key findings", &e),
     }
 }
