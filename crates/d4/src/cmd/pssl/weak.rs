@@ -86,6 +86,9 @@ pub struct Summary {
     pub seconds: f64,
 }
 
+/// A stored RSA key: SPKI SHA-256 and modulus.
+type Key = ([u8; 32], Integer);
+
 /// The covered keys and the product of their moduli.
 struct State {
     covered: Vec<[u8; 32]>,
@@ -155,7 +158,7 @@ pub fn state_path(args: &PsslArgs) -> anyhow::Result<PathBuf> {
 }
 
 /// Every RSA modulus of the store (SPKI, modulus), the bad ones counted and skipped.
-fn load_moduli(store: &dyn PsslStore) -> anyhow::Result<(Vec<([u8; 32], Integer)>, usize)> {
+fn load_moduli(store: &dyn PsslStore) -> anyhow::Result<(Vec<Key>, usize)> {
     let mut out = Vec::new();
     let mut bad = 0usize;
     let mut page = Page::first(PAGE);
@@ -220,17 +223,11 @@ impl Findings {
     }
 
     /// One weak modulus of the run (`input[w.index]`) and its partners in the corpus.
-    fn add_weak(
-        &mut self,
-        w: &Weak,
-        input: &[&([u8; 32], Integer)],
-        corpus: &[&([u8; 32], Integer)],
-        now: i64,
-    ) {
+    fn add_weak(&mut self, w: &Weak, input: &[&Key], corpus: &[&Key], now: i64) {
         let Some((spki, n)) = input.get(w.index).map(|e| (&e.0, &e.1)) else {
             return;
         };
-        let key_of = |s: Source, i: usize| -> Option<&([u8; 32], Integer)> {
+        let key_of = |s: Source, i: usize| -> Option<&Key> {
             match s {
                 Source::Input => input.get(i).copied(),
                 Source::Corpus => corpus.get(i).copied(),
@@ -359,7 +356,7 @@ pub fn run_once(
             } else {
                 let moduli: Vec<Integer> = all.iter().map(|e| e.1.clone()).collect();
                 let report = batchgcd::run(&moduli, opts, &NoProgress)?;
-                let input: Vec<&([u8; 32], Integer)> = all.iter().collect();
+                let input: Vec<&Key> = all.iter().collect();
                 for w in &report.weak {
                     findings.add_weak(w, &input, &[], now);
                 }
