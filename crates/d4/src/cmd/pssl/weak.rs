@@ -97,7 +97,9 @@ struct State {
 
 impl State {
     fn write(&self, path: &Path) -> anyhow::Result<()> {
-        let tmp = path.with_extension("tmp");
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
         {
             let f =
                 File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
@@ -413,9 +415,17 @@ pub fn run(args: &PsslArgs) -> anyhow::Result<ExitCode> {
     }
     let mut full = a.full;
     loop {
-        let s = run_once(store.as_ref(), &state_file, full, &opts)?;
-        println!("{}", serde_json::to_string(&s)?);
-        full = false;
+        match run_once(store.as_ref(), &state_file, full, &opts) {
+            Ok(s) => {
+                println!("{}", serde_json::to_string(&s)?);
+                full = false;
+            }
+            // Looping: a failed run (the database away...) is logged and tried again.
+            Err(e) if a.interval.is_some() => {
+                eprintln!("d4: error: pssl weak: {e:#}: trying again in the next run");
+            }
+            Err(e) => return Err(e),
+        }
         let Some(secs) = a.interval else { break };
         let until = Instant::now() + Duration::from_secs(secs);
         while Instant::now() < until && !stop.load(Ordering::Relaxed) {
