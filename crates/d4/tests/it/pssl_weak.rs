@@ -239,3 +239,57 @@ fn postgres_backend() {
     scenario(dir.path(), &open, &["--postgres", db.url()]);
     assert!(!dir.path().join("pssl.redb").exists());
 }
+
+/// `--interval`: a full run, then an incremental one (nothing new); SIGTERM ends the loop
+/// cleanly between runs (exit 0).
+#[test]
+fn interval_runs_again_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let pr = prime_pairs(0x5eed_1902, 2, 512, 2);
+    {
+        let s = EmbeddedStore::open(&dir.path().join("pssl.redb")).unwrap();
+        add_keys(
+            &s,
+            &[
+                ("X", Integer::from(&pr[0].0 * &pr[0].1)),
+                ("Y", Integer::from(&pr[0].0 * &pr[1].1)),
+            ],
+        );
+    }
+    let mut child = d4()
+        .arg("pssl")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["weak", "--interval", "1", "--threads", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["full"], true, "{first}");
+    assert_eq!(first["weak_keys"], 2, "{first}");
+    let second: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(second["full"], false, "{second}");
+    assert_eq!(second["new"], 0, "{second}");
+    let kill = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "still running");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}
