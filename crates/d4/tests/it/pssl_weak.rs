@@ -240,7 +240,8 @@ fn postgres_backend() {
     assert!(!dir.path().join("pssl.redb").exists());
 }
 
-/// `--interval`: a full run, then an incremental one (nothing new); SIGTERM ends the loop
+/// `--interval`: a full run; between runs the embedded file is free, a key sharing a prime
+/// with X is added; the next run is incremental and finds it and X; SIGTERM ends the loop
 /// cleanly between runs (exit 0).
 #[test]
 fn interval_runs_again_and_stops_on_sigterm() {
@@ -249,7 +250,7 @@ fn interval_runs_again_and_stops_on_sigterm() {
     use std::time::{Duration, Instant};
 
     let dir = tempfile::tempdir().unwrap();
-    let pr = prime_pairs(0x5eed_1902, 2, 512, 2);
+    let pr = prime_pairs(0x5eed_1902, 3, 512, 2);
     {
         let s = EmbeddedStore::open(&dir.path().join("pssl.redb")).unwrap();
         add_keys(
@@ -264,7 +265,7 @@ fn interval_runs_again_and_stops_on_sigterm() {
         .arg("pssl")
         .arg("--data-dir")
         .arg(dir.path())
-        .args(["weak", "--interval", "1", "--threads", "1"])
+        .args(["weak", "--interval", "3", "--threads", "1"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -274,9 +275,14 @@ fn interval_runs_again_and_stops_on_sigterm() {
     let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(first["full"], true, "{first}");
     assert_eq!(first["weak_keys"], 2, "{first}");
+    {
+        let s = EmbeddedStore::open(&dir.path().join("pssl.redb")).unwrap();
+        add_keys(&s, &[("Z", Integer::from(&pr[0].1 * &pr[2].1))]);
+    }
     let second: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(second["full"], false, "{second}");
-    assert_eq!(second["new"], 0, "{second}");
+    assert_eq!(second["new"], 1, "{second}");
+    assert_eq!(second["weak_keys"], 2, "{second}");
     let kill = std::process::Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())

@@ -407,7 +407,6 @@ pub fn run(args: &PsslArgs) -> anyhow::Result<ExitCode> {
         spill_dir: a.spill_dir.clone(),
         ..Options::default()
     };
-    let store = args.open_store()?;
     let state_file = state_path(args)?;
     let stop = Arc::new(AtomicBool::new(false));
     if a.interval.is_some() {
@@ -415,7 +414,12 @@ pub fn run(args: &PsslArgs) -> anyhow::Result<ExitCode> {
     }
     let mut full = a.full;
     loop {
-        match run_once(store.as_ref(), &state_file, full, &opts) {
+        // Opened for each run and closed after it: between runs the embedded file is free
+        // for `d4 pssl ingest` or `serve`.
+        let once = args
+            .open_store()
+            .and_then(|store| run_once(store.as_ref(), &state_file, full, &opts));
+        match once {
             Ok(s) => {
                 println!("{}", serde_json::to_string(&s)?);
                 full = false;
