@@ -27,6 +27,7 @@ mod pibs_cli;
 mod pibs_queue;
 mod pssl_ingest;
 mod pssl_serve;
+mod pssl_weak;
 mod server_crash;
 mod server_d4core_kick;
 mod server_fixes;

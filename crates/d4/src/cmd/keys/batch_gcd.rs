@@ -62,7 +62,7 @@ pub enum MethodArg {
 }
 
 /// `2G` → 2·2³⁰ bytes.
-fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let t = t
         .strip_suffix("iB")

@@ -22,7 +22,7 @@ use super::{PsslArgs, PsslCommand};
 
 /// The queue consumer; `serve --queue` can run [`queue::consume_queue`] too.
 pub mod queue;
-mod stdin;
+pub(crate) mod stdin;
 
 /// How many bytes are looked at to tell a file's format.
 const SNIFF: usize = 4096;

@@ -20,6 +20,7 @@ use d4_pssl::{EmbeddedStore, PostgresStore, PsslStore};
 pub mod ingest;
 pub mod keychecks;
 pub mod serve;
+pub mod weak;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -28,6 +29,7 @@ pub mod serve;
     d4 pssl ingest --certs -r /srv/certs certs.tar.gz # DER/PEM certificates\n  \
     d4 pssl ingest --pcap capture.pcap.gz\n  \
     d4 pssl ingest --queue 3a1c…                      # the server's ja3-jl analyzer queue\n  \
+    d4 pssl weak --interval 3600                      # batch GCD of the stored RSA keys\n  \
     d4 pssl serve --listen 127.0.0.1:8500 --token-file /etc/d4/pssl.tokens\n  \
     curl -s http://127.0.0.1:8500/v2pssl/query/192.0.2.0/24\n\n\
 The embedded database is one redb file (default <data-dir>/pssl.redb) that one process owns\n\
@@ -90,6 +92,13 @@ pub enum PsslCommand {
     /// /ja3/<md5>, /ja3s/<md5>, /ja4/<ja4>, /info, /openapi.json and more: see
     /// docs/pssl.md.
     Serve(serve::ServeArgs),
+    /// Batch GCD over every RSA modulus of the store; findings recorded in the store.
+    ///
+    /// Full the first time, then incremental (the new keys against the covered ones, from
+    /// the state file <data-dir>/pssl-weak.state); --interval repeats it. Shared primes are
+    /// recorded as `sharedprimes` (p and q in hex), one modulus under several SPKI encodings
+    /// as `duplicate`, both with how `batch_gcd`. A JSON summary per run on stdout.
+    Weak(weak::WeakArgs),
 }
 
 impl PsslArgs {
@@ -173,6 +182,7 @@ pub fn run(args: PsslArgs) -> anyhow::Result<ExitCode> {
     match &args.command {
         PsslCommand::Ingest(_) => ingest::run(&args),
         PsslCommand::Serve(_) => serve::run(&args),
+        PsslCommand::Weak(_) => weak::run(&args),
     }
 }
 
