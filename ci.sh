@@ -74,6 +74,11 @@ cargo clippy --quiet -p d4 -- -D warnings
 say "cargo test"
 cargo test --workspace --features d4/live-capture
 
+# The weak-key acceptance corpus: 10,000 RSA-1024 moduli with planted shared primes (pairs,
+# groups of three, both primes shared, duplicates) reported exactly; release build (≈ 20 s).
+say "batch GCD acceptance corpus (10,000 RSA-1024 moduli, release)"
+cargo test --release -p d4-keys --test batchgcd -- --ignored
+
 say "sensor build (client + inspect only): lints, release build, size < 5 MB"
 cargo clippy --quiet -p d4 --no-default-features --features sensor -- -D warnings
 cargo build --quiet --release -p d4 --no-default-features --features sensor
