@@ -193,40 +193,13 @@ fn key_file<W: Write>(o: &mut Output<W>, checks: &Checks, path: &Path) -> io::Re
     Ok(())
 }
 
-fn moduli_file<W: Write>(o: &mut Output<W>, checks: &Checks, path: &Path) -> io::Result<()> {
-    let name = path.display().to_string();
-    let reader = match open(path) {
-        Ok(r) => BufReader::new(r),
-        Err(e) => return o.error(&format!("{name}: {e}")),
-    };
-    let mut count = 0usize;
-    for (lno, line) in reader.split(b'\n').enumerate() {
-        let line = match line {
-            Ok(l) => l,
-            Err(err) => return o.error(&format!("{name}: {err}")),
-        };
-        let text = String::from_utf8_lossy(&line);
-        if text.trim().is_empty() {
-            continue;
-        }
-        count += 1;
-        let r = match parse_hex_modulus(&text) {
-            Some(n) => Report::modulus(&n, check_modulus(&n, checks)),
-            None => Report::error(
-                format!("{name}[{}]", lno + 1),
-                "unparseable",
-                "not a hex modulus".into(),
-            ),
-        };
-        o.report(&r)?;
-    }
-    if count == 0 {
-        o.report(&Report::not_found(name))?;
-    }
-    Ok(())
-}
-
-fn crt_lines_file<W: Write>(o: &mut Output<W>, checks: &Checks, path: &Path) -> io::Result<()> {
+/// Walks the non-blank lines of a line-per-key input (`-m`, `--crt-lines`), reporting each
+/// through `one(place, text)`, and "no key found" when there is none.
+fn each_line<W: Write>(
+    o: &mut Output<W>,
+    path: &Path,
+    mut one: impl FnMut(String, &str) -> Report,
+) -> io::Result<()> {
     let name = path.display().to_string();
     let reader = match open(path) {
         Ok(r) => BufReader::new(r),
@@ -244,21 +217,33 @@ fn crt_lines_file<W: Write>(o: &mut Output<W>, checks: &Checks, path: &Path) -> 
             continue;
         }
         count += 1;
-        let (parsed, desc) = parse_crt_line(text);
-        let mut place = format!("{name}[{}]", lno + 1);
-        if let Some(d) = desc {
-            place = format!("{place} {d}");
-        }
-        let r = match &parsed {
-            Parsed::Key(k) => Report::key(place, k, check_key(k, checks)),
-            other => Report::not_key(place, other),
-        };
+        let r = one(format!("{name}[{}]", lno + 1), text);
         o.report(&r)?;
     }
     if count == 0 {
         o.report(&Report::not_found(name))?;
     }
     Ok(())
+}
+
+fn moduli_file<W: Write>(o: &mut Output<W>, checks: &Checks, path: &Path) -> io::Result<()> {
+    each_line(o, path, |place, text| match parse_hex_modulus(text) {
+        Some(n) => Report::modulus(&n, check_modulus(&n, checks)),
+        None => Report::error(place, "unparseable", "not a hex modulus".into()),
+    })
+}
+
+fn crt_lines_file<W: Write>(o: &mut Output<W>, checks: &Checks, path: &Path) -> io::Result<()> {
+    each_line(o, path, |mut place, text| {
+        let (parsed, desc) = parse_crt_line(text);
+        if let Some(d) = desc {
+            place = format!("{place} {d}");
+        }
+        match &parsed {
+            Parsed::Key(k) => Report::key(place, k, check_key(k, checks)),
+            other => Report::not_key(place, other),
+        }
+    })
 }
 
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
