@@ -211,7 +211,8 @@ pub trait PsslStore: Send + Sync {
     fn key_certificates(&self, spki_sha256: &str, page: &Page) -> Result<Paged<String>, PsslError>;
     fn info(&self) -> Result<Info, PsslError>;
     /// Records weak-key findings. Idempotent: a finding is identified by (SPKI, check,
-    /// subtest, how); one recorded before keeps its values (and first found time).
+    /// subtest, how); one recorded before keeps its values and first found time, and gains
+    /// the partners (sorted, once each) and the factors it did not have.
     fn record_weak(&self, findings: &[WeakKey]) -> Result<(), PsslError>;
     /// Every finding, by SPKI SHA-256 (then check, subtest, how).
     fn weak_keys(&self, page: &Page) -> Result<Paged<WeakKey>, PsslError>;

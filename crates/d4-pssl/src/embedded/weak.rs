@@ -27,6 +27,25 @@ fn weak_key(w: &WeakKey) -> Result<Vec<u8>, PsslError> {
     Ok(k)
 }
 
+/// A finding recorded again: the first one keeps its values and found time, gains the
+/// partners it did not list and the factors it lacked. `None` when nothing changes.
+fn merge(mut old: WeakKey, new: &WeakKey) -> Option<WeakKey> {
+    let before = old.clone();
+    for (have, more) in [
+        (&mut old.p, &new.p),
+        (&mut old.q, &new.q),
+        (&mut old.d, &new.d),
+    ] {
+        if have.is_none() {
+            have.clone_from(more);
+        }
+    }
+    old.partners.extend(new.partners.iter().cloned());
+    old.partners.sort();
+    old.partners.dedup();
+    (old != before).then_some(old)
+}
+
 fn decode(v: &[u8]) -> Result<WeakKey, PsslError> {
     serde_json::from_slice(v).map_err(|e| PsslError::Corrupt(e.to_string()))
 }
@@ -43,8 +62,15 @@ impl EmbeddedStore {
                 let mut w = w.clone();
                 w.spki_sha256 = w.spki_sha256.trim().to_ascii_lowercase();
                 let k = weak_key(&w)?;
-                if t.get(&k[..]).map_err(dberr)?.is_some() {
-                    continue;
+                let before = match t.get(&k[..]).map_err(dberr)? {
+                    Some(v) => Some(decode(v.value())?),
+                    None => None,
+                };
+                if let Some(old) = before {
+                    match merge(old, &w) {
+                        Some(merged) => w = merged,
+                        None => continue,
+                    }
                 }
                 let v = serde_json::to_vec(&w).map_err(|e| PsslError::Corrupt(e.to_string()))?;
                 t.insert(&k[..], &v[..]).map_err(dberr)?;

@@ -70,7 +70,12 @@ impl PostgresStore {
             tx.execute(
                 &format!(
                     "INSERT INTO d4_weak_key ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                     ON CONFLICT DO NOTHING"
+                     ON CONFLICT (spki, \"check\", subtest, how) DO UPDATE SET \
+                     p = COALESCE(d4_weak_key.p, EXCLUDED.p), \
+                     q = COALESCE(d4_weak_key.q, EXCLUDED.q), \
+                     d = COALESCE(d4_weak_key.d, EXCLUDED.d), \
+                     partners = ARRAY(SELECT DISTINCT x FROM \
+                       unnest(d4_weak_key.partners || EXCLUDED.partners) AS x ORDER BY x)"
                 ),
                 &[
                     &spki,

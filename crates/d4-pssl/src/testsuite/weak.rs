@@ -79,6 +79,16 @@ pub fn weak_keys(s: &dyn PsslStore) {
     again.partners = Vec::new();
     s.record_weak(&[again, warn_b.clone()]).unwrap();
     s.record_weak(&[]).unwrap();
+    // a later batch GCD finds a third key sharing A's prime: A gains that partner (once,
+    // sorted), keeps its first found time and factors
+    let c = format!("{}{}", "7".repeat(62), "00");
+    let mut later = shared_a.clone();
+    later.found = 900;
+    later.p = Some("ffff".into());
+    later.partners = vec![c.clone(), b.clone()];
+    s.record_weak(&[later]).unwrap();
+    shared_a.partners = vec![b.clone(), c.clone()];
+    shared_a.partners.sort();
 
     // by SPKI (b first), then check name (rsawarnings < sharedprimes)
     let want = vec![warn_b, shared_b, fermat_a.clone(), shared_a.clone()];
