@@ -9,4 +9,5 @@ pub mod batchgcd;
 pub mod check;
 mod der;
 pub mod key;
+pub mod par;
 pub mod report;

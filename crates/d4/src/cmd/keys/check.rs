@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use d4_keys::check::{check_key, check_modulus, Applies, Check, Checks};
 use d4_keys::key::{parse_crt_line, parse_hex_modulus, parse_keys, Parsed};
+use d4_keys::par::par_map;
 use d4_keys::report::Report;
 
 /// Exit status bit: an error (unreadable file, bad option, failed blocklist read).
@@ -73,7 +74,15 @@ pub struct CheckArgs {
     /// d4's log level).
     #[arg(long)]
     pub numbers: bool,
+
+    /// Threads checking the lines of `-m` and `--crt-lines` inputs (default: every core);
+    /// results keep the input order.
+    #[arg(long, value_name = "N", env = "D4_KEYS_THREADS")]
+    pub threads: Option<usize>,
 }
+
+/// Lines of `-m` / `--crt-lines` input checked together (in parallel), then printed in order.
+const LINE_BLOCK: usize = 1024;
 
 /// The enabled checks from `-c` / `-w`.
 fn enabled_checks(args: &CheckArgs) -> anyhow::Result<Vec<Check>> {
@@ -194,11 +203,13 @@ fn key_file<W: Write>(o: &mut Output<W>, checks: &Checks, path: &Path) -> io::Re
 }
 
 /// Walks the non-blank lines of a line-per-key input (`-m`, `--crt-lines`), reporting each
-/// through `one(place, text)`, and "no key found" when there is none.
+/// through `one(place, text)` (blocks of lines on `threads` threads, reports in input order),
+/// and "no key found" when there is none.
 fn each_line<W: Write>(
     o: &mut Output<W>,
     path: &Path,
-    mut one: impl FnMut(String, &str) -> Report,
+    threads: usize,
+    one: impl Fn(String, &str) -> Report + Sync,
 ) -> io::Result<()> {
     let name = path.display().to_string();
     let reader = match open(path) {
@@ -206,10 +217,22 @@ fn each_line<W: Write>(
         Err(e) => return o.error(&format!("{name}: {e}")),
     };
     let mut count = 0usize;
+    let mut block: Vec<(String, String)> = Vec::with_capacity(LINE_BLOCK);
+    let check_block = |o: &mut Output<W>, block: &mut Vec<(String, String)>| {
+        let reports = par_map(block.len(), threads, |i| {
+            let (place, text) = &block[i];
+            one(place.clone(), text)
+        });
+        block.clear();
+        reports.iter().try_for_each(|r| o.report(r))
+    };
     for (lno, line) in reader.split(b'\n').enumerate() {
         let line = match line {
             Ok(l) => l,
-            Err(err) => return o.error(&format!("{name}: {err}")),
+            Err(err) => {
+                check_block(o, &mut block)?;
+                return o.error(&format!("{name}: {err}"));
+            }
         };
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end();
@@ -217,24 +240,39 @@ fn each_line<W: Write>(
             continue;
         }
         count += 1;
-        let r = one(format!("{name}[{}]", lno + 1), text);
-        o.report(&r)?;
+        block.push((format!("{name}[{}]", lno + 1), text.to_string()));
+        if block.len() == LINE_BLOCK {
+            check_block(o, &mut block)?;
+        }
     }
+    check_block(o, &mut block)?;
     if count == 0 {
         o.report(&Report::not_found(name))?;
     }
     Ok(())
 }
 
-fn moduli_file<W: Write>(o: &mut Output<W>, checks: &Checks, path: &Path) -> io::Result<()> {
-    each_line(o, path, |place, text| match parse_hex_modulus(text) {
-        Some(n) => Report::modulus(&n, check_modulus(&n, checks)),
-        None => Report::error(place, "unparseable", "not a hex modulus".into()),
+fn moduli_file<W: Write>(
+    o: &mut Output<W>,
+    checks: &Checks,
+    path: &Path,
+    threads: usize,
+) -> io::Result<()> {
+    each_line(o, path, threads, |place, text| {
+        match parse_hex_modulus(text) {
+            Some(n) => Report::modulus(&n, check_modulus(&n, checks)),
+            None => Report::error(place, "unparseable", "not a hex modulus".into()),
+        }
     })
 }
 
-fn crt_lines_file<W: Write>(o: &mut Output<W>, checks: &Checks, path: &Path) -> io::Result<()> {
-    each_line(o, path, |mut place, text| {
+fn crt_lines_file<W: Write>(
+    o: &mut Output<W>,
+    checks: &Checks,
+    path: &Path,
+    threads: usize,
+) -> io::Result<()> {
+    each_line(o, path, threads, |mut place, text| {
         let (parsed, desc) = parse_crt_line(text);
         if let Some(d) = desc {
             place = format!("{place} {d}");
@@ -280,11 +318,15 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     for f in &args.files {
         key_file(&mut o, &checks, f)?;
     }
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
     for f in &args.moduli {
-        moduli_file(&mut o, &checks, f)?;
+        moduli_file(&mut o, &checks, f, threads)?;
     }
     for f in &args.crt_lines {
-        crt_lines_file(&mut o, &checks, f)?;
+        crt_lines_file(&mut o, &checks, f, threads)?;
     }
     o.out.flush()?;
     if checks.io_errors() > 0 {
