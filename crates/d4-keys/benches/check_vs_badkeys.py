@@ -8,13 +8,14 @@ Python running it. Takes the first N moduli of the batch GCD bench's cached corp
 (`<target>/keys-bench/corpus-rsa1024.bin`, real RSA moduli: products of two random primes),
 wraps each public key (e = 65537) in an X.509 certificate signed by one throw-away CA key, and
 writes them base64 one per line to WORKDIR/certs-N.b64 (kept for the next run). Then runs,
-each on that one file and with every default check (badkeys' own `primes*.dat` for
-`sharedprimes` given to d4 with `--bad-primes`, no blocklist for either):
+each on that one file and with every default check but `blocklist` (badkeys refuses to run
+it without its downloaded blocklist; badkeys' own `primes*.dat` for `sharedprimes` are given to
+d4 with `--bad-primes`):
 
-    badkeys --crt-lines certs-N.b64
-    d4 keys check --crt-lines certs-N.b64 --bad-primes <badkeys>/keydata
+    badkeys -c CHECKS --crt-lines certs-N.b64
+    d4 keys check -c CHECKS --crt-lines certs-N.b64 --bad-primes <badkeys>/keydata [--threads 1]
 
-and prints wall time, CPU time, keys/s and the ratio, plus the number of findings each reported
+and prints wall time, CPU time, keys/s and the ratios, plus the number of findings each reported
 (they must agree)."""
 import base64
 import datetime
@@ -67,6 +68,9 @@ def make_certs(moduli, path):
     os.replace(tmp, path)
 
 
+CHECKS = "fermat,roca,rsainvalid,rsapoly,sharedprimes,smalld,smallfactors,dsasparse"
+
+
 def timed(cmd):
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
@@ -92,17 +96,21 @@ def main():
 
     primes = os.path.join(os.path.dirname(badkeys.__file__), "keydata")
     rows = []
+    badkeys_exe = os.path.join(os.path.dirname(sys.executable), "badkeys")
+    d4 = [exe, "keys", "check", "-c", CHECKS, "--crt-lines", certs, "--bad-primes", primes]
     for name, cmd in [
-        ("badkeys", [os.path.join(os.path.dirname(sys.executable), "badkeys"), "--crt-lines", certs]),
-        ("d4 keys check", [exe, "keys", "check", "--crt-lines", certs, "--bad-primes", primes]),
+        ("badkeys", [badkeys_exe, "-c", CHECKS, "--crt-lines", certs]),
+        ("d4 keys check", d4),
+        ("d4 keys check --threads 1", d4 + ["--threads", "1"]),
     ]:
         wall, cpu, findings = timed(cmd)
         rows.append((name, wall, cpu, findings))
         print(f"{name}: {n} certificates: wall {wall:.2f} s, CPU {cpu:.2f} s, "
               f"{n / wall:,.0f} keys/s, {findings} findings")
-    (_, bw, bc, bf), (_, dw, dc, df) = rows
-    print(f"ratio d4/badkeys: {bw / dw:.1f}x keys/s (wall), {bc / dc:.1f}x per CPU second; "
-          f"findings {'agree' if bf == df else f'DIFFER ({bf} vs {df})'}")
+    (_, bw, bc, bf) = rows[0]
+    for name, dw, dc, df in rows[1:]:
+        print(f"ratio {name} / badkeys: {bw / dw:.1f}x keys/s (wall), {bc / dc:.1f}x per CPU "
+              f"second; findings {'agree' if bf == df else f'DIFFER ({bf} vs {df})'}")
 
 
 if __name__ == "__main__":

@@ -282,11 +282,39 @@ impl Checks {
     }
 }
 
+/// For a block of moduli (`None` for keys that are not RSA): the product of the known-bad
+/// primes of each modulus' size reduced mod it, computed with one remainder tree per size
+/// (see [`check_key_with`]); `None` where `sharedprimes` is off or has no primes for that
+/// size. Checking many keys, this makes `sharedprimes` cost a fraction of one division of
+/// the whole product per key.
+pub fn bad_prime_residues(moduli: &[Option<&Integer>], checks: &Checks) -> Vec<Option<Integer>> {
+    let mut out = vec![None; moduli.len()];
+    if !checks.enabled.contains(&Check::SharedPrimes) {
+        return out;
+    }
+    for (bits, product) in &checks.bad_primes {
+        let (idx, group): (Vec<usize>, Vec<&Integer>) = moduli
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.filter(|n| n.significant_bits() == *bits).map(|n| (i, n)))
+            .unzip();
+        for (i, r) in idx.into_iter().zip(primes::residues(&group, product)) {
+            out[i] = Some(r);
+        }
+    }
+    out
+}
+
 /// Runs the enabled checks that apply to the key; one finding per check that fired, in
 /// badkeys' order.
 pub fn check_key(key: &Key, checks: &Checks) -> Vec<Finding> {
+    check_key_with(key, checks, None)
+}
+
+/// [`check_key`] with the key's entry of [`bad_prime_residues`] (same findings, less work).
+pub fn check_key_with(key: &Key, checks: &Checks, residue: Option<&Integer>) -> Vec<Finding> {
     match &key.data {
-        KeyData::Rsa { n, e, .. } => check_rsa(n, e, checks),
+        KeyData::Rsa { n, e, .. } => check_rsa_with(n, e, checks, residue),
         KeyData::Dsa { p, .. } => {
             let mut out = Vec::new();
             for &c in &checks.enabled {
@@ -314,12 +342,28 @@ pub fn check_key(key: &Key, checks: &Checks) -> Vec<Finding> {
 
 /// The RSA checks on a bare modulus with e = 65537 (badkeys' `-m`).
 pub fn check_modulus(n: &Integer, checks: &Checks) -> Vec<Finding> {
-    check_rsa(n, &Integer::from(65537), checks)
+    check_modulus_with(n, checks, None)
+}
+
+/// [`check_modulus`] with the modulus' entry of [`bad_prime_residues`].
+pub fn check_modulus_with(n: &Integer, checks: &Checks, residue: Option<&Integer>) -> Vec<Finding> {
+    check_rsa_with(n, &Integer::from(65537), checks, residue)
 }
 
 /// The RSA checks (and the blocklist) on a modulus and exponent; badkeys' `-m` uses
 /// e = 65537.
 pub fn check_rsa(n: &Integer, e: &Integer, checks: &Checks) -> Vec<Finding> {
+    check_rsa_with(n, e, checks, None)
+}
+
+/// [`check_rsa`] with the modulus' entry of [`bad_prime_residues`] (`None`: reduce the
+/// product of bad primes here).
+pub fn check_rsa_with(
+    n: &Integer,
+    e: &Integer,
+    checks: &Checks,
+    residue: Option<&Integer>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     // smallfactors' gcd is also what rsapoly and rsabias step aside for: done once
     let small = std::cell::OnceCell::new();
@@ -331,9 +375,8 @@ pub fn check_rsa(n: &Integer, e: &Integer, checks: &Checks) -> Vec<Finding> {
             Check::Roca => rsa::roca(n, &checks.tables),
             Check::RsaInvalid => rsa::rsainvalid(n, e),
             Check::RsaPoly => rsa::rsapoly(n, &has_small),
-            Check::SharedPrimes => checks
-                .bad_primes
-                .get(&n.significant_bits())
+            Check::SharedPrimes => residue
+                .or_else(|| checks.bad_primes.get(&n.significant_bits()))
                 .and_then(|product| primes::sharedprimes(n, product)),
             Check::SmallD => rsa::smalld(n, e),
             Check::SmallFactors => small_factors().clone(),

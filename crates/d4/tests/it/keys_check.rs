@@ -255,38 +255,54 @@ fn crt_lines_stdin_and_several_blocks() {
     assert_eq!(code(&out), 2);
 }
 
-/// Thousands of `-m` lines (more than one block of lines checked in parallel): the findings
-/// come out in input order whatever the thread count.
+/// Thousands of `-m` lines (more than one block of lines checked in parallel, the known-bad
+/// primes reduced per block): the findings come out in input order whatever the thread count.
 #[test]
 fn many_lines_in_order_on_several_threads() {
     let fermat = std::fs::read_to_string(keys_dir().join("rsa-fermat-hexmodulus.txt")).unwrap();
     let fermat = fermat.trim();
     // rsa-ok.key's modulus (`openssl rsa -pubin -in rsa-ok.key -noout -modulus`)
     let ok = "DFEEE7DE75559DC664336E5174D9271AE01F90A330718696A9018DE02D35CC6425A49BC39970DD54CF98362E296704400ACDB557E87A2CBCBB9A2798096672F4D57F01F8E8BF1644227AC25F79F21E0071B58695F9BB5A8C5CC51384F73C9BEE13985CE8AC7F29AC14D4DBC4FA4BD0022AC60DC5507B9D34AC471E3E075ECC187DC12034CA4FEA3DB73C860AD1EB3DB9E511A87732E0262EAFEEE69776F425843B88C2321321C75A92CA485F4F717422352332E411D1D776BE20BAD47CFC3D14A11DD149F8962F073801C7401AF2745F41CADED09AC0F1711A85376242C83886B45D81D3948AAE0F2AB759AC4826333FB434589416D8975505FAA1DCCB80438D";
+    // rsa-sharedprimes.key's modulus: one of its primes is in primes/primes2048.dat
+    let primes = key("primes");
+    let out = check(&[
+        "--json",
+        "--bad-primes",
+        &primes,
+        &key("rsa-sharedprimes.key"),
+    ]);
+    let shared = json_lines(&out)[0]["n"].as_str().unwrap().to_string();
     let n = 2_600;
-    let weak = |i: usize| i % 7 == 3;
+    let line = |i: usize| match (i % 7, i % 11) {
+        (3, _) => ("fermat vulnerability", fermat),
+        (_, 5) => ("sharedprimes vulnerability", shared.as_str()),
+        _ => ("key ok", ok),
+    };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("moduli.txt");
-    let text: String = (0..n)
-        .map(|i| format!("{}\n", if weak(i) { fermat } else { ok }))
-        .collect();
+    let text: String = (0..n).map(|i| format!("{}\n", line(i).1)).collect();
     std::fs::write(&path, text).unwrap();
     let want: String = (0..n)
-        .map(|i| {
-            if weak(i) {
-                format!(
-                    "fermat vulnerability, rsa[2048], modulus {}\n",
-                    fermat.to_ascii_lowercase()
-                )
-            } else {
-                format!("rsa[2048] key ok, modulus {}\n", ok.to_ascii_lowercase())
-            }
+        .map(|i| match line(i) {
+            ("key ok", m) => format!("rsa[2048] key ok, modulus {}\n", m.to_ascii_lowercase()),
+            (what, m) => format!("{what}, rsa[2048], modulus {}\n", m.to_ascii_lowercase()),
         })
         .collect();
     let p = path.display().to_string();
     for threads in ["1", "2", "3"] {
-        let out = check(&["-a", "--threads", threads, "-m", &p]);
+        let out = check(&[
+            "-a",
+            "--bad-primes",
+            &primes,
+            "--threads",
+            threads,
+            "-m",
+            &p,
+        ]);
         assert_eq!(code(&out), 4, "threads {threads}");
-        assert!(stdout(&out) == want, "output out of order with {threads} threads");
+        assert!(
+            stdout(&out) == want,
+            "output out of order with {threads} threads"
+        );
     }
 }

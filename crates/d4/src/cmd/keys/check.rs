@@ -9,8 +9,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use d4_keys::check::{check_key, check_modulus, Applies, Check, Checks};
-use d4_keys::key::{parse_crt_line, parse_hex_modulus, parse_keys, Parsed};
+use d4_keys::batchgcd::Integer;
+use d4_keys::check::{
+    bad_prime_residues, check_key, check_key_with, check_modulus_with, Applies, Check, Checks,
+};
+use d4_keys::key::{parse_crt_line, parse_hex_modulus, parse_keys, Key, KeyData, Parsed};
 use d4_keys::par::par_map;
 use d4_keys::report::Report;
 
@@ -202,14 +205,13 @@ fn key_file<W: Write>(o: &mut Output<W>, checks: &Checks, path: &Path) -> io::Re
     Ok(())
 }
 
-/// Walks the non-blank lines of a line-per-key input (`-m`, `--crt-lines`), reporting each
-/// through `one(place, text)` (blocks of lines on `threads` threads, reports in input order),
-/// and "no key found" when there is none.
+/// Walks the non-blank lines of a line-per-key input (`-m`, `--crt-lines`) in blocks of
+/// [`LINE_BLOCK`] (place, text) pairs, printing the reports `block` returns for each (one
+/// per line, in order), and "no key found" when there is none.
 fn each_line<W: Write>(
     o: &mut Output<W>,
     path: &Path,
-    threads: usize,
-    one: impl Fn(String, &str) -> Report + Sync,
+    mut block: impl FnMut(&[(String, String)]) -> Vec<Report>,
 ) -> io::Result<()> {
     let name = path.display().to_string();
     let reader = match open(path) {
@@ -217,20 +219,17 @@ fn each_line<W: Write>(
         Err(e) => return o.error(&format!("{name}: {e}")),
     };
     let mut count = 0usize;
-    let mut block: Vec<(String, String)> = Vec::with_capacity(LINE_BLOCK);
-    let check_block = |o: &mut Output<W>, block: &mut Vec<(String, String)>| {
-        let reports = par_map(block.len(), threads, |i| {
-            let (place, text) = &block[i];
-            one(place.clone(), text)
-        });
-        block.clear();
+    let mut lines: Vec<(String, String)> = Vec::with_capacity(LINE_BLOCK);
+    let mut flush = |o: &mut Output<W>, lines: &mut Vec<(String, String)>| {
+        let reports = block(lines);
+        lines.clear();
         reports.iter().try_for_each(|r| o.report(r))
     };
     for (lno, line) in reader.split(b'\n').enumerate() {
         let line = match line {
             Ok(l) => l,
             Err(err) => {
-                check_block(o, &mut block)?;
+                flush(o, &mut lines)?;
                 return o.error(&format!("{name}: {err}"));
             }
         };
@@ -240,16 +239,27 @@ fn each_line<W: Write>(
             continue;
         }
         count += 1;
-        block.push((format!("{name}[{}]", lno + 1), text.to_string()));
-        if block.len() == LINE_BLOCK {
-            check_block(o, &mut block)?;
+        lines.push((format!("{name}[{}]", lno + 1), text.to_string()));
+        if lines.len() == LINE_BLOCK {
+            flush(o, &mut lines)?;
         }
     }
-    check_block(o, &mut block)?;
+    flush(o, &mut lines)?;
     if count == 0 {
         o.report(&Report::not_found(name))?;
     }
     Ok(())
+}
+
+/// The RSA modulus of a parsed key, if it is one.
+fn modulus(p: &Parsed) -> Option<&Integer> {
+    match p {
+        Parsed::Key(Key {
+            data: KeyData::Rsa { n, .. },
+            ..
+        }) => Some(n),
+        _ => None,
+    }
 }
 
 fn moduli_file<W: Write>(
@@ -258,11 +268,21 @@ fn moduli_file<W: Write>(
     path: &Path,
     threads: usize,
 ) -> io::Result<()> {
-    each_line(o, path, threads, |place, text| {
-        match parse_hex_modulus(text) {
-            Some(n) => Report::modulus(&n, check_modulus(&n, checks)),
-            None => Report::error(place, "unparseable", "not a hex modulus".into()),
-        }
+    each_line(o, path, |lines| {
+        let parsed: Vec<Option<Integer>> = lines
+            .iter()
+            .map(|(_, text)| parse_hex_modulus(text))
+            .collect();
+        let refs: Vec<Option<&Integer>> = parsed.iter().map(Option::as_ref).collect();
+        let residues = bad_prime_residues(&refs, checks);
+        par_map(lines.len(), threads, |i| match &parsed[i] {
+            Some(n) => Report::modulus(n, check_modulus_with(n, checks, residues[i].as_ref())),
+            None => Report::error(
+                lines[i].0.clone(),
+                "unparseable",
+                "not a hex modulus".into(),
+            ),
+        })
     })
 }
 
@@ -272,15 +292,23 @@ fn crt_lines_file<W: Write>(
     path: &Path,
     threads: usize,
 ) -> io::Result<()> {
-    each_line(o, path, threads, |mut place, text| {
-        let (parsed, desc) = parse_crt_line(text);
-        if let Some(d) = desc {
-            place = format!("{place} {d}");
-        }
-        match &parsed {
-            Parsed::Key(k) => Report::key(place, k, check_key(k, checks)),
-            other => Report::not_key(place, other),
-        }
+    each_line(o, path, |lines| {
+        let parsed = par_map(lines.len(), threads, |i| parse_crt_line(&lines[i].1));
+        let refs: Vec<Option<&Integer>> = parsed.iter().map(|(p, _)| modulus(p)).collect();
+        let residues = bad_prime_residues(&refs, checks);
+        par_map(lines.len(), threads, |i| {
+            let (parsed, desc) = &parsed[i];
+            let mut place = lines[i].0.clone();
+            if let Some(d) = desc {
+                place = format!("{place} {d}");
+            }
+            match parsed {
+                Parsed::Key(k) => {
+                    Report::key(place, k, check_key_with(k, checks, residues[i].as_ref()))
+                }
+                other => Report::not_key(place, other),
+            }
+        })
     })
 }
 
