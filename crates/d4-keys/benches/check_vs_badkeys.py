@@ -6,8 +6,10 @@
 Needs `badkeys` (PyPI, 0.0.21 measured) and `cryptography` (a badkeys dependency) in the
 Python running it. Takes the first N moduli of the batch GCD bench's cached corpus
 (`<target>/keys-bench/corpus-rsa1024.bin`, real RSA moduli: products of two random primes),
-wraps each public key (e = 65537) in an X.509 certificate signed by one throw-away CA key, and
-writes them base64 one per line to WORKDIR/certs-N.b64 (kept for the next run). Then runs,
+replaces every 100th by a Fermat-weak modulus (two 512-bit primes a few thousand apart, so
+both tools must report `fermat` on exactly those), wraps each public key (e = 65537) in an
+X.509 certificate signed by one throw-away CA key, and writes them base64 one per line to
+WORKDIR/certs-N.b64 (kept for the next run). Then runs,
 each on that one file and with every default check but `blocklist` (badkeys refuses to run
 it without its downloaded blocklist; badkeys' own `primes*.dat` for `sharedprimes` are given to
 d4 with `--bad-primes`):
@@ -39,6 +41,15 @@ def read_moduli(path, n):
     return out
 
 
+def fermat_weak(i):
+    import gmpy2
+
+    rs = gmpy2.random_state(i)
+    p = gmpy2.next_prime(gmpy2.mpz_urandomb(rs, 511) | (gmpy2.mpz(3) << 510))
+    q = gmpy2.next_prime(p + 2 * gmpy2.mpz_urandomb(rs, 12) + 2)
+    return int(p * q)
+
+
 def make_certs(moduli, path):
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -51,6 +62,8 @@ def make_certs(moduli, path):
     tmp = path + ".tmp"
     with open(tmp, "w") as out:
         for i, n in enumerate(moduli):
+            if i % 100 == 7:
+                n = fermat_weak(i)
             key = rsa.RSAPublicNumbers(65537, n).public_key()
             name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"host{i}.example")])
             cert = (
@@ -87,7 +100,7 @@ def timed(cmd):
 def main():
     exe, corpus, n, workdir = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     os.makedirs(workdir, exist_ok=True)
-    certs = os.path.join(workdir, f"certs-{n}.b64")
+    certs = os.path.join(workdir, f"certs-{n}-fermat100.b64")
     if not os.path.exists(certs):
         t = time.perf_counter()
         make_certs(read_moduli(corpus, n), certs)
@@ -107,6 +120,8 @@ def main():
         rows.append((name, wall, cpu, findings))
         print(f"{name}: {n} certificates: wall {wall:.2f} s, CPU {cpu:.2f} s, "
               f"{n / wall:,.0f} keys/s, {findings} findings")
+    planted = len(range(7, n, 100))
+    print(f"planted Fermat-weak keys: {planted}")
     (_, bw, bc, bf) = rows[0]
     for name, dw, dc, df in rows[1:]:
         print(f"ratio {name} / badkeys: {bw / dw:.1f}x keys/s (wall), {bc / dc:.1f}x per CPU "

@@ -251,6 +251,19 @@ fn each_line<W: Write>(
     Ok(())
 }
 
+/// [`bad_prime_residues`] of a block, its parts on `threads` threads (each part its own
+/// remainder tree).
+fn residues(moduli: &[Option<&Integer>], checks: &Checks, threads: usize) -> Vec<Option<Integer>> {
+    let part = moduli.len().div_ceil(threads.max(1)).max(1);
+    let parts: Vec<&[Option<&Integer>]> = moduli.chunks(part).collect();
+    par_map(parts.len(), threads, |i| {
+        bad_prime_residues(parts[i], checks)
+    })
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 /// The RSA modulus of a parsed key, if it is one.
 fn modulus(p: &Parsed) -> Option<&Integer> {
     match p {
@@ -274,7 +287,7 @@ fn moduli_file<W: Write>(
             .map(|(_, text)| parse_hex_modulus(text))
             .collect();
         let refs: Vec<Option<&Integer>> = parsed.iter().map(Option::as_ref).collect();
-        let residues = bad_prime_residues(&refs, checks);
+        let residues = residues(&refs, checks, threads);
         par_map(lines.len(), threads, |i| match &parsed[i] {
             Some(n) => Report::modulus(n, check_modulus_with(n, checks, residues[i].as_ref())),
             None => Report::error(
@@ -295,7 +308,7 @@ fn crt_lines_file<W: Write>(
     each_line(o, path, |lines| {
         let parsed = par_map(lines.len(), threads, |i| parse_crt_line(&lines[i].1));
         let refs: Vec<Option<&Integer>> = parsed.iter().map(|(p, _)| modulus(p)).collect();
-        let residues = bad_prime_residues(&refs, checks);
+        let residues = residues(&refs, checks, threads);
         par_map(lines.len(), threads, |i| {
             let (parsed, desc) = &parsed[i];
             let mut place = lines[i].0.clone();
