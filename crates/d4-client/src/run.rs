@@ -324,8 +324,15 @@ impl Sender {
         first: Vec<u8>,
     ) -> (Vec<u8>, Option<String>) {
         self.stats.frames_in += 1;
+        // bound for the spool: what the batch may take without going past its limit (the
+        // first frame always goes, so the spool exceeds its bound by at most one frame)
+        let limit = if self.conn.is_some() && self.spool.is_empty() {
+            BATCH
+        } else {
+            BATCH.min(usize::try_from(self.spool.room()).unwrap_or(usize::MAX))
+        };
         let mut batch = first;
-        while batch.len() < BATCH {
+        while batch.len() < limit {
             match rx.try_recv() {
                 Ok(Msg::Frames(f)) => {
                     self.stats.frames_in += 1;

@@ -135,6 +135,11 @@ impl Spool {
     }
 
     /// True when no more frames may be added (the source must wait).
+    /// Bytes that can still be spooled before the bound.
+    pub fn room(&self) -> u64 {
+        self.max.saturating_sub(self.bytes())
+    }
+
     pub fn is_full(&self) -> bool {
         self.bytes() >= self.max
     }
@@ -143,8 +148,8 @@ impl Spool {
         &self.dir
     }
 
-    /// Appends whole frames (the caller keeps the bound with [`Spool::is_full`]; one batch
-    /// may go past it).
+    /// Appends whole frames (the caller keeps the bound with [`Spool::is_full`] and
+    /// [`Spool::room`]; one frame may go past it).
     pub fn push(&mut self, frames: &[u8]) -> io::Result<()> {
         if frames.is_empty() {
             return Ok(());
