@@ -75,6 +75,14 @@ pub fn queue_len(dir: &Path, queue: uuid::Uuid) -> u64 {
     })
 }
 
+/// What is left for the consumer `d4-export` (entries queued, and entries leased to it
+/// and not acknowledged, which `queue_len` does not count): a run to stdout that empties
+/// the queue, its lines.
+pub fn leftover(dir: &Path, queue: uuid::Uuid) -> Vec<String> {
+    let (out, _) = run_ok(export(dir, queue, "stdout", &["--until-empty"]), 60);
+    out.lines().map(str::to_owned).collect()
+}
+
 /// `d4 export QUEUE --to URL` on the queue of `dir`, output piped.
 pub fn export(dir: &Path, queue: uuid::Uuid, to: &str, extra: &[&str]) -> Command {
     let mut c = Command::new(D4);
