@@ -160,7 +160,7 @@ impl ExportArgs {
             }
             (None, None) => "-".into(),
         };
-        Ok(SyslogHeader::new(
+        SyslogHeader::new(
             self.facility,
             self.severity,
             &hostname,
@@ -168,7 +168,7 @@ impl ExportArgs {
             &std::process::id().to_string(),
             &msgid,
         )
-        .context("--hostname, --app-name or --msgid")?)
+        .context("--hostname, --app-name or --msgid")
     }
 }
 

@@ -323,3 +323,46 @@ fn tls_wrong_ca_sends_nothing_and_keeps_the_queue() {
     let left = leftover(dir.path(), queue);
     assert_eq!(left, (0..N).map(entry).collect::<Vec<_>>());
 }
+
+/// The TLS receiver drops each connection after some lines (without close_notify): the
+/// exporter reconnects, verifies the server again and resends the unacknowledged batch.
+#[test]
+fn tls_receiver_drops_connections() {
+    const N: usize = 600;
+    let (dir, queue) = queue_of(N);
+    let pki = pki(dir.path());
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let got = Got::default();
+    // every connection goes away after at least 170 lines
+    tls_receiver(l, pki.server, got.clone(), Some(170));
+    let ca = pki.ca.display().to_string();
+    let cert = pki.client_cert.display().to_string();
+    let key = pki.client_key.display().to_string();
+    let (out, _) = run_ok(
+        export(
+            dir.path(),
+            queue,
+            &format!("tls://127.0.0.1:{port}"),
+            &[
+                "--until-empty",
+                "--pop-max",
+                "50",
+                "--rate",
+                "1000",
+                "--ca",
+                &ca,
+                "--cert",
+                &cert,
+                "--key",
+                &key,
+            ],
+        ),
+        120,
+    );
+    got.wait_distinct(N, 10);
+    let conns = got.snapshot();
+    assert!(conns.len() >= 4, "{} connections", conns.len());
+    check_delivery(&conns, N, 50);
+    assert!(summary(&out)["connections"].as_u64().unwrap() >= 4);
+}
