@@ -60,6 +60,10 @@ enum Command {
     /// Weak keys: badkeys-style checks on keys and certificates, batch GCD over RSA moduli.
     #[cfg(feature = "full")]
     Keys(cmd::keys::KeysArgs),
+    /// Export an analyzer queue's entries to stdout, TCP, TLS, UDP, a Unix socket or syslog
+    /// (RFC 5424), at least once.
+    #[cfg(feature = "full")]
+    Export(Box<cmd::export::ExportArgs>),
     /// TLS fingerprinting sensor: JA3/JA3S/JA4, certificates and TLSH of every TLS session
     /// (TCP, QUIC) in pcap files or live traffic, as JSON lines or `ja3-jl` to a collector.
     #[cfg(feature = "full")]
@@ -87,6 +91,8 @@ fn main() -> ExitCode {
         Command::Pssl(args) => cmd::pssl::run(args),
         #[cfg(feature = "full")]
         Command::Keys(args) => cmd::keys::run(args),
+        #[cfg(feature = "full")]
+        Command::Export(args) => cmd::export::run(*args),
         #[cfg(feature = "full")]
         Command::Tls(args) => cmd::tls::run(*args),
     };

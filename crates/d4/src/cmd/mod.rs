@@ -8,6 +8,8 @@ pub mod bench;
 pub mod client;
 #[cfg(feature = "full")]
 pub mod consume;
+#[cfg(feature = "full")]
+pub mod export;
 pub mod inspect;
 #[cfg(feature = "full")]
 pub mod keys;
