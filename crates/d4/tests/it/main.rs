@@ -28,6 +28,7 @@ mod pibs_queue;
 mod pssl_ingest;
 mod pssl_serve;
 mod pssl_weak;
+mod queue_alerts;
 mod server_crash;
 mod server_d4core_kick;
 mod server_fixes;
