@@ -8,7 +8,7 @@
 //! (an event), regular files directly in the directory (no symbolic link, no listing, no
 //! other name: a path that is not one of these is a 404, checked by name before the file
 //! system is touched, so `..`, `%2F` or absolute paths never reach it). Errors are JSON
-//! `{"status": "error", "reason": ...}`.
+//! `{"error": "..."}` (`d4_http::json_error`, like the lookup servers).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
