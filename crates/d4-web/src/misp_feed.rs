@@ -105,24 +105,25 @@ fn not_found() -> Response {
     json_error(StatusCode::NOT_FOUND, "no such feed file")
 }
 
-/// Checks the token; `Err` is the answer (401, or 429 after too many wrong tokens).
-fn authorize(feed: &Feed, headers: &HeaderMap, ip: Option<IpAddr>) -> Result<(), Response> {
+/// Checks the token: `None` when it is right, else the answer (401, or 429 after too many
+/// wrong tokens).
+fn refusal(feed: &Feed, headers: &HeaderMap, ip: Option<IpAddr>) -> Option<Response> {
     if let Some(ip) = ip {
         if let Some(retry) = feed.failures.over(ip, MAX_FAILURES_PER_MIN, false) {
-            return Err(too_many(
+            return Some(too_many(
                 format!("more than {MAX_FAILURES_PER_MIN} wrong tokens in a minute: retry later"),
                 retry,
             ));
         }
     }
     if token_ok(&feed.token, headers) {
-        return Ok(());
+        return None;
     }
     if let Some(ip) = ip {
         feed.failures.over(ip, MAX_FAILURES_PER_MIN, true);
         tracing::warn!(%ip, "misp feed: missing or wrong token");
     }
-    Err(json_error(
+    Some(json_error(
         StatusCode::UNAUTHORIZED,
         "missing or wrong feed token (Authorization: <token>)",
     ))
@@ -144,7 +145,7 @@ pub(crate) async fn file(
     let Some(feed) = st.inner.misp_feed.as_ref() else {
         return json_error(StatusCode::NOT_FOUND, "no MISP feed is configured");
     };
-    if let Err(r) = authorize(feed, &headers, client(&st, &headers, &ext)) {
+    if let Some(r) = refusal(feed, &headers, client(&st, &headers, &ext)) {
         return r;
     }
     let Some(kind) = FeedFile::of(&name) else {
@@ -179,7 +180,7 @@ pub(crate) async fn index(
     let Some(feed) = st.inner.misp_feed.as_ref() else {
         return json_error(StatusCode::NOT_FOUND, "no MISP feed is configured");
     };
-    if let Err(r) = authorize(feed, &headers, client(&st, &headers, &ext)) {
+    if let Some(r) = refusal(feed, &headers, client(&st, &headers, &ext)) {
         return r;
     }
     json_error(
