@@ -205,6 +205,30 @@ async fn read_regular(dir: &Path, name: &str) -> std::io::Result<Option<Vec<u8>>
     }
 }
 
+/// The Monitoring page's line about the feed: its URL (from this request's `Host`) when
+/// one is served, nothing otherwise.
+pub(crate) fn page_line(st: &WebState, headers: &HeaderMap) -> maud::Markup {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("HOST");
+    let scheme = if st.config().secure_cookies {
+        "https"
+    } else {
+        "http"
+    };
+    maud::html! {
+        @if st.inner.misp_feed.is_some() {
+            h2 { "MISP feed" }
+            p {
+                "Served at " code { (scheme) "://" (host) "/misp/" }
+                ": in MISP, add a feed of type \"MISP Feed\" with this URL and the header "
+                code { "Authorization: <token>" } " (the token of " code { "misp_feed_token_file" } ")."
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -258,29 +282,5 @@ mod tests {
         assert!(!token_ok(t, &auth(&format!("Basic {}", b64("misp:wrong")))));
         assert!(!token_ok(t, &HeaderMap::new()));
         assert!(!token_ok("", &auth("x")), "an empty token never matches");
-    }
-}
-
-/// The Monitoring page's line about the feed: its URL (from this request's `Host`) when
-/// one is served, nothing otherwise.
-pub(crate) fn page_line(st: &WebState, headers: &HeaderMap) -> maud::Markup {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("HOST");
-    let scheme = if st.config().secure_cookies {
-        "https"
-    } else {
-        "http"
-    };
-    maud::html! {
-        @if st.inner.misp_feed.is_some() {
-            h2 { "MISP feed" }
-            p {
-                "Served at " code { (scheme) "://" (host) "/misp/" }
-                ": in MISP, add a feed of type \"MISP Feed\" with this URL and the header "
-                code { "Authorization: <token>" } " (the token of " code { "misp_feed_token_file" } ")."
-            }
-        }
     }
 }
