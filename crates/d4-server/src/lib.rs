@@ -14,7 +14,8 @@
 //! `gate` (its view of the store), `pipeline` (one thread per session: journal, handler,
 //! acknowledgements), `journal` (the durable per-session buffer), `workers` (the
 //! per-type workers as the pipeline's handlers, and their queue output into the store),
-//! `stats` and `metrics`; `startup` (recovery and replay before listening) and `server`
+//! `stats` and `metrics`; `queue_alerts` (analyzer queues that fill up, evaluated apart
+//! from the data path); `startup` (recovery and replay before listening) and `server`
 //! (the wiring of [`run`]).
 
 mod config;
@@ -27,6 +28,7 @@ mod metrics;
 mod net;
 mod pipeline;
 mod preauth;
+mod queue_alerts;
 mod server;
 mod session;
 mod startup;
@@ -38,6 +40,7 @@ pub use config::{OnLimit, ServerConfig, REFERENCE_DEFAULT_KEY};
 /// The `O_DIRECT` appender the journal writes with (used by `d4 bench`).
 pub use journal::direct;
 pub use metrics::ServerMetrics;
+pub use queue_alerts::{AlertBook, AlertThresholds, QueueAlertMonitor, Transition};
 pub use server::{run, run_with_metrics, Bound, ServerError};
 pub use session::{Gate, Mode, SensorView, Session, SessionConfig};
 

@@ -610,3 +610,46 @@ async fn leases_use_processing_lists() {
     let left: Vec<String> = r.keys(format!("d4rs:*{}*", q.hyphenated())).await.unwrap();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Push times live in side keys: d4-core's list keeps the plain entries, a reference
+/// analyzer's `RPOP` moves the oldest entry's time on, deleting the queue removes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_times_beside_the_plain_list() {
+    let server = d4_testkit::RedisServer::start();
+    let url = server.url_db(0);
+    let s = store(&url).await;
+    let mut r = raw(&url).await;
+    let q = s
+        .create_queue(qcfg(QueueKind::Type(3), 100), 1)
+        .await
+        .unwrap()
+        .config
+        .uuid;
+    let list = format!("analyzer:3:{}", q.hyphenated());
+    s.push_entries(vec![q], vec![QueueEntry::new("first")], 1000)
+        .await
+        .unwrap();
+    s.push_entries(vec![q], vec![QueueEntry::new("second")], 1010)
+        .await
+        .unwrap();
+    let plain: Vec<String> = r.lrange(&list, 0, -1).await.unwrap();
+    assert_eq!(
+        plain,
+        ["second", "first"],
+        "entries stay as d4-core wrote them"
+    );
+    let times = format!("d4rs:queue_times:{}", q.hyphenated());
+    let marks: Vec<String> = r.zrange(&times, 0, -1).await.unwrap();
+    assert_eq!(marks, ["0:1000", "1:1010"]);
+    assert_eq!(s.get_queue(q).await.unwrap().unwrap().oldest, Some(1000));
+    // A reference analyzer pops the oldest one itself.
+    let popped: Option<String> = r.rpop(&list, None).await.unwrap();
+    assert_eq!(popped.as_deref(), Some("first"));
+    assert_eq!(s.get_queue(q).await.unwrap().unwrap().oldest, Some(1010));
+    let popped: Option<String> = r.rpop(&list, None).await.unwrap();
+    assert_eq!(popped.as_deref(), Some("second"));
+    assert_eq!(s.get_queue(q).await.unwrap().unwrap().oldest, None);
+    s.delete_queue(q).await.unwrap();
+    let left: Vec<String> = r.keys(format!("d4rs:*{}*", q.hyphenated())).await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}

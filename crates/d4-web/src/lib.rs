@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, StatusCode};
@@ -30,9 +30,11 @@ pub mod auth;
 mod extract;
 mod failure;
 mod metrics;
+mod misp_feed;
 mod openapi;
 mod pages;
 pub mod pssl_client;
+mod queue_alerts;
 mod serve;
 mod view;
 
@@ -40,6 +42,7 @@ pub use auth::{ensure_admin, ADMIN_PASSWORD_FILE};
 pub use d4_http::host_allowed;
 pub use metrics::MetricsSource;
 pub use pssl_client::{PsslClient, PsslError};
+pub use queue_alerts::{AlertsFuture, QueueAlertSource};
 pub use serve::ServeLimits;
 
 /// Settings of the web UI.
@@ -81,6 +84,12 @@ pub struct WebConfig {
     pub pssl_token: Option<pssl_client::Secret>,
     /// Deadline of one call to it (connect, send, whole answer), seconds.
     pub pssl_timeout_secs: u64,
+    /// A MISP feed directory (`d4 misp feed` writes it) served read-only at `/misp/`;
+    /// `None`: not served. Needs `misp_feed_token`.
+    pub misp_feed_dir: Option<PathBuf>,
+    /// The feed's own token (`Authorization: <token>`, `Bearer` or Basic password); a feed
+    /// without a token is not served.
+    pub misp_feed_token: Option<pssl_client::Secret>,
 }
 
 impl WebConfig {
@@ -103,6 +112,8 @@ impl WebConfig {
             pssl_url: None,
             pssl_token: None,
             pssl_timeout_secs: 10,
+            misp_feed_dir: None,
+            misp_feed_token: None,
         }
     }
 }
@@ -120,9 +131,13 @@ pub(crate) struct Inner {
     pub login_checks: tokio::sync::Semaphore,
     pub checkers: auth::Checkers,
     pub metrics: RwLock<Vec<Arc<dyn MetricsSource>>>,
+    /// The queue alerts (the server's monitor); unset: the pages say so.
+    pub queue_alerts: OnceLock<Arc<dyn QueueAlertSource>>,
     /// The passive SSL API's client: `None` when `pssl_url` is unset, an error text when
     /// its settings are unusable (the page shows it).
     pub pssl: Option<Result<PsslClient, String>>,
+    /// The MISP feed served at `/misp/`, when a directory and a token are configured.
+    pub misp_feed: Option<misp_feed::Feed>,
 }
 
 impl std::fmt::Debug for WebState {
@@ -147,6 +162,14 @@ impl WebState {
             )
             .map_err(|e| e.to_string())
         });
+        let misp_feed = match (&config.misp_feed_dir, &config.misp_feed_token) {
+            (Some(dir), Some(token)) if !token.0.is_empty() => Some(misp_feed::Feed {
+                dir: dir.clone(),
+                token: token.0.clone(),
+                failures: d4_http::Windows::new(),
+            }),
+            _ => None,
+        };
         WebState {
             inner: Arc::new(Inner {
                 store,
@@ -155,7 +178,9 @@ impl WebState {
                 login_checks,
                 checkers,
                 metrics: RwLock::new(Vec::new()),
+                queue_alerts: OnceLock::new(),
                 pssl,
+                misp_feed,
             }),
         }
     }
@@ -165,6 +190,11 @@ impl WebState {
         if let Ok(mut list) = self.inner.metrics.write() {
             list.push(source);
         }
+    }
+
+    /// Set where the queue alerts come from (once; later calls are ignored).
+    pub fn set_queue_alert_source(&self, source: Arc<dyn QueueAlertSource>) {
+        let _ = self.inner.queue_alerts.set(source);
     }
 
     pub(crate) fn store(&self) -> &dyn Store {
@@ -203,6 +233,9 @@ pub fn router(state: WebState) -> Router {
         .nest("/api/v1", api::routes())
         .route("/metrics", get(metrics::metrics))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/misp", get(misp_feed::index))
+        .route("/misp/", get(misp_feed::index))
+        .route("/misp/{name}", get(misp_feed::file))
         .route("/static/style.css", get(view::style))
         .fallback(|| async { view::not_found() })
         .layer(axum::middleware::from_fn_with_state(

@@ -147,6 +147,8 @@ pub(crate) async fn render(st: &WebState) -> Result<String, d4_store::StoreError
             q.trimmed
         );
     }
+    let alerts = crate::queue_alerts::current(st, t).await?;
+    crate::queue_alerts::render_metrics(&mut out, &queues, alerts.as_deref(), t);
     let blocks = store.list_blocks(t).await?;
     let _ = writeln!(out, "# HELP d4_blocks Blocks in force.");
     let _ = writeln!(out, "# TYPE d4_blocks gauge");

@@ -28,6 +28,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, bool)] = &[
     ("put", "/types/{type}", "Accept or refuse a D4 type {accepted}", "admin", true),
     ("put", "/types/ext/{name}", "Accept or refuse an extended type {accepted}", "admin", true),
     ("get", "/queues", "Analyzer queues with length and trimmed counter", "user", false),
+    ("get", "/queues/alerts", "Queue alerts in force (evaluated on the call): a list of {queue, name, kind: fill|age|trimmed, since, value, threshold}", "user", false),
     ("post", "/queues", "Create a queue {kind: type number or ext name, description?, max_size?, sensors?: [uuid]}; 201", "admin", true),
     ("get", "/queues/{uuid}", "One queue", "user", false),
     ("put", "/queues/{uuid}", "Replace a queue's settings (same body as create)", "admin", true),

@@ -128,6 +128,24 @@ pub struct D4Config {
     /// File holding the token sent to `pssl_url` as `Authorization: <token>` (its first
     /// non-empty line that is not a `#` comment).
     pub pssl_token_file: Option<PathBuf>,
+    /// Queue alert: a queue holding at least this fraction of its max size (0 turns the
+    /// fill alert off).
+    pub queue_alert_fill: f64,
+    /// Queue alert: a queue whose oldest entry waits longer than this many seconds (0
+    /// turns the age alert off).
+    pub queue_alert_age: u64,
+    /// Queue alert: a "trimmed" episode (entries dropped from a full queue) ends after
+    /// this many seconds without a drop.
+    pub queue_alert_trimmed_quiet: u64,
+    /// A MISP feed directory (written by `d4 misp feed`) served read-only by the web UI at
+    /// `/misp/`. Needs `misp_feed_token_file`.
+    pub misp_feed_dir: Option<PathBuf>,
+    /// File holding the feed's own token (first non-empty line that is not a `#`
+    /// comment), which MISP sends as `Authorization: <token>`.
+    pub misp_feed_token_file: Option<PathBuf>,
+    /// Seconds between two evaluations of the queue alerts (the API, `/metrics` and the
+    /// Monitoring page evaluate on their call as well).
+    pub queue_alert_interval: u64,
 }
 
 impl Default for D4Config {
@@ -184,6 +202,12 @@ impl Default for D4Config {
             web_max_login_checks: 4,
             pssl_url: None,
             pssl_token_file: None,
+            queue_alert_fill: 0.8,
+            queue_alert_age: 3600,
+            queue_alert_trimmed_quiet: 300,
+            queue_alert_interval: 10,
+            misp_feed_dir: None,
+            misp_feed_token_file: None,
         }
     }
 }
@@ -278,6 +302,22 @@ impl D4Config {
         }
     }
 
+    /// The queue alert levels; refuses a fill level outside 0..=1.
+    pub fn queue_alerts(&self) -> anyhow::Result<d4_server::AlertThresholds> {
+        if !(0.0..=1.0).contains(&self.queue_alert_fill) {
+            anyhow::bail!(
+                "queue_alert_fill (--queue-alert-fill, D4_QUEUE_ALERT_FILL) is {}: give a \
+                 fraction of the queue's max size between 0 (off) and 1, e.g. 0.8",
+                self.queue_alert_fill
+            );
+        }
+        Ok(d4_server::AlertThresholds {
+            fill: self.queue_alert_fill,
+            age_secs: self.queue_alert_age,
+            trimmed_quiet_secs: self.queue_alert_trimmed_quiet.max(1),
+        })
+    }
+
     /// Where the store is. Refuses a separate queue or metadata Redis URL without the
     /// main one (the main URL may come from d4.toml while the others come from flags or
     /// `D4_*`).
@@ -317,6 +357,28 @@ impl D4Config {
         if let Some(f) = &self.pssl_token_file {
             w.pssl_token = Some(d4_web::pssl_client::Secret(read_token(f)?));
         }
+        match (&self.misp_feed_dir, &self.misp_feed_token_file) {
+            (None, _) => {}
+            (Some(_), None) => anyhow::bail!(
+                "misp_feed_dir (--misp-feed-dir, D4_MISP_FEED_DIR) is set without a token: \
+                 give misp_feed_token_file (--misp-feed-token-file, \
+                 D4_MISP_FEED_TOKEN_FILE), a file holding the token MISP will send"
+            ),
+            (Some(dir), Some(f)) => {
+                if !dir.is_dir() {
+                    anyhow::bail!(
+                        "misp_feed_dir: {} is not a directory (create it, or run `d4 misp \
+                         feed` to write the feed there first)",
+                        dir.display()
+                    );
+                }
+                w.misp_feed_dir = Some(dir.clone());
+                w.misp_feed_token = Some(d4_web::pssl_client::Secret(read_token_of(
+                    "misp_feed_token_file",
+                    f,
+                )?));
+            }
+        }
         let limits = d4_web::ServeLimits {
             max_connections: self.web_max_connections.max(1),
             max_connections_per_ip: self.web_max_connections_per_ip.max(1),
@@ -330,16 +392,22 @@ impl D4Config {
 
 /// The token of `pssl_token_file`: its first non-empty line that is not a `#` comment.
 pub fn read_token(path: &Path) -> anyhow::Result<String> {
+    read_token_of("pssl_token_file", path)
+}
+
+/// The token in the file of the key `key`: its first non-empty line that is not a `#`
+/// comment; errors name the key and the file.
+pub fn read_token_of(key: &str, path: &Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
-        .with_context(|| format!("pssl_token_file: reading {}", path.display()))?;
+        .with_context(|| format!("{key}: reading {}", path.display()))?;
     let token = text
         .lines()
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with('#'))
-        .with_context(|| format!("pssl_token_file: {} holds no token", path.display()))?;
+        .with_context(|| format!("{key}: {} holds no token", path.display()))?;
     if !token.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
         anyhow::bail!(
-            "pssl_token_file: {} holds characters an HTTP header cannot carry",
+            "{key}: {} holds characters an HTTP header cannot carry",
             path.display()
         );
     }

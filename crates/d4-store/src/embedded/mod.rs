@@ -10,6 +10,10 @@
 //!   → [`Lease`] (the table keeps its name)
 //! - `queues`: queue uuid (u128) → queue meta (settings, head, tail, trimmed)
 //! - `queue_entries`: (queue uuid, sequence) → entry (binary: flag, sensor uuid, data)
+//! - `queue_times`: (queue uuid, sequence) → Unix seconds: the push time of the entries
+//!   from this sequence on (one mark per queue and second with a push; marks older than
+//!   the one covering the queue's head are pruned at the next push), for
+//!   [`Queue::oldest`]
 //! - `queue_leases`: (queue uuid, sequence) → an entry leased to a consumer (binary: lease
 //!   expiry, consumer name, entry; see `consume`)
 //! - `users`: name → [`User`]; `tokens`: token hash → user name;
@@ -51,6 +55,8 @@ const STATS: TableDefinition<(u32, &str), (u64, u64)> = TableDefinition::new("st
 const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
 const QUEUES: TableDefinition<u128, &[u8]> = TableDefinition::new("queues");
 const QUEUE_ENTRIES: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("queue_entries");
+/// Push-time marks of queue entries (see `queues`).
+const QUEUE_TIMES: TableDefinition<(u128, u64), u64> = TableDefinition::new("queue_times");
 /// Entries leased to a consumer and not acknowledged (see `consume`).
 const QUEUE_LEASES: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("queue_leases");
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
@@ -99,6 +105,7 @@ fn initialized(db: &redb::Database) -> bool {
         && txn.open_table(QUEUES).is_ok()
         && txn.open_table(QUEUE_ENTRIES).is_ok()
         && txn.open_table(QUEUE_LEASES).is_ok()
+        && txn.open_table(QUEUE_TIMES).is_ok()
         && txn.open_table(USERS).is_ok()
         && txn.open_table(TOKENS).is_ok()
         && txn.open_table(WEB_LOGINS).is_ok()
@@ -119,6 +126,7 @@ fn init_tables(db: &redb::Database) -> Result<()> {
         txn.open_table(QUEUES).map_err(be)?;
         txn.open_table(QUEUE_ENTRIES).map_err(be)?;
         txn.open_table(QUEUE_LEASES).map_err(be)?;
+        txn.open_table(QUEUE_TIMES).map_err(be)?;
         txn.open_table(USERS).map_err(be)?;
         txn.open_table(TOKENS).map_err(be)?;
         txn.open_table(WEB_LOGINS).map_err(be)?;

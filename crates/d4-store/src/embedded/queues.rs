@@ -1,6 +1,8 @@
 //! Analyzer queues on the embedded store. `queues` holds each queue's meta (settings,
 //! window `head..tail`, trimmed count), `queue_entries` the entries keyed (queue,
-//! sequence); `journals` the last seq of each keyed push's producer.
+//! sequence); `queue_times` the push time of entries (a mark (queue, first sequence) →
+//! seconds, written at most once per queue and second); `journals` the last seq of each
+//! keyed push's producer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +13,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::codec::{be, decode_entry, encode_entry, from_json, to_json};
-use super::{write, EmbeddedStore, PUSHED_SEQS, QUEUES, QUEUE_ENTRIES};
+use super::{write, EmbeddedStore, PUSHED_SEQS, QUEUES, QUEUE_ENTRIES, QUEUE_TIMES};
 use crate::model::*;
 use crate::{validate, Queues, Result, StoreError};
 
@@ -30,15 +32,82 @@ impl QueueMeta {
     pub(super) fn len(&self) -> u64 {
         self.tail - self.head
     }
-    fn public(&self) -> Queue {
-        Queue {
+    fn public(&self, times: &impl ReadableTable<(u128, u64), u64>) -> Result<Queue> {
+        Ok(Queue {
             config: self.config.clone(),
             created: self.created,
             last_updated: self.last_updated,
             len: self.len(),
             trimmed: self.trimmed,
-        }
+            oldest: oldest_of(times, self)?,
+        })
     }
+}
+
+/// The push time of the queue's oldest entry: the last mark at or before its head.
+/// `None` when the queue is empty.
+fn oldest_of(
+    times: &impl ReadableTable<(u128, u64), u64>,
+    meta: &QueueMeta,
+) -> Result<Option<u64>> {
+    if meta.len() == 0 {
+        return Ok(None);
+    }
+    let q = meta.config.uuid.as_u128();
+    if let Some(item) = times
+        .range((q, 0)..=(q, meta.head))
+        .map_err(be)?
+        .next_back()
+    {
+        return Ok(Some(item.map_err(be)?.1.value()));
+    }
+    // Entries queued before marks existed (an older store): the first mark, an estimate.
+    match times.range((q, 0)..=(q, u64::MAX)).map_err(be)?.next() {
+        Some(item) => Ok(Some(item.map_err(be)?.1.value())),
+        None => Ok(None),
+    }
+}
+
+/// Record that entries from `seq` on were pushed at `now` (unless the queue's last mark
+/// already says `now`), and drop the marks older than the one covering the head.
+fn mark_push(
+    times: &mut redb::Table<(u128, u64), u64>,
+    meta: &QueueMeta,
+    seq: u64,
+    now: u64,
+) -> Result<()> {
+    let q = meta.config.uuid.as_u128();
+    let last = match times.range((q, 0)..=(q, u64::MAX)).map_err(be)?.next_back() {
+        Some(item) => Some(item.map_err(be)?.1.value()),
+        None => None,
+    };
+    if last != Some(now) {
+        times.insert((q, seq), now).map_err(be)?;
+    }
+    let cover = match times
+        .range((q, 0)..=(q, meta.head))
+        .map_err(be)?
+        .next_back()
+    {
+        Some(item) => Some(item.map_err(be)?.0.value().1),
+        None => None,
+    };
+    if let Some(cover) = cover {
+        times
+            .retain_in((q, 0)..(q, cover), |_, _| false)
+            .map_err(be)?;
+    }
+    Ok(())
+}
+
+/// Drop every push-time mark of a queue (emptied or deleted).
+fn clear_marks(txn: &WriteTransaction, q: Uuid) -> Result<()> {
+    let q = q.as_u128();
+    let mut times = txn.open_table(QUEUE_TIMES).map_err(be)?;
+    times
+        .retain_in((q, 0)..=(q, u64::MAX), |_, _| false)
+        .map_err(be)?;
+    Ok(())
 }
 
 /// Appends `entries` to each of `queues` (sorted, deduplicated) inside `txn`.
@@ -50,6 +119,7 @@ fn push_in(
 ) -> Result<PushOutcome> {
     let mut qt = txn.open_table(QUEUES).map_err(be)?;
     let mut et = txn.open_table(QUEUE_ENTRIES).map_err(be)?;
+    let mut times = txn.open_table(QUEUE_TIMES).map_err(be)?;
     let encoded: Vec<Vec<u8>> = entries.iter().map(encode_entry).collect();
     let mut out = PushOutcome::default();
     for &quuid in queues {
@@ -63,6 +133,7 @@ fn push_in(
         // (their sequence numbers are reserved and trimmed below, so they
         // count as trimmed, like every entry older than the kept ones).
         meta.tail += skipped;
+        let first = meta.tail;
         for e in &encoded[encoded.len() - keep..] {
             et.insert((q, meta.tail), e.as_slice()).map_err(be)?;
             meta.tail += 1;
@@ -70,6 +141,9 @@ fn push_in(
         out.pushed += encoded.len() as u64;
         let trimmed = trim_queue(&mut et, &mut meta)?;
         out.trimmed += trimmed;
+        if keep > 0 {
+            mark_push(&mut times, &meta, first, now)?;
+        }
         meta.last_updated = now;
         qt.insert(q, to_json(&meta)?.as_slice()).map_err(be)?;
     }
@@ -175,7 +249,9 @@ impl Queues for EmbeddedStore {
                     };
                     t.insert(meta.config.uuid.as_u128(), to_json(&meta)?.as_slice())
                         .map_err(be)?;
-                    Ok(meta.public())
+                    clear_marks(txn, meta.config.uuid)?;
+                    let times = txn.open_table(QUEUE_TIMES).map_err(be)?;
+                    meta.public(&times)
                 })
             })
             .await?;
@@ -187,10 +263,11 @@ impl Queues for EmbeddedStore {
         self.run(|db| {
             let txn = db.begin_read().map_err(be)?;
             let t = txn.open_table(QUEUES).map_err(be)?;
+            let times = txn.open_table(QUEUE_TIMES).map_err(be)?;
             let mut out = Vec::new();
             for item in t.iter().map_err(be)? {
                 let (_, v) = item.map_err(be)?;
-                out.push(from_json::<QueueMeta>(v.value())?.public());
+                out.push(from_json::<QueueMeta>(v.value())?.public(&times)?);
             }
             Ok(out)
         })
@@ -201,7 +278,10 @@ impl Queues for EmbeddedStore {
         self.run(move |db| {
             let txn = db.begin_read().map_err(be)?;
             let t = txn.open_table(QUEUES).map_err(be)?;
-            Ok(get_queue_meta(&t, uuid)?.map(|m| m.public()))
+            let times = txn.open_table(QUEUE_TIMES).map_err(be)?;
+            get_queue_meta(&t, uuid)?
+                .map(|m| m.public(&times))
+                .transpose()
         })
         .await
     }
@@ -220,7 +300,8 @@ impl Queues for EmbeddedStore {
                     trim_queue(&mut et, &mut meta)?;
                     t.insert(meta.config.uuid.as_u128(), to_json(&meta)?.as_slice())
                         .map_err(be)?;
-                    Ok(meta.public())
+                    let times = txn.open_table(QUEUE_TIMES).map_err(be)?;
+                    meta.public(&times)
                 })
             })
             .await?;
@@ -241,6 +322,7 @@ impl Queues for EmbeddedStore {
                     et.retain_in((q, meta.head)..(q, meta.tail), |_, _| false)
                         .map_err(be)?;
                     super::consume::drop_leases(txn, uuid)?;
+                    clear_marks(txn, uuid)?;
                     t.remove(q).map_err(be)?;
                     Ok(true)
                 })
@@ -437,6 +519,7 @@ impl Queues for EmbeddedStore {
                     .map_err(be)?;
                 meta.head = meta.tail;
                 qt.insert(q, to_json(&meta)?.as_slice()).map_err(be)?;
+                clear_marks(txn, queue)?;
                 Ok(n)
             })
         })

@@ -47,6 +47,11 @@ pub struct Queue {
     pub len: u64,
     /// Entries dropped because the queue was full, since creation.
     pub trimmed: u64,
+    /// When the oldest entry still queued was pushed (Unix seconds; to the second), if
+    /// the queue holds entries and the store knows it (entries pushed by another program,
+    /// e.g. d4-core's server on Redis, carry no time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest: Option<u64>,
 }
 
 /// One queue entry: a line, or the path of a file. `sensor` is the sensor it came from
@@ -108,4 +113,64 @@ pub struct QueuePush {
 pub struct LeasedEntry {
     pub id: u64,
     pub entry: QueueEntry,
+}
+
+/// What a queue alert is about ([`QueueAlert`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueAlertKind {
+    /// The queue holds at least the configured fraction of its max size.
+    Fill,
+    /// Its oldest entry waits for longer than the configured age.
+    Age,
+    /// Entries were dropped because it was full (an episode ends after a quiet period).
+    Trimmed,
+}
+
+impl QueueAlertKind {
+    /// Every kind, in the order they are listed.
+    pub const ALL: [QueueAlertKind; 3] = [
+        QueueAlertKind::Fill,
+        QueueAlertKind::Age,
+        QueueAlertKind::Trimmed,
+    ];
+
+    /// The label: `fill`, `age` or `trimmed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueAlertKind::Fill => "fill",
+            QueueAlertKind::Age => "age",
+            QueueAlertKind::Trimmed => "trimmed",
+        }
+    }
+}
+
+/// An alert in force on an analyzer queue: nobody reads it fast enough.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueAlert {
+    pub queue: Uuid,
+    /// The queue's description, or its kind (`type 8`, `ja3-jl`) when it has none.
+    pub name: String,
+    pub kind: QueueAlertKind,
+    /// When the episode started (Unix seconds).
+    pub since: u64,
+    /// `fill`: the fill fraction (entries / max size); `age`: the oldest entry's age in
+    /// seconds; `trimmed`: entries dropped since the episode started.
+    pub value: f64,
+    /// The configured level it passed: fraction, seconds, or 0 (any drop) for `trimmed`.
+    pub threshold: f64,
+}
+
+impl Queue {
+    /// The name alerts and pages show: the description, or the kind.
+    pub fn display_name(&self) -> String {
+        if self.config.description.trim().is_empty() {
+            match &self.config.kind {
+                QueueKind::Type(t) => format!("type {t}"),
+                QueueKind::Ext(e) => e.clone(),
+            }
+        } else {
+            self.config.description.clone()
+        }
+    }
 }

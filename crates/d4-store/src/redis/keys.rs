@@ -83,6 +83,17 @@ pub fn pushed_seq(j: &Uuid) -> String {
 pub fn d4rs_queue(q: &Uuid) -> String {
     format!("d4rs:queue:{}", qid(q))
 }
+/// Push times of a queue's entries (queues database; never inside d4-core's list): a sorted
+/// set of marks, score = how many entries had been pushed before the mark, member =
+/// `<that count>:<Unix seconds>`; at most one mark per second with a push.
+pub fn queue_times(q: &Uuid) -> String {
+    format!("d4rs:queue_times:{}", qid(q))
+}
+/// How many entries d4-rs has pushed to a queue since its creation (queues database): with
+/// the list's length it locates the oldest entry among the marks of [`queue_times`].
+pub fn queue_pushed(q: &Uuid) -> String {
+    format!("d4rs:queue_pushed:{}", qid(q))
+}
 pub fn queue_list(kind: &QueueKind, q: &Uuid) -> String {
     format!("analyzer:{kind}:{}", qid(q))
 }

@@ -51,6 +51,7 @@ mod scripts {
     pub const CLEAR: &str = include_str!("scripts/clear.lua");
     pub const PUSH: &str = include_str!("scripts/push.lua");
     pub const TRIM: &str = include_str!("scripts/trim.lua");
+    pub const OLDEST: &str = include_str!("scripts/oldest.lua");
     pub const LEASE: &str = include_str!("scripts/lease.lua");
     pub const ACK: &str = include_str!("scripts/ack.lua");
 }

@@ -1,6 +1,6 @@
 //! Pushes on Redis: a batch of pushes is two round trips (the queues' settings, then one
-//! Lua script that checks and records the push key, pushes, trims and updates the
-//! counters), three when the queues live in another database than the metadata.
+//! Lua script that checks and records the push key, pushes, trims, marks the push time
+//! in side keys and updates the counters), three when the queues live in another database than the metadata.
 
 use std::collections::HashMap;
 
@@ -111,9 +111,15 @@ impl RedisStore {
         let nt = targets.len();
         let with_meta = self.same_queue_db;
         let mut cmd = eval(scripts::PUSH);
-        cmd.arg(if with_meta { nt * 3 } else { nt } + usize::from(key.is_some()));
+        cmd.arg(if with_meta { nt * 5 } else { nt * 3 } + usize::from(key.is_some()));
         for t in &targets {
             cmd.arg(keys::queue_list(&t.kind, &t.queue));
+        }
+        for t in &targets {
+            cmd.arg(keys::queue_times(&t.queue));
+        }
+        for t in &targets {
+            cmd.arg(keys::queue_pushed(&t.queue));
         }
         if with_meta {
             for t in &targets {

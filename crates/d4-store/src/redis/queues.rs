@@ -1,7 +1,9 @@
 //! Analyzer queues on Redis: d4-core's lists `analyzer:<type|ext>:<queue>` (LPUSH by the
 //! producers, RPOP by the analyzers), d4-core's queue settings `analyzer:<queue>` and
 //! group sets, `d4rs:queue:<queue>` for the counters, `d4rs:journal:<producer>` for the
-//! last seq of a keyed push.
+//! last seq of a keyed push; in the queues database, beside the list,
+//! `d4rs:queue_pushed:<queue>` and `d4rs:queue_times:<queue>` for the push time of the
+//! oldest entry (see `scripts/push.lua`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -68,20 +70,26 @@ impl RedisStore {
                 last_updated: num(md.get("last_updated")).unwrap_or(0),
                 len: 0,
                 trimmed: num(ext.get("trimmed")).unwrap_or(0),
+                oldest: None,
             }));
         }
         let mut pipe = redis::pipe();
         let mut any = false;
         for q in partial.iter().flatten() {
-            pipe.llen(keys::queue_list(&q.config.kind, &q.config.uuid));
+            pipe.cmd("EVAL")
+                .arg(scripts::OLDEST)
+                .arg(3)
+                .arg(keys::queue_list(&q.config.kind, &q.config.uuid))
+                .arg(keys::queue_times(&q.config.uuid))
+                .arg(keys::queue_pushed(&q.config.uuid));
             any = true;
         }
         if any {
             let mut c = self.queues.clone();
-            let lens: Vec<u64> = pipe.query_async(&mut c).await.map_err(be)?;
+            let lens: Vec<(u64, Option<u64>)> = pipe.query_async(&mut c).await.map_err(be)?;
             let mut lens = lens.into_iter();
             for q in partial.iter_mut().flatten() {
-                q.len = lens.next().unwrap_or(0);
+                (q.len, q.oldest) = lens.next().unwrap_or_default();
             }
         }
         Ok(partial)
@@ -306,6 +314,8 @@ impl Queues for RedisStore {
         let mut qc = self.queues.clone();
         let _: i64 = redis::cmd("DEL")
             .arg(keys::queue_list(&old.config.kind, &uuid))
+            .arg(keys::queue_times(&uuid))
+            .arg(keys::queue_pushed(&uuid))
             .query_async(&mut qc)
             .await
             .map_err(be)?;
@@ -455,7 +465,7 @@ impl Queues for RedisStore {
         let (n, _): (u64, i64) = redis::pipe()
             .atomic()
             .llen(&key)
-            .del(&key)
+            .del(&[key.as_str(), keys::queue_times(&queue).as_str()])
             .query_async(&mut qc)
             .await
             .map_err(be)?;

@@ -44,6 +44,7 @@ pub async fn run_all(store: S) {
     leases(store.clone()).await;
     queues_crud(store.clone()).await;
     queue_fifo_and_trim(store.clone()).await;
+    queue_oldest(store.clone()).await;
     queue_push_many(store.clone()).await;
     queue_push_once(store.clone()).await;
     queue_push_batch(store.clone()).await;

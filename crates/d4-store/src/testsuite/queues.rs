@@ -296,3 +296,53 @@ pub async fn queue_blocking_pop(store: S) {
     ));
     store.delete_queue(q).await.unwrap();
 }
+
+/// `Queue::oldest`: the push time of the oldest queued entry, through pushes, pops,
+/// trimming, leases and emptying.
+pub async fn queue_oldest(store: S) {
+    let q = store
+        .create_queue(qconfig(QueueKind::Type(3), 3, None), 50)
+        .await
+        .unwrap();
+    let id = q.config.uuid;
+    assert_eq!(q.oldest, None, "a new queue has no oldest entry");
+    let oldest = |s: S| async move { s.get_queue(id).await.unwrap().unwrap().oldest };
+    let push = |s: S, data: &'static str, now: u64| async move {
+        s.push_entries(vec![id], vec![QueueEntry::new(data)], now)
+            .await
+            .unwrap();
+    };
+    // seq 0 "a" and 1 "b" at 100, 2 "c" at 105.
+    push(store.clone(), "a", 100).await;
+    push(store.clone(), "b", 100).await;
+    push(store.clone(), "c", 105).await;
+    assert_eq!(oldest(store.clone()).await, Some(100));
+    let listed = store.list_queues().await.unwrap();
+    let listed = listed.iter().find(|x| x.config.uuid == id).unwrap();
+    assert_eq!(listed.oldest, Some(100), "list_queues carries it too");
+    // Pop "a": "b" (100) is the oldest; pop "b": "c" (105).
+    assert_eq!(store.pop_entries(id, 1).await.unwrap()[0].data, b"a");
+    assert_eq!(oldest(store.clone()).await, Some(100));
+    assert_eq!(store.pop_entries(id, 1).await.unwrap()[0].data, b"b");
+    assert_eq!(oldest(store.clone()).await, Some(105));
+    // "d" at 110, "e" at 120: c d e; "f" at 130 trims "c": d (110) is the oldest.
+    push(store.clone(), "d", 110).await;
+    push(store.clone(), "e", 120).await;
+    assert_eq!(oldest(store.clone()).await, Some(105));
+    push(store.clone(), "f", 130).await;
+    let now = store.get_queue(id).await.unwrap().unwrap();
+    assert_eq!((now.len, now.trimmed, now.oldest), (3, 1, Some(110)));
+    // A lease takes "d" out of the queue: "e" (120).
+    let leased = store
+        .lease_entries(id, "oldest-test".into(), 1, 300, 131)
+        .await
+        .unwrap();
+    assert_eq!(leased[0].entry.data, b"d");
+    assert_eq!(oldest(store.clone()).await, Some(120));
+    // Emptied: none; a new push: its own time.
+    store.empty_queue(id).await.unwrap();
+    assert_eq!(oldest(store.clone()).await, None);
+    push(store.clone(), "g", 200).await;
+    assert_eq!(oldest(store.clone()).await, Some(200));
+    store.delete_queue(id).await.unwrap();
+}

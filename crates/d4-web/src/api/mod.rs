@@ -24,9 +24,9 @@ mod queues;
 mod sensors;
 mod stats;
 
-type ApiResult = Result<Response, Failure>;
+pub(crate) type ApiResult = Result<Response, Failure>;
 
-fn ok(v: impl Serialize) -> ApiResult {
+pub(crate) fn ok(v: impl Serialize) -> ApiResult {
     Ok(Json(v).into_response())
 }
 
@@ -101,6 +101,7 @@ pub fn routes() -> Router<WebState> {
         .route("/types/ext/{name}", put(policy::type_ext_put))
         .route("/types/{t}", put(policy::type_put))
         .route("/queues", get(queues::queues).post(queues::queue_create))
+        .route("/queues/alerts", get(crate::queue_alerts::api))
         .route(
             "/queues/{uuid}",
             get(queues::queue_get)

@@ -1,5 +1,5 @@
-//! The dashboard (today's traffic, the last 7 days) and the monitoring page (silent
-//! sensors).
+//! The dashboard (today's traffic, the last 7 days) and the monitoring page (queue alerts,
+//! silent sensors).
 
 use std::collections::HashSet;
 
@@ -94,13 +94,18 @@ pub(super) async fn dashboard(
 
 pub(super) async fn monitoring(
     State(st): State<WebState>,
+    headers: axum::http::HeaderMap,
     Login { viewer: v, .. }: Login<Read>,
 ) -> PageResult {
     let threshold = st.config().monitoring_threshold_secs;
     let list = actions::monitoring_errors(st.store(), threshold, now())
         .await
         .or_page(&v)?;
+    let alerts = crate::queue_alerts::current(&st, now()).await.or_page(&v)?;
     let body = html! {
+        (crate::queue_alerts::block(alerts.as_deref()))
+        (crate::misp_feed::page_line(&st, &headers))
+        h2 { "Silent sensors" }
         p {
             "Sensors silent for more than their threshold: their own (set on the sensor's page), \
              else the global one, " (threshold) " s."

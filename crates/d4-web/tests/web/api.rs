@@ -187,6 +187,7 @@ pub(crate) async fn api_role_matrix(b: Backend) {
             "admin",
         ),
         ("GET", "/queues".into(), None, "read"),
+        ("GET", "/queues/alerts".into(), None, "read"),
         (
             "POST",
             "/queues".into(),

@@ -64,6 +64,7 @@ on_both_backends!(
     monitoring_threshold_form,
     no_open_redirect_after_login,
     openapi_lists_the_endpoints,
+    queue_alerts_api_metrics_and_page,
     pages_check_roles_and_escape,
     password_and_role_changes_end_other_sessions,
     register_api_matches_the_reference,

@@ -89,3 +89,95 @@ pub(crate) async fn serves_plain_http_on_a_real_socket(b: Backend) {
         .unwrap()
         .unwrap();
 }
+
+/// A fixed alert source: one fill alert on `queue`.
+struct FixedAlerts(Uuid);
+impl d4_web::QueueAlertSource for FixedAlerts {
+    fn alerts(&self, _now: u64) -> d4_web::AlertsFuture<'_> {
+        let a = d4_store::QueueAlert {
+            queue: self.0,
+            name: "<b>pdns</b>".into(),
+            kind: d4_store::QueueAlertKind::Fill,
+            since: 1_700_000_000,
+            value: 0.9,
+            threshold: 0.8,
+        };
+        Box::pin(async move { Ok(vec![a]) })
+    }
+}
+
+/// `GET /api/v1/queues/alerts`, `d4_queue_alert` in `/metrics` and the Monitoring page's
+/// block, before and after the server registers its alert source.
+pub(crate) async fn queue_alerts_api_metrics_and_page(b: Backend) {
+    let a = app_on(b).await;
+    let user = a.user("usr", Role::User).await;
+    let q = a
+        .store
+        .create_queue(
+            d4_store::QueueConfig {
+                uuid: Uuid::new_v4(),
+                kind: d4_store::QueueKind::Type(8),
+                description: "<b>pdns</b>".into(),
+                max_size: 10,
+                sensors: None,
+            },
+            1,
+        )
+        .await
+        .unwrap()
+        .config
+        .uuid;
+    let (cookie, _) = a.session("usr", "password-of-test").await;
+    // No source: an empty list, and the page says who evaluates them.
+    let r = a.api("GET", "/queues/alerts", Some(&user), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json(), serde_json::json!([]));
+    let page = a.get("/monitoring", &cookie).await;
+    assert!(
+        page.body.contains("Queue alerts are evaluated by"),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        a.api("GET", "/queues/alerts", None, None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    a.state.set_queue_alert_source(Arc::new(FixedAlerts(q)));
+    let r = a.api("GET", "/queues/alerts", Some(&user), None).await;
+    assert_eq!(
+        r.json(),
+        serde_json::json!([{
+            "queue": q.simple().to_string(),
+            "name": "<b>pdns</b>",
+            "kind": "fill",
+            "since": 1_700_000_000u64,
+            "value": 0.9,
+            "threshold": 0.8,
+        }])
+    );
+    let m = a
+        .send(
+            Request::get("/metrics")
+                .header(header::AUTHORIZATION, &user)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    for (kind, v) in [("fill", 1), ("age", 0), ("trimmed", 0)] {
+        let line = format!(
+            "d4_queue_alert{{queue=\"{}\",kind=\"{kind}\"}} {v}",
+            q.simple()
+        );
+        assert!(m.body.lines().any(|l| l == line), "{line}\n{}", m.body);
+    }
+    let page = a.get("/monitoring", &cookie).await;
+    assert!(page.body.contains("1 queue alert(s)"), "{}", page.body);
+    assert!(page.body.contains("90% full (level 80%)"), "{}", page.body);
+    assert!(
+        page.body.contains("&lt;b&gt;pdns&lt;/b&gt;"),
+        "escaped name"
+    );
+    assert!(!page.body.contains("<b>pdns</b>"));
+    assert!(page.body.contains(&format!("/queues/{}", q.simple())));
+}

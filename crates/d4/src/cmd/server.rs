@@ -154,6 +154,22 @@ pub struct ServerArgs {
     /// after it [default: 90].
     #[arg(long, env = "D4_SESSION_LEASE_SECS")]
     pub session_lease_secs: Option<u64>,
+    /// Queue alert when a queue holds at least this fraction of its max size, 0 = off
+    /// [default: 0.8].
+    #[arg(long, env = "D4_QUEUE_ALERT_FILL", value_name = "FRACTION")]
+    pub queue_alert_fill: Option<f64>,
+    /// Queue alert when a queue's oldest entry waits longer than this, 0 = off
+    /// [default: 3600].
+    #[arg(long, env = "D4_QUEUE_ALERT_AGE", value_name = "SECS")]
+    pub queue_alert_age: Option<u64>,
+    /// A "trimmed" queue alert (entries dropped from a full queue) ends after this many
+    /// seconds without a drop [default: 300].
+    #[arg(long, env = "D4_QUEUE_ALERT_TRIMMED_QUIET", value_name = "SECS")]
+    pub queue_alert_trimmed_quiet: Option<u64>,
+    /// Seconds between two evaluations of the queue alerts (logged once per episode)
+    /// [default: 10].
+    #[arg(long, env = "D4_QUEUE_ALERT_INTERVAL", value_name = "SECS")]
+    pub queue_alert_interval: Option<u64>,
     #[command(flatten)]
     pub web: super::web::WebArgs,
 }
@@ -197,7 +213,10 @@ pub fn effective_config(args: &ServerArgs) -> anyhow::Result<D4Config> {
         rotation_secs => rotation_secs, rotation_bytes => rotation_bytes,
         rotate_daily => rotate_daily, gzip => gzip,
         allow_reference_key => allow_reference_key,
-        session_lease_secs => session_lease_secs);
+        session_lease_secs => session_lease_secs,
+        queue_alert_fill => queue_alert_fill, queue_alert_age => queue_alert_age,
+        queue_alert_trimmed_quiet => queue_alert_trimmed_quiet,
+        queue_alert_interval => queue_alert_interval);
     if args.redis.is_some() {
         c.redis = args.redis.clone();
     }
@@ -220,6 +239,7 @@ pub fn effective_config(args: &ServerArgs) -> anyhow::Result<D4Config> {
     args.web.apply(&mut c);
     // A split store without its main URL is refused before anything starts.
     c.store_config()?;
+    c.queue_alerts()?;
     Ok(c)
 }
 
@@ -270,7 +290,15 @@ async fn serve(cfg: D4Config) -> anyhow::Result<()> {
         .await
         .context("starting the store socket")?;
     let metrics = Arc::new(d4_server::ServerMetrics::new());
-    let web_task = super::web::start(&cfg, store.clone(), Some(metrics.clone())).await?;
+    let alerts = Arc::new(d4_server::QueueAlertMonitor::new(
+        store.clone(),
+        cfg.queue_alerts()?,
+    ));
+    let alert_task = tokio::spawn(alerts.clone().run(std::time::Duration::from_secs(
+        cfg.queue_alert_interval.max(1),
+    )));
+    let web_task =
+        super::web::start(&cfg, store.clone(), Some(metrics.clone()), Some(alerts)).await?;
     // Watch SIGTERM now, before the ready line: a stop sent as soon as the server says it
     // is ready must still drain and exit 0, not kill the process.
     let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
@@ -304,6 +332,7 @@ async fn serve(cfg: D4Config) -> anyhow::Result<()> {
     if let Some(t) = web_task {
         t.abort();
     }
+    alert_task.abort();
     socket.shutdown();
     res.map_err(Into::into)
 }

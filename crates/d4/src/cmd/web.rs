@@ -85,6 +85,15 @@ pub struct WebArgs {
     /// non-empty line that is not a `#` comment) [default: none].
     #[arg(long, env = "D4_WEB_PSSL_TOKEN_FILE", value_name = "FILE")]
     pub pssl_token_file: Option<std::path::PathBuf>,
+    /// Serve this MISP feed directory (written by `d4 misp feed`) read-only at /misp/
+    /// (manifest.json, hashes.csv, <event uuid>.json; no listing) [default: none].
+    #[arg(long, env = "D4_MISP_FEED_DIR", value_name = "DIR")]
+    pub misp_feed_dir: Option<std::path::PathBuf>,
+    /// File holding the feed's own token (not an account's), which MISP sends as the custom
+    /// header `Authorization: <token>` (Bearer and Basic with the token as password are
+    /// accepted too); required with --misp-feed-dir.
+    #[arg(long, env = "D4_MISP_FEED_TOKEN_FILE", value_name = "FILE")]
+    pub misp_feed_token_file: Option<std::path::PathBuf>,
 }
 
 impl WebArgs {
@@ -114,6 +123,12 @@ impl WebArgs {
         if let Some(v) = &self.pssl_token_file {
             cfg.pssl_token_file = Some(v.clone());
         }
+        if let Some(v) = &self.misp_feed_dir {
+            cfg.misp_feed_dir = Some(v.clone());
+        }
+        if let Some(v) = &self.misp_feed_token_file {
+            cfg.misp_feed_token_file = Some(v.clone());
+        }
         macro_rules! over {
             ($($f:ident),*) => {$( if let Some(v) = self.$f { cfg.$f = v; } )*};
         }
@@ -129,12 +144,13 @@ impl WebArgs {
 }
 
 /// Start the web UI (settings from `cfg`, flags already applied); `metrics` adds the
-/// server's counters to `/metrics`. Returns its task (abort it at shutdown), or None
+/// server's counters to `/metrics`, `alerts` gives it the queue alerts. Returns its task (abort it at shutdown), or None
 /// when disabled.
 pub async fn start(
     cfg: &D4Config,
     store: Arc<dyn Store>,
     metrics: Option<Arc<d4_server::ServerMetrics>>,
+    alerts: Option<Arc<d4_server::QueueAlertMonitor>>,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
     if cfg.web_listen.is_empty() {
         return Ok(None);
@@ -156,6 +172,9 @@ pub async fn start(
     let state = d4_web::WebState::new(store, wcfg);
     if let Some(m) = metrics {
         state.add_metrics_source(Arc::new(ServerCounters(m)));
+    }
+    if let Some(a) = alerts {
+        state.set_queue_alert_source(Arc::new(QueueAlerts(a)));
     }
     d4_web::ensure_admin(&state)
         .await
@@ -184,5 +203,14 @@ struct ServerCounters(Arc<d4_server::ServerMetrics>);
 impl d4_web::MetricsSource for ServerCounters {
     fn render(&self, out: &mut String) {
         self.0.render(out);
+    }
+}
+
+/// The server's queue alert monitor as the web's alert source.
+struct QueueAlerts(Arc<d4_server::QueueAlertMonitor>);
+
+impl d4_web::QueueAlertSource for QueueAlerts {
+    fn alerts(&self, now: u64) -> d4_web::AlertsFuture<'_> {
+        Box::pin(self.0.check(now))
     }
 }
