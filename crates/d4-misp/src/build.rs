@@ -188,11 +188,18 @@ impl ObjectBuilder {
         self.object.uuid
     }
 
-    /// Adds `relation` = `value`. Empty values and repeats of the same (relation, value)
+    /// Adds `relation` = `value` (without surrounding white space). Empty values and repeats of the same (relation, value)
     /// are skipped; a relation the template does not have is a bug (skipped, and a
     /// debug-build panic).
     pub fn add(&mut self, relation: &str, value: impl Into<String>) -> &mut ObjectBuilder {
-        let value = value.into();
+        // MISP (and PyMISP) strip values: stored as they will be read.
+        let value = {
+            let v: String = value.into();
+            match v.trim() {
+                t if t.len() == v.len() => v,
+                t => t.to_string(),
+            }
+        };
         let Some(r) = self.template.relation(relation) else {
             debug_assert!(false, "{} has no relation {relation}", self.template.name);
             return self;

@@ -60,6 +60,9 @@ enum Command {
     /// Weak keys: badkeys-style checks on keys and certificates, batch GCD over RSA moduli.
     #[cfg(feature = "full")]
     Keys(cmd::keys::KeysArgs),
+    /// MISP: a static MISP feed of the analyzers' findings (`d4 misp feed --out DIR`).
+    #[cfg(feature = "full")]
+    Misp(cmd::misp::MispArgs),
     /// TLS fingerprinting sensor: JA3/JA3S/JA4, certificates and TLSH of every TLS session
     /// (TCP, QUIC) in pcap files or live traffic, as JSON lines or `ja3-jl` to a collector.
     #[cfg(feature = "full")]
@@ -87,6 +90,8 @@ fn main() -> ExitCode {
         Command::Pssl(args) => cmd::pssl::run(args),
         #[cfg(feature = "full")]
         Command::Keys(args) => cmd::keys::run(args),
+        #[cfg(feature = "full")]
+        Command::Misp(args) => cmd::misp::run(args),
         #[cfg(feature = "full")]
         Command::Tls(args) => cmd::tls::run(*args),
     };

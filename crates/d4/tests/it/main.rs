@@ -16,6 +16,7 @@ mod client_sources;
 mod inspect;
 mod keys_check;
 mod keys_gcd;
+mod misp_feed;
 mod pdns_e2e;
 mod pdns_queue;
 mod pdns_queue_kill;
