@@ -3,7 +3,8 @@
 //! Fermat certificate (`d4 pssl ingest`). The feed is read by PyMISP
 //! (`crates/d4-misp/tests/misp_check.py`: events load, objects match their misp-objects
 //! templates, hashes.csv and the manifest match the events), the values compared with the
-//! inputs (the Fermat factors and modulus with the shared vectors' expected values), then:
+//! inputs (the Fermat factors with the shared vectors' expected values, its modulus with the
+//! openssl CLI's), then:
 //! a second run changes nothing, and one new passive DNS record changes exactly one event's
 //! timestamp.
 
@@ -178,7 +179,9 @@ fn feed_of_the_stores_checked_with_pymisp() {
             std::fs::read_to_string(&fermat)
                 .unwrap()
                 .lines()
-                .filter(|l| !l.starts_with("-----"))
+                .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
+                .skip(1)
+                .take_while(|l| !l.starts_with("-----END"))
                 .collect::<String>(),
         )
         .unwrap();
@@ -245,9 +248,18 @@ fn feed_of_the_stores_checked_with_pymisp() {
     ];
     want.sort();
     assert_eq!(pq, want);
-    let hexmod =
-        String::from_utf8(d4_testkit::vector_bytes("keys/rsa-fermat-hexmodulus.txt")).unwrap();
-    assert_eq!(attr(cm[0], "modulus"), [hexmod.trim().to_ascii_lowercase()]);
+    // The modulus as the openssl CLI reads it from the certificate.
+    let openssl = Command::new("openssl")
+        .args(["x509", "-noout", "-modulus", "-in"])
+        .arg(&fermat)
+        .output()
+        .unwrap();
+    let modulus = String::from_utf8(openssl.stdout).unwrap();
+    let modulus = modulus
+        .trim()
+        .trim_start_matches("Modulus=")
+        .to_ascii_lowercase();
+    assert_eq!(attr(cm[0], "modulus"), [modulus]);
     assert_eq!(attr(cm[0], "origin"), ["mathematical-attack"]);
 
     // Again: nothing changed, nothing written.
