@@ -285,6 +285,89 @@ impl RecordStore for RedisRecordStore {
         self.records(&mut con, triples, filter, max)
     }
 
+    /// A SCAN over the `s:<name>:<rdata>:<type>` keys (the first-seen times), in steps that
+    /// never block Redis; each record first seen in the period is then read like a lookup's,
+    /// its rdata in the case observed (the `r:` member).
+    fn first_seen_between(
+        &self,
+        from_ms: u64,
+        until_ms: u64,
+        max_examined: usize,
+        visit: &mut dyn FnMut(Record),
+    ) -> Result<(), RecordError> {
+        let mut con = self.con();
+        let (from, until) = (from_ms / 1000, until_ms.div_ceil(1000));
+        let mut cursor: u64 = 0;
+        let mut examined = 0usize;
+        let mut triples: Vec<(String, u16, String)> = Vec::new();
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg("s:*")
+                .arg("COUNT")
+                .arg(10_000)
+                .query(&mut *con)
+                .map_err(rerr)?;
+            examined += keys.len();
+            if examined > max_examined {
+                return Err(RecordError::TooManyExamined(max_examined));
+            }
+            if !keys.is_empty() {
+                let firsts: Vec<Option<String>> = redis::cmd("MGET")
+                    .arg(&keys)
+                    .query(&mut *con)
+                    .map_err(rerr)?;
+                for (k, first) in keys.iter().zip(firsts) {
+                    let Some(first) = first
+                        .as_deref()
+                        .and_then(|x| x.trim().split('.').next())
+                        .and_then(|x| x.parse::<u64>().ok())
+                    else {
+                        continue;
+                    };
+                    // Names hold no `:`; rdata may (IPv6): name up to the first, type after the last.
+                    let Some((name, rest)) = k.strip_prefix("s:").and_then(|r| r.split_once(':'))
+                    else {
+                        continue;
+                    };
+                    let Some((rdata, t)) = rest.rsplit_once(':') else {
+                        continue;
+                    };
+                    let Ok(t) = t.parse::<u16>() else { continue };
+                    // In seconds: a record of the period's first or last second is kept, and
+                    // the exact bound (ms) is checked on the record below.
+                    if first >= from && first <= until {
+                        triples.push((name.to_string(), t, rdata.to_string()));
+                    }
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        // The rdata as observed (its case) is the member of r:<name>:<type>.
+        for chunk in triples.chunks_mut(1000) {
+            let mut pipe = redis::pipe();
+            for (n, t, _) in chunk.iter() {
+                pipe.cmd("SMEMBERS").arg(format!("r:{n}:{t}"));
+            }
+            let members: Vec<Vec<String>> = pipe.query(&mut *con).map_err(rerr)?;
+            for ((_, _, v), members) in chunk.iter_mut().zip(members) {
+                if let Some(m) = members.into_iter().find(|m| m.to_lowercase() == *v) {
+                    *v = m;
+                }
+            }
+        }
+        for r in self.records(&mut con, triples, &Filter::default(), usize::MAX)? {
+            if r.time_first_ms >= from_ms && r.time_first_ms < until_ms {
+                visit(r);
+            }
+        }
+        Ok(())
+    }
+
     fn info(&self) -> Result<Info, RecordError> {
         let mut con = self.con();
         let processed: Option<u64> = redis::cmd("GET")

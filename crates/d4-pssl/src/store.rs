@@ -202,6 +202,16 @@ pub trait PsslStore: Send + Sync {
     fn fingerprint_ips(&self, fp: &Fingerprint, page: &Page) -> Result<Paged<IpSeen>, PsslError>;
     /// Sessions, oldest first (ties in a stable order).
     fn sessions(&self, by: &SessionQuery, page: &Page) -> Result<Paged<Session>, PsslError>;
+    /// Sessions whose time is in `[from, until)` (Unix seconds): what was seen in a period
+    /// (`d4 misp feed`). In the backend's order (embedded: by session id, a walk of every
+    /// session, bounded like subject search and failing with
+    /// [`PsslError::TooManyExamined`]; PostgreSQL: oldest first).
+    fn sessions_between(
+        &self,
+        from: i64,
+        until: i64,
+        page: &Page,
+    ) -> Result<Paged<Session>, PsslError>;
     /// Leaf certificates (SHA-1) seen with a server name (ASCII case-insensitive), by SHA-1.
     fn sni_certificates(&self, sni: &str, page: &Page) -> Result<Paged<Seen<String>>, PsslError>;
     /// Certificates (SHA-1) whose subject contains `text` (ASCII case-insensitive), in a

@@ -64,6 +64,9 @@ enum Command {
     /// (RFC 5424), at least once.
     #[cfg(feature = "full")]
     Export(Box<cmd::export::ExportArgs>),
+    /// MISP: a static MISP feed of the analyzers' findings (`d4 misp feed --out DIR`).
+    #[cfg(feature = "full")]
+    Misp(cmd::misp::MispArgs),
     /// TLS fingerprinting sensor: JA3/JA3S/JA4, certificates and TLSH of every TLS session
     /// (TCP, QUIC) in pcap files or live traffic, as JSON lines or `ja3-jl` to a collector.
     #[cfg(feature = "full")]
@@ -93,6 +96,8 @@ fn main() -> ExitCode {
         Command::Keys(args) => cmd::keys::run(args),
         #[cfg(feature = "full")]
         Command::Export(args) => cmd::export::run(*args),
+        #[cfg(feature = "full")]
+        Command::Misp(args) => cmd::misp::run(args),
         #[cfg(feature = "full")]
         Command::Tls(args) => cmd::tls::run(*args),
     };

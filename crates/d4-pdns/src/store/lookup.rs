@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::ops::Bound;
 
 use ipnet::IpNet;
+use redb::ReadableTable;
 
 use super::keys::{ip16, ip_text, record_key_rev, reverse_labels, split_record_key, unreverse};
 use super::{dberr, Agg, Filter, Lookup, PdnsStore, Record, RecordError, NAMES, RDATA, RECORDS};
@@ -37,6 +38,38 @@ impl PdnsStore {
         visit: &mut dyn FnMut(Record),
     ) -> Result<(), RecordError> {
         self.walk(lookup, filter, max_examined, usize::MAX, visit)
+    }
+
+    /// Every record first seen in `[from_ms, until_ms)`: see
+    /// [`RecordStore::first_seen_between`](super::RecordStore::first_seen_between).
+    pub fn first_seen_between(
+        &self,
+        from_ms: u64,
+        until_ms: u64,
+        max_examined: usize,
+        visit: &mut dyn FnMut(Record),
+    ) -> Result<(), RecordError> {
+        let tx = self.db.begin_read().map_err(dberr)?;
+        let records = tx.open_table(RECORDS).map_err(dberr)?;
+        for (examined, item) in records.iter().map_err(dberr)?.enumerate() {
+            if examined >= max_examined {
+                return Err(RecordError::TooManyExamined(max_examined));
+            }
+            let (k, v) = item.map_err(dberr)?;
+            let Some((rev, rrtype, rdata)) = split_record_key(k.value()) else {
+                continue;
+            };
+            let a = Agg::decode(v.value());
+            if a.first < from_ms || a.first >= until_ms {
+                continue;
+            }
+            visit(a.into_record(
+                unreverse(rev),
+                rrtype,
+                String::from_utf8_lossy(rdata).into_owned(),
+            ));
+        }
+        Ok(())
     }
 
     fn walk(

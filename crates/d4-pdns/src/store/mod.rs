@@ -97,6 +97,17 @@ pub trait RecordStore: Send + Sync {
         }
         Ok(())
     }
+    /// Every record first seen in `[from_ms, until_ms)` (any name: what was new in that
+    /// period), handed to `visit` unordered; fails once more than `max_examined` stored
+    /// records were read. A pass over the whole store (no index by time): for periodic
+    /// exports (`d4 misp feed`), not for lookups.
+    fn first_seen_between(
+        &self,
+        from_ms: u64,
+        until_ms: u64,
+        max_examined: usize,
+        visit: &mut dyn FnMut(Record),
+    ) -> Result<(), RecordError>;
     /// Counters for `/info`.
     fn info(&self) -> Result<Info, RecordError>;
     /// Removes expired records (expiry per rrtype, seconds); returns how many.
@@ -129,6 +140,15 @@ impl RecordStore for PdnsStore {
         visit: &mut dyn FnMut(Record),
     ) -> Result<(), RecordError> {
         PdnsStore::scan(self, lookup, filter, max_examined, visit)
+    }
+    fn first_seen_between(
+        &self,
+        from_ms: u64,
+        until_ms: u64,
+        max_examined: usize,
+        visit: &mut dyn FnMut(Record),
+    ) -> Result<(), RecordError> {
+        PdnsStore::first_seen_between(self, from_ms, until_ms, max_examined, visit)
     }
     fn info(&self) -> Result<Info, RecordError> {
         PdnsStore::info(self)

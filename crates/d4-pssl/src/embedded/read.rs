@@ -343,6 +343,22 @@ impl PsslStore for EmbeddedStore {
         })
     }
 
+    fn sessions_between(
+        &self,
+        from: i64,
+        until: i64,
+        page: &Page,
+    ) -> Result<Paged<Session>, PsslError> {
+        // No index by time: a walk of `sessions` (by id), bounded like subject search.
+        let tx = self.read()?;
+        let sessions = Self::table(&tx, SESSIONS)?;
+        prefix_page(&sessions, &[], page, self.max_examined, |_, v| {
+            let s: Session =
+                serde_json::from_slice(v).map_err(|e| PsslError::Corrupt(e.to_string()))?;
+            Ok((s.ts >= from && s.ts < until).then_some(s))
+        })
+    }
+
     fn sni_certificates(&self, sni: &str, page: &Page) -> Result<Paged<Seen<String>>, PsslError> {
         let mut prefix = Vec::new();
         value_key(K_SNI, sni.to_ascii_lowercase().as_bytes(), &mut prefix);

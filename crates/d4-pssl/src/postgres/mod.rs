@@ -48,6 +48,7 @@ use ::postgres::{Client, NoTls};
 use crate::store::PsslError;
 
 mod commit;
+mod period;
 mod read;
 mod weak;
 

@@ -20,7 +20,7 @@ type Param<'a> = &'a (dyn ToSql + Sync);
 
 /// The link table of sessions and certificates, and a session's time in Unix seconds.
 const M: &str = "\"many_sessionRecord_has_many_certificate\"";
-const TS: &str = "coalesce(extract(epoch FROM s.\"timestamp\")::bigint, 0)";
+pub(super) const TS: &str = "coalesce(extract(epoch FROM s.\"timestamp\")::bigint, 0)";
 
 fn text(b: Option<Vec<u8>>) -> String {
     b.map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -32,7 +32,7 @@ fn cursor_of(s: &str) -> String {
     hex::encode(s)
 }
 
-fn cursor_text(page: &Page) -> Result<Option<String>, PsslError> {
+pub(super) fn cursor_text(page: &Page) -> Result<Option<String>, PsslError> {
     page.cursor
         .as_ref()
         .map(|c| {
@@ -62,7 +62,7 @@ fn ip_cursor(page: &Page) -> Result<(Option<IpAddr>, i32), PsslError> {
 }
 
 /// Rows fetched (`limit + 1` asked for) → the page and its next cursor.
-fn paged<T>(mut items: Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) -> Paged<T> {
+pub(super) fn paged<T>(mut items: Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) -> Paged<T> {
     if items.len() > limit {
         items.truncate(limit);
         let next = items.last().map(|t| cursor_of(&cursor(t)));
@@ -72,7 +72,7 @@ fn paged<T>(mut items: Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) -> P
     }
 }
 
-fn fetch(page: &Page) -> (usize, i64) {
+pub(super) fn fetch(page: &Page) -> (usize, i64) {
     let limit = page.limit.max(1);
     (limit, i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1)
 }
@@ -115,7 +115,7 @@ fn v4_part(net: IpNet) -> Option<Ipv4Net> {
 
 /// The columns of a [`Session`], `s` the `"sessionRecord"` row and `d` its `d4_session` row
 /// (absent for the reference's sessions).
-const SESSION_COLS: &str = "SELECT s.id, coalesce(extract(epoch FROM s.\"timestamp\")::bigint, 0), \
+pub(super) const SESSION_COLS: &str = "SELECT s.id, coalesce(extract(epoch FROM s.\"timestamp\")::bigint, 0), \
     s.src_ip, s.src_port, s.dst_ip, s.dst_port, s.hash_ja3, coalesce(d.ja3_raw, j.raw, ''), \
     coalesce(d.ja3s, ''), coalesce(d.ja3s_raw, ''), coalesce(d.ja4, ''), coalesce(d.ja4_r, ''), \
     coalesce(d.sni, ''), coalesce(d.alpn, '{}'), coalesce(d.tlsh, (SELECT f.value FROM fuzzy_hash f \
@@ -126,7 +126,7 @@ const SESSION_COLS: &str = "SELECT s.id, coalesce(extract(epoch FROM s.\"timesta
     FROM \"sessionRecord\" s LEFT JOIN d4_session d ON d.id = s.id \
     LEFT JOIN ja3 j ON j.hash = s.hash_ja3";
 
-fn session_of(row: &Row) -> Result<Session, PsslError> {
+pub(super) fn session_of(row: &Row) -> Result<Session, PsslError> {
     let ip = |i: usize| -> Result<Option<IpAddr>, PsslError> {
         row.try_get::<_, Option<IpAddr>>(i)
             .map(|o| o.map(canon_ip))
@@ -456,6 +456,15 @@ impl PsslStore for PostgresStore {
             items: p.items.into_iter().map(|(_, s)| s).collect(),
             next: p.next,
         })
+    }
+
+    fn sessions_between(
+        &self,
+        from: i64,
+        until: i64,
+        page: &Page,
+    ) -> Result<Paged<Session>, PsslError> {
+        super::period::sessions_between(self, from, until, page)
     }
 
     fn sni_certificates(&self, sni: &str, page: &Page) -> Result<Paged<Seen<String>>, PsslError> {

@@ -7,6 +7,7 @@
 pub mod cases;
 pub mod data;
 pub mod paging;
+pub mod period;
 pub mod scenario;
 pub mod weak;
 
@@ -27,6 +28,7 @@ pub const CASES: &[(&str, Check)] = &[
     ("paging_during_ingest", cases::paging_during_ingest),
     ("unknown_values", cases::unknown_values),
     ("weak_keys", weak::weak_keys),
+    ("sessions_between", period::sessions_between),
 ];
 
 /// One `#[test]` per check. `$make` is an expression evaluated anew for each test, giving a
@@ -48,6 +50,11 @@ macro_rules! pssl_store_suite {
             unknown_values
         );
         $crate::pssl_store_suite!(@weak $make; weak_keys);
+        #[test]
+        fn sessions_between() {
+            let fixture = $make;
+            $crate::testsuite::period::sessions_between(&*fixture);
+        }
     };
     (@weak $make:expr; $($name:ident),*) => {
         $(

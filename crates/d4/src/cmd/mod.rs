@@ -14,6 +14,8 @@ pub mod inspect;
 #[cfg(feature = "full")]
 pub mod keys;
 #[cfg(feature = "full")]
+pub mod misp;
+#[cfg(feature = "full")]
 pub mod pdns;
 #[cfg(feature = "full")]
 pub mod pibs;

@@ -259,6 +259,23 @@ fn db_path(args: &PdnsArgs) -> anyhow::Result<PathBuf> {
     }
 }
 
+/// Opens a record store: the Redis/kvrocks database `redis` when given (keys written
+/// expire per `expire`), else the embedded file `db` (created when missing). (`d4 pdns` and
+/// `d4 misp feed` open their stores with it.)
+pub fn open_store(
+    redis: Option<&str>,
+    db: &Path,
+    expire: HashMap<u16, u64>,
+) -> anyhow::Result<Arc<dyn RecordStore>> {
+    Ok(match redis {
+        Some(url) => Arc::new(
+            RedisRecordStore::open(url, expire)
+                .with_context(|| format!("cannot use the Redis database {url}"))?,
+        ),
+        None => Arc::new(PdnsStore::open(db)?),
+    })
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -267,18 +284,15 @@ fn now_ms() -> u64 {
 }
 
 pub fn run(args: PdnsArgs) -> anyhow::Result<ExitCode> {
-    let store: Arc<dyn RecordStore> = match &args.redis {
+    let store = match &args.redis {
         Some(url) => {
             let expire = match &args.command {
                 PdnsCommand::Ingest(a) => a.expire.iter().copied().collect(),
                 PdnsCommand::Serve(a) => a.expire.iter().copied().collect(),
             };
-            Arc::new(
-                RedisRecordStore::open(url, expire)
-                    .with_context(|| format!("cannot use the Redis database {url}"))?,
-            )
+            open_store(Some(url), Path::new(""), expire)?
         }
-        None => Arc::new(PdnsStore::open(&db_path(&args)?)?),
+        None => open_store(None, &db_path(&args)?, HashMap::new())?,
     };
     // The collector's store (only for --queue): the same settings as `d4 server`.
     let location = super::store_args::StoreArgs {

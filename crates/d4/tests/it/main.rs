@@ -21,6 +21,7 @@ mod inspect;
 mod keys_check;
 mod keys_gcd;
 mod misp_feed_serve;
+mod misp_feed;
 mod pdns_e2e;
 mod pdns_queue;
 mod pdns_queue_kill;

@@ -9,7 +9,7 @@
 //! time), or a PostgreSQL database with the reference analyzer's tables (`--postgres`),
 //! which any number of ingesters and servers share.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -118,21 +118,10 @@ impl PsslArgs {
     /// Opens the passive SSL store: PostgreSQL with --postgres, else the embedded file.
     /// Both are synchronous: call them from `spawn_blocking` inside a runtime.
     pub fn open_store(&self) -> anyhow::Result<Arc<dyn PsslStore>> {
-        Ok(match &self.postgres {
-            Some(url) => Arc::new(PostgresStore::open(url).with_context(|| {
-                format!(
-                    "cannot use the PostgreSQL database {}",
-                    redact_url_password(url)
-                )
-            })?),
-            None => {
-                let path = self.db_path()?;
-                Arc::new(
-                    EmbeddedStore::open(&path)
-                        .with_context(|| format!("cannot open {}", path.display()))?,
-                )
-            }
-        })
+        match &self.postgres {
+            Some(url) => open_store(Some(url), Path::new("")),
+            None => open_store(None, &self.db_path()?),
+        }
     }
 
     /// The collector's store settings (only for --queue): the same as `d4 server`'s.
@@ -146,6 +135,23 @@ impl PsslArgs {
         }
         .store_config()
     }
+}
+
+/// Opens a passive SSL store: the PostgreSQL database `postgres` when given, else the
+/// embedded file `db` (created when missing). Synchronous: call it from `spawn_blocking`
+/// inside a runtime. (`d4 pssl` and `d4 misp feed` open their stores with it.)
+pub fn open_store(postgres: Option<&str>, db: &Path) -> anyhow::Result<Arc<dyn PsslStore>> {
+    Ok(match postgres {
+        Some(url) => Arc::new(PostgresStore::open(url).with_context(|| {
+            format!(
+                "cannot use the PostgreSQL database {}",
+                redact_url_password(url)
+            )
+        })?),
+        None => Arc::new(
+            EmbeddedStore::open(db).with_context(|| format!("cannot open {}", db.display()))?,
+        ),
+    })
 }
 
 /// A connection string for messages: the password of a URL (`postgres://user:***@host/db`,
