@@ -13,6 +13,7 @@
 
 pub mod capture;
 pub mod detect;
+pub mod pfx2as;
 pub mod summary;
 pub mod synth;
 
