@@ -11,8 +11,11 @@
 //! network code (its only d4 dependency is `d4-packet`): the `d4` binary feeds it files
 //! (from the command line or from an analyzer queue).
 
+pub mod aggregate;
 pub mod capture;
 pub mod detect;
+pub mod distinct;
+pub mod store;
 pub mod summary;
 pub mod synth;
 
