@@ -11,9 +11,12 @@
 //! network code (its only d4 dependency is `d4-packet`): the `d4` binary feeds it files
 //! (from the command line or from an analyzer queue).
 
+pub mod aggregate;
 pub mod capture;
 pub mod detect;
+pub mod distinct;
 pub mod pfx2as;
+pub mod store;
 pub mod summary;
 pub mod synth;
 
