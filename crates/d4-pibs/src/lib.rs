@@ -16,6 +16,7 @@ pub mod capture;
 pub mod detect;
 pub mod distinct;
 pub mod pfx2as;
+pub mod server;
 pub mod store;
 pub mod summary;
 pub mod synth;
