@@ -18,6 +18,7 @@ use d4_pibs::{
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub mod ingest;
+pub mod serve;
 
 /// `d4 pibs <command>`: the backscatter store's commands.
 #[derive(Debug, clap::Subcommand)]
@@ -25,6 +26,9 @@ pub enum PibsCommand {
     /// Fill the backscatter store (`<data-dir>/pibs.redb`) from captures or the type-1 queue:
     /// per victim and 5-minute bucket, and the attacks built from the buckets.
     Ingest(ingest::IngestArgs),
+    /// Serve the backscatter store over HTTP (JSON, default 127.0.0.1:8600): attacks,
+    /// victims' timelines, daily summaries, pivots by AS, prefix and passive DNS.
+    Serve(Box<serve::ServeArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -369,6 +373,7 @@ fn run_inner(mut args: PibsArgs) -> anyhow::Result<ExitCode> {
     if let Some(cmd) = args.command.take() {
         return match cmd {
             PibsCommand::Ingest(a) => ingest::run(a),
+            PibsCommand::Serve(a) => serve::main(&a),
         };
     }
     if let Some(n) = args.bench {
