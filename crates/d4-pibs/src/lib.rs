@@ -15,6 +15,7 @@ pub mod aggregate;
 pub mod capture;
 pub mod detect;
 pub mod distinct;
+pub mod ingest;
 pub mod store;
 pub mod summary;
 pub mod synth;
