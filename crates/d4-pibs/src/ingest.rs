@@ -247,6 +247,7 @@ impl<S: PibsStore + ?Sized> Ingester<S> {
             stats.new_buckets += c.new_buckets;
             stats.updated_buckets += c.updated_buckets;
             stats.backscatter += batch.packets();
+            tracing::debug!(file = %label, records, done, buckets = batch.len(), "batch committed");
             batch.clear();
             Ok::<(), PibsStoreError>(())
         };

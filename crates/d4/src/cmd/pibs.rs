@@ -368,7 +368,7 @@ pub fn run(args: PibsArgs) -> anyhow::Result<ExitCode> {
 fn run_inner(mut args: PibsArgs) -> anyhow::Result<ExitCode> {
     if let Some(cmd) = args.command.take() {
         return match cmd {
-            PibsCommand::Ingest(a) => ingest::run(a),
+            PibsCommand::Ingest(a) => ingest::run(&args.store, a),
         };
     }
     if let Some(n) = args.bench {
