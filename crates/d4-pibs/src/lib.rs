@@ -7,9 +7,12 @@
 //! Layers, from the bytes up: [`packet`] (the sans-IO classifier of the `d4-packet` crate:
 //! frame bytes + link type → [`Packet`]), [`detect`] (the stateful rules → [`Backscatter`]),
 //! [`summary`] (per-victim report), [`capture`] (pcap/pcapng/gzip reading and pcap writing
-//! over `Read`/`Write`). This crate must never depend on the server, the store or any
-//! network code (its only d4 dependency is `d4-packet`): the `d4` binary feeds it files
-//! (from the command line or from an analyzer queue).
+//! over `Read`/`Write`), [`aggregate`] (per victim and 5-minute bucket, in memory),
+//! [`store`] (the backscatter store: the `PibsStore` trait and its embedded redb backend,
+//! buckets and attacks) and [`ingest`] (captures into the store, each file once). This crate
+//! must never depend on the server, the collector's store (`d4-store`) or any network code
+//! (its only d4 dependency is `d4-packet`): the `d4` binary feeds it files (from the command
+//! line or from an analyzer queue) and serves its store.
 
 pub mod aggregate;
 pub mod capture;
