@@ -4,14 +4,17 @@
 //! side for `d4 pibs ingest`). The embedded backend on redb is [`EmbeddedPibsStore`]
 //! (`<data-dir>/pibs.redb`, [`open_embedded`]).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
-use std::path::Path;
-
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 pub use crate::aggregate::{Batch, FileProgress};
+pub use embedded::{open_embedded, EmbeddedPibsStore};
+
+pub mod attacks;
+mod codec;
+pub mod embedded;
 
 /// Width of a bucket in seconds: a bucket starts at `ts - ts % BUCKET_SECS`.
 pub const BUCKET_SECS: u64 = 300;
@@ -193,63 +196,4 @@ pub trait PibsStore: Send + Sync {
     fn config(&self) -> Result<StoreConfig, PibsStoreError>;
     /// Changes the settings; a new attack gap rebuilds every attack from the buckets.
     fn set_config(&self, cfg: &StoreConfig) -> Result<(), PibsStoreError>;
-}
-
-/// The embedded store (redb).
-pub struct EmbeddedPibsStore {
-    _private: (),
-}
-
-/// Opens (creating it if needed) the embedded store at `path` (`<data-dir>/pibs.redb`).
-pub fn open_embedded(path: &Path) -> Result<EmbeddedPibsStore, PibsStoreError> {
-    Err(PibsStoreError::Db(format!(
-        "{}: the embedded backscatter store is not implemented yet",
-        path.display()
-    )))
-}
-
-impl PibsStore for EmbeddedPibsStore {
-    fn attacks(
-        &self,
-        _q: &AttackQuery,
-        _cursor: Option<&str>,
-        _limit: usize,
-    ) -> Result<Page<Attack>, PibsStoreError> {
-        Err(PibsStoreError::Db("not implemented yet".into()))
-    }
-    fn victim(
-        &self,
-        _ip: IpAddr,
-        _since: u64,
-        _until: u64,
-        _max_buckets: usize,
-    ) -> Result<(Vec<Attack>, Vec<BucketStats>), PibsStoreError> {
-        Err(PibsStoreError::Db("not implemented yet".into()))
-    }
-    fn attacks_in(
-        &self,
-        _since: u64,
-        _until: u64,
-        _max: usize,
-    ) -> Result<Vec<Attack>, PibsStoreError> {
-        Err(PibsStoreError::Db("not implemented yet".into()))
-    }
-    fn info(&self) -> Result<StoreInfo, PibsStoreError> {
-        Err(PibsStoreError::Db("not implemented yet".into()))
-    }
-    fn file(&self, _id: &[u8; 32]) -> Result<Option<FileState>, PibsStoreError> {
-        Err(PibsStoreError::Db("not implemented yet".into()))
-    }
-    fn commit(&self, _batch: &Batch) -> Result<CommitStats, PibsStoreError> {
-        Err(PibsStoreError::Db("not implemented yet".into()))
-    }
-    fn expire(&self, _cutoff: u64) -> Result<ExpireStats, PibsStoreError> {
-        Err(PibsStoreError::Db("not implemented yet".into()))
-    }
-    fn config(&self) -> Result<StoreConfig, PibsStoreError> {
-        Err(PibsStoreError::Db("not implemented yet".into()))
-    }
-    fn set_config(&self, _cfg: &StoreConfig) -> Result<(), PibsStoreError> {
-        Err(PibsStoreError::Db("not implemented yet".into()))
-    }
 }

@@ -372,7 +372,7 @@ pub fn run(args: PibsArgs) -> anyhow::Result<ExitCode> {
 fn run_inner(mut args: PibsArgs) -> anyhow::Result<ExitCode> {
     if let Some(cmd) = args.command.take() {
         return match cmd {
-            PibsCommand::Ingest(a) => ingest::run(a),
+            PibsCommand::Ingest(a) => ingest::run(&args.store, a),
             PibsCommand::Serve(a) => serve::main(&a),
         };
     }

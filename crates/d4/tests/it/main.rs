@@ -24,6 +24,7 @@ mod pdns_serve;
 mod pdns_serve_hardening;
 mod pdns_serve_queue;
 mod pibs_cli;
+mod pibs_ingest;
 mod pibs_queue;
 mod pssl_ingest;
 mod pssl_serve;
