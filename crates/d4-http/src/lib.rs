@@ -27,11 +27,13 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
+pub mod auth;
 mod guard;
 mod host;
 mod idle;
 mod slots;
 
+pub use auth::Credentials;
 pub use guard::{ct_eq, json_error, too_many, Gate, Guard, GuardConfig, Refusal, Windows};
 pub use host::host_allowed;
 pub use idle::Idle;

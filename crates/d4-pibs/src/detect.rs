@@ -62,6 +62,10 @@ pub struct Backscatter {
     pub port: u16,
     /// The packet's own source address (the victim for TCP, the reporting host for ICMP).
     pub src: IpAddr,
+    /// The packet's destination: the darknet address that received it.
+    pub dst: IpAddr,
+    /// The protocol attacked: TCP for TCP backscatter, the quoted packet's protocol for ICMP.
+    pub proto: u8,
     pub kind: Kind,
 }
 
@@ -235,6 +239,8 @@ impl Detector {
                     victim: t.src,
                     port: t.sport,
                     src: t.src,
+                    dst: t.dst,
+                    proto: PROTO_TCP,
                     kind: Kind::Tcp { flags: t.flags },
                 })
             }
@@ -265,6 +271,8 @@ impl Detector {
                     victim: q.dst,
                     port: q.dport.unwrap_or(0),
                     src: e.src,
+                    dst: e.dst,
+                    proto: q.proto,
                     kind: Kind::Icmp {
                         icmp_type: e.icmp_type,
                         code: e.code,

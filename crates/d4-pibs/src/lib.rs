@@ -7,12 +7,23 @@
 //! Layers, from the bytes up: [`packet`] (the sans-IO classifier of the `d4-packet` crate:
 //! frame bytes + link type → [`Packet`]), [`detect`] (the stateful rules → [`Backscatter`]),
 //! [`summary`] (per-victim report), [`capture`] (pcap/pcapng/gzip reading and pcap writing
-//! over `Read`/`Write`). This crate must never depend on the server, the store or any
-//! network code (its only d4 dependency is `d4-packet`): the `d4` binary feeds it files
-//! (from the command line or from an analyzer queue).
+//! over `Read`/`Write`), [`aggregate`] (per victim and 5-minute bucket, in memory),
+//! [`store`] (the backscatter store: the `PibsStore` trait and its embedded redb backend,
+//! buckets and attacks) and [`ingest`] (captures into the store, each file once); on top,
+//! [`pfx2as`] (prefix-to-AS table, sans-IO) and [`server`] (the `d4 pibs serve` HTTP API
+//! over the store, on `d4-http`). This crate must never depend on the collector server, the
+//! collector's store (`d4-store`) or another analyzer (the passive DNS pivot reaches it
+//! through [`server::Names`], adapted in the binary): the `d4` binary feeds it files (from
+//! the command line or from an analyzer queue) and serves its store.
 
+pub mod aggregate;
 pub mod capture;
 pub mod detect;
+pub mod distinct;
+pub mod ingest;
+pub mod pfx2as;
+pub mod server;
+pub mod store;
 pub mod summary;
 pub mod synth;
 

@@ -245,3 +245,112 @@ pub fn write_bench_pcap<W: Write>(out: W, n: u64, seed: u64) -> io::Result<()> {
     }
     w.flush()
 }
+
+/// A planted backscatter reply (what a victim of a spoofed flood sends to a darknet address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    SynAck,
+    Rst,
+    RstAck,
+    /// ICMP (v4 type 3 code 3, v6 type 1 code 4) port unreachable quoting a UDP datagram
+    /// from the darknet address to the victim's port.
+    PortUnreach,
+}
+
+fn ip_packet(src: std::net::IpAddr, dst: std::net::IpAddr, proto: u8, payload: &[u8]) -> Vec<u8> {
+    use std::net::IpAddr;
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => ipv4(s, d, proto, &[], payload),
+        (IpAddr::V6(s), IpAddr::V6(d)) => ipv6(s, d, proto, false, payload),
+        (s, d) => {
+            let v6 = |a: IpAddr| match a {
+                IpAddr::V4(a) => a.to_ipv6_mapped(),
+                IpAddr::V6(a) => a,
+            };
+            ipv6(v6(s), v6(d), proto, false, payload)
+        }
+    }
+}
+
+/// An Ethernet frame of `victim` (its port `port`) replying with `reply` to the spoofed
+/// source `darknet` (port `dport`).
+pub fn reply_frame(
+    victim: std::net::IpAddr,
+    port: u16,
+    darknet: std::net::IpAddr,
+    dport: u16,
+    reply: Reply,
+) -> Vec<u8> {
+    let tcp = |f: u8| ip_packet(victim, darknet, 6, &tcp_header(port, dport, f));
+    let ip = match reply {
+        Reply::SynAck => tcp(0x12),
+        Reply::Rst => tcp(0x04),
+        Reply::RstAck => tcp(0x14),
+        Reply::PortUnreach => {
+            let quoted = ip_packet(darknet, victim, 17, &udp_header(dport, port));
+            if victim.is_ipv6() {
+                ip_packet(victim, darknet, 58, &icmp_error(1, 4, &quoted))
+            } else {
+                ip_packet(victim, darknet, 1, &icmp_error(3, 3, &quoted))
+            }
+        }
+    };
+    eth_ip(&ip)
+}
+
+/// Traffic that is not backscatter, `n` frames from `seed`: SYN scans from scanners in
+/// 192.0.2.0/24 to 10.0.0.0/16 (with
+/// the scanner's later RST and the scanned host's SYN/ACK answer), UDP, ARP.
+pub fn noise_frames(n: usize, seed: u64) -> Vec<Vec<u8>> {
+    let mut rng = Rng(seed | 1);
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let r = rng.next();
+        let scanner = Ipv4Addr::from(0xC000_0200 | (r as u32 & 0xFF));
+        let target = Ipv4Addr::from(0x0A00_0000 | ((r >> 8) as u32 & 0xFFFF));
+        let sport = 1024 + (r >> 24) as u16 % 60_000;
+        let dport = [22u16, 23, 80, 443, 445][(r >> 40) as usize % 5];
+        match r % 4 {
+            0 => {
+                out.push(eth_ip(&ipv4(
+                    scanner,
+                    target,
+                    6,
+                    &[],
+                    &tcp_header(sport, dport, 0x02),
+                )));
+                out.push(eth_ip(&ipv4(
+                    target,
+                    scanner,
+                    6,
+                    &[],
+                    &tcp_header(dport, sport, 0x12),
+                )));
+                out.push(eth_ip(&ipv4(
+                    scanner,
+                    target,
+                    6,
+                    &[],
+                    &tcp_header(sport, dport, 0x04),
+                )));
+            }
+            1 => out.push(eth_ip(&ipv4(
+                scanner,
+                target,
+                17,
+                &[],
+                &udp_header(sport, 53),
+            ))),
+            2 => out.push(ethernet(0x0806, &[], &[0u8; 28])),
+            _ => out.push(eth_ip(&ipv4(
+                scanner,
+                target,
+                6,
+                &[],
+                &tcp_header(sport, dport, 0x02),
+            ))),
+        }
+    }
+    out.truncate(n);
+    out
+}

@@ -433,6 +433,8 @@ fn summary_buckets_and_threshold() {
         victim: IpAddr::V4(victim),
         port,
         src: IpAddr::V4(victim),
+        dst: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+        proto: 6,
         kind: Kind::Tcp { flags },
     };
     s.add(1000, &b(V, 80, SYNACK));

@@ -3,8 +3,8 @@
 //! (server-rendered pages, readable without JavaScript) and automate the same over a JSON
 //! API under `/api/v1` (token auth). It also serves `/metrics` (Prometheus text).
 //!
-//! The "Passive SSL" page is the exception: it asks `d4 pssl serve`'s HTTP API
-//! ([`pssl_client`]), which owns the passive SSL store.
+//! The "Passive SSL" and "Backscatter" pages are the exceptions: they ask the HTTP APIs of
+//! `d4 pssl serve` and `d4 pibs serve` ([`pssl_client`]), which own the analyzers' stores.
 //!
 //! Everything else goes through the [`d4_store::Store`] trait, so it works on every backend.
 //! This crate must never depend on the collector server (`d4-server`), the workers or the
@@ -41,7 +41,7 @@ mod view;
 pub use auth::{ensure_admin, ADMIN_PASSWORD_FILE};
 pub use d4_http::host_allowed;
 pub use metrics::MetricsSource;
-pub use pssl_client::{PsslClient, PsslError};
+pub use pssl_client::{ApiClient, ApiError, PsslClient, PsslError, Service};
 pub use queue_alerts::{AlertsFuture, QueueAlertSource};
 pub use serve::ServeLimits;
 
@@ -90,6 +90,12 @@ pub struct WebConfig {
     /// The feed's own token (`Authorization: <token>`, `Bearer` or Basic password); a feed
     /// without a token is not served.
     pub misp_feed_token: Option<pssl_client::Secret>,
+    /// Base URL of the backscatter API (`d4 pibs serve`, e.g. `http://127.0.0.1:8600`)
+    /// the "Backscatter" page asks; `None`: the page says how to set it. Calls are bounded
+    /// by `pssl_timeout_secs` too.
+    pub pibs_url: Option<String>,
+    /// Token sent to it as `Authorization: <token>`.
+    pub pibs_token: Option<pssl_client::Secret>,
 }
 
 impl WebConfig {
@@ -114,6 +120,8 @@ impl WebConfig {
             pssl_timeout_secs: 10,
             misp_feed_dir: None,
             misp_feed_token: None,
+            pibs_url: None,
+            pibs_token: None,
         }
     }
 }
@@ -138,6 +146,8 @@ pub(crate) struct Inner {
     pub pssl: Option<Result<PsslClient, String>>,
     /// The MISP feed served at `/misp/`, when a directory and a token are configured.
     pub misp_feed: Option<misp_feed::Feed>,
+    /// The backscatter API's client, likewise (`pibs_url`).
+    pub pibs: Option<Result<ApiClient, String>>,
 }
 
 impl std::fmt::Debug for WebState {
@@ -170,6 +180,15 @@ impl WebState {
             }),
             _ => None,
         };
+        let pibs = config.pibs_url.as_deref().map(|url| {
+            ApiClient::for_service(
+                Service::PIBS,
+                url,
+                config.pibs_token.as_ref().map(|t| t.0.as_str()),
+                std::time::Duration::from_secs(config.pssl_timeout_secs.max(1)),
+            )
+            .map_err(|e| e.to_string())
+        });
         WebState {
             inner: Arc::new(Inner {
                 store,
@@ -181,6 +200,7 @@ impl WebState {
                 queue_alerts: OnceLock::new(),
                 pssl,
                 misp_feed,
+                pibs,
             }),
         }
     }
@@ -209,6 +229,14 @@ impl WebState {
     pub(crate) fn pssl(&self) -> Option<Result<&PsslClient, &str>> {
         self.inner
             .pssl
+            .as_ref()
+            .map(|r| r.as_ref().map_err(String::as_str))
+    }
+
+    /// The backscatter API client (see [`Inner::pibs`]).
+    pub(crate) fn pibs(&self) -> Option<Result<&ApiClient, &str>> {
+        self.inner
+            .pibs
             .as_ref()
             .map(|r| r.as_ref().map_err(String::as_str))
     }

@@ -1,6 +1,8 @@
-//! A small HTTP client of the passive SSL API (`d4 pssl serve`, docs/pssl.md): the web UI
-//! does not open the passive SSL store (its embedded file has one owner), it asks the
-//! server that owns it, server-side, and renders the JSON answers.
+//! A small HTTP client of the analyzers' lookup APIs: the passive SSL API (`d4 pssl
+//! serve`, docs/pssl.md) and the backscatter API (`d4 pibs serve`, docs/pibs.md). The web
+//! UI does not open their stores (an embedded file has one owner), it asks the server that
+//! owns it, server-side, and renders the JSON answers. [`Service`] names the API in the
+//! error messages ([`ApiClient`] and [`ApiError`] are the service-neutral names).
 //!
 //! Plain HTTP/1.1 only (hyper-util's pooled client); every call is bounded: one deadline
 //! for connecting, sending and reading the whole answer, and a cap on the answer's size.
@@ -30,23 +32,62 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// Why a call to the passive SSL API gave no answer to show.
+/// Which API a client calls: its name in messages and the setting holding its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Service {
+    pub name: &'static str,
+    pub token_setting: &'static str,
+}
+
+impl Service {
+    /// `d4 pssl serve`.
+    pub const PSSL: Service = Service {
+        name: "passive SSL",
+        token_setting: "pssl_token_file",
+    };
+    /// `d4 pibs serve`.
+    pub const PIBS: Service = Service {
+        name: "backscatter",
+        token_setting: "pibs_token_file",
+    };
+}
+
+/// The service-neutral names of the client and its error.
+pub type ApiClient = PsslClient;
+pub type ApiError = PsslError;
+
+/// Why a call to an analyzer's API gave no answer to show (`service`: [`Service::name`]).
 #[derive(Debug, thiserror::Error)]
 pub enum PsslError {
-    #[error("the passive SSL URL `{url}` is not usable: {reason}")]
-    Url { url: String, reason: String },
-    #[error("the passive SSL token is not usable in an HTTP header")]
-    Token,
-    #[error("the passive SSL API at {url} cannot be reached: {reason}")]
-    Unreachable { url: String, reason: String },
-    #[error("the passive SSL API did not answer within {0} s")]
-    Timeout(u64),
-    #[error("the passive SSL API answered {status}: {message}")]
-    Status { status: u16, message: String },
-    #[error("the passive SSL API's answer is larger than {0} bytes")]
-    TooLarge(usize),
-    #[error("the passive SSL API's answer is not valid: {0}")]
-    BadAnswer(String),
+    #[error("the {service} URL `{url}` is not usable: {reason}")]
+    Url {
+        service: &'static str,
+        url: String,
+        reason: String,
+    },
+    #[error("the {service} token is not usable in an HTTP header")]
+    Token { service: &'static str },
+    #[error("the {service} API at {url} cannot be reached: {reason}")]
+    Unreachable {
+        service: &'static str,
+        url: String,
+        reason: String,
+    },
+    #[error("the {service} API did not answer within {secs} s")]
+    Timeout { service: &'static str, secs: u64 },
+    #[error("the {service} API answered {status}: {message}")]
+    Status {
+        service: &'static str,
+        status: u16,
+        message: String,
+    },
+    #[error("the {service} API's answer is larger than {max} bytes")]
+    TooLarge { service: &'static str, max: usize },
+    #[error("the {service} API's answer is not valid: {reason}")]
+    BadAnswer {
+        service: &'static str,
+        reason: String,
+    },
 }
 
 impl PsslError {
@@ -64,9 +105,10 @@ pub struct Answer {
     pub next: Option<String>,
 }
 
-/// The client of one passive SSL API (cheap to clone: the connection pool is shared).
+/// The client of one API (cheap to clone: the connection pool is shared).
 #[derive(Clone)]
 pub struct PsslClient {
+    service: Service,
     base: String,
     token: Option<HeaderValue>,
     timeout: Duration,
@@ -75,7 +117,8 @@ pub struct PsslClient {
 
 impl std::fmt::Debug for PsslClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PsslClient")
+        f.debug_struct("ApiClient")
+            .field("service", &self.service.name)
             .field("base", &self.base)
             .field("token", &self.token.is_some())
             .field("timeout", &self.timeout)
@@ -84,9 +127,16 @@ impl std::fmt::Debug for PsslClient {
 }
 
 /// Checks a base URL (`http://host:port`, an optional path prefix, no query) and returns
-/// it without its trailing `/`.
+/// it without its trailing `/` (messages name the passive SSL API: see
+/// [`check_service_url`]).
 pub fn check_url(url: &str) -> Result<String, PsslError> {
+    check_service_url(Service::PSSL, url)
+}
+
+/// [`check_url`] for the API of `service`.
+pub fn check_service_url(service: Service, url: &str) -> Result<String, PsslError> {
     let bad = |reason: &str| PsslError::Url {
+        service: service.name,
         url: url.to_string(),
         reason: reason.to_string(),
     };
@@ -109,13 +159,25 @@ pub fn check_url(url: &str) -> Result<String, PsslError> {
 }
 
 impl PsslClient {
-    /// A client of the API at `url` (see [`check_url`]), sending `token` when given, each
-    /// call bounded by `timeout`. Needs a tokio runtime only when called.
+    /// A client of the passive SSL API at `url` (see [`check_url`]), sending `token` when
+    /// given, each call bounded by `timeout`. Needs a tokio runtime only when called.
     pub fn new(url: &str, token: Option<&str>, timeout: Duration) -> Result<PsslClient, PsslError> {
-        let base = check_url(url)?;
+        PsslClient::for_service(Service::PSSL, url, token, timeout)
+    }
+
+    /// A client of the API of `service` at `url` (as [`PsslClient::new`]).
+    pub fn for_service(
+        service: Service,
+        url: &str,
+        token: Option<&str>,
+        timeout: Duration,
+    ) -> Result<PsslClient, PsslError> {
+        let base = check_service_url(service, url)?;
         let token = match token {
             Some(t) => {
-                let mut v = HeaderValue::from_str(t.trim()).map_err(|_| PsslError::Token)?;
+                let mut v = HeaderValue::from_str(t.trim()).map_err(|_| PsslError::Token {
+                    service: service.name,
+                })?;
                 v.set_sensitive(true);
                 Some(v)
             }
@@ -130,6 +192,7 @@ impl PsslClient {
             .pool_max_idle_per_host(4)
             .build(conn);
         Ok(PsslClient {
+            service,
             base,
             token,
             timeout,
@@ -148,13 +211,18 @@ impl PsslClient {
         let secs = self.timeout.as_secs().max(1);
         match tokio::time::timeout(self.timeout, self.get_unbounded(path_and_query)).await {
             Ok(r) => r,
-            Err(_) => Err(PsslError::Timeout(secs)),
+            Err(_) => Err(PsslError::Timeout {
+                service: self.service.name,
+                secs,
+            }),
         }
     }
 
     async fn get_unbounded(&self, path_and_query: &str) -> Result<Answer, PsslError> {
+        let service = self.service.name;
         let url = format!("{}{}", self.base, path_and_query);
         let uri: Uri = url.parse().map_err(|_| PsslError::Url {
+            service,
             url: url.clone(),
             reason: "not a URL".into(),
         })?;
@@ -164,12 +232,16 @@ impl PsslClient {
         }
         let req = req
             .body(Empty::<Bytes>::new())
-            .map_err(|e| PsslError::BadAnswer(e.to_string()))?;
+            .map_err(|e| PsslError::BadAnswer {
+                service,
+                reason: e.to_string(),
+            })?;
         let resp = self
             .http
             .request(req)
             .await
             .map_err(|e| PsslError::Unreachable {
+                service,
                 url: self.base.clone(),
                 reason: error_chain(&e),
             })?;
@@ -185,9 +257,13 @@ impl PsslClient {
             .await
             .map_err(|e| {
                 if e.is::<http_body_util::LengthLimitError>() {
-                    PsslError::TooLarge(MAX_ANSWER_BYTES)
+                    PsslError::TooLarge {
+                        service,
+                        max: MAX_ANSWER_BYTES,
+                    }
                 } else {
                     PsslError::Unreachable {
+                        service,
                         url: self.base.clone(),
                         reason: format!("reading the answer: {e}"),
                     }
@@ -196,9 +272,12 @@ impl PsslClient {
             .to_bytes();
         let json: Result<Value, _> = serde_json::from_slice(&body);
         if !status.is_success() {
-            return Err(status_error(status, json.ok().as_ref()));
+            return Err(status_error(self.service, status, json.ok().as_ref()));
         }
-        let json = json.map_err(|e| PsslError::BadAnswer(format!("not JSON: {e}")))?;
+        let json = json.map_err(|e| PsslError::BadAnswer {
+            service,
+            reason: format!("not JSON: {e}"),
+        })?;
         let next = match json.get("next") {
             Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
             Some(_) => None,
@@ -210,7 +289,7 @@ impl PsslClient {
 
 /// The error of a non-2xx answer: the API's `{"error": ...}` text (cut at 300 characters),
 /// with a hint for a refused token.
-fn status_error(status: StatusCode, body: Option<&Value>) -> PsslError {
+fn status_error(service: Service, status: StatusCode, body: Option<&Value>) -> PsslError {
     let said = body
         .and_then(|v| v.get("error"))
         .and_then(Value::as_str)
@@ -222,9 +301,10 @@ fn status_error(status: StatusCode, body: Option<&Value>) -> PsslError {
             .to_string()
     });
     if status == StatusCode::UNAUTHORIZED {
-        message.push_str(" (check the web UI's pssl_token_file)");
+        message.push_str(&format!(" (check the web UI's {})", service.token_setting));
     }
     PsslError::Status {
+        service: service.name,
         status: status.as_u16(),
         message,
     }
@@ -299,6 +379,7 @@ mod tests {
     #[test]
     fn status_errors_carry_the_api_text() {
         let e = status_error(
+            Service::PSSL,
             StatusCode::UNPROCESSABLE_ENTITY,
             Some(&serde_json::json!({"error": "prefix too wide"})),
         );
@@ -306,14 +387,19 @@ mod tests {
             e.to_string(),
             "the passive SSL API answered 422: prefix too wide"
         );
-        let e = status_error(StatusCode::BAD_GATEWAY, None);
+        let e = status_error(Service::PSSL, StatusCode::BAD_GATEWAY, None);
         assert_eq!(
             e.to_string(),
             "the passive SSL API answered 502: Bad Gateway"
         );
-        assert!(status_error(StatusCode::NOT_FOUND, None).is_not_found());
-        let e = status_error(StatusCode::UNAUTHORIZED, None);
+        assert!(status_error(Service::PSSL, StatusCode::NOT_FOUND, None).is_not_found());
+        let e = status_error(Service::PSSL, StatusCode::UNAUTHORIZED, None);
         assert!(e.to_string().contains("pssl_token_file"), "{e}");
+        let e = status_error(Service::PIBS, StatusCode::UNAUTHORIZED, None);
+        assert_eq!(
+            e.to_string(),
+            "the backscatter API answered 401: Unauthorized (check the web UI's pibs_token_file)"
+        );
     }
 
     #[test]

@@ -146,6 +146,12 @@ pub struct D4Config {
     /// Seconds between two evaluations of the queue alerts (the API, `/metrics` and the
     /// Monitoring page evaluate on their call as well).
     pub queue_alert_interval: u64,
+    /// The backscatter API (`d4 pibs serve`) the web UI's "Backscatter" page asks
+    /// (`http://HOST:PORT`; plain HTTP only). Unset: the page says how to set it.
+    pub pibs_url: Option<String>,
+    /// File holding the token sent to `pibs_url` as `Authorization: <token>` (its first
+    /// non-empty line that is not a `#` comment).
+    pub pibs_token_file: Option<PathBuf>,
 }
 
 impl Default for D4Config {
@@ -208,6 +214,8 @@ impl Default for D4Config {
             queue_alert_interval: 10,
             misp_feed_dir: None,
             misp_feed_token_file: None,
+            pibs_url: None,
+            pibs_token_file: None,
         }
     }
 }
@@ -379,6 +387,17 @@ impl D4Config {
                 )?));
             }
         }
+        if let Some(url) = self.pibs_url.as_deref().filter(|u| !u.trim().is_empty()) {
+            d4_web::pssl_client::check_service_url(d4_web::Service::PIBS, url)
+                .context("pibs_url")?;
+            w.pibs_url = Some(url.trim().to_string());
+        }
+        if let Some(f) = &self.pibs_token_file {
+            w.pibs_token = Some(d4_web::pssl_client::Secret(read_token_of(
+                "pibs_token_file",
+                f,
+            )?));
+        }
         let limits = d4_web::ServeLimits {
             max_connections: self.web_max_connections.max(1),
             max_connections_per_ip: self.web_max_connections_per_ip.max(1),
@@ -492,6 +511,30 @@ mod tests {
         assert!(bad.web_config(false).is_err());
         std::fs::write(&tok, "# only a comment\n").unwrap();
         assert!(c.web_config(false).is_err());
+    }
+
+    #[test]
+    fn pibs_settings_reach_the_web_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let tok = dir.path().join("pibs.token");
+        std::fs::write(&tok, "# the web UI's token\npibs-token\n").unwrap();
+        let text = format!(
+            "pibs_url = \"http://127.0.0.1:8600\"\npibs_token_file = {:?}\n",
+            tok.display().to_string()
+        );
+        let c: D4Config = toml::from_str(&text).unwrap();
+        let (w, _) = c.web_config(false).unwrap();
+        assert_eq!(w.pibs_url.as_deref(), Some("http://127.0.0.1:8600"));
+        assert_eq!(w.pibs_token.unwrap().0, "pibs-token");
+        assert!(w.pssl_url.is_none());
+        let mut bad = c.clone();
+        bad.pibs_url = Some("ftp://127.0.0.1:8600".into());
+        let e = format!("{:#}", bad.web_config(false).unwrap_err());
+        assert!(e.contains("pibs_url") && e.contains("backscatter"), "{e}");
+        let mut bad = c.clone();
+        bad.pibs_token_file = Some(dir.path().join("missing"));
+        let e = format!("{:#}", bad.web_config(false).unwrap_err());
+        assert!(e.contains("pibs_token_file"), "{e}");
     }
 
     #[test]

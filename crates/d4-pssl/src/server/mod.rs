@@ -30,7 +30,8 @@ pub use d4_http::Limits;
 use crate::store::{PsslError, PsslStore};
 
 pub mod answer;
-pub mod auth;
+/// The credentials (shared with `d4 pibs serve`: they live in `d4-http`).
+pub use d4_http::auth;
 mod handlers;
 mod input;
 pub mod openapi;

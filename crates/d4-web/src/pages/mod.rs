@@ -16,6 +16,7 @@ use crate::{view, WebState};
 mod account;
 mod dashboard;
 mod login;
+mod pibs;
 mod pssl;
 mod queues;
 mod registration;
@@ -55,6 +56,8 @@ pub fn routes() -> Router<WebState> {
         .route("/pssl/cert/{sha}", get(pssl::cert_page))
         .route("/pssl/key/{spki}", get(pssl::key_page))
         .route("/pssl/weak", get(pssl::weak_page))
+        .route("/pibs", get(pibs::search))
+        .route("/pibs/victim/{ip}", get(pibs::victim_page))
 }
 
 fn see_other(to: &str) -> Response {

@@ -41,6 +41,7 @@ fn nav(viewer: Option<&Viewer>) -> Markup {
                         a href="/queues" { "Queues" }
                         a href="/server" { "Server" }
                         a href="/pssl" { "Passive SSL" }
+                        a href="/pibs" { "Backscatter" }
                     }
                     @if v.user.role == Role::Admin {
                         a href="/users" { "Users" }

@@ -12,6 +12,7 @@ mod api_functions;
 mod login;
 mod ops;
 mod pages;
+mod pibs;
 mod pssl;
 mod pssl_real;
 mod support;

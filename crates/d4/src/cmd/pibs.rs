@@ -1,6 +1,7 @@
 //! `d4 pibs`: the backscatter analyzer (passive identification of backscatter) over pcap /
 //! pcapng files, plain or gzip. The detection lives in `d4-pibs`; this module does the
-//! files, the outputs, the progress bar and the hidden `--bench` measurement.
+//! files, the outputs, the progress bar and the hidden `--bench` measurement. Subcommands:
+//! `d4 pibs ingest` fills the backscatter store ([`ingest`]).
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
@@ -16,8 +17,24 @@ use d4_pibs::{
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+pub mod ingest;
+pub mod serve;
+
+/// `d4 pibs <command>`: the backscatter store's commands.
+#[derive(Debug, clap::Subcommand)]
+pub enum PibsCommand {
+    /// Fill the backscatter store (`<data-dir>/pibs.redb`) from captures or the type-1 queue:
+    /// per victim and 5-minute bucket, and the attacks built from the buckets.
+    Ingest(ingest::IngestArgs),
+    /// Serve the backscatter store over HTTP (JSON, default 127.0.0.1:8600): attacks,
+    /// victims' timelines, daily summaries, pivots by AS, prefix and passive DNS.
+    Serve(Box<serve::ServeArgs>),
+}
+
 #[derive(Debug, Args)]
 #[command(
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true,
     after_help = "Backscatter is what a darknet or honeypot receives from victims of \
 spoofed-source floods: SYN/ACK, RST and similar TCP replies, and ICMP errors, sent to addresses \
 that never initiated anything. A source that sent a pure SYN is an initiator; other TCP packets \
@@ -31,6 +48,9 @@ Exit status: 0 when every file was read; 1 when a file is malformed (what came b
 reported); 2 when a file cannot be opened or the arguments are wrong."
 )]
 pub struct PibsArgs {
+    #[command(subcommand)]
+    pub command: Option<PibsCommand>,
+
     /// Capture to read: pcap or pcapng, plain or gzip (detected by content). Repeat for
     /// several files; detection state carries over from one file to the next.
     #[arg(
@@ -349,7 +369,13 @@ pub fn run(args: PibsArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn run_inner(args: PibsArgs) -> anyhow::Result<ExitCode> {
+fn run_inner(mut args: PibsArgs) -> anyhow::Result<ExitCode> {
+    if let Some(cmd) = args.command.take() {
+        return match cmd {
+            PibsCommand::Ingest(a) => ingest::run(&args.store, a),
+            PibsCommand::Serve(a) => serve::main(&a),
+        };
+    }
     if let Some(n) = args.bench {
         return bench(n);
     }

@@ -11,7 +11,7 @@ use crate::config::D4Config;
 
 /// Web UI and REST API settings of `d4 server` (each also a key of d4.toml: `web_listen`,
 /// `web_plain`, `monitoring_threshold`, `metrics_public`, ..., `pssl_url`,
-/// `pssl_token_file`; flags > env > file > defaults).
+/// `pssl_token_file`, `pibs_url`, `pibs_token_file`; flags > env > file > defaults).
 #[derive(Debug, Clone, Args)]
 pub struct WebArgs {
     /// Web UI / REST API address ("" disables it). HTTPS with the server's certificate
@@ -94,6 +94,14 @@ pub struct WebArgs {
     /// accepted too); required with --misp-feed-dir.
     #[arg(long, env = "D4_MISP_FEED_TOKEN_FILE", value_name = "FILE")]
     pub misp_feed_token_file: Option<std::path::PathBuf>,
+    /// The backscatter API (`d4 pibs serve`) the "Backscatter" page asks, e.g.
+    /// `http://127.0.0.1:8600` (plain HTTP only) [default: none: the page says how to set it].
+    #[arg(long, env = "D4_WEB_PIBS_URL", value_name = "URL")]
+    pub pibs_url: Option<String>,
+    /// File holding the token sent to --pibs-url as `Authorization: <token>` (first
+    /// non-empty line that is not a `#` comment) [default: none].
+    #[arg(long, env = "D4_WEB_PIBS_TOKEN_FILE", value_name = "FILE")]
+    pub pibs_token_file: Option<std::path::PathBuf>,
 }
 
 impl WebArgs {
@@ -128,6 +136,12 @@ impl WebArgs {
         }
         if let Some(v) = &self.misp_feed_token_file {
             cfg.misp_feed_token_file = Some(v.clone());
+        }
+        if let Some(v) = &self.pibs_url {
+            cfg.pibs_url = Some(v.clone());
+        }
+        if let Some(v) = &self.pibs_token_file {
+            cfg.pibs_token_file = Some(v.clone());
         }
         macro_rules! over {
             ($($f:ident),*) => {$( if let Some(v) = self.$f { cfg.$f = v; } )*};

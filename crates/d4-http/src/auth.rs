@@ -1,10 +1,12 @@
-//! The credentials `d4 pssl serve` accepts, as PyPSSL sends them: a raw token
-//! (`Authorization: <token>`, PyPSSL's `auth_token`), the same token after `Bearer `, or
-//! HTTP Basic (`Authorization: Basic base64(user:password)`, PyPSSL's `basic_auth`).
-//! Comparisons take the same time wherever the bytes differ.
+//! The credentials the token-protected lookup servers accept (`d4 pssl serve` as PyPSSL
+//! sends them, `d4 pibs serve` alike): a raw token (`Authorization: <token>`, PyPSSL's
+//! `auth_token`), the same token after `Bearer `, or HTTP Basic (`Authorization: Basic
+//! base64(user:password)`, PyPSSL's `basic_auth`). Comparisons take the same time wherever
+//! the bytes differ. (Moved here from `d4-pssl` so that both servers share it.)
 
 use base64::Engine;
-use d4_http::ct_eq;
+
+use crate::ct_eq;
 
 /// Accepted tokens and user/password pairs (both empty: no authentication).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,0 +1,359 @@
+//! In-memory aggregation of backscatter per (victim, 5-minute bucket), the step between the
+//! detector and the store: one [`Batch`] collects a stretch of a capture file (with the
+//! file's progress), then [`crate::store::PibsStore::commit`] merges it into the store in
+//! one transaction. The per-packet work is two hash-map updates and a small sorted-set
+//! insert; names (kinds, protocols) are only made when the batch is committed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use hashbrown::HashMap;
+
+use d4_packet::{flags, PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP};
+
+use crate::detect::{Backscatter, Kind};
+use crate::distinct::{fingerprint, Distinct};
+use crate::store::{BucketStats, BUCKET_SECS};
+
+/// Reply kinds, by index.
+pub const KINDS: [&str; 12] = [
+    "syn-ack",
+    "rst",
+    "rst-ack",
+    "ack",
+    "fin-ack",
+    "tcp-other",
+    "icmp-unreach",
+    "icmp-ttl",
+    "icmp-other",
+    "icmp6-unreach",
+    "icmp6-ttl",
+    "icmp6-other",
+];
+
+/// Protocols attacked, by index.
+pub const PROTOCOLS: [&str; 6] = ["tcp", "udp", "icmp", "icmp6", "sctp", "other"];
+
+/// Most distinct ports kept per bucket and per attack: beyond it the least-hit ports are
+/// dropped from the port list (their packets still count in `packets`).
+pub const MAX_PORTS: usize = 1024;
+
+/// The reply kind of a backscatter packet (index into [`KINDS`]).
+#[inline]
+pub fn kind_index(k: Kind) -> usize {
+    match k {
+        Kind::Tcp { flags: f } => match f & (flags::SYN | flags::ACK | flags::RST | flags::FIN) {
+            x if x == flags::SYN | flags::ACK => 0,
+            x if x == flags::RST => 1,
+            x if x == flags::RST | flags::ACK => 2,
+            x if x == flags::ACK => 3,
+            x if x == flags::FIN | flags::ACK => 4,
+            _ => 5,
+        },
+        Kind::Icmp {
+            icmp_type,
+            v6: false,
+            ..
+        } => match icmp_type {
+            3 => 6,
+            11 => 7,
+            _ => 8,
+        },
+        Kind::Icmp {
+            icmp_type,
+            v6: true,
+            ..
+        } => match icmp_type {
+            1 => 9,
+            3 => 10,
+            _ => 11,
+        },
+    }
+}
+
+/// The protocol attacked (index into [`PROTOCOLS`]).
+#[inline]
+pub fn proto_index(p: u8) -> usize {
+    match p {
+        PROTO_TCP => 0,
+        PROTO_UDP => 1,
+        PROTO_ICMP => 2,
+        PROTO_ICMPV6 => 3,
+        PROTO_SCTP => 4,
+        _ => 5,
+    }
+}
+
+/// An address as 16 bytes (IPv4 as `::ffff:a.b.c.d`): the store's key form.
+#[inline]
+pub fn ip16(ip: IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+        IpAddr::V6(a) => a.octets(),
+    }
+}
+
+/// The address of a 16-byte key (IPv4-mapped back to IPv4).
+#[inline]
+pub fn from_ip16(b: [u8; 16]) -> IpAddr {
+    let v6 = Ipv6Addr::from(b);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(v6),
+    }
+}
+
+/// Where a capture file's ingest stands, committed with the batch that got it there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileProgress {
+    /// The file's identity ([`crate::ingest::file_id`]).
+    pub id: [u8; 32],
+    pub path: String,
+    pub sensor: String,
+    /// Records (packets) of the file read so far, this batch included.
+    pub records: u64,
+    /// The batch ends the file.
+    pub done: bool,
+}
+
+/// One bucket as the store keeps it: the stats and the distinct-address counter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BucketRec {
+    pub stats: BucketStats,
+    pub distinct: Distinct,
+}
+
+impl BucketRec {
+    /// Adds `o` (same victim and bucket) to this one.
+    pub fn merge(&mut self, o: &BucketRec) {
+        let s = &mut self.stats;
+        let os = &o.stats;
+        if s.packets == 0 {
+            s.first_seen = os.first_seen;
+            s.last_seen = os.last_seen;
+        } else if os.packets > 0 {
+            s.first_seen = s.first_seen.min(os.first_seen);
+            s.last_seen = s.last_seen.max(os.last_seen);
+        }
+        s.packets += os.packets;
+        add_map(&mut s.kinds, &os.kinds);
+        add_map(&mut s.ports, &os.ports);
+        cap_ports(&mut s.ports);
+        add_map(&mut s.protocols, &os.protocols);
+        s.sensors.extend(os.sensors.iter().cloned());
+        self.distinct.merge(&o.distinct);
+        s.darknet_addrs = self.distinct.count();
+    }
+}
+
+/// Adds the counts of `b` into `a`.
+pub fn add_map<K: Ord + Clone>(a: &mut BTreeMap<K, u64>, b: &BTreeMap<K, u64>) {
+    for (k, v) in b {
+        *a.entry(k.clone()).or_default() += v;
+    }
+}
+
+/// Keeps the [`MAX_PORTS`] most-hit ports (ties: the lower port).
+pub fn cap_ports(ports: &mut BTreeMap<u16, u64>) {
+    if ports.len() <= MAX_PORTS {
+        return;
+    }
+    let mut v: Vec<(u16, u64)> = ports.iter().map(|(p, n)| (*p, *n)).collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v.truncate(MAX_PORTS);
+    *ports = v.into_iter().collect();
+}
+
+/// A bucket while a batch is built.
+#[derive(Debug, Clone)]
+struct Agg {
+    victim: IpAddr,
+    start: u64,
+    packets: u64,
+    first: u64,
+    last: u64,
+    kinds: [u64; KINDS.len()],
+    protos: [u64; PROTOCOLS.len()],
+    distinct: Distinct,
+}
+
+/// Backscatter of one sensor aggregated per (victim, bucket), with the progress of the
+/// file it came from.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub sensor: String,
+    /// Set by the ingester before each commit.
+    pub file: Option<FileProgress>,
+    index: HashMap<(IpAddr, u64), u32>,
+    aggs: Vec<Agg>,
+    ports: HashMap<(u32, u16), u64>,
+    packets: u64,
+}
+
+impl Batch {
+    pub fn new(sensor: impl Into<String>) -> Batch {
+        Batch {
+            sensor: sensor.into(),
+            file: None,
+            index: HashMap::new(),
+            aggs: Vec::new(),
+            ports: HashMap::new(),
+            packets: 0,
+        }
+    }
+
+    /// Adds one backscatter packet seen at `ts` (unix seconds).
+    #[inline]
+    pub fn add(&mut self, ts: u64, b: &Backscatter) {
+        let start = ts - ts % BUCKET_SECS;
+        let next = self.aggs.len() as u32;
+        let slot = *self.index.entry((b.victim, start)).or_insert(next);
+        if slot == next {
+            self.aggs.push(Agg {
+                victim: b.victim,
+                start,
+                packets: 0,
+                first: ts,
+                last: ts,
+                kinds: [0; KINDS.len()],
+                protos: [0; PROTOCOLS.len()],
+                distinct: Distinct::default(),
+            });
+        }
+        let a = &mut self.aggs[slot as usize];
+        a.packets += 1;
+        a.first = a.first.min(ts);
+        a.last = a.last.max(ts);
+        a.kinds[kind_index(b.kind)] += 1;
+        a.protos[proto_index(b.proto)] += 1;
+        a.distinct.insert(fingerprint(b.dst));
+        *self.ports.entry((slot, b.port)).or_default() += 1;
+        self.packets += 1;
+    }
+
+    /// Buckets held.
+    pub fn len(&self) -> usize {
+        self.aggs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.aggs.is_empty()
+    }
+
+    /// Backscatter packets added.
+    pub fn packets(&self) -> u64 {
+        self.packets
+    }
+
+    /// Empties the batch (keeping its allocations and sensor).
+    pub fn clear(&mut self) {
+        self.index.clear();
+        self.aggs.clear();
+        self.ports.clear();
+        self.packets = 0;
+        self.file = None;
+    }
+
+    /// The buckets, sorted by victim (as 16 bytes) then start.
+    pub fn buckets(&self) -> Vec<(IpAddr, BucketRec)> {
+        let mut ports: Vec<BTreeMap<u16, u64>> = vec![BTreeMap::new(); self.aggs.len()];
+        for (&(slot, port), &n) in &self.ports {
+            if let Some(m) = ports.get_mut(slot as usize) {
+                m.insert(port, n);
+            }
+        }
+        let mut out: Vec<(IpAddr, BucketRec)> = self
+            .aggs
+            .iter()
+            .zip(ports)
+            .map(|(a, mut ports)| {
+                cap_ports(&mut ports);
+                let named = |names: &[&str], counts: &[u64]| -> BTreeMap<String, u64> {
+                    names
+                        .iter()
+                        .zip(counts)
+                        .filter(|(_, n)| **n > 0)
+                        .map(|(k, n)| ((*k).to_owned(), *n))
+                        .collect()
+                };
+                let stats = BucketStats {
+                    start: a.start,
+                    packets: a.packets,
+                    darknet_addrs: a.distinct.count(),
+                    kinds: named(&KINDS, &a.kinds),
+                    ports,
+                    protocols: named(&PROTOCOLS, &a.protos),
+                    first_seen: a.first,
+                    last_seen: a.last,
+                    sensors: BTreeSet::from([self.sensor.clone()]),
+                };
+                (
+                    a.victim,
+                    BucketRec {
+                        stats,
+                        distinct: a.distinct.clone(),
+                    },
+                )
+            })
+            .collect();
+        out.sort_by_key(|a| (ip16(a.0), a.1.stats.start));
+        out
+    }
+}
+
+/// The unspecified IPv4 address (a placeholder for empty values).
+pub const NO_IP: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tcp(victim: [u8; 4], port: u16, dst: u8, f: u8) -> Backscatter {
+        Backscatter {
+            victim: IpAddr::from(victim),
+            port,
+            src: IpAddr::from(victim),
+            dst: IpAddr::from([10, 0, 0, dst]),
+            proto: PROTO_TCP,
+            kind: Kind::Tcp { flags: f },
+        }
+    }
+
+    #[test]
+    fn buckets_by_victim_and_time() {
+        let mut b = Batch::new("s1");
+        let v = [192, 0, 2, 1];
+        b.add(1000, &tcp(v, 80, 1, 0x12)); // bucket 900
+        b.add(1199, &tcp(v, 80, 2, 0x04)); // bucket 900
+        b.add(1200, &tcp(v, 443, 2, 0x14)); // bucket 1200
+        b.add(1100, &tcp([192, 0, 2, 2], 22, 1, 0x12));
+        let out = b.buckets();
+        assert_eq!(out.len(), 3);
+        let (ip, r) = &out[0];
+        assert_eq!(*ip, IpAddr::from(v));
+        assert_eq!(r.stats.start, 900);
+        assert_eq!(r.stats.packets, 2);
+        assert_eq!((r.stats.first_seen, r.stats.last_seen), (1000, 1199));
+        assert_eq!(r.stats.darknet_addrs, 2);
+        assert_eq!(r.stats.ports, BTreeMap::from([(80, 2)]));
+        assert_eq!(r.stats.kinds.get("syn-ack"), Some(&1));
+        assert_eq!(r.stats.kinds.get("rst"), Some(&1));
+        assert_eq!(r.stats.protocols.get("tcp"), Some(&2));
+        assert_eq!(out[1].1.stats.start, 1200);
+        assert_eq!(out[1].1.stats.kinds.get("rst-ack"), Some(&1));
+        assert_eq!(out[2].0, IpAddr::from([192, 0, 2, 2]));
+        let mut m = out[0].1.clone();
+        m.merge(&out[0].1);
+        assert_eq!(m.stats.packets, 4);
+        assert_eq!(m.stats.darknet_addrs, 2);
+        assert_eq!(m.stats.ports, BTreeMap::from([(80, 4)]));
+    }
+
+    #[test]
+    fn ip16_round_trip() {
+        for ip in ["192.0.2.1", "2001:db8::1"] {
+            let ip: IpAddr = ip.parse().unwrap_or(NO_IP);
+            assert_eq!(from_ip16(ip16(ip)), ip);
+        }
+    }
+}
