@@ -356,3 +356,91 @@ fn configuration_errors_name_what_to_fix() {
         "{}"
     );
 }
+
+/// Backscatter: a capture with two planted attacks (an IPv4 SYN flood victim answering with
+/// SYN/ACKs on 443, an IPv6 DNS server answering with port unreachables on 53) goes through
+/// `d4 pibs ingest` into the backscatter store; `d4 misp feed` with `[backscatter] enabled`
+/// turns each attack into a `ddos` object that PyMISP accepts, with the planted values.
+#[test]
+fn backscatter_attacks_become_ddos_objects() {
+    use d4_pibs::synth::{pcap_file, reply_frame, Reply};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = dir.path().join("feed");
+    std::fs::create_dir_all(&data).unwrap();
+    // 2024-01-03T00:10:00Z
+    let t0 = T0 + 2 * 86_400 + 600;
+    let v4: std::net::IpAddr = "198.51.100.7".parse().unwrap();
+    let v6: std::net::IpAddr = "2001:db8::53".parse().unwrap();
+    let mut frames: Vec<(u64, Vec<u8>)> = (0..120u64)
+        .map(|i| {
+            let dark = format!("10.0.0.{}", i % 50).parse().unwrap();
+            (
+                t0 + i,
+                reply_frame(v4, 443, dark, 1024 + i as u16, Reply::SynAck),
+            )
+        })
+        .collect();
+    frames.extend((0..30u64).map(|i| {
+        let dark = format!("2001:db8:dead::{}", i + 1).parse().unwrap();
+        (
+            t0 + 200 + i,
+            reply_frame(v6, 53, dark, 5000, Reply::PortUnreach),
+        )
+    }));
+    let pcap = dir.path().join("bs.pcap");
+    std::fs::write(&pcap, pcap_file(1, &frames)).unwrap();
+    ok(run(&[
+        "pibs",
+        "ingest",
+        "--data-dir",
+        data.to_str().unwrap(),
+        pcap.to_str().unwrap(),
+    ]));
+    let cfg = dir.path().join("misp.toml");
+    std::fs::write(&cfg, "[backscatter]\nenabled = true\n").unwrap();
+    let s = ok(run(&[
+        "misp",
+        "feed",
+        "--out",
+        out.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--org-name",
+        "Test Org",
+        "--org-uuid",
+        ORG,
+        "--since",
+        "2024-01-01",
+        "--until",
+        "2024-01-05",
+    ]));
+    assert_eq!(s["events"], 1, "{s}");
+    let summary = check(&out);
+    let ddos = objects(&summary, "ddos");
+    assert_eq!(ddos.len(), 2, "{summary}");
+    let of = |ip: &str| {
+        *ddos
+            .iter()
+            .find(|o| attr(o, "ip-dst") == [ip])
+            .unwrap_or_else(|| panic!("no ddos object for {ip}: {summary}"))
+    };
+    let a = of("198.51.100.7");
+    assert_eq!(attr(a, "protocol"), ["TCP"]);
+    assert_eq!(attr(a, "type"), ["tcp-syn"]);
+    assert_eq!(attr(a, "dst-port"), ["443"]);
+    assert_eq!(attr(a, "total-packets-sent"), ["120"]);
+    assert_eq!(
+        attr(a, "capture-origin"),
+        ["Indirect network capture (e.g. backscatter)"]
+    );
+    assert!(attr(a, "first-seen")[0].starts_with("2024-01-03T00:10:00"));
+    assert!(attr(a, "last-seen")[0].starts_with("2024-01-03T00:11:59"));
+    let b = of("2001:db8::53");
+    assert_eq!(attr(b, "protocol"), ["UDP"]);
+    assert_eq!(attr(b, "dst-port"), ["53"]);
+    assert_eq!(attr(b, "total-packets-sent"), ["30"]);
+    assert!(attr(b, "first-seen")[0].starts_with("2024-01-03T00:13:20"));
+}

@@ -110,7 +110,8 @@ impl Default for WeakConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DdosConfig {
-    /// Backscatter findings (`ddos` objects): no store to read them from yet (issue #22).
+    /// Backscatter findings: one `ddos` object per attack in the backscatter store
+    /// (`d4 pibs ingest`), in the event of the day it started.
     pub enabled: bool,
     pub max_objects: usize,
 }

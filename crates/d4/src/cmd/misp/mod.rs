@@ -104,7 +104,7 @@ pub struct FeedArgs {
     #[arg(long, value_name = "N")]
     pub max_objects: Option<usize>,
 
-    /// Data directory of the analyzers' embedded stores (pdns.redb, pssl.redb).
+    /// Data directory of the analyzers' embedded stores (pdns.redb, pssl.redb, pibs.redb).
     #[arg(long, env = "D4_DATA_DIR", default_value = "./d4-data")]
     pub data_dir: PathBuf,
 
@@ -128,6 +128,11 @@ pub struct FeedArgs {
     /// The passive SSL PostgreSQL database (as `d4 pssl --postgres`).
     #[arg(long, env = "D4_PSSL_POSTGRES", value_name = "URL")]
     pub pssl_postgres: Option<String>,
+
+    /// The embedded backscatter database (as `d4 pibs ingest --db`) [default:
+    /// <data-dir>/pibs.redb]; read for `ddos` objects when `[backscatter] enabled`.
+    #[arg(long, env = "D4_PIBS_DB", value_name = "FILE")]
+    pub pibs_db: Option<PathBuf>,
 
     /// Print the effective configuration (TOML) and exit.
     #[arg(long)]

@@ -107,12 +107,92 @@ pub fn collect(
         }
     }
     if cfg.backscatter.enabled {
-        // TODO(issue #22): read the backscatter store through a
-        // `d4_misp::objects::ddos::FindingSource` adapter here and add
-        // `d4_misp::objects::ddos::events(settings, findings, cfg.backscatter.max_objects)`.
-        tracing::warn!("[backscatter] enabled, but there is no backscatter store to read yet");
+        let db = args
+            .pibs_db
+            .clone()
+            .unwrap_or_else(|| args.data_dir.join("pibs.redb"));
+        if exists(&db, "backscatter") {
+            let store = d4_pibs::store::open_embedded(&db)
+                .with_context(|| format!("opening the backscatter store {}", db.display()))?;
+            // attacks overlapping the period, bounded like the other analyzers' objects
+            // (one more than a full event so that the bound is reported)
+            let max = cfg
+                .backscatter
+                .max_objects
+                .saturating_mul(days(since, until))
+                + 1;
+            let attacks = d4_pibs::store::PibsStore::attacks_in(
+                &store,
+                u64::try_from(from).unwrap_or(0),
+                u64::try_from(to).unwrap_or(0),
+                max,
+            )
+            .context("reading the backscatter store")?;
+            let findings: Vec<_> = attacks
+                .iter()
+                .filter(|a| i64::try_from(a.start).is_ok_and(|s| s >= from && s < to))
+                .map(ddos_finding)
+                .collect();
+            add(
+                "backscatter",
+                d4_misp::objects::ddos::events(settings, findings, cfg.backscatter.max_objects),
+            );
+        }
     }
     Ok(found)
+}
+
+/// Days in [since, until].
+fn days(since: NaiveDate, until: NaiveDate) -> usize {
+    usize::try_from((until - since).num_days() + 1)
+        .unwrap_or(1)
+        .max(1)
+}
+
+// ---- backscatter
+
+/// Most attacked ports listed in one `ddos` object (the busiest first).
+const MAX_DDOS_PORTS: usize = 64;
+
+/// An attack of the backscatter store as a `ddos` finding: the protocol attacked most, its
+/// busiest ports, the packets and peak packets/s seen, and the attack type when the replies
+/// say it (SYN/ACKs answer a SYN flood).
+fn ddos_finding(a: &d4_pibs::store::Attack) -> d4_misp::objects::ddos::DdosFinding {
+    use d4_misp::objects::ddos::{DdosFinding, Protocol};
+    let top = |m: &BTreeMap<String, u64>| {
+        m.iter()
+            .max_by_key(|(name, n)| (**n, std::cmp::Reverse((*name).clone())))
+            .map(|(name, _)| name.clone())
+    };
+    let protocol = match top(&a.protocols).as_deref() {
+        Some("tcp") => Protocol::Tcp,
+        Some("udp") => Protocol::Udp,
+        Some("icmp" | "icmp6") => Protocol::Icmp,
+        _ => Protocol::Ip,
+    };
+    let kind = match (protocol, top(&a.kinds).as_deref()) {
+        (Protocol::Tcp, Some("syn-ack")) => Some("tcp-syn".to_string()),
+        (Protocol::Udp, _) => Some("udp".to_string()),
+        (Protocol::Icmp, _) => Some("icmp".to_string()),
+        _ => None,
+    };
+    let mut ports: Vec<(u16, u64)> = a.ports.iter().map(|(p, n)| (*p, *n)).collect();
+    ports.sort_by_key(|(p, n)| (std::cmp::Reverse(*n), *p));
+    ports.truncate(MAX_DDOS_PORTS);
+    DdosFinding {
+        victim: a.victim,
+        first_seen: i64::try_from(a.start).unwrap_or(i64::MAX),
+        last_seen: i64::try_from(a.end).unwrap_or(i64::MAX),
+        protocol,
+        ports: ports
+            .into_iter()
+            .map(|(p, _)| p)
+            .filter(|p| *p != 0)
+            .collect(),
+        packets: a.packets,
+        pps: a.peak_pps.round().max(0.0) as u64,
+        kind,
+    }
 }
 
 fn exists(db: &Path, what: &str) -> bool {
