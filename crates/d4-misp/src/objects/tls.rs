@@ -192,6 +192,7 @@ pub fn events(
     }
     let mut days = Days::new(settings, Analyzer::PassiveSsl);
     let mut dropped = 0;
+    let mut servers_dropped = 0;
     for (day, d) in per_day {
         let ev = days.day(day);
         let mut added: HashSet<Uuid> = HashSet::new();
@@ -206,7 +207,14 @@ pub fn events(
         let server_uuid = |ev: &EventBuilder, sv: &(IpAddr, u16)| {
             ev.object(&IP_PORT, &format!("{}\0{}", sv.0, sv.1)).uuid()
         };
+        // the servers take at most half of the event, so that the certificates and
+        // fingerprints (what the event is for) always have room
+        let server_room = (max_per_event / 2).max(1);
         for (sv, seen) in &d.servers {
+            if ev.objects() >= server_room {
+                servers_dropped += 1;
+                continue;
+            }
             let mut o = ev.object(&IP_PORT, &format!("{}\0{}", sv.0, sv.1));
             o.add("ip", sv.0.to_string())
                 .add("dst-port", sv.1.to_string())
@@ -268,5 +276,59 @@ pub fn events(
             room(ev, o, &mut added);
         }
     }
-    (days.finish(), dropped)
+    (days.finish(), dropped + servers_dropped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Org, Tag};
+
+    /// A day with more servers than the event bound still carries its certificate and
+    /// server fingerprints: the servers take at most half of the event.
+    #[test]
+    fn servers_do_not_crowd_out_the_certificates() {
+        let s = EventSettings {
+            org: Org {
+                name: "T".into(),
+                uuid: Uuid::from_u128(1),
+            },
+            tags: Vec::<Tag>::new(),
+            distribution: 1,
+            threat_level: 3,
+            analysis: 2,
+            info_prefix: "t".into(),
+        };
+        let cert = TlsCertificate {
+            sha1: "a".repeat(40),
+            sha256: "b".repeat(64),
+            subject: "CN=x".into(),
+            issuer: "CN=y".into(),
+            serial: "5".into(),
+            key_algorithm: "RSA".into(),
+            ..Default::default()
+        };
+        let sessions: Vec<TlsSession> = (0..50u16)
+            .map(|i| TlsSession {
+                ts: 1_704_067_200 + i64::from(i),
+                server_ip: Some(IpAddr::from([192, 0, 2, i as u8])),
+                server_port: Some(443),
+                ja3: "c".repeat(32),
+                ja3s: "d".repeat(32),
+                leaf: Some(cert.sha1.clone()),
+                ..Default::default()
+            })
+            .collect();
+        let certs: HashMap<String, TlsCertificate> = [(cert.sha1.clone(), cert)].into();
+        let max = 10;
+        let (events, dropped) = events(&s, &sessions, &certs, max);
+        assert_eq!(events.len(), 1);
+        let names: Vec<&str> = events[0].objects.iter().map(|o| o.name.as_str()).collect();
+        let count = |n: &str| names.iter().filter(|x| **x == n).count();
+        assert_eq!(count("ip-port"), max / 2, "{names:?}");
+        assert_eq!(count("x509"), 1, "{names:?}");
+        assert!(count("ja3s") >= 1, "{names:?}");
+        assert!(names.len() <= max);
+        assert!(dropped >= 50 - max / 2);
+    }
 }

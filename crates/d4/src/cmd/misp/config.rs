@@ -175,14 +175,19 @@ impl FeedConfig {
         }
         if !args.only.is_empty() {
             for name in &args.only {
-                if !["passive-dns", "passive-ssl", "weak-keys"].contains(&name.as_str()) {
-                    anyhow::bail!("--only {name}: expected passive-dns, passive-ssl or weak-keys");
+                if !["passive-dns", "passive-ssl", "weak-keys", "backscatter"]
+                    .contains(&name.as_str())
+                {
+                    anyhow::bail!(
+                        "--only {name}: expected passive-dns, passive-ssl, weak-keys or backscatter"
+                    );
                 }
             }
             let on = |n: &str| args.only.iter().any(|x| x == n);
             c.passive_dns.enabled = on("passive-dns");
             c.passive_ssl.enabled = on("passive-ssl");
             c.weak_keys.enabled = on("weak-keys");
+            c.backscatter.enabled = on("backscatter");
         }
         if !args.pdns_watch.is_empty() {
             c.passive_dns.watch = args.pdns_watch.clone();

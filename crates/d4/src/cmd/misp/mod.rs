@@ -84,7 +84,7 @@ pub struct FeedArgs {
     pub analysis: Option<u8>,
 
     /// Only these analyzers (repeatable or comma separated: passive-dns, passive-ssl,
-    /// weak-keys) [default: those enabled in the config, else all three].
+    /// weak-keys, backscatter) [default: those enabled in the config, else the first three].
     #[arg(long, value_name = "NAME", value_delimiter = ',')]
     pub only: Vec<String>,
 

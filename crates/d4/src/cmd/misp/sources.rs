@@ -112,8 +112,23 @@ pub fn collect(
             .clone()
             .unwrap_or_else(|| args.data_dir.join("pibs.redb"));
         if exists(&db, "backscatter") {
-            let store = d4_pibs::store::open_embedded(&db)
-                .with_context(|| format!("opening the backscatter store {}", db.display()))?;
+            let store = match d4_pibs::store::open_embedded(&db) {
+                Ok(s) => s,
+                Err(e @ d4_pibs::store::PibsStoreError::Locked { .. }) => {
+                    // a long-running `d4 pibs ingest --queue` holds it: the other analyzers'
+                    // events are still written, backscatter waits for the next run
+                    tracing::warn!(
+                        file = %db.display(),
+                        "backscatter skipped this run: {e} (stop `d4 pibs ingest`/`serve` \
+                         on it, or run the feed between its runs)"
+                    );
+                    return Ok(found);
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("opening the backscatter store {}", db.display())))
+                }
+            };
             // attacks overlapping the period, bounded like the other analyzers' objects
             // (one more than a full event so that the bound is reported)
             let max = cfg
@@ -301,7 +316,8 @@ fn dns_records(
     from: i64,
     to: i64,
 ) -> anyhow::Result<Vec<DnsRecord>> {
-    let (from_ms, to_ms) = (from as u64 * 1000, to as u64 * 1000);
+    let ms = |t: i64| u64::try_from(t).unwrap_or(0).saturating_mul(1000);
+    let (from_ms, to_ms) = (ms(from), ms(to));
     let max = cfg.passive_dns.max_examined;
     let mut out = Vec::new();
     let new_in_period = |r: &Record| r.time_first_ms >= from_ms && r.time_first_ms < to_ms;
