@@ -197,3 +197,57 @@ fn queue_paths_are_ingested_once_and_acknowledged() {
     // 50 packets in one bucket: 1/6 packet/s, times 2^32 / 256
     assert_eq!(a.est_attack_pps, Some(50.0 / 300.0 * 16_777_216.0));
 }
+
+/// A queue entry naming a file that exists but cannot be read (here a directory): the
+/// reader stops with an error and does not acknowledge the batch, so the entry comes back
+/// to the next reader instead of being lost.
+#[test]
+fn an_unreadable_queue_file_is_not_acknowledged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d4-data");
+    let unreadable = tmp.path().join("a-directory.pcap");
+    std::fs::create_dir_all(&unreadable).unwrap();
+    let uuid = uuid::Uuid::new_v4();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = d4_store::open(&StoreConfig::new(&data)).await.unwrap();
+        store
+            .create_queue(
+                QueueConfig {
+                    uuid,
+                    kind: QueueKind::Type(1),
+                    description: "pibs unreadable".into(),
+                    max_size: 10,
+                    sensors: None,
+                },
+                1,
+            )
+            .await
+            .unwrap();
+        let e = vec![QueueEntry::new(unreadable.display().to_string())];
+        store.push_entries(vec![uuid], e, 2).await.unwrap();
+    });
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_d4"))
+            .args(["pibs", "ingest", "--data-dir"])
+            .arg(&data)
+            .args(["--queue", &uuid.to_string(), "--until-empty"])
+            .args(["--consumer", "pibs-test"])
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("not acknowledged"), "{stderr}");
+    // the same consumer gets its leased entry again: it fails the same way, nothing is lost
+    let again = run();
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        !again.status.success() && stderr.contains("a-directory.pcap"),
+        "{stderr}"
+    );
+}

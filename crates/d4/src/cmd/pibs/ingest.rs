@@ -120,7 +120,11 @@ impl State {
     }
 
     /// One file; `Err` only when the store fails (the run must stop).
-    fn file(&mut self, path: &Path) -> Result<(), d4_pibs::store::PibsStoreError> {
+    /// Ingests one file. A store error is returned; a file that cannot be read is counted
+    /// and logged, except with `retry_io` (queue entries) when it exists but reading failed:
+    /// then the error is returned so that the batch is not acknowledged and comes back (what
+    /// was read is kept, the next reading resumes it).
+    fn file(&mut self, path: &Path, retry_io: bool) -> Result<(), IngestError> {
         let sensor = self.sensor_of(path);
         let t = Instant::now();
         match self.ing.ingest_path(path, &sensor) {
@@ -147,7 +151,13 @@ impl State {
                     "file ingested"
                 );
             }
-            Err(IngestError::Store(e)) => return Err(e),
+            Err(e @ IngestError::Store(_)) => return Err(e),
+            Err(IngestError::Io { path, source })
+                if retry_io && source.kind() != std::io::ErrorKind::NotFound =>
+            {
+                tracing::error!(file = %path.display(), error = %source, "cannot read the file: its queue batch is not acknowledged (read again when the reader restarts)");
+                return Err(IngestError::Io { path, source });
+            }
             Err(e @ IngestError::Io { .. }) => {
                 self.failed += 1;
                 tracing::error!(error = %e, "file not ingested (what was read is kept; a later run resumes it)");
@@ -238,7 +248,7 @@ pub fn run(store_args: &StoreArgs, a: IngestArgs) -> anyhow::Result<ExitCode> {
         Some(q) => run_queue(store_args, &a, st, q)?,
         None => {
             for p in &a.inputs {
-                st.file(p)?;
+                st.file(p, false)?;
                 st.expire()?;
             }
             st
@@ -295,9 +305,9 @@ fn run_queue(
         consume::drain(st, d4, d, |st: &mut State, batch: &QueueBatch| {
             for e in &batch.entries {
                 let path = PathBuf::from(e.text().trim_end_matches(['\r', '\n']));
-                st.file(&path)?;
+                st.file(&path, true)?;
             }
-            st.expire()
+            st.expire().map_err(IngestError::Store)
         })
         .await
     });
