@@ -15,15 +15,24 @@ use crate::store::{Attack, BucketStats};
 pub const TOP: usize = 10;
 
 /// `[{"port", "packets"}]`, most packets first (then lowest port).
-pub fn ports(p: &BTreeMap<u16, u64>) -> Value {
+pub fn ports(p: &BTreeMap<u16, u64>, max: usize) -> Value {
     let mut v: Vec<(&u16, &u64)> = p.iter().collect();
     v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     Value::Array(
         v.into_iter()
+            .take(max)
             .map(|(port, packets)| json!({ "port": port, "packets": packets }))
             .collect(),
     )
 }
+
+/// Most ports an attack lists (the busiest; `ports_total` says how many it hit).
+pub const MAX_ATTACK_PORTS: usize = 100;
+/// Most ports a timeline bucket lists: a spoofed flood can hit a thousand ports per
+/// bucket, and a timeline has thousands of buckets.
+pub const MAX_BUCKET_PORTS: usize = 10;
+/// Most attacks `/victim` lists (the newest).
+pub const MAX_VICTIM_ATTACKS: usize = 1_000;
 
 /// `asn` and `prefix` of an address (nulls without a table or a route).
 pub fn route(pfx: Option<&Pfx2As>, ip: IpAddr) -> (Value, Value) {
@@ -49,7 +58,8 @@ pub fn attack(a: &Attack, pfx: Option<&Pfx2As>) -> Value {
         "packets": a.packets,
         "peak_pps": a.peak_pps,
         "est_attack_pps": a.est_attack_pps,
-        "ports": ports(&a.ports),
+        "ports": ports(&a.ports, MAX_ATTACK_PORTS),
+        "ports_total": a.ports.len(),
         "protocols": a.protocols,
         "kinds": a.kinds,
         "sensors": a.sensors,
@@ -76,7 +86,8 @@ pub fn bucket(b: &BucketStats) -> Value {
         "last_seen": b.last_seen,
         "packets": b.packets,
         "darknet_addrs": b.darknet_addrs,
-        "ports": ports(&b.ports),
+        "ports": ports(&b.ports, MAX_BUCKET_PORTS),
+        "ports_total": b.ports.len(),
         "kinds": b.kinds,
         "protocols": b.protocols,
         "sensors": b.sensors,
@@ -98,7 +109,14 @@ pub fn victim(
         "asn": asn,
         "prefix": prefix,
         "names": names.unwrap_or(&[]),
-        "attacks": list.iter().map(|a| attack(a, pfx)).collect::<Vec<_>>(),
+        "attacks": list
+            .iter()
+            .rev()
+            .take(MAX_VICTIM_ATTACKS)
+            .rev()
+            .map(|a| attack(a, pfx))
+            .collect::<Vec<_>>(),
+        "attacks_truncated": list.len() > MAX_VICTIM_ATTACKS,
         "timeline": timeline.iter().map(bucket).collect::<Vec<_>>(),
         "timeline_truncated": truncated,
     });
@@ -327,5 +345,31 @@ mod tests {
         );
         assert_eq!(v["names"], json!([]));
         assert_eq!(v["names_error"], "pdns down");
+    }
+}
+
+#[cfg(test)]
+mod port_bound_tests {
+    use super::*;
+
+    #[test]
+    fn port_lists_keep_the_busiest() {
+        // port p hit p times: the busiest are the highest ports
+        let m: BTreeMap<u16, u64> = (1..=50u16).map(|p| (p, u64::from(p))).collect();
+        let v = ports(&m, 3);
+        let got: Vec<u64> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["port"].as_u64().unwrap())
+            .collect();
+        assert_eq!(got, vec![50, 49, 48]);
+        let b = BucketStats {
+            ports: m,
+            ..Default::default()
+        };
+        let j = bucket(&b);
+        assert_eq!(j["ports"].as_array().unwrap().len(), MAX_BUCKET_PORTS);
+        assert_eq!(j["ports_total"], 50);
     }
 }

@@ -81,7 +81,7 @@ impl Default for ServeConfig {
             max_auth_failures: 10,
             allowed_hosts: vec!["localhost".into()],
             max_names: 1_000,
-            max_buckets: 20_000,
+            max_buckets: 10_000,
             max_scan: 200_000,
         }
     }
