@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use axum::extract::{ConnectInfo, Path as UrlPath, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use d4_http::{ct_eq, json_error, too_many, Windows};
 
 use crate::WebState;
@@ -61,44 +60,23 @@ impl FeedFile {
     }
 }
 
-/// Whether `Authorization` carries the feed token: raw, `Bearer <token>`, or Basic with
-/// the token as the password (any user name) or as `user:password` itself.
+/// Whether `Authorization` carries the feed token: raw, `Bearer <token>` (as the lookup
+/// servers' [`d4_http::auth::Credentials`] take a token), or Basic with the token as the
+/// password of any user name.
 pub(crate) fn token_ok(token: &str, headers: &HeaderMap) -> bool {
-    let Some(v) = headers
+    let v = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-    else {
-        return false;
+        .and_then(|v| v.to_str().ok());
+    let as_token = d4_http::auth::Credentials {
+        tokens: vec![token.to_string()],
+        basic: Vec::new(),
     };
-    if token.is_empty() {
-        return false;
-    }
-    let t = token.as_bytes();
-    let mut ok = ct_eq(t, v.as_bytes());
-    if let Some(rest) = strip_ci(v, "Bearer ") {
-        ok |= ct_eq(t, rest.trim().as_bytes());
-    }
-    if let Some(rest) = strip_ci(v, "Basic ") {
-        if let Some(text) = base64::engine::general_purpose::STANDARD
-            .decode(rest.trim())
-            .ok()
-            .and_then(|raw| String::from_utf8(raw).ok())
-        {
-            ok |= ct_eq(t, text.as_bytes());
-            if let Some((_, password)) = text.split_once(':') {
-                ok |= ct_eq(t, password.as_bytes());
-            }
-        }
-    }
-    ok
-}
-
-fn strip_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &s[prefix.len()..])
+    let as_password = v
+        .and_then(d4_http::auth::basic_pair)
+        .is_some_and(|(_, password)| {
+            !token.is_empty() && ct_eq(token.as_bytes(), password.as_bytes())
+        });
+    as_token.accepts(v) | as_password
 }
 
 fn not_found() -> Response {
@@ -233,6 +211,7 @@ pub(crate) fn page_line(st: &WebState, headers: &HeaderMap) -> maud::Markup {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use base64::Engine;
 
     #[test]
     fn only_feed_names() {
@@ -276,7 +255,7 @@ mod tests {
             t,
             &auth(&format!("Basic {}", b64("misp:feed-t0ken")))
         ));
-        assert!(token_ok(t, &auth(&format!("Basic {}", b64("feed-t0ken")))));
+        assert!(!token_ok(t, &auth(&format!("Basic {}", b64("feed-t0ken"))))); // no user:password
         assert!(!token_ok(t, &auth("feed-t0ke")));
         assert!(!token_ok(t, &auth("Bearer feed-t0kenX")));
         assert!(!token_ok(t, &auth(&format!("Basic {}", b64("misp:wrong")))));
