@@ -239,7 +239,7 @@ fn log(t: &Transition) {
             value = a.value,
             threshold = a.threshold,
             "queue alert started: {}",
-            describe(a)
+            a.describe()
         ),
         Transition::Ended(a) => tracing::info!(
             queue = %a.queue,
@@ -249,21 +249,6 @@ fn log(t: &Transition) {
             "queue alert ended: {}",
             a.kind.as_str()
         ),
-    }
-}
-
-/// One line for the log: what passed which level.
-pub fn describe(a: &QueueAlert) -> String {
-    match a.kind {
-        QueueAlertKind::Fill => format!(
-            "{:.0}% full (level {:.0}%)",
-            a.value * 100.0,
-            a.threshold * 100.0
-        ),
-        QueueAlertKind::Age => {
-            format!("oldest entry waits {} s (level {} s)", a.value, a.threshold)
-        }
-        QueueAlertKind::Trimmed => format!("{} entries dropped: the queue is full", a.value),
     }
 }
 

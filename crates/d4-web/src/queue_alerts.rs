@@ -119,21 +119,6 @@ pub(crate) fn render_metrics(
     }
 }
 
-/// What an alert means, for the page.
-fn what(a: &QueueAlert) -> String {
-    match a.kind {
-        QueueAlertKind::Fill => format!(
-            "{:.0}% full (level {:.0}%)",
-            a.value * 100.0,
-            a.threshold * 100.0
-        ),
-        QueueAlertKind::Age => {
-            format!("oldest entry waits {} s (level {} s)", a.value, a.threshold)
-        }
-        QueueAlertKind::Trimmed => format!("{} entries dropped (queue full)", a.value),
-    }
-}
-
 /// The Monitoring page's block: the queue alerts in force.
 pub(crate) fn block(alerts: Option<&[QueueAlert]>) -> Markup {
     html! {
@@ -150,7 +135,7 @@ pub(crate) fn block(alerts: Option<&[QueueAlert]>) -> Markup {
                             td { a href={ "/queues/" (a.queue.simple()) } { (a.name) } }
                             td { (a.kind.as_str()) }
                             td { (fmt_time(a.since)) }
-                            td { (what(a)) }
+                            td { (a.describe()) }
                         }
                     }
                 }

@@ -161,6 +161,26 @@ pub struct QueueAlert {
     pub threshold: f64,
 }
 
+impl QueueAlert {
+    /// What passed which level, in words (the log line and the Monitoring page).
+    pub fn describe(&self) -> String {
+        match self.kind {
+            QueueAlertKind::Fill => format!(
+                "{:.0}% full (level {:.0}%)",
+                self.value * 100.0,
+                self.threshold * 100.0
+            ),
+            QueueAlertKind::Age => format!(
+                "oldest entry waits {} s (level {} s)",
+                self.value, self.threshold
+            ),
+            QueueAlertKind::Trimmed => {
+                format!("{} entries dropped: the queue is full", self.value)
+            }
+        }
+    }
+}
+
 impl Queue {
     /// The name alerts and pages show: the description, or the kind.
     pub fn display_name(&self) -> String {
