@@ -22,6 +22,8 @@ pub mod pibs;
 #[cfg(feature = "full")]
 pub mod pssl;
 #[cfg(feature = "full")]
+pub mod serve_auth;
+#[cfg(feature = "full")]
 pub mod server;
 #[cfg(feature = "full")]
 pub mod store_args;

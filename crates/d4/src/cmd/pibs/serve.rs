@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -181,45 +181,14 @@ impl Names for PdnsNames {
     }
 }
 
-/// The non-empty, non-comment lines of a credentials file.
-fn secret_lines(path: &Path, what: &str) -> anyhow::Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {what} file {}", path.display()))?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_string)
-        .collect())
-}
-
 /// Tokens and user/password pairs from the flags and files; refuses empty ones.
 fn credentials(a: &ServeArgs) -> anyhow::Result<Credentials> {
-    let mut tokens = a.token.clone();
-    if let Some(f) = &a.token_file {
-        tokens.extend(secret_lines(f, "--token-file")?);
-    }
-    if tokens.iter().any(|t| t.trim().is_empty()) {
-        anyhow::bail!(
-            "an empty --token would accept an empty Authorization header: give a real token"
-        );
-    }
-    let mut lines = a.basic.clone();
-    if let Some(f) = &a.basic_file {
-        lines.extend(secret_lines(f, "--basic-file")?);
-    }
-    let basic = lines
-        .iter()
-        .map(|l| {
-            d4_pibs::server::parse_user_password(l).ok_or_else(|| {
-                anyhow::anyhow!("a --basic value is `user:password`, neither part empty")
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(Credentials {
-        tokens: tokens.into_iter().map(|t| t.trim().to_string()).collect(),
-        basic,
-    })
+    crate::cmd::serve_auth::credentials(
+        &a.token,
+        a.token_file.as_deref(),
+        &a.basic,
+        a.basic_file.as_deref(),
+    )
 }
 
 /// The prefix-to-AS table of `--pfx2as`, with its bad lines logged.

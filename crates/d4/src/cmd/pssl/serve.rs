@@ -5,7 +5,7 @@
 //! the collector's `ja3-jl` analyzer queue in the same process.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use d4_pssl::server::{auth::parse_user_password, Credentials, ServeConfig};
+use d4_pssl::server::{Credentials, ServeConfig};
 use d4_pssl::{IngestOptions, Ingester};
 
 use super::ingest::queue::consume_queue;
@@ -124,45 +124,14 @@ pub struct ServeArgs {
     pub key_checks: super::keychecks::KeyCheckArgs,
 }
 
-/// The non-empty, non-comment lines of a credentials file.
-fn secret_lines(path: &Path, what: &str) -> anyhow::Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {what} file {}", path.display()))?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_string)
-        .collect())
-}
-
 /// Tokens and user/password pairs from the flags and files; refuses empty ones.
 fn credentials(a: &ServeArgs) -> anyhow::Result<Credentials> {
-    let mut tokens = a.token.clone();
-    if let Some(f) = &a.token_file {
-        tokens.extend(secret_lines(f, "token")?);
-    }
-    if tokens.iter().any(|t| t.trim().is_empty()) {
-        anyhow::bail!(
-            "an empty --token would accept an empty Authorization header: give a real token"
-        );
-    }
-    let mut lines = a.basic.clone();
-    if let Some(f) = &a.basic_file {
-        lines.extend(secret_lines(f, "basic auth")?);
-    }
-    let basic = lines
-        .iter()
-        .map(|l| {
-            parse_user_password(l).ok_or_else(|| {
-                anyhow::anyhow!("a --basic value is `user:password`, neither part empty")
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(Credentials {
-        tokens: tokens.into_iter().map(|t| t.trim().to_string()).collect(),
-        basic,
-    })
+    crate::cmd::serve_auth::credentials(
+        &a.token,
+        a.token_file.as_deref(),
+        &a.basic,
+        a.basic_file.as_deref(),
+    )
 }
 
 pub fn run(args: &PsslArgs) -> anyhow::Result<ExitCode> {
