@@ -373,7 +373,7 @@ fn run_inner(mut args: PibsArgs) -> anyhow::Result<ExitCode> {
     if let Some(cmd) = args.command.take() {
         return match cmd {
             PibsCommand::Ingest(a) => ingest::run(&args.store, a),
-            PibsCommand::Serve(a) => serve::main(&a),
+            PibsCommand::Serve(a) => serve::main(&args.store, &a),
         };
     }
     if let Some(n) = args.bench {

@@ -32,6 +32,7 @@ mod pdns_serve_queue;
 mod pibs_cli;
 mod pibs_ingest;
 mod pibs_queue;
+mod pibs_serve;
 mod pssl_ingest;
 mod pssl_serve;
 mod pssl_weak;

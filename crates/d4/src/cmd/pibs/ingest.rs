@@ -245,7 +245,7 @@ pub fn run(store_args: &StoreArgs, a: IngestArgs) -> anyhow::Result<ExitCode> {
     };
     let started = Instant::now();
     st = match a.queue {
-        Some(q) => run_queue(store_args, &a, st, q)?,
+        Some(q) => run_queue(store_args, st, q, &a.consumer, a.pop_max, a.until_empty)?,
         None => {
             for p in &a.inputs {
                 st.file(p, false)?;
@@ -265,11 +265,35 @@ pub fn run(store_args: &StoreArgs, a: IngestArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// `d4 pibs serve --queue`: drains the type-1 queue `queue` into `store` (the one the
+/// server reads) with the default ingest settings, until SIGINT/SIGTERM; fails on a store
+/// error or a file that cannot be read (the server then stops too).
+pub fn serve_queue(
+    store_args: &StoreArgs,
+    store: Arc<EmbeddedPibsStore>,
+    queue: uuid::Uuid,
+    consumer: &str,
+    pop_max: usize,
+    retention_days: u64,
+) -> anyhow::Result<()> {
+    let st = State {
+        ing: Ingester::new(store, IngestOptions::default()),
+        sensor: None,
+        retention_days,
+        failed: 0,
+    };
+    let st = run_queue(store_args, st, queue, consumer, pop_max, false)?;
+    tracing::info!(stats = %serde_json::to_value(st.ing.stats())?, "queue reader stopped");
+    Ok(())
+}
+
 fn run_queue(
     store_args: &StoreArgs,
-    a: &IngestArgs,
     st: State,
     queue: uuid::Uuid,
+    consumer: &str,
+    pop_max: usize,
+    until_empty: bool,
 ) -> anyhow::Result<State> {
     use d4_store::{QueueKind, Queues};
     let d4cfg = store_args.store_config()?;
@@ -296,9 +320,9 @@ fn run_queue(
         });
         let d = consume::Drain {
             queue,
-            consumer: &a.consumer,
-            pop_max: a.pop_max,
-            until_empty: a.until_empty,
+            consumer,
+            pop_max,
+            until_empty,
             stop,
             what: "pcap file paths",
         };

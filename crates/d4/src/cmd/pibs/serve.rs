@@ -20,6 +20,8 @@ use d4_pibs::pfx2as::Pfx2As;
 use d4_pibs::server::{Credentials, Names, NamesError, Pivots, ServeConfig};
 use d4_pibs::store::PibsStore;
 
+use crate::cmd::store_args::StoreArgs;
+
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     d4 pibs serve --pfx2as routeviews-rv2-20261207.pfx2as.gz --pfx2as routeviews-rv6.pfx2as.gz\n  \
@@ -27,8 +29,9 @@ use d4_pibs::store::PibsStore;
     curl -s 'http://127.0.0.1:8600/attacks?since=2026-12-07&min_pps=1'\n  \
     curl -s http://127.0.0.1:8600/victim/192.0.2.10\n  \
     curl -s http://127.0.0.1:8600/daily/2026-12-07\n\n\
-The backscatter database (<data-dir>/pibs.redb) has one owner at a time: stop `serve` during a \
-bulk `d4 pibs ingest`. So has an embedded passive DNS database: give --pdns-db only when no \
+The backscatter database (<data-dir>/pibs.redb) has one owner at a time: for live data give \
+`serve` the server's type-1 queue (--queue) instead of running `d4 pibs ingest --queue` beside \
+it; stop `serve` during a bulk `d4 pibs ingest` of files. So has an embedded passive DNS database: give --pdns-db only when no \
 `d4 pdns serve` holds it (or use --pdns-redis). See docs/pibs.md.")]
 pub struct ServeArgs {
     /// Data directory (the backscatter database lives there unless --db is given).
@@ -43,6 +46,27 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8600", env = "D4_PIBS_LISTEN")]
     pub listen: SocketAddr,
+
+    /// Also ingest the server's type-1 queue (pcap file paths) into the store while
+    /// serving, as `d4 pibs ingest --queue` does (one process owns the database file, so
+    /// this is how live ingest and lookups run together). The d4 store holding the queue is
+    /// the global --data-dir / --redis one.
+    #[arg(long, value_name = "QUEUE-UUID", env = "D4_PIBS_QUEUE")]
+    pub queue: Option<uuid::Uuid>,
+
+    /// With --queue: the consumer name (a restarted server takes back its unacknowledged
+    /// entries).
+    #[arg(long, default_value = "d4-pibs-serve", env = "D4_PIBS_CONSUMER",
+          value_parser = crate::cmd::consume::check_name)]
+    pub consumer: String,
+
+    /// With --queue: file paths taken per batch.
+    #[arg(long, default_value_t = 10, env = "D4_PIBS_POP_MAX")]
+    pub pop_max: usize,
+
+    /// With --queue: days of buckets and attacks kept (0: keep everything).
+    #[arg(long, default_value_t = 90, env = "D4_PIBS_RETENTION_DAYS")]
+    pub retention_days: u64,
 
     /// Prefix-to-AS file (CAIDA pfx2as: `prefix<TAB>length<TAB>asn`, plain or gzip; IPv4
     /// and IPv6 alike). Repeatable (an IPv4 and an IPv6 file); later files win for a prefix
@@ -234,21 +258,63 @@ fn open_names(a: &ServeArgs) -> anyhow::Result<Option<Arc<dyn Names>>> {
 }
 
 /// `d4 pibs serve`: opens the store of `--db` / `--data-dir`, then [`run`].
-pub fn main(a: &ServeArgs) -> anyhow::Result<ExitCode> {
+pub fn main(store_args: &StoreArgs, a: &ServeArgs) -> anyhow::Result<ExitCode> {
     let path = a.db.clone().unwrap_or_else(|| a.data_dir.join("pibs.redb"));
-    if !path.exists() {
+    if !path.exists() && a.queue.is_none() {
         anyhow::bail!(
-            "no backscatter database at {}: fill it with `d4 pibs ingest` (same --data-dir), or give --db",
+            "no backscatter database at {}: fill it with `d4 pibs ingest` (same --data-dir), give --db, or ingest here with --queue",
             path.display()
         );
     }
-    let store = d4_pibs::store::open_embedded(&path)
-        .with_context(|| format!("cannot open the backscatter database {}", path.display()))?;
-    run(a, Arc::new(store))
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    }
+    let store = Arc::new(
+        d4_pibs::store::open_embedded(&path)
+            .with_context(|| format!("cannot open the backscatter database {}", path.display()))?,
+    );
+    let Some(queue) = a.queue else {
+        return run(a, store, None);
+    };
+    // the queue reader shares the store (one process owns the database file); its end
+    // (a failure, or the signal) ends the server too
+    let mut d4 = store_args.clone();
+    if d4.data_dir.is_none() {
+        d4.data_dir = Some(a.data_dir.clone());
+    }
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let reader = {
+        let (store, consumer, pop_max, days) = (
+            store.clone(),
+            a.consumer.clone(),
+            a.pop_max,
+            a.retention_days,
+        );
+        std::thread::Builder::new()
+            .name("pibs-queue".into())
+            .spawn(move || {
+                let r = super::ingest::serve_queue(&d4, store, queue, &consumer, pop_max, days);
+                let _ = done_tx.send(());
+                r
+            })
+            .context("cannot start the queue reader")?
+    };
+    let served = run(a, store, Some(done_rx));
+    let read = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the queue reader panicked"))?;
+    read.context("the queue reader failed (the server stopped with it)")?;
+    served
 }
 
-/// Runs the server over `store` until SIGINT/SIGTERM.
-pub fn run(a: &ServeArgs, store: Arc<dyn PibsStore>) -> anyhow::Result<ExitCode> {
+/// Runs the server over `store` until SIGINT/SIGTERM, or until `stop` fires (the queue
+/// reader ended).
+pub fn run(
+    a: &ServeArgs,
+    store: Arc<dyn PibsStore>,
+    stop: Option<tokio::sync::oneshot::Receiver<()>>,
+) -> anyhow::Result<ExitCode> {
     let credentials = credentials(a)?;
     let pivots = Pivots {
         pfx2as: load_pfx2as(&a.pfx2as)?,
@@ -285,7 +351,13 @@ pub fn run(a: &ServeArgs, store: Arc<dyn PibsStore>) -> anyhow::Result<ExitCode>
             "pibs lookup server ready"
         );
         let shutdown = async {
-            crate::cmd::client::shutdown_signal().await;
+            match stop {
+                Some(stop) => tokio::select! {
+                    () = crate::cmd::client::shutdown_signal() => {}
+                    _ = stop => tracing::warn!("the queue reader stopped: stopping the server"),
+                },
+                None => crate::cmd::client::shutdown_signal().await,
+            }
             tracing::info!("shutting down");
         };
         d4_pibs::server::serve(listener, store, pivots, cfg, limits, shutdown)
