@@ -174,8 +174,15 @@ struct Agg {
     last: u64,
     kinds: [u64; KINDS.len()],
     protos: [u64; PROTOCOLS.len()],
+    /// The first [`INLINE_PORTS`] ports of the bucket (port, packets); more go to
+    /// `Batch::ports`.
+    ports: [(u16, u64); INLINE_PORTS],
+    nports: u8,
     distinct: Distinct,
 }
+
+/// Ports kept inside a bucket's entry (most victims are hit on a few): no hash lookup.
+const INLINE_PORTS: usize = 4;
 
 /// Backscatter of one sensor aggregated per (victim, bucket), with the progress of the
 /// file it came from.
@@ -217,6 +224,8 @@ impl Batch {
                 last: ts,
                 kinds: [0; KINDS.len()],
                 protos: [0; PROTOCOLS.len()],
+                ports: [(0, 0); INLINE_PORTS],
+                nports: 0,
                 distinct: Distinct::default(),
             });
         }
@@ -227,7 +236,15 @@ impl Batch {
         a.kinds[kind_index(b.kind)] += 1;
         a.protos[proto_index(b.proto)] += 1;
         a.distinct.insert(fingerprint(b.dst));
-        *self.ports.entry((slot, b.port)).or_default() += 1;
+        let n = usize::from(a.nports);
+        match a.ports[..n].iter_mut().find(|(p, _)| *p == b.port) {
+            Some((_, c)) => *c += 1,
+            None if n < INLINE_PORTS => {
+                a.ports[n] = (b.port, 1);
+                a.nports += 1;
+            }
+            None => *self.ports.entry((slot, b.port)).or_default() += 1,
+        }
         self.packets += 1;
     }
 
@@ -256,7 +273,11 @@ impl Batch {
 
     /// The buckets, sorted by victim (as 16 bytes) then start.
     pub fn buckets(&self) -> Vec<(IpAddr, BucketRec)> {
-        let mut ports: Vec<BTreeMap<u16, u64>> = vec![BTreeMap::new(); self.aggs.len()];
+        let mut ports: Vec<BTreeMap<u16, u64>> = self
+            .aggs
+            .iter()
+            .map(|a| a.ports[..usize::from(a.nports)].iter().copied().collect())
+            .collect();
         for (&(slot, port), &n) in &self.ports {
             if let Some(m) = ports.get_mut(slot as usize) {
                 m.insert(port, n);
@@ -347,6 +368,18 @@ mod tests {
         assert_eq!(m.stats.packets, 4);
         assert_eq!(m.stats.darknet_addrs, 2);
         assert_eq!(m.stats.ports, BTreeMap::from([(80, 4)]));
+    }
+
+    #[test]
+    fn many_ports_in_one_bucket() {
+        let mut b = Batch::new("s");
+        let mut want = BTreeMap::new();
+        for i in 0..40u64 {
+            let port = [80u16, 443, 22, 25, 53, 8080, 993][(i % 7) as usize];
+            b.add(1000, &tcp([192, 0, 2, 1], port, 1, 0x12));
+            *want.entry(port).or_insert(0u64) += 1;
+        }
+        assert_eq!(b.buckets()[0].1.stats.ports, want);
     }
 
     #[test]
