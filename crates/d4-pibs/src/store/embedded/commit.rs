@@ -60,10 +60,36 @@ fn attack_gap(tx: &WriteTransaction) -> Result<u64, PibsStoreError> {
 }
 
 /// A bucket a commit changed.
-struct Touched<'a> {
+struct Touched {
     new: bool,
     merged: BucketStats,
-    delta: &'a BucketStats,
+    /// What the batch added (`None`: a new bucket, all of `merged`).
+    delta: Option<BucketStats>,
+}
+
+impl Touched {
+    fn delta(&self) -> &BucketStats {
+        self.delta.as_ref().unwrap_or(&self.merged)
+    }
+}
+
+/// Whether the victim `ip` has a bucket other than the (new) ones in `touched`.
+fn has_other_buckets(
+    bt: &Bytes<'_>,
+    ip: [u8; 16],
+    touched: &[Touched],
+) -> Result<bool, PibsStoreError> {
+    let lo = ip_time(ip, 0);
+    let hi = ip_time(ip, u64::MAX);
+    let mut range = bt.range(&lo[..]..=&hi[..]).map_err(dberr)?;
+    for item in range.by_ref().take(touched.len() + 1) {
+        let (k, _) = item.map_err(dberr)?;
+        let (_, start) = split_ip_time(k.value())?;
+        if !touched.iter().any(|t| t.merged.start == start) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Whether the victim `ip` has any bucket.
@@ -85,44 +111,55 @@ pub(super) fn commit(db: &Database, batch: &Batch) -> Result<CommitStats, PibsSt
         let mut at = tx.open_table(ATTACKS).map_err(dberr)?;
         let mut va = tx.open_table(VICTIM_ATTACKS).map_err(dberr)?;
         let mut buf = Vec::with_capacity(256);
-        for group in buckets.chunk_by(|a, b| a.0 == b.0) {
-            let ip = ip16(group[0].0);
-            if !has_buckets(&bt, ip)? {
-                c.victims += 1;
-            }
-            let mut touched = Vec::with_capacity(group.len());
-            for (_, rec) in group {
+        let mut buckets = buckets.into_iter().peekable();
+        let mut touched: Vec<Touched> = Vec::new();
+        while let Some((victim, first)) = buckets.next() {
+            let ip = ip16(victim);
+            touched.clear();
+            let mut victim_known = false;
+            let mut next = Some(first);
+            while let Some(rec) = next.take() {
                 let start = rec.stats.start;
                 let key = ip_time(ip, start);
                 let old = match bt.get(&key[..]).map_err(dberr)? {
                     Some(v) => Some(decode_bucket(start, v.value())?),
                     None => None,
                 };
-                let new = old.is_none();
-                let merged = match old {
+                match old {
                     Some(mut o) => {
-                        o.merge(rec);
-                        o
+                        victim_known = true;
+                        o.merge(&rec);
+                        encode_bucket(&o, &mut buf);
+                        bt.insert(&key[..], &buf[..]).map_err(dberr)?;
+                        stats.updated_buckets += 1;
+                        touched.push(Touched {
+                            new: false,
+                            merged: o.stats,
+                            delta: Some(rec.stats),
+                        });
                     }
-                    None => rec.clone(),
-                };
-                encode_bucket(&merged, &mut buf);
-                bt.insert(&key[..], &buf[..]).map_err(dberr)?;
-                if new {
-                    bti.insert(&time_ip(start, ip)[..], &[][..])
-                        .map_err(dberr)?;
-                    c.buckets += 1;
-                    stats.new_buckets += 1;
-                } else {
-                    stats.updated_buckets += 1;
+                    None => {
+                        encode_bucket(&rec, &mut buf);
+                        bt.insert(&key[..], &buf[..]).map_err(dberr)?;
+                        bti.insert(&time_ip(start, ip)[..], &[][..])
+                            .map_err(dberr)?;
+                        c.buckets += 1;
+                        stats.new_buckets += 1;
+                        touched.push(Touched {
+                            new: true,
+                            merged: rec.stats,
+                            delta: None,
+                        });
+                    }
                 }
-                touched.push(Touched {
-                    new,
-                    merged: merged.stats,
-                    delta: &rec.stats,
-                });
+                next = buckets.next_if(|(v, _)| *v == victim).map(|(_, r)| r);
             }
-            stats.attacks_written += update_attacks(&mut at, &mut va, ip, &touched, gap, &mut c)?;
+            // A victim is new when none of its buckets existed and it has no other.
+            if !victim_known && !has_other_buckets(&bt, ip, &touched)? {
+                c.victims += 1;
+            }
+            stats.attacks_written +=
+                update_attacks(&mut at, &mut va, ip, &mut touched, gap, &mut c)?;
         }
         if let Some(f) = &batch.file {
             let mut files = tx.open_table(FILES).map_err(dberr)?;
@@ -152,7 +189,7 @@ fn update_attacks(
     at: &mut Bytes<'_>,
     va: &mut Bytes<'_>,
     ip: [u8; 16],
-    touched: &[Touched<'_>],
+    touched: &mut Vec<Touched>,
     gap: u64,
     c: &mut Counters,
 ) -> Result<u64, PibsStoreError> {
@@ -185,11 +222,11 @@ fn update_attacks(
     let old_starts: Vec<u64> = near.iter().map(|a| a.start).collect();
     let spans: Vec<(u64, u64)> = near.iter().map(AttackAgg::bucket_span).collect();
     let mut items = near;
-    for t in touched {
+    for t in touched.drain(..) {
         let s = t.merged.start;
         match spans.iter().position(|(f, l)| *f <= s && s <= *l) {
-            Some(i) => items[i].absorb(t.delta, &t.merged, t.new),
-            None => items.push(AttackAgg::from_bucket(&t.merged)),
+            Some(i) => items[i].absorb(t.delta(), &t.merged, t.new),
+            None => items.push(AttackAgg::from_stats(t.merged)),
         }
     }
     let merged = merge_items(items, gap);
