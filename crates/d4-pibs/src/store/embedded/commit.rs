@@ -113,6 +113,7 @@ pub(super) fn commit(db: &Database, batch: &Batch) -> Result<CommitStats, PibsSt
         let mut buf = Vec::with_capacity(256);
         let mut buckets = buckets.into_iter().peekable();
         let mut touched: Vec<Touched> = Vec::new();
+        let mut new_by_time: Vec<(u64, [u8; 16])> = Vec::new();
         while let Some((victim, first)) = buckets.next() {
             let ip = ip16(victim);
             touched.clear();
@@ -121,7 +122,10 @@ pub(super) fn commit(db: &Database, batch: &Batch) -> Result<CommitStats, PibsSt
             while let Some(rec) = next.take() {
                 let start = rec.stats.start;
                 let key = ip_time(ip, start);
-                let old = match bt.get(&key[..]).map_err(dberr)? {
+                // Most buckets of a batch are new: write the batch's record first and
+                // merge only when the insert returns an old one (no lookup beforehand).
+                encode_bucket(&rec, &mut buf);
+                let old = match bt.insert(&key[..], &buf[..]).map_err(dberr)? {
                     Some(v) => Some(decode_bucket(start, v.value())?),
                     None => None,
                 };
@@ -139,10 +143,7 @@ pub(super) fn commit(db: &Database, batch: &Batch) -> Result<CommitStats, PibsSt
                         });
                     }
                     None => {
-                        encode_bucket(&rec, &mut buf);
-                        bt.insert(&key[..], &buf[..]).map_err(dberr)?;
-                        bti.insert(&time_ip(start, ip)[..], &[][..])
-                            .map_err(dberr)?;
+                        new_by_time.push((start, ip));
                         c.buckets += 1;
                         stats.new_buckets += 1;
                         touched.push(Touched {
@@ -161,6 +162,7 @@ pub(super) fn commit(db: &Database, batch: &Batch) -> Result<CommitStats, PibsSt
             stats.attacks_written +=
                 update_attacks(&mut at, &mut va, ip, &mut touched, gap, &mut c)?;
         }
+        index_by_time(&mut bti, &mut new_by_time)?;
         if let Some(f) = &batch.file {
             let mut files = tx.open_table(FILES).map_err(dberr)?;
             let existed = files.get(&f.id[..]).map_err(dberr)?.is_some();
@@ -181,6 +183,43 @@ pub(super) fn commit(db: &Database, batch: &Batch) -> Result<CommitStats, PibsSt
     c.save(&tx)?;
     tx.commit().map_err(dberr)?;
     Ok(stats)
+}
+
+/// Records the new buckets in `bucket_time`: one entry per bucket start, keyed by the
+/// start and the lowest victim, holding the victims (16 bytes each), instead of one entry
+/// per bucket.
+fn index_by_time(bti: &mut Bytes<'_>, new: &mut [(u64, [u8; 16])]) -> Result<(), PibsStoreError> {
+    new.sort_unstable();
+    let mut val: Vec<u8> = Vec::new();
+    for group in new.chunk_by(|a, b| a.0 == b.0) {
+        let key = time_ip(group[0].0, group[0].1);
+        val.clear();
+        if let Some(old) = bti.get(&key[..]).map_err(dberr)? {
+            val.extend_from_slice(old.value());
+        }
+        for (_, ip) in group {
+            val.extend_from_slice(ip);
+        }
+        bti.insert(&key[..], &val[..]).map_err(dberr)?;
+    }
+    Ok(())
+}
+
+/// The victims of a `bucket_time` entry.
+fn victims_of(v: &[u8]) -> Result<Vec<[u8; 16]>, PibsStoreError> {
+    if v.len() % 16 != 0 {
+        return Err(PibsStoreError::Corrupt(format!(
+            "bucket time entry of {} bytes",
+            v.len()
+        )));
+    }
+    Ok(v.chunks_exact(16)
+        .map(|c| {
+            let mut ip = [0u8; 16];
+            ip.copy_from_slice(c);
+            ip
+        })
+        .collect())
 }
 
 /// Updates the attacks of victim `ip` for the buckets a commit touched; returns the attacks
@@ -277,18 +316,24 @@ pub(super) fn expire(db: &Database, cutoff: u64) -> Result<ExpireStats, PibsStor
         let first_kept =
             (cutoff.saturating_sub(BUCKET_SECS - 1)).div_ceil(BUCKET_SECS) * BUCKET_SECS;
         let hi = time_ip(first_kept, [0; 16]);
-        let mut old: Vec<(u64, [u8; 16])> = Vec::new();
+        let mut old: Vec<([u8; 24], u64, Vec<[u8; 16]>)> = Vec::new();
         for item in bti.range(..&hi[..]).map_err(dberr)? {
-            let (k, _) = item.map_err(dberr)?;
-            old.push(split_time_ip(k.value())?);
+            let (k, v) = item.map_err(dberr)?;
+            let (t, _) = split_time_ip(k.value())?;
+            let mut key = [0u8; 24];
+            key.copy_from_slice(k.value());
+            old.push((key, t, victims_of(v.value())?));
         }
         let mut victims: Vec<[u8; 16]> = Vec::new();
-        for (t, ip) in &old {
-            bti.remove(&time_ip(*t, *ip)[..]).map_err(dberr)?;
-            bt.remove(&ip_time(*ip, *t)[..]).map_err(dberr)?;
-            victims.push(*ip);
+        for (key, t, ips) in &old {
+            bti.remove(&key[..]).map_err(dberr)?;
+            for ip in ips {
+                if bt.remove(&ip_time(*ip, *t)[..]).map_err(dberr)?.is_some() {
+                    out.buckets += 1;
+                }
+                victims.push(*ip);
+            }
         }
-        out.buckets = old.len() as u64;
         c.buckets = c.buckets.saturating_sub(out.buckets);
         victims.sort_unstable();
         victims.dedup();
