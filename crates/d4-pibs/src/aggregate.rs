@@ -1,8 +1,9 @@
 //! In-memory aggregation of backscatter per (victim, 5-minute bucket), the step between the
 //! detector and the store: one [`Batch`] collects a stretch of a capture file (with the
 //! file's progress), then [`crate::store::PibsStore::commit`] merges it into the store in
-//! one transaction. The per-packet work is two hash-map updates and a small sorted-set
-//! insert; names (kinds, protocols) are only made when the batch is committed.
+//! one transaction. The per-packet work is one hash-table probe that lands on the bucket's
+//! entry (key, counters and the first darknet fingerprints together, so one cache miss);
+//! names (kinds, protocols) and sorted sets are only made when the batch is committed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
