@@ -172,7 +172,7 @@ impl<S: PibsStore + ?Sized> Ingester<S> {
             batch: Batch::new(""),
             opts: IngestOptions {
                 batch_buckets: opts.batch_buckets.max(1),
-                batch_records: opts.batch_records.max(1),
+                batch_records: opts.batch_records.clamp(1, u64::from(u32::MAX)),
                 ..opts
             },
             stats: IngestStats::default(),

@@ -41,6 +41,21 @@ impl AttackAgg {
         }
     }
 
+    /// A one-bucket attack, taking the bucket's maps.
+    pub fn from_stats(b: BucketStats) -> AttackAgg {
+        AttackAgg {
+            start: b.first_seen,
+            end: b.last_seen,
+            packets: b.packets,
+            peak_packets: b.packets,
+            buckets: 1,
+            ports: b.ports,
+            protocols: b.protocols,
+            kinds: b.kinds,
+            sensors: b.sensors,
+        }
+    }
+
     /// Bucket starts covered: `[first bucket, last bucket]`.
     pub fn bucket_span(&self) -> (u64, u64) {
         (

@@ -60,10 +60,36 @@ fn attack_gap(tx: &WriteTransaction) -> Result<u64, PibsStoreError> {
 }
 
 /// A bucket a commit changed.
-struct Touched<'a> {
+struct Touched {
     new: bool,
     merged: BucketStats,
-    delta: &'a BucketStats,
+    /// What the batch added (`None`: a new bucket, all of `merged`).
+    delta: Option<BucketStats>,
+}
+
+impl Touched {
+    fn delta(&self) -> &BucketStats {
+        self.delta.as_ref().unwrap_or(&self.merged)
+    }
+}
+
+/// Whether the victim `ip` has a bucket other than the (new) ones in `touched`.
+fn has_other_buckets(
+    bt: &Bytes<'_>,
+    ip: [u8; 16],
+    touched: &[Touched],
+) -> Result<bool, PibsStoreError> {
+    let lo = ip_time(ip, 0);
+    let hi = ip_time(ip, u64::MAX);
+    let mut range = bt.range(&lo[..]..=&hi[..]).map_err(dberr)?;
+    for item in range.by_ref().take(touched.len() + 1) {
+        let (k, _) = item.map_err(dberr)?;
+        let (_, start) = split_ip_time(k.value())?;
+        if !touched.iter().any(|t| t.merged.start == start) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Whether the victim `ip` has any bucket.
@@ -85,45 +111,58 @@ pub(super) fn commit(db: &Database, batch: &Batch) -> Result<CommitStats, PibsSt
         let mut at = tx.open_table(ATTACKS).map_err(dberr)?;
         let mut va = tx.open_table(VICTIM_ATTACKS).map_err(dberr)?;
         let mut buf = Vec::with_capacity(256);
-        for group in buckets.chunk_by(|a, b| a.0 == b.0) {
-            let ip = ip16(group[0].0);
-            if !has_buckets(&bt, ip)? {
-                c.victims += 1;
-            }
-            let mut touched = Vec::with_capacity(group.len());
-            for (_, rec) in group {
+        let mut buckets = buckets.into_iter().peekable();
+        let mut touched: Vec<Touched> = Vec::new();
+        let mut new_by_time: Vec<(u64, [u8; 16])> = Vec::new();
+        while let Some((victim, first)) = buckets.next() {
+            let ip = ip16(victim);
+            touched.clear();
+            let mut victim_known = false;
+            let mut next = Some(first);
+            while let Some(rec) = next.take() {
                 let start = rec.stats.start;
                 let key = ip_time(ip, start);
-                let old = match bt.get(&key[..]).map_err(dberr)? {
+                // Most buckets of a batch are new: write the batch's record first and
+                // merge only when the insert returns an old one (no lookup beforehand).
+                encode_bucket(&rec, &mut buf);
+                let old = match bt.insert(&key[..], &buf[..]).map_err(dberr)? {
                     Some(v) => Some(decode_bucket(start, v.value())?),
                     None => None,
                 };
-                let new = old.is_none();
-                let merged = match old {
+                match old {
                     Some(mut o) => {
-                        o.merge(rec);
-                        o
+                        victim_known = true;
+                        o.merge(&rec);
+                        encode_bucket(&o, &mut buf);
+                        bt.insert(&key[..], &buf[..]).map_err(dberr)?;
+                        stats.updated_buckets += 1;
+                        touched.push(Touched {
+                            new: false,
+                            merged: o.stats,
+                            delta: Some(rec.stats),
+                        });
                     }
-                    None => rec.clone(),
-                };
-                encode_bucket(&merged, &mut buf);
-                bt.insert(&key[..], &buf[..]).map_err(dberr)?;
-                if new {
-                    bti.insert(&time_ip(start, ip)[..], &[][..])
-                        .map_err(dberr)?;
-                    c.buckets += 1;
-                    stats.new_buckets += 1;
-                } else {
-                    stats.updated_buckets += 1;
+                    None => {
+                        new_by_time.push((start, ip));
+                        c.buckets += 1;
+                        stats.new_buckets += 1;
+                        touched.push(Touched {
+                            new: true,
+                            merged: rec.stats,
+                            delta: None,
+                        });
+                    }
                 }
-                touched.push(Touched {
-                    new,
-                    merged: merged.stats,
-                    delta: &rec.stats,
-                });
+                next = buckets.next_if(|(v, _)| *v == victim).map(|(_, r)| r);
             }
-            stats.attacks_written += update_attacks(&mut at, &mut va, ip, &touched, gap, &mut c)?;
+            // A victim is new when none of its buckets existed and it has no other.
+            if !victim_known && !has_other_buckets(&bt, ip, &touched)? {
+                c.victims += 1;
+            }
+            stats.attacks_written +=
+                update_attacks(&mut at, &mut va, ip, &mut touched, gap, &mut c)?;
         }
+        index_by_time(&mut bti, &mut new_by_time)?;
         if let Some(f) = &batch.file {
             let mut files = tx.open_table(FILES).map_err(dberr)?;
             let existed = files.get(&f.id[..]).map_err(dberr)?.is_some();
@@ -146,13 +185,50 @@ pub(super) fn commit(db: &Database, batch: &Batch) -> Result<CommitStats, PibsSt
     Ok(stats)
 }
 
+/// Records the new buckets in `bucket_time`: one entry per bucket start, keyed by the
+/// start and the lowest victim, holding the victims (16 bytes each), instead of one entry
+/// per bucket.
+fn index_by_time(bti: &mut Bytes<'_>, new: &mut [(u64, [u8; 16])]) -> Result<(), PibsStoreError> {
+    new.sort_unstable();
+    let mut val: Vec<u8> = Vec::new();
+    for group in new.chunk_by(|a, b| a.0 == b.0) {
+        let key = time_ip(group[0].0, group[0].1);
+        val.clear();
+        if let Some(old) = bti.get(&key[..]).map_err(dberr)? {
+            val.extend_from_slice(old.value());
+        }
+        for (_, ip) in group {
+            val.extend_from_slice(ip);
+        }
+        bti.insert(&key[..], &val[..]).map_err(dberr)?;
+    }
+    Ok(())
+}
+
+/// The victims of a `bucket_time` entry.
+fn victims_of(v: &[u8]) -> Result<Vec<[u8; 16]>, PibsStoreError> {
+    if v.len() % 16 != 0 {
+        return Err(PibsStoreError::Corrupt(format!(
+            "bucket time entry of {} bytes",
+            v.len()
+        )));
+    }
+    Ok(v.chunks_exact(16)
+        .map(|c| {
+            let mut ip = [0u8; 16];
+            ip.copy_from_slice(c);
+            ip
+        })
+        .collect())
+}
+
 /// Updates the attacks of victim `ip` for the buckets a commit touched; returns the attacks
 /// written.
 fn update_attacks(
     at: &mut Bytes<'_>,
     va: &mut Bytes<'_>,
     ip: [u8; 16],
-    touched: &[Touched<'_>],
+    touched: &mut Vec<Touched>,
     gap: u64,
     c: &mut Counters,
 ) -> Result<u64, PibsStoreError> {
@@ -185,11 +261,11 @@ fn update_attacks(
     let old_starts: Vec<u64> = near.iter().map(|a| a.start).collect();
     let spans: Vec<(u64, u64)> = near.iter().map(AttackAgg::bucket_span).collect();
     let mut items = near;
-    for t in touched {
+    for t in touched.drain(..) {
         let s = t.merged.start;
         match spans.iter().position(|(f, l)| *f <= s && s <= *l) {
-            Some(i) => items[i].absorb(t.delta, &t.merged, t.new),
-            None => items.push(AttackAgg::from_bucket(&t.merged)),
+            Some(i) => items[i].absorb(t.delta(), &t.merged, t.new),
+            None => items.push(AttackAgg::from_stats(t.merged)),
         }
     }
     let merged = merge_items(items, gap);
@@ -240,18 +316,24 @@ pub(super) fn expire(db: &Database, cutoff: u64) -> Result<ExpireStats, PibsStor
         let first_kept =
             (cutoff.saturating_sub(BUCKET_SECS - 1)).div_ceil(BUCKET_SECS) * BUCKET_SECS;
         let hi = time_ip(first_kept, [0; 16]);
-        let mut old: Vec<(u64, [u8; 16])> = Vec::new();
+        let mut old: Vec<([u8; 24], u64, Vec<[u8; 16]>)> = Vec::new();
         for item in bti.range(..&hi[..]).map_err(dberr)? {
-            let (k, _) = item.map_err(dberr)?;
-            old.push(split_time_ip(k.value())?);
+            let (k, v) = item.map_err(dberr)?;
+            let (t, _) = split_time_ip(k.value())?;
+            let mut key = [0u8; 24];
+            key.copy_from_slice(k.value());
+            old.push((key, t, victims_of(v.value())?));
         }
         let mut victims: Vec<[u8; 16]> = Vec::new();
-        for (t, ip) in &old {
-            bti.remove(&time_ip(*t, *ip)[..]).map_err(dberr)?;
-            bt.remove(&ip_time(*ip, *t)[..]).map_err(dberr)?;
-            victims.push(*ip);
+        for (key, t, ips) in &old {
+            bti.remove(&key[..]).map_err(dberr)?;
+            for ip in ips {
+                if bt.remove(&ip_time(*ip, *t)[..]).map_err(dberr)?.is_some() {
+                    out.buckets += 1;
+                }
+                victims.push(*ip);
+            }
         }
-        out.buckets = old.len() as u64;
         c.buckets = c.buckets.saturating_sub(out.buckets);
         victims.sort_unstable();
         victims.dedup();

@@ -9,7 +9,7 @@
 //! | table | key | value |
 //! |---|---|---|
 //! | `buckets` | ip, bucket start | packets, first/last seen, kinds, ports, protocols, sensors, distinct-address counter |
-//! | `bucket_time` | bucket start, ip | empty: buckets by time (expiry, oldest/newest) |
+//! | `bucket_time` | bucket start, lowest ip | the victims (16 bytes each) whose bucket at that start a commit created: buckets by time (expiry, oldest/newest), one entry per start and commit |
 //! | `attacks` | attack start, ip | end, packets, peak bucket packets, buckets, ports, protocols, kinds, sensors |
 //! | `victim_attacks` | ip, attack start | end (u64 le): a victim's attacks, and attacks by prefix |
 //! | `files` | file identity (32 bytes) | records read, done, path, sensor |
@@ -49,7 +49,7 @@ pub(crate) const META: TableDefinition<'static, &'static str, u64> = TableDefini
 const ALL: [Table; 5] = [BUCKETS, BUCKET_TIME, ATTACKS, VICTIM_ATTACKS, FILES];
 
 /// The on-disk layout version, kept in `meta`.
-pub const LAYOUT: u64 = 1;
+pub const LAYOUT: u64 = 2;
 
 /// Default bound of the entries one `attacks` page may read (filters that match little
 /// return a shorter page with a cursor rather than scanning on).
