@@ -50,8 +50,9 @@ fn pdns_ingest(data: &Path, lines: &str) {
     ]));
 }
 
-fn feed(data: &Path, out: &Path, today: &str) -> Value {
-    ok(run(&[
+/// `d4 misp feed` over `data` into `out` for 2024-01-01 ..= `until`, then `extra` flags.
+fn feed(data: &Path, out: &Path, until: &str, extra: &[&str]) -> Value {
+    let mut args = vec![
         "misp",
         "feed",
         "--out",
@@ -67,9 +68,11 @@ fn feed(data: &Path, out: &Path, today: &str) -> Value {
         "--since",
         "2024-01-01",
         "--until",
-        today,
+        until,
         "--include-factors",
-    ]))
+    ];
+    args.extend_from_slice(extra);
+    ok(run(&args))
 }
 
 /// PyMISP's verdict and summary of the feed.
@@ -148,7 +151,7 @@ fn feed_of_the_stores_checked_with_pymisp() {
         ]));
     }
 
-    let first = feed(&data, &out, &today);
+    let first = feed(&data, &out, &today, &[]);
     assert_eq!(first["events"], 4, "{first}");
     assert_eq!(first["written"], 4, "{first}");
     let summary = check(&out);
@@ -264,7 +267,7 @@ fn feed_of_the_stores_checked_with_pymisp() {
 
     // Again: nothing changed, nothing written.
     let before = manifest_times(&out);
-    let again = feed(&data, &out, &today);
+    let again = feed(&data, &out, &today, &[]);
     assert_eq!(
         (again["written"].as_u64(), again["unchanged"].as_u64()),
         (Some(0), Some(4)),
@@ -280,7 +283,7 @@ fn feed_of_the_stores_checked_with_pymisp() {
             T0 + 86_400 + 500
         ),
     );
-    let third = feed(&data, &out, &today);
+    let third = feed(&data, &out, &today, &[]);
     assert_eq!(third["written"], 1, "{third}");
     let after = manifest_times(&out);
     let changed: Vec<&String> = after.keys().filter(|k| after[*k] != before[*k]).collect();
@@ -399,24 +402,12 @@ fn backscatter_attacks_become_ddos_objects() {
     ]));
     let cfg = dir.path().join("misp.toml");
     std::fs::write(&cfg, "[backscatter]\nenabled = true\n").unwrap();
-    let s = ok(run(&[
-        "misp",
-        "feed",
-        "--out",
-        out.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--config",
-        cfg.to_str().unwrap(),
-        "--org-name",
-        "Test Org",
-        "--org-uuid",
-        ORG,
-        "--since",
-        "2024-01-01",
-        "--until",
+    let s = feed(
+        &data,
+        &out,
         "2024-01-05",
-    ]));
+        &["--config", cfg.to_str().unwrap()],
+    );
     assert_eq!(s["events"], 1, "{s}");
     let summary = check(&out);
     let ddos = objects(&summary, "ddos");
