@@ -1,5 +1,5 @@
 //! Plain data types shared by every backend, the RPC protocol and the callers, one module
-//! per role: [`sensor`], [`policy`], [`lease`], [`queue`], [`account`].
+//! per role: [`sensor`], [`policy`], [`lease`], [`queue`], [`account`], [`forward`].
 //!
 //! Times are Unix seconds (`u64`), days are `YYYYMMDD` as `u32` (UTC), sensors are
 //! identified by their `Uuid` (printed as 32 lowercase hex digits, `d4_proto::sensor_id`).
@@ -8,12 +8,14 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub mod account;
+pub mod forward;
 pub mod lease;
 pub mod policy;
 pub mod queue;
 pub mod sensor;
 
 pub use account::*;
+pub use forward::*;
 pub use lease::*;
 pub use policy::*;
 pub use queue::*;

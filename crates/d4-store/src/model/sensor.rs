@@ -85,6 +85,28 @@ pub struct Sensor {
     /// `None` = the server's global threshold.
     #[serde(default)]
     pub monitoring_threshold: Option<u64>,
+    /// A human name (empty: none), shown beside the UUID. At most 64 characters.
+    #[serde(default)]
+    pub name: String,
+    /// Free labels (`share`, `honeypot`, `tlp:green`...), sorted, no duplicates; rules and
+    /// lists filter on them.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// For a partner server's stream (third party): what its last meta header said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner: Option<crate::model::PartnerMeta>,
+}
+
+/// A named set of sensors, usable wherever a list of sensors is (queues, forwarding rules).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SensorGroup {
+    /// Unique name, `[A-Za-z0-9_.-]{1,64}`.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Members, sorted, no duplicates (sensors the store does not know are allowed: a
+    /// group may be filled before its sensors first connect).
+    pub sensors: Vec<Uuid>,
 }
 
 impl Sensor {
@@ -105,6 +127,9 @@ impl Sensor {
             stream_limit: None,
             types: Vec::new(),
             monitoring_threshold: None,
+            name: String::new(),
+            tags: Vec::new(),
+            partner: None,
         }
     }
 }
