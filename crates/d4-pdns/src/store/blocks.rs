@@ -142,11 +142,12 @@ fn write_blocks(
     Ok(())
 }
 
+/// A block read for a merge: (key, value, whether it is the last block reached because
+/// the member is past every key).
+type Found = Option<(Vec<u8>, Vec<u8>, bool)>;
+
 /// The block holding `m` (first key `>= m`), or the last block when `m` is past every key.
-fn find(
-    table: &Table<&[u8], &[u8]>,
-    m: &[u8],
-) -> Result<Option<(Vec<u8>, Vec<u8>, bool)>, redb::StorageError> {
+fn find(table: &Table<&[u8], &[u8]>, m: &[u8]) -> Result<Found, redb::StorageError> {
     if let Some(item) = table
         .range::<&[u8]>((Bound::Included(m), Bound::Unbounded))?
         .next()

@@ -204,9 +204,8 @@ impl PdnsStore {
                 }
             }
             let distinct = stats.new_records + stats.updated_records;
-            if distinct > 0 {
-                self.new_share
-                    .store(stats.new_records * 1000 / distinct, Ordering::Relaxed);
+            if let Some(share) = (stats.new_records * 1000).checked_div(distinct) {
+                self.new_share.store(share, Ordering::Relaxed);
             }
             for (keys, def) in [(&mut name_keys, NAMES), (&mut rdata_keys, RDATA)] {
                 if keys.is_empty() {
