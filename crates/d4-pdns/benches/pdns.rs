@@ -7,8 +7,9 @@
 //!   1,000,000 records; p50/p99 printed from 20,000 timed lookups (goal p99 < 5 ms).
 //!
 //! `cargo bench -p d4-pdns` (set PDNS_BENCH_RECORDS to change the store size).
-//! `PDNS_BENCH_PROBE=uniform|skewed|unique [PDNS_BENCH_LINES=n]` runs one ingest without
-//! criterion and prints lines/s: for before/after comparisons and
+//! `PDNS_BENCH_PROBE=uniform|skewed|unique [PDNS_BENCH_LINES=n] [PDNS_BENCH_BATCH=records]`
+//! runs one ingest without criterion (batches of `PDNS_BENCH_BATCH` distinct records, default
+//! the ingester's) and prints lines/s: for before/after comparisons and
 //! `valgrind --tool=callgrind --toggle-collect='*ingest_all*'` (instruction counts are
 //! repeatable on a loaded machine, wall-clock figures are not).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -102,9 +103,13 @@ fn traffic(lines: usize, distinct: u64, seed: u64) -> Vec<u8> {
 }
 
 fn ingest_all(data: &[u8]) -> (tempfile::TempDir, Arc<PdnsStore>) {
+    ingest_with(data, IngestOptions::default())
+}
+
+fn ingest_with(data: &[u8], opts: IngestOptions) -> (tempfile::TempDir, Arc<PdnsStore>) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(PdnsStore::open(&dir.path().join("pdns.redb")).unwrap());
-    let mut ing = Ingester::new(store.clone(), IngestOptions::default());
+    let mut ing = Ingester::new(store.clone(), opts);
     ing.read(data, None).unwrap();
     ing.flush().unwrap();
     (dir, store)
@@ -229,8 +234,15 @@ fn probe(kind: &str) {
         _ => Mix::Uniform,
     };
     let data = traffic_mix(lines, lines as u64 / 5, 7, mix);
+    let mut opts = IngestOptions::default();
+    if let Some(n) = std::env::var("PDNS_BENCH_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        opts.batch_records = n;
+    }
     let t = Instant::now();
-    let (_d, store) = ingest_all(&data);
+    let (_d, store) = ingest_with(&data, opts);
     let secs = t.elapsed().as_secs_f64();
     eprintln!(
         "probe {kind}: {lines} lines, {} records, {secs:.3}s, {:.0} lines/s",

@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 
 use redb::ReadableTable;
 
+use std::sync::atomic::Ordering;
+
+use super::blocks;
 use super::keys::{rdata_index_key, record_key, reverse_labels_bytes, split_record_key};
 use super::{dberr, Agg, PdnsStore, RecordError, META, NAMES, RCODES, RDATA, RECORDS};
 use crate::parse::Observation;
@@ -105,10 +108,12 @@ impl PdnsStore {
     ///
     /// Cost notes (this is the ingest hot path): the batch already merged repeated
     /// observations in memory, so each distinct record costs one lookup and one insert in
-    /// `records`; only a new record adds index entries (its name once per batch, one
-    /// reverse entry), and those are inserted in key order, table by table, after the
-    /// records (sorted inserts touch far fewer B-tree pages). Counters are summed in memory
-    /// and written once per batch.
+    /// `records` — or, when most records of the previous commit were new, one insert
+    /// whose returned old value (rare then) is merged and written again: a new record
+    /// then costs one B-tree operation, not two. Only a new record adds index members (its
+    /// name once per batch, one reverse member); they are merged into the blocked index
+    /// tables in key order after the records (one write per block touched, see
+    /// [`super::blocks`]). Counters are summed in memory and written once per batch.
     pub fn commit(&self, batch: &mut Batch) -> Result<CommitStats, RecordError> {
         let mut stats = CommitStats {
             lines: batch.lines,
@@ -137,18 +142,30 @@ impl PdnsStore {
             let mut name_keys: Vec<Vec<u8>> = Vec::new();
             let mut rdata_keys: Vec<Vec<u8>> = Vec::new();
             let mut value = Vec::with_capacity(128);
+            let insert_first = self.new_share.load(Ordering::Relaxed) > 500;
             {
                 let mut records = tx.open_table(RECORDS).map_err(dberr)?;
                 // Entries are in key order, so the records of one name are adjacent.
                 let mut last_rev: &[u8] = &[];
-                for (key, agg) in &entries {
+                for (key, agg) in entries.iter_mut() {
+                    let key: &Vec<u8> = key;
+                    agg.seq = seq;
+                    let agg: &Agg = agg;
                     let Some((rev, rrtype, rdata)) = split_record_key(key) else {
                         continue;
                     };
-                    let existing = records
-                        .get(key.as_slice())
-                        .map_err(dberr)?
-                        .map(|v| Agg::decode(v.value()));
+                    let existing = if insert_first {
+                        agg.encode_into(&mut value);
+                        records
+                            .insert(key.as_slice(), value.as_slice())
+                            .map_err(dberr)?
+                            .map(|v| Agg::decode(v.value()))
+                    } else {
+                        records
+                            .get(key.as_slice())
+                            .map_err(dberr)?
+                            .map(|v| Agg::decode(v.value()))
+                    };
                     value.clear();
                     match existing {
                         Some(mut old) => {
@@ -171,37 +188,35 @@ impl PdnsStore {
                             let mut ix = Vec::with_capacity(rev.len() + rdata.len().min(17) + 4);
                             rdata_index_key(rev, rrtype, rdata, &mut ix);
                             rdata_keys.push(ix);
-                            let mut a = agg.clone();
-                            a.seq = seq;
-                            a.encode_into(&mut value);
+                            if !insert_first {
+                                agg.encode_into(&mut value);
+                            }
                         }
                     }
                     for s in &agg.sensors {
                         *per_sensor.entry(s.as_str()).or_default() += agg.count;
                     }
-                    records
-                        .insert(key.as_slice(), value.as_slice())
-                        .map_err(dberr)?;
+                    if !value.is_empty() {
+                        records
+                            .insert(key.as_slice(), value.as_slice())
+                            .map_err(dberr)?;
+                    }
                 }
             }
-            for (keys, def, names) in [
-                (&mut name_keys, NAMES, true),
-                (&mut rdata_keys, RDATA, false),
-            ] {
+            let distinct = stats.new_records + stats.updated_records;
+            if let Some(share) = (stats.new_records * 1000).checked_div(distinct) {
+                self.new_share.store(share, Ordering::Relaxed);
+            }
+            for (keys, def) in [(&mut name_keys, NAMES), (&mut rdata_keys, RDATA)] {
                 if keys.is_empty() {
                     continue;
                 }
                 keys.sort_unstable();
                 keys.dedup();
+                // A name often has records already (other types, rotating addresses): the
+                // merge writes a block only when it gains a member.
                 let mut table = tx.open_table(def).map_err(dberr)?;
-                for k in keys.iter() {
-                    // A name often has records already (other types, rotating addresses):
-                    // a lookup is several times cheaper than an insert that changes nothing.
-                    if names && table.get(k.as_slice()).map_err(dberr)?.is_some() {
-                        continue;
-                    }
-                    table.insert(k.as_slice(), ()).map_err(dberr)?;
-                }
+                blocks::insert_sorted(&mut table, keys).map_err(dberr)?;
             }
             if !rcodes.is_empty() {
                 let mut rc = tx.open_table(RCODES).map_err(dberr)?;

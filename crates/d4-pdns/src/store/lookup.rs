@@ -1,6 +1,6 @@
 //! The read side: [`PdnsStore::lookup`] and [`PdnsStore::scan`] walk the `records` table
 //! for the five [`Lookup`] kinds (exact name, suffix, prefix through `names`, rdata and
-//! CIDR through the `rdata` reverse index), applying the [`Filter`] and the bounds.
+//! CIDR through the blocked `rdata_blocks` reverse index), applying the [`Filter`] and the bounds.
 
 use std::net::IpAddr;
 use std::ops::Bound;
@@ -8,6 +8,7 @@ use std::ops::Bound;
 use ipnet::IpNet;
 use redb::ReadableTable;
 
+use super::blocks::scan_from;
 use super::keys::{ip16, ip_text, record_key_rev, reverse_labels, split_record_key, unreverse};
 use super::{dberr, Agg, Filter, Lookup, PdnsStore, Record, RecordError, NAMES, RDATA, RECORDS};
 
@@ -133,20 +134,16 @@ impl PdnsStore {
             }
             Lookup::Prefix(prefix) => {
                 let names = tx.open_table(NAMES).map_err(dberr)?;
-                for item in names
-                    .range::<&[u8]>((Bound::Included(prefix.as_bytes()), Bound::Unbounded))
-                    .map_err(dberr)?
-                {
-                    let (k, _) = item.map_err(dberr)?;
-                    let name = k.value();
+                scan_from::<_, RecordError>(&names, prefix.as_bytes(), &mut |name| {
                     if !name.starts_with(prefix.as_bytes()) {
-                        break;
+                        return Ok(false);
                     }
                     p.clear();
                     reverse_labels(&String::from_utf8_lossy(name), &mut p);
                     p.push(0);
                     scan_prefix(&p, &mut push)?;
-                }
+                    Ok(true)
+                })?;
             }
             Lookup::Rdata(values) => {
                 let ix = tx.open_table(RDATA).map_err(dberr)?;
@@ -160,25 +157,21 @@ impl PdnsStore {
                     p.clear();
                     p.extend_from_slice(value.as_bytes());
                     p.push(0);
-                    for item in ix
-                        .range::<&[u8]>((Bound::Included(p.as_slice()), Bound::Unbounded))
-                        .map_err(dberr)?
-                    {
-                        let (k, _) = item.map_err(dberr)?;
-                        let k = k.value();
+                    scan_from::<_, RecordError>(&ix, &p, &mut |k| {
                         if !k.starts_with(&p) {
-                            break;
+                            return Ok(false);
                         }
                         let rest = &k[p.len()..];
                         let (Some(t), Some(rev)) = (rest.get(..2), rest.get(2..)) else {
-                            continue;
+                            return Ok(true);
                         };
                         let rrtype = u16::from_be_bytes([t[0], t[1]]);
                         record_key_rev(rev, rrtype, value.as_bytes(), &mut rk);
                         if let Some(v) = records.get(rk.as_slice()).map_err(dberr)? {
                             push(&rk, v.value())?;
                         }
-                    }
+                        Ok(true)
+                    })?;
                     // ...and A/AAAA under the address, when the value is one.
                     let Ok(ip) = value.parse::<IpAddr>() else {
                         continue;
@@ -186,28 +179,24 @@ impl PdnsStore {
                     p.clear();
                     p.push(0);
                     p.extend_from_slice(&ip16(ip));
-                    for item in ix
-                        .range::<&[u8]>((Bound::Included(p.as_slice()), Bound::Unbounded))
-                        .map_err(dberr)?
-                    {
-                        let (k, _) = item.map_err(dberr)?;
-                        let k = k.value();
+                    scan_from::<_, RecordError>(&ix, &p, &mut |k| {
                         if !k.starts_with(&p) {
-                            break;
+                            return Ok(false);
                         }
                         let (Some(t), Some(rev)) = (k.get(17..19), k.get(19..)) else {
-                            continue;
+                            return Ok(true);
                         };
                         let rrtype = u16::from_be_bytes([t[0], t[1]]);
                         let text = ip_text(rrtype, ip16(ip));
                         if text != *value {
-                            continue; // `::ffff:1.2.3.4` (AAAA) is not `1.2.3.4` (A)
+                            return Ok(true); // `::ffff:1.2.3.4` (AAAA) is not `1.2.3.4` (A)
                         }
                         record_key_rev(rev, rrtype, text.as_bytes(), &mut rk);
                         if let Some(v) = records.get(rk.as_slice()).map_err(dberr)? {
                             push(&rk, v.value())?;
                         }
-                    }
+                        Ok(true)
+                    })?;
                 }
             }
             Lookup::Cidr(net) => {
@@ -226,21 +215,18 @@ impl PdnsStore {
                 p.push(0);
                 p.extend_from_slice(&lo);
                 let mut rk = Vec::new();
-                for item in ix
-                    .range::<&[u8]>((Bound::Included(p.as_slice()), Bound::Unbounded))
-                    .map_err(dberr)?
-                {
-                    let (k, _) = item.map_err(dberr)?;
-                    let k = k.value();
+                scan_from::<_, RecordError>(&ix, &p, &mut |k| {
                     if k.first() != Some(&0) {
-                        break;
+                        return Ok(false);
                     }
-                    let Some(addr) = k.get(1..17) else { continue };
+                    let Some(addr) = k.get(1..17) else {
+                        return Ok(true);
+                    };
                     if addr > &hi[..] {
-                        break;
+                        return Ok(false);
                     }
                     let (Some(t), Some(rev)) = (k.get(17..19), k.get(19..)) else {
-                        continue;
+                        return Ok(true);
                     };
                     let rrtype = u16::from_be_bytes([t[0], t[1]]);
                     let mut a16 = [0u8; 16];
@@ -250,7 +236,8 @@ impl PdnsStore {
                     if let Some(v) = records.get(rk.as_slice()).map_err(dberr)? {
                         push(&rk, v.value())?;
                     }
-                }
+                    Ok(true)
+                })?;
             }
         }
         Ok(())

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use redb::{ReadableTable, ReadableTableMetadata};
 
+use super::blocks::remove_sorted;
 use super::keys::{rdata_index_key, split_record_key};
 use super::{dberr, Agg, Info, PdnsStore, RecordError, META, RDATA, RECORDS};
 
@@ -73,17 +74,21 @@ impl PdnsStore {
                 }
             }
             let mut per_type: BTreeMap<u16, u64> = BTreeMap::new();
-            let mut ix = Vec::new();
+            let mut ix_keys = Vec::with_capacity(doomed.len());
             for (key, rrtype) in &doomed {
                 let Some((rev, _, rdata)) = split_record_key(key) else {
                     continue;
                 };
                 records.remove(key.as_slice()).map_err(dberr)?;
+                let mut ix = Vec::new();
                 rdata_index_key(rev, *rrtype, rdata, &mut ix);
-                rdata_ix.remove(ix.as_slice()).map_err(dberr)?;
+                ix_keys.push(ix);
                 *per_type.entry(*rrtype).or_default() += 1;
                 removed += 1;
             }
+            ix_keys.sort_unstable();
+            ix_keys.dedup();
+            remove_sorted(&mut rdata_ix, &ix_keys).map_err(dberr)?;
             // `names` keeps the name: a prefix search over it finds no record and moves on.
             let mut sub = |k: &str, n: u64| -> Result<(), RecordError> {
                 let old = meta.get(k).map_err(dberr)?.map(|v| v.value()).unwrap_or(0);

@@ -8,11 +8,17 @@
 //!   (the write watermark that keeps pagination stable under ingest). `revname` is the owner name with its labels reversed
 //!   (`www.example.com` → `com.example.www`): an exact name is the range `revname\0…`, a
 //!   wildcard `*.example.com` the range of keys starting with `com.example.`.
-//! * `names`: owner names in forward order, for prefix search (`www.exam*`).
-//! * `rdata`: the reverse index (`/fquery`, `/query/<ip>`, CIDR search), one entry per
-//!   record: `rdata \0 type revname` → (), except for A/AAAA where it is
+//! * `name_blocks`: owner names in forward order, for prefix search (`www.exam*`).
+//! * `rdata_blocks`: the reverse index (`/fquery`, `/query/<ip>`, CIDR search), one member
+//!   per record: `rdata \0 type revname`, except for A/AAAA where it is
 //!   `\0 ip(16 bytes, IPv4 mapped) type revname` (rdata never holds a NUL, so the two
 //!   forms cannot collide; addresses in numeric order make CIDR search a range scan).
+//!
+//!   Both index tables are sorted sets stored as prefix-compressed blocks of ~1 KiB (one
+//!   redb entry per block, keyed by its last member: [`blocks`]), not one entry per
+//!   member: a batch of new records costs one write per block touched, not one B-tree
+//!   insert per index key (layout 3; layout 2 had `names`/`rdata` with one entry per key
+//!   and is migrated when opened).
 //! * `rcodes`: like `records`, for error lines (`NXDOMAIN`...), kept apart.
 //! * `meta`: counters (`records`, `type:<n>`, `sensor:<id>`, `lines`, `bad:<kind>`...),
 //!   `seq` (commits so far) and `layout` ([`LAYOUT`]).
@@ -30,6 +36,7 @@ use std::path::Path;
 use ipnet::IpNet;
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 
+mod blocks;
 mod commit;
 mod keys;
 mod lookup;
@@ -40,14 +47,17 @@ pub use keys::reverse_labels;
 pub(crate) use keys::{split_record_key, unreverse};
 
 const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
-const NAMES: TableDefinition<&[u8], ()> = TableDefinition::new("names");
-const RDATA: TableDefinition<&[u8], ()> = TableDefinition::new("rdata");
+const NAMES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("name_blocks");
+const RDATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rdata_blocks");
+/// Layout 2's index tables (one entry per key), migrated by [`PdnsStore::open`].
+const NAMES_V2: TableDefinition<&[u8], ()> = TableDefinition::new("names");
+const RDATA_V2: TableDefinition<&[u8], ()> = TableDefinition::new("rdata");
 const RCODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rcodes");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
-/// The on-disk layout version, kept in `meta` (2: `seq` in the values, A/AAAA reverse
-/// entries keyed by address; 1 had a separate `ips` table).
-pub const LAYOUT: u64 = 2;
+/// The on-disk layout version, kept in `meta` (3: the index tables as blocks; 2: one
+/// index entry per key, migrated on open; 1 had a separate `ips` table, refused).
+pub const LAYOUT: u64 = 3;
 
 /// Most sensor ids remembered per record.
 pub const MAX_SENSORS_PER_RECORD: usize = 16;
@@ -163,6 +173,12 @@ impl RecordStore for PdnsStore {
 
 fn dberr<E: Into<redb::Error>>(e: E) -> RecordError {
     RecordError::Db(Box::new(e.into()))
+}
+
+impl From<redb::StorageError> for RecordError {
+    fn from(e: redb::StorageError) -> Self {
+        dberr(e)
+    }
 }
 
 /// One stored record.
@@ -306,6 +322,28 @@ pub struct Info {
 /// The embedded passive DNS store.
 pub struct PdnsStore {
     db: Database,
+    /// Share of new records in the last commit, per mille: picks how the next commit
+    /// writes records (see `commit`).
+    new_share: std::sync::atomic::AtomicU64,
+}
+
+/// Layout 2 → 3: the one-entry-per-key index tables become blocked sets (their entries
+/// are read in order, so the blocks are built sequentially), then are deleted.
+fn migrate_v2(tx: &redb::WriteTransaction) -> Result<(), RecordError> {
+    for (old, new) in [(NAMES_V2, NAMES), (RDATA_V2, RDATA)] {
+        {
+            let from = tx.open_table(old).map_err(dberr)?;
+            let mut to = tx.open_table(new).map_err(dberr)?;
+            let mut b = blocks::Builder::default();
+            for item in from.iter().map_err(dberr)? {
+                let (k, _) = item.map_err(dberr)?;
+                b.push(&mut to, k.value()).map_err(dberr)?;
+            }
+            b.finish(&mut to).map_err(dberr)?;
+        }
+        tx.delete_table(old).map_err(dberr)?;
+    }
+    Ok(())
 }
 
 impl PdnsStore {
@@ -330,6 +368,14 @@ impl PdnsStore {
             let layout = meta.get("layout").map_err(dberr)?.map(|v| v.value());
             match layout {
                 Some(LAYOUT) => {}
+                Some(2) => {
+                    migrate_v2(&tx)?;
+                    meta.insert("layout", LAYOUT).map_err(dberr)?;
+                    tracing::info!(
+                        path = %path.display(),
+                        "passive DNS store: index tables migrated to layout {LAYOUT}"
+                    );
+                }
                 None if records.is_empty().map_err(dberr)? => {
                     meta.insert("layout", LAYOUT).map_err(dberr)?;
                 }
@@ -341,7 +387,10 @@ impl PdnsStore {
             }
         }
         tx.commit().map_err(dberr)?;
-        Ok(PdnsStore { db: database })
+        Ok(PdnsStore {
+            db: database,
+            new_share: std::sync::atomic::AtomicU64::new(1000),
+        })
     }
 
     /// The write watermark (commits so far): see [`RecordStore::watermark`].
@@ -383,5 +432,63 @@ mod tests {
         drop(PdnsStore::open(&fresh).unwrap());
         let s = PdnsStore::open(&fresh).unwrap();
         assert_eq!(s.watermark().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_layout_2_file_is_migrated_to_blocked_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pdns.redb");
+        let mut agg = Vec::new();
+        Agg {
+            first: 1000,
+            last: 2000,
+            count: 3,
+            seq: 1,
+            sensors: vec![],
+        }
+        .encode_into(&mut agg);
+        {
+            // Layout 2: one index entry per key in `names` / `rdata`.
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let mut records = tx.open_table(RECORDS).unwrap();
+                let mut names = tx.open_table(NAMES_V2).unwrap();
+                let mut rdata = tx.open_table(RDATA_V2).unwrap();
+                let mut k = Vec::new();
+                for i in 0..300u32 {
+                    let name = format!("host{i}.example.com");
+                    let ip = format!("10.0.{}.{}", i / 256, i % 256);
+                    keys::record_key(&name, crate::rrtype::A, &ip, &mut k);
+                    records.insert(k.as_slice(), agg.as_slice()).unwrap();
+                    names.insert(name.as_bytes(), ()).unwrap();
+                    let mut rev = Vec::new();
+                    reverse_labels(&name, &mut rev);
+                    keys::rdata_index_key(&rev, crate::rrtype::A, ip.as_bytes(), &mut k);
+                    rdata.insert(k.as_slice(), ()).unwrap();
+                }
+                tx.open_table(META).unwrap().insert("layout", 2).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let s = PdnsStore::open(&path).unwrap();
+        let f = Filter::default();
+        let prefix = s.lookup(&Lookup::Prefix("host29".into()), &f, 100).unwrap();
+        assert_eq!(prefix.len(), 11, "host29, host290..299");
+        let cidr = s
+            .lookup(&Lookup::Cidr("10.0.1.0/28".parse().unwrap()), &f, 100)
+            .unwrap();
+        assert_eq!(cidr.len(), 16);
+        let rdata = s
+            .lookup(&Lookup::Rdata(vec!["10.0.0.7".into()]), &f, 100)
+            .unwrap();
+        assert_eq!(rdata[0].rrname, "host7.example.com");
+        drop(s);
+        // the old tables are gone, the layout is current, and it opens again
+        let s = PdnsStore::open(&path).unwrap();
+        let tx = s.db.begin_read().unwrap();
+        assert!(tx.open_table(NAMES_V2).is_err());
+        let meta = tx.open_table(META).unwrap();
+        assert_eq!(meta.get("layout").unwrap().unwrap().value(), LAYOUT);
     }
 }

@@ -48,3 +48,62 @@ fn bench_server_runs_every_part() {
         "memory part ran: {text}"
     );
 }
+
+/// `--json`: no table, one JSON object per line: one per measured case with the table's
+/// figures under stable keys, then the memory figure.
+#[test]
+fn bench_server_json_lines() {
+    let out = Command::new(env!("CARGO_BIN_EXE_d4"))
+        .args(["bench", "server", "--json", "--secs", "1", "--sizes", "64"])
+        .args(["--conns", "1", "--sensors", "10", "--ceiling", "false"])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}\n{err}");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}\n{text}")))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        2,
+        "one stream case and the memory line: {text}"
+    );
+    let case = &lines[0];
+    assert_eq!(case["case"], "stream", "{text}");
+    assert_eq!(case["payload"], 64);
+    assert_eq!(case["conns"], 1);
+    for k in [
+        "frames_per_s",
+        "mb_per_s",
+        "hmac_frames_per_s",
+        "hmac_mb_per_s",
+        "ratio",
+        "server_us_per_frame",
+        "client_us_per_frame",
+        "hmac_eff",
+        "cpu_hmac_us_per_frame",
+        "cpu_net_us_per_frame",
+        "cpu_pipeline_us_per_frame",
+        "cpu_gzip_us_per_frame",
+        "cpu_client_us_per_frame",
+        "cpu_sys_percent",
+    ] {
+        assert!(case[k].is_number(), "{k} in {case}");
+    }
+    assert!(case["frames_per_s"].as_f64().unwrap() > 0.0, "{case}");
+    assert!(case.get("load").is_some(), "{case}");
+    assert!(
+        case.get("verify_frames_per_s").is_none(),
+        "no ceiling: {case}"
+    );
+    let mem = &lines[1];
+    assert_eq!(mem["case"], "memory", "{text}");
+    assert_eq!(mem["sensors"], 10);
+    assert!(
+        mem["rss_idle_mb"].is_number() && mem["rss_mb"].is_number(),
+        "{mem}"
+    );
+}

@@ -67,6 +67,12 @@ pub struct ServerBench {
     /// writing the bytes once costs here.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub ceiling: bool,
+    /// Instead of the tables, print one JSON object per line: one per measured case
+    /// (payload size and connection count, `"case": "stream"`) with every figure of its
+    /// table rows, then one for the memory figure (`"case": "memory"`). Keys:
+    /// docs/server.md "Benchmark".
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -127,6 +133,9 @@ fn start_server_with(b: &ServerBench, redis: Option<&str>) -> anyhow::Result<Chi
         ])
         .arg("--data-dir")
         .arg(dir.path())
+        // the web UI on an OS-chosen port: two benches (or a bench and a server) at once
+        // must not fight over its default port
+        .args(["--web-listen", "127.0.0.1:0"])
         .args(["--default-key", "bench key", "--journal-fsync"])
         .arg(fsync.to_string())
         .args(if b.journal_direct {

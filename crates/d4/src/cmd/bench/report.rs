@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
@@ -20,31 +21,22 @@ pub(super) async fn server_bench(b: ServerBench) -> anyhow::Result<()> {
         .map(|n| n.get())
         .unwrap_or(1);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    outln!("d4 bench server: {cpus} CPUs, load average {}", load.trim());
-    outln!(
-        "journal fsync: {}, journal O_DIRECT: {}",
-        b.fsync,
-        b.journal_direct
-    );
-    outln!(
-        "ratio = frames/s over TLS / plain HMAC-SHA256 frames/s on one core (best of 1 s before \
-         and 1 s after the stream); \
-         srv µs/f = server CPU time per frame; HMAC eff = HMAC CPU time per frame / server CPU time per frame"
-    );
-    outln!(
-        "{:>7} {:>5} {:>10} {:>8} {:>10} {:>8} {:>6} {:>9} {:>9} {:>8} {:>5}",
-        "payload",
-        "conns",
-        "frames/s",
-        "MB/s",
-        "HMAC f/s",
-        "HMAC MB/s",
-        "ratio",
-        "srv µs/f",
-        "cli µs/f",
-        "HMAC eff",
-        "load"
-    );
+    // `--json`: no tables, one object per case (`emit`); tables otherwise (`table`)
+    let table = !b.json;
+    let emit = |v: Value| {
+        if b.json {
+            outln!("{v}");
+        }
+    };
+    if table {
+        outln!("d4 bench server: {cpus} CPUs, load average {}", load.trim());
+        outln!(
+            "journal fsync: {}, journal O_DIRECT: {}",
+            b.fsync,
+            b.journal_direct
+        );
+        print_stream_header();
+    }
     let mut cpu_split = Vec::new();
     let mut ceilings = Vec::new();
     for &size in &b.sizes {
@@ -68,20 +60,43 @@ pub(super) async fn server_bench(b: ServerBench) -> anyhow::Result<()> {
             let fps = r.frames as f64 / r.secs;
             let mbs = fps * (size + 62) as f64 / 1e6;
             let per = |cpu: f64| cpu / (r.frames.max(1) as f64) * 1e6;
-            outln!(
-                "{:>7} {:>5} {:>10.0} {:>8.1} {:>10.0} {:>8.1} {:>6.2} {:>9.2} {:>9.2} {:>8.2} {:>5}",
-                size,
-                conns,
-                fps,
-                mbs,
-                hfps,
-                hmbs,
-                fps / hfps,
-                per(r.server.total),
-                per(r.client_cpu),
-                hcpu * 1e6 / per(r.server.total).max(1e-9),
-                loadavg()
-            );
+            let load_now = loadavg();
+            let mut case = json!({
+                "case": "stream",
+                "payload": size,
+                "conns": conns,
+                "frames_per_s": fps,
+                "mb_per_s": mbs,
+                "hmac_frames_per_s": hfps,
+                "hmac_mb_per_s": hmbs,
+                "ratio": fps / hfps,
+                "server_us_per_frame": per(r.server.total),
+                "client_us_per_frame": per(r.client_cpu),
+                "hmac_eff": hcpu * 1e6 / per(r.server.total).max(1e-9),
+                "load": load_now.parse::<f64>().ok(),
+                "cpu_hmac_us_per_frame": hcpu * 1e6,
+                "cpu_net_us_per_frame": per(r.server.net),
+                "cpu_pipeline_us_per_frame": per(r.server.total - r.server.net - r.server.gzip),
+                "cpu_gzip_us_per_frame": per(r.server.gzip),
+                "cpu_client_us_per_frame": per(r.client_cpu),
+                "cpu_sys_percent": 100.0 * r.server.sys / r.server.total.max(1e-9),
+            });
+            if table {
+                outln!(
+                    "{:>7} {:>5} {:>10.0} {:>8.1} {:>10.0} {:>8.1} {:>6.2} {:>9.2} {:>9.2} {:>8.2} {:>5}",
+                    size,
+                    conns,
+                    fps,
+                    mbs,
+                    hfps,
+                    hmbs,
+                    fps / hfps,
+                    per(r.server.total),
+                    per(r.client_cpu),
+                    hcpu * 1e6 / per(r.server.total).max(1e-9),
+                    load_now
+                );
+            }
             cpu_split.push(format!(
                 "{:>7} {:>5} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>6.0}%",
                 size,
@@ -118,23 +133,120 @@ pub(super) async fn server_bench(b: ServerBench) -> anyhow::Result<()> {
                     fps / hfps,
                     fps / verify
                 ));
+                // NaN (no O_DIRECT) becomes null
+                extend(
+                    &mut case,
+                    json!({
+                        "verify_frames_per_s": verify,
+                        "verify_ratio": verify / hfps,
+                        "write_frames_per_s": write,
+                        "write_ratio": write / hfps,
+                        "direct_frames_per_s": direct,
+                        "direct_ratio": direct / hfps,
+                        "server_ratio": fps / hfps,
+                        "of_verify": fps / verify,
+                    }),
+                );
             }
             if let Some(url) = b.redis.as_deref() {
                 let srv = start_server_with(&b, Some(url))?;
                 let r = stream(&srv, conns, size, b.secs).await?;
                 let rfps = r.frames as f64 / r.secs;
-                outln!(
-                    "{:>7} {:>5} {:>10.0} {:>8.1}   redis store: {:.2} of the embedded store",
-                    size,
-                    conns,
-                    rfps,
-                    rfps * (size + 62) as f64 / 1e6,
-                    rfps / fps
+                if table {
+                    outln!(
+                        "{:>7} {:>5} {:>10.0} {:>8.1}   redis store: {:.2} of the embedded store",
+                        size,
+                        conns,
+                        rfps,
+                        rfps * (size + 62) as f64 / 1e6,
+                        rfps / fps
+                    );
+                }
+                extend(
+                    &mut case,
+                    json!({
+                        "redis_frames_per_s": rfps,
+                        "redis_mb_per_s": rfps * (size + 62) as f64 / 1e6,
+                        "redis_of_embedded": rfps / fps,
+                    }),
                 );
                 drop(srv);
             }
+            emit(case);
         }
     }
+    if table {
+        print_tables(cpu_split, ceilings);
+    }
+    // memory with N connected (authenticated) sensors
+    let srv = start_server(&b)?;
+    let pid = srv.child.id();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss0 = rss_kb(pid);
+    let c = connector()?;
+    let mut held = Vec::new();
+    for i in 0..b.sensors {
+        let mut s = connect(srv.tls, &c).await?;
+        let enc = d4_proto::Encoder::new(Uuid::new_v4(), KEY, 3);
+        s.write_all(&enc.encode(1_700_000_000, format!("hello {i}\n").as_bytes())?)
+            .await?;
+        s.flush().await?;
+        held.push(s);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss1 = rss_kb(pid);
+    let load_now = loadavg();
+    if table {
+        outln!(
+            "RSS: {} MB idle, {} MB with {} connected sensors (goal < 200 MB), load {}",
+            rss0 / 1024,
+            rss1 / 1024,
+            b.sensors,
+            load_now
+        );
+    }
+    emit(json!({
+        "case": "memory",
+        "sensors": b.sensors,
+        "rss_idle_mb": rss0 / 1024,
+        "rss_mb": rss1 / 1024,
+        "load": load_now.parse::<f64>().ok(),
+    }));
+    drop(held);
+    drop(srv);
+    Ok(())
+}
+
+/// Adds the fields of `more` (an object) to `case` (an object).
+fn extend(case: &mut Value, more: Value) {
+    if let (Value::Object(c), Value::Object(m)) = (case, more) {
+        c.extend(m);
+    }
+}
+
+fn print_stream_header() {
+    outln!(
+        "ratio = frames/s over TLS / plain HMAC-SHA256 frames/s on one core (best of 1 s before \
+         and 1 s after the stream); \
+         srv µs/f = server CPU time per frame; HMAC eff = HMAC CPU time per frame / server CPU time per frame"
+    );
+    outln!(
+        "{:>7} {:>5} {:>10} {:>8} {:>10} {:>8} {:>6} {:>9} {:>9} {:>8} {:>5}",
+        "payload",
+        "conns",
+        "frames/s",
+        "MB/s",
+        "HMAC f/s",
+        "HMAC MB/s",
+        "ratio",
+        "srv µs/f",
+        "cli µs/f",
+        "HMAC eff",
+        "load"
+    );
+}
+
+fn print_tables(cpu_split: Vec<String>, ceilings: Vec<String>) {
     outln!(
         "CPU µs per frame: plain HMAC-SHA256; server network tasks (TLS, decode, HMAC \
          check); server pipelines (journal, fsync, workers); gzip; bench client (TLS \
@@ -179,31 +291,4 @@ pub(super) async fn server_bench(b: ServerBench) -> anyhow::Result<()> {
             outln!("{l}");
         }
     }
-    // memory with N connected (authenticated) sensors
-    let srv = start_server(&b)?;
-    let pid = srv.child.id();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss0 = rss_kb(pid);
-    let c = connector()?;
-    let mut held = Vec::new();
-    for i in 0..b.sensors {
-        let mut s = connect(srv.tls, &c).await?;
-        let enc = d4_proto::Encoder::new(Uuid::new_v4(), KEY, 3);
-        s.write_all(&enc.encode(1_700_000_000, format!("hello {i}\n").as_bytes())?)
-            .await?;
-        s.flush().await?;
-        held.push(s);
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss1 = rss_kb(pid);
-    outln!(
-        "RSS: {} MB idle, {} MB with {} connected sensors (goal < 200 MB), load {}",
-        rss0 / 1024,
-        rss1 / 1024,
-        b.sensors,
-        loadavg()
-    );
-    drop(held);
-    drop(srv);
-    Ok(())
 }
