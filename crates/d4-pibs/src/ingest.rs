@@ -13,12 +13,12 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::aggregate::{Batch, FileProgress};
+use crate::aggregate::{Batch, FileProgress, Obs};
 use crate::capture::{for_each_record, CaptureError};
 use crate::detect::DetectConfig;
 use crate::store::{PibsStore, PibsStoreError};
@@ -236,51 +236,68 @@ impl<S: PibsStore + ?Sized> Ingester<S> {
         } = self;
         batch.clear();
         batch.sensor = sensor.to_owned();
+        let store: &S = &**store;
+        let opts = *opts;
         let mut n = 0u64;
-        let mut since_commit = 0u64;
         let mut backscatter = 0u64;
-        let mut store_err: Option<PibsStoreError> = None;
-        let commit = |batch: &mut Batch, stats: &mut IngestStats, records: u64, done: bool| {
-            batch.file = Some(progress(records, done));
-            let c = store.commit(batch)?;
-            stats.commits += 1;
-            stats.new_buckets += c.new_buckets;
-            stats.updated_buckets += c.updated_buckets;
-            stats.backscatter += batch.packets();
-            tracing::debug!(file = %label, records, done, buckets = batch.len(), "batch committed");
-            batch.clear();
-            Ok::<(), PibsStoreError>(())
-        };
-        let result = for_each_record(input, |rec| {
-            n += 1;
-            let b = analyzer.process(rec);
-            if n <= skip {
-                return Ok(());
-            }
-            if let Some(b) = b {
-                batch.add(rec.ts_sec, &b);
-                backscatter += 1;
-            }
-            since_commit += 1;
-            if batch.len() >= opts.batch_buckets || since_commit >= opts.batch_records {
-                since_commit = 0;
-                if let Err(e) = commit(batch, stats, n, false) {
-                    store_err = Some(e);
-                    return Err(io::Error::other("store commit failed"));
+        let mut stopped = false;
+        let (result, worker) = std::thread::scope(|scope| {
+            let (to_worker, from_reader) = mpsc::sync_channel::<Chunk>(CHANNEL_CHUNKS);
+            let (recycle, recycled) = mpsc::channel::<Chunk>();
+            let worker = scope.spawn(|| {
+                aggregate_and_commit(store, batch, stats, &opts, &progress, from_reader, recycle)
+            });
+            let mut chunk = Chunk::default();
+            let mut since_cut = 0u64;
+            let send = |chunk: &mut Chunk| {
+                let empty = recycled.try_recv().unwrap_or_default();
+                let full = std::mem::replace(chunk, empty);
+                to_worker.send(full).is_ok()
+            };
+            let result = for_each_record(input, |rec| {
+                n += 1;
+                let b = analyzer.process(rec);
+                if n <= skip {
+                    return Ok(());
                 }
+                if let Some(b) = b {
+                    chunk.obs.push(Obs::new(rec.ts_sec, &b));
+                    chunk.recs.push(n);
+                    backscatter += 1;
+                }
+                since_cut += 1;
+                if since_cut >= opts.batch_records {
+                    since_cut = 0;
+                    chunk.cuts.push((chunk.obs.len(), n));
+                }
+                if chunk.obs.len() >= CHUNK_OBS || chunk.cuts.len() >= CHUNK_OBS {
+                    if !send(&mut chunk) {
+                        // the worker stopped on a store error: it tells which below
+                        stopped = true;
+                        return Err(io::Error::other("store commit failed"));
+                    }
+                }
+                Ok(())
+            });
+            if !stopped {
+                // What was read is committed: the file is done unless reading failed
+                // (then a later run resumes after it).
+                let done = !matches!(result, Err(CaptureError::Io(_)));
+                chunk.end = Some((n, done));
+                send(&mut chunk);
             }
-            Ok(())
+            drop(to_worker);
+            let worker = worker
+                .join()
+                .unwrap_or_else(|_| Err(PibsStoreError::Db("ingest worker panicked".into())));
+            (result, worker)
         });
-        if let Some(e) = store_err {
-            return Err(e.into());
-        }
+        worker?;
         let read = n.saturating_sub(skip);
         stats.records += read;
         let malformed = match result {
             Ok(_) => None,
             Err(CaptureError::Io(e)) => {
-                // What was read is committed; a later run resumes after it.
-                commit(batch, stats, n, false)?;
                 return Err(IngestError::Io {
                     path: PathBuf::from(label),
                     source: e,
@@ -288,7 +305,6 @@ impl<S: PibsStore + ?Sized> Ingester<S> {
             }
             Err(e) => Some(e.to_string()),
         };
-        commit(batch, stats, n, true)?;
         stats.files += 1;
         if malformed.is_some() {
             stats.files_malformed += 1;
@@ -300,6 +316,74 @@ impl<S: PibsStore + ?Sized> Ingester<S> {
             malformed,
         })
     }
+}
+
+/// Backscatter packets per chunk handed from the reading thread to the aggregating one.
+const CHUNK_OBS: usize = 4096;
+/// Chunks in flight between them (bounds the memory ahead of the aggregation).
+const CHANNEL_CHUNKS: usize = 8;
+
+/// A stretch of a file's backscatter, in record order, from the reading thread.
+#[derive(Debug, Default)]
+struct Chunk {
+    obs: Vec<Obs>,
+    /// The record number (1-based, in the file) of each packet of `obs`.
+    recs: Vec<u64>,
+    /// Commit points: after the first `.0` packets of `obs`, at record `.1`.
+    cuts: Vec<(usize, u64)>,
+    /// The file's end: records read, and whether the file is done.
+    end: Option<(u64, bool)>,
+}
+
+/// The aggregating thread: adds the chunks' packets to the batch and commits it at the cut
+/// points, when it holds `batch_buckets` entries and at the end. The file's progress in
+/// each commit is the record of the last packet (or cut) it holds, so a file is marked done
+/// only by the commit of its last batch; a store error stops it (the reader then stops).
+fn aggregate_and_commit<S: PibsStore + ?Sized>(
+    store: &S,
+    batch: &mut Batch,
+    stats: &mut IngestStats,
+    opts: &IngestOptions,
+    progress: &(dyn Fn(u64, bool) -> FileProgress + Sync),
+    chunks: mpsc::Receiver<Chunk>,
+    recycle: mpsc::Sender<Chunk>,
+) -> Result<(), PibsStoreError> {
+    let mut commit = |batch: &mut Batch, records: u64, done: bool| {
+        batch.file = Some(progress(records, done));
+        let c = store.commit(batch)?;
+        stats.commits += 1;
+        stats.new_buckets += c.new_buckets;
+        stats.updated_buckets += c.updated_buckets;
+        stats.backscatter += batch.packets();
+        tracing::debug!(records, done, buckets = batch.len(), "batch committed");
+        batch.clear();
+        Ok::<(), PibsStoreError>(())
+    };
+    for mut chunk in chunks {
+        let mut cuts = chunk.cuts.iter().peekable();
+        for (i, (o, &rec)) in chunk.obs.iter().zip(&chunk.recs).enumerate() {
+            while let Some(&(_, at)) = cuts.next_if(|(before, _)| *before <= i) {
+                commit(batch, at, false)?;
+            }
+            batch.add_obs(o);
+            if batch.len() >= opts.batch_buckets {
+                commit(batch, rec, false)?;
+            }
+        }
+        for &(_, at) in cuts {
+            commit(batch, at, false)?;
+        }
+        if let Some((records, done)) = chunk.end {
+            commit(batch, records, done)?;
+        }
+        chunk.obs.clear();
+        chunk.recs.clear();
+        chunk.cuts.clear();
+        chunk.end = None;
+        // the reader may be gone (it stopped): the chunk is then dropped
+        let _ = recycle.send(chunk);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
