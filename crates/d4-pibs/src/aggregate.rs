@@ -411,11 +411,16 @@ impl Batch {
             .collect();
         extra.sort_unstable();
         let mut extra = extra.as_slice();
-        let mut out: Vec<Entry> = self
+        let mut order: Vec<(u128, u64, usize)> = self
             .aggs
             .iter()
             .enumerate()
-            .map(|(i, a)| {
+            .map(|(i, a)| (a.victim, a.start, i))
+            .collect();
+        order.sort_unstable();
+        let mut out: Vec<Option<Entry>> = Vec::with_capacity(self.aggs.len());
+        for (i, a) in self.aggs.iter().enumerate() {
+            out.push(Some({
                 let n = usize::from(a.nports);
                 let mut ports: Vec<(u16, u64)> = a.port[..n]
                     .iter()
@@ -438,10 +443,12 @@ impl Batch {
                     ports,
                     distinct: a.distinct.to_distinct(),
                 }
-            })
-            .collect();
-        out.sort_unstable_by_key(|e| (e.victim, e.start));
-        out
+            }));
+        }
+        order
+            .iter()
+            .filter_map(|&(_, _, i)| out.get_mut(i).and_then(Option::take))
+            .collect()
     }
 
     /// The buckets, sorted by victim (as 16 bytes) then start.

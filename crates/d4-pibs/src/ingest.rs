@@ -19,10 +19,13 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::aggregate::{Batch, FileProgress, Obs};
+
+mod pipeline;
 use crate::capture::{for_each_record, CaptureError};
 use crate::detect::DetectConfig;
 use crate::store::{PibsStore, PibsStoreError};
 use crate::Analyzer;
+use pipeline::Chunk;
 
 /// Bytes hashed from each end of a file for its identity.
 const ID_SAMPLE: u64 = 64 * 1024;
@@ -160,7 +163,6 @@ pub struct Ingester<S: PibsStore + ?Sized> {
     store: Arc<S>,
     opts: IngestOptions,
     analyzer: Analyzer,
-    batch: Batch,
     stats: IngestStats,
 }
 
@@ -169,7 +171,6 @@ impl<S: PibsStore + ?Sized> Ingester<S> {
         Ingester {
             store,
             analyzer: Analyzer::new(opts.detect),
-            batch: Batch::new(""),
             opts: IngestOptions {
                 batch_buckets: opts.batch_buckets.max(1),
                 batch_records: opts.batch_records.clamp(1, u64::from(u32::MAX)),
@@ -231,21 +232,30 @@ impl<S: PibsStore + ?Sized> Ingester<S> {
             store,
             opts,
             analyzer,
-            batch,
             stats,
         } = self;
-        batch.clear();
-        batch.sensor = sensor.to_owned();
         let store: &S = &**store;
         let opts = *opts;
         let mut n = 0u64;
         let mut backscatter = 0u64;
         let mut stopped = false;
         let (result, worker) = std::thread::scope(|scope| {
-            let (to_worker, from_reader) = mpsc::sync_channel::<Chunk>(CHANNEL_CHUNKS);
+            let (to_commit, batches) = mpsc::sync_channel::<Batch>(0);
+            let (recycle_batch, committed) = mpsc::channel::<Batch>();
+            let committer =
+                scope.spawn(|| pipeline::commit_batches(store, stats, batches, recycle_batch));
+            let (to_worker, from_reader) = mpsc::sync_channel::<Chunk>(pipeline::CHANNEL_CHUNKS);
             let (recycle, recycled) = mpsc::channel::<Chunk>();
-            let worker = scope.spawn(|| {
-                aggregate_and_commit(store, batch, stats, &opts, &progress, from_reader, recycle)
+            let aggregator = scope.spawn(|| {
+                pipeline::aggregate(
+                    sensor,
+                    &opts,
+                    &progress,
+                    from_reader,
+                    recycle,
+                    to_commit,
+                    committed,
+                )
             });
             let mut chunk = Chunk::default();
             let mut since_cut = 0u64;
@@ -270,12 +280,13 @@ impl<S: PibsStore + ?Sized> Ingester<S> {
                     since_cut = 0;
                     chunk.cuts.push((chunk.obs.len(), n));
                 }
-                if chunk.obs.len() >= CHUNK_OBS || chunk.cuts.len() >= CHUNK_OBS {
-                    if !send(&mut chunk) {
-                        // the worker stopped on a store error: it tells which below
-                        stopped = true;
-                        return Err(io::Error::other("store commit failed"));
-                    }
+                if (chunk.obs.len() >= pipeline::CHUNK_OBS
+                    || chunk.cuts.len() >= pipeline::CHUNK_OBS)
+                    && !send(&mut chunk)
+                {
+                    // the other threads stopped on a store error: it is returned below
+                    stopped = true;
+                    return Err(io::Error::other("store commit failed"));
                 }
                 Ok(())
             });
@@ -287,9 +298,13 @@ impl<S: PibsStore + ?Sized> Ingester<S> {
                 send(&mut chunk);
             }
             drop(to_worker);
-            let worker = worker
-                .join()
-                .unwrap_or_else(|_| Err(PibsStoreError::Db("ingest worker panicked".into())));
+            let panicked = || PibsStoreError::Db("ingest thread panicked".into());
+            let aggregated = aggregator.join();
+            let worker = committer.join().unwrap_or_else(|_| Err(panicked()));
+            let worker = match aggregated {
+                Ok(_) => worker,
+                Err(_) => worker.and(Err(panicked())),
+            };
             (result, worker)
         });
         worker?;
@@ -316,74 +331,6 @@ impl<S: PibsStore + ?Sized> Ingester<S> {
             malformed,
         })
     }
-}
-
-/// Backscatter packets per chunk handed from the reading thread to the aggregating one.
-const CHUNK_OBS: usize = 4096;
-/// Chunks in flight between them (bounds the memory ahead of the aggregation).
-const CHANNEL_CHUNKS: usize = 8;
-
-/// A stretch of a file's backscatter, in record order, from the reading thread.
-#[derive(Debug, Default)]
-struct Chunk {
-    obs: Vec<Obs>,
-    /// The record number (1-based, in the file) of each packet of `obs`.
-    recs: Vec<u64>,
-    /// Commit points: after the first `.0` packets of `obs`, at record `.1`.
-    cuts: Vec<(usize, u64)>,
-    /// The file's end: records read, and whether the file is done.
-    end: Option<(u64, bool)>,
-}
-
-/// The aggregating thread: adds the chunks' packets to the batch and commits it at the cut
-/// points, when it holds `batch_buckets` entries and at the end. The file's progress in
-/// each commit is the record of the last packet (or cut) it holds, so a file is marked done
-/// only by the commit of its last batch; a store error stops it (the reader then stops).
-fn aggregate_and_commit<S: PibsStore + ?Sized>(
-    store: &S,
-    batch: &mut Batch,
-    stats: &mut IngestStats,
-    opts: &IngestOptions,
-    progress: &(dyn Fn(u64, bool) -> FileProgress + Sync),
-    chunks: mpsc::Receiver<Chunk>,
-    recycle: mpsc::Sender<Chunk>,
-) -> Result<(), PibsStoreError> {
-    let mut commit = |batch: &mut Batch, records: u64, done: bool| {
-        batch.file = Some(progress(records, done));
-        let c = store.commit(batch)?;
-        stats.commits += 1;
-        stats.new_buckets += c.new_buckets;
-        stats.updated_buckets += c.updated_buckets;
-        stats.backscatter += batch.packets();
-        tracing::debug!(records, done, buckets = batch.len(), "batch committed");
-        batch.clear();
-        Ok::<(), PibsStoreError>(())
-    };
-    for mut chunk in chunks {
-        let mut cuts = chunk.cuts.iter().peekable();
-        for (i, (o, &rec)) in chunk.obs.iter().zip(&chunk.recs).enumerate() {
-            while let Some(&(_, at)) = cuts.next_if(|(before, _)| *before <= i) {
-                commit(batch, at, false)?;
-            }
-            batch.add_obs(o);
-            if batch.len() >= opts.batch_buckets {
-                commit(batch, rec, false)?;
-            }
-        }
-        for &(_, at) in cuts {
-            commit(batch, at, false)?;
-        }
-        if let Some((records, done)) = chunk.end {
-            commit(batch, records, done)?;
-        }
-        chunk.obs.clear();
-        chunk.recs.clear();
-        chunk.cuts.clear();
-        chunk.end = None;
-        // the reader may be gone (it stopped): the chunk is then dropped
-        let _ = recycle.send(chunk);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -120,6 +120,9 @@ pub(super) fn commit(db: &Database, batch: &Batch) -> Result<CommitStats, PibsSt
         // per victim: the merged record of each bucket that existed (None: a new bucket)
         let mut merged: Vec<Option<BucketRec>> = Vec::new();
         let mut starts: Vec<u64> = Vec::new();
+        // new victims' attacks: key, record (in `arena`), end
+        let mut new_attacks: Vec<([u8; 24], usize, usize, u64)> = Vec::new();
+        let mut arena: Vec<u8> = Vec::new();
         for group in entries.chunk_by(|a, b| a.victim == b.victim) {
             let ip = group[0].victim;
             merged.clear();
@@ -154,11 +157,10 @@ pub(super) fn commit(db: &Database, batch: &Batch) -> Result<CommitStats, PibsSt
             if !victim_known {
                 c.victims += 1;
                 for r in direct::runs(group, gap) {
+                    let at = arena.len();
                     r.encode(sensor, &mut buf);
-                    at.insert(&time_ip(r.start, ip)[..], &buf[..])
-                        .map_err(dberr)?;
-                    va.insert(&ip_time(ip, r.start)[..], &r.end.to_le_bytes()[..])
-                        .map_err(dberr)?;
+                    arena.extend_from_slice(&buf);
+                    new_attacks.push((time_ip(r.start, ip), at, arena.len(), r.end));
                     c.max_span = c.max_span.max(r.end - r.start);
                     c.attacks += 1;
                     stats.attacks_written += 1;
@@ -183,6 +185,18 @@ pub(super) fn commit(db: &Database, batch: &Batch) -> Result<CommitStats, PibsSt
                 .collect();
             stats.attacks_written +=
                 update_attacks(&mut at, &mut va, ip, &mut touched, gap, &mut c)?;
+        }
+        // New victims' attacks in key order: mostly appended (they are the newest), the
+        // B-tree leaves filled in sequence instead of at random places. They were made in
+        // `victim_attacks` order (victim, start).
+        for (key, _, _, end) in &new_attacks {
+            let (start, ip) = split_time_ip(key)?;
+            va.insert(&ip_time(ip, start)[..], &end.to_le_bytes()[..])
+                .map_err(dberr)?;
+        }
+        new_attacks.sort_unstable_by_key(|a| a.0);
+        for (key, from, to, _) in &new_attacks {
+            at.insert(&key[..], &arena[*from..*to]).map_err(dberr)?;
         }
         index_by_time(&mut bti, &mut new_by_time)?;
         if let Some(f) = &batch.file {
@@ -291,7 +305,11 @@ fn update_attacks(
         }
     }
     let merged = merge_items(items, gap);
-    for s in &old_starts {
+    // (an attack that keeps its start is overwritten below, not removed first)
+    for s in old_starts
+        .iter()
+        .filter(|s| !merged.iter().any(|a| a.start == **s))
+    {
         at.remove(&time_ip(*s, ip)[..]).map_err(dberr)?;
         va.remove(&ip_time(ip, *s)[..]).map_err(dberr)?;
     }
