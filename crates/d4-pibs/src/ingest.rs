@@ -9,6 +9,10 @@
 //!
 //! Detection state carries over from one file to the next within one ingester, as with
 //! `d4 pibs -r a -r b`.
+//!
+//! The calling thread reads and detects; aggregation and commits run on two scoped threads
+//! per file (module `pipeline`), so a commit point is a record boundary handed down with the
+//! packets and the file's last commit is the one that marks it done.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -36,7 +40,8 @@ pub struct IngestOptions {
     pub detect: DetectConfig,
     /// Commit when the batch holds this many (victim, bucket) entries.
     pub batch_buckets: usize,
-    /// Commit after this many records (packets) of a file.
+    /// Commit every this many records (packets) of a file (counted from where reading
+    /// started, whatever other commits came between).
     pub batch_records: u64,
 }
 
