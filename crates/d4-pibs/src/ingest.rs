@@ -239,7 +239,7 @@ impl<S: PibsStore + ?Sized> Ingester<S> {
             analyzer,
             stats,
         } = self;
-        let store: &S = &**store;
+        let store: &S = store;
         let opts = *opts;
         let mut n = 0u64;
         let mut backscatter = 0u64;
