@@ -252,6 +252,37 @@ fn slot_hash(victim: u128, start: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// A backscatter packet reduced to what aggregation uses (32 bytes: what the ingest's
+/// reading thread hands to its aggregating thread).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Obs {
+    /// The victim as [`key128`].
+    pub victim: u128,
+    /// Unix seconds.
+    pub ts: u64,
+    /// The darknet address's [`fingerprint`].
+    pub fp: u32,
+    pub port: u16,
+    /// Index into [`KINDS`].
+    pub kind: u8,
+    /// Index into [`PROTOCOLS`].
+    pub proto: u8,
+}
+
+impl Obs {
+    #[inline]
+    pub fn new(ts: u64, b: &Backscatter) -> Obs {
+        Obs {
+            victim: key128(b.victim),
+            ts,
+            fp: fingerprint(b.dst),
+            port: b.port,
+            kind: kind_index(b.kind) as u8,
+            proto: proto_index(b.proto) as u8,
+        }
+    }
+}
+
 /// Backscatter of one sensor aggregated per (victim, bucket), with the progress of the
 /// file it came from.
 #[derive(Debug, Clone)]
@@ -281,10 +312,17 @@ impl Batch {
     /// Adds one backscatter packet seen at `ts` (unix seconds).
     #[inline]
     pub fn add(&mut self, ts: u64, b: &Backscatter) {
+        self.add_obs(&Obs::new(ts, b));
+    }
+
+    /// Adds one backscatter packet in its compact form.
+    #[inline]
+    pub fn add_obs(&mut self, o: &Obs) {
+        let ts = o.ts;
         let off = ts % BUCKET_SECS;
         let start = ts - off;
         let off = off as u16;
-        let victim = key128(b.victim);
+        let victim = o.victim;
         let h = slot_hash(victim, start);
         let aggs = &mut self.aggs;
         let slot = match self.index.find(h, |&i| {
@@ -321,20 +359,21 @@ impl Batch {
         a.packets = a.packets.saturating_add(1);
         a.first = a.first.min(off);
         a.last = a.last.max(off);
-        let k = &mut a.kinds[kind_index(b.kind)];
+        // (an index out of range counts as the last kind / protocol: no panic)
+        let k = &mut a.kinds[usize::from(o.kind).min(KINDS.len() - 1)];
         *k = k.saturating_add(1);
-        let p = &mut a.protos[proto_index(b.proto)];
+        let p = &mut a.protos[usize::from(o.proto).min(PROTOCOLS.len() - 1)];
         *p = p.saturating_add(1);
-        a.distinct.insert(fingerprint(b.dst));
+        a.distinct.insert(o.fp);
         let n = usize::from(a.nports);
-        match a.port[..n].iter().position(|p| *p == b.port) {
+        match a.port[..n].iter().position(|p| *p == o.port) {
             Some(i) => a.port_n[i] = a.port_n[i].saturating_add(1),
             None if n < INLINE_PORTS => {
-                a.port[n] = b.port;
+                a.port[n] = o.port;
                 a.port_n[n] = 1;
                 a.nports += 1;
             }
-            None => *self.ports.entry((slot, b.port)).or_default() += 1,
+            None => *self.ports.entry((slot, o.port)).or_default() += 1,
         }
         self.packets += 1;
     }
@@ -362,60 +401,120 @@ impl Batch {
         self.file = None;
     }
 
-    /// The buckets, sorted by victim (as 16 bytes) then start.
-    pub fn buckets(&self) -> Vec<(IpAddr, BucketRec)> {
-        let mut ports: Vec<BTreeMap<u16, u64>> = self
+    /// The entries, sorted by victim (as 16 bytes) then start, as the commit reads them:
+    /// counters by index, ports sorted and capped, no maps or names built.
+    pub fn entries(&self) -> Vec<Entry> {
+        let mut extra: Vec<(u32, u16, u64)> = self
+            .ports
+            .iter()
+            .map(|(&(slot, port), &n)| (slot, port, n))
+            .collect();
+        extra.sort_unstable();
+        let mut extra = extra.as_slice();
+        let mut order: Vec<(u128, u64, usize)> = self
             .aggs
             .iter()
-            .map(|a| {
+            .enumerate()
+            .map(|(i, a)| (a.victim, a.start, i))
+            .collect();
+        order.sort_unstable();
+        let mut out: Vec<Option<Entry>> = Vec::with_capacity(self.aggs.len());
+        for (i, a) in self.aggs.iter().enumerate() {
+            out.push(Some({
                 let n = usize::from(a.nports);
-                a.port[..n]
+                let mut ports: Vec<(u16, u64)> = a.port[..n]
                     .iter()
                     .zip(&a.port_n[..n])
                     .map(|(p, n)| (*p, u64::from(*n)))
-                    .collect()
-            })
-            .collect();
-        for (&(slot, port), &n) in &self.ports {
-            if let Some(m) = ports.get_mut(slot as usize) {
-                m.insert(port, n);
-            }
-        }
-        let mut out: Vec<(IpAddr, BucketRec)> = self
-            .aggs
-            .iter()
-            .zip(ports)
-            .map(|(a, mut ports)| {
-                cap_ports(&mut ports);
-                let named = |names: &[&str], counts: &[u32]| -> BTreeMap<String, u64> {
-                    names
-                        .iter()
-                        .zip(counts)
-                        .filter(|(_, n)| **n > 0)
-                        .map(|(k, n)| ((*k).to_owned(), u64::from(*n)))
-                        .collect()
-                };
-                let distinct = a.distinct.to_distinct();
-                let stats = BucketStats {
+                    .collect();
+                let k = extra.partition_point(|e| (e.0 as usize) <= i);
+                ports.extend(extra[..k].iter().map(|e| (e.1, e.2)));
+                extra = &extra[k..];
+                ports.sort_unstable();
+                cap_port_list(&mut ports);
+                Entry {
+                    victim: a.victim.to_be_bytes(),
                     start: a.start,
                     packets: u64::from(a.packets),
-                    darknet_addrs: distinct.count(),
-                    kinds: named(&KINDS, &a.kinds),
-                    ports,
-                    protocols: named(&PROTOCOLS, &a.protos),
                     first_seen: a.start + u64::from(a.first),
                     last_seen: a.start + u64::from(a.last),
-                    sensors: BTreeSet::from([self.sensor.clone()]),
-                };
-                (
-                    from_ip16(a.victim.to_be_bytes()),
-                    BucketRec { stats, distinct },
-                )
-            })
-            .collect();
-        out.sort_by_key(|a| (ip16(a.0), a.1.stats.start));
-        out
+                    kinds: a.kinds.map(u64::from),
+                    protos: a.protos.map(u64::from),
+                    ports,
+                    distinct: a.distinct.to_distinct(),
+                }
+            }));
+        }
+        order
+            .iter()
+            .filter_map(|&(_, _, i)| out.get_mut(i).and_then(Option::take))
+            .collect()
     }
+
+    /// The buckets, sorted by victim (as 16 bytes) then start.
+    pub fn buckets(&self) -> Vec<(IpAddr, BucketRec)> {
+        self.entries()
+            .into_iter()
+            .map(|e| (from_ip16(e.victim), e.to_rec(&self.sensor)))
+            .collect()
+    }
+}
+
+/// One (victim, bucket) entry of a batch, as [`Batch::entries`] gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The victim as 16 bytes ([`ip16`]).
+    pub victim: [u8; 16],
+    pub start: u64,
+    pub packets: u64,
+    pub first_seen: u64,
+    pub last_seen: u64,
+    /// Packets by reply kind ([`KINDS`]) and by protocol ([`PROTOCOLS`]).
+    pub kinds: [u64; KINDS.len()],
+    pub protos: [u64; PROTOCOLS.len()],
+    /// Sorted by port, at most [`MAX_PORTS`].
+    pub ports: Vec<(u16, u64)>,
+    pub distinct: Distinct,
+}
+
+impl Entry {
+    /// The entry as the store's bucket record (maps and names), seen by `sensor`.
+    pub fn to_rec(&self, sensor: &str) -> BucketRec {
+        let named = |names: &[&str], counts: &[u64]| -> BTreeMap<String, u64> {
+            names
+                .iter()
+                .zip(counts)
+                .filter(|(_, n)| **n > 0)
+                .map(|(k, n)| ((*k).to_owned(), *n))
+                .collect()
+        };
+        let stats = BucketStats {
+            start: self.start,
+            packets: self.packets,
+            darknet_addrs: self.distinct.count(),
+            kinds: named(&KINDS, &self.kinds),
+            ports: self.ports.iter().copied().collect(),
+            protocols: named(&PROTOCOLS, &self.protos),
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+            sensors: BTreeSet::from([sensor.to_owned()]),
+        };
+        BucketRec {
+            stats,
+            distinct: self.distinct.clone(),
+        }
+    }
+}
+
+/// [`cap_ports`] on a list sorted by port: keeps the [`MAX_PORTS`] most-hit (ties: the
+/// lower port), still sorted by port.
+pub fn cap_port_list(ports: &mut Vec<(u16, u64)>) {
+    if ports.len() <= MAX_PORTS {
+        return;
+    }
+    ports.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    ports.truncate(MAX_PORTS);
+    ports.sort_unstable();
 }
 
 /// The unspecified IPv4 address (a placeholder for empty values).

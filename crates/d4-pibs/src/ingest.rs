@@ -9,20 +9,27 @@
 //!
 //! Detection state carries over from one file to the next within one ingester, as with
 //! `d4 pibs -r a -r b`.
+//!
+//! The calling thread reads and detects; aggregation and commits run on two scoped threads
+//! per file (module `pipeline`), so a commit point is a record boundary handed down with the
+//! packets and the file's last commit is the one that marks it done.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::aggregate::{Batch, FileProgress};
+use crate::aggregate::{Batch, FileProgress, Obs};
+
+mod pipeline;
 use crate::capture::{for_each_record, CaptureError};
 use crate::detect::DetectConfig;
 use crate::store::{PibsStore, PibsStoreError};
 use crate::Analyzer;
+use pipeline::Chunk;
 
 /// Bytes hashed from each end of a file for its identity.
 const ID_SAMPLE: u64 = 64 * 1024;
@@ -33,7 +40,8 @@ pub struct IngestOptions {
     pub detect: DetectConfig,
     /// Commit when the batch holds this many (victim, bucket) entries.
     pub batch_buckets: usize,
-    /// Commit after this many records (packets) of a file.
+    /// Commit every this many records (packets) of a file (counted from where reading
+    /// started, whatever other commits came between).
     pub batch_records: u64,
 }
 
@@ -160,7 +168,6 @@ pub struct Ingester<S: PibsStore + ?Sized> {
     store: Arc<S>,
     opts: IngestOptions,
     analyzer: Analyzer,
-    batch: Batch,
     stats: IngestStats,
 }
 
@@ -169,7 +176,6 @@ impl<S: PibsStore + ?Sized> Ingester<S> {
         Ingester {
             store,
             analyzer: Analyzer::new(opts.detect),
-            batch: Batch::new(""),
             opts: IngestOptions {
                 batch_buckets: opts.batch_buckets.max(1),
                 batch_records: opts.batch_records.clamp(1, u64::from(u32::MAX)),
@@ -231,56 +237,87 @@ impl<S: PibsStore + ?Sized> Ingester<S> {
             store,
             opts,
             analyzer,
-            batch,
             stats,
         } = self;
-        batch.clear();
-        batch.sensor = sensor.to_owned();
+        let store: &S = store;
+        let opts = *opts;
         let mut n = 0u64;
-        let mut since_commit = 0u64;
         let mut backscatter = 0u64;
-        let mut store_err: Option<PibsStoreError> = None;
-        let commit = |batch: &mut Batch, stats: &mut IngestStats, records: u64, done: bool| {
-            batch.file = Some(progress(records, done));
-            let c = store.commit(batch)?;
-            stats.commits += 1;
-            stats.new_buckets += c.new_buckets;
-            stats.updated_buckets += c.updated_buckets;
-            stats.backscatter += batch.packets();
-            tracing::debug!(file = %label, records, done, buckets = batch.len(), "batch committed");
-            batch.clear();
-            Ok::<(), PibsStoreError>(())
-        };
-        let result = for_each_record(input, |rec| {
-            n += 1;
-            let b = analyzer.process(rec);
-            if n <= skip {
-                return Ok(());
-            }
-            if let Some(b) = b {
-                batch.add(rec.ts_sec, &b);
-                backscatter += 1;
-            }
-            since_commit += 1;
-            if batch.len() >= opts.batch_buckets || since_commit >= opts.batch_records {
-                since_commit = 0;
-                if let Err(e) = commit(batch, stats, n, false) {
-                    store_err = Some(e);
+        let mut stopped = false;
+        let (result, worker) = std::thread::scope(|scope| {
+            let (to_commit, batches) = mpsc::sync_channel::<Batch>(0);
+            let (recycle_batch, committed) = mpsc::channel::<Batch>();
+            let committer =
+                scope.spawn(|| pipeline::commit_batches(store, stats, batches, recycle_batch));
+            let (to_worker, from_reader) = mpsc::sync_channel::<Chunk>(pipeline::CHANNEL_CHUNKS);
+            let (recycle, recycled) = mpsc::channel::<Chunk>();
+            let aggregator = scope.spawn(|| {
+                pipeline::aggregate(
+                    sensor,
+                    &opts,
+                    &progress,
+                    from_reader,
+                    recycle,
+                    to_commit,
+                    committed,
+                )
+            });
+            let mut chunk = Chunk::default();
+            let mut since_cut = 0u64;
+            let send = |chunk: &mut Chunk| {
+                let empty = recycled.try_recv().unwrap_or_default();
+                let full = std::mem::replace(chunk, empty);
+                to_worker.send(full).is_ok()
+            };
+            let result = for_each_record(input, |rec| {
+                n += 1;
+                let b = analyzer.process(rec);
+                if n <= skip {
+                    return Ok(());
+                }
+                if let Some(b) = b {
+                    chunk.obs.push(Obs::new(rec.ts_sec, &b));
+                    chunk.recs.push(n);
+                    backscatter += 1;
+                }
+                since_cut += 1;
+                if since_cut >= opts.batch_records {
+                    since_cut = 0;
+                    chunk.cuts.push((chunk.obs.len(), n));
+                }
+                if (chunk.obs.len() >= pipeline::CHUNK_OBS
+                    || chunk.cuts.len() >= pipeline::CHUNK_OBS)
+                    && !send(&mut chunk)
+                {
+                    // the other threads stopped on a store error: it is returned below
+                    stopped = true;
                     return Err(io::Error::other("store commit failed"));
                 }
+                Ok(())
+            });
+            if !stopped {
+                // What was read is committed: the file is done unless reading failed
+                // (then a later run resumes after it).
+                let done = !matches!(result, Err(CaptureError::Io(_)));
+                chunk.end = Some((n, done));
+                send(&mut chunk);
             }
-            Ok(())
+            drop(to_worker);
+            let panicked = || PibsStoreError::Db("ingest thread panicked".into());
+            let aggregated = aggregator.join();
+            let worker = committer.join().unwrap_or_else(|_| Err(panicked()));
+            let worker = match aggregated {
+                Ok(_) => worker,
+                Err(_) => worker.and(Err(panicked())),
+            };
+            (result, worker)
         });
-        if let Some(e) = store_err {
-            return Err(e.into());
-        }
+        worker?;
         let read = n.saturating_sub(skip);
         stats.records += read;
         let malformed = match result {
             Ok(_) => None,
             Err(CaptureError::Io(e)) => {
-                // What was read is committed; a later run resumes after it.
-                commit(batch, stats, n, false)?;
                 return Err(IngestError::Io {
                     path: PathBuf::from(label),
                     source: e,
@@ -288,7 +325,6 @@ impl<S: PibsStore + ?Sized> Ingester<S> {
             }
             Err(e) => Some(e.to_string()),
         };
-        commit(batch, stats, n, true)?;
         stats.files += 1;
         if malformed.is_some() {
             stats.files_malformed += 1;

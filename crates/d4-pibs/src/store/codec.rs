@@ -9,7 +9,7 @@ use crate::store::{BucketStats, FileState, PibsStoreError};
 
 use super::attacks::AttackAgg;
 
-const VERSION: u8 = 1;
+pub(super) const VERSION: u8 = 1;
 
 /// `a ‖ b_be`: 16-byte address then a big-endian u64 (buckets, victim_attacks).
 pub fn ip_time(ip: [u8; 16], t: u64) -> [u8; 24] {
@@ -51,7 +51,7 @@ pub fn split_time_ip(k: &[u8]) -> Result<(u64, [u8; 16]), PibsStoreError> {
     Ok((u64::from_be_bytes(t), ip))
 }
 
-fn put(out: &mut Vec<u8>, mut v: u64) {
+pub(super) fn put(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -59,7 +59,7 @@ fn put(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub(super) fn put_str(out: &mut Vec<u8>, s: &str) {
     put(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
 }

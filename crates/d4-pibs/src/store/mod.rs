@@ -14,6 +14,7 @@ pub use embedded::{open_embedded, EmbeddedPibsStore};
 
 pub mod attacks;
 mod codec;
+mod direct;
 pub mod embedded;
 
 /// Width of a bucket in seconds: a bucket starts at `ts - ts % BUCKET_SECS`.

@@ -8,8 +8,9 @@ use super::super::codec::{
     decode_attack, decode_bucket, encode_attack, encode_bucket, encode_file, ip_time,
     split_ip_time, split_time_ip, time_ip,
 };
+use super::super::direct::{self, encode_entry};
 use super::{dberr, meta_get, ATTACKS, BUCKETS, BUCKET_TIME, FILES, META, VICTIM_ATTACKS};
-use crate::aggregate::{ip16, BucketRec};
+use crate::aggregate::BucketRec;
 use crate::store::{
     Batch, BucketStats, CommitStats, ExpireStats, FileState, PibsStoreError, StoreConfig,
     BUCKET_SECS,
@@ -73,19 +74,15 @@ impl Touched {
     }
 }
 
-/// Whether the victim `ip` has a bucket other than the (new) ones in `touched`.
-fn has_other_buckets(
-    bt: &Bytes<'_>,
-    ip: [u8; 16],
-    touched: &[Touched],
-) -> Result<bool, PibsStoreError> {
+/// Whether the victim `ip` has a bucket other than the (new) ones at `starts`.
+fn has_other_buckets(bt: &Bytes<'_>, ip: [u8; 16], starts: &[u64]) -> Result<bool, PibsStoreError> {
     let lo = ip_time(ip, 0);
     let hi = ip_time(ip, u64::MAX);
     let mut range = bt.range(&lo[..]..=&hi[..]).map_err(dberr)?;
-    for item in range.by_ref().take(touched.len() + 1) {
+    for item in range.by_ref().take(starts.len() + 1) {
         let (k, _) = item.map_err(dberr)?;
         let (_, start) = split_ip_time(k.value())?;
-        if !touched.iter().any(|t| t.merged.start == start) {
+        if !starts.contains(&start) {
             return Ok(true);
         }
     }
@@ -99,8 +96,16 @@ fn has_buckets(bt: &Bytes<'_>, ip: [u8; 16]) -> Result<bool, PibsStoreError> {
     Ok(bt.range(&lo[..]..=&hi[..]).map_err(dberr)?.next().is_some())
 }
 
+/// Merges a batch into the store. Per victim (the entries come sorted by victim, then
+/// start): each bucket record is encoded straight from its entry and inserted; only when
+/// the insert returns a stored record is that one decoded, merged and written again. A
+/// victim none of whose buckets existed and that has no other bucket is new: it has no
+/// attack either (every stored attack keeps its last bucket: expiry removes a bucket only
+/// after its attack's end), so its attacks are built from the entries and written without
+/// reading anything more. Any other victim goes through [`update_attacks`].
 pub(super) fn commit(db: &Database, batch: &Batch) -> Result<CommitStats, PibsStoreError> {
-    let buckets = batch.buckets();
+    let entries = batch.entries();
+    let sensor = batch.sensor.as_str();
     let tx = db.begin_write().map_err(dberr)?;
     let mut stats = CommitStats::default();
     let gap = attack_gap(&tx)?;
@@ -110,57 +115,88 @@ pub(super) fn commit(db: &Database, batch: &Batch) -> Result<CommitStats, PibsSt
         let mut bti = tx.open_table(BUCKET_TIME).map_err(dberr)?;
         let mut at = tx.open_table(ATTACKS).map_err(dberr)?;
         let mut va = tx.open_table(VICTIM_ATTACKS).map_err(dberr)?;
-        let mut buf = Vec::with_capacity(256);
-        let mut buckets = buckets.into_iter().peekable();
-        let mut touched: Vec<Touched> = Vec::new();
-        let mut new_by_time: Vec<(u64, [u8; 16])> = Vec::new();
-        while let Some((victim, first)) = buckets.next() {
-            let ip = ip16(victim);
-            touched.clear();
-            let mut victim_known = false;
-            let mut next = Some(first);
-            while let Some(rec) = next.take() {
-                let start = rec.stats.start;
-                let key = ip_time(ip, start);
-                // Most buckets of a batch are new: write the batch's record first and
-                // merge only when the insert returns an old one (no lookup beforehand).
-                encode_bucket(&rec, &mut buf);
+        let mut buf = Vec::with_capacity(512);
+        let mut new_by_time: Vec<(u64, [u8; 16])> = Vec::with_capacity(entries.len());
+        // per victim: the merged record of each bucket that existed (None: a new bucket)
+        let mut merged: Vec<Option<BucketRec>> = Vec::new();
+        let mut starts: Vec<u64> = Vec::new();
+        // new victims' attacks: key, record (in `arena`), end
+        let mut new_attacks: Vec<([u8; 24], usize, usize, u64)> = Vec::new();
+        let mut arena: Vec<u8> = Vec::new();
+        for group in entries.chunk_by(|a, b| a.victim == b.victim) {
+            let ip = group[0].victim;
+            merged.clear();
+            for e in group {
+                let key = ip_time(ip, e.start);
+                encode_entry(e, sensor, &mut buf);
                 let old = match bt.insert(&key[..], &buf[..]).map_err(dberr)? {
-                    Some(v) => Some(decode_bucket(start, v.value())?),
+                    Some(v) => Some(decode_bucket(e.start, v.value())?),
                     None => None,
                 };
                 match old {
                     Some(mut o) => {
-                        victim_known = true;
-                        o.merge(&rec);
+                        o.merge(&e.to_rec(sensor));
                         encode_bucket(&o, &mut buf);
                         bt.insert(&key[..], &buf[..]).map_err(dberr)?;
                         stats.updated_buckets += 1;
-                        touched.push(Touched {
-                            new: false,
-                            merged: o.stats,
-                            delta: Some(rec.stats),
-                        });
+                        merged.push(Some(o));
                     }
                     None => {
-                        new_by_time.push((start, ip));
+                        new_by_time.push((e.start, ip));
                         c.buckets += 1;
                         stats.new_buckets += 1;
-                        touched.push(Touched {
-                            new: true,
-                            merged: rec.stats,
-                            delta: None,
-                        });
+                        merged.push(None);
                     }
                 }
-                next = buckets.next_if(|(v, _)| *v == victim).map(|(_, r)| r);
             }
-            // A victim is new when none of its buckets existed and it has no other.
-            if !victim_known && !has_other_buckets(&bt, ip, &touched)? {
+            let victim_known = merged.iter().any(Option::is_some) || {
+                starts.clear();
+                starts.extend(group.iter().map(|e| e.start));
+                has_other_buckets(&bt, ip, &starts)?
+            };
+            if !victim_known {
                 c.victims += 1;
+                for r in direct::runs(group, gap) {
+                    let at = arena.len();
+                    r.encode(sensor, &mut buf);
+                    arena.extend_from_slice(&buf);
+                    new_attacks.push((time_ip(r.start, ip), at, arena.len(), r.end));
+                    c.max_span = c.max_span.max(r.end - r.start);
+                    c.attacks += 1;
+                    stats.attacks_written += 1;
+                }
+                continue;
             }
+            let mut touched: Vec<Touched> = group
+                .iter()
+                .zip(merged.drain(..))
+                .map(|(e, m)| match m {
+                    Some(o) => Touched {
+                        new: false,
+                        merged: o.stats,
+                        delta: Some(e.to_rec(sensor).stats),
+                    },
+                    None => Touched {
+                        new: true,
+                        merged: e.to_rec(sensor).stats,
+                        delta: None,
+                    },
+                })
+                .collect();
             stats.attacks_written +=
                 update_attacks(&mut at, &mut va, ip, &mut touched, gap, &mut c)?;
+        }
+        // New victims' attacks in key order: mostly appended (they are the newest), the
+        // B-tree leaves filled in sequence instead of at random places. They were made in
+        // `victim_attacks` order (victim, start).
+        for (key, _, _, end) in &new_attacks {
+            let (start, ip) = split_time_ip(key)?;
+            va.insert(&ip_time(ip, start)[..], &end.to_le_bytes()[..])
+                .map_err(dberr)?;
+        }
+        new_attacks.sort_unstable_by_key(|a| a.0);
+        for (key, from, to, _) in &new_attacks {
+            at.insert(&key[..], &arena[*from..*to]).map_err(dberr)?;
         }
         index_by_time(&mut bti, &mut new_by_time)?;
         if let Some(f) = &batch.file {
@@ -269,7 +305,11 @@ fn update_attacks(
         }
     }
     let merged = merge_items(items, gap);
-    for s in &old_starts {
+    // (an attack that keeps its start is overwritten below, not removed first)
+    for s in old_starts
+        .iter()
+        .filter(|s| !merged.iter().any(|a| a.start == **s))
+    {
         at.remove(&time_ip(*s, ip)[..]).map_err(dberr)?;
         va.remove(&ip_time(ip, *s)[..]).map_err(dberr)?;
     }
