@@ -273,6 +273,9 @@ fn check(
 }
 
 proptest! {
+    // each case runs several transforms four times (whole, cut, crashed, resumed)
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
     #[test]
     fn lines_any_cutting(data in stream(), cuts in proptest::collection::vec(any::<usize>(), 0..8), stop in any::<usize>()) {
         let p = full_privacy();
@@ -305,4 +308,10 @@ proptest! {
         prop_assert_eq!(got, want);
         prop_assert_eq!(got_p, want_p);
     }
+}
+
+#[test]
+fn a_transform_can_move_between_threads() {
+    fn send<T: Send + 'static>() {}
+    send::<StreamTransform>();
 }
