@@ -15,6 +15,7 @@
 //! pseudonymised) is dropped and counted: it might carry an address in the wrong place.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::net::IpAddr;
 
 use d4_store::{AddressAction, PdnsPrivacy};
@@ -183,7 +184,8 @@ impl PdnsTransform {
             if self.settings.round_secs == 0 {
                 out.extend_from_slice(l.ts);
             } else {
-                out.extend_from_slice(format!("{}.000000", self.round(l.secs)).as_bytes());
+                // writing to a Vec cannot fail
+                let _ = write!(out, "{}.000000", self.round(l.secs));
             }
             write_rest(out, &client, &l, l.ttl, l.count);
             pushed.units += 1;
@@ -315,7 +317,8 @@ fn write_rest(out: &mut Vec<u8>, client: &[u8], l: &PdnsLine<'_>, ttl: &[u8], co
         out.extend_from_slice(b"||");
         out.extend_from_slice(f);
     }
-    out.extend_from_slice(format!("||{count}\n").as_bytes());
+    // writing to a Vec cannot fail
+    let _ = writeln!(out, "||{count}");
 }
 
 #[cfg(test)]
