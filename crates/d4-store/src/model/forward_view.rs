@@ -48,8 +48,7 @@ impl ForwardStats {
             t.lag_secs = t.lag_secs.max(x.lag_secs);
             t.connected |= x.connected;
             t.last_forward_time = t.last_forward_time.max(x.last_forward_time);
-            if x.last_error.is_some() && x.last_error_time.unwrap_or(0) >= error_time.unwrap_or(0)
-            {
+            if x.last_error.is_some() && x.last_error_time.unwrap_or(0) >= error_time.unwrap_or(0) {
                 error_time = x.last_error_time.or(Some(0));
                 t.last_error = x.last_error.clone();
                 t.last_error_time = x.last_error_time;
@@ -112,7 +111,10 @@ mod tests {
             s("b", 2, 3, Some(("new", 20))),
             s("c", 3, 0, None),
         ]);
-        assert_eq!((t.frames_forwarded, t.bytes_forwarded, t.lag_secs), (6, 60, 5));
+        assert_eq!(
+            (t.frames_forwarded, t.bytes_forwarded, t.lag_secs),
+            (6, 60, 5)
+        );
         assert!(t.connected);
         assert_eq!(t.last_error.as_deref(), Some("new"));
         assert_eq!(ForwardStats::total(&[]), ForwardStats::default());
