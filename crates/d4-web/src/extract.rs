@@ -288,6 +288,28 @@ impl FromRequestParts<WebState> for KnownQueue {
     }
 }
 
+/// The `{name}` of a forwarding rule route: a valid name (400) of a rule that exists (404).
+pub struct KnownRule(pub d4_store::ForwardRule);
+
+impl FromRequestParts<WebState> for KnownRule {
+    type Rejection = Rejected;
+
+    async fn from_request_parts(parts: &mut Parts, st: &WebState) -> Result<Self, Rejected> {
+        let name = param(parts, st, "name").await?;
+        if let Err(e) = d4_store::validate::forward_rule_name(&name) {
+            return Err(Rejected::new(parts, e.into()));
+        }
+        match st.store().get_forward_rule(name.clone()).await {
+            Ok(Some(r)) => Ok(KnownRule(r)),
+            Ok(None) => Err(Rejected::new(
+                parts,
+                Failure::not_found(format!("unknown forwarding rule {name}")),
+            )),
+            Err(e) => Err(Rejected::new(parts, e.into())),
+        }
+    }
+}
+
 /// The `{action}` of a form route, one of the names of `A` (kebab-case serde enum); an
 /// unknown name is a 404.
 pub struct Action<A>(pub A);

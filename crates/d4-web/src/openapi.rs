@@ -42,6 +42,13 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, bool)] = &[
     ("post", "/users/{name}/token", "Create or rotate a user's API token (returned once)", "admin", false),
     ("post", "/users/{name}/password", "Reset a user's password {password?} (generated and returned once when absent); it must be changed at next login and the user's web sessions end", "admin", true),
     ("delete", "/users/{name}/token", "Revoke a user's API token", "admin", false),
+    ("get", "/forward", "Forwarding rules with their counters: {rules: [{rule, total, servers}]}; hmac_key and privacy.key shown as ********", "admin", false),
+    ("post", "/forward", "Create a forwarding rule {name, destination, tls: {ca_pem | pin_sha256 | plain}, uuid, hmac_key? (generated and returned once when absent), enabled? (default true), description?, filter?: {types, ext_types, sensors, tags, groups}, tags?, privacy?: {key?, pdns?, pcap?, json?, log?}, spool_limit?}; 201 {rule, hmac_key?}", "admin", true),
+    ("get", "/forward/{name}", "One forwarding rule (secrets masked) with its counters: {rule, total, servers: [{server_id, time, stats}]}", "admin", false),
+    ("put", "/forward/{name}", "Replace a forwarding rule (same body as create; a secret sent as ******** or hmac_key left out keeps the stored one; enabled left out is unchanged)", "admin", true),
+    ("delete", "/forward/{name}", "Delete a forwarding rule and its counters", "admin", false),
+    ("post", "/forward/{name}/enable", "Enable a forwarding rule", "admin", false),
+    ("post", "/forward/{name}/disable", "Disable a forwarding rule (its spool is kept)", "admin", false),
     ("get", "/stats", "Per-day totals, sensors and types (?days=7)", "user", false),
     ("get", "/sessions", "Live sensor sessions", "user", false),
 ];

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 pub mod account;
 pub mod forward;
+pub mod forward_view;
 pub mod lease;
 pub mod policy;
 pub mod queue;
@@ -16,6 +17,7 @@ pub mod sensor;
 
 pub use account::*;
 pub use forward::*;
+pub use forward_view::*;
 pub use lease::*;
 pub use policy::*;
 pub use queue::*;
@@ -35,6 +37,8 @@ pub enum StoreEvent {
     TypesChanged,
     /// Queues were created, changed or deleted.
     QueuesChanged,
+    /// Forwarding rules were created, changed, enabled, disabled or deleted.
+    ForwardRulesChanged,
 }
 
 /// `YYYYMMDD` (UTC) of a Unix time.

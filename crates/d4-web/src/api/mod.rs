@@ -19,6 +19,7 @@ use crate::failure::{Failure, Res};
 use crate::WebState;
 
 mod account;
+mod forward;
 mod policy;
 mod queues;
 mod sensors;
@@ -120,6 +121,15 @@ pub fn routes() -> Router<WebState> {
             post(account::user_token).delete(account::user_token_revoke),
         )
         .route("/users/{name}/password", post(account::user_password_reset))
+        .route("/forward", get(forward::rules).post(forward::rule_create))
+        .route(
+            "/forward/{name}",
+            get(forward::rule_get)
+                .put(forward::rule_put)
+                .delete(forward::rule_delete),
+        )
+        .route("/forward/{name}/enable", post(forward::rule_enable))
+        .route("/forward/{name}/disable", post(forward::rule_disable))
         .route("/stats", get(stats::stats))
         .route("/sessions", get(stats::sessions))
         .fallback(|| async { Failure::not_found("no such API endpoint") })

@@ -22,6 +22,7 @@ mod queues;
 mod registration;
 mod sensors;
 mod server;
+mod sharing;
 mod users;
 
 type PageResult = Result<Response, Response>;
@@ -48,6 +49,12 @@ pub fn routes() -> Router<WebState> {
         .route("/queues", get(queues::queues).post(queues::queue_create))
         .route("/queues/{uuid}", get(queues::queue_page))
         .route("/queues/{uuid}/{action}", post(queues::queue_post))
+        .route(
+            "/sharing",
+            get(sharing::sharing).post(sharing::sharing_create),
+        )
+        .route("/sharing/{name}", get(sharing::rule_page))
+        .route("/sharing/{name}/{action}", post(sharing::rule_post))
         .route("/users", get(users::users).post(users::user_create))
         .route("/users/{name}/{action}", post(users::user_post))
         .route("/account", get(account::account))
@@ -121,6 +128,11 @@ fn flash_text(code: &str) -> Option<&'static str> {
         "user-created" => "User created.",
         "role-set" => "Role changed.",
         "user-deleted" => "User deleted.",
+        "rule-added" => "Forwarding rule added.",
+        "rule-saved" => "Forwarding rule saved.",
+        "rule-enabled" => "Forwarding rule enabled.",
+        "rule-disabled" => "Forwarding rule disabled: it stops reading; its spool is kept.",
+        "rule-removed" => "Forwarding rule removed.",
         _ => return None,
     })
 }

@@ -44,6 +44,7 @@ fn nav(viewer: Option<&Viewer>) -> Markup {
                         a href="/pibs" { "Backscatter" }
                     }
                     @if v.user.role == Role::Admin {
+                        a href="/sharing" { "Sharing" }
                         a href="/users" { "Users" }
                     }
                     a href="/account" { "Account (" (v.user.name) ", " (v.user.role.as_str()) ")" }

@@ -120,6 +120,8 @@ pub(crate) async fn api_role_matrix(b: Backend) {
     a.user("victim", Role::User).await;
     let s = v4();
     let q = v4();
+    let forward_rule = json!({"name": "f1", "destination": "127.0.0.1:4443",
+        "tls": {"plain": true}, "uuid": v4(), "hmac_key": "k"});
     let cases: Vec<(&str, String, Option<Value>, &str)> = vec![
         (
             "POST",
@@ -226,6 +228,23 @@ pub(crate) async fn api_role_matrix(b: Backend) {
         ),
         ("DELETE", "/users/victim/token".into(), None, "admin"),
         ("DELETE", "/users/victim".into(), None, "admin"),
+        (
+            "POST",
+            "/forward".into(),
+            Some(forward_rule.clone()),
+            "admin",
+        ),
+        ("GET", "/forward".into(), None, "admin"),
+        ("GET", "/forward/f1".into(), None, "admin"),
+        (
+            "PUT",
+            "/forward/f1".into(),
+            Some(forward_rule.clone()),
+            "admin",
+        ),
+        ("POST", "/forward/f1/disable".into(), None, "admin"),
+        ("POST", "/forward/f1/enable".into(), None, "admin"),
+        ("DELETE", "/forward/f1".into(), None, "admin"),
         ("GET", "/stats".into(), None, "read"),
         ("GET", "/sessions".into(), None, "read"),
         ("DELETE", format!("/sensors/{s}"), None, "admin"),

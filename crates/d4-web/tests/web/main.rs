@@ -4,11 +4,12 @@
 //! dir (module `embedded`) and on the Redis store over a real redis-server (module
 //! `redis`), since the UI must work the same on both backends.
 //!
-//! Modules: [`support`] (the harness), [`api`], [`api_functions`], [`login`], [`pages`],
+//! Modules: [`support`] (the harness), [`api`], [`api_functions`], [`forward`], [`login`], [`pages`],
 //! [`ops`], [`pssl`] (embedded store only: the page reads no store but the login's).
 
 mod api;
 mod api_functions;
+mod forward;
 mod login;
 mod ops;
 mod pages;
@@ -19,6 +20,7 @@ mod support;
 
 use api::*;
 use api_functions::*;
+use forward::*;
 use login::*;
 use ops::*;
 use pages::*;
@@ -49,6 +51,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     admin_password_reset_removes_the_first_start_password_file,
+    api_forward_rules,
     api_kick_block_and_blocklist,
     api_queues,
     api_role_matrix,
@@ -70,5 +73,6 @@ on_both_backends!(
     password_and_role_changes_end_other_sessions,
     register_api_matches_the_reference,
     serves_plain_http_on_a_real_socket,
+    sharing_pages,
     sessions_survive_a_restart,
 );

@@ -1,5 +1,5 @@
 //! The admin CLI until (and beside) the web UI: `d4 sensor`, `d4 blocklist`, `d4 queue`,
-//! `d4 types`. Each acts on the store of `--data-dir`: the embedded database when no
+//! `d4 types`, `d4 forward`. Each acts on the store of `--data-dir`: the embedded database when no
 //! server holds it, else the running server's socket `<data>/d4.sock`.
 //!
 //! Exit status: 0 on success; 2 on bad input (arguments, unknown sensor or queue, already
@@ -10,6 +10,9 @@
 //! the same inputs, with the same message.
 
 mod blocklist;
+/// `d4 forward` (crates/d4/src/cmd/forward.rs), mounted here to share the admin helpers.
+#[path = "../forward.rs"]
+mod forward;
 mod output;
 mod queue;
 mod sensor;
@@ -26,6 +29,7 @@ use ipnet::IpNet;
 use uuid::Uuid;
 
 pub use blocklist::BlocklistArgs;
+pub use forward::ForwardArgs;
 pub use queue::QueueArgs;
 use queue::QueueCmd;
 pub use sensor::SensorArgs;
@@ -72,6 +76,15 @@ pub enum AdminCommand {
         d4 types refuse pcapng 7\n  \
         d4 types accept --ext ja3-jl --ext maltrail")]
     Types(TypesArgs),
+    /// Share accepted frames with partner D4 servers: forwarding rules.
+    #[command(after_help = "Examples:\n  \
+        d4 forward add to-b --to d4.partner.example:4443 --pin-from b-server.crt \\\n      \
+        --uuid 6a1f0b2e-8d8c-4e43-9f0e-3f5a2c1d9b7e --type 8 --tag share \\\n      \
+        --pdns-client-ip pseudonymise --meta-tag tlp:green\n  \
+        d4 forward list\n  \
+        d4 forward show to-b\n  \
+        d4 forward disable to-b")]
+    Forward(ForwardArgs),
     /// Hold the store and serve it on `<data>/d4.sock` without a collector (for analyzers,
     /// scripts and tests; `d4 server` does the same itself).
     #[command(name = "store-serve")]
@@ -158,6 +171,7 @@ pub fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
         AdminCommand::Blocklist(a) => a.store.clone(),
         AdminCommand::Queue(a) => a.store.clone(),
         AdminCommand::Types(a) => a.store.clone(),
+        AdminCommand::Forward(a) => a.store.clone(),
         AdminCommand::StoreServe(a) => a.store.clone(),
     };
     // Only long-running commands catch SIGINT/SIGTERM (to stop cleanly); the others
@@ -188,6 +202,7 @@ pub fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             AdminCommand::Blocklist(a) => blocklist::blocklist(store, a.cmd, json).await,
             AdminCommand::Queue(a) => queue::queue(store, a.cmd, json, stop).await,
             AdminCommand::Types(a) => types::types(store, a.cmd, json).await,
+            AdminCommand::Forward(a) => forward::forward(store, a.cmd, json).await,
             AdminCommand::StoreServe(_) => Ok(()),
         }
     });
