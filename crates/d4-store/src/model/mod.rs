@@ -35,6 +35,8 @@ pub enum StoreEvent {
     TypesChanged,
     /// Queues were created, changed or deleted.
     QueuesChanged,
+    /// Sensor groups were created, changed or deleted.
+    GroupsChanged,
 }
 
 /// `YYYYMMDD` (UTC) of a Unix time.

@@ -12,7 +12,8 @@
 //! `record_activity` one round trip, `push_batch` two (three when the queues live in
 //! another database than the metadata).
 //!
-//! One file per role (`sensors`, `policy`, `leases`, `queues`, `accounts`), plus `consume`
+//! One file per role (`sensors`, `policy`, `leases`, `queues`, `accounts`), plus `groups`
+//! (sensor groups, of the sensors role), `consume`
 //! (leased consumption of the queues: the reliable-queue pattern) and `events` (pub/sub and
 //! d4-core's kick requests).
 
@@ -30,6 +31,7 @@ use crate::{Base, Result, StoreError};
 mod accounts;
 mod consume;
 mod events;
+mod groups;
 mod keys;
 mod leases;
 mod policy;

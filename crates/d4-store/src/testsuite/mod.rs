@@ -4,8 +4,8 @@
 //! Every test uses fresh UUIDs, so the tests do not depend on each other, except
 //! [`defaults`], which needs a store nobody changed yet (run_all runs it first).
 //!
-//! One file per area: `sensors`, `policy`, `leases`, `queues`, `pushes`, `consume`,
-//! `accounts`.
+//! One file per area: `sensors`, `groups` (names, tags, groups, partner meta), `policy`,
+//! `leases`, `queues`, `pushes`, `consume`, `accounts`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::IpAddr;
@@ -15,6 +15,7 @@ use crate::Store;
 
 mod accounts;
 mod consume;
+mod groups;
 mod leases;
 mod policy;
 mod pushes;
@@ -23,6 +24,7 @@ mod sensors;
 
 pub use accounts::*;
 pub use consume::*;
+pub use groups::*;
 pub use leases::*;
 pub use policy::*;
 pub use pushes::*;
@@ -37,6 +39,9 @@ pub async fn run_all(store: S) {
     sensors(store.clone()).await;
     sensor_activity(store.clone()).await;
     stats_aggregation(store.clone()).await;
+    sensor_names_and_tags(store.clone()).await;
+    sensor_groups(store.clone()).await;
+    partner_meta(store.clone()).await;
     blocklist_prefixes(store.clone()).await;
     blocklist_uuids_and_expiry(store.clone()).await;
     kick(store.clone()).await;
@@ -49,6 +54,7 @@ pub async fn run_all(store: S) {
     queue_push_once(store.clone()).await;
     queue_push_batch(store.clone()).await;
     queue_blocking_pop(store.clone()).await;
+    queues_by_group(store.clone()).await;
     lease_and_ack(store.clone()).await;
     lease_expiry_redelivers(store.clone()).await;
     lease_beside_pops(store.clone()).await;

@@ -100,6 +100,7 @@ fn queue_config(req: QueueReq, uuid: Uuid) -> Res<QueueConfig> {
         description: req.description,
         max_size: req.max_size.unwrap_or(DEFAULT_QUEUE_MAX_SIZE),
         sensors,
+        groups: Vec::new(),
     })
 }
 

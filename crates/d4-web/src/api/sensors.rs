@@ -175,6 +175,8 @@ pub(super) async fn sensor_put(
             mail: req.mail,
             third_party: req.third_party,
             monitoring_threshold: req.monitoring_threshold,
+            name: None,
+            tags: None,
         },
     )
     .await?;

@@ -106,6 +106,7 @@ fn form_queue(
         description: f.get("description").to_string(),
         max_size,
         sensors: actions::parse_group(f.get("sensors"))?,
+        groups: Vec::new(),
     })
 }
 

@@ -188,6 +188,7 @@ pub(super) async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool, stop
                 description,
                 max_size,
                 sensors,
+                groups: Vec::new(),
             };
             check(d4_store::validate::queue_config(&config))?;
             let q = store.create_queue(config, now).await?;
