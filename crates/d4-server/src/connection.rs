@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use d4_proto::Frame;
-use d4_store::LeaseClaim;
+use d4_store::{LeaseClaim, PartnerMeta};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -24,7 +24,7 @@ use crate::now;
 use crate::pipeline::Pipeline;
 use crate::preauth::Ticket;
 use crate::server::{Control, Server};
-use crate::session::{Gate, Reason, Refusal, Session};
+use crate::session::{Gate, MetaInfo, Reason, Refusal, Session};
 
 /// Largest read (one batch) for an authenticated sensor.
 const READ_CHUNK: usize = 256 * 1024;
@@ -262,10 +262,39 @@ impl<S: AsyncRead + Unpin + Send> Connection<S> {
                 self.start_pipeline()?;
             }
             self.send_frames(t)?;
+            self.record_meta_info(t);
         }
         res?;
         self.session.precheck_pending(&*self.server.gate)?;
         Ok(())
+    }
+
+    /// Once per session, when its meta header carried `tags` or `misp:org`: kept on the
+    /// sensor's record if it is a third party (a partner server's stream), off the read
+    /// path (a spawned store call, as the last errors).
+    fn record_meta_info(&mut self, t: u64) {
+        let (Some(info), Some(u)) = (self.session.take_meta_info(), self.session.uuid()) else {
+            return;
+        };
+        let sensors = self.server.sensors.clone();
+        let metrics = self.server.metrics.clone();
+        let ip = self.session.peer();
+        tokio::spawn(async move {
+            match sensors.get_sensor(u).await {
+                Ok(Some(s)) if s.third_party => {}
+                Ok(_) => return,
+                Err(e) => {
+                    metrics.store_failure("record-partner-meta");
+                    tracing::warn!(sensor = %u.simple(), error = %e, "could not read the sensor to keep its partner meta");
+                    return;
+                }
+            }
+            let meta = partner_meta(info, t, ip);
+            if let Err(e) = sensors.record_partner_meta(u, meta).await {
+                metrics.store_failure("record-partner-meta");
+                tracing::warn!(sensor = %u.simple(), error = %e, "could not record the partner meta");
+            }
+        });
     }
 
     /// The session's first accepted frames: claims its store lease.
@@ -397,6 +426,37 @@ impl<S: AsyncRead + Unpin + Send> Connection<S> {
                 }
             }
         }
+    }
+}
+
+/// What the store keeps of a partner's meta header: bounded to what
+/// [`d4_store::validate::partner_meta`] accepts (at most [`MAX_TAGS`] tags, texts of at
+/// most [`MAX_PARTNER_TEXT_CHARS`] characters without control characters; longer ones are
+/// cut, others left out), so that a partner's odd header never fails the record.
+///
+/// [`MAX_TAGS`]: d4_store::validate::MAX_TAGS
+/// [`MAX_PARTNER_TEXT_CHARS`]: d4_store::validate::MAX_PARTNER_TEXT_CHARS
+fn partner_meta(info: MetaInfo, time: u64, ip: IpAddr) -> PartnerMeta {
+    use d4_store::validate::{MAX_PARTNER_TEXT_CHARS, MAX_TAGS};
+    let clean = |s: String| -> Option<String> {
+        let s: String = s
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_PARTNER_TEXT_CHARS)
+            .collect();
+        (!s.is_empty()).then_some(s)
+    };
+    PartnerMeta {
+        org: info.org.and_then(clean),
+        tags: info
+            .tags
+            .into_iter()
+            .filter_map(clean)
+            .take(MAX_TAGS)
+            .collect(),
+        ext_type: Some(info.ext_type),
+        time,
+        ip: Some(ip),
     }
 }
 

@@ -80,6 +80,7 @@ pub const STORE_OPS: &[&str] = &[
     "renew-sessions",
     "clear-sessions",
     "record-error",
+    "record-partner-meta",
     "auto-block",
     "refresh",
 ];

@@ -266,6 +266,7 @@ mod tests {
                 description: String::new(),
                 max_size: max,
                 sensors: None,
+                groups: Vec::new(),
             },
             created: 0,
             last_updated: 0,

@@ -214,6 +214,42 @@ impl std::fmt::Display for Refusal {
     }
 }
 
+/// What a completed meta header said about where its stream comes from (`tags`,
+/// `misp:org`): kept on the record of a third-party sensor (a partner server's stream).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaInfo {
+    pub ext_type: String,
+    /// `misp:org` (a string).
+    pub org: Option<String>,
+    /// `tags`: the strings of the list (other values left out).
+    pub tags: Vec<String>,
+}
+
+impl MetaInfo {
+    /// The partner fields of a meta header; `None` when it has neither `tags` nor
+    /// `misp:org`.
+    pub fn of(m: &d4_proto::MetaHeader) -> Option<MetaInfo> {
+        let org = m.get_str("misp:org").map(str::to_owned);
+        let tags: Vec<String> = m
+            .get("tags")
+            .and_then(|t| t.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if org.is_none() && m.get("tags").is_none() {
+            return None;
+        }
+        Some(MetaInfo {
+            ext_type: m.ext_type().to_owned(),
+            org,
+            tags,
+        })
+    }
+}
+
 /// One connection's protocol state.
 pub struct Session {
     cfg: Arc<SessionConfig>,
@@ -227,6 +263,8 @@ pub struct Session {
     /// Where the meta header's JSON object ends, scanned incrementally.
     meta_scan: JsonEnd,
     ext_type: Option<String>,
+    /// The partner fields of the completed meta header, until the caller takes them.
+    meta_info: Option<MetaInfo>,
     claimed: Option<(Uuid, u8)>,
     accepted: u64,
     failed: bool,
@@ -250,6 +288,7 @@ impl Session {
             meta: None,
             meta_scan: JsonEnd::default(),
             ext_type: None,
+            meta_info: None,
             claimed: None,
             accepted: 0,
             failed: false,
@@ -279,6 +318,11 @@ impl Session {
     /// The extended type named by the meta header (type 2/254 streams).
     pub fn ext_type(&self) -> Option<&str> {
         self.ext_type.as_deref()
+    }
+    /// The `tags` and `misp:org` of the meta header, once, after the frame that completed
+    /// it was accepted (the caller records them for a third-party sensor).
+    pub fn take_meta_info(&mut self) -> Option<MetaInfo> {
+        self.meta_info.take()
     }
     /// The (uuid, type) slot this session holds; the caller releases it at the end.
     pub fn claimed(&self) -> Option<(Uuid, u8)> {
@@ -525,8 +569,12 @@ impl Session {
         }
         if t == types::EXTENDED && self.ext_type.is_none() {
             let finished = self.meta.take().map(|b| b.finish());
+            let mut info = None;
             let ext = match finished {
-                Some(Ok(m)) => Some(m.ext_type().to_owned()),
+                Some(Ok(m)) => {
+                    info = MetaInfo::of(&m);
+                    Some(m.ext_type().to_owned())
+                }
                 Some(Err(e)) => {
                     return Err(self.refuse(Reason::BadMetaHeader(e.to_string()), Some(h.uuid)))
                 }
@@ -542,6 +590,7 @@ impl Session {
                 return Err(self.refuse(Reason::ExtTypeNotAccepted(ext), Some(h.uuid)));
             }
             self.ext_type = Some(ext);
+            self.meta_info = info;
         }
         // 7. one connection per (uuid, type), except 2/254
         if self.claimed.is_none()
@@ -657,6 +706,45 @@ mod tests {
             .encode(2, b"x\n")
             .unwrap();
         (Bytes::from(meta.to_vec()), Bytes::from(data.to_vec()))
+    }
+
+    #[test]
+    fn meta_header_tags_and_org_are_taken_once() {
+        let cfg = shared();
+        let mut gate = FakeGate::default();
+        gate.ext_ok.insert("maltrail".into());
+        let u = Uuid::new_v4();
+        let header = br#"{"type":"maltrail","tags":["tlp:green",3],"misp:org":"org-a"}"#;
+        let meta = Encoder::new(u, KEY, types::META_HEADER)
+            .encode(1, header)
+            .unwrap();
+        let (_, data) = meta_then_ext(u, "maltrail");
+        let mut s = session(&cfg);
+        let mut out = Vec::new();
+        s.feed(&mut Bytes::from(meta.to_vec()), &gate, &mut out)
+            .unwrap();
+        assert_eq!(
+            s.take_meta_info(),
+            None,
+            "not before the header is complete"
+        );
+        s.feed(&mut data.clone(), &gate, &mut out).unwrap();
+        assert_eq!(
+            s.take_meta_info(),
+            Some(MetaInfo {
+                ext_type: "maltrail".into(),
+                org: Some("org-a".into()),
+                tags: vec!["tlp:green".into()],
+            })
+        );
+        s.feed(&mut data.clone(), &gate, &mut out).unwrap();
+        assert_eq!(s.take_meta_info(), None, "once per session");
+        // A header without tags or organisation: nothing.
+        let (m, d) = meta_then_ext(u, "maltrail");
+        let mut plain = session(&cfg);
+        plain.feed(&mut m.clone(), &gate, &mut out).unwrap();
+        plain.feed(&mut d.clone(), &gate, &mut out).unwrap();
+        assert_eq!(plain.take_meta_info(), None);
     }
 
     #[test]

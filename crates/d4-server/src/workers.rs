@@ -326,6 +326,7 @@ mod tests {
             description: "t".into(),
             max_size: 1000,
             sensors: None,
+            groups: Vec::new(),
         };
         rt.block_on(store.create_queue(q.clone(), 1)).unwrap();
         let sensor = Uuid::new_v4();
@@ -424,6 +425,7 @@ mod tests {
             description: "t".into(),
             max_size: 1000,
             sensors: None,
+            groups: Vec::new(),
         };
         rt.block_on(store.create_queue(q.clone(), 1)).unwrap();
         let sensor = Uuid::new_v4();

@@ -19,6 +19,7 @@ fn setup(rt: &tokio::runtime::Runtime, store: &Arc<dyn Store>) -> Uuid {
             description: String::new(),
             max_size: 1_000_000,
             sensors: None,
+            groups: Vec::new(),
         },
         1,
     ))

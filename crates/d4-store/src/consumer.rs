@@ -198,6 +198,7 @@ mod tests {
                     description: String::new(),
                     max_size: 100,
                     sensors: None,
+                    groups: Vec::new(),
                 },
                 1,
             )

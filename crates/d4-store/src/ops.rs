@@ -118,6 +118,28 @@ store_ops! {
         fn record_activity(batch: ActivityBatch) -> () => RecordActivity;
         /// Every aggregate of one day (`YYYYMMDD`).
         fn day_stats(day: u32) -> DayStats => DayStats;
+        /// Keep what a partner's meta header said on its (third-party) sensor's record
+        /// (replaces the previous one). `NotFound` if the sensor is unknown; `Invalid` when
+        /// it does not pass [`crate::validate::partner_meta`].
+        fn record_partner_meta(uuid: Uuid, meta: PartnerMeta) -> () => RecordPartnerMeta;
+        /// Create a sensor group (members sorted, duplicates dropped). `AlreadyExists` if
+        /// the name is taken; `Invalid` when it does not pass [`crate::validate::group`].
+        fn create_group(group: SensorGroup) -> SensorGroup => CreateGroup;
+        /// Every group, ordered by name.
+        fn list_groups() -> Vec<SensorGroup> => ListGroups;
+        fn get_group(name: String) -> Option<SensorGroup> => GetGroup;
+        /// Replace a group (found by name). `NotFound` if unknown.
+        fn update_group(group: SensorGroup) -> SensorGroup => UpdateGroup;
+        /// Delete a group; returns whether it existed. Queues and rules naming it keep the
+        /// name (it selects nobody until a group of that name exists again).
+        fn delete_group(name: String) -> bool => DeleteGroup;
+
+        provided {
+            /// Names of the groups that hold this sensor, sorted.
+            async fn groups_of(&self, uuid: Uuid) -> Result<Vec<String>> {
+                Ok(SensorGroup::names_holding(&self.list_groups().await?, uuid))
+            }
+        }
     }
 
     /// Policy: blocklists, kicks and the accepted D4 types and extended types.

@@ -152,12 +152,14 @@ impl RemoteStore {
         let tx = self.events.clone();
         let flag = self.subscribed.clone();
         handle.spawn(async move {
-            // Reconnect while anybody listens.
+            // Reconnect while anybody listens: at once when the stream ended because
+            // nobody listened for a while (a new subscriber may be waiting already),
+            // after a pause when it failed.
             while tx.receiver_count() > 0 {
                 if let Err(e) = forward_events(&path, &tx).await {
                     tracing::debug!(error = %e, "store event stream ended");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
             }
             flag.store(false, Ordering::SeqCst);
         });

@@ -114,6 +114,7 @@ pub fn queue_config(c: &QueueConfig) -> Result<()> {
         return Err(invalid("queue max size must be at least 1"));
     }
     queue_kind(&c.kind)?;
+    c.groups.iter().try_for_each(|g| group_name(g))?;
     description(&c.description)
 }
 
@@ -150,6 +151,132 @@ pub fn sensor_update(u: &SensorUpdate) -> Result<()> {
         return Err(invalid(
             "monitoring threshold 0: it must be at least 1 second",
         ));
+    }
+    if let Some(n) = &u.name {
+        sensor_name(n)?;
+    }
+    if let Some(t) = &u.tags {
+        tags(t)?;
+    }
+    Ok(())
+}
+
+/// Longest sensor name, in characters.
+pub const MAX_SENSOR_NAME_CHARS: usize = 64;
+/// Longest tag and group name, in bytes (ASCII only).
+pub const MAX_TAG_LEN: usize = 64;
+/// Most tags on one sensor.
+pub const MAX_TAGS: usize = 64;
+/// Longest group description, in characters.
+pub const MAX_GROUP_DESCRIPTION_CHARS: usize = 1024;
+/// Most members of one group.
+pub const MAX_GROUP_SENSORS: usize = 100_000;
+/// Longest partner tag or organisation kept from a meta header, in characters.
+pub const MAX_PARTNER_TEXT_CHARS: usize = 256;
+
+/// A sensor's name: empty (none) or 1 to [`MAX_SENSOR_NAME_CHARS`] printable characters,
+/// not starting or ending with a space.
+pub fn sensor_name(name: &str) -> Result<()> {
+    let ok = name.chars().count() <= MAX_SENSOR_NAME_CHARS
+        && !name.chars().any(char::is_control)
+        && name.trim() == name;
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "sensor name {:?}: at most {MAX_SENSOR_NAME_CHARS} printable characters, \
+             no leading or trailing space",
+            short(name)
+        )))
+    }
+}
+
+/// A sensor tag: `[A-Za-z0-9_.:=-]{1,64}` (`share`, `tlp:green`, `site=paris`).
+pub fn tag(t: &str) -> Result<()> {
+    let ok = !t.is_empty()
+        && t.len() <= MAX_TAG_LEN
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.:=-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "tag {:?}: 1 to {MAX_TAG_LEN} characters of A-Z a-z 0-9 _ . : = -",
+            short(t)
+        )))
+    }
+}
+
+/// A sensor's tags: each a [`tag`], at most [`MAX_TAGS`].
+pub fn tags(ts: &[String]) -> Result<()> {
+    if ts.len() > MAX_TAGS {
+        return Err(invalid(format!("at most {MAX_TAGS} tags per sensor")));
+    }
+    ts.iter().try_for_each(|t| tag(t))
+}
+
+/// A group name: `[A-Za-z0-9_.-]{1,64}`, not starting with '.'.
+pub fn group_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_TAG_LEN
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "group name {:?}: 1 to {MAX_TAG_LEN} characters of A-Z a-z 0-9 . _ -, \
+             not starting with '.'",
+            short(name)
+        )))
+    }
+}
+
+/// A group: its name ([`group_name`]), a description of at most
+/// [`MAX_GROUP_DESCRIPTION_CHARS`] characters, at most [`MAX_GROUP_SENSORS`] members.
+pub fn group(g: &SensorGroup) -> Result<()> {
+    group_name(&g.name)?;
+    text(
+        "group description",
+        &g.description,
+        MAX_GROUP_DESCRIPTION_CHARS,
+    )?;
+    if g.sensors.len() > MAX_GROUP_SENSORS {
+        return Err(invalid(format!(
+            "a group holds at most {MAX_GROUP_SENSORS} sensors"
+        )));
+    }
+    Ok(())
+}
+
+/// What a partner's meta header said: an organisation and tags of at most
+/// [`MAX_PARTNER_TEXT_CHARS`] characters, at most [`MAX_TAGS`] tags, an extended type
+/// name ([`ext_name`]). Partner tags are the partner's (MISP tags such as
+/// `misp-galaxy:sector="Finance"` are fine): any printable text.
+pub fn partner_meta(m: &PartnerMeta) -> Result<()> {
+    let printable = |what: &str, s: &str| {
+        text(what, s, MAX_PARTNER_TEXT_CHARS)?;
+        if s.chars().any(char::is_control) {
+            return Err(invalid(format!(
+                "{what} {:?}: control characters",
+                short(s)
+            )));
+        }
+        Ok(())
+    };
+    if let Some(org) = &m.org {
+        printable("partner organisation", org)?;
+    }
+    if m.tags.len() > MAX_TAGS {
+        return Err(invalid(format!("at most {MAX_TAGS} partner tags")));
+    }
+    for t in &m.tags {
+        printable("partner tag", t)?;
+    }
+    if let Some(e) = &m.ext_type {
+        ext_name(e)?;
     }
     Ok(())
 }
@@ -258,5 +385,80 @@ mod tests {
         };
         assert!(sensor_update(&limit).is_err());
         assert!(sensor_update(&SensorUpdate::default()).is_ok());
+        let named = SensorUpdate {
+            name: Some("tap 1 (Paris)".into()),
+            tags: Some(vec![
+                "share".into(),
+                "tlp:green".into(),
+                "site=paris".into(),
+            ]),
+            ..Default::default()
+        };
+        assert!(sensor_update(&named).is_ok());
+        let bad_tag = SensorUpdate {
+            tags: Some(vec!["two words".into()]),
+            ..Default::default()
+        };
+        assert!(sensor_update(&bad_tag).is_err());
+    }
+
+    #[test]
+    fn names_tags_groups() {
+        assert!(sensor_name("").is_ok());
+        assert!(sensor_name("Tap é 1").is_ok());
+        assert!(sensor_name(&"n".repeat(64)).is_ok());
+        for bad in [" lead", "trail ", "a\tb", &"n".repeat(65)] {
+            assert!(sensor_name(bad).is_err(), "{bad:?}");
+        }
+        for good in ["share", "tlp:green", "a=b", "x_y.z-1", &"t".repeat(64)] {
+            assert!(tag(good).is_ok(), "{good:?}");
+        }
+        for bad in ["", "a b", "é", "a/b", "a,b", &"t".repeat(65)] {
+            assert!(tag(bad).is_err(), "{bad:?}");
+        }
+        let many: Vec<String> = (0..=MAX_TAGS).map(|i| format!("t{i}")).collect();
+        assert!(tags(&many).is_err());
+        assert!(group_name("partners-eu.1_x").is_ok());
+        for bad in ["", ".x", "a:b", "a b", &"g".repeat(65)] {
+            assert!(group_name(bad).is_err(), "{bad:?}");
+        }
+        let g = SensorGroup {
+            name: "bad name".into(),
+            description: String::new(),
+            sensors: vec![],
+        };
+        assert!(group(&g).is_err());
+    }
+
+    #[test]
+    fn partner_meta_bounds() {
+        let mut m = PartnerMeta {
+            org: Some("55f6ea5e-2c60-40e5-964f-47a8950d210f".into()),
+            tags: vec!["tlp:green".into(), "misp-galaxy:sector=\"Finance\"".into()],
+            ext_type: Some("ja3-jl".into()),
+            time: 1,
+            ip: None,
+        };
+        assert!(partner_meta(&m).is_ok());
+        m.tags.push("a\nb".into());
+        assert!(partner_meta(&m).is_err());
+        m.tags.pop();
+        m.org = Some("o".repeat(257));
+        assert!(partner_meta(&m).is_err());
+    }
+
+    #[test]
+    fn queue_groups() {
+        let mut c = QueueConfig {
+            uuid: Uuid::new_v4(),
+            kind: QueueKind::Type(8),
+            description: String::new(),
+            max_size: 1,
+            sensors: None,
+            groups: vec!["ok".into()],
+        };
+        assert!(queue_config(&c).is_ok());
+        c.groups.push("not ok".into());
+        assert!(queue_config(&c).is_err());
     }
 }

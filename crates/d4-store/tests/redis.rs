@@ -36,6 +36,7 @@ fn qcfg(kind: QueueKind, max: u64) -> QueueConfig {
         description: "analyzer".into(),
         max_size: max,
         sensors: None,
+        groups: Vec::new(),
     }
 }
 

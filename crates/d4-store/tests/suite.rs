@@ -104,6 +104,7 @@ async fn data_survives_reopen() {
                     description: String::new(),
                     max_size: 10,
                     sensors: None,
+                    groups: Vec::new(),
                 },
                 1,
             )
@@ -161,6 +162,7 @@ async fn socket_client_leaving_a_blocking_pop_loses_nothing() {
                 description: String::new(),
                 max_size: 10,
                 sensors: None,
+                groups: Vec::new(),
             },
             1,
         )

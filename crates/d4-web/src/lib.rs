@@ -29,6 +29,7 @@ mod api;
 pub mod auth;
 mod extract;
 mod failure;
+mod labels;
 mod metrics;
 mod misp_feed;
 mod openapi;

@@ -22,6 +22,8 @@
 //!   ([`crate::PushKey`]; a server's producers are its journals, hence the name)
 //! - `forward_rules`: rule name → [`ForwardRule`]; `forward_stats`: (rule name, server id)
 //!   → [`ForwardServerStats`] (both created by their first write, see `forward`)
+//! - `sensor_groups`: group name → [`SensorGroup`] (created by the first group write;
+//!   see `groups`)
 //!
 //! Every call is one redb transaction (committed with fsync: crash-safe), run on the
 //! blocking thread pool. A queue is a window `head..tail` of sequence numbers: push
@@ -43,6 +45,7 @@ mod accounts;
 mod codec;
 mod consume;
 mod forward;
+mod groups;
 mod leases;
 mod policy;
 mod queues;

@@ -343,16 +343,12 @@ impl Queues for EmbeddedStore {
         self.run(move |db| {
             let txn = db.begin_read().map_err(be)?;
             let t = txn.open_table(QUEUES).map_err(be)?;
+            let groups = SensorGroup::names_holding(&super::groups::read_groups(&txn)?, sensor);
             let mut out = Vec::new();
             for item in t.iter().map_err(be)? {
                 let (_, v) = item.map_err(be)?;
                 let m: QueueMeta = from_json(v.value())?;
-                let in_group = m
-                    .config
-                    .sensors
-                    .as_ref()
-                    .is_none_or(|g| g.contains(&sensor));
-                if m.config.kind == kind && in_group {
+                if m.config.kind == kind && m.config.selects(sensor, &groups) {
                     out.push(m.config.uuid);
                 }
             }

@@ -189,6 +189,13 @@ impl Sensors for EmbeddedStore {
             if let Some(m) = update.monitoring_threshold {
                 s.monitoring_threshold = m;
             }
+            if let Some(n) = update.name {
+                s.name = n;
+            }
+            if let Some(mut t) = update.tags {
+                normalize_tags(&mut t);
+                s.tags = t;
+            }
             Ok(())
         })
         .await
@@ -258,6 +265,36 @@ impl Sensors for EmbeddedStore {
             })
         })
         .await
+    }
+
+    async fn record_partner_meta(&self, uuid: Uuid, meta: PartnerMeta) -> Result<()> {
+        validate::partner_meta(&meta)?;
+        self.modify_sensor(uuid, false, move |s| {
+            s.partner = Some(meta);
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn create_group(&self, group: SensorGroup) -> Result<SensorGroup> {
+        self.group_create(group).await
+    }
+
+    async fn list_groups(&self) -> Result<Vec<SensorGroup>> {
+        self.group_list().await
+    }
+
+    async fn get_group(&self, name: String) -> Result<Option<SensorGroup>> {
+        self.group_get(name).await
+    }
+
+    async fn update_group(&self, group: SensorGroup) -> Result<SensorGroup> {
+        self.group_update(group).await
+    }
+
+    async fn delete_group(&self, name: String) -> Result<bool> {
+        self.group_delete(name).await
     }
 
     async fn day_stats(&self, day: u32) -> Result<DayStats> {

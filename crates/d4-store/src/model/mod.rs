@@ -39,6 +39,8 @@ pub enum StoreEvent {
     QueuesChanged,
     /// Forwarding rules were created, changed, enabled, disabled or deleted.
     ForwardRulesChanged,
+    /// Sensor groups were created, changed or deleted.
+    GroupsChanged,
 }
 
 /// `YYYYMMDD` (UTC) of a Unix time.

@@ -29,8 +29,28 @@ pub struct QueueConfig {
     pub description: String,
     /// Maximum number of entries; over it the OLDEST entries are dropped and counted.
     pub max_size: u64,
-    /// Sensor group: only these sensors' data enters the queue. `None` = every sensor.
+    /// Sensor group: only these sensors' data enters the queue. `None` = every sensor
+    /// (unless `groups` is set).
     pub sensors: Option<Vec<Uuid>>,
+    /// Named sensor groups ([`crate::SensorGroup`]): their members' data enters the queue
+    /// too. When set and `sensors` is `None`, only the groups' members (and not every
+    /// sensor) feed the queue. Names of groups that do not exist (yet) select nobody.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+}
+
+impl QueueConfig {
+    /// Every sensor feeds the queue: neither a sensor list nor groups.
+    pub fn is_global(&self) -> bool {
+        self.sensors.is_none() && self.groups.is_empty()
+    }
+
+    /// Whether a sensor that belongs to `sensor_groups` (names) feeds this queue.
+    pub fn selects(&self, sensor: Uuid, sensor_groups: &[String]) -> bool {
+        self.is_global()
+            || self.sensors.as_ref().is_some_and(|s| s.contains(&sensor))
+            || self.groups.iter().any(|g| sensor_groups.contains(g))
+    }
 }
 
 /// Default max size of a queue (entries).

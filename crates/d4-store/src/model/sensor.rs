@@ -109,7 +109,46 @@ pub struct SensorGroup {
     pub sensors: Vec<Uuid>,
 }
 
+impl SensorGroup {
+    /// Sort the members and drop duplicates (what the store keeps).
+    pub fn normalize(&mut self) {
+        self.sensors.sort();
+        self.sensors.dedup();
+    }
+
+    /// Names of the groups (of `groups`) that hold this sensor, sorted.
+    pub fn names_holding(groups: &[SensorGroup], sensor: Uuid) -> Vec<String> {
+        let mut out: Vec<String> = groups
+            .iter()
+            .filter(|g| g.sensors.contains(&sensor))
+            .map(|g| g.name.clone())
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// Sort tags and drop duplicates (what the store keeps).
+pub fn normalize_tags(tags: &mut Vec<String>) {
+    tags.sort();
+    tags.dedup();
+}
+
 impl Sensor {
+    /// The name when it has one, else the UUID (32 hex digits): what lists show.
+    pub fn label(&self) -> String {
+        if self.name.is_empty() {
+            self.uuid.simple().to_string()
+        } else {
+            self.name.clone()
+        }
+    }
+
+    /// Whether the sensor carries this tag.
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t == tag)
+    }
+
     /// An empty record for a sensor the store has never seen.
     pub fn new(uuid: Uuid) -> Sensor {
         Sensor {
@@ -186,6 +225,13 @@ pub struct SensorUpdate {
         skip_serializing_if = "Option::is_none"
     )]
     pub monitoring_threshold: Option<Option<u64>>,
+    /// The human name ([`crate::validate::sensor_name`]); `Some("")` clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The whole new set of tags ([`crate::validate::tag`]), replacing the old one; the
+    /// store sorts them and drops duplicates. `Some(vec![])` removes every tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
 }
 
 /// `Some(x)` for any present value (including null), so `Some(None)` survives JSON.

@@ -135,6 +135,20 @@ pub fn leased_prefix(q: &Uuid) -> String {
     format!("d4rs:leased:{}:", qid(q))
 }
 
+/// Every sensor group name.
+pub const GROUPS: &str = "d4rs:groups";
+/// A sensor group's record (JSON [`SensorGroup`]).
+pub fn group(name: &str) -> String {
+    format!("d4rs:group:{name}")
+}
+/// Queues of a kind that name groups: queue id -> JSON list of group names.
+pub fn group_queues(kind: &QueueKind) -> String {
+    match kind {
+        QueueKind::Type(t) => format!("d4rs:group_queues:{t}"),
+        QueueKind::Ext(e) => format!("d4rs:group_queues:254:{e}"),
+    }
+}
+
 pub fn user(name: &str) -> String {
     format!("d4rs:user:{name}")
 }

@@ -12,7 +12,8 @@
 //! `record_activity` one round trip, `push_batch` two (three when the queues live in
 //! another database than the metadata).
 //!
-//! One file per role (`sensors`, `policy`, `leases`, `queues`, `accounts`, `forward`), plus `consume`
+//! One file per role (`sensors`, `policy`, `leases`, `queues`, `accounts`, `forward`), plus `groups`
+//! (sensor groups, of the sensors role), `consume`
 //! (leased consumption of the queues: the reliable-queue pattern) and `events` (pub/sub and
 //! d4-core's kick requests).
 
@@ -31,6 +32,7 @@ mod accounts;
 mod consume;
 mod events;
 mod forward;
+mod groups;
 mod keys;
 mod leases;
 mod policy;

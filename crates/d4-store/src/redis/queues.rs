@@ -65,6 +65,10 @@ impl RedisStore {
                     description: md.get("description").cloned().unwrap_or_default(),
                     max_size: num(md.get("max_size")).unwrap_or(DEFAULT_QUEUE_MAX_SIZE),
                     sensors,
+                    groups: match ext.get("groups") {
+                        Some(json) => from_json(json)?,
+                        None => Vec::new(),
+                    },
                 },
                 created: num(ext.get("created")).unwrap_or(0),
                 last_updated: num(md.get("last_updated")).unwrap_or(0),
@@ -136,7 +140,23 @@ impl RedisStore {
             .ignore()
             .sadd(keys::ALL_QUEUES, qid(q))
             .ignore();
+        if c.groups.is_empty() {
+            pipe.hdel(keys::d4rs_queue(q), "groups").ignore();
+        } else {
+            let groups = serde_json::to_string(&c.groups).unwrap_or_else(|_| "[]".into());
+            pipe.hset(keys::d4rs_queue(q), "groups", &groups)
+                .ignore()
+                .hset(keys::group_queues(&c.kind), qid(q), &groups)
+                .ignore();
+        }
         match &c.sensors {
+            // Groups only: a group queue (for d4-core: one of an empty group).
+            None if !c.groups.is_empty() => {
+                pipe.hset(keys::d4rs_queue(q), "group", "0")
+                    .ignore()
+                    .sadd(keys::queues_of_kind(&c.kind, true), qid(q))
+                    .ignore();
+            }
             Some(group) => {
                 pipe.hset(
                     keys::d4rs_queue(q),
@@ -171,6 +191,8 @@ impl RedisStore {
             .srem(keys::queues_of_kind(&c.kind, true), &id)
             .ignore()
             .del(keys::queue_group(&c.uuid))
+            .ignore()
+            .hdel(keys::group_queues(&c.kind), &id)
             .ignore();
         for s in c.sensors.iter().flatten() {
             pipe.srem(keys::sensor_queues(&c.kind, s), &id).ignore();
@@ -326,15 +348,35 @@ impl Queues for RedisStore {
 
     async fn queues_for(&self, kind: QueueKind, sensor: Uuid) -> Result<Vec<Uuid>> {
         let mut c = self.meta.clone();
-        let (global, group): (Vec<String>, Vec<String>) = redis::pipe()
-            .smembers(keys::queues_of_kind(&kind, false))
-            .smembers(keys::sensor_queues(&kind, &sensor))
-            .query_async(&mut c)
-            .await
-            .map_err(be)?;
+        let (global, group, by_group): (Vec<String>, Vec<String>, HashMap<String, String>) =
+            redis::pipe()
+                .smembers(keys::queues_of_kind(&kind, false))
+                .smembers(keys::sensor_queues(&kind, &sensor))
+                .hgetall(keys::group_queues(&kind))
+                .query_async(&mut c)
+                .await
+                .map_err(be)?;
+        // Queues naming groups: the sensor's groups among the names they use.
+        let mut grouped: Vec<&String> = Vec::new();
+        if !by_group.is_empty() {
+            let wanted: HashMap<&String, Vec<String>> = by_group
+                .iter()
+                .map(|(q, json)| Ok((q, from_json::<Vec<String>>(json)?)))
+                .collect::<Result<_>>()?;
+            let mut names: Vec<String> = wanted.values().flatten().cloned().collect();
+            names.sort();
+            names.dedup();
+            let mine = SensorGroup::names_holding(&self.groups_named(&names).await?, sensor);
+            grouped = wanted
+                .iter()
+                .filter(|(_, gs)| gs.iter().any(|g| mine.contains(g)))
+                .map(|(q, _)| *q)
+                .collect();
+        }
         let mut out: Vec<Uuid> = global
             .iter()
             .chain(group.iter())
+            .chain(grouped)
             .filter_map(|s| s.parse().ok())
             .collect();
         out.sort();

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use uuid::Uuid;
 
-use super::{bad, be, eval, from_value, keys, num, scripts, sid, RedisStore};
+use super::{bad, be, eval, from_json, from_value, keys, num, scripts, sid, to_json, RedisStore};
 use crate::model::*;
 use crate::{validate, Result, Sensors, StoreError};
 
@@ -92,6 +92,13 @@ impl RedisStore {
                 .collect();
             s.stream_limit = limit.as_ref().and_then(|l| l.parse().ok());
             s.monitoring_threshold = delta.as_ref().and_then(|d| d.parse().ok());
+            s.name = ext.get("name").cloned().unwrap_or_default();
+            if let Some(t) = ext.get("tags") {
+                s.tags = from_json(t)?;
+            }
+            if let Some(p) = ext.get("partner") {
+                s.partner = Some(from_json(p)?);
+            }
             let mut seen: BTreeMap<(u8, Option<String>), TypeSeen> = BTreeMap::new();
             for (field, v) in &types {
                 let Some((tk, which)) = field.rsplit_once('/') else {
@@ -324,6 +331,24 @@ impl Sensors for RedisStore {
             }
             None => {}
         }
+        let ext = keys::d4rs_sensor(&uuid);
+        match update.name.as_deref() {
+            Some("") => {
+                pipe.hdel(&ext, "name").ignore();
+            }
+            Some(n) => {
+                pipe.hset(&ext, "name", n).ignore();
+            }
+            None => {}
+        }
+        if let Some(mut t) = update.tags {
+            normalize_tags(&mut t);
+            if t.is_empty() {
+                pipe.hdel(&ext, "tags").ignore();
+            } else {
+                pipe.hset(&ext, "tags", to_json(&t)?).ignore();
+            }
+        }
         let mut c = self.meta.clone();
         let () = pipe.query_async(&mut c).await.map_err(be)?;
         self.publish(StoreEvent::SensorChanged { uuid }).await?;
@@ -391,6 +416,41 @@ impl Sensors for RedisStore {
         let mut c = self.meta.clone();
         let () = pipe.query_async(&mut c).await.map_err(be)?;
         Ok(())
+    }
+
+    async fn record_partner_meta(&self, uuid: Uuid, meta: PartnerMeta) -> Result<()> {
+        validate::partner_meta(&meta)?;
+        // Only on a known sensor (the hash alone would not make it known).
+        self.sensor_or_err(uuid).await?;
+        let mut c = self.meta.clone();
+        let _: i64 = redis::cmd("HSET")
+            .arg(keys::d4rs_sensor(&uuid))
+            .arg("partner")
+            .arg(to_json(&meta)?)
+            .query_async(&mut c)
+            .await
+            .map_err(be)?;
+        self.publish(StoreEvent::SensorChanged { uuid }).await
+    }
+
+    async fn create_group(&self, group: SensorGroup) -> Result<SensorGroup> {
+        self.group_create(group).await
+    }
+
+    async fn list_groups(&self) -> Result<Vec<SensorGroup>> {
+        self.group_list().await
+    }
+
+    async fn get_group(&self, name: String) -> Result<Option<SensorGroup>> {
+        self.group_get(name).await
+    }
+
+    async fn update_group(&self, group: SensorGroup) -> Result<SensorGroup> {
+        self.group_update(group).await
+    }
+
+    async fn delete_group(&self, name: String) -> Result<bool> {
+        self.group_delete(name).await
     }
 
     async fn day_stats(&self, day: u32) -> Result<DayStats> {

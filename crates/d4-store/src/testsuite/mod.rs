@@ -6,6 +6,8 @@
 //!
 //! One file per area: `sensors`, `policy`, `leases`, `queues`, `pushes`, `consume`,
 //! `accounts`, `forward`.
+//! One file per area: `sensors`, `groups` (names, tags, groups, partner meta), `policy`,
+//! `leases`, `queues`, `pushes`, `consume`, `accounts`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::IpAddr;
@@ -16,6 +18,7 @@ use crate::Store;
 mod accounts;
 mod consume;
 mod forward;
+mod groups;
 mod leases;
 mod policy;
 mod pushes;
@@ -25,6 +28,7 @@ mod sensors;
 pub use accounts::*;
 pub use consume::*;
 pub use forward::*;
+pub use groups::*;
 pub use leases::*;
 pub use policy::*;
 pub use pushes::*;
@@ -39,6 +43,9 @@ pub async fn run_all(store: S) {
     sensors(store.clone()).await;
     sensor_activity(store.clone()).await;
     stats_aggregation(store.clone()).await;
+    sensor_names_and_tags(store.clone()).await;
+    sensor_groups(store.clone()).await;
+    partner_meta(store.clone()).await;
     blocklist_prefixes(store.clone()).await;
     blocklist_uuids_and_expiry(store.clone()).await;
     kick(store.clone()).await;
@@ -51,6 +58,7 @@ pub async fn run_all(store: S) {
     queue_push_once(store.clone()).await;
     queue_push_batch(store.clone()).await;
     queue_blocking_pop(store.clone()).await;
+    queues_by_group(store.clone()).await;
     lease_and_ack(store.clone()).await;
     lease_expiry_redelivers(store.clone()).await;
     lease_beside_pops(store.clone()).await;

@@ -16,6 +16,7 @@ pub(super) fn qconfig(kind: QueueKind, max_size: u64, sensors: Option<Vec<Uuid>>
         description: "test queue".into(),
         max_size,
         sensors,
+        groups: Vec::new(),
     }
 }
 

@@ -20,6 +20,7 @@ use crate::WebState;
 
 mod account;
 mod forward;
+mod groups;
 mod policy;
 mod queues;
 mod sensors;
@@ -84,6 +85,15 @@ pub fn routes() -> Router<WebState> {
                 .delete(sensors::sensor_delete),
         )
         .route("/sensors/{uuid}/approve", post(sensors::sensor_approve))
+        .route("/sensors/{uuid}/name", post(sensors::sensor_name))
+        .route("/sensors/{uuid}/tags", post(sensors::sensor_tags))
+        .route("/groups", get(groups::groups).post(groups::group_create))
+        .route(
+            "/groups/{name}",
+            get(groups::group_get)
+                .put(groups::group_put)
+                .delete(groups::group_delete),
+        )
         .route("/sensors/{uuid}/key", post(sensors::sensor_key))
         .route("/sensors/{uuid}/kick", post(sensors::sensor_kick))
         .route(

@@ -29,6 +29,9 @@ enum KindView<'a> {
 struct QueueView<'a> {
     created: u64,
     description: &'a str,
+    /// Sensor groups feeding the queue (left out when none).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    groups: &'a [String],
     kind: KindView<'a>,
     last_updated: u64,
     len: u64,
@@ -43,6 +46,7 @@ impl<'a> From<&'a Queue> for QueueView<'a> {
         QueueView {
             created: q.created,
             description: &q.config.description,
+            groups: &q.config.groups,
             kind: match &q.config.kind {
                 QueueKind::Type(t) => KindView::Type(*t),
                 QueueKind::Ext(e) => KindView::Ext(e),
@@ -78,6 +82,9 @@ struct QueueReq {
     max_size: Option<u64>,
     #[serde(default)]
     sensors: Option<Vec<String>>,
+    /// Sensor groups feeding the queue (names).
+    #[serde(default)]
+    groups: Vec<String>,
 }
 
 fn queue_config(req: QueueReq, uuid: Uuid) -> Res<QueueConfig> {
@@ -100,6 +107,7 @@ fn queue_config(req: QueueReq, uuid: Uuid) -> Res<QueueConfig> {
         description: req.description,
         max_size: req.max_size.unwrap_or(DEFAULT_QUEUE_MAX_SIZE),
         sensors,
+        groups: crate::labels::parse_group_names(&req.groups.join(" "))?,
     })
 }
 

@@ -1,10 +1,10 @@
-//! Sensors: the reference-compatible registration endpoint, the list, one sensor, its
-//! settings, key, monitoring threshold, kick and block.
+//! Sensors: the reference-compatible registration endpoint, the list (filtered by tag or
+//! group), one sensor, its settings, name and tags, key, monitoring threshold, kick and block.
 
 use std::collections::HashSet;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
@@ -17,6 +17,7 @@ use super::{body, done, ok, optional_body, some, ApiResult};
 use crate::actions;
 use crate::extract::{Admin, Auth, KnownSensor, Read, Register, SensorId};
 use crate::failure::{Failure, Res};
+use crate::labels;
 use crate::WebState;
 
 fn ref_error(status: StatusCode, reason: &str) -> ApiResult {
@@ -81,11 +82,23 @@ async fn connected_set(st: &WebState) -> Res<HashSet<Uuid>> {
         .collect())
 }
 
-pub(super) async fn sensors(State(st): State<WebState>, _: Auth<Read>) -> ApiResult {
+/// `?tag=` and `?group=` of the sensor list.
+#[derive(Deserialize, Default)]
+pub(super) struct SensorFilter {
+    #[serde(default)]
+    tag: String,
+    #[serde(default)]
+    group: String,
+}
+
+pub(super) async fn sensors(
+    State(st): State<WebState>,
+    Query(f): Query<SensorFilter>,
+    _: Auth<Read>,
+) -> ApiResult {
     let connected = connected_set(&st).await?;
-    let list: Vec<Value> = st
-        .store()
-        .list_sensors()
+    let all = st.store().list_sensors().await?;
+    let list: Vec<Value> = labels::filter_sensors(st.store(), all, &f.tag, &f.group)
         .await?
         .iter()
         .map(|s| actions::sensor_json(s, connected.contains(&s.uuid)))
@@ -156,6 +169,12 @@ struct SensorPut {
     /// Seconds, or null for the global monitoring threshold.
     #[serde(default, deserialize_with = "some")]
     monitoring_threshold: Option<Option<u64>>,
+    /// The sensor's name; `""` removes it.
+    #[serde(default)]
+    name: Option<String>,
+    /// The whole new list of tags (replaces the old one).
+    #[serde(default)]
+    tags: Option<Vec<String>>,
 }
 
 pub(super) async fn sensor_put(
@@ -175,9 +194,57 @@ pub(super) async fn sensor_put(
             mail: req.mail,
             third_party: req.third_party,
             monitoring_threshold: req.monitoring_threshold,
+            name: req.name,
+            tags: req.tags,
         },
     )
     .await?;
+    ok(actions::sensor_json(&s, false))
+}
+
+#[derive(Deserialize)]
+struct NameReq {
+    name: String,
+}
+
+/// `POST /sensors/{uuid}/name {name}`: set (`""`: remove) the sensor's name.
+pub(super) async fn sensor_name(
+    State(st): State<WebState>,
+    _: Auth<Admin>,
+    SensorId(uuid): SensorId,
+    b: Bytes,
+) -> ApiResult {
+    let req: NameReq = body(&b)?;
+    let s = labels::set_labels(st.store(), uuid, Some(req.name), None).await?;
+    ok(actions::sensor_json(&s, false))
+}
+
+#[derive(Deserialize)]
+struct TagsReq {
+    /// Replace the tags with this list.
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    /// Add these tags.
+    #[serde(default)]
+    add: Vec<String>,
+    /// Remove these tags.
+    #[serde(default)]
+    remove: Vec<String>,
+}
+
+/// `POST /sensors/{uuid}/tags {tags?, add?, remove?}`: replace, add or remove tags.
+pub(super) async fn sensor_tags(
+    State(st): State<WebState>,
+    _: Auth<Admin>,
+    KnownSensor(s): KnownSensor,
+    b: Bytes,
+) -> ApiResult {
+    let req: TagsReq = body(&b)?;
+    let mut tags = req.tags.unwrap_or(s.tags);
+    tags.retain(|t| !req.remove.contains(t));
+    tags.extend(req.add);
+    d4_store::normalize_tags(&mut tags);
+    let s = labels::set_labels(st.store(), s.uuid, None, Some(tags)).await?;
     ok(actions::sensor_json(&s, false))
 }
 

@@ -40,13 +40,16 @@ pub(super) async fn dashboard(
     types.sort_by_key(|s| std::cmp::Reverse(s.1.bytes));
     let sessions = store.list_leases(t).await.or_page(&v)?;
     let connected: HashSet<Uuid> = sessions.iter().map(|s| s.uuid).collect();
-    let pending = store
-        .list_sensors()
-        .await
-        .or_page(&v)?
+    let all = store.list_sensors().await.or_page(&v)?;
+    let pending = all
         .iter()
         .filter(|s| s.status == SensorStatus::Pending)
         .count();
+    let names: std::collections::HashMap<Uuid, &str> = all
+        .iter()
+        .filter(|s| !s.name.is_empty())
+        .map(|s| (s.uuid, s.name.as_str()))
+        .collect();
     let mut frames_bars = Vec::new();
     let mut bytes_bars = Vec::new();
     for day in actions::last_days(7, t) {
@@ -72,10 +75,11 @@ pub(super) async fn dashboard(
         (bar_chart("Frames per day (last 7 days)", &frames_bars, |n| n.to_string()))
         h2 { "Top sensors today" }
         table {
-            tr { th { "Sensor" } th { "Frames" } th { "Bytes" } }
+            tr { th { "Sensor" } th { "Name" } th { "Frames" } th { "Bytes" } }
             @for (u, c) in sensors.iter().take(20) {
                 tr {
                     td { a href={ "/sensors/" (u.simple()) } { code { (u.simple()) } } }
+                    td { (names.get(u).copied().unwrap_or("")) }
                     td { (c.frames) }
                     td { (human_bytes(c.bytes)) }
                 }
@@ -102,6 +106,7 @@ pub(super) async fn monitoring(
         .await
         .or_page(&v)?;
     let alerts = crate::queue_alerts::current(&st, now()).await.or_page(&v)?;
+    let names = crate::labels::sensor_names(st.store()).await.or_page(&v)?;
     let body = html! {
         (crate::queue_alerts::block(alerts.as_deref()))
         (crate::misp_feed::page_line(&st, &headers))
@@ -115,12 +120,13 @@ pub(super) async fn monitoring(
         } @else {
             table {
                 tr {
-                    th { "Sensor" } th { "Status" } th { "Last seen" } th { "Silent for" }
+                    th { "Sensor" } th { "Name" } th { "Status" } th { "Last seen" } th { "Silent for" }
                     th { "Threshold" } th { "Description" }
                 }
                 @for s in &list {
                     tr {
                         td { a href={ "/sensors/" (s.uuid) } { code { (s.uuid) } } }
+                        td { (s.uuid.parse::<Uuid>().ok().and_then(|u| names.get(&u)).map(String::as_str).unwrap_or("")) }
                         td { (s.status) }
                         td { (fmt_time(s.last_seen)) }
                         td { (s.silent_secs) " s" }

@@ -15,6 +15,7 @@ use crate::{view, WebState};
 
 mod account;
 mod dashboard;
+mod groups;
 mod login;
 mod pibs;
 mod pssl;
@@ -39,6 +40,9 @@ pub fn routes() -> Router<WebState> {
         .route("/sensors", get(sensors::sensors))
         .route("/sensors/{uuid}", get(sensors::sensor_page))
         .route("/sensors/{uuid}/{action}", post(sensors::sensor_post))
+        .route("/groups", get(groups::groups).post(groups::group_create))
+        .route("/groups/{name}", get(groups::group_page))
+        .route("/groups/{name}/{action}", post(groups::group_post))
         .route(
             "/registration",
             get(registration::registration).post(registration::registration_post),
@@ -107,6 +111,10 @@ fn flash_text(code: &str) -> Option<&'static str> {
         "password-changed" => "Password changed. Your other sessions were logged out.",
         "sensor-deleted" => "Sensor record deleted.",
         "description-saved" => "Description saved.",
+        "labels-saved" => "Name and tags saved.",
+        "group-created" => "Group created.",
+        "group-saved" => "Group saved.",
+        "group-deleted" => "Group deleted.",
         "limit-saved" => "Stream limit saved.",
         "threshold-saved" => "Monitoring threshold saved.",
         "threshold-cleared" => "Monitoring threshold cleared: the global one applies.",

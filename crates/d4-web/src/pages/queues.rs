@@ -26,13 +26,19 @@ fn group_text(g: &Option<Vec<Uuid>>) -> String {
     }
 }
 
-/// The sensor group of a queue as shown in tables.
-fn group_label(g: &Option<Vec<Uuid>>) -> String {
-    if g.is_some() {
-        group_text(g)
-    } else {
-        "every sensor".into()
+/// The sensors feeding a queue as shown in tables: its sensor list and its groups.
+fn group_label(c: &QueueConfig) -> String {
+    if c.is_global() {
+        return "every sensor".into();
     }
+    let mut parts = Vec::new();
+    if c.sensors.is_some() {
+        parts.push(group_text(&c.sensors));
+    }
+    if !c.groups.is_empty() {
+        parts.push(format!("groups: {}", c.groups.join(" ")));
+    }
+    parts.join("; ")
 }
 
 pub(super) async fn queues(
@@ -55,7 +61,7 @@ pub(super) async fn queues(
                     td { a href={ "/queues/" (id) } { code { (id) } } }
                     td { (qu.config.kind.to_string()) }
                     td { (qu.config.description) }
-                    td { (group_label(&qu.config.sensors)) }
+                    td { (group_label(&qu.config)) }
                     td { (qu.len) " / " (qu.config.max_size) }
                     td { (qu.trimmed) }
                     td { (fmt_time(qu.last_updated)) }
@@ -77,6 +83,8 @@ pub(super) async fn queues(
                 p { label { "Max size " input name="max_size" value=(DEFAULT_QUEUE_MAX_SIZE); } }
                 p { label { "Sensor group (UUIDs separated by spaces; empty = every sensor) "
                     textarea name="sensors" rows="2" cols="70" {} } }
+                p { label { "Sensor groups (names separated by spaces; their members feed the queue) "
+                    input name="groups" size="50"; } }
                 p { button type="submit" { "Create" } }
             }
         }
@@ -106,6 +114,7 @@ fn form_queue(
         description: f.get("description").to_string(),
         max_size,
         sensors: actions::parse_group(f.get("sensors"))?,
+        groups: crate::labels::parse_group_names(f.get("groups"))?,
     })
 }
 
@@ -134,6 +143,7 @@ pub(super) async fn queue_page(
 ) -> PageResult {
     let uuid = qu.config.uuid;
     let sample = st.store().queue_sample(uuid, 20).await.or_page(&v)?;
+    let names = crate::labels::sensor_names(st.store()).await.or_page(&v)?;
     let id = uuid.simple().to_string();
     let body = html! {
         (q.flash())
@@ -142,7 +152,7 @@ pub(super) async fn queue_page(
             tr { th { "Kind" } td { (qu.config.kind.to_string()) } }
             tr { th { "Length / max" } td { (qu.len) " / " (qu.config.max_size) } }
             tr { th { "Trimmed" } td { (qu.trimmed) } }
-            tr { th { "Sensor group" } td { (group_label(&qu.config.sensors)) } }
+            tr { th { "Sensor group" } td { (group_label(&qu.config)) } }
             tr { th { "Created" } td { (fmt_time(qu.created)) } }
         }
         h2 { "Latest entries" }
@@ -151,7 +161,10 @@ pub(super) async fn queue_page(
             @for e in &sample {
                 @let text: String = e.text().chars().take(500).collect();
                 tr {
-                    td { (e.sensor.map(|s| s.simple().to_string()).unwrap_or_default()) }
+                    td {
+                        (e.sensor.map(|s| s.simple().to_string()).unwrap_or_default())
+                        @if let Some(n) = e.sensor.and_then(|s| names.get(&s)) { " (" (n) ")" }
+                    }
                     td { code { (text) } }
                 }
             }
@@ -164,6 +177,8 @@ pub(super) async fn queue_page(
                 p { label { "Max size " input name="max_size" value=(qu.config.max_size); } }
                 p { label { "Sensor group "
                     textarea name="sensors" rows="2" cols="70" { (group_text(&qu.config.sensors)) } } }
+                p { label { "Sensor groups (names) "
+                    input name="groups" size="50" value=(qu.config.groups.join(" ")); } }
                 p { button type="submit" { "Save" } }
             }
             p {

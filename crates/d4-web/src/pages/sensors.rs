@@ -1,4 +1,5 @@
-//! The sensor list, one sensor's page (details, history, settings) and its actions.
+//! The sensor list (filtered by tag or group), one sensor's page (details, name, tags,
+//! groups, partner meta, history, settings) and its actions.
 
 use std::collections::HashSet;
 
@@ -12,6 +13,7 @@ use uuid::Uuid;
 use super::{back, fail, optional_u64, MsgQuery, OrPage, PageResult};
 use crate::actions;
 use crate::extract::{Action, Admin, FormPost, KnownSensor, Login, Read, SensorId};
+use crate::labels;
 use crate::view::{
     bar_chart, button, csrf_field, fmt_time, hidden, human_bytes, month_day, opt_time, page,
     secret_page,
@@ -25,14 +27,33 @@ fn last_error(e: &Option<d4_store::SensorError>) -> String {
         .unwrap_or_default()
 }
 
+/// `?msg=`, `?tag=` and `?group=` of the sensor list.
+#[derive(Deserialize, Default)]
+pub(super) struct ListQuery {
+    #[serde(flatten)]
+    msg: MsgQuery,
+    #[serde(default)]
+    tag: String,
+    #[serde(default)]
+    group: String,
+}
+
 pub(super) async fn sensors(
     State(st): State<WebState>,
-    Query(q): Query<MsgQuery>,
+    Query(q): Query<ListQuery>,
     Login { viewer: v, .. }: Login<Read>,
 ) -> PageResult {
     let store = st.store();
     let t = now();
-    let list = store.list_sensors().await.or_page(&v)?;
+    let all = store.list_sensors().await.or_page(&v)?;
+    let mut all_tags: Vec<String> = all.iter().flat_map(|s| s.tags.clone()).collect();
+    d4_store::normalize_tags(&mut all_tags);
+    let groups = store.list_groups().await.or_page(&v)?;
+    let list = labels::filter_sensors(store, all, &q.tag, &q.group)
+        .await
+        .or_page(&v)?;
+    let filtered = !q.tag.trim().is_empty() || !q.group.trim().is_empty();
+    let q_msg = &q.msg;
     let connected: HashSet<Uuid> = store
         .list_leases(t)
         .await
@@ -42,12 +63,34 @@ pub(super) async fn sensors(
         .collect();
     let today = store.day_stats(d4_store::day_of(t)).await.or_page(&v)?;
     let body = html! {
-        (q.flash())
+        (q_msg.flash())
+        form method="get" action="/sensors" {
+            label { "Tag "
+                select name="tag" {
+                    option value="" { "any" }
+                    @for tg in &all_tags {
+                        option value=(tg) selected[*tg == q.tag] { (tg) }
+                    }
+                }
+            }
+            " "
+            label { "Group "
+                select name="group" {
+                    option value="" { "any" }
+                    @for g in &groups {
+                        option value=(g.name) selected[g.name == q.group] { (g.name) }
+                    }
+                }
+            }
+            " " button type="submit" { "Filter" }
+            @if filtered { " " a href="/sensors" { "show all" } }
+            " — " a href="/groups" { "sensor groups" }
+        }
         table {
             tr {
-                th { "Sensor" } th { "Status" } th { "Connected" } th { "Today" }
-                th { "First seen" } th { "Last seen" } th { "Types" } th { "Description" }
-                th { "Last error" }
+                th { "Sensor" } th { "Name" } th { "Tags" } th { "Status" } th { "Connected" }
+                th { "Today" } th { "First seen" } th { "Last seen" } th { "Types" }
+                th { "Description" } th { "Last error" }
             }
             @for s in &list {
                 @let c = today.get(&StatsKey::Sensor { uuid: s.uuid });
@@ -57,6 +100,12 @@ pub(super) async fn sensors(
                 }).collect();
                 tr {
                     td { a href={ "/sensors/" (s.uuid.simple()) } { code { (s.uuid.simple()) } } }
+                    td { (s.name) }
+                    td {
+                        @for tg in &s.tags {
+                            a href={ "/sensors?tag=" (tg) } { (tg) } " "
+                        }
+                    }
                     td { (s.status.as_str()) }
                     td { @if connected.contains(&s.uuid) { "connected" } @else { "—" } }
                     td { (c.frames) " frames, " (human_bytes(c.bytes)) }
@@ -113,6 +162,7 @@ pub(super) async fn sensor_page(
         history.push((day, c, types.join("; ")));
     }
     let admin = v.user.role == Role::Admin;
+    let groups = store.groups_of(uuid).await.or_page(&v)?;
     let connected = if sessions.is_empty() {
         "no".to_string()
     } else {
@@ -126,7 +176,24 @@ pub(super) async fn sensor_page(
         (q.flash())
         table {
             tr { th { "UUID" } td { code { (idh) } } }
+            tr { th { "Name" } td { (s.name) } }
+            tr { th { "Tags" } td {
+                @for tg in &s.tags { a href={ "/sensors?tag=" (tg) } { (tg) } " " }
+            } }
+            tr { th { "Groups" } td {
+                @for g in &groups { a href={ "/groups/" (g) } { (g) } " " }
+            } }
             tr { th { "Status" } td { (s.status.as_str()) } }
+            tr { th { "Third party" } td { @if s.third_party { "yes (a partner's stream)" } @else { "no" } } }
+            @if let Some(p) = &s.partner {
+                tr { th { "Partner organisation" } td { (p.org.as_deref().unwrap_or("")) } }
+                tr { th { "Partner tags" } td { (p.tags.join(", ")) } }
+                tr { th { "Partner extended type" } td { (p.ext_type.as_deref().unwrap_or("")) } }
+                tr { th { "Partner meta received" } td {
+                    (fmt_time(p.time))
+                    @if let Some(ip) = p.ip { " from " (ip) }
+                } }
+            }
             tr { th { "Connected" } td { (connected) } }
             tr { th { "HMAC key" } td {
                 @if s.hmac_key.is_some() { "sensor-specific key (never shown again)" }
@@ -197,7 +264,12 @@ pub(super) async fn sensor_page(
         }
         @if admin { (settings(&v, &s, &base, global)) }
     };
-    Ok(page(&format!("Sensor {idh}"), Some(&v), body).into_response())
+    let title = if s.name.is_empty() {
+        format!("Sensor {idh}")
+    } else {
+        format!("Sensor {} ({idh})", s.name)
+    };
+    Ok(page(&title, Some(&v), body).into_response())
 }
 
 /// The admin's part of a sensor page: settings forms and action buttons.
@@ -205,6 +277,13 @@ fn settings(v: &crate::auth::Viewer, s: &d4_store::Sensor, base: &str, global: u
     let none = html! {};
     html! {
         h2 { "Settings" }
+        form method="post" action={ (base) "/labels" } {
+            (csrf_field(&v.csrf))
+            label { "Name " input name="name" size="30" maxlength="64" value=(s.name); }
+            " "
+            label { "Tags (separated by spaces) " input name="tags" size="40" value=(s.tags.join(" ")); }
+            " " button type="submit" { "Save" }
+        }
         form method="post" action={ (base) "/describe" } {
             (csrf_field(&v.csrf))
             label { "Description " input name="description" size="60" value=(s.description); }
@@ -249,6 +328,7 @@ fn settings(v: &crate::auth::Viewer, s: &d4_store::Sensor, base: &str, global: u
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub(super) enum SensorAction {
+    Labels,
     Describe,
     Limit,
     Monitoring,
@@ -282,6 +362,18 @@ pub(super) async fn sensor_post(
     };
     let r = |x: Result<(), crate::failure::Failure>| x.or_page(&v);
     let msg = match action {
+        SensorAction::Labels => {
+            let tags = labels::parse_tags(f.get("tags")).or_page(&v)?;
+            labels::set_labels(
+                store,
+                uuid,
+                Some(f.get("name").trim().to_string()),
+                Some(tags),
+            )
+            .await
+            .or_page(&v)?;
+            "labels-saved"
+        }
         SensorAction::Describe => {
             update(SensorUpdate {
                 description: Some(f.get("description").to_string()),

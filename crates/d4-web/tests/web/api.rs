@@ -146,6 +146,33 @@ pub(crate) async fn api_role_matrix(b: Backend) {
             "admin",
         ),
         ("POST", format!("/sensors/{s}/approve"), None, "admin"),
+        (
+            "POST",
+            format!("/sensors/{s}/name"),
+            Some(json!({"name": "n"})),
+            "admin",
+        ),
+        (
+            "POST",
+            format!("/sensors/{s}/tags"),
+            Some(json!({"add": ["t"]})),
+            "admin",
+        ),
+        ("GET", "/groups".into(), None, "read"),
+        (
+            "POST",
+            "/groups".into(),
+            Some(json!({"name": "g"})),
+            "admin",
+        ),
+        ("GET", "/groups/g".into(), None, "read"),
+        (
+            "PUT",
+            "/groups/g".into(),
+            Some(json!({"description": "d"})),
+            "admin",
+        ),
+        ("DELETE", "/groups/g".into(), None, "admin"),
         ("POST", format!("/sensors/{s}/key"), None, "admin"),
         (
             "PUT",

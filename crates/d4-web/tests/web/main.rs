@@ -10,6 +10,7 @@
 mod api;
 mod api_functions;
 mod forward;
+mod labels;
 mod login;
 mod ops;
 mod pages;
@@ -21,6 +22,7 @@ mod support;
 use api::*;
 use api_functions::*;
 use forward::*;
+use labels::*;
 use login::*;
 use ops::*;
 use pages::*;
@@ -52,6 +54,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     admin_password_reset_removes_the_first_start_password_file,
     api_forward_rules,
+    api_names_tags_and_groups,
     api_kick_block_and_blocklist,
     api_queues,
     api_role_matrix,
@@ -70,6 +73,7 @@ on_both_backends!(
     openapi_lists_the_endpoints,
     queue_alerts_api_metrics_and_page,
     pages_check_roles_and_escape,
+    pages_names_tags_groups_and_partner_meta,
     password_and_role_changes_end_other_sessions,
     register_api_matches_the_reference,
     serves_plain_http_on_a_real_socket,

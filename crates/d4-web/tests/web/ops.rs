@@ -22,6 +22,7 @@ pub(crate) async fn metrics_need_a_token_and_include_sources(b: Backend) {
                 description: String::new(),
                 max_size: 10,
                 sensors: None,
+                groups: Vec::new(),
             },
             1,
         )
@@ -120,6 +121,7 @@ pub(crate) async fn queue_alerts_api_metrics_and_page(b: Backend) {
                 description: "<b>pdns</b>".into(),
                 max_size: 10,
                 sensors: None,
+                groups: Vec::new(),
             },
             1,
         )

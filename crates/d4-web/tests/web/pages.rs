@@ -113,6 +113,7 @@ pub(crate) async fn pages_check_roles_and_escape(b: Backend) {
                 description: "<i>q</i>".into(),
                 max_size: 10,
                 sensors: Some(vec![s]),
+                groups: Vec::new(),
             },
             1,
         )
@@ -471,6 +472,7 @@ pub(crate) async fn descriptions_are_escaped_on_every_page(b: Backend) {
                 description: evil.into(),
                 max_size: 10,
                 sensors: None,
+                groups: Vec::new(),
             },
             1,
         )

@@ -531,6 +531,7 @@ fn split_store(redis: &d4_testkit::RedisServer, entries: usize) -> (uuid::Uuid, 
                     description: "pdns".into(),
                     max_size: 10_000,
                     sensors: None,
+                    groups: Vec::new(),
                 },
                 1,
             )

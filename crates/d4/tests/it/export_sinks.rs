@@ -189,6 +189,7 @@ fn stdout_from_a_redis_store() {
                     description: "export on redis".into(),
                     max_size: 1000,
                     sensors: None,
+                    groups: Vec::new(),
                 },
                 1,
             )

@@ -46,6 +46,7 @@ pub fn queue_with(entries: Vec<Vec<u8>>) -> (tempfile::TempDir, uuid::Uuid) {
                     description: "export test".into(),
                     max_size: 1_000_000,
                     sensors: None,
+                    groups: Vec::new(),
                 },
                 1,
             )

@@ -38,6 +38,7 @@ mod pssl_ingest;
 mod pssl_serve;
 mod pssl_weak;
 mod queue_alerts;
+mod sensor_meta;
 mod server_crash;
 mod server_d4core_kick;
 mod server_fixes;

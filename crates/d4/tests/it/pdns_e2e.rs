@@ -85,6 +85,7 @@ fn client_to_server_to_queue_to_pdns_lookup() {
                     description: "pdns e2e".into(),
                     max_size: 1000,
                     sensors: None,
+                    groups: Vec::new(),
                 },
                 d4_store::now(),
             )

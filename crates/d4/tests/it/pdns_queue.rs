@@ -30,6 +30,7 @@ fn ingest_from_an_analyzer_queue_keeps_sensor_ids() {
                     description: "pdns test".into(),
                     max_size: 10_000,
                     sensors: None,
+                    groups: Vec::new(),
                 },
                 1,
             )
@@ -129,6 +130,7 @@ fn ingest_from_a_redis_store_queue() {
                     description: "pdns on redis".into(),
                     max_size: 1000,
                     sensors: None,
+                    groups: Vec::new(),
                 },
                 1,
             )
@@ -200,6 +202,7 @@ fn ingest_from_a_split_redis_store_queue() {
                             description: "split".into(),
                             max_size: 1000,
                             sensors: None,
+                            groups: Vec::new(),
                         },
                         1,
                     )

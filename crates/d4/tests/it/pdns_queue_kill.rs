@@ -30,6 +30,7 @@ async fn fill(config: &StoreConfig, queue: uuid::Uuid) {
                 description: "kill test".into(),
                 max_size: 100_000,
                 sensors: None,
+                groups: Vec::new(),
             },
             1,
         )

@@ -134,6 +134,7 @@ async fn make_queue(store: &dyn d4_store::Store, queue: uuid::Uuid) {
                 description: "pdns serve --queue test".into(),
                 max_size: 10_000,
                 sensors: None,
+                groups: Vec::new(),
             },
             1,
         )

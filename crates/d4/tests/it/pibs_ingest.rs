@@ -148,6 +148,7 @@ fn queue_paths_are_ingested_once_and_acknowledged() {
                     description: "pibs ingest test".into(),
                     max_size: 100,
                     sensors: None,
+                    groups: Vec::new(),
                 },
                 1,
             )
@@ -222,6 +223,7 @@ fn an_unreadable_queue_file_is_not_acknowledged() {
                     description: "pibs unreadable".into(),
                     max_size: 10,
                     sensors: None,
+                    groups: Vec::new(),
                 },
                 1,
             )

@@ -56,6 +56,7 @@ fn queue_with(dir: &std::path::Path, kind: QueueKind, paths: &[String]) -> uuid:
                     description: "pibs test".into(),
                     max_size: 100,
                     sensors: None,
+                    groups: Vec::new(),
                 },
                 1,
             )
@@ -191,6 +192,7 @@ fn queue_of_a_redis_store_is_consumed_too() {
                     description: "pibs on redis".into(),
                     max_size: 100,
                     sensors: None,
+                    groups: Vec::new(),
                 },
                 1,
             )

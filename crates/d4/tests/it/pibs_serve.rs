@@ -53,6 +53,7 @@ fn serve_ingests_its_queue_while_answering() {
                     description: "pibs serve queue".into(),
                     max_size: 100,
                     sensors: None,
+                    groups: Vec::new(),
                 },
                 1,
             )

@@ -55,6 +55,7 @@ async fn two_servers_on_one_redis_behave_as_one() {
         description: "python analyzer".into(),
         max_size: 100_000,
         sensors: None,
+        groups: Vec::new(),
     };
     let q8 = store
         .create_queue(queue(QueueKind::Type(8)), d4_store::now())

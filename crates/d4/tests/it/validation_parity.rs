@@ -1,5 +1,6 @@
 //! The web UI and the CLI accept and refuse the same inputs: one table of inputs (keys,
-//! mails, descriptions, extended type names, type numbers, queue settings, block reasons)
+//! mails, descriptions, extended type names, type numbers, queue settings, block reasons,
+//! sensor names, tags, group names)
 //! run through the real `d4` CLI and through the REST API of a real `d4 server` on the
 //! same data dir. Both go through `d4_store::validate`; each row must be accepted by both
 //! or refused by both, and a refusal by the store's checks reads the same on both sides.
@@ -166,6 +167,45 @@ fn describe(what: &'static str, sensor: &str, description: &str, accepted: bool)
     }
 }
 
+/// A sensor's name (`d4 sensor set --name`, `POST /sensors/{uuid}/name`).
+fn name(what: &'static str, sensor: &str, name: &str, accepted: bool) -> Case {
+    Case {
+        what,
+        cli: s(&["sensor", "set", sensor, "--name", name]),
+        method: "POST",
+        path: format!("/sensors/{sensor}/name"),
+        body: json!({ "name": name }),
+        accepted,
+        same_message: !accepted,
+    }
+}
+
+/// A tag added to a sensor (`d4 sensor set --tag`, `POST /sensors/{uuid}/tags`).
+fn tag(what: &'static str, sensor: &str, tag: &str, accepted: bool) -> Case {
+    Case {
+        what,
+        cli: s(&["sensor", "set", sensor, "--tag", tag]),
+        method: "POST",
+        path: format!("/sensors/{sensor}/tags"),
+        body: json!({ "add": [tag] }),
+        accepted,
+        same_message: !accepted,
+    }
+}
+
+/// A new sensor group (`d4 group add`, `POST /groups`), under a name for each side.
+fn group(what: &'static str, cli_name: &str, api_name: &str, accepted: bool) -> Case {
+    Case {
+        what,
+        cli: s(&["group", "add", cli_name]),
+        method: "POST",
+        path: "/groups".into(),
+        body: json!({ "name": api_name }),
+        accepted,
+        same_message: !accepted,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_api_and_cli_accept_and_refuse_the_same_inputs() {
     let dir = tempfile::tempdir().unwrap();
@@ -241,6 +281,15 @@ async fn web_api_and_cli_accept_and_refuse_the_same_inputs() {
         queue("bad ext queue", ".x", 100, "", false),
         queue("max size 0", "8", 0, "", false),
         queue("1025-char queue description", "8", 100, &d1025, false),
+        name("64-char name", &known, &x64, true),
+        name("65-char name", &known, &x65, false),
+        name("name with a tab", &known, "a\tb", false),
+        tag("good tag", &known, "tlp:green", true),
+        tag("tag with a space", &known, "a b", false),
+        tag("65-char tag", &known, &x65, false),
+        group("good group", "eu-cli", "eu-api", true),
+        group("group name with ':'", "a:b", "a:b", false),
+        group("65-char group name", &x65, &x65, false),
         block("good reason", "192.0.2.1", "scanner", true),
         block("257-char reason", "192.0.2.2", &r257, false),
     ];

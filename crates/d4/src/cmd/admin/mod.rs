@@ -1,5 +1,5 @@
-//! The admin CLI until (and beside) the web UI: `d4 sensor`, `d4 blocklist`, `d4 queue`,
-//! `d4 types`, `d4 forward`. Each acts on the store of `--data-dir`: the embedded database when no
+//! The admin CLI until (and beside) the web UI: `d4 sensor`, `d4 group`, `d4 blocklist`,
+//! `d4 queue`, `d4 types`, `d4 forward`. Each acts on the store of `--data-dir`: the embedded database when no
 //! server holds it, else the running server's socket `<data>/d4.sock`.
 //!
 //! Exit status: 0 on success; 2 on bad input (arguments, unknown sensor or queue, already
@@ -13,6 +13,7 @@ mod blocklist;
 /// `d4 forward` (crates/d4/src/cmd/forward.rs), mounted here to share the admin helpers.
 #[path = "../forward.rs"]
 mod forward;
+mod group;
 mod output;
 mod queue;
 mod sensor;
@@ -30,6 +31,7 @@ use uuid::Uuid;
 
 pub use blocklist::BlocklistArgs;
 pub use forward::ForwardArgs;
+pub use group::GroupArgs;
 pub use queue::QueueArgs;
 use queue::QueueCmd;
 pub use sensor::SensorArgs;
@@ -54,8 +56,17 @@ pub enum AdminCommand {
         d4 sensor register 3b2a3f5c-53c4-4fd8-9c8e-0d8c6bba4c6f --key 'secret' --approve\n  \
         d4 sensor list --pending\n  \
         d4 sensor approve 3b2a3f5c53c44fd89c8e0d8c6bba4c6f\n  \
+        d4 sensor set 3b2a3f5c53c44fd89c8e0d8c6bba4c6f --name 'tap 1' --tag share\n  \
+        d4 sensor list --tag share\n  \
         d4 sensor kick 3b2a3f5c53c44fd89c8e0d8c6bba4c6f")]
     Sensor(SensorArgs),
+    /// Manage sensor groups: named sets of sensors for queues and forwarding rules.
+    #[command(after_help = "Examples:\n  \
+        d4 group add partners-eu --description 'shared with CERT-EU' --sensor 3b2a3f5c53c44fd89c8e0d8c6bba4c6f\n  \
+        d4 group add-sensor partners-eu 6f1e0c2a9b8d4e7f8a1b2c3d4e5f6a7b\n  \
+        d4 group list\n  \
+        d4 queue create --type 8 --group partners-eu")]
+    Group(GroupArgs),
     /// Manage the IP (prefix) and UUID blocklists.
     #[command(after_help = "Examples:\n  \
         d4 blocklist ip add 198.51.100.0/24 2001:db8::/32\n  \
@@ -168,6 +179,7 @@ pub fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
         .build()?;
     let store_args = match &cmd {
         AdminCommand::Sensor(a) => a.store.clone(),
+        AdminCommand::Group(a) => a.store.clone(),
         AdminCommand::Blocklist(a) => a.store.clone(),
         AdminCommand::Queue(a) => a.store.clone(),
         AdminCommand::Types(a) => a.store.clone(),
@@ -199,6 +211,7 @@ pub fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
         let json = store_args.json;
         match cmd {
             AdminCommand::Sensor(a) => sensor::sensor(store, a.cmd, json).await,
+            AdminCommand::Group(a) => group::group(store, a.cmd, json).await,
             AdminCommand::Blocklist(a) => blocklist::blocklist(store, a.cmd, json).await,
             AdminCommand::Queue(a) => queue::queue(store, a.cmd, json, stop).await,
             AdminCommand::Types(a) => types::types(store, a.cmd, json).await,

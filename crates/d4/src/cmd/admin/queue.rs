@@ -42,6 +42,9 @@ pub(super) enum QueueCmd {
         /// Only data from these sensors (repeat for a group). Default: every sensor.
         #[arg(long = "sensor", value_name = "UUID")]
         sensors: Vec<String>,
+        /// Only data from the members of this sensor group (repeat; with --sensor: both).
+        #[arg(long = "group", value_name = "NAME")]
+        groups: Vec<String>,
         /// Use this queue UUID (default: a new random one).
         #[arg(long)]
         uuid: Option<String>,
@@ -64,8 +67,11 @@ pub(super) enum QueueCmd {
         /// Replace the group (repeat); see --all-sensors.
         #[arg(long = "sensor", value_name = "UUID")]
         sensors: Vec<String>,
-        /// Remove the group: every sensor feeds the queue.
-        #[arg(long, conflicts_with = "sensors")]
+        /// Replace the sensor groups feeding the queue (repeat).
+        #[arg(long = "group", value_name = "NAME")]
+        groups: Vec<String>,
+        /// Remove the sensor list and the groups: every sensor feeds the queue.
+        #[arg(long, conflicts_with_all = ["sensors", "groups"])]
         all_sensors: bool,
     },
     /// Delete a queue and its entries.
@@ -124,10 +130,17 @@ fn queue_rows(queues: &[d4_store::Queue]) -> Vec<Vec<String>> {
                 QueueKind::Type(t) => format!("{t} ({})", type_name(*t)),
                 QueueKind::Ext(e) => format!("254:{e}"),
             };
-            let group = match &q.config.sensors {
-                None => "all".to_string(),
+            let mut group = match &q.config.sensors {
+                None if q.config.groups.is_empty() => "all".to_string(),
+                None => String::new(),
                 Some(g) => format!("{} sensor(s)", g.len()),
             };
+            if !q.config.groups.is_empty() {
+                if !group.is_empty() {
+                    group.push_str(", ");
+                }
+                group.push_str(&format!("group(s) {}", q.config.groups.join(",")));
+            }
             vec![
                 q.config.uuid.hyphenated().to_string(),
                 kind,
@@ -161,6 +174,7 @@ pub(super) async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool, stop
             description,
             max_size,
             sensors,
+            groups,
             uuid,
         } => {
             let kind = match (d4_type, ext) {
@@ -188,6 +202,7 @@ pub(super) async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool, stop
                 description,
                 max_size,
                 sensors,
+                groups,
             };
             check(d4_store::validate::queue_config(&config))?;
             let q = store.create_queue(config, now).await?;
@@ -224,6 +239,9 @@ pub(super) async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool, stop
                             .join(" ")
                     );
                 }
+                if !q.config.groups.is_empty() {
+                    outln!("sensor groups: {}", q.config.groups.join(" "));
+                }
                 outln!("latest entries (newest first):");
                 for e in entries {
                     outln!("  {}", e.text());
@@ -235,6 +253,7 @@ pub(super) async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool, stop
             description,
             max_size,
             sensors,
+            groups,
             all_sensors,
         } => {
             let uuid = parse_uuid(&queue)?;
@@ -250,7 +269,12 @@ pub(super) async fn queue(store: Arc<dyn Store>, cmd: QueueCmd, json: bool, stop
             }
             if all_sensors {
                 c.sensors = None;
-            } else if !sensors.is_empty() {
+                c.groups.clear();
+            }
+            if !groups.is_empty() {
+                c.groups = groups;
+            }
+            if !sensors.is_empty() {
                 c.sensors = Some(
                     sensors
                         .iter()

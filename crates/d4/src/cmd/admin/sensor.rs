@@ -1,4 +1,5 @@
-//! `d4 sensor`: register, approve, list, show, keys, descriptions, limits, blocks, kicks.
+//! `d4 sensor`: register, approve, list, show, names and tags, keys, descriptions, limits,
+//! blocks, kicks.
 
 use std::sync::Arc;
 
@@ -45,6 +46,29 @@ pub(super) enum SensorCmd {
         /// Only pending registrations.
         #[arg(long)]
         pending: bool,
+        /// Only sensors carrying this tag (repeat: any of them).
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        /// Only members of this sensor group (repeat: any of them).
+        #[arg(long = "group", value_name = "NAME")]
+        groups: Vec<String>,
+    },
+    /// Set the sensor's name and tags.
+    #[command(after_help = "Examples:\n  \
+        d4 sensor set 3b2a3f5c53c44fd89c8e0d8c6bba4c6f --name 'tap paris 1' --tag share --tag tlp:green\n  \
+        d4 sensor set 3b2a3f5c53c44fd89c8e0d8c6bba4c6f --untag share\n  \
+        d4 sensor set 3b2a3f5c53c44fd89c8e0d8c6bba4c6f --name ''")]
+    Set {
+        uuid: String,
+        /// The sensor's name, shown beside its UUID (`''` removes it).
+        #[arg(long)]
+        name: Option<String>,
+        /// Add a tag (repeat): A-Z a-z 0-9 _ . : = -, e.g. share, tlp:green.
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        /// Remove a tag (repeat).
+        #[arg(long = "untag", value_name = "TAG")]
+        untags: Vec<String>,
     },
     /// Show everything known about one sensor.
     Show { uuid: String },
@@ -97,6 +121,7 @@ fn sensor_row(s: &Sensor) -> Vec<String> {
         .collect();
     vec![
         s.uuid.simple().to_string(),
+        dash(&s.name),
         s.status.as_str().to_string(),
         if s.hmac_key.is_some() {
             "own"
@@ -110,12 +135,21 @@ fn sensor_row(s: &Sensor) -> Vec<String> {
         } else {
             types.join(",")
         },
+        dash(&s.tags.join(",")),
         s.last_error
             .as_ref()
             .map(|e| e.message.clone())
             .unwrap_or_else(|| "-".into()),
         s.description.clone(),
     ]
+}
+
+fn dash(s: &str) -> String {
+    if s.is_empty() {
+        "-".into()
+    } else {
+        s.to_string()
+    }
 }
 
 /// A sensor as JSON for the CLI: the key itself is never printed.
@@ -174,10 +208,28 @@ pub(super) async fn sensor(store: Arc<dyn Store>, cmd: SensorCmd, json: bool) ->
             }
             outln!("sensor {} deleted", uuid.simple());
         }
-        SensorCmd::List { pending } => {
+        SensorCmd::List {
+            pending,
+            tags,
+            groups,
+        } => {
             let mut list = store.list_sensors().await?;
             if pending {
                 list.retain(|s| s.status == d4_store::SensorStatus::Pending);
+            }
+            if !tags.is_empty() {
+                list.retain(|s| tags.iter().any(|t| s.has_tag(t)));
+            }
+            if !groups.is_empty() {
+                let mut members = Vec::new();
+                for g in &groups {
+                    check(validate::group_name(g))?;
+                    match store.get_group(g.clone()).await? {
+                        Some(group) => members.extend(group.sensors),
+                        None => return Err(StoreError::NotFound(format!("group {g}")).into()),
+                    }
+                }
+                list.retain(|s| members.contains(&s.uuid));
             }
             if json {
                 print_json(&list.iter().map(sensor_json).collect::<Vec<_>>())?;
@@ -185,10 +237,12 @@ pub(super) async fn sensor(store: Arc<dyn Store>, cmd: SensorCmd, json: bool) ->
                 table(
                     &[
                         "UUID",
+                        "NAME",
                         "STATUS",
                         "KEY",
                         "LAST SEEN",
                         "TYPES",
+                        "TAGS",
                         "LAST ERROR",
                         "DESCRIPTION",
                     ],
@@ -201,10 +255,18 @@ pub(super) async fn sensor(store: Arc<dyn Store>, cmd: SensorCmd, json: bool) ->
             let Some(s) = store.get_sensor(uuid).await? else {
                 return Err(StoreError::NotFound(format!("sensor {}", uuid.simple())).into());
             };
+            let groups = store.groups_of(uuid).await?;
             if json {
-                print_json(&sensor_json(&s))?;
+                let mut v = sensor_json(&s);
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("groups".into(), groups.into());
+                }
+                print_json(&v)?;
             } else {
                 outln!("uuid:         {}", s.uuid.simple());
+                outln!("name:         {}", dash(&s.name));
+                outln!("tags:         {}", dash(&s.tags.join(" ")));
+                outln!("groups:       {}", dash(&groups.join(" ")));
                 outln!("status:       {}", s.status.as_str());
                 outln!(
                     "key:          {}",
@@ -217,6 +279,16 @@ pub(super) async fn sensor(store: Arc<dyn Store>, cmd: SensorCmd, json: bool) ->
                 outln!("description:  {}", s.description);
                 outln!("mail:         {}", s.mail.as_deref().unwrap_or("-"));
                 outln!("third party:  {}", s.third_party);
+                if let Some(p) = &s.partner {
+                    outln!(
+                        "partner meta: org {}, tags {}, type {}, from {} at {}",
+                        p.org.as_deref().unwrap_or("-"),
+                        dash(&p.tags.join(" ")),
+                        p.ext_type.as_deref().unwrap_or("-"),
+                        p.ip.map_or_else(|| "-".to_string(), |ip| ip.to_string()),
+                        fmt_time(Some(p.time))
+                    );
+                }
                 outln!("registered:   {}", fmt_time(s.registered_at));
                 outln!("first seen:   {}", fmt_time(s.first_seen));
                 outln!("last seen:    {}", fmt_time(s.last_seen));
@@ -278,6 +350,46 @@ pub(super) async fn sensor(store: Arc<dyn Store>, cmd: SensorCmd, json: bool) ->
                 } else {
                     "uses the server's default key"
                 }
+            );
+        }
+        SensorCmd::Set {
+            uuid,
+            name,
+            tags,
+            untags,
+        } => {
+            let uuid = parse_uuid(&uuid)?;
+            if name.is_none() && tags.is_empty() && untags.is_empty() {
+                return bad("nothing to set: give --name, --tag or --untag");
+            }
+            for t in tags.iter().chain(&untags) {
+                check(validate::tag(t))?;
+            }
+            let new_tags = if tags.is_empty() && untags.is_empty() {
+                None
+            } else {
+                let mut current = store
+                    .get_sensor(uuid)
+                    .await?
+                    .map(|s| s.tags)
+                    .unwrap_or_default();
+                current.retain(|t| !untags.contains(t));
+                current.extend(tags);
+                d4_store::normalize_tags(&mut current);
+                Some(current)
+            };
+            let change = SensorUpdate {
+                name,
+                tags: new_tags,
+                ..Default::default()
+            };
+            check(validate::sensor_update(&change))?;
+            let s = store.update_sensor(uuid, change).await?;
+            outln!(
+                "sensor {}: name {}, tags {}",
+                uuid.simple(),
+                if s.name.is_empty() { "-" } else { &s.name },
+                dash(&s.tags.join(","))
             );
         }
         SensorCmd::Describe { uuid, description } => {

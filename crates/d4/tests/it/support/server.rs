@@ -363,6 +363,7 @@ pub async fn create_queue(
         description: description.into(),
         max_size,
         sensors: None,
+        groups: Vec::new(),
     };
     store
         .create_queue(q.clone(), d4_store::now())
