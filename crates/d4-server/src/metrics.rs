@@ -487,6 +487,7 @@ mod tests {
             fsync: false,
             direct: true,
             on_error: None,
+            tap: None,
         };
         let session = Uuid::new_v4();
         let p = Pipeline::start(&cfg, session, Arc::new(Gated(Mutex::new(Some(rx))))).unwrap();
