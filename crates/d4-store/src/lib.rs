@@ -4,7 +4,8 @@
 //!
 //! The operations are grouped in role traits: [`Sensors`], [`Policy`] (blocklists and
 //! types), [`Leases`] (the exclusive slot of a live D4 session), [`Queues`] and
-//! [`Accounts`] (web users and logins), on a [`Base`] (backend name, events). [`Store`] is
+//! [`Accounts`] (web users and logins), [`Forwarding`] (rules sharing frames with partner
+//! servers, and their counters), on a [`Base`] (backend name, events). [`Store`] is
 //! all of them; a caller takes only the role it needs. They are written once, in the
 //! operations list of [`ops`], which also generates the socket RPC ([`Request`]) and
 //! [`RemoteStore`]. Every input check lives in [`validate`]: every backend calls it in its
@@ -30,6 +31,7 @@ use tokio::sync::broadcast;
 
 pub mod consumer;
 mod embedded;
+mod forward_prep;
 pub mod model;
 pub mod ops;
 pub mod private;
@@ -46,7 +48,7 @@ pub mod validate;
 pub use consumer::{ConsumerConfig, QueueBatch, QueueConsumer};
 pub use embedded::EmbeddedStore;
 pub use model::*;
-pub use ops::{Accounts, Leases, Policy, Queues, Request, Sensors};
+pub use ops::{Accounts, Forwarding, Leases, Policy, Queues, Request, Sensors};
 pub use redis_backend::{RedisStore, RedisUrls};
 pub use remote::RemoteStore;
 pub use rpc::{serve_socket, SocketServer};
@@ -99,14 +101,23 @@ pub trait Base: Send + Sync + std::fmt::Debug {
 ///
 /// Hot path: a server calls [`Sensors::record_activity`] with aggregated deltas (not once
 /// per frame) and [`Queues::push_batch`] once per batch of lines.
-pub trait Store: Sensors + Policy + Leases + Queues + Accounts {}
+pub trait Store: Sensors + Policy + Leases + Queues + Accounts + Forwarding {}
 
-impl<T: Sensors + Policy + Leases + Queues + Accounts + ?Sized> Store for T {}
+impl<T: Sensors + Policy + Leases + Queues + Accounts + Forwarding + ?Sized> Store for T {}
 
 /// The store traits, for method calls on `dyn Store` and on the role traits:
 /// `use d4_store::prelude::*;`.
 pub mod prelude {
-    pub use crate::{Accounts, Base, Leases, Policy, Queues, Sensors, Store};
+    pub use crate::{Accounts, Base, Forwarding, Leases, Policy, Queues, Sensors, Store};
+}
+
+/// `bytes` random bytes from the operating system's generator, as lowercase hex (HMAC keys
+/// and privacy keys of forwarding rules).
+pub fn random_hex(bytes: usize) -> Result<String> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf)
+        .map_err(|e| StoreError::Backend(format!("the OS random generator failed: {e}")))?;
+    Ok(hex::encode(buf))
 }
 
 /// SHA-256 hex of a secret (API token, web session id): what the store keeps.

@@ -3,7 +3,8 @@
 //! Every operation is written once, in the `store_ops!` invocation below: its role, its
 //! name, its arguments with their types, its return type and its documentation. From that
 //! list the macro generates
-//! - the role traits ([`Sensors`], [`Policy`], [`Leases`], [`Queues`], [`Accounts`]) that
+//! - the role traits ([`Sensors`], [`Policy`], [`Leases`], [`Queues`], [`Accounts`],
+//!   [`Forwarding`]) that
 //!   every backend implements and every caller uses,
 //! - the socket RPC's [`Request`] enum (`{"op": "<name>", ...args}` on the wire),
 //! - its `dispatch` (a request run on any [`Store`]),
@@ -239,5 +240,29 @@ store_ops! {
         /// Delete expired web logins (and other expired entries: blocks, leases); returns
         /// how many web logins were removed.
         fn purge_expired(now: u64) -> u64 => PurgeExpired;
+    }
+
+    /// Forwarding: the rules that share accepted frames with partner D4 servers, and the
+    /// counters each forwarding server reports per rule.
+    role Forwarding {
+        /// Create a rule (`created` = `updated` = `now`; an empty privacy key is replaced
+        /// by a random one). `AlreadyExists` if the name is taken; `Invalid` when the rule
+        /// does not pass [`crate::validate::forward_rule`].
+        fn create_forward_rule(rule: ForwardRule, now: u64) -> ForwardRule => CreateForwardRule;
+        /// Every rule, ordered by name.
+        fn list_forward_rules() -> Vec<ForwardRule> => ListForwardRules;
+        fn get_forward_rule(name: String) -> Option<ForwardRule> => GetForwardRule;
+        /// Replace the rule of that name (`created` kept, `updated` = `now`; an empty
+        /// privacy key keeps the stored one). `NotFound` if unknown; `Invalid` as create.
+        fn update_forward_rule(rule: ForwardRule, now: u64) -> ForwardRule => UpdateForwardRule;
+        /// Enable or disable a rule. `NotFound` if unknown.
+        fn set_forward_rule_enabled(name: String, enabled: bool) -> ForwardRule => SetForwardRuleEnabled;
+        /// Delete a rule and its counters; returns whether it existed.
+        fn delete_forward_rule(name: String) -> bool => DeleteForwardRule;
+        /// Replace one server's counters of a rule (ignored when the rule does not exist:
+        /// a report racing its deletion).
+        fn record_forward_stats(name: String, server_id: String, stats: ForwardStats, now: u64) -> () => RecordForwardStats;
+        /// The counters of a rule, one entry per server that reported, ordered by server id.
+        fn forward_stats(name: String) -> Vec<ForwardServerStats> => ForwardStats;
     }
 }

@@ -202,6 +202,9 @@ pub fn user(u: &User) -> Result<()> {
     user_name(&u.name)
 }
 
+mod forward;
+pub use forward::*;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,8 @@
 //!   `web_sessions`: id hash → [`WebLogin`] (the table keeps its name)
 //! - `journals`: producer uuid (u128) → last pushed seq (u64) of a keyed push
 //!   ([`crate::PushKey`]; a server's producers are its journals, hence the name)
+//! - `forward_rules`: rule name → [`ForwardRule`]; `forward_stats`: (rule name, server id)
+//!   → [`ForwardServerStats`] (both created by their first write, see `forward`)
 //!
 //! Every call is one redb transaction (committed with fsync: crash-safe), run on the
 //! blocking thread pool. A queue is a window `head..tail` of sequence numbers: push
@@ -40,6 +42,7 @@ use crate::{Base, EmbeddedOpenError, Result, StoreError};
 mod accounts;
 mod codec;
 mod consume;
+mod forward;
 mod leases;
 mod policy;
 mod queues;

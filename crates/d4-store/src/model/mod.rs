@@ -35,6 +35,8 @@ pub enum StoreEvent {
     TypesChanged,
     /// Queues were created, changed or deleted.
     QueuesChanged,
+    /// Forwarding rules were created, changed, enabled, disabled or deleted.
+    ForwardRulesChanged,
 }
 
 /// `YYYYMMDD` (UTC) of a Unix time.

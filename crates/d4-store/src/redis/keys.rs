@@ -151,3 +151,10 @@ pub const WEB_LOGINS: &str = "d4rs:web_sessions";
 pub fn user_logins(name: &str) -> String {
     format!("d4rs:user_sessions:{name}")
 }
+
+/// Forwarding rules: hash of rule name -> rule JSON.
+pub const FORWARD_RULES: &str = "d4rs:forward:rules";
+/// A rule's counters: hash of server id -> counters JSON.
+pub fn forward_stats(rule: &str) -> String {
+    format!("d4rs:forward:stats:{rule}")
+}

@@ -12,7 +12,7 @@
 //! `record_activity` one round trip, `push_batch` two (three when the queues live in
 //! another database than the metadata).
 //!
-//! One file per role (`sensors`, `policy`, `leases`, `queues`, `accounts`), plus `consume`
+//! One file per role (`sensors`, `policy`, `leases`, `queues`, `accounts`, `forward`), plus `consume`
 //! (leased consumption of the queues: the reliable-queue pattern) and `events` (pub/sub and
 //! d4-core's kick requests).
 
@@ -30,6 +30,7 @@ use crate::{Base, Result, StoreError};
 mod accounts;
 mod consume;
 mod events;
+mod forward;
 mod keys;
 mod leases;
 mod policy;
@@ -54,6 +55,8 @@ mod scripts {
     pub const OLDEST: &str = include_str!("scripts/oldest.lua");
     pub const LEASE: &str = include_str!("scripts/lease.lua");
     pub const ACK: &str = include_str!("scripts/ack.lua");
+    pub const FORWARD_PUT: &str = include_str!("scripts/forward_put.lua");
+    pub const FORWARD_STATS: &str = include_str!("scripts/forward_stats.lua");
 }
 
 /// URLs of the Redis backend: one for everything, or separate ones for the analyzer

@@ -5,7 +5,7 @@
 //! [`defaults`], which needs a store nobody changed yet (run_all runs it first).
 //!
 //! One file per area: `sensors`, `policy`, `leases`, `queues`, `pushes`, `consume`,
-//! `accounts`.
+//! `accounts`, `forward`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::IpAddr;
@@ -15,6 +15,7 @@ use crate::Store;
 
 mod accounts;
 mod consume;
+mod forward;
 mod leases;
 mod policy;
 mod pushes;
@@ -23,6 +24,7 @@ mod sensors;
 
 pub use accounts::*;
 pub use consume::*;
+pub use forward::*;
 pub use leases::*;
 pub use policy::*;
 pub use pushes::*;
@@ -54,6 +56,8 @@ pub async fn run_all(store: S) {
     lease_beside_pops(store.clone()).await;
     users(store.clone()).await;
     web_logins(store.clone()).await;
+    forward_rules(store.clone()).await;
+    forward_rule_stats(store.clone()).await;
 }
 
 fn ip(s: &str) -> IpAddr {
