@@ -320,3 +320,6 @@ impl Engine {
         self.journals.closed(session);
     }
 }
+
+#[cfg(test)]
+mod tests;
