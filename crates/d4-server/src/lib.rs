@@ -33,16 +33,18 @@ mod server;
 mod session;
 mod startup;
 mod stats;
+mod tap;
 pub mod tls;
 mod workers;
 
 pub use config::{OnLimit, ServerConfig, REFERENCE_DEFAULT_KEY};
 /// The `O_DIRECT` appender the journal writes with (used by `d4 bench`).
 pub use journal::direct;
-pub use metrics::ServerMetrics;
+pub use metrics::{MetricsRenderer, ServerMetrics};
 pub use queue_alerts::{AlertBook, AlertThresholds, QueueAlertMonitor, Transition};
-pub use server::{run, run_with_metrics, Bound, ServerError};
+pub use server::{run, run_with_metrics, run_with_tap, Bound, ServerError};
 pub use session::{Gate, Mode, SensorView, Session, SessionConfig};
+pub use tap::JournalTap;
 
 /// The wall clock (unix seconds) of the server's store writes and gate checks.
 fn now() -> u64 {

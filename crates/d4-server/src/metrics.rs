@@ -70,7 +70,12 @@ pub struct ServerMetrics {
     refusals: Box<[AtomicU64; REFUSAL_REASONS.len()]>,
     store_failures: [AtomicU64; STORE_OPS.len()],
     pipelines: Mutex<HashMap<Uuid, Arc<Backlog>>>,
+    /// More series rendered after the server's own (the forwarding engine's).
+    extra: Mutex<Vec<MetricsRenderer>>,
 }
+
+/// Appends complete Prometheus text lines (with `# HELP` and `# TYPE`) to `out`.
+pub type MetricsRenderer = Arc<dyn Fn(&mut String) + Send + Sync>;
 
 /// Store writes the data path does not wait for, counted in `d4_store_failures_total`
 /// when they fail (a fixed set: every value is exported, zeros included).
@@ -95,6 +100,7 @@ impl Default for ServerMetrics {
             refusals: Box::new(std::array::from_fn(|_| AtomicU64::new(0))),
             store_failures: Default::default(),
             pipelines: Mutex::new(HashMap::new()),
+            extra: Mutex::new(Vec::new()),
         }
     }
 }
@@ -217,7 +223,22 @@ impl ServerMetrics {
     }
 
     /// Appends the Prometheus text of every counter.
+    /// Adds series rendered after the server's own at every scrape.
+    pub fn add_renderer(&self, r: MetricsRenderer) {
+        if let Ok(mut e) = self.extra.lock() {
+            e.push(r);
+        }
+    }
+
     pub fn render(&self, out: &mut String) {
+        self.render_own(out);
+        let extra: Vec<MetricsRenderer> = self.extra.lock().map(|e| e.clone()).unwrap_or_default();
+        for r in extra {
+            r(out);
+        }
+    }
+
+    fn render_own(&self, out: &mut String) {
         head(
             out,
             "d4_connections",
@@ -488,6 +509,7 @@ mod tests {
             fsync: false,
             direct: true,
             on_error: None,
+            tap: None,
         };
         let session = Uuid::new_v4();
         let p = Pipeline::start(&cfg, session, Arc::new(Gated(Mutex::new(Some(rx))))).unwrap();

@@ -137,6 +137,20 @@ pub async fn run_with_metrics(
     shutdown: impl std::future::Future<Output = ()>,
     on_bound: impl FnOnce(&Bound),
 ) -> Result<(), ServerError> {
+    run_with_tap(cfg, store, metrics, None, shutdown, on_bound).await
+}
+
+/// [`run_with_metrics`], telling `tap` about every session's journal (the forwarding
+/// engine reads accepted frames from there). Without a tap the server behaves exactly as
+/// [`run`].
+pub async fn run_with_tap(
+    cfg: ServerConfig,
+    store: Arc<dyn Store>,
+    metrics: Arc<ServerMetrics>,
+    tap: Option<Arc<dyn crate::JournalTap>>,
+    shutdown: impl std::future::Future<Output = ()>,
+    on_bound: impl FnOnce(&Bound),
+) -> Result<(), ServerError> {
     crate::startup::prepare(&cfg)?;
     // One store, handed to each part as the role it calls.
     let sensors: Arc<dyn Sensors> = store.clone();
@@ -165,6 +179,7 @@ pub async fn run_with_metrics(
             fsync: cfg.journal_fsync,
             direct: cfg.journal_direct,
             on_error: Some(error_hook(sensors.clone(), metrics.clone())),
+            tap,
         },
         conns: Mutex::new(HashMap::new()),
         preauth: PreAuth::new(PreAuthLimits {

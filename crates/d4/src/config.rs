@@ -78,6 +78,9 @@ pub struct D4Config {
     pub stats_flush_frames: u64,
     /// Name of this server in the store's session table.
     pub server_id: String,
+    /// This organisation's UUID, sent as `misp:org` in the meta headers of forwarded
+    /// extended-type streams (unset: omitted).
+    pub org_uuid: Option<uuid::Uuid>,
     /// File rotation period of the workers (seconds).
     pub rotation_secs: u64,
     /// Rotate at day change as well.
@@ -186,6 +189,7 @@ impl Default for D4Config {
             stats_flush_ms: s.stats_flush_ms,
             stats_flush_frames: s.stats_flush_frames,
             server_id: s.server_id,
+            org_uuid: None,
             rotation_secs: s.rotation_secs,
             rotate_daily: s.rotate_daily,
             rotation_bytes: s.rotation_bytes,

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::ack::{AckLog, AckPoint, JournalFiles};
 use super::direct::DirectAppender;
 use super::{ack_path, meta_path, remove_session, seg_path, sync_dir};
+use crate::tap::JournalTap;
 
 pub struct Journal {
     pub(super) dir: PathBuf,
@@ -31,6 +32,8 @@ pub struct Journal {
     /// segment's last partial block, padded with zeros, which read back as the torn end
     /// of the journal, where recovery stops anyway.
     pub(super) direct: Option<DirectAppender>,
+    /// Told about new files, durable ends and the end of the session.
+    pub(super) tap: Option<Arc<dyn JournalTap>>,
 }
 
 /// Set once a write showed that `O_DIRECT` is accepted at open but not with 4 KiB
@@ -92,7 +95,52 @@ impl Journal {
             meta_file: None,
             segment_bytes: segment_bytes.max(1),
             direct: direct.then(DirectAppender::new),
+            tap: None,
         })
+    }
+
+    /// Gives the journal a tap (see [`JournalTap`]): told at once about segment 0.
+    pub fn set_tap(&mut self, tap: Option<Arc<dyn JournalTap>>) {
+        if let Some(t) = &tap {
+            t.segment_created(
+                self.session,
+                self.seg,
+                &seg_path(&self.dir, &self.session, self.seg),
+            );
+        }
+        self.tap = tap;
+    }
+
+    /// Tells the tap how far the current segment holds whole frames (after a batch was
+    /// written, and synced when the journal syncs).
+    pub fn report_synced(&self) {
+        if let Some(t) = &self.tap {
+            t.synced(self.session, self.seg, self.written);
+        }
+    }
+
+    /// Tells the tap that the session ended (also when the journal failed: what it holds
+    /// stays as it is).
+    pub fn tap_closed(&self) {
+        if let Some(t) = &self.tap {
+            t.closed(self.session);
+        }
+    }
+
+    /// Opens the `.meta` file at its first type-2 frame (the tap is told).
+    fn meta_file(&mut self) -> io::Result<&mut File> {
+        if self.meta_file.is_none() {
+            let path = meta_path(&self.dir, &self.session);
+            let f = OpenOptions::new().create(true).append(true).open(&path)?;
+            if let Some(t) = &self.tap {
+                t.meta_created(self.session, &path);
+            }
+            self.meta_file = Some(f);
+        }
+        match &mut self.meta_file {
+            Some(f) => Ok(f),
+            None => Err(io::Error::other("meta file not open")),
+        }
     }
 
     /// The direct write of a batch (see [`Journal::direct`]). Where the first write of a
@@ -151,15 +199,7 @@ impl Journal {
         self.file.write_all(&frame.payload)?;
         self.written += frame.wire_len() as u64;
         if frame.header.d4_type == d4_proto::types::META_HEADER {
-            let f = match &mut self.meta_file {
-                Some(f) => f,
-                None => self.meta_file.insert(
-                    OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(meta_path(&self.dir, &self.session))?,
-                ),
-            };
+            let f = self.meta_file()?;
             f.write_all(&head)?;
             f.write_all(&frame.payload)?;
         }
@@ -205,15 +245,7 @@ impl Journal {
             self.written += f.wire_len() as u64;
             ends.push(self.written);
             if f.header.d4_type == d4_proto::types::META_HEADER {
-                let m = match &mut self.meta_file {
-                    Some(m) => m,
-                    None => self.meta_file.insert(
-                        OpenOptions::new()
-                            .create(true)
-                            .append(true)
-                            .open(meta_path(&self.dir, &self.session))?,
-                    ),
-                };
+                let m = self.meta_file()?;
                 m.write_all(h)?;
                 m.write_all(&f.payload)?;
             }
@@ -258,6 +290,13 @@ impl Journal {
             (d, _) => *d = None,
         }
         sync_dir(&self.dir)?;
+        if let Some(t) = &self.tap {
+            t.segment_created(
+                self.session,
+                next,
+                &seg_path(&self.dir, &self.session, next),
+            );
+        }
         self.acks()?.next_segment(next)?;
         let old = seg_path(&self.dir, &self.session, self.seg);
         self.seg = next;
@@ -283,6 +322,7 @@ impl Journal {
 
     /// Everything was handled: removes the session's files.
     pub fn finish(self) -> io::Result<()> {
+        self.tap_closed();
         remove_session(&self.dir, &self.session)
     }
 }

@@ -170,6 +170,8 @@ pub struct PipelineConfig {
     pub direct: bool,
     /// Records a worker error as the sensor's last error (even after the connection ended).
     pub on_error: Option<ErrorHook>,
+    /// Told about the journal's files and durable ends (the forwarding engine).
+    pub tap: Option<Arc<dyn crate::tap::JournalTap>>,
 }
 
 impl Pipeline {
@@ -180,8 +182,9 @@ impl Pipeline {
         session: Uuid,
         handlers: Arc<dyn HandlerFactory>,
     ) -> std::io::Result<Pipeline> {
-        let journal =
+        let mut journal =
             Journal::create_with(&cfg.journal_dir, session, cfg.segment_bytes, cfg.direct)?;
+        journal.set_tap(cfg.tap.clone());
         let (tx, rx) = mpsc::channel();
         let backlog = Arc::new(Backlog::default());
         let p = backlog.clone();
@@ -325,6 +328,7 @@ mod tests {
             fsync: false,
             direct: true,
             on_error: None,
+            tap: None,
         };
         let p = Pipeline::start(
             &cfg,
@@ -360,6 +364,81 @@ mod tests {
         // big frames: one flush + ack each
         let s = run_frames(false, 20, 20_000);
         assert_eq!((s.frames, s.flushes), (20, 20));
+    }
+
+    /// Records the tap's calls; hard-links each segment like the forwarding engine.
+    struct LinkTap {
+        to: std::path::PathBuf,
+        calls: Mutex<Vec<String>>,
+    }
+
+    impl crate::tap::JournalTap for LinkTap {
+        fn segment_created(&self, _: Uuid, seg: u64, path: &std::path::Path) {
+            std::fs::hard_link(path, self.to.join(format!("{seg}.jnl"))).unwrap();
+            self.calls.lock().unwrap().push(format!("seg {seg}"));
+        }
+        fn meta_created(&self, _: Uuid, _: &std::path::Path) {
+            self.calls.lock().unwrap().push("meta".into());
+        }
+        fn synced(&self, _: Uuid, seg: u64, end: u64) {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("synced {seg} {end}"));
+        }
+        fn closed(&self, _: Uuid) {
+            self.calls.lock().unwrap().push("closed".into());
+        }
+    }
+
+    #[test]
+    fn the_tap_sees_every_segment_and_keeps_its_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let links = tempfile::tempdir().unwrap();
+        let tap = Arc::new(LinkTap {
+            to: links.path().to_path_buf(),
+            calls: Mutex::new(Vec::new()),
+        });
+        let cfg = PipelineConfig {
+            journal_dir: dir.path().to_path_buf(),
+            segment_bytes: 1000,
+            fsync: false,
+            direct: true,
+            on_error: None,
+            tap: Some(tap.clone()),
+        };
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let p = Pipeline::start(&cfg, Uuid::new_v4(), Arc::new(Factory(seen, true))).unwrap();
+        let enc = Encoder::new(Uuid::new_v4(), b"k", 3);
+        let mut wire = Vec::new();
+        for i in 0..10u64 {
+            let raw = enc.encode(i, &[b'a' + i as u8; 400]).unwrap();
+            wire.extend_from_slice(&raw);
+            let mut b = Bytes::from(raw);
+            assert!(p.send(Decoder::new().decode(&mut b).unwrap().unwrap()));
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        p.close().unwrap().join().unwrap();
+        // the journal removed its names; the links hold every frame, in order
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let calls = tap.calls.lock().unwrap().clone();
+        assert_eq!(calls.first().map(String::as_str), Some("seg 0"));
+        assert_eq!(calls.last().map(String::as_str), Some("closed"));
+        let mut got = Vec::new();
+        let mut seg = 0;
+        while let Ok(bytes) = std::fs::read(links.path().join(format!("{seg}.jnl"))) {
+            // up to the last synced end reported for that segment
+            let end = calls
+                .iter()
+                .filter_map(|c| c.strip_prefix(&format!("synced {seg} ")))
+                .filter_map(|e| e.parse::<usize>().ok())
+                .max()
+                .unwrap_or(0);
+            got.extend_from_slice(&bytes[..end]);
+            seg += 1;
+        }
+        assert!(seg > 1, "several segments: {calls:?}");
+        assert_eq!(got, wire);
     }
 
     #[test]

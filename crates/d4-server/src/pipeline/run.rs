@@ -183,6 +183,9 @@ impl Delivery {
                 self.journal_ok = false;
             }
         }
+        if self.journal_ok {
+            self.journal.report_synced();
+        }
         for (i, f) in batch.drain(..).enumerate() {
             let len = f.wire_len();
             if self.unsettled.bytes > 0 && self.unsettled.bytes + len > ACK_DEFER_BYTES {
@@ -295,6 +298,7 @@ impl Delivery {
             }
         }
         if !self.journal_ok {
+            self.journal.tap_closed();
             return;
         }
         if self.handler.as_ref().is_some_and(|h| h.pushed_keyed()) {

@@ -10,6 +10,8 @@ pub mod client;
 pub mod consume;
 #[cfg(feature = "full")]
 pub mod export;
+#[cfg(feature = "full")]
+pub mod forward_engine;
 pub mod inspect;
 #[cfg(feature = "full")]
 pub mod keys;

@@ -127,6 +127,10 @@ pub struct ServerArgs {
     /// This server's name in the store's session table [default: d4-server].
     #[arg(long, env = "D4_SERVER_ID")]
     pub server_id: Option<String>,
+    /// This organisation's UUID, sent as `misp:org` in the meta header of forwarded
+    /// extended-type streams (docs/forward.md) [default: none].
+    #[arg(long, env = "D4_ORG_UUID", value_name = "UUID")]
+    pub org_uuid: Option<uuid::Uuid>,
     /// File rotation period in seconds, 0 = no time rotation [default: 300].
     #[arg(long, env = "D4_ROTATION_SECS")]
     pub rotation_secs: Option<u64>,
@@ -217,6 +221,9 @@ pub fn effective_config(args: &ServerArgs) -> anyhow::Result<D4Config> {
         queue_alert_fill => queue_alert_fill, queue_alert_age => queue_alert_age,
         queue_alert_trimmed_quiet => queue_alert_trimmed_quiet,
         queue_alert_interval => queue_alert_interval);
+    if args.org_uuid.is_some() {
+        c.org_uuid = args.org_uuid;
+    }
     if args.redis.is_some() {
         c.redis = args.redis.clone();
     }
@@ -322,13 +329,16 @@ async fn serve(cfg: D4Config) -> anyhow::Result<()> {
             } => tracing::info!("SIGINT received"),
         }
     };
-    let res = d4_server::run_with_metrics(cfg.server_config(), store, metrics, shutdown, |b| {
+    let forward = super::forward_engine::start(&cfg, store.clone(), &metrics)?;
+    let tap = Some(forward.tap());
+    let res = d4_server::run_with_tap(cfg.server_config(), store, metrics, tap, shutdown, |b| {
         // One machine-readable line for scripts and tests.
         let tls = b.tls.map(|a| a.to_string()).unwrap_or_default();
         let plain: Vec<String> = b.plain.iter().map(|a| a.to_string()).collect();
         eprintln!("d4-server-ready tls={tls} plain={}", plain.join(","));
     })
     .await;
+    forward.shutdown().await;
     if let Some(t) = web_task {
         t.abort();
     }

@@ -17,6 +17,7 @@ mod export_delivery;
 mod export_sinks;
 mod export_syslog_tls;
 mod export_util;
+mod forward;
 mod forward_cli;
 mod inspect;
 mod keys_check;

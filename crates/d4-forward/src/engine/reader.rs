@@ -1,0 +1,667 @@
+//! The reader of one enabled rule: walks the linked journal sessions in order, decides once
+//! per session whether the rule takes it (type, extended type, sensor, tag, group), feeds
+//! the payloads of a taken session to its own [`StreamTransform`], frames the output under
+//! the rule's identity into the outbound stream's spool, and saves its cursors once the
+//! spool is synced. At the rule's spool limit it stops reading (its journal position is
+//! held; nothing else waits).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use d4_client::spool::Spool;
+use d4_client::Framer;
+use d4_proto::{types, Header, HmacKey, HEADER_LEN};
+use d4_store::ForwardRule;
+use uuid::Uuid;
+
+use super::links::{meta_name, seg_name, Journals, Progress, TrackedSession};
+use super::sender::{self, SenderCtx, Stream};
+use super::state::{self, Cursor, RuleState};
+use super::stats::RuleCounters;
+use super::tls::Dialer;
+use super::SensorInfo;
+use crate::transform::StreamTransform;
+
+/// Payload bytes per outbound frame at most.
+pub const FRAME_MAX: usize = 64 * 1024;
+/// Bytes read per pass over the sessions before the spool is synced and cursors saved.
+const PASS_BYTES: usize = 8 << 20;
+/// Largest frame a journal holds (a sanity bound when reading a previous run's data).
+const MAX_FRAME: u32 = 64 << 20;
+
+/// The D4 types a rule can forward.
+pub fn forwardable(t: u8) -> bool {
+    matches!(t, 1 | 3 | 4 | 6 | 8 | 254)
+}
+
+/// What a reader shares with the engine.
+pub struct ReaderCtx {
+    pub rule: Arc<ForwardRule>,
+    pub dir: PathBuf,
+    pub journals: Arc<Journals>,
+    pub sensors: Arc<RwLock<Arc<HashMap<Uuid, SensorInfo>>>>,
+    pub default_key: Arc<[u8]>,
+    pub org: Option<Uuid>,
+    pub counters: Arc<RuleCounters>,
+    /// The durable progress per session (what retention looks at).
+    pub progress: Arc<Mutex<HashMap<Uuid, Progress>>>,
+    pub stop: Arc<AtomicBool>,
+}
+
+struct Taken {
+    stream: Arc<Stream>,
+    transform: StreamTransform,
+}
+
+/// How far a reader is in one session.
+struct SessionRead {
+    cur: Cursor,
+    file: Option<(u64, File)>,
+    meta: Vec<u8>,
+    /// `None`: not decided yet; `Some(None)`: not taken.
+    decision: Option<Option<Taken>>,
+    /// Frames whose input the transform may still hold (resume point after a crash).
+    held: VecDeque<(u64, Cursor)>,
+    key: Option<HmacKey>,
+}
+
+enum Status {
+    /// More to read now (the pass budget ran out).
+    More,
+    /// Caught up with the durable end of a live session.
+    Waiting,
+    /// The rule is done with the session.
+    Done,
+}
+
+pub struct Reader {
+    ctx: ReaderCtx,
+    state: RuleState,
+    reads: HashMap<Uuid, SessionRead>,
+    done: HashSet<Uuid>,
+    streams: HashMap<String, Arc<Stream>>,
+    senders: Vec<std::thread::JoinHandle<()>>,
+    dialer: Arc<Dialer>,
+    dirty: HashSet<String>,
+    changed: bool,
+    last_ts: u64,
+    out: Vec<u8>,
+}
+
+fn stream_dir_name(t: u8, ext: Option<&str>) -> String {
+    match ext {
+        Some(e) => {
+            let safe: String = e
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            format!("spool-{t}-{safe}")
+        }
+        None => format!("spool-{t}"),
+    }
+}
+
+impl Reader {
+    pub fn new(ctx: ReaderCtx) -> Result<Reader, String> {
+        std::fs::create_dir_all(&ctx.dir).map_err(|e| format!("{}: {e}", ctx.dir.display()))?;
+        let dialer = Arc::new(Dialer::new(
+            &ctx.rule.destination,
+            &ctx.rule.tls,
+            Duration::from_secs(10),
+        )?);
+        let state: RuleState =
+            state::load(&ctx.dir.join("state.json")).map_err(|e| e.to_string())?;
+        ctx.counters
+            .spooled_total
+            .fetch_add(state.spooled_total, Relaxed);
+        ctx.counters.filtered.fetch_add(state.filtered, Relaxed);
+        ctx.counters.dropped.fetch_add(state.dropped, Relaxed);
+        let done = state.done.iter().copied().collect();
+        let mut r = Reader {
+            ctx,
+            state,
+            reads: HashMap::new(),
+            done,
+            streams: HashMap::new(),
+            senders: Vec::new(),
+            dialer,
+            dirty: HashSet::new(),
+            changed: false,
+            last_ts: 0,
+            out: Vec::new(),
+        };
+        // streams left by a previous run: their spools are sent first
+        if let Ok(rd) = std::fs::read_dir(&r.ctx.dir) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                let Some(rest) = name.strip_prefix("spool-") else {
+                    continue;
+                };
+                let (t, ext) = match rest.split_once('-') {
+                    Some((t, x)) => (t.parse::<u8>().ok(), Some(x.to_string())),
+                    None => (rest.parse::<u8>().ok(), None),
+                };
+                if let Some(t) = t {
+                    if let Err(e) = r.stream(t, ext.as_deref()) {
+                        tracing::error!(rule = %r.ctx.rule.name, error = %e, "forwarding: cannot open a spool");
+                    }
+                }
+            }
+        }
+        Ok(r)
+    }
+
+    /// The outbound stream of (type, extended type), opened (and its sender started) at
+    /// first use.
+    fn stream(&mut self, t: u8, ext: Option<&str>) -> Result<Arc<Stream>, String> {
+        let name = stream_dir_name(t, ext);
+        if let Some(s) = self.streams.get(&name) {
+            return Ok(s.clone());
+        }
+        let dir = self.ctx.dir.join(&name);
+        let spool = Spool::open(&dir, self.ctx.rule.spool_limit_bytes())
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        let header = std::fs::read(dir.join("pcap-header"))
+            .ok()
+            .and_then(|b| <[u8; 24]>::try_from(b.as_slice()).ok());
+        let rule = &self.ctx.rule;
+        let ftype = if t == types::EXTENDED {
+            types::META_HEADER
+        } else {
+            t
+        };
+        let stream = Arc::new(Stream {
+            dir,
+            d4_type: t,
+            ext: ext.map(str::to_string),
+            framer: Framer::new(rule.uuid, rule.hmac_key.as_bytes(), ftype, 1, FRAME_MAX),
+            spool: Mutex::new(spool),
+            pcap_header: Mutex::new(header),
+        });
+        let sctx = SenderCtx {
+            dialer: self.dialer.clone(),
+            tags: rule.tags.clone(),
+            org: self.ctx.org,
+            counters: self.ctx.counters.clone(),
+            stop: self.ctx.stop.clone(),
+            rule: rule.name.clone(),
+        };
+        let s2 = stream.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("d4-fwd-send-{t}"))
+            .spawn(move || sender::run(sctx, s2))
+            .map_err(|e| e.to_string())?;
+        self.senders.push(h);
+        self.streams.insert(name, stream.clone());
+        Ok(stream)
+    }
+
+    fn spooled_bytes(&self) -> u64 {
+        self.streams.values().map(|s| s.spool().bytes()).sum()
+    }
+
+    /// Runs until stopped, then stops the senders.
+    pub fn run(mut self) {
+        while !self.ctx.stop.load(Relaxed) {
+            let busy = self.pass();
+            if !busy {
+                sender::sleep(&self.ctx.stop, Duration::from_millis(20));
+            }
+        }
+        self.commit();
+        for h in self.senders.drain(..) {
+            let _ = h.join();
+        }
+    }
+
+    /// One pass over the sessions; returns whether there is more to read at once.
+    fn pass(&mut self) -> bool {
+        let sessions = self.ctx.journals.snapshot();
+        let now = d4_store::now();
+        let limit = self.ctx.rule.spool_limit_bytes();
+        let mut budget = PASS_BYTES;
+        let mut more = false;
+        let mut behind = false;
+        let live: HashSet<Uuid> = sessions.iter().map(|s| s.id).collect();
+        // forget what is gone from disk
+        self.done.retain(|d| live.contains(d));
+        self.reads.retain(|id, _| live.contains(id));
+        for s in &sessions {
+            if self.done.contains(&s.id) {
+                continue;
+            }
+            if self.spooled_bytes() >= limit {
+                behind = true;
+                break;
+            }
+            match self.read_session(s, &mut budget, now) {
+                Status::More => {
+                    more = true;
+                    behind = true;
+                    break;
+                }
+                Status::Waiting => {}
+                Status::Done => self.finish_session(s.id),
+            }
+        }
+        // aggregation windows that closed
+        let mut ticked = Vec::new();
+        for r in self.reads.values_mut() {
+            if let Some(Some(t)) = r.decision.as_mut() {
+                self.out.clear();
+                let p = t.transform.tick(now, &mut self.out);
+                self.ctx.counters.dropped.fetch_add(p.dropped, Relaxed);
+                self.state.dropped += p.dropped;
+                if !self.out.is_empty() {
+                    ticked.push((t.stream.clone(), std::mem::take(&mut self.out)));
+                }
+            }
+        }
+        for (s, out) in ticked {
+            self.emit(&s, &out);
+        }
+        self.ctx.counters.lag.store(
+            if behind {
+                now.saturating_sub(self.last_ts)
+            } else {
+                0
+            },
+            Relaxed,
+        );
+        self.ctx
+            .counters
+            .spooled_bytes
+            .store(self.spooled_bytes(), Relaxed);
+        self.commit();
+        more
+    }
+
+    fn finish_session(&mut self, id: Uuid) {
+        if let Some(mut r) = self.reads.remove(&id) {
+            if let Some(Some(t)) = r.decision.as_mut() {
+                self.out.clear();
+                let p = t.transform.finish(&mut self.out);
+                self.ctx.counters.dropped.fetch_add(p.dropped, Relaxed);
+                self.state.dropped += p.dropped;
+                let (s, out) = (t.stream.clone(), std::mem::take(&mut self.out));
+                self.emit(&s, &out);
+            }
+        }
+        self.done.insert(id);
+        self.changed = true;
+    }
+
+    /// Makes the spools durable, then saves the cursors and publishes the progress.
+    fn commit(&mut self) {
+        if !self.changed {
+            return;
+        }
+        for name in self.dirty.drain() {
+            if let Some(s) = self.streams.get(&name) {
+                if let Err(e) = s.spool().sync() {
+                    tracing::error!(rule = %self.ctx.rule.name, error = %e, "forwarding: spool sync failed");
+                    return;
+                }
+            }
+        }
+        self.state.cursors = self
+            .reads
+            .iter()
+            .map(|(id, r)| (*id, r.held.front().map_or(r.cur, |h| h.1)))
+            .collect();
+        self.state.done = self.done.iter().copied().collect();
+        if let Err(e) = state::save(&self.ctx.dir.join("state.json"), &self.state, true) {
+            tracing::error!(rule = %self.ctx.rule.name, error = %e, "forwarding: could not save the rule's state");
+            return;
+        }
+        let mut p: HashMap<Uuid, Progress> = self
+            .state
+            .cursors
+            .iter()
+            .map(|(id, c)| {
+                (
+                    *id,
+                    Progress {
+                        seg: c.seg,
+                        done: false,
+                    },
+                )
+            })
+            .collect();
+        for d in &self.done {
+            p.insert(
+                *d,
+                Progress {
+                    seg: u64::MAX,
+                    done: true,
+                },
+            );
+        }
+        if let Ok(mut g) = self.ctx.progress.lock() {
+            *g = p;
+        }
+        self.changed = false;
+    }
+
+    fn emit(&mut self, stream: &Arc<Stream>, out: &[u8]) {
+        if out.is_empty() {
+            return;
+        }
+        let mut sp = stream.spool();
+        for chunk in out.chunks(FRAME_MAX) {
+            match stream.framer.frame(chunk) {
+                Ok(f) => {
+                    if let Err(e) = sp.push(&f) {
+                        tracing::error!(rule = %self.ctx.rule.name, error = %e, "forwarding: spool write failed");
+                        self.ctx
+                            .counters
+                            .error(format!("spool: {e}"), d4_store::now());
+                        continue;
+                    }
+                    self.state.spooled_total += 1;
+                    self.ctx.counters.spooled_total.fetch_add(1, Relaxed);
+                }
+                Err(e) => tracing::error!(error = %e, "forwarding: framing failed"),
+            }
+        }
+        drop(sp);
+        let name = stream_dir_name(stream.d4_type, stream.ext.as_deref());
+        self.dirty.insert(name);
+        self.changed = true;
+    }
+
+    fn read_session(&mut self, s: &TrackedSession, budget: &mut usize, now: u64) -> Status {
+        let first_seg = s.segs.keys().next().copied().unwrap_or(0);
+        let saved = self.state.cursors.get(&s.id).copied();
+        let mut r = self.reads.remove(&s.id).unwrap_or_else(|| SessionRead {
+            cur: saved.unwrap_or(Cursor {
+                seg: first_seg,
+                off: 0,
+                seq: 0,
+            }),
+            file: None,
+            meta: Vec::new(),
+            decision: None,
+            held: VecDeque::new(),
+            key: None,
+        });
+        let st = self.read_into(&mut r, s, budget, now);
+        self.reads.insert(s.id, r);
+        st
+    }
+
+    fn read_into(
+        &mut self,
+        r: &mut SessionRead,
+        s: &TrackedSession,
+        budget: &mut usize,
+        now: u64,
+    ) -> Status {
+        let verify = s.from_previous_run();
+        let mut min_want = 0u64;
+        loop {
+            // the segment to read: the cursor's, or the next linked one
+            let Some((&seg, &end)) = s.segs.range(r.cur.seg..).next() else {
+                return if s.closed {
+                    Status::Done
+                } else {
+                    Status::Waiting
+                };
+            };
+            if seg != r.cur.seg {
+                r.cur.seg = seg;
+                r.cur.off = 0;
+                r.file = None;
+            }
+            let has_next = s.segs.range(seg + 1..).next().is_some();
+            let at_end = |r: &mut SessionRead| {
+                if has_next {
+                    r.cur.seg += 1;
+                    r.cur.off = 0;
+                    None
+                } else if s.closed {
+                    Some(Status::Done)
+                } else {
+                    Some(Status::Waiting)
+                }
+            };
+            if r.file.as_ref().is_none_or(|(fs, _)| *fs != seg) {
+                match File::open(seg_name(self.ctx.journals.dir(), &s.id, seg)) {
+                    Ok(f) => r.file = Some((seg, f)),
+                    Err(e) => {
+                        tracing::warn!(session = %s.id, seg, error = %e, "forwarding: a linked segment is missing");
+                        match at_end(r) {
+                            None => continue,
+                            Some(_) => return Status::Done,
+                        }
+                    }
+                }
+            }
+            let Some((_, file)) = r.file.as_mut() else {
+                return Status::Done;
+            };
+            let limit = match end {
+                Some(e) => e,
+                None => file.metadata().map(|m| m.len()).unwrap_or(0),
+            };
+            if r.cur.off >= limit {
+                match at_end(r) {
+                    None => continue,
+                    Some(st) => return st,
+                }
+            }
+            if *budget == 0 {
+                return Status::More;
+            }
+            let want = (limit - r.cur.off).min((1u64 << 20).max(min_want));
+            let mut buf = vec![0u8; want as usize];
+            let read = file
+                .seek(SeekFrom::Start(r.cur.off))
+                .and_then(|_| file.read_exact(&mut buf));
+            if let Err(e) = read {
+                tracing::warn!(session = %s.id, seg, error = %e, "forwarding: reading a segment failed");
+                return Status::Waiting;
+            }
+            // whole frames in the buffer (checked against their HMAC for a previous run)
+            let mut frames: Vec<(Header, usize, usize)> = Vec::new();
+            let mut pos = 0usize;
+            let mut stop: Option<&str> = None;
+            while let Some(h) = Header::from_prefix(&buf[pos..]) {
+                if h.version != 1 || h.size > MAX_FRAME {
+                    stop = Some("bytes that do not decode");
+                    break;
+                }
+                let len = HEADER_LEN + h.size as usize;
+                if pos + len > buf.len() {
+                    break;
+                }
+                if verify {
+                    let key = r.key.get_or_insert_with(|| {
+                        let sensors = self
+                            .ctx
+                            .sensors
+                            .read()
+                            .map(|g| g.clone())
+                            .unwrap_or_default();
+                        match sensors.get(&h.uuid).and_then(|i| i.hmac_key.clone()) {
+                            Some(k) => HmacKey::new(&k),
+                            None => HmacKey::new(&self.ctx.default_key),
+                        }
+                    });
+                    let mut head = [0u8; HEADER_LEN];
+                    head.copy_from_slice(&buf[pos..pos + HEADER_LEN]);
+                    if !key.verify_raw(&head, &buf[pos + HEADER_LEN..pos + len]) {
+                        stop = Some("a frame that fails its HMAC check");
+                        break;
+                    }
+                }
+                frames.push((h, pos, len));
+                pos += len;
+            }
+            if frames.is_empty() && stop.is_none() {
+                if let Some(h) = Header::from_prefix(&buf) {
+                    let len = (HEADER_LEN + h.size as usize) as u64;
+                    if len <= limit - r.cur.off && len > want {
+                        min_want = len; // one frame longer than a read: read it whole
+                        continue;
+                    }
+                }
+            }
+            let base = r.cur.off;
+            for (h, at, len) in frames {
+                let cursor = Cursor {
+                    seg,
+                    off: base + at as u64,
+                    seq: r.cur.seq,
+                };
+                self.handle_frame(r, s, &h, &buf[at + HEADER_LEN..at + len], cursor, now);
+                r.cur.seq += 1;
+                r.cur.off = base + (at + len) as u64;
+                self.last_ts = self.last_ts.max(h.timestamp);
+            }
+            *budget = budget.saturating_sub(pos.max(1));
+            self.changed |= pos > 0;
+            if let Some(why) = stop {
+                let zeros = buf[pos..].iter().all(|b| *b == 0);
+                if !(verify && zeros) {
+                    tracing::warn!(rule = %self.ctx.rule.name, session = %s.id, seg, off = r.cur.off, "forwarding: the journal holds {why}: the rest of this session is not forwarded");
+                }
+                return Status::Done;
+            }
+            if pos == 0 {
+                if verify {
+                    // a torn frame at the end of a previous run's segment
+                    match at_end(r) {
+                        None => continue,
+                        Some(_) => return Status::Done,
+                    }
+                }
+                return Status::Waiting;
+            }
+        }
+    }
+
+    fn handle_frame(
+        &mut self,
+        r: &mut SessionRead,
+        s: &TrackedSession,
+        h: &Header,
+        payload: &[u8],
+        at: Cursor,
+        now: u64,
+    ) {
+        if h.d4_type == types::META_HEADER {
+            r.meta.extend_from_slice(payload);
+            return;
+        }
+        if r.decision.is_none() {
+            let d = self.decide(r, s, h);
+            r.decision = Some(d);
+        }
+        let Some(Some(t)) = r.decision.as_mut() else {
+            self.state.filtered += 1;
+            self.ctx.counters.filtered.fetch_add(1, Relaxed);
+            return;
+        };
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        match t.transform.push(at.seq, payload, now, &mut out) {
+            Ok(p) => {
+                self.state.dropped += p.dropped;
+                self.ctx.counters.dropped.fetch_add(p.dropped, Relaxed);
+            }
+            Err(e) => {
+                self.state.dropped += 1;
+                self.ctx.counters.dropped.fetch_add(1, Relaxed);
+                tracing::debug!(error = %e, "forwarding: a transform refused a frame");
+            }
+        }
+        if t.stream.d4_type == types::PCAP {
+            if let Some(hd) = t.transform.pcap_header() {
+                t.stream.set_pcap_header(hd);
+            }
+        }
+        let stream = t.stream.clone();
+        let held = t.transform.held_from();
+        r.held.push_back((at.seq, at));
+        while r.held.front().is_some_and(|f| held.is_none_or(|h| f.0 < h)) {
+            r.held.pop_front();
+        }
+        self.emit(&stream, &out);
+        self.out = out;
+    }
+
+    /// Whether the rule takes a session, at its first data frame.
+    fn decide(&mut self, r: &SessionRead, s: &TrackedSession, h: &Header) -> Option<Taken> {
+        let t = h.d4_type;
+        let ext = if t == types::EXTENDED {
+            let mut meta = r.meta.clone();
+            if meta.is_empty() && s.meta {
+                meta = read_meta_file(&meta_name(self.ctx.journals.dir(), &s.id));
+            }
+            serde_json::from_slice::<serde_json::Value>(&meta)
+                .ok()
+                .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
+        } else {
+            None
+        };
+        let sensors = self
+            .ctx
+            .sensors
+            .read()
+            .map(|g| g.clone())
+            .unwrap_or_default();
+        let (tags, groups) = sensors
+            .get(&h.uuid)
+            .map(|i| (i.tags.as_slice(), i.groups.as_slice()))
+            .unwrap_or((&[], &[]));
+        let f = &self.ctx.rule.filter;
+        if !forwardable(t)
+            || !f.selects_type(t, ext.as_deref())
+            || !f.selects_sensor(h.uuid, tags, groups)
+        {
+            return None;
+        }
+        let transform = match StreamTransform::new(&self.ctx.rule.privacy, t, ext.as_deref()) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(rule = %self.ctx.rule.name, error = %e, "forwarding: the rule's transform cannot take this stream");
+                return None;
+            }
+        };
+        match self.stream(t, ext.as_deref()) {
+            Ok(stream) => Some(Taken { stream, transform }),
+            Err(e) => {
+                tracing::error!(rule = %self.ctx.rule.name, error = %e, "forwarding: cannot open the stream's spool");
+                None
+            }
+        }
+    }
+}
+
+/// The payloads of the type-2 frames in a `.meta` file, concatenated.
+fn read_meta_file(path: &std::path::Path) -> Vec<u8> {
+    let b = std::fs::read(path).unwrap_or_default();
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while let Some(h) = Header::from_prefix(&b[pos..]) {
+        let len = HEADER_LEN + h.size as usize;
+        if pos + len > b.len() {
+            break;
+        }
+        out.extend_from_slice(&b[pos + HEADER_LEN..pos + len]);
+        pos += len;
+    }
+    out
+}

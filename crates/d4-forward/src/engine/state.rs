@@ -1,0 +1,110 @@
+//! What survives a restart, per rule (`<data>/forward/<rule>/state.json`) and per outbound
+//! stream (`spool-*/sent.json`), each written atomically (temporary file, rename).
+//!
+//! The rule's state is written after the spool it fed was synced: after a crash the
+//! reader resumes at its saved cursors, so frames spooled after the last save are spooled
+//! again (duplicates, counted when sent). The stream's `sent.json` is written before each
+//! write to the partner: its counters include the batch being written.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Where a rule resumes in one session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    pub seg: u64,
+    pub off: u64,
+    /// Frame number (the reader's own count in the session) at that position.
+    pub seq: u64,
+}
+
+/// `state.json` of a rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleState {
+    #[serde(default)]
+    pub cursors: HashMap<Uuid, Cursor>,
+    /// Sessions the rule is done with (kept while their data is on disk).
+    #[serde(default)]
+    pub done: Vec<Uuid>,
+    /// Frames put in the spool since the rule was created here.
+    #[serde(default)]
+    pub spooled_total: u64,
+    #[serde(default)]
+    pub filtered: u64,
+    #[serde(default)]
+    pub dropped: u64,
+}
+
+/// `sent.json` of an outbound stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentState {
+    /// Frames and payload bytes written to the partner (prologues and resends included).
+    pub frames: u64,
+    pub bytes: u64,
+    pub duplicates: u64,
+    /// Spool frames confirmed (removed from the spool).
+    pub consumed: u64,
+    /// Spool frames written but not confirmed: sent again at the next connection.
+    pub unconfirmed: u64,
+    #[serde(default)]
+    pub last_forward_time: Option<u64>,
+}
+
+/// Reads a JSON state file; a missing file is the default, a damaged one is reported.
+pub fn load<T: Default + for<'de> Deserialize<'de>>(path: &Path) -> io::Result<T> {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes a JSON state file atomically (`sync`: fsync the file before the rename).
+pub fn save<T: Serialize>(path: &Path, value: &T, sync: bool) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let bytes = serde_json::to_vec(value).map_err(io::Error::other)?;
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        io::Write::write_all(&mut f, &bytes)?;
+        if sync {
+            f.sync_data()?;
+        }
+    }
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_missing() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("state.json");
+        let s: RuleState = load(&p).unwrap();
+        assert_eq!(s, RuleState::default());
+        let mut s = RuleState::default();
+        s.cursors.insert(
+            Uuid::nil(),
+            Cursor {
+                seg: 1,
+                off: 2,
+                seq: 3,
+            },
+        );
+        s.filtered = 9;
+        save(&p, &s, true).unwrap();
+        assert_eq!(load::<RuleState>(&p).unwrap(), s);
+        std::fs::write(&p, b"{").unwrap();
+        assert!(load::<RuleState>(&p).is_err());
+    }
+}

@@ -1,0 +1,335 @@
+//! The engine end to end, without a server: journal segments written and reported the way
+//! the server's tap does, a rule, and a stand-in partner that collects what arrives.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use d4_proto::{Encoder, Header, HmacKey, HEADER_LEN};
+use d4_store::{ForwardFilter, ForwardRule, ForwardStats, ForwardTls};
+use uuid::Uuid;
+
+use super::*;
+
+struct Fixed {
+    rules: Vec<ForwardRule>,
+    sensors: HashMap<Uuid, SensorInfo>,
+    reported: Mutex<HashMap<String, ForwardStats>>,
+}
+
+impl RuleSource for Fixed {
+    fn rules(&self) -> Result<Vec<ForwardRule>, String> {
+        Ok(self.rules.clone())
+    }
+    fn report(&self, name: &str, stats: &ForwardStats) {
+        if let Ok(mut r) = self.reported.lock() {
+            r.insert(name.to_string(), stats.clone());
+        }
+    }
+}
+
+impl SensorDirectory for Fixed {
+    fn sensors(&self) -> Result<HashMap<Uuid, SensorInfo>, String> {
+        Ok(self.sensors.clone())
+    }
+}
+
+/// A partner that keeps every byte of every connection.
+fn partner() -> (u16, Arc<Mutex<Vec<Vec<u8>>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let conns = Arc::new(Mutex::new(Vec::new()));
+    let c2 = conns.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            let c3 = c2.clone();
+            std::thread::spawn(move || {
+                let i = {
+                    let mut g = c3.lock().unwrap();
+                    g.push(Vec::new());
+                    g.len() - 1
+                };
+                let mut b = [0u8; 65536];
+                while let Ok(n) = s.read(&mut b) {
+                    if n == 0 {
+                        break;
+                    }
+                    c3.lock().unwrap()[i].extend_from_slice(&b[..n]);
+                }
+            });
+        }
+    });
+    (port, conns)
+}
+
+fn frames(b: &[u8]) -> Vec<(Header, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while let Some(h) = Header::from_prefix(&b[pos..]) {
+        let len = HEADER_LEN + h.size as usize;
+        if pos + len > b.len() {
+            break;
+        }
+        out.push((h, b[pos + HEADER_LEN..pos + len].to_vec()));
+        pos += len;
+    }
+    out
+}
+
+/// A journal session the way the pipeline writes it: created, appended, reported.
+struct FakeSession {
+    id: Uuid,
+    path: std::path::PathBuf,
+    file: std::fs::File,
+    len: u64,
+    enc: Encoder,
+}
+
+impl FakeSession {
+    fn new(dir: &std::path::Path, e: &Engine, sensor: Uuid, t: u8) -> FakeSession {
+        let id = Uuid::new_v4();
+        let path = dir.join(format!("{}.0.jnl", id.simple()));
+        let file = std::fs::File::create(&path).unwrap();
+        e.segment_created(id, 0, &path);
+        FakeSession {
+            id,
+            path,
+            file,
+            len: 0,
+            enc: Encoder::new(sensor, b"sensor-key", t),
+        }
+    }
+    fn send(&mut self, e: &Engine, payload: &[u8]) {
+        let f = self.enc.encode(1_700_000_000, payload).unwrap();
+        self.file.write_all(&f).unwrap();
+        self.len += f.len() as u64;
+        e.synced(self.id, 0, self.len);
+    }
+    fn close(self, e: &Engine) {
+        e.closed(self.id);
+        std::fs::remove_file(&self.path).unwrap(); // the journal removes its own name
+    }
+}
+
+#[test]
+fn a_rule_forwards_exactly_the_selected_sessions_as_ordinary_d4() {
+    let (port, conns) = partner();
+    let data = tempfile::tempdir().unwrap();
+    let jdir = tempfile::tempdir().unwrap();
+    let (shared, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let org = Uuid::new_v4();
+    let rule = ForwardRule {
+        name: "partner-b".into(),
+        enabled: true,
+        description: String::new(),
+        destination: format!("127.0.0.1:{port}"),
+        tls: ForwardTls {
+            plain: true,
+            ..Default::default()
+        },
+        uuid: Uuid::new_v4(),
+        hmac_key: "rule-key".into(),
+        filter: ForwardFilter {
+            types: vec![3, 254],
+            tags: vec!["share".into()],
+            ..Default::default()
+        },
+        tags: vec!["tlp:green".into()],
+        privacy: Default::default(),
+        spool_limit: 0,
+        created: 0,
+        updated: 0,
+    };
+    let src = Arc::new(Fixed {
+        rules: vec![rule.clone()],
+        sensors: [
+            (
+                shared,
+                SensorInfo {
+                    tags: vec!["share".into()],
+                    ..Default::default()
+                },
+            ),
+            (other, SensorInfo::default()),
+        ]
+        .into(),
+        reported: Mutex::new(HashMap::new()),
+    });
+    let mut cfg = EngineConfig::new(data.path());
+    cfg.org_uuid = Some(org);
+    cfg.report = Duration::from_millis(200);
+    let e = Engine::start(cfg, src.clone(), src.clone()).unwrap();
+
+    // shared type 3 (taken), untagged type 3 and shared type 8 (filtered), shared 2/254
+    let mut a = FakeSession::new(jdir.path(), &e, shared, 3);
+    let mut b = FakeSession::new(jdir.path(), &e, other, 3);
+    let mut c = FakeSession::new(jdir.path(), &e, shared, 8);
+    let mut m = FakeSession::new(jdir.path(), &e, shared, 2);
+    m.send(&e, br#"{"type": "ja3-jl"}"#);
+    m.enc.set_type(254);
+    let mut want3 = Vec::new();
+    let mut want254 = Vec::new();
+    for i in 0..200 {
+        let line = format!("log line {i}\n");
+        a.send(&e, line.as_bytes());
+        want3.extend_from_slice(line.as_bytes());
+        b.send(&e, b"not shared\n");
+        c.send(&e, b"also not shared\n");
+        let j = format!("{{\"n\": {i}}}\n");
+        m.send(&e, j.as_bytes());
+        want254.extend_from_slice(j.as_bytes());
+    }
+    for s in [a, b, c, m] {
+        s.close(&e);
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (got3, got254, meta) = loop {
+        let all: Vec<Vec<u8>> = conns.lock().unwrap().clone();
+        let (mut g3, mut g254, mut meta) = (Vec::new(), Vec::new(), Vec::new());
+        let key = HmacKey::new(b"rule-key");
+        for c in &all {
+            for (h, p) in frames(c) {
+                // ordinary D4: version 1, this server's identity at the partner, signed
+                assert_eq!(h.version, 1);
+                assert_eq!(h.uuid, rule.uuid);
+                let mut raw = h.to_bytes().to_vec();
+                raw.extend_from_slice(&p);
+                let mut head = [0u8; HEADER_LEN];
+                head.copy_from_slice(&raw[..HEADER_LEN]);
+                assert!(key.verify_raw(&head, &p), "HMAC with the rule's key");
+                match h.d4_type {
+                    3 => g3.extend_from_slice(&p),
+                    254 => g254.extend_from_slice(&p),
+                    2 => meta.push(p),
+                    t => panic!("type {t} was not shared"),
+                }
+            }
+        }
+        if g3.len() >= want3.len() && g254.len() >= want254.len() {
+            break (g3, g254, meta);
+        }
+        assert!(Instant::now() < deadline, "not everything arrived");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(got3 == want3, "type 3 exactly once, in order");
+    assert!(got254 == want254);
+    let meta: serde_json::Value = serde_json::from_slice(&meta.concat()).unwrap();
+    assert_eq!(meta["type"], "ja3-jl");
+    assert_eq!(meta["tags"], serde_json::json!(["tlp:green"]));
+    assert_eq!(meta["misp:org"], org.to_string());
+    // the meta header is the first frame of its connection
+    let all: Vec<Vec<u8>> = conns.lock().unwrap().clone();
+    for c in &all {
+        let f = frames(c);
+        if f.iter().any(|(h, _)| h.d4_type == 254) {
+            assert_eq!(f[0].0.d4_type, 2);
+        }
+    }
+    // counters: every frame written counted; the filtered ones too
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = e
+            .stats()
+            .into_iter()
+            .next()
+            .map(|x| x.1)
+            .unwrap_or_default();
+        let at_partner: u64 = all.iter().map(|c| frames(c).len() as u64).sum();
+        if s.frames_forwarded == at_partner && s.frames_filtered == 400 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{s:?} vs {at_partner}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // the journal data goes once read; the spool empties once confirmed
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let fj = data.path().join("forward").join("journal");
+    while std::fs::read_dir(&fj).unwrap().count() > 0 {
+        assert!(Instant::now() < deadline, "linked segments left behind");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while e.stats()[0].1.frames_spooled > 0 {
+        assert!(Instant::now() < deadline, "{:?}", e.stats());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    e.shutdown();
+    assert!(src.reported.lock().unwrap().contains_key("partner-b"));
+}
+
+#[test]
+fn a_previous_runs_data_is_read_until_a_frame_that_does_not_verify() {
+    let (port, conns) = partner();
+    let data = tempfile::tempdir().unwrap();
+    let fj = data.path().join("forward").join("journal");
+    std::fs::create_dir_all(&fj).unwrap();
+    let sensor = Uuid::new_v4();
+    let enc = Encoder::new(sensor, b"default", 3);
+    let mut seg = Vec::new();
+    for i in 0..10 {
+        seg.extend(enc.encode(1, format!("ok {i}\n").as_bytes()).unwrap());
+    }
+    let mut bad = enc.encode(1, b"altered\n").unwrap();
+    let n = bad.len();
+    bad[n - 2] = b'X';
+    seg.extend(bad);
+    seg.extend(enc.encode(1, b"after\n").unwrap());
+    seg.extend([0u8; 100]);
+    let s = Uuid::new_v4();
+    std::fs::write(fj.join(format!("{}.0.jnl", s.simple())), &seg).unwrap();
+    let rule = ForwardRule {
+        name: "r".into(),
+        enabled: true,
+        description: String::new(),
+        destination: format!("127.0.0.1:{port}"),
+        tls: ForwardTls {
+            plain: true,
+            ..Default::default()
+        },
+        uuid: Uuid::new_v4(),
+        hmac_key: "k".into(),
+        filter: ForwardFilter::default(),
+        tags: Vec::new(),
+        privacy: Default::default(),
+        spool_limit: 0,
+        created: 0,
+        updated: 0,
+    };
+    let src = Arc::new(Fixed {
+        rules: vec![rule],
+        sensors: HashMap::new(),
+        reported: Mutex::new(HashMap::new()),
+    });
+    let mut cfg = EngineConfig::new(data.path());
+    cfg.default_key = b"default".to_vec();
+    let e = Engine::start(cfg, src.clone(), src).unwrap();
+    let want: String = (0..10).map(|i| format!("ok {i}\n")).collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got: Vec<u8> = conns
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|c| frames(c))
+            .flat_map(|(_, p)| p)
+            .collect();
+        if got.len() >= want.len() {
+            assert_eq!(String::from_utf8_lossy(&got), want);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "got {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let got: usize = conns.lock().unwrap().iter().map(|c| frames(c).len()).sum();
+    assert_eq!(got, 10, "nothing past the altered frame");
+    e.shutdown();
+}
