@@ -2,10 +2,10 @@
 //!
 //! A batch's keys tend to share a long prefix (`com.example…` reversed names, the 12 bytes
 //! of an IPv4-mapped address in the `rdata` index), so a plain comparison sort spends most
-//! of its time in `memcmp` walking that prefix again and again. Here each key is first
-//! summarised by the 8 bytes that follow the prefix *every* key of the batch shares, as a
-//! big-endian `u64` (zero padded); the sort compares those integers and reads the key bytes
-//! only when two of them tie. The result is exactly byte order.
+//! of its time in `memcmp` walking that prefix again and again. Here the keys are sorted
+//! as big-endian `u64` digits of 8 bytes (zero padded), starting after the prefix *every*
+//! key of the batch shares: most-significant digit first, each run of tied keys sorted again
+//! by its next digit, small runs by their remaining bytes. The result is exactly byte order.
 
 /// Length of the prefix all `keys` share.
 fn common_prefix<K: AsRef<[u8]>>(keys: &[K]) -> usize {
@@ -39,23 +39,58 @@ fn window(key: &[u8], at: usize) -> u64 {
 }
 
 /// The permutation that puts `keys` in byte order: `keys[order[0]] <= keys[order[1]] <= …`.
+///
+/// Keys are sorted by their 8-byte window (and how many bytes they have left, so a key
+/// that ends sorts before one that goes on with zero bytes); a run of keys whose windows tie
+/// is sorted again by the next window (most-significant-digit first, 8 bytes a digit), so
+/// key bytes are read once per level instead of once per comparison. Small runs are
+/// finished by comparing the rest of the keys.
 pub(super) fn sorted_order<K: AsRef<[u8]>>(keys: &[K]) -> Vec<usize> {
-    let lcp = common_prefix(keys);
-    let mut tagged: Vec<(u64, usize)> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (window(k.as_ref(), lcp), i))
-        .collect();
-    tagged.sort_unstable_by(|a, b| {
-        a.0.cmp(&b.0).then_with(|| {
-            let (x, y) = (keys[a.1].as_ref(), keys[b.1].as_ref());
-            // equal windows: the bytes up to lcp + 8 are equal (or both keys ended there)
-            let from = (lcp + 8).min(x.len()).min(y.len());
-            x[from..].cmp(&y[from..])
-        })
-    });
-    tagged.into_iter().map(|(_, i)| i).collect()
+    let rest = |i: usize, depth: usize| keys[i].as_ref().get(depth..).unwrap_or(&[]);
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    let mut tagged: Vec<(u64, u8, usize)> = Vec::new();
+    let mut stack = vec![(0usize, keys.len(), common_prefix(keys))];
+    while let Some((lo, hi, depth)) = stack.pop() {
+        let Some(run) = order.get_mut(lo..hi) else {
+            continue;
+        };
+        if run.len() < 2 {
+            continue;
+        }
+        if run.len() <= SMALL_RUN {
+            run.sort_unstable_by(|&a, &b| rest(a, depth).cmp(rest(b, depth)));
+            continue;
+        }
+        tagged.clear();
+        tagged.extend(run.iter().map(|&i| {
+            let k = keys[i].as_ref();
+            // bytes left from `depth`, capped at 9: 9 means "more than the window"
+            let left = k.len().saturating_sub(depth).min(9) as u8;
+            (window(k, depth), left, i)
+        }));
+        tagged.sort_unstable();
+        for (slot, t) in run.iter_mut().zip(&tagged) {
+            *slot = t.2;
+        }
+        let mut s = 0;
+        while s < tagged.len() {
+            let (w, left) = (tagged[s].0, tagged[s].1);
+            let e = s + tagged[s..]
+                .iter()
+                .take_while(|t| t.0 == w && t.1 == left)
+                .count();
+            // equal windows and both keys go on: the next window decides
+            if e - s > 1 && left == 9 {
+                stack.push((lo + s, lo + e, depth + 8));
+            }
+            s = e;
+        }
+    }
+    order
 }
+
+/// Runs up to this many keys are sorted by comparing their bytes.
+const SMALL_RUN: usize = 16;
 
 /// Sorts `keys` in byte order and removes duplicates.
 pub(super) fn sort_dedup(keys: &mut Vec<Vec<u8>>) {
@@ -124,12 +159,12 @@ mod tests {
     fn random_keys_with_long_shared_prefixes() {
         let mut r = Rng(0x9e37_79b9_7f4a_7c15);
         for _ in 0..50 {
-            let n = (r.next() % 300) as usize;
+            let n = (r.next() % 3000) as usize;
             let shared = (r.next() % 20) as usize;
             let keys: Vec<Vec<u8>> = (0..n)
                 .map(|_| {
                     let mut k = vec![b'x'; shared];
-                    let len = (r.next() % 24) as usize;
+                    let len = (r.next() % 40) as usize;
                     // a small alphabet (with zero bytes) makes ties and prefixes common
                     k.extend((0..len).map(|_| (r.next() % 3) as u8));
                     k
