@@ -7,8 +7,8 @@ use redb::ReadableTable;
 
 use std::sync::atomic::Ordering;
 
-use super::blocks;
 use super::keys::{rdata_index_key, record_key, reverse_labels_bytes, split_record_key};
+use super::{blocks, sort};
 use super::{dberr, Agg, PdnsStore, RecordError, META, NAMES, RCODES, RDATA, RECORDS};
 use crate::parse::Observation;
 
@@ -95,6 +95,15 @@ impl Batch {
     }
 }
 
+/// Drains `map` into a vector in key order (see [`sort`]: no `memcmp` over the prefix the
+/// keys share).
+fn sorted_entries(map: &mut hashbrown::HashMap<Vec<u8>, Agg>) -> Vec<(Vec<u8>, Agg)> {
+    let (keys, aggs): (Vec<Vec<u8>>, Vec<Agg>) = map.drain().unzip();
+    let order = sort::sorted_order(&keys);
+    let mut slots: Vec<Option<(Vec<u8>, Agg)>> = keys.into_iter().zip(aggs).map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
+}
+
 /// What one commit changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CommitStats {
@@ -122,10 +131,8 @@ impl PdnsStore {
         if batch.is_empty() {
             return Ok(stats);
         }
-        let mut entries: Vec<(Vec<u8>, Agg)> = batch.records.drain().collect();
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut rcodes: Vec<(Vec<u8>, Agg)> = batch.rcodes.drain().collect();
-        rcodes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut entries = sorted_entries(&mut batch.records);
+        let rcodes = sorted_entries(&mut batch.rcodes);
         let tx = self.db.begin_write().map_err(dberr)?;
         {
             let mut meta = tx.open_table(META).map_err(dberr)?;
@@ -211,8 +218,7 @@ impl PdnsStore {
                 if keys.is_empty() {
                     continue;
                 }
-                keys.sort_unstable();
-                keys.dedup();
+                sort::sort_dedup(keys);
                 // A name often has records already (other types, rotating addresses): the
                 // merge writes a block only when it gains a member.
                 let mut table = tx.open_table(def).map_err(dberr)?;

@@ -86,8 +86,7 @@ impl PdnsStore {
                 *per_type.entry(*rrtype).or_default() += 1;
                 removed += 1;
             }
-            ix_keys.sort_unstable();
-            ix_keys.dedup();
+            super::sort::sort_dedup(&mut ix_keys);
             remove_sorted(&mut rdata_ix, &ix_keys).map_err(dberr)?;
             // `names` keeps the name: a prefix search over it finds no record and moves on.
             let mut sub = |k: &str, n: u64| -> Result<(), RecordError> {

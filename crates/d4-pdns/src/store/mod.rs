@@ -41,6 +41,7 @@ mod commit;
 mod keys;
 mod lookup;
 mod maintain;
+mod sort;
 
 pub use commit::{Batch, CommitStats};
 pub use keys::reverse_labels;
