@@ -95,6 +95,10 @@ pub struct Engine {
     stop: AtomicBool,
     wake: (Mutex<bool>, std::sync::Condvar),
     manager: Mutex<Option<JoinHandle<()>>>,
+    /// Whether the last reload read the rules and started every enabled one: only then
+    /// may journal data be freed (a store that could not be read, or a rule that could not
+    /// start, must not let the data its rules still need be deleted).
+    retain_ok: AtomicBool,
 }
 
 /// Whether two versions of a rule read and send the same way (counters aside).
@@ -127,6 +131,7 @@ impl Engine {
             stop: AtomicBool::new(false),
             wake: (Mutex::new(false), std::sync::Condvar::new()),
             manager: Mutex::new(None),
+            retain_ok: AtomicBool::new(false),
         });
         // the first load before any session starts, so that nothing is missed
         engine.reload(&*rules, &*sensors);
@@ -196,10 +201,13 @@ impl Engine {
         let list = match rules.rules() {
             Ok(l) => l,
             Err(e) => {
-                tracing::warn!(error = %e, "forwarding: could not read the rules");
+                tracing::warn!(error = %e, "forwarding: could not read the rules (journal data is kept until they can be read)");
+                self.retain_ok.store(false, Relaxed);
                 return;
             }
         };
+        let known: std::collections::HashSet<String> =
+            list.iter().map(|r| r.name.clone()).collect();
         let wanted: HashMap<String, ForwardRule> = list
             .into_iter()
             .filter(|r| r.enabled)
@@ -219,6 +227,7 @@ impl Engine {
                 let _ = r.thread.join();
             }
         }
+        let mut all_started = true;
         for (name, rule) in wanted {
             if running.contains_key(&name) {
                 continue;
@@ -229,10 +238,14 @@ impl Engine {
                     running.insert(name, r);
                 }
                 Err(e) => {
-                    tracing::error!(rule = %name, error = %e, "forwarding: cannot start the rule")
+                    all_started = false;
+                    tracing::error!(rule = %name, error = %e, "forwarding: cannot start the rule (journal data is kept for it)")
                 }
             }
         }
+        self.retain_ok.store(all_started, Relaxed);
+        drop(running);
+        self.remove_deleted_rules(&known);
     }
 
     fn start_rule(&self, rule: ForwardRule) -> Result<Running, String> {
@@ -264,7 +277,33 @@ impl Engine {
         })
     }
 
+    /// The folders (`<data>/forward/<rule>/`: spool, cursors, counters) of rules the store
+    /// no longer has: a rule created again under the same name starts afresh.
+    fn remove_deleted_rules(&self, known: &std::collections::HashSet<String>) {
+        let dir = self.cfg.data_dir.join("forward");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name == "journal" || known.contains(&name) || !e.path().is_dir() {
+                continue;
+            }
+            match std::fs::remove_dir_all(e.path()) {
+                Ok(()) => {
+                    tracing::info!(rule = %name, "forwarding: removed the spool and state of a deleted rule")
+                }
+                Err(err) => {
+                    tracing::warn!(rule = %name, error = %err, "forwarding: could not remove a deleted rule's folder")
+                }
+            }
+        }
+    }
+
     fn retain(&self) {
+        if !self.retain_ok.load(Relaxed) {
+            return;
+        }
         let progress: Vec<HashMap<Uuid, Progress>> = {
             let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
             running

@@ -534,9 +534,15 @@ impl Reader {
             self.changed |= pos > 0;
             if let Some(why) = stop {
                 let zeros = buf[pos..].iter().all(|b| *b == 0);
-                if !(verify && zeros) {
-                    tracing::warn!(rule = %self.ctx.rule.name, session = %s.id, seg, off = r.cur.off, "forwarding: the journal holds {why}: the rest of this session is not forwarded");
+                if verify && zeros {
+                    // the zero padding that ends a segment written with O_DIRECT: go on with
+                    // the session's next segment, if any
+                    match at_end(r) {
+                        None => continue,
+                        Some(_) => return Status::Done,
+                    }
                 }
+                tracing::warn!(rule = %self.ctx.rule.name, session = %s.id, seg, off = r.cur.off, "forwarding: the journal holds {why}: the rest of this session is not forwarded");
                 return Status::Done;
             }
             if pos == 0 {

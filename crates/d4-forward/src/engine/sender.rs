@@ -225,7 +225,8 @@ pub fn run(ctx: SenderCtx, stream: Arc<Stream>) {
         sent.frames += n;
         sent.bytes += p;
         sent.duplicates += dups;
-        sent.unconfirmed += n;
+        // resent frames are counted as unconfirmed once (they already were)
+        sent.unconfirmed += n - dups;
         sent.last_forward_time = Some(now());
         c.frames.fetch_add(n, Relaxed);
         c.bytes.fetch_add(p, Relaxed);

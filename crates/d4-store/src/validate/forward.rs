@@ -28,6 +28,7 @@ pub fn forward_rule_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= MAX_RULE_NAME_LEN
         && !name.starts_with('.')
+        && name != "journal"
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
@@ -36,7 +37,7 @@ pub fn forward_rule_name(name: &str) -> Result<()> {
     } else {
         Err(invalid(format!(
             "rule name {:?}: 1 to {MAX_RULE_NAME_LEN} characters of A-Z a-z 0-9 . _ -, \
-             not starting with '.'",
+             not starting with '.', not `journal` (the forwarder's own folder)",
             short(name)
         )))
     }
