@@ -77,6 +77,8 @@ enum Status {
     Waiting,
     /// The rule is done with the session.
     Done,
+    /// A spool write failed: the pass is abandoned without saving the cursors.
+    Failed,
 }
 
 pub struct Reader {
@@ -91,6 +93,8 @@ pub struct Reader {
     changed: bool,
     last_ts: u64,
     out: Vec<u8>,
+    /// A spool write failed and was logged; cleared by the next write that succeeds.
+    spool_failing: bool,
 }
 
 fn stream_dir_name(t: u8, ext: Option<&str>) -> String {
@@ -140,6 +144,7 @@ impl Reader {
             changed: false,
             last_ts: 0,
             out: Vec::new(),
+            spool_failing: false,
         };
         // streams left by a previous run: their spools are sent first
         if let Ok(rd) = std::fs::read_dir(&r.ctx.dir) {
@@ -252,7 +257,16 @@ impl Reader {
                     break;
                 }
                 Status::Waiting => {}
-                Status::Done => self.finish_session(s.id),
+                Status::Done => {
+                    if self.finish_session(s.id).is_err() {
+                        self.abort();
+                        return false;
+                    }
+                }
+                Status::Failed => {
+                    self.abort();
+                    return false;
+                }
             }
         }
         // aggregation windows that closed
@@ -269,7 +283,10 @@ impl Reader {
             }
         }
         for (s, out) in ticked {
-            self.emit(&s, &out);
+            if self.emit(&s, &out).is_err() {
+                self.abort();
+                return false;
+            }
         }
         self.ctx.counters.lag.store(
             if behind {
@@ -287,7 +304,7 @@ impl Reader {
         more
     }
 
-    fn finish_session(&mut self, id: Uuid) {
+    fn finish_session(&mut self, id: Uuid) -> Result<(), SpoolFailed> {
         if let Some(mut r) = self.reads.remove(&id) {
             if let Some(Some(t)) = r.decision.as_mut() {
                 self.out.clear();
@@ -295,11 +312,49 @@ impl Reader {
                 self.ctx.counters.dropped.fetch_add(p.dropped, Relaxed);
                 self.state.dropped += p.dropped;
                 let (s, out) = (t.stream.clone(), std::mem::take(&mut self.out));
-                self.emit(&s, &out);
+                self.emit(&s, &out)?;
             }
         }
         self.done.insert(id);
         self.changed = true;
+        Ok(())
+    }
+
+    /// A spool write failed: forget what this run read since the last saved cursors (the
+    /// transforms included), so the next pass reads those frames again from the saved
+    /// state. Frames of that stretch already spooled are spooled again (duplicates).
+    fn abort(&mut self) {
+        self.reads.clear();
+        self.done = self.state.done.iter().copied().collect();
+        self.changed = false;
+    }
+
+    /// Where a session resumes after a crash: the frame holding the first input byte the
+    /// transform has not produced output for, from that byte, with the pcap input header.
+    fn resume_point(r: &mut SessionRead) -> Cursor {
+        let held = match r.decision.as_ref() {
+            Some(Some(t)) => t.transform.held_at(),
+            _ => None,
+        };
+        while r
+            .held
+            .front()
+            .is_some_and(|f| held.is_none_or(|h| f.0 < h.seq))
+        {
+            r.held.pop_front();
+        }
+        match (r.held.front(), held) {
+            (Some((seq, c)), Some(h)) => Cursor {
+                skip: if *seq == h.seq { h.offset } else { c.skip },
+                pcap: r.cur.pcap,
+                ..*c
+            },
+            (Some((_, c)), None) => Cursor {
+                pcap: r.cur.pcap,
+                ..*c
+            },
+            (None, _) => r.cur,
+        }
     }
 
     /// Makes the spools durable, then saves the cursors and publishes the progress.
@@ -317,8 +372,8 @@ impl Reader {
         }
         self.state.cursors = self
             .reads
-            .iter()
-            .map(|(id, r)| (*id, r.held.front().map_or(r.cur, |h| h.1)))
+            .iter_mut()
+            .map(|(id, r)| (*id, Self::resume_point(r)))
             .collect();
         self.state.done = self.done.iter().copied().collect();
         if let Err(e) = state::save(&self.ctx.dir.join("state.json"), &self.state, true) {
@@ -354,31 +409,38 @@ impl Reader {
         self.changed = false;
     }
 
-    fn emit(&mut self, stream: &Arc<Stream>, out: &[u8]) {
+    /// Frames `out` into the stream's spool. A failed write (disk full) is logged once
+    /// per failing stretch, counted, and returned: the caller abandons the pass.
+    fn emit(&mut self, stream: &Arc<Stream>, out: &[u8]) -> Result<(), SpoolFailed> {
         if out.is_empty() {
-            return;
+            return Ok(());
         }
+        let name = stream_dir_name(stream.d4_type, stream.ext.as_deref());
+        self.dirty.insert(name);
+        self.changed = true;
         let mut sp = stream.spool();
         for chunk in out.chunks(FRAME_MAX) {
             match stream.framer.frame(chunk) {
                 Ok(f) => {
                     if let Err(e) = sp.push(&f) {
-                        tracing::error!(rule = %self.ctx.rule.name, error = %e, "forwarding: spool write failed");
+                        if !self.spool_failing {
+                            tracing::error!(rule = %self.ctx.rule.name, error = %e, "forwarding: spool write failed: reading stops until it succeeds");
+                        }
+                        self.spool_failing = true;
+                        self.ctx.counters.spool_errors.fetch_add(1, Relaxed);
                         self.ctx
                             .counters
                             .error(format!("spool: {e}"), d4_store::now());
-                        continue;
+                        return Err(SpoolFailed);
                     }
+                    self.spool_failing = false;
                     self.state.spooled_total += 1;
                     self.ctx.counters.spooled_total.fetch_add(1, Relaxed);
                 }
                 Err(e) => tracing::error!(error = %e, "forwarding: framing failed"),
             }
         }
-        drop(sp);
-        let name = stream_dir_name(stream.d4_type, stream.ext.as_deref());
-        self.dirty.insert(name);
-        self.changed = true;
+        Ok(())
     }
 
     fn read_session(&mut self, s: &TrackedSession, budget: &mut usize, now: u64) -> Status {
@@ -387,8 +449,7 @@ impl Reader {
         let mut r = self.reads.remove(&s.id).unwrap_or_else(|| SessionRead {
             cur: saved.unwrap_or(Cursor {
                 seg: first_seg,
-                off: 0,
-                seq: 0,
+                ..Cursor::default()
             }),
             file: None,
             meta: Vec::new(),
@@ -397,7 +458,9 @@ impl Reader {
             key: None,
         });
         let st = self.read_into(&mut r, s, budget, now);
-        self.reads.insert(s.id, r);
+        if !matches!(st, Status::Failed) {
+            self.reads.insert(s.id, r);
+        }
         st
     }
 
@@ -422,6 +485,7 @@ impl Reader {
             if seg != r.cur.seg {
                 r.cur.seg = seg;
                 r.cur.off = 0;
+                r.cur.skip = 0;
                 r.file = None;
             }
             let has_next = s.segs.range(seg + 1..).next().is_some();
@@ -429,6 +493,7 @@ impl Reader {
                 if has_next {
                     r.cur.seg += 1;
                     r.cur.off = 0;
+                    r.cur.skip = 0;
                     None
                 } else if s.closed {
                     Some(Status::Done)
@@ -521,11 +586,14 @@ impl Reader {
             let base = r.cur.off;
             for (h, at, len) in frames {
                 let cursor = Cursor {
-                    seg,
                     off: base + at as u64,
-                    seq: r.cur.seq,
+                    ..r.cur
                 };
-                self.handle_frame(r, s, &h, &buf[at + HEADER_LEN..at + len], cursor, now);
+                let payload = &buf[at + HEADER_LEN..at + len];
+                if self.handle_frame(r, s, &h, payload, cursor, now).is_err() {
+                    return Status::Failed;
+                }
+                r.cur.skip = 0;
                 r.cur.seq += 1;
                 r.cur.off = base + (at + len) as u64;
                 self.last_ts = self.last_ts.max(h.timestamp);
@@ -566,23 +634,34 @@ impl Reader {
         payload: &[u8],
         at: Cursor,
         now: u64,
-    ) {
+    ) -> Result<(), SpoolFailed> {
         if h.d4_type == types::META_HEADER {
             r.meta.extend_from_slice(payload);
-            return;
+            return Ok(());
         }
         if r.decision.is_none() {
-            let d = self.decide(r, s, h);
+            let mut d = self.decide(r, s, h);
+            if let (Some(t), Some(hd)) = (d.as_mut(), r.cur.pcap.as_ref()) {
+                // resuming a pcap stream mid-way: its records follow the saved header
+                if let Err(e) = t.transform.resume_pcap(hd) {
+                    tracing::warn!(rule = %self.ctx.rule.name, error = %e, "forwarding: the saved pcap header is refused");
+                }
+            }
             r.decision = Some(d);
         }
         let Some(Some(t)) = r.decision.as_mut() else {
             self.state.filtered += 1;
             self.ctx.counters.filtered.fetch_add(1, Relaxed);
-            return;
+            return Ok(());
         };
         let mut out = std::mem::take(&mut self.out);
         out.clear();
-        match t.transform.push(at.seq, payload, now, &mut out) {
+        // the first frame after a resume: from the first byte not in the output yet
+        let skip = at.skip.min(payload.len());
+        match t
+            .transform
+            .push_at(at.seq, skip, &payload[skip..], now, &mut out)
+        {
             Ok(p) => {
                 self.state.dropped += p.dropped;
                 self.ctx.counters.dropped.fetch_add(p.dropped, Relaxed);
@@ -597,6 +676,9 @@ impl Reader {
             if let Some(hd) = t.transform.pcap_header() {
                 t.stream.set_pcap_header(hd);
             }
+            if r.cur.pcap.is_none() {
+                r.cur.pcap = t.transform.pcap_input_header();
+            }
         }
         let stream = t.stream.clone();
         let held = t.transform.held_from();
@@ -604,8 +686,9 @@ impl Reader {
         while r.held.front().is_some_and(|f| held.is_none_or(|h| f.0 < h)) {
             r.held.pop_front();
         }
-        self.emit(&stream, &out);
+        let res = self.emit(&stream, &out);
         self.out = out;
+        res
     }
 
     /// Whether the rule takes a session, at its first data frame.
@@ -655,6 +738,10 @@ impl Reader {
         }
     }
 }
+
+/// A spool write failed (logged and counted where it happened).
+#[derive(Debug)]
+struct SpoolFailed;
 
 /// The payloads of the type-2 frames in a `.meta` file, concatenated.
 fn read_meta_file(path: &std::path::Path) -> Vec<u8> {

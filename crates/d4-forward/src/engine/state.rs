@@ -20,6 +20,18 @@ pub struct Cursor {
     pub off: u64,
     /// Frame number (the reader's own count in the session) at that position.
     pub seq: u64,
+    /// Bytes of that frame's payload already in the output: the resumed transform is fed
+    /// from there (its `held_at` offset).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skip: usize,
+    /// Type 1: the input's pcap global header, once seen (a resumed transform starts with
+    /// it, the frame at the cursor holding records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcap: Option<[u8; 24]>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// `state.json` of a rule.
@@ -99,11 +111,22 @@ mod tests {
                 seg: 1,
                 off: 2,
                 seq: 3,
+                skip: 4,
+                pcap: Some([7; 24]),
             },
         );
         s.filtered = 9;
         save(&p, &s, true).unwrap();
         assert_eq!(load::<RuleState>(&p).unwrap(), s);
+        // a state file written before `skip` and `pcap` existed
+        std::fs::write(
+            &p,
+            br#"{"cursors":{"00000000-0000-0000-0000-000000000000":{"seg":1,"off":2,"seq":3}}}"#,
+        )
+        .unwrap();
+        let old = load::<RuleState>(&p).unwrap();
+        assert_eq!(old.cursors[&Uuid::nil()].skip, 0);
+        assert_eq!(old.cursors[&Uuid::nil()].pcap, None);
         std::fs::write(&p, b"{").unwrap();
         assert!(load::<RuleState>(&p).is_err());
     }

@@ -27,6 +27,8 @@ pub struct RuleCounters {
     pub connected: AtomicU64,
     pub last_forward: AtomicU64,
     pub last_error: Mutex<Option<(String, u64)>>,
+    /// Failed spool writes (each abandons a pass; the frames are read again).
+    pub spool_errors: AtomicU64,
 }
 
 impl RuleCounters {
