@@ -231,7 +231,7 @@ impl Reader {
     }
 
     /// One pass over the sessions; returns whether there is more to read at once.
-    fn pass(&mut self) -> bool {
+    pub(crate) fn pass(&mut self) -> bool {
         let sessions = self.ctx.journals.snapshot();
         let now = d4_store::now();
         let limit = self.ctx.rule.spool_limit_bytes();

@@ -333,3 +333,145 @@ fn a_previous_runs_data_is_read_until_a_frame_that_does_not_verify() {
     assert_eq!(got, 10, "nothing past the altered frame");
     e.shutdown();
 }
+
+/// One journal session written the way the tap reports it, for a reader driven by hand.
+fn tap_session(
+    j: &links::Journals,
+    src: &std::path::Path,
+    t: u8,
+) -> (Uuid, std::fs::File, Encoder) {
+    let id = Uuid::new_v4();
+    let path = src.join(format!("{}.0.jnl", id.simple()));
+    let file = std::fs::File::create(&path).unwrap();
+    j.segment_created(id, 0, &path);
+    (id, file, Encoder::new(Uuid::new_v4(), b"sensor-key", t))
+}
+
+fn tap_send(j: &links::Journals, s: &mut (Uuid, std::fs::File, Encoder), payloads: &[Vec<u8>]) {
+    for p in payloads {
+        let f = s.2.encode(1_700_000_000, p).unwrap();
+        s.1.write_all(&f).unwrap();
+    }
+    let len = s.1.metadata().unwrap().len();
+    j.synced(s.0, 0, len);
+}
+
+/// The payload bytes of every frame in a spool, in order.
+fn spooled(dir: &std::path::Path) -> Vec<u8> {
+    let mut sp = d4_client::spool::Spool::open(dir, 1 << 30).unwrap();
+    let b = sp.peek(1 << 30).unwrap();
+    frames(&b).into_iter().flat_map(|(_, p)| p).collect()
+}
+
+#[test]
+fn a_reader_killed_mid_session_resumes_at_the_held_byte() {
+    let data = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    // nothing listens: the senders only back off, the spools keep everything
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let rule = Arc::new(ForwardRule {
+        name: "r".into(),
+        enabled: true,
+        description: String::new(),
+        destination: format!("127.0.0.1:{port}"),
+        tls: ForwardTls {
+            plain: true,
+            ..Default::default()
+        },
+        uuid: Uuid::new_v4(),
+        hmac_key: "rule-key".into(),
+        filter: ForwardFilter {
+            types: vec![1, 3],
+            ..Default::default()
+        },
+        tags: vec![],
+        privacy: Default::default(),
+        spool_limit: 0,
+        created: 0,
+        updated: 0,
+    });
+    let journals = Arc::new(links::Journals::open(&data.path().join("journal")).unwrap());
+    journals.set_link_new(true);
+    let dir = data.path().join("r");
+    let ctx = |stop: Arc<std::sync::atomic::AtomicBool>| reader::ReaderCtx {
+        rule: rule.clone(),
+        dir: dir.clone(),
+        journals: journals.clone(),
+        sensors: Default::default(),
+        default_key: Arc::from(&b"sensor-key"[..]),
+        org: None,
+        counters: Default::default(),
+        progress: Default::default(),
+        stop,
+    };
+    // type 1: a pcap stream (little-endian, µs) whose records straddle frames
+    let mut pcap = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+    pcap.extend_from_slice(&[0; 8]);
+    pcap.extend_from_slice(&65535u32.to_le_bytes());
+    pcap.extend_from_slice(&1u32.to_le_bytes());
+    for i in 0..40u32 {
+        pcap.extend_from_slice(&(1_700_000_000 + i).to_le_bytes());
+        pcap.extend_from_slice(&i.to_le_bytes());
+        pcap.extend_from_slice(&60u32.to_le_bytes());
+        pcap.extend_from_slice(&60u32.to_le_bytes());
+        pcap.extend_from_slice(&[i as u8; 60]);
+    }
+    let pcap_frames: Vec<Vec<u8>> = pcap.chunks(37).map(<[u8]>::to_vec).collect();
+    // type 3: lines that straddle frames
+    let text: Vec<u8> = (0..100)
+        .flat_map(|i| format!("line number {i}\n").into_bytes())
+        .collect();
+    let text_frames: Vec<Vec<u8>> = text.chunks(23).map(<[u8]>::to_vec).collect();
+    // what one clean run sends
+    let clean = |t: u8, fs: &[Vec<u8>]| {
+        let mut x = crate::transform::StreamTransform::new(&Default::default(), t, None).unwrap();
+        let mut out = Vec::new();
+        for (i, f) in fs.iter().enumerate() {
+            x.push(i as u64, f, 0, &mut out).unwrap();
+        }
+        x.finish(&mut out);
+        out
+    };
+    let (want1, want3) = (clean(1, &pcap_frames), clean(3, &text_frames));
+
+    let mut s1 = tap_session(&journals, src.path(), 1);
+    let mut s3 = tap_session(&journals, src.path(), 3);
+    let (h1, h3) = (pcap_frames.len() / 2 + 1, text_frames.len() / 2 + 1);
+    tap_send(&journals, &mut s1, &pcap_frames[..h1]);
+    tap_send(&journals, &mut s3, &text_frames[..h3]);
+    let stop1 = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut r1 = reader::Reader::new(ctx(stop1.clone())).unwrap();
+    r1.pass();
+    r1.pass();
+    // kill -9: no finish, no last commit
+    stop1.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(r1);
+    std::thread::sleep(Duration::from_millis(100));
+
+    tap_send(&journals, &mut s1, &pcap_frames[h1..]);
+    tap_send(&journals, &mut s3, &text_frames[h3..]);
+    journals.closed(s1.0);
+    journals.closed(s3.0);
+    let stop2 = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut r2 = reader::Reader::new(ctx(stop2.clone())).unwrap();
+    for _ in 0..5 {
+        r2.pass();
+    }
+    stop2.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(r2);
+    std::thread::sleep(Duration::from_millis(100));
+    let got1 = spooled(&dir.join("spool-1"));
+    let got3 = spooled(&dir.join("spool-3"));
+    assert!(
+        got3 == want3,
+        "type 3: {:?}",
+        String::from_utf8_lossy(&got3)
+    );
+    // the spool holds the records (the global header is each connection's prologue)
+    assert_eq!(got1.len(), want1.len(), "no pcap record lost or repeated");
+    assert!(got1 == want1);
+}
