@@ -206,6 +206,17 @@ async fn two_servers_share_transformed_data_across_outages_and_a_kill() {
     let astore = a.store().await;
     let shared = register_sensor(&astore, "shared-key", "shared sensor").await;
     let other = register_sensor(&astore, "other-key", "not shared").await;
+    // the rule selects by tag: only `shared` carries it, `other` stays untagged
+    astore
+        .update_sensor(
+            shared,
+            d4_store::SensorUpdate {
+                tags: Some(vec!["share".into()]),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     let privacy = Privacy {
         key: "ab".repeat(32),
         pdns: Some(PdnsPrivacy {
@@ -229,10 +240,10 @@ async fn two_servers_share_transformed_data_across_outages_and_a_kill() {
         },
         uuid: rule_uuid,
         hmac_key: RULE_KEY.into(),
-        // sensors tagged `share` once tags can be set (sensor-meta); the sensor itself now
+        // sensors tagged `share` (the untagged one must not arrive)
         filter: ForwardFilter {
             types: vec![1, 8],
-            sensors: vec![shared],
+            tags: vec!["share".into()],
             ..Default::default()
         },
         tags: vec!["tlp:green".into()],
