@@ -181,12 +181,32 @@ fn wait_lines(
     }
 }
 
+/// The SHA-256 (hex) of the DER of a PEM certificate file, as `d4 forward add --pin-from`.
+fn pin_of(path: &std::path::Path) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let pem = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("B's certificate {}: {e}", path.display()));
+    let b64: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .unwrap_or_else(|e| panic!("B's certificate is not PEM: {e}"));
+    hex::encode(sha2::Sha256::digest(&der))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_share_transformed_data_across_outages_and_a_kill() {
     let bdir = tempfile::tempdir().unwrap();
     let adir = tempfile::tempdir().unwrap();
     let b_addr = format!("127.0.0.1:{}", d4_testkit::free_port());
-    let b = ServerProc::start_at(bdir.path(), "127.0.0.1:0", &b_addr, &[], &[]);
+    // B listens for the partner on TLS only; A pins B's own certificate
+    let b = ServerProc::start_at(bdir.path(), &b_addr, "127.0.0.1:0", &[], &[]);
+    let b_pin = pin_of(&bdir.path().join("tls/server.crt"));
     let bstore = b.store().await;
     // B knows A's rule identity as an approved sensor with its own key
     let rule_uuid = Uuid::new_v4();
@@ -235,7 +255,7 @@ async fn two_servers_share_transformed_data_across_outages_and_a_kill() {
         description: "partner B".into(),
         destination: b_addr.clone(),
         tls: ForwardTls {
-            plain: true,
+            pin_sha256: Some(b_pin.clone()),
             ..Default::default()
         },
         uuid: rule_uuid,
@@ -333,7 +353,7 @@ async fn two_servers_share_transformed_data_across_outages_and_a_kill() {
     tokio::time::sleep(Duration::from_secs(20).saturating_sub(stopped.elapsed())).await;
     let st = a_stats(&astore).await;
     assert!(!st.connected, "{st:?}");
-    let b = ServerProc::start_at(bdir.path(), "127.0.0.1:0", &b_addr, &[], &[]);
+    let b = ServerProc::start_at(bdir.path(), &b_addr, "127.0.0.1:0", &[], &[]);
     let bstore = b.store().await;
     want.extend(lines_of(&transformed(&privacy, 8, &p2)));
     wait_lines(bdir.path(), rule_uuid, &want, 40);
