@@ -80,7 +80,7 @@ fn label(v: &str) -> String {
 /// The `d4_forward_*{rule}` series of these rules, in the Prometheus text format.
 pub fn render(rules: &[(String, ForwardStats)], out: &mut String) {
     type Get = fn(&ForwardStats) -> u64;
-    let series: [(&str, &str, &str, Get); 7] = [
+    let series: [(&str, &str, &str, Get); 10] = [
         (
             "d4_forward_frames_total",
             "counter",
@@ -122,6 +122,24 @@ pub fn render(rules: &[(String, ForwardStats)], out: &mut String) {
             "gauge",
             "1 when the partner is connected.",
             |s| u64::from(s.connected),
+        ),
+        (
+            "d4_forward_spooled_frames",
+            "gauge",
+            "Frames waiting in the rule's spool.",
+            |s| s.frames_spooled,
+        ),
+        (
+            "d4_forward_dropped_total",
+            "counter",
+            "Lines or packets a privacy transform removed or could not handle (not sent).",
+            |s| s.dropped,
+        ),
+        (
+            "d4_forward_last_error_time_seconds",
+            "gauge",
+            "Unix time of the rule's last error (0: none); the text is in `d4 forward show`.",
+            |s| s.last_error_time.unwrap_or(0),
         ),
     ];
     for (name, kind, help, get) in series {

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use d4_forward::{Engine, EngineConfig, RuleSource, SensorDirectory, SensorInfo};
-use d4_store::{ForwardRule, ForwardStats, Store, StoreEvent};
+use d4_store::{ForwardRule, ForwardStats, Sensor, SensorGroup, Store, StoreEvent};
 use uuid::Uuid;
 
 use crate::config::D4Config;
@@ -47,18 +47,37 @@ impl SensorDirectory for StoreSource {
             .rt
             .block_on(self.store.list_sensors())
             .map_err(|e| e.to_string())?;
-        Ok(sensors
-            .into_iter()
-            .map(|s| {
-                let info = SensorInfo {
-                    tags: s.tags,
-                    groups: Vec::new(),
-                    hmac_key: s.hmac_key.filter(|k| !k.is_empty()).map(String::into_bytes),
-                };
-                (s.uuid, info)
-            })
-            .collect())
+        let groups = self
+            .rt
+            .block_on(self.store.list_groups())
+            .map_err(|e| e.to_string())?;
+        Ok(sensor_infos(sensors, &groups))
     }
+}
+
+/// What the engine knows of each sensor: its tags, the groups it is a member of (a group
+/// may list sensors the store does not know yet: those are skipped) and its HMAC key.
+fn sensor_infos(sensors: Vec<Sensor>, groups: &[SensorGroup]) -> HashMap<Uuid, SensorInfo> {
+    let mut member_of: HashMap<Uuid, Vec<String>> = HashMap::new();
+    for g in groups {
+        for u in &g.sensors {
+            member_of.entry(*u).or_default().push(g.name.clone());
+        }
+    }
+    sensors
+        .into_iter()
+        .map(|s| {
+            let mut groups = member_of.remove(&s.uuid).unwrap_or_default();
+            groups.sort();
+            groups.dedup();
+            let info = SensorInfo {
+                tags: s.tags,
+                groups,
+                hmac_key: s.hmac_key.filter(|k| !k.is_empty()).map(String::into_bytes),
+            };
+            (s.uuid, info)
+        })
+        .collect()
 }
 
 /// The engine as the server's journal tap.
@@ -122,7 +141,12 @@ pub fn start(
         let mut rx = store.subscribe();
         loop {
             match rx.recv().await {
-                Ok(StoreEvent::ForwardRulesChanged) => e.poke(),
+                // rules, or what selects sensors (tags, groups, keys), changed: reload
+                Ok(
+                    StoreEvent::ForwardRulesChanged
+                    | StoreEvent::GroupsChanged
+                    | StoreEvent::SensorChanged { .. },
+                ) => e.poke(),
                 Ok(_) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => e.poke(),
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => {
@@ -133,4 +157,60 @@ pub fn start(
         }
     });
     Ok(Forwarding { engine, events })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sensor(uuid: Uuid, tags: &[&str]) -> Sensor {
+        Sensor {
+            uuid,
+            status: d4_store::SensorStatus::Approved,
+            hmac_key: None,
+            description: String::new(),
+            mail: None,
+            third_party: false,
+            registered_at: None,
+            first_seen: None,
+            last_seen: None,
+            last_error: None,
+            last_ips: Vec::new(),
+            stream_limit: None,
+            types: Vec::new(),
+            monitoring_threshold: None,
+            name: String::new(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            partner: None,
+        }
+    }
+
+    #[test]
+    fn sensor_infos_fill_tags_and_groups() {
+        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let groups = vec![
+            SensorGroup {
+                name: "partners".into(),
+                description: String::new(),
+                sensors: vec![a, c],
+            },
+            SensorGroup {
+                name: "dmz".into(),
+                description: String::new(),
+                sensors: vec![a],
+            },
+        ];
+        let m = sensor_infos(vec![sensor(a, &["share"]), sensor(b, &[])], &groups);
+        assert_eq!(
+            m.len(),
+            2,
+            "a group member the store does not know is skipped"
+        );
+        assert_eq!(
+            m[&a].groups,
+            vec!["dmz".to_string(), "partners".to_string()]
+        );
+        assert_eq!(m[&a].tags, vec!["share".to_string()]);
+        assert!(m[&b].groups.is_empty());
+    }
 }

@@ -8,6 +8,7 @@ mod support;
 
 mod admin_cli;
 mod bench_cli;
+mod bench_forward;
 mod client_basic;
 mod client_close;
 mod client_outage;

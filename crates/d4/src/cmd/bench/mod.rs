@@ -6,6 +6,7 @@
 //! `report` the measurement schedule and its tables.
 
 mod ceiling;
+mod forward;
 mod load;
 mod procfs;
 mod report;
@@ -30,6 +31,10 @@ pub enum BenchWhat {
     /// dir) over TLS: frames/s and MB/s for 64 B and 16 KiB payloads with 1 and 16
     /// connections, as ratios to plain HMAC-SHA256 throughput; RSS with N sensors.
     Server(ServerBench),
+    /// Forwarding throughput (issue #20): two servers A and B on loopback, a rule on A
+    /// (types 1 and 8, privacy transforms, TLS pinned to B); per case lines/s or MB/s
+    /// arriving at B as a ratio to A's ingest without forwarding, same run.
+    Forward(forward::ForwardBench),
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +87,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()?;
             rt.block_on(report::server_bench(b))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchWhat::Forward(f) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(forward::forward_bench(f))?;
             Ok(ExitCode::SUCCESS)
         }
     }
