@@ -419,12 +419,25 @@ async fn two_servers_share_transformed_data_across_outages_and_a_kill() {
     );
     let dups: usize = m.values().map(|n| n - 1).sum();
 
-    // the count A shows equals the count B saw (both settle within a few seconds)
+    // The count A shows equals the count B saw once both settle — unless a write was cut by
+    // B's stop or A's kill: D4 has no acknowledgement, so frames A wrote into a connection
+    // that died before B journaled them are counted by A and sent again (as duplicates).
+    // Seen under load: A 939, B 900, 348 duplicates. A's surplus is bounded by its resends.
     let end = Instant::now() + Duration::from_secs(15);
     loop {
         let st = a_stats(&astore).await;
         let seen = b_frames(&bstore, rule_uuid).await;
-        if st.frames_forwarded == seen && st.frames_spooled == 0 {
+        let settled = st.frames_forwarded >= seen
+            && st.frames_forwarded - seen <= st.duplicates
+            && st.frames_spooled == 0;
+        if settled {
+            if st.frames_forwarded != seen {
+                eprintln!(
+                    "note: A counted {} frames, B saw {seen}: {} written into connections that died",
+                    st.frames_forwarded,
+                    st.frames_forwarded - seen
+                );
+            }
             assert!(
                 dups as u64 <= st.duplicates * 10 + 10,
                 "duplicates only among frames in flight: {dups} lines, {st:?}"

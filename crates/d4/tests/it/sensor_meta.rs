@@ -291,7 +291,9 @@ async fn third_party_meta_header_is_kept_and_shown() {
         })
         .await
         .unwrap();
-    let login = "login-id-of-the-sensor-meta-test";
+    // a session id as the web UI makes them: 64 characters
+    let login = "login-id-of-the-sensor-meta-test-0123456789abcdef0123456789abcde";
+    assert_eq!(login.len(), 64);
     let now = d4_store::now();
     store
         .create_web_login(d4_store::WebLogin {
