@@ -95,6 +95,12 @@ pub struct Reader {
     out: Vec<u8>,
     /// A spool write failed and was logged; cleared by the next write that succeeds.
     spool_failing: bool,
+    /// Per stream: bytes put in its spool since the last commit (spooled again after an
+    /// abort).
+    pushed: HashMap<String, u64>,
+    /// Per stream: bytes the spool holds twice over that the reader is spooling again;
+    /// the frames that cover them are counted as duplicates.
+    again: HashMap<String, u64>,
 }
 
 fn stream_dir_name(t: u8, ext: Option<&str>) -> String {
@@ -131,6 +137,7 @@ impl Reader {
             .fetch_add(state.spooled_total, Relaxed);
         ctx.counters.filtered.fetch_add(state.filtered, Relaxed);
         ctx.counters.dropped.fetch_add(state.dropped, Relaxed);
+        ctx.counters.duplicates.fetch_add(state.respooled, Relaxed);
         let done = state.done.iter().copied().collect();
         let mut r = Reader {
             ctx,
@@ -145,6 +152,8 @@ impl Reader {
             last_ts: 0,
             out: Vec::new(),
             spool_failing: false,
+            pushed: HashMap::new(),
+            again: HashMap::new(),
         };
         // streams left by a previous run: their spools are sent first
         if let Ok(rd) = std::fs::read_dir(&r.ctx.dir) {
@@ -177,6 +186,15 @@ impl Reader {
         let dir = self.ctx.dir.join(&name);
         let spool = Spool::open(&dir, self.ctx.rule.spool_limit_bytes())
             .map_err(|e| format!("{}: {e}", dir.display()))?;
+        // frames spooled after the last saved state (a crash): the reader spools them again
+        if let Some(&saved) = self.state.spooled_bytes.get(&name) {
+            let sent: state::SentState = state::load(&dir.join("sent.json")).unwrap_or_default();
+            let held = sent.consumed_bytes + spool.bytes();
+            if held > saved {
+                tracing::info!(rule = %self.ctx.rule.name, stream = %name, bytes = held - saved, "forwarding: frames spooled after the last saved position are spooled again (counted as duplicates)");
+                self.again.insert(name.clone(), held - saved);
+            }
+        }
         let header = std::fs::read(dir.join("pcap-header"))
             .ok()
             .and_then(|b| <[u8; 24]>::try_from(b.as_slice()).ok());
@@ -324,6 +342,9 @@ impl Reader {
     /// transforms included), so the next pass reads those frames again from the saved
     /// state. Frames of that stretch already spooled are spooled again (duplicates).
     fn abort(&mut self) {
+        for (name, n) in self.pushed.drain() {
+            *self.again.entry(name).or_insert(0) += n;
+        }
         self.reads.clear();
         self.done = self.state.done.iter().copied().collect();
         self.changed = false;
@@ -376,6 +397,7 @@ impl Reader {
             .map(|(id, r)| (*id, Self::resume_point(r)))
             .collect();
         self.state.done = self.done.iter().copied().collect();
+        self.pushed.clear();
         if let Err(e) = state::save(&self.ctx.dir.join("state.json"), &self.state, true) {
             tracing::error!(rule = %self.ctx.rule.name, error = %e, "forwarding: could not save the rule's state");
             return;
@@ -416,7 +438,7 @@ impl Reader {
             return Ok(());
         }
         let name = stream_dir_name(stream.d4_type, stream.ext.as_deref());
-        self.dirty.insert(name);
+        self.dirty.insert(name.clone());
         self.changed = true;
         let mut sp = stream.spool();
         for chunk in out.chunks(FRAME_MAX) {
@@ -434,6 +456,17 @@ impl Reader {
                         return Err(SpoolFailed);
                     }
                     self.spool_failing = false;
+                    let len = f.len() as u64;
+                    *self.state.spooled_bytes.entry(name.clone()).or_insert(0) += len;
+                    *self.pushed.entry(name.clone()).or_insert(0) += len;
+                    if let Some(a) = self.again.get_mut(&name) {
+                        *a = a.saturating_sub(len);
+                        if *a == 0 {
+                            self.again.remove(&name);
+                        }
+                        self.state.respooled += 1;
+                        self.ctx.counters.duplicates.fetch_add(1, Relaxed);
+                    }
                     self.state.spooled_total += 1;
                     self.ctx.counters.spooled_total.fetch_add(1, Relaxed);
                 }

@@ -172,6 +172,7 @@ pub fn run(ctx: SenderCtx, stream: Arc<Stream>) {
             window.pop_front();
             skip -= len as u64;
             sent.consumed += frames;
+            sent.consumed_bytes += len as u64;
             sent.unconfirmed = sent.unconfirmed.saturating_sub(frames);
             c.consumed.fetch_add(frames, Relaxed);
             save(&sent);

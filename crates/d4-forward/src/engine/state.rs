@@ -3,7 +3,9 @@
 //!
 //! The rule's state is written after the spool it fed was synced: after a crash the
 //! reader resumes at its saved cursors, so frames spooled after the last save are spooled
-//! again (duplicates, counted when sent). The stream's `sent.json` is written before each
+//! again: the reader compares what the spool holds (plus what the sender consumed) with
+//! the bytes the state says were spooled and counts the surplus it spools again as
+//! duplicates. The stream's `sent.json` is written before each
 //! write to the partner: its counters include the batch being written.
 
 use std::collections::HashMap;
@@ -49,6 +51,14 @@ pub struct RuleState {
     pub filtered: u64,
     #[serde(default)]
     pub dropped: u64,
+    /// Per outbound stream (its folder name): bytes of frames ever put in its spool, as of
+    /// this save. After a crash, the spool (with what the sender consumed) can hold more:
+    /// the frames spooled after the save, which the reader spools again (duplicates).
+    #[serde(default)]
+    pub spooled_bytes: HashMap<String, u64>,
+    /// Frames spooled a second time after a crash or a failed spool write (duplicates).
+    #[serde(default)]
+    pub respooled: u64,
 }
 
 /// `sent.json` of an outbound stream.
@@ -62,6 +72,10 @@ pub struct SentState {
     pub consumed: u64,
     /// Spool frames written but not confirmed: sent again at the next connection.
     pub unconfirmed: u64,
+    /// Bytes of frames confirmed (removed from the spool): with the spool's size, what
+    /// was ever put in it.
+    #[serde(default)]
+    pub consumed_bytes: u64,
     #[serde(default)]
     pub last_forward_time: Option<u64>,
 }

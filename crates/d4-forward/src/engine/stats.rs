@@ -163,6 +163,7 @@ mod tests {
             bytes: 50,
             duplicates: 1,
             consumed: 3,
+            consumed_bytes: 30,
             unconfirmed: 0,
             last_forward_time: Some(7),
         });

@@ -475,3 +475,92 @@ fn a_reader_killed_mid_session_resumes_at_the_held_byte() {
     assert_eq!(got1.len(), want1.len(), "no pcap record lost or repeated");
     assert!(got1 == want1);
 }
+
+#[test]
+fn frames_spooled_after_the_last_save_are_counted_as_duplicates() {
+    let data = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    // nothing listens: the spool keeps everything
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let rule = Arc::new(ForwardRule {
+        name: "r".into(),
+        enabled: true,
+        description: String::new(),
+        destination: format!("127.0.0.1:{port}"),
+        tls: ForwardTls {
+            plain: true,
+            ..Default::default()
+        },
+        uuid: Uuid::new_v4(),
+        hmac_key: "rule-key".into(),
+        filter: ForwardFilter {
+            types: vec![3],
+            ..Default::default()
+        },
+        tags: vec![],
+        privacy: Default::default(),
+        spool_limit: 0,
+        created: 0,
+        updated: 0,
+    });
+    let journals = Arc::new(links::Journals::open(&data.path().join("journal")).unwrap());
+    journals.set_link_new(true);
+    let dir = data.path().join("r");
+    let ctx =
+        |stop: Arc<std::sync::atomic::AtomicBool>, counters: Arc<RuleCounters>| reader::ReaderCtx {
+            rule: rule.clone(),
+            dir: dir.clone(),
+            journals: journals.clone(),
+            sensors: Default::default(),
+            default_key: Arc::from(&b"sensor-key"[..]),
+            org: None,
+            counters,
+            progress: Default::default(),
+            stop,
+        };
+    let frame = |i: usize| format!("line {i}\n").into_bytes();
+    let mut s = tap_session(&journals, src.path(), 3);
+    tap_send(&journals, &mut s, &(0..10).map(frame).collect::<Vec<_>>());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut r1 = reader::Reader::new(ctx(stop.clone(), Default::default())).unwrap();
+    r1.pass();
+    let saved = std::fs::read(dir.join("state.json")).unwrap();
+    tap_send(&journals, &mut s, &(10..17).map(frame).collect::<Vec<_>>());
+    r1.pass();
+    // kill -9 before that pass saved its cursors: the state on disk is the first pass's
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(r1);
+    std::fs::write(dir.join("state.json"), saved).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+
+    let counters = Arc::new(RuleCounters::default());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut r2 = reader::Reader::new(ctx(stop.clone(), counters.clone())).unwrap();
+    r2.pass();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(r2);
+    std::thread::sleep(Duration::from_millis(100));
+    let got = spooled(&dir.join("spool-3"));
+    let mut want: Vec<u8> = (0..17).flat_map(frame).collect();
+    want.extend((10..17).flat_map(frame));
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want)
+    );
+    assert_eq!(
+        counters.snapshot().duplicates,
+        7,
+        "the 7 frames spooled twice"
+    );
+    // and the count survives a restart
+    let st: state::RuleState = state::load(&dir.join("state.json")).unwrap();
+    assert_eq!(st.respooled, 7);
+    let counters = Arc::new(RuleCounters::default());
+    let r3 = reader::Reader::new(ctx(stop, counters.clone())).unwrap();
+    drop(r3);
+    assert_eq!(counters.snapshot().duplicates, 7);
+}

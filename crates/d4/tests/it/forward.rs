@@ -438,8 +438,11 @@ async fn two_servers_share_transformed_data_across_outages_and_a_kill() {
                     st.frames_forwarded - seen
                 );
             }
+            // every line B holds twice came in a frame A counted as a duplicate (resent
+            // after a cut connection, or spooled again after the kill); a frame holds at
+            // most 20 lines (phases 1 and 2; 10 in phase 3)
             assert!(
-                dups as u64 <= st.duplicates * 10 + 10,
+                dups as u64 <= st.duplicates * 20,
                 "duplicates only among frames in flight: {dups} lines, {st:?}"
             );
             break;
