@@ -11,6 +11,7 @@
 
 pub mod links;
 pub mod reader;
+pub mod reframe;
 pub mod sender;
 pub mod state;
 pub mod stats;

@@ -20,6 +20,7 @@ use d4_store::ForwardRule;
 use uuid::Uuid;
 
 use super::links::{meta_name, seg_name, Journals, Progress, TrackedSession};
+use super::reframe;
 use super::sender::{self, SenderCtx, Stream};
 use super::state::{self, Cursor, RuleState};
 use super::stats::RuleCounters;
@@ -156,6 +157,7 @@ impl Reader {
             again: HashMap::new(),
         };
         // streams left by a previous run: their spools are sent first
+        reframe::recover(&r.ctx.dir);
         if let Ok(rd) = std::fs::read_dir(&r.ctx.dir) {
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
@@ -184,6 +186,14 @@ impl Reader {
             return Ok(s.clone());
         }
         let dir = self.ctx.dir.join(&name);
+        let rule = &self.ctx.rule;
+        match reframe::ensure(&dir, rule.uuid, rule.hmac_key.as_bytes()) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(rule = %rule.name, stream = %name, frames = n, "forwarding: the rule's UUID or key changed: its spooled frames were framed again with the new identity");
+            }
+            Err(e) => return Err(format!("{}: re-framing the spool: {e}", dir.display())),
+        }
         let spool = Spool::open(&dir, self.ctx.rule.spool_limit_bytes())
             .map_err(|e| format!("{}: {e}", dir.display()))?;
         // frames spooled after the last saved state (a crash): the reader spools them again
@@ -198,7 +208,6 @@ impl Reader {
         let header = std::fs::read(dir.join("pcap-header"))
             .ok()
             .and_then(|b| <[u8; 24]>::try_from(b.as_slice()).ok());
-        let rule = &self.ctx.rule;
         let ftype = if t == types::EXTENDED {
             types::META_HEADER
         } else {
