@@ -21,15 +21,25 @@ pub(super) fn read_groups(txn: &ReadTransaction) -> Result<Vec<SensorGroup>> {
 }
 
 impl EmbeddedStore {
-    pub(super) async fn group_create(&self, mut group: SensorGroup) -> Result<SensorGroup> {
+    pub(super) async fn group_create(&self, group: SensorGroup) -> Result<SensorGroup> {
+        self.group_put(group, false).await
+    }
+
+    /// Writes a group: a new one (`must_exist` false: refused if the name is taken) or a
+    /// replacement (`must_exist` true: refused if there is none).
+    async fn group_put(&self, mut group: SensorGroup, must_exist: bool) -> Result<SensorGroup> {
         validate::group(&group)?;
         group.normalize();
         let g = self
             .run(move |db| {
                 write(db, |txn| {
                     let mut t = txn.open_table(GROUPS).map_err(be)?;
-                    if t.get(group.name.as_str()).map_err(be)?.is_some() {
+                    let exists = t.get(group.name.as_str()).map_err(be)?.is_some();
+                    if exists && !must_exist {
                         return Err(StoreError::AlreadyExists(format!("group {}", group.name)));
+                    }
+                    if !exists && must_exist {
+                        return Err(StoreError::NotFound(format!("group {}", group.name)));
                     }
                     t.insert(group.name.as_str(), to_json(&group)?.as_slice())
                         .map_err(be)?;
@@ -58,24 +68,8 @@ impl EmbeddedStore {
         .await
     }
 
-    pub(super) async fn group_update(&self, mut group: SensorGroup) -> Result<SensorGroup> {
-        validate::group(&group)?;
-        group.normalize();
-        let g = self
-            .run(move |db| {
-                write(db, |txn| {
-                    let mut t = txn.open_table(GROUPS).map_err(be)?;
-                    if t.get(group.name.as_str()).map_err(be)?.is_none() {
-                        return Err(StoreError::NotFound(format!("group {}", group.name)));
-                    }
-                    t.insert(group.name.as_str(), to_json(&group)?.as_slice())
-                        .map_err(be)?;
-                    Ok(group)
-                })
-            })
-            .await?;
-        self.emit(StoreEvent::GroupsChanged);
-        Ok(g)
+    pub(super) async fn group_update(&self, group: SensorGroup) -> Result<SensorGroup> {
+        self.group_put(group, true).await
     }
 
     pub(super) async fn group_delete(&self, name: String) -> Result<bool> {

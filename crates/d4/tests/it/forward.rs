@@ -12,7 +12,7 @@ use d4_forward::transform::StreamTransform;
 use d4_proto::Encoder;
 use d4_store::{
     AddressAction, ForwardFilter, ForwardRule, ForwardTls, PcapPrivacy, PdnsPrivacy, Privacy,
-    StatsKey, Store,
+    QueueKind, StatsKey, Store,
 };
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
@@ -221,6 +221,11 @@ async fn two_servers_share_transformed_data_across_outages_and_a_kill() {
         })
         .await
         .unwrap();
+
+    // B's analyzer queues: what arrives from A is queued like any sensor's data
+    let bq8 = create_queue(&bstore, QueueKind::Type(8), "pdns from partners", 1 << 20).await;
+    let bq1 = create_queue(&bstore, QueueKind::Type(1), "pcap from partners", 1 << 20).await;
+    let bq3 = create_queue(&bstore, QueueKind::Type(3), "logs", 1 << 20).await;
 
     let a = ServerProc::start(adir.path(), &[]);
     let astore = a.store().await;
@@ -450,6 +455,40 @@ async fn two_servers_share_transformed_data_across_outages_and_a_kill() {
         assert!(Instant::now() < end, "A counted {st:?}, B saw {seen}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    // B's queues hold what its files hold: every type-8 line (duplicates included), the
+    // type-1 files, nothing of type 3, all from A's rule identity
+    let mut queued = BTreeMap::new();
+    let end = Instant::now() + Duration::from_secs(15);
+    loop {
+        for e in bstore.pop_entries(bq8.uuid, 10_000).await.unwrap() {
+            assert_eq!(e.sensor, Some(rule_uuid), "type-8 entry of another sensor");
+            let line = format!("{}\n", e.text().trim_end_matches('\n'));
+            *queued.entry(line).or_insert(0) += 1;
+        }
+        let in_files = multiset(lines_of(&sensor_bytes(bdir.path(), rule_uuid, 8)));
+        if queued == in_files {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "B's type-8 queue holds {} lines, its files {}",
+            queued.values().sum::<usize>(),
+            in_files.values().sum::<usize>()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let pcaps = bstore.pop_entries(bq1.uuid, 10_000).await.unwrap();
+    assert!(!pcaps.is_empty(), "B queued no pcap file");
+    assert!(
+        pcaps.iter().all(|e| e.sensor == Some(rule_uuid)),
+        "{pcaps:?}"
+    );
+    assert_eq!(
+        bstore.queue_len(bq3.uuid).await.unwrap(),
+        0,
+        "type 3 is not shared"
+    );
+
     drop(astore);
     drop(bstore);
     let (alog, blog) = (a.log.clone(), b.log.clone());
