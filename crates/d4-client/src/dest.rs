@@ -181,7 +181,7 @@ pub fn tls_config(ca: Option<&Path>, insecure: bool) -> Result<ClientConfig, Con
         tracing::warn!("--insecure: the collector's TLS certificate is NOT verified");
         return Ok(builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(provider())))
+            .with_custom_certificate_verifier(Arc::new(NoVerify::any(provider())))
             .with_no_client_auth());
     }
     let mut roots = RootCertStore::empty();
@@ -215,22 +215,55 @@ pub fn tls_config(ca: Option<&Path>, insecure: bool) -> Result<ClientConfig, Con
     Ok(builder.with_root_certificates(roots).with_no_client_auth())
 }
 
-/// Accepts any server certificate (`--insecure`; also the benchmark and tests against a
-/// self-signed collector), still checking handshake signatures with the provider's
-/// algorithms.
+/// A verifier that checks no chain and no name: it accepts any server certificate
+/// ([`NoVerify::any`]: `--insecure`, the benchmark, tests against a self-signed collector)
+/// or exactly the one whose DER has a pinned SHA-256 ([`NoVerify::pinned`]: a forwarding
+/// rule's `pin_sha256`). Either way the handshake signatures are checked with the
+/// provider's algorithms.
 #[derive(Debug)]
-pub struct NoVerify(pub Arc<rustls::crypto::CryptoProvider>);
+pub struct NoVerify {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    /// Lowercase hex SHA-256 of the certificate's DER.
+    pin: Option<String>,
+}
+
+impl NoVerify {
+    pub fn any(provider: Arc<rustls::crypto::CryptoProvider>) -> NoVerify {
+        NoVerify {
+            provider,
+            pin: None,
+        }
+    }
+
+    pub fn pinned(provider: Arc<rustls::crypto::CryptoProvider>, pin_sha256: &str) -> NoVerify {
+        NoVerify {
+            provider,
+            pin: Some(pin_sha256.to_ascii_lowercase()),
+        }
+    }
+}
 
 impl ServerCertVerifier for NoVerify {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
+        end_entity: &CertificateDer<'_>,
         _intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        let Some(pin) = &self.pin else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        use sha2::Digest;
+        let got = hex::encode(sha2::Sha256::digest(end_entity.as_ref()));
+        if &got == pin {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(format!(
+                "certificate SHA-256 {got} is not the pinned one"
+            )))
+        }
     }
 
     fn verify_tls12_signature(
@@ -243,7 +276,7 @@ impl ServerCertVerifier for NoVerify {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
@@ -257,18 +290,41 @@ impl ServerCertVerifier for NoVerify {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pinned_verifier_accepts_exactly_its_certificate() {
+        use sha2::Digest;
+        let der = CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x07]);
+        let other = CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x08]);
+        let pin = hex::encode(sha2::Sha256::digest(der.as_ref())).to_ascii_uppercase();
+        let name = ServerName::try_from("partner.example").unwrap();
+        let check = |v: &NoVerify, c: &CertificateDer<'_>| {
+            v.verify_server_cert(c, &[], &name, &[], UnixTime::now())
+                .is_ok()
+        };
+        let pinned = NoVerify::pinned(provider(), &pin);
+        assert!(
+            check(&pinned, &der),
+            "the pin is compared case-insensitively"
+        );
+        assert!(!check(&pinned, &other));
+        let any = NoVerify::any(provider());
+        assert!(check(&any, &der) && check(&any, &other));
+    }
 
     #[test]
     fn parses_destinations() {

@@ -7,11 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use d4_store::ForwardTls;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use sha2::{Digest, Sha256};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
 
 /// A connected partner: bytes go out through `write`; `tcp` is the raw socket (to see
 /// whether the partner closed it).
@@ -84,10 +82,10 @@ impl Dialer {
             let cfg = if let Some(pin) = &tls.pin_sha256 {
                 builder
                     .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(PinVerifier {
-                        pin: pin.to_ascii_lowercase(),
-                        provider: provider(),
-                    }))
+                    .with_custom_certificate_verifier(Arc::new(d4_client::dest::NoVerify::pinned(
+                        provider(),
+                        pin,
+                    )))
                     .with_no_client_auth()
             } else if let Some(pem) = &tls.ca_pem {
                 let mut roots = RootCertStore::empty();
@@ -172,68 +170,6 @@ impl Drop for TlsWriter {
         let _ = self.0.conn.complete_io(&mut self.0.sock);
         let mut b = [0u8; 0];
         let _ = self.0.sock.read(&mut b);
-    }
-}
-
-/// Accepts exactly the partner certificate whose DER has the pinned SHA-256 (chain and
-/// name are not checked), still checking the handshake signatures.
-#[derive(Debug)]
-struct PinVerifier {
-    pin: String,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ServerCertVerifier for PinVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let got = hex::encode(Sha256::digest(end_entity.as_ref()));
-        if got == self.pin {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(format!(
-                "partner certificate SHA-256 {got} is not the pinned one"
-            )))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
     }
 }
 
