@@ -62,6 +62,7 @@ impl RuleCounters {
             frames_filtered: self.filtered.load(Relaxed),
             duplicates: self.duplicates.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
+            spool_errors: self.spool_errors.load(Relaxed),
             lag_secs: self.lag.load(Relaxed),
             connected: self.connected.load(Relaxed) > 0,
             last_error_time: last_error.as_ref().map(|e| e.1),
@@ -80,7 +81,7 @@ fn label(v: &str) -> String {
 /// The `d4_forward_*{rule}` series of these rules, in the Prometheus text format.
 pub fn render(rules: &[(String, ForwardStats)], out: &mut String) {
     type Get = fn(&ForwardStats) -> u64;
-    let series: [(&str, &str, &str, Get); 10] = [
+    let series: [(&str, &str, &str, Get); 11] = [
         (
             "d4_forward_frames_total",
             "counter",
@@ -136,6 +137,12 @@ pub fn render(rules: &[(String, ForwardStats)], out: &mut String) {
             |s| s.dropped,
         ),
         (
+            "d4_forward_spool_errors_total",
+            "counter",
+            "Spool writes that failed (the rule reads the same frames again once one succeeds).",
+            |s| s.spool_errors,
+        ),
+        (
             "d4_forward_last_error_time_seconds",
             "gauge",
             "Unix time of the rule's last error (0: none); the text is in `d4 forward show`.",
@@ -169,7 +176,9 @@ mod tests {
         });
         c.spooled_total.store(4, Relaxed);
         c.connected.store(1, Relaxed);
+        c.spool_errors.store(2, Relaxed);
         let s = c.snapshot();
+        assert_eq!(s.spool_errors, 2);
         assert_eq!(
             (s.frames_forwarded, s.frames_spooled, s.connected),
             (5, 1, true)
@@ -182,5 +191,9 @@ mod tests {
         );
         assert!(out.contains("d4_forward_connected{rule=\"r\\\"1\"} 1"));
         assert!(out.contains("# TYPE d4_forward_lag_seconds gauge"));
+        assert!(
+            out.contains("d4_forward_spool_errors_total{rule=\"r\\\"1\"} 2"),
+            "{out}"
+        );
     }
 }

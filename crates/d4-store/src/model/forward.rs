@@ -223,6 +223,10 @@ pub struct ForwardStats {
     pub duplicates: u64,
     /// Lines or packets a transform removed or could not handle (counted, not sent).
     pub dropped: u64,
+    /// Spool writes that failed (disk full ...) since the server started; the rule reads
+    /// the same frames again once a write succeeds.
+    #[serde(default)]
+    pub spool_errors: u64,
     /// Seconds between the newest accepted frame the rule has read and now; 0 when caught up.
     pub lag_secs: u64,
     /// Whether the partner is connected now.

@@ -45,6 +45,7 @@ impl ForwardStats {
             t.frames_filtered += x.frames_filtered;
             t.duplicates += x.duplicates;
             t.dropped += x.dropped;
+            t.spool_errors += x.spool_errors;
             t.lag_secs = t.lag_secs.max(x.lag_secs);
             t.connected |= x.connected;
             t.last_forward_time = t.last_forward_time.max(x.last_forward_time);

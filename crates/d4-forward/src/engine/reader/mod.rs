@@ -249,7 +249,10 @@ impl Reader {
     pub fn run(mut self) {
         while !self.ctx.stop.load(Relaxed) {
             let busy = self.pass();
-            if !busy {
+            if self.spool_failing {
+                // a spool that cannot be written (disk full): try again in a while
+                sender::sleep(&self.ctx.stop, Duration::from_secs(1));
+            } else if !busy {
                 sender::sleep(&self.ctx.stop, Duration::from_millis(20));
             }
         }

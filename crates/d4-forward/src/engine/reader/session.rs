@@ -4,7 +4,12 @@
 use super::*;
 
 impl Reader {
-    pub(super) fn read_session(&mut self, s: &TrackedSession, budget: &mut usize, now: u64) -> Status {
+    pub(super) fn read_session(
+        &mut self,
+        s: &TrackedSession,
+        budget: &mut usize,
+        now: u64,
+    ) -> Status {
         let first_seg = s.segs.keys().next().copied().unwrap_or(0);
         let saved = self.state.cursors.get(&s.id).copied();
         let mut r = self.reads.remove(&s.id).unwrap_or_else(|| SessionRead {
@@ -197,7 +202,10 @@ impl Reader {
         now: u64,
     ) -> Result<(), SpoolFailed> {
         if h.d4_type == types::META_HEADER {
-            r.meta.extend_from_slice(payload);
+            // the server refuses a longer meta header; a journal is read with the same bound
+            let room = d4_proto::DEFAULT_MAX_META_LEN.saturating_sub(r.meta.len());
+            r.meta
+                .extend_from_slice(&payload[..payload.len().min(room)]);
             return Ok(());
         }
         if r.decision.is_none() {
@@ -301,16 +309,25 @@ impl Reader {
 }
 
 /// The payloads of the type-2 frames in a `.meta` file, concatenated.
+/// Bounded like the server's meta headers ([`d4_proto::DEFAULT_MAX_META_LEN`]; the file
+/// is read no further).
 fn read_meta_file(path: &std::path::Path) -> Vec<u8> {
-    let b = std::fs::read(path).unwrap_or_default();
+    let max = d4_proto::DEFAULT_MAX_META_LEN;
+    let mut b = Vec::new();
+    if let Ok(f) = File::open(path) {
+        // the frames' headers on top of the payload bound
+        let _ = f.take((max + 64 * HEADER_LEN) as u64).read_to_end(&mut b);
+    }
     let mut out = Vec::new();
     let mut pos = 0;
     while let Some(h) = Header::from_prefix(&b[pos..]) {
         let len = HEADER_LEN + h.size as usize;
-        if pos + len > b.len() {
+        if pos + len > b.len() || out.len() >= max {
             break;
         }
-        out.extend_from_slice(&b[pos + HEADER_LEN..pos + len]);
+        let room = max - out.len();
+        let p = &b[pos + HEADER_LEN..pos + len];
+        out.extend_from_slice(&p[..p.len().min(room)]);
         pos += len;
     }
     out
