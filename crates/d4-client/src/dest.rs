@@ -181,7 +181,7 @@ pub fn tls_config(ca: Option<&Path>, insecure: bool) -> Result<ClientConfig, Con
         tracing::warn!("--insecure: the collector's TLS certificate is NOT verified");
         return Ok(builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify::any(provider())))
+            .with_custom_certificate_verifier(Arc::new(NoChainVerifier::any(provider())))
             .with_no_client_auth());
     }
     let mut roots = RootCertStore::empty();
@@ -216,34 +216,37 @@ pub fn tls_config(ca: Option<&Path>, insecure: bool) -> Result<ClientConfig, Con
 }
 
 /// A verifier that checks no chain and no name: it accepts any server certificate
-/// ([`NoVerify::any`]: `--insecure`, the benchmark, tests against a self-signed collector)
-/// or exactly the one whose DER has a pinned SHA-256 ([`NoVerify::pinned`]: a forwarding
+/// ([`NoChainVerifier::any`]: `--insecure`, the benchmark, tests against a self-signed collector)
+/// or exactly the one whose DER has a pinned SHA-256 ([`NoChainVerifier::pinned`]: a forwarding
 /// rule's `pin_sha256`). Either way the handshake signatures are checked with the
 /// provider's algorithms.
 #[derive(Debug)]
-pub struct NoVerify {
+pub struct NoChainVerifier {
     provider: Arc<rustls::crypto::CryptoProvider>,
     /// Lowercase hex SHA-256 of the certificate's DER.
     pin: Option<String>,
 }
 
-impl NoVerify {
-    pub fn any(provider: Arc<rustls::crypto::CryptoProvider>) -> NoVerify {
-        NoVerify {
+impl NoChainVerifier {
+    pub fn any(provider: Arc<rustls::crypto::CryptoProvider>) -> NoChainVerifier {
+        NoChainVerifier {
             provider,
             pin: None,
         }
     }
 
-    pub fn pinned(provider: Arc<rustls::crypto::CryptoProvider>, pin_sha256: &str) -> NoVerify {
-        NoVerify {
+    pub fn pinned(
+        provider: Arc<rustls::crypto::CryptoProvider>,
+        pin_sha256: &str,
+    ) -> NoChainVerifier {
+        NoChainVerifier {
             provider,
             pin: Some(pin_sha256.to_ascii_lowercase()),
         }
     }
 }
 
-impl ServerCertVerifier for NoVerify {
+impl ServerCertVerifier for NoChainVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -312,17 +315,17 @@ mod tests {
         let other = CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x08]);
         let pin = hex::encode(sha2::Sha256::digest(der.as_ref())).to_ascii_uppercase();
         let name = ServerName::try_from("partner.example").unwrap();
-        let check = |v: &NoVerify, c: &CertificateDer<'_>| {
+        let check = |v: &NoChainVerifier, c: &CertificateDer<'_>| {
             v.verify_server_cert(c, &[], &name, &[], UnixTime::now())
                 .is_ok()
         };
-        let pinned = NoVerify::pinned(provider(), &pin);
+        let pinned = NoChainVerifier::pinned(provider(), &pin);
         assert!(
             check(&pinned, &der),
             "the pin is compared case-insensitively"
         );
         assert!(!check(&pinned, &other));
-        let any = NoVerify::any(provider());
+        let any = NoChainVerifier::any(provider());
         assert!(check(&any, &der) && check(&any, &other));
     }
 

@@ -86,7 +86,7 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsConfigEr
             tracing::warn!("--insecure: the receiver's TLS certificate is NOT verified");
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(d4_client::dest::NoVerify::any(
+                .with_custom_certificate_verifier(Arc::new(d4_client::dest::NoChainVerifier::any(
                     provider,
                 )))
         }

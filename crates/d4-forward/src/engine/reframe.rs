@@ -31,6 +31,10 @@ fn sibling(dir: &Path, prefix: &str) -> Option<PathBuf> {
     Some(dir.with_file_name(format!("{prefix}{name}")))
 }
 
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// Finishes the swaps a crash interrupted in a rule's folder: a complete `reframe-*`
 /// whose stream folder is gone takes its place; leftovers are removed.
 pub fn recover(rule_dir: &Path) {
@@ -132,14 +136,21 @@ pub fn ensure(dir: &Path, uuid: Uuid, key: &[u8]) -> io::Result<u64> {
             Err(e) => return Err(e),
         }
     }
+    // every file of the new folder on disk before `identity` marks it complete
+    for e in std::fs::read_dir(&tmp)? {
+        std::fs::File::open(e?.path())?.sync_all()?;
+    }
     {
         let mut f = std::fs::File::create(tmp.join(IDENTITY))?;
         io::Write::write_all(&mut f, want.as_bytes())?;
         f.sync_all()?;
     }
+    sync_dir(&tmp)?;
     drop(old);
+    let parent = dir.parent().unwrap_or(Path::new("."));
     std::fs::rename(dir, &gone)?;
     std::fs::rename(&tmp, dir)?;
+    sync_dir(parent)?;
     std::fs::remove_dir_all(&gone)?;
     Ok(changed)
 }

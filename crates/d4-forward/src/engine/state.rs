@@ -59,6 +59,14 @@ pub struct RuleState {
     /// Frames spooled a second time after a crash or a failed spool write (duplicates).
     #[serde(default)]
     pub respooled: u64,
+    /// Per outbound stream: bytes of the spool's tail that the reader, from the saved
+    /// cursors, is spooling again (not all covered at this save).
+    #[serde(default)]
+    pub again: HashMap<String, u64>,
+    /// `spooled_bytes` is kept (false in a state written before it was): a stream with no
+    /// entry then had nothing spooled at this save.
+    #[serde(default)]
+    pub accounting: bool,
 }
 
 /// `sent.json` of an outbound stream.

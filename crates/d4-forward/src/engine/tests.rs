@@ -563,4 +563,22 @@ fn frames_spooled_after_the_last_save_are_counted_as_duplicates() {
     let r3 = reader::Reader::new(ctx(stop, counters.clone())).unwrap();
     drop(r3);
     assert_eq!(counters.snapshot().duplicates, 7);
+
+    // later starts, clean ones, spool new frames and count no more duplicates
+    for round in 0..2 {
+        tap_send(&journals, &mut s, &[frame(100 + round)]);
+        let counters = Arc::new(RuleCounters::default());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut r = reader::Reader::new(ctx(stop.clone(), counters.clone())).unwrap();
+        r.pass();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        r.run();
+        assert_eq!(counters.snapshot().duplicates, 7, "round {round}");
+    }
+    want.extend((100..102).flat_map(frame));
+    let got = spooled(&dir.join("spool-3"));
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want)
+    );
 }

@@ -82,10 +82,9 @@ impl Dialer {
             let cfg = if let Some(pin) = &tls.pin_sha256 {
                 builder
                     .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(d4_client::dest::NoVerify::pinned(
-                        provider(),
-                        pin,
-                    )))
+                    .with_custom_certificate_verifier(Arc::new(
+                        d4_client::dest::NoChainVerifier::pinned(provider(), pin),
+                    ))
                     .with_no_client_auth()
             } else if let Some(pem) = &tls.ca_pem {
                 let mut roots = RootCertStore::empty();

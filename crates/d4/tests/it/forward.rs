@@ -445,9 +445,10 @@ async fn two_servers_share_transformed_data_across_outages_and_a_kill() {
             }
             // every line B holds twice came in a frame A counted as a duplicate (resent
             // after a cut connection, or spooled again after the kill); a frame holds at
-            // most 20 lines (phases 1 and 2; 10 in phase 3)
+            // most 20 lines (phases 1 and 2; 10 in phase 3); one frame of slack for a kill
+            // between a spool's consume and its sent.json save
             assert!(
-                dups as u64 <= st.duplicates * 20,
+                dups as u64 <= st.duplicates * 20 + 20,
                 "duplicates only among frames in flight: {dups} lines, {st:?}"
             );
             break;
@@ -477,8 +478,16 @@ async fn two_servers_share_transformed_data_across_outages_and_a_kill() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let pcaps = bstore.pop_entries(bq1.uuid, 10_000).await.unwrap();
-    assert!(!pcaps.is_empty(), "B queued no pcap file");
+    // (a pcap file is queued once rotated or closed: B's stop closed the first one)
+    let end = Instant::now() + Duration::from_secs(15);
+    let pcaps = loop {
+        let got = bstore.pop_entries(bq1.uuid, 10_000).await.unwrap();
+        if !got.is_empty() {
+            break got;
+        }
+        assert!(Instant::now() < end, "B queued no pcap file");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
     assert!(
         pcaps.iter().all(|e| e.sensor == Some(rule_uuid)),
         "{pcaps:?}"

@@ -68,7 +68,7 @@ async fn tls_client(port: u16) -> u16 {
         .with_protocol_versions(&[&rustls::version::TLS12])
         .unwrap()
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(d4_client::dest::NoVerify::any(provider)))
+        .with_custom_certificate_verifier(Arc::new(d4_client::dest::NoChainVerifier::any(provider)))
         .with_no_client_auth();
     ccfg.alpn_protocols = vec![b"h2".to_vec()];
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))

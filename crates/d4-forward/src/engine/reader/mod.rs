@@ -104,6 +104,9 @@ pub struct Reader {
     /// Per stream: bytes the spool holds twice over that the reader is spooling again;
     /// the frames that cover them are counted as duplicates.
     again: HashMap<String, u64>,
+    /// The streams a previous run left were opened (at the first pass, on the reader's
+    /// own thread: re-framing a big spool holds up nothing else).
+    previous_opened: bool,
 }
 
 fn stream_dir_name(t: u8, ext: Option<&str>) -> String {
@@ -142,7 +145,7 @@ impl Reader {
         ctx.counters.dropped.fetch_add(state.dropped, Relaxed);
         ctx.counters.duplicates.fetch_add(state.respooled, Relaxed);
         let done = state.done.iter().copied().collect();
-        let mut r = Reader {
+        let r = Reader {
             ctx,
             state,
             reads: HashMap::new(),
@@ -157,27 +160,33 @@ impl Reader {
             spool_failing: false,
             pushed: HashMap::new(),
             again: HashMap::new(),
+            previous_opened: false,
         };
-        // streams left by a previous run: their spools are sent first
-        reframe::recover(&r.ctx.dir);
-        if let Ok(rd) = std::fs::read_dir(&r.ctx.dir) {
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().to_string();
-                let Some(rest) = name.strip_prefix("spool-") else {
-                    continue;
-                };
-                let (t, ext) = match rest.split_once('-') {
-                    Some((t, x)) => (t.parse::<u8>().ok(), Some(x.to_string())),
-                    None => (rest.parse::<u8>().ok(), None),
-                };
-                if let Some(t) = t {
-                    if let Err(e) = r.stream(t, ext.as_deref()) {
-                        tracing::error!(rule = %r.ctx.rule.name, error = %e, "forwarding: cannot open a spool");
-                    }
+        Ok(r)
+    }
+
+    /// Opens the streams a previous run left (their spools are sent first), after
+    /// finishing a re-framing a crash cut.
+    fn open_previous_streams(&mut self) {
+        reframe::recover(&self.ctx.dir);
+        let Ok(rd) = std::fs::read_dir(&self.ctx.dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let Some(rest) = name.strip_prefix("spool-") else {
+                continue;
+            };
+            let (t, ext) = match rest.split_once('-') {
+                Some((t, x)) => (t.parse::<u8>().ok(), Some(x.to_string())),
+                None => (rest.parse::<u8>().ok(), None),
+            };
+            if let Some(t) = t {
+                if let Err(e) = self.stream(t, ext.as_deref()) {
+                    tracing::error!(rule = %self.ctx.rule.name, error = %e, "forwarding: cannot open a spool");
                 }
             }
         }
-        Ok(r)
     }
 
     /// The outbound stream of (type, extended type), opened (and its sender started) at
@@ -188,7 +197,7 @@ impl Reader {
             return Ok(s.clone());
         }
         let dir = self.ctx.dir.join(&name);
-        let rule = &self.ctx.rule;
+        let rule = self.ctx.rule.clone();
         match reframe::ensure(&dir, rule.uuid, rule.hmac_key.as_bytes()) {
             Ok(0) => {}
             Ok(n) => {
@@ -198,15 +207,7 @@ impl Reader {
         }
         let spool = Spool::open(&dir, self.ctx.rule.spool_limit_bytes())
             .map_err(|e| format!("{}: {e}", dir.display()))?;
-        // frames spooled after the last saved state (a crash): the reader spools them again
-        if let Some(&saved) = self.state.spooled_bytes.get(&name) {
-            let sent: state::SentState = state::load(&dir.join("sent.json")).unwrap_or_default();
-            let held = sent.consumed_bytes + spool.bytes();
-            if held > saved {
-                tracing::info!(rule = %self.ctx.rule.name, stream = %name, bytes = held - saved, "forwarding: frames spooled after the last saved position are spooled again (counted as duplicates)");
-                self.again.insert(name.clone(), held - saved);
-            }
-        }
+        self.reconcile(&name, &dir, &spool);
         let header = std::fs::read(dir.join("pcap-header"))
             .ok()
             .and_then(|b| <[u8; 24]>::try_from(b.as_slice()).ok());
@@ -241,6 +242,34 @@ impl Reader {
         Ok(stream)
     }
 
+    /// What the spool holds past the saved state: frames spooled after the last save
+    /// (a crash), which the reader spools again from its saved cursors, plus what an
+    /// earlier restart had left to spool again at that save. They are counted as
+    /// duplicates when spooled again; the known size becomes what the spool holds.
+    fn reconcile(&mut self, name: &str, dir: &std::path::Path, spool: &Spool) {
+        let sent: state::SentState = match state::load(&dir.join("sent.json")) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(rule = %self.ctx.rule.name, error = %e, "forwarding: unreadable sent.json: duplicates after the last crash are not counted");
+                self.state.spooled_bytes.remove(name);
+                return;
+            }
+        };
+        let held = sent.consumed_bytes + spool.bytes();
+        let saved = match self.state.spooled_bytes.get(name) {
+            Some(&b) => b,
+            // not spooled at the last save, or a state from before the count was kept
+            None if self.state.accounting => 0,
+            None => held,
+        };
+        let again = self.state.again.get(name).copied().unwrap_or(0) + held.saturating_sub(saved);
+        self.state.spooled_bytes.insert(name.to_string(), held);
+        if again > 0 {
+            tracing::info!(rule = %self.ctx.rule.name, stream = %name, bytes = again, "forwarding: frames spooled after the last saved position are spooled again (counted as duplicates)");
+            self.again.insert(name.to_string(), again);
+        }
+    }
+
     fn spooled_bytes(&self) -> u64 {
         self.streams.values().map(|s| s.spool().bytes()).sum()
     }
@@ -264,6 +293,10 @@ impl Reader {
 
     /// One pass over the sessions; returns whether there is more to read at once.
     pub(crate) fn pass(&mut self) -> bool {
+        if !self.previous_opened {
+            self.previous_opened = true;
+            self.open_previous_streams();
+        }
         let sessions = self.ctx.journals.snapshot();
         let now = d4_store::now();
         let limit = self.ctx.rule.spool_limit_bytes();
@@ -397,13 +430,16 @@ impl Reader {
         if !self.changed {
             return;
         }
-        for name in self.dirty.drain() {
+        let dirty: Vec<String> = self.dirty.iter().cloned().collect();
+        for name in dirty {
             if let Some(s) = self.streams.get(&name) {
                 if let Err(e) = s.spool().sync() {
+                    // the names not synced stay dirty: the next commit syncs them first
                     tracing::error!(rule = %self.ctx.rule.name, error = %e, "forwarding: spool sync failed");
                     return;
                 }
             }
+            self.dirty.remove(&name);
         }
         self.state.cursors = self
             .reads
@@ -411,6 +447,8 @@ impl Reader {
             .map(|(id, r)| (*id, Self::resume_point(r)))
             .collect();
         self.state.done = self.done.iter().copied().collect();
+        self.state.again = self.again.clone();
+        self.state.accounting = true;
         self.pushed.clear();
         if let Err(e) = state::save(&self.ctx.dir.join("state.json"), &self.state, true) {
             tracing::error!(rule = %self.ctx.rule.name, error = %e, "forwarding: could not save the rule's state");

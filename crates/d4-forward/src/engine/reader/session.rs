@@ -209,7 +209,7 @@ impl Reader {
             return Ok(());
         }
         if r.decision.is_none() {
-            let mut d = self.decide(r, s, h);
+            let mut d = self.decide(r, s, h)?;
             if let (Some(t), Some(hd)) = (d.as_mut(), r.cur.pcap.as_ref()) {
                 // resuming a pcap stream mid-way: its records follow the saved header
                 if let Err(e) = t.transform.resume_pcap(hd) {
@@ -260,8 +260,14 @@ impl Reader {
         res
     }
 
-    /// Whether the rule takes a session, at its first data frame.
-    fn decide(&mut self, r: &SessionRead, s: &TrackedSession, h: &Header) -> Option<Taken> {
+    /// Whether the rule takes a session, at its first data frame. A stream whose spool
+    /// cannot be opened fails the pass (read again later), rather than skip the session.
+    fn decide(
+        &mut self,
+        r: &SessionRead,
+        s: &TrackedSession,
+        h: &Header,
+    ) -> Result<Option<Taken>, SpoolFailed> {
         let t = h.d4_type;
         let ext = if t == types::EXTENDED {
             let mut meta = r.meta.clone();
@@ -289,46 +295,56 @@ impl Reader {
             || !f.selects_type(t, ext.as_deref())
             || !f.selects_sensor(h.uuid, tags, groups)
         {
-            return None;
+            return Ok(None);
         }
         let transform = match StreamTransform::new(&self.ctx.rule.privacy, t, ext.as_deref()) {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(rule = %self.ctx.rule.name, error = %e, "forwarding: the rule's transform cannot take this stream");
-                return None;
+                return Ok(None);
             }
         };
         match self.stream(t, ext.as_deref()) {
-            Ok(stream) => Some(Taken { stream, transform }),
+            Ok(stream) => Ok(Some(Taken { stream, transform })),
             Err(e) => {
-                tracing::error!(rule = %self.ctx.rule.name, error = %e, "forwarding: cannot open the stream's spool");
-                None
+                if !self.spool_failing {
+                    tracing::error!(rule = %self.ctx.rule.name, error = %e, "forwarding: cannot open the stream's spool: reading stops until it can");
+                }
+                self.spool_failing = true;
+                self.ctx.counters.spool_errors.fetch_add(1, Relaxed);
+                self.ctx
+                    .counters
+                    .error(format!("spool: {e}"), d4_store::now());
+                Err(SpoolFailed)
             }
         }
     }
 }
 
-/// The payloads of the type-2 frames in a `.meta` file, concatenated.
-/// Bounded like the server's meta headers ([`d4_proto::DEFAULT_MAX_META_LEN`]; the file
-/// is read no further).
+/// The payloads of the type-2 frames in a `.meta` file, concatenated, bounded like the
+/// server's meta headers ([`d4_proto::DEFAULT_MAX_META_LEN`]: payload bytes past it are
+/// not read).
 fn read_meta_file(path: &std::path::Path) -> Vec<u8> {
     let max = d4_proto::DEFAULT_MAX_META_LEN;
-    let mut b = Vec::new();
-    if let Ok(f) = File::open(path) {
-        // the frames' headers on top of the payload bound
-        let _ = f.take((max + 64 * HEADER_LEN) as u64).read_to_end(&mut b);
-    }
     let mut out = Vec::new();
-    let mut pos = 0;
-    while let Some(h) = Header::from_prefix(&b[pos..]) {
-        let len = HEADER_LEN + h.size as usize;
-        if pos + len > b.len() || out.len() >= max {
+    let Ok(f) = File::open(path) else {
+        return out;
+    };
+    let mut f = std::io::BufReader::new(f);
+    let mut h = [0u8; HEADER_LEN];
+    while out.len() < max && f.read_exact(&mut h).is_ok() {
+        let size = Header::parse(&h).size as usize;
+        let take = size.min(max - out.len());
+        let at = out.len();
+        out.resize(at + take, 0);
+        if f.read_exact(&mut out[at..]).is_err() {
+            // a torn last frame: what was whole before it
+            out.truncate(at);
             break;
         }
-        let room = max - out.len();
-        let p = &b[pos + HEADER_LEN..pos + len];
-        out.extend_from_slice(&p[..p.len().min(room)]);
-        pos += len;
+        if size > take {
+            break;
+        }
     }
     out
 }

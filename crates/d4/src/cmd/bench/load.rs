@@ -37,7 +37,7 @@ pub(super) fn connector() -> anyhow::Result<tokio_rustls::TlsConnector> {
     let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(d4_client::dest::NoVerify::any(provider)))
+        .with_custom_certificate_verifier(Arc::new(d4_client::dest::NoChainVerifier::any(provider)))
         .with_no_client_auth();
     Ok(tokio_rustls::TlsConnector::from(Arc::new(cfg)))
 }

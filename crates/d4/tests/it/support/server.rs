@@ -207,7 +207,7 @@ pub fn tls_connector() -> tokio_rustls::TlsConnector {
         .with_safe_default_protocol_versions()
         .unwrap()
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(d4_client::dest::NoVerify::any(provider)))
+        .with_custom_certificate_verifier(Arc::new(d4_client::dest::NoChainVerifier::any(provider)))
         .with_no_client_auth();
     tokio_rustls::TlsConnector::from(Arc::new(cfg))
 }
