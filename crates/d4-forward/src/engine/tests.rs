@@ -363,17 +363,15 @@ fn spooled(dir: &std::path::Path) -> Vec<u8> {
     frames(&b).into_iter().flat_map(|(_, p)| p).collect()
 }
 
-#[test]
-fn a_reader_killed_mid_session_resumes_at_the_held_byte() {
-    let data = tempfile::tempdir().unwrap();
-    let src = tempfile::tempdir().unwrap();
-    // nothing listens: the senders only back off, the spools keep everything
+/// A rule of `types` whose partner never answers (nothing listens on its port): its
+/// senders only back off, its spools keep everything.
+fn spool_only_rule(types: Vec<u8>) -> Arc<ForwardRule> {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let rule = Arc::new(ForwardRule {
+    Arc::new(ForwardRule {
         name: "r".into(),
         enabled: true,
         description: String::new(),
@@ -385,7 +383,7 @@ fn a_reader_killed_mid_session_resumes_at_the_held_byte() {
         uuid: Uuid::new_v4(),
         hmac_key: "rule-key".into(),
         filter: ForwardFilter {
-            types: vec![1, 3],
+            types,
             ..Default::default()
         },
         tags: vec![],
@@ -393,21 +391,53 @@ fn a_reader_killed_mid_session_resumes_at_the_held_byte() {
         spool_limit: 0,
         created: 0,
         updated: 0,
-    });
-    let journals = Arc::new(links::Journals::open(&data.path().join("journal")).unwrap());
-    journals.set_link_new(true);
-    let dir = data.path().join("r");
-    let ctx = |stop: Arc<std::sync::atomic::AtomicBool>| reader::ReaderCtx {
-        rule: rule.clone(),
-        dir: dir.clone(),
-        journals: journals.clone(),
-        sensors: Default::default(),
-        default_key: Arc::from(&b"sensor-key"[..]),
-        org: None,
-        counters: Default::default(),
-        progress: Default::default(),
-        stop,
-    };
+    })
+}
+
+/// A reader's context for a rule driven by hand over `journals`, in `<data>/r`.
+struct HandDriven {
+    rule: Arc<ForwardRule>,
+    dir: std::path::PathBuf,
+    journals: Arc<links::Journals>,
+}
+
+impl HandDriven {
+    fn new(data: &std::path::Path, rule: Arc<ForwardRule>) -> HandDriven {
+        let journals = Arc::new(links::Journals::open(&data.join("journal")).unwrap());
+        journals.set_link_new(true);
+        HandDriven {
+            rule,
+            dir: data.join("r"),
+            journals,
+        }
+    }
+
+    fn ctx(
+        &self,
+        stop: Arc<std::sync::atomic::AtomicBool>,
+        counters: Arc<RuleCounters>,
+    ) -> reader::ReaderCtx {
+        reader::ReaderCtx {
+            rule: self.rule.clone(),
+            dir: self.dir.clone(),
+            journals: self.journals.clone(),
+            sensors: Default::default(),
+            default_key: Arc::from(&b"sensor-key"[..]),
+            org: None,
+            counters,
+            progress: Default::default(),
+            stop,
+        }
+    }
+}
+
+#[test]
+fn a_reader_killed_mid_session_resumes_at_the_held_byte() {
+    let data = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let h = HandDriven::new(data.path(), spool_only_rule(vec![1, 3]));
+    let (journals, dir) = (&h.journals, &h.dir);
+    let ctx = |stop| h.ctx(stop, Default::default());
     // type 1: a pcap stream (little-endian, µs) whose records straddle frames
     let mut pcap = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
     pcap.extend_from_slice(&[0; 8]);
@@ -438,11 +468,11 @@ fn a_reader_killed_mid_session_resumes_at_the_held_byte() {
     };
     let (want1, want3) = (clean(1, &pcap_frames), clean(3, &text_frames));
 
-    let mut s1 = tap_session(&journals, src.path(), 1);
-    let mut s3 = tap_session(&journals, src.path(), 3);
+    let mut s1 = tap_session(journals, src.path(), 1);
+    let mut s3 = tap_session(journals, src.path(), 3);
     let (h1, h3) = (pcap_frames.len() / 2 + 1, text_frames.len() / 2 + 1);
-    tap_send(&journals, &mut s1, &pcap_frames[..h1]);
-    tap_send(&journals, &mut s3, &text_frames[..h3]);
+    tap_send(journals, &mut s1, &pcap_frames[..h1]);
+    tap_send(journals, &mut s3, &text_frames[..h3]);
     let stop1 = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut r1 = reader::Reader::new(ctx(stop1.clone())).unwrap();
     r1.pass();
@@ -452,8 +482,8 @@ fn a_reader_killed_mid_session_resumes_at_the_held_byte() {
     drop(r1);
     std::thread::sleep(Duration::from_millis(100));
 
-    tap_send(&journals, &mut s1, &pcap_frames[h1..]);
-    tap_send(&journals, &mut s3, &text_frames[h3..]);
+    tap_send(journals, &mut s1, &pcap_frames[h1..]);
+    tap_send(journals, &mut s3, &text_frames[h3..]);
     journals.closed(s1.0);
     journals.closed(s3.0);
     let stop2 = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -480,56 +510,17 @@ fn a_reader_killed_mid_session_resumes_at_the_held_byte() {
 fn frames_spooled_after_the_last_save_are_counted_as_duplicates() {
     let data = tempfile::tempdir().unwrap();
     let src = tempfile::tempdir().unwrap();
-    // nothing listens: the spool keeps everything
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let rule = Arc::new(ForwardRule {
-        name: "r".into(),
-        enabled: true,
-        description: String::new(),
-        destination: format!("127.0.0.1:{port}"),
-        tls: ForwardTls {
-            plain: true,
-            ..Default::default()
-        },
-        uuid: Uuid::new_v4(),
-        hmac_key: "rule-key".into(),
-        filter: ForwardFilter {
-            types: vec![3],
-            ..Default::default()
-        },
-        tags: vec![],
-        privacy: Default::default(),
-        spool_limit: 0,
-        created: 0,
-        updated: 0,
-    });
-    let journals = Arc::new(links::Journals::open(&data.path().join("journal")).unwrap());
-    journals.set_link_new(true);
-    let dir = data.path().join("r");
-    let ctx =
-        |stop: Arc<std::sync::atomic::AtomicBool>, counters: Arc<RuleCounters>| reader::ReaderCtx {
-            rule: rule.clone(),
-            dir: dir.clone(),
-            journals: journals.clone(),
-            sensors: Default::default(),
-            default_key: Arc::from(&b"sensor-key"[..]),
-            org: None,
-            counters,
-            progress: Default::default(),
-            stop,
-        };
+    let h = HandDriven::new(data.path(), spool_only_rule(vec![3]));
+    let (journals, dir) = (&h.journals, &h.dir);
+    let ctx = |stop, counters| h.ctx(stop, counters);
     let frame = |i: usize| format!("line {i}\n").into_bytes();
-    let mut s = tap_session(&journals, src.path(), 3);
-    tap_send(&journals, &mut s, &(0..10).map(frame).collect::<Vec<_>>());
+    let mut s = tap_session(journals, src.path(), 3);
+    tap_send(journals, &mut s, &(0..10).map(frame).collect::<Vec<_>>());
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut r1 = reader::Reader::new(ctx(stop.clone(), Default::default())).unwrap();
     r1.pass();
     let saved = std::fs::read(dir.join("state.json")).unwrap();
-    tap_send(&journals, &mut s, &(10..17).map(frame).collect::<Vec<_>>());
+    tap_send(journals, &mut s, &(10..17).map(frame).collect::<Vec<_>>());
     r1.pass();
     // kill -9 before that pass saved its cursors: the state on disk is the first pass's
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -566,7 +557,7 @@ fn frames_spooled_after_the_last_save_are_counted_as_duplicates() {
 
     // later starts, clean ones, spool new frames and count no more duplicates
     for round in 0..2 {
-        tap_send(&journals, &mut s, &[frame(100 + round)]);
+        tap_send(journals, &mut s, &[frame(100 + round)]);
         let counters = Arc::new(RuleCounters::default());
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut r = reader::Reader::new(ctx(stop.clone(), counters.clone())).unwrap();

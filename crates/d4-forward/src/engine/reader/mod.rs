@@ -483,6 +483,29 @@ impl Reader {
         self.changed = false;
     }
 
+    /// A spool could not be written or opened: logged once per failing stretch (reading
+    /// stops until it works again), counted, and the pass abandoned.
+    fn spool_failed(&mut self, what: &str, e: &dyn std::fmt::Display) -> SpoolFailed {
+        if !self.spool_failing {
+            tracing::error!(rule = %self.ctx.rule.name, error = %e, "forwarding: {what}: reading stops until it works again");
+        }
+        self.spool_failing = true;
+        self.ctx.counters.spool_errors.fetch_add(1, Relaxed);
+        self.ctx
+            .counters
+            .error(format!("spool: {e}"), d4_store::now());
+        SpoolFailed
+    }
+
+    /// One sensor's tags, groups and key, as the engine last loaded them.
+    fn sensor_info(&self, uuid: &Uuid) -> Option<SensorInfo> {
+        self.ctx
+            .sensors
+            .read()
+            .ok()
+            .and_then(|g| g.get(uuid).cloned())
+    }
+
     /// Frames `out` into the stream's spool. A failed write (disk full) is logged once
     /// per failing stretch, counted, and returned: the caller abandons the pass.
     fn emit(&mut self, stream: &Arc<Stream>, out: &[u8]) -> Result<(), SpoolFailed> {
@@ -497,15 +520,7 @@ impl Reader {
             match stream.framer.frame(chunk) {
                 Ok(f) => {
                     if let Err(e) = sp.push(&f) {
-                        if !self.spool_failing {
-                            tracing::error!(rule = %self.ctx.rule.name, error = %e, "forwarding: spool write failed: reading stops until it succeeds");
-                        }
-                        self.spool_failing = true;
-                        self.ctx.counters.spool_errors.fetch_add(1, Relaxed);
-                        self.ctx
-                            .counters
-                            .error(format!("spool: {e}"), d4_store::now());
-                        return Err(SpoolFailed);
+                        return Err(self.spool_failed("spool write failed", &e));
                     }
                     self.spool_failing = false;
                     let len = f.len() as u64;

@@ -119,13 +119,7 @@ impl Reader {
                 }
                 if verify {
                     let key = r.key.get_or_insert_with(|| {
-                        let sensors = self
-                            .ctx
-                            .sensors
-                            .read()
-                            .map(|g| g.clone())
-                            .unwrap_or_default();
-                        match sensors.get(&h.uuid).and_then(|i| i.hmac_key.clone()) {
+                        match self.sensor_info(&h.uuid).and_then(|i| i.hmac_key) {
                             Some(k) => HmacKey::new(&k),
                             None => HmacKey::new(&self.ctx.default_key),
                         }
@@ -280,16 +274,8 @@ impl Reader {
         } else {
             None
         };
-        let sensors = self
-            .ctx
-            .sensors
-            .read()
-            .map(|g| g.clone())
-            .unwrap_or_default();
-        let (tags, groups) = sensors
-            .get(&h.uuid)
-            .map(|i| (i.tags.as_slice(), i.groups.as_slice()))
-            .unwrap_or((&[], &[]));
+        let info = self.sensor_info(&h.uuid).unwrap_or_default();
+        let (tags, groups) = (info.tags.as_slice(), info.groups.as_slice());
         let f = &self.ctx.rule.filter;
         if !forwardable(t)
             || !f.selects_type(t, ext.as_deref())
@@ -306,17 +292,7 @@ impl Reader {
         };
         match self.stream(t, ext.as_deref()) {
             Ok(stream) => Ok(Some(Taken { stream, transform })),
-            Err(e) => {
-                if !self.spool_failing {
-                    tracing::error!(rule = %self.ctx.rule.name, error = %e, "forwarding: cannot open the stream's spool: reading stops until it can");
-                }
-                self.spool_failing = true;
-                self.ctx.counters.spool_errors.fetch_add(1, Relaxed);
-                self.ctx
-                    .counters
-                    .error(format!("spool: {e}"), d4_store::now());
-                Err(SpoolFailed)
-            }
+            Err(e) => Err(self.spool_failed("cannot open the stream's spool", &e)),
         }
     }
 }
