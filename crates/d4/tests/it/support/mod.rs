@@ -1,6 +1,8 @@
 //! Shared support of the integration tests: `server` starts the real `d4 server` and
-//! reaches its store; `client` runs stand-in collectors for `d4 client`.
+//! reaches its store; `client` runs stand-in collectors for `d4 client`; `cli` runs the
+//! admin commands.
 
+pub mod cli;
 pub mod client;
 pub mod server;
 
