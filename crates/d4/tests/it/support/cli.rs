@@ -91,7 +91,8 @@ impl Cli {
     }
 }
 
-/// The child's output once it exits; killed (and a panic) past `limit`.
+/// The child's output once it exits; past `limit` it is killed and the test fails with
+/// what it wrote to stderr.
 pub fn wait_output(mut child: Child, limit: Duration) -> Output {
     let start = Instant::now();
     loop {
@@ -100,7 +101,11 @@ pub fn wait_output(mut child: Child, limit: Duration) -> Output {
         }
         if start.elapsed() > limit {
             let _ = child.kill();
-            panic!("command did not finish within {limit:?}");
+            let o = child.wait_with_output().unwrap();
+            panic!(
+                "process did not stop within {limit:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
