@@ -9,8 +9,6 @@ use crate::Result;
 
 /// Longest forwarding rule name, in bytes.
 pub const MAX_RULE_NAME_LEN: usize = 64;
-/// Longest tag, group name or filter label of a rule filter, in bytes.
-pub const MAX_LABEL_LEN: usize = 64;
 /// Longest meta-header tag of a rule (MISP tags such as `tlp:green`), in characters.
 pub const MAX_META_TAG_CHARS: usize = 256;
 /// Longest regular expression or JSON field name of a rule's privacy settings.
@@ -147,22 +145,6 @@ pub fn forward_type(t: u8) -> Result<()> {
     Err(invalid(format!("type {t} cannot be forwarded ({why})")))
 }
 
-/// Filter tags and group names: `[A-Za-z0-9_.:=-]{1,64}`.
-fn label(what: &str, s: &str) -> Result<()> {
-    let ok = !s.is_empty()
-        && s.len() <= MAX_LABEL_LEN
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.:=-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(format!(
-            "{what} {:?}: 1 to {MAX_LABEL_LEN} characters of A-Z a-z 0-9 _ . : = -",
-            short(s)
-        )))
-    }
-}
-
 /// A printable text of 1 to `max` characters.
 fn printable(what: &str, s: &str, max: usize) -> Result<()> {
     if s.trim().is_empty() || s.chars().count() > max || s.chars().any(char::is_control) {
@@ -218,11 +200,12 @@ fn filter(f: &ForwardFilter) -> Result<()> {
             types::EXTENDED
         )));
     }
+    // the same checks as the sensors' tags and the groups' names they select
     for t in &f.tags {
-        label("tag", t)?;
+        super::tag(t)?;
     }
     for g in &f.groups {
-        label("group", g)?;
+        super::group_name(g)?;
     }
     Ok(())
 }
@@ -393,6 +376,13 @@ mod tests {
         let mut r = rule();
         r.filter.tags = vec!["bad tag".into()];
         assert!(forward_rule(&r).is_err());
+        // a filter names groups as groups are named (no ':' nor a leading '.')
+        for bad in ["tlp:green", ".hidden"] {
+            let mut r = rule();
+            r.filter.groups = vec![bad.into()];
+            let err = forward_rule(&r).unwrap_err().to_string();
+            assert!(err.contains("group name"), "{bad}: {err}");
+        }
         let mut r = rule();
         r.uuid = Uuid::new_v5(&Uuid::NAMESPACE_DNS, b"x");
         assert!(forward_rule(&r).is_err());
