@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::{be, from_json, keys, to_json, RedisStore};
+use super::{be, from_json, keys, set_json_new, to_json, RedisStore};
 use crate::model::*;
 use crate::{validate, Accounts, Leases, Result, StoreError};
 
@@ -12,14 +12,7 @@ impl Accounts for RedisStore {
     async fn create_user(&self, user: User) -> Result<()> {
         validate::user(&user)?;
         let mut c = self.meta.clone();
-        let created: bool = redis::cmd("SET")
-            .arg(keys::user(&user.name))
-            .arg(to_json(&user)?)
-            .arg("NX")
-            .query_async::<Option<String>>(&mut c)
-            .await
-            .map_err(be)?
-            .is_some();
+        let created = set_json_new(&mut c, keys::user(&user.name), &user).await?;
         if !created {
             return Err(StoreError::AlreadyExists(format!("user {}", user.name)));
         }

@@ -2,7 +2,7 @@
 //! names; the queues naming groups are indexed per kind in `d4rs:group_queues:<kind>`
 //! (see `queues`).
 
-use super::{be, from_json, keys, to_json, RedisStore};
+use super::{be, from_json, keys, set_json_new, to_json, RedisStore};
 use crate::model::*;
 use crate::{validate, Result, StoreError};
 
@@ -11,14 +11,7 @@ impl RedisStore {
         validate::group(&group)?;
         group.normalize();
         let mut c = self.meta.clone();
-        let created: bool = redis::cmd("SET")
-            .arg(keys::group(&group.name))
-            .arg(to_json(&group)?)
-            .arg("NX")
-            .query_async::<Option<String>>(&mut c)
-            .await
-            .map_err(be)?
-            .is_some();
+        let created = set_json_new(&mut c, keys::group(&group.name), &group).await?;
         if !created {
             return Err(StoreError::AlreadyExists(format!("group {}", group.name)));
         }

@@ -151,6 +151,22 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Backend(format!("encode: {e}")))
 }
 
+/// Writes `value` (JSON) at `key` unless the key exists; whether it was written.
+async fn set_json_new<T: serde::Serialize>(
+    c: &mut redis::aio::ConnectionManager,
+    key: String,
+    value: &T,
+) -> Result<bool> {
+    Ok(redis::cmd("SET")
+        .arg(key)
+        .arg(to_json(value)?)
+        .arg("NX")
+        .query_async::<Option<String>>(c)
+        .await
+        .map_err(be)?
+        .is_some())
+}
+
 fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
     serde_json::from_str(s).map_err(|e| StoreError::Backend(format!("redis: bad record: {e}")))
 }
