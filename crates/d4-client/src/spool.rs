@@ -32,6 +32,9 @@ pub struct Spool {
     /// Offset already sent in the first segment.
     read_pos: u64,
     reader: Option<(u64, File)>,
+    /// A segment was created since the last [`Spool::sync`]: the folder is synced too
+    /// (else a power loss can lose the new file's name with its synced data).
+    new_segment: bool,
 }
 
 fn seg_path(dir: &Path, id: u64) -> PathBuf {
@@ -118,6 +121,7 @@ impl Spool {
             writer: None,
             read_pos,
             reader: None,
+            new_segment: false,
         };
         if !sp.is_empty() {
             tracing::info!(dir = %dir.display(), bytes = sp.bytes(), "spool holds frames from a previous run: they go first");
@@ -164,6 +168,7 @@ impl Spool {
                 .open(seg_path(&self.dir, id))?;
             self.writer = Some((id, BufWriter::with_capacity(1 << 20, f)));
             self.segments.push_back(Segment { id, len: 0 });
+            self.new_segment = true;
         }
         let last_id = self.segments.back().map_or(0, |s| s.id);
         if self.writer.as_ref().is_none_or(|(id, _)| *id != last_id) {
@@ -194,6 +199,10 @@ impl Spool {
         if let Some((_, w)) = &mut self.writer {
             w.flush()?;
             w.get_ref().sync_all()?;
+        }
+        if self.new_segment {
+            File::open(&self.dir)?.sync_all()?;
+            self.new_segment = false;
         }
         self.save_cursor()
     }

@@ -102,7 +102,8 @@ pub fn load<T: Default + for<'de> Deserialize<'de>>(path: &Path) -> io::Result<T
     }
 }
 
-/// Writes a JSON state file atomically (`sync`: fsync the file before the rename).
+/// Writes a JSON state file atomically (`sync`: fsync the file before the rename and the
+/// folder after it).
 pub fn save<T: Serialize>(path: &Path, value: &T, sync: bool) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     let bytes = serde_json::to_vec(value).map_err(io::Error::other)?;
@@ -113,7 +114,16 @@ pub fn save<T: Serialize>(path: &Path, value: &T, sync: bool) -> io::Result<()> 
             f.sync_data()?;
         }
     }
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    if sync {
+        // the rename itself survives a power loss once the folder is synced
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
