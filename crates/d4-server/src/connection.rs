@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use d4_proto::Frame;
 use d4_store::{LeaseClaim, PartnerMeta};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -30,6 +30,12 @@ use crate::session::{Gate, MetaInfo, Reason, Refusal, Session};
 const READ_CHUNK: usize = 256 * 1024;
 /// Smallest read size for an authenticated sensor.
 const MIN_CHUNK: usize = 16 * 1024;
+/// At a stop, an authenticated sensor's connection is closed for writing and read on
+/// until the sensor closes it, it sends nothing for [`DRAIN_IDLE`], or [`DRAIN_MAX`]
+/// passed: what it had written before it saw the close is journaled, not lost in the
+/// socket (a forwarding server stops writing when the partner closes).
+const DRAIN_IDLE: Duration = Duration::from_millis(500);
+const DRAIN_MAX: Duration = Duration::from_secs(5);
 
 /// A sensor connection from its first byte to its end.
 pub(crate) struct Connection<S> {
@@ -55,6 +61,8 @@ pub(crate) struct Connection<S> {
     start: Instant,
     last_read: Instant,
     stop: watch::Receiver<bool>,
+    /// The server stops: reading on until this deadline (see [`DRAIN_MAX`]).
+    draining: Option<Instant>,
 }
 
 /// What one read gave.
@@ -67,6 +75,11 @@ enum Read {
     End,
 }
 
+/// A deadline that never comes in practice (a day away).
+fn far() -> Instant {
+    Instant::now() + Duration::from_secs(86_400)
+}
+
 /// The refusal of `session` for `reason`.
 fn refused(session: &Session, reason: Reason) -> Refusal {
     Refusal {
@@ -76,7 +89,7 @@ fn refused(session: &Session, reason: Reason) -> Refusal {
     }
 }
 
-impl<S: AsyncRead + Unpin + Send> Connection<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     /// Serves the connection of `peer` until it ends, then gives back everything it
     /// holds (gate slot, store lease, pipeline).
     pub(crate) async fn serve(
@@ -111,6 +124,7 @@ impl<S: AsyncRead + Unpin + Send> Connection<S> {
             start,
             last_read: Instant::now(),
             stop,
+            draining: None,
         };
         let outcome = conn.run().await;
         if let Err(r) = &outcome {
@@ -158,6 +172,7 @@ impl<S: AsyncRead + Unpin + Send> Connection<S> {
             if cfg.on_limit == OnLimit::Drop {
                 return Err(refused(&self.session, Reason::StreamLimit(limit)));
             }
+            let drain_end = self.draining.unwrap_or_else(far);
             tokio::select! {
                 _ = backlog.changed.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(20)) => {}
@@ -167,7 +182,8 @@ impl<S: AsyncRead + Unpin + Send> Connection<S> {
                     }
                     recheck(&self.server, &mut self.session)?;
                 }
-                _ = self.stop.changed() => return Ok(false),
+                _ = self.stop.changed(), if self.draining.is_none() => return Ok(false),
+                _ = tokio::time::sleep_until(drain_end) => return Ok(false),
             }
             self.last_read = Instant::now();
         }
@@ -184,8 +200,11 @@ impl<S: AsyncRead + Unpin + Send> Connection<S> {
         } else if cfg.idle_timeout_secs > 0 {
             self.last_read + idle
         } else {
-            Instant::now() + Duration::from_secs(86_400)
+            far()
         };
+        let drain_end = self
+            .draining
+            .map_or_else(far, |end| end.min(self.last_read + DRAIN_IDLE));
         // An authenticated sensor is read in chunks of everything the socket (or the
         // TLS layer) has ready, decoded and journaled as one batch.
         let want = if self.session.authenticated() {
@@ -196,6 +215,7 @@ impl<S: AsyncRead + Unpin + Send> Connection<S> {
         if self.buf.capacity() - self.buf.len() < want / 2 {
             self.buf.reserve(want);
         }
+        let mut drain = false;
         let n = tokio::select! {
             r = read_ready(&mut self.stream, &mut self.buf, want) => match r {
                 Ok(n) => n,
@@ -223,8 +243,22 @@ impl<S: AsyncRead + Unpin + Send> Connection<S> {
                 recheck(&self.server, &mut self.session)?;
                 return Ok(Read::Again);
             }
-            _ = self.stop.changed() => return Ok(Read::End),
+            _ = self.stop.changed(), if self.draining.is_none() => {
+                if !self.session.authenticated() {
+                    return Ok(Read::End);
+                }
+                drain = true;
+                0
+            }
+            _ = tokio::time::sleep_until(drain_end) => return Ok(Read::End),
         };
+        if drain {
+            // the sensor sees the close; what it wrote before is still read
+            let _ = tokio::time::timeout(DRAIN_IDLE, self.stream.shutdown()).await;
+            self.draining = Some(Instant::now() + DRAIN_MAX);
+            self.last_read = Instant::now();
+            return Ok(Read::Again);
+        }
         if n == 0 {
             return Ok(Read::End);
         }

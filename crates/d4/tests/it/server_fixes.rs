@@ -4,7 +4,7 @@
 //! the generated certificate verifies for loopback addresses and `--tls-san` names; an IP
 //! address as SNI is not warned about; shared-secret mode refuses the reference key; a
 //! stop is quick whatever the open file's size; `--rotation-bytes`; failed store writes
-//! are logged and counted in `/metrics`.
+//! are logged and counted in `/metrics`; a stop reads a sensor until it closes.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -530,4 +530,75 @@ async fn http_get(addr: &str, path: &str) -> String {
         .unwrap()
         .unwrap();
     out
+}
+
+/// A stop closes a sending sensor's connection for writing and reads on until the sensor
+/// closes it: a sensor (or a forwarding server) that stops writing when it sees the close
+/// loses nothing it wrote before, and the server's files hold exactly that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_reads_what_a_sensor_wrote_until_it_sees_the_close() {
+    use tokio::io::AsyncReadExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = ServerProc::start(tmp.path(), &[]);
+    let store = srv.store().await;
+    let u = register(&store).await;
+    drop(store);
+    let (mut rd, mut wr) = TcpStream::connect(srv.plain).await.unwrap().into_split();
+    let writer = tokio::spawn(async move {
+        let enc = Encoder::new(u, SENSOR_KEY.as_bytes(), 3);
+        let mut sent = 0usize;
+        let mut buf = [0u8; 64];
+        loop {
+            // a frame of ten lines every 2 ms, until the server closes its side
+            tokio::select! {
+                r = rd.read(&mut buf) => {
+                    assert!(matches!(r, Ok(0)), "the server closes its side cleanly: {r:?}");
+                    break;
+                }
+                _ = tokio::time::sleep(Duration::from_millis(2)) => {}
+            }
+            let lines: String = (sent..sent + 10).map(|i| format!("line {i}\n")).collect();
+            if wr
+                .write_all(&enc.encode(d4_store::now(), lines.as_bytes()).unwrap())
+                .await
+                .is_err()
+            {
+                break;
+            }
+            sent += 10;
+        }
+        sent
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let t0 = Instant::now();
+    let code = tokio::task::spawn_blocking(move || srv.stop())
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0));
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    let sent = tokio::time::timeout(Duration::from_secs(10), writer)
+        .await
+        .expect("the writer saw the close")
+        .unwrap();
+    assert!(sent > 0);
+    let srv = ServerProc::start(tmp.path(), &[]);
+    let want: Vec<String> = (0..sent).map(|i| format!("line {i}")).collect();
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got: Vec<String> = String::from_utf8_lossy(&sensor_bytes(&srv.dir, u, 3))
+            .lines()
+            .map(str::to_string)
+            .collect();
+        if got == want {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "the files hold {} of the {sent} lines written before the close (last {:?})",
+            got.len(),
+            got.last()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(srv.stop(), Some(0));
 }
