@@ -130,6 +130,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         if let Err(r) = &outcome {
             on_refusal(server, r, peer, id);
         }
+        // the store lease goes before the socket closes: a sensor that reconnects as soon
+        // as it sees the close is not refused as its own duplicate
+        conn.release_lease(id).await;
         conn.end(peer, id);
     }
 
@@ -431,6 +434,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     /// Gives back what the connection holds: its control entry, its gate slot, its store
     /// lease (under the very key it was claimed with) and its pipeline (whose thread the
     /// server joins at shutdown).
+    /// Releases the session's store lease (bounded: a store that does not answer leaves
+    /// the lease to lapse by itself).
+    async fn release_lease(&mut self, id: Uuid) {
+        let Some((u, t)) = self.lease.take() else {
+            return;
+        };
+        let server = &self.server;
+        let r = tokio::time::timeout(
+            Duration::from_secs(2),
+            server.leases.release_lease(u, t, id),
+        )
+        .await;
+        let err = match r {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "the store did not answer within 2 s".to_string(),
+        };
+        server.metrics.store_failure("release-session");
+        tracing::warn!(session = %id, sensor = %u.simple(), error = %err, "could not release the session in the store; its lease lapses by itself");
+    }
+
     fn end(self, peer: IpAddr, id: Uuid) {
         let server = &self.server;
         if let Ok(mut c) = server.conns.lock() {
@@ -438,16 +462,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         }
         if let Some((u, t)) = self.session.claimed() {
             server.gate.release(&u, t, &id);
-        }
-        if let Some((u, t)) = self.lease {
-            let leases = server.leases.clone();
-            let metrics = server.metrics.clone();
-            tokio::spawn(async move {
-                if let Err(e) = leases.release_lease(u, t, id).await {
-                    metrics.store_failure("release-session");
-                    tracing::warn!(session = %id, sensor = %u.simple(), error = %e, "could not release the session in the store; its lease lapses by itself");
-                }
-            });
         }
         if let Some(u) = self.session.uuid() {
             tracing::info!(%peer, session = %id, sensor = %u.simple(), frames = self.session.accepted_frames(), "session ended");
