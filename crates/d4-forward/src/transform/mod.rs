@@ -100,6 +100,10 @@ enum Kind {
 #[derive(Clone)]
 pub struct StreamTransform {
     kind: Kind,
+    /// What a push that failed had done before its failure (records sent, dropped): the
+    /// failed push returns only its error, so these are counted by [`StreamTransform::finish`]
+    /// (the totals then do not depend on how the input was cut into frames).
+    carried: Pushed,
 }
 
 fn pseudonymiser(privacy: &Privacy, what: &str) -> Result<Pseudonymiser, TransformError> {
@@ -158,7 +162,10 @@ impl StreamTransform {
             3 | 4 | 254 => lines(log_unit(privacy)?),
             other => return Err(TransformError::Unsupported(other)),
         };
-        Ok(StreamTransform { kind })
+        Ok(StreamTransform {
+            kind,
+            carried: Pushed::default(),
+        })
     }
 
     /// One payload of the input stream (the D4 frame numbered `seq` in its session), in
@@ -186,7 +193,12 @@ impl StreamTransform {
     ) -> Result<Pushed, TransformError> {
         let mut pushed = Pushed::default();
         match &mut self.kind {
-            Kind::Pcap(p) => p.push(seq, offset, data, out, &mut pushed)?,
+            Kind::Pcap(p) => {
+                if let Err(e) = p.push(seq, offset, data, out, &mut pushed) {
+                    self.carried.add(pushed);
+                    return Err(e);
+                }
+            }
             Kind::Lines { split, unit } => {
                 let dropped = split.push(seq, offset, data, |line, at| match unit {
                     LineUnit::Identity => {
@@ -218,7 +230,7 @@ impl StreamTransform {
     /// End of the input stream: everything held is appended (a partial last unit is
     /// dropped and counted).
     pub fn finish(&mut self, out: &mut Vec<u8>) -> Pushed {
-        let mut pushed = Pushed::default();
+        let mut pushed = std::mem::take(&mut self.carried);
         match &mut self.kind {
             Kind::Pcap(p) => pushed.dropped += p.finish(),
             Kind::Lines { split, unit } => {
