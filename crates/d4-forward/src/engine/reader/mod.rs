@@ -286,9 +286,7 @@ impl Reader {
             }
         }
         self.commit();
-        for h in self.senders.drain(..) {
-            let _ = h.join();
-        }
+        // the senders are stopped and joined when the reader is dropped
     }
 
     /// One pass over the sessions; returns whether there is more to read at once.
@@ -541,6 +539,17 @@ impl Reader {
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for Reader {
+    /// Stops and joins the senders, also when the reader panicked: none of them may
+    /// still use a stream folder when the rule's next reader opens it.
+    fn drop(&mut self) {
+        self.ctx.stop.store(true, Relaxed);
+        for h in self.senders.drain(..) {
+            let _ = h.join();
+        }
     }
 }
 
