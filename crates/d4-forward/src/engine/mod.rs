@@ -216,14 +216,23 @@ impl Engine {
             .collect();
         self.journals.set_link_new(!wanted.is_empty());
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        // rules removed, disabled or edited; and readers that ended by themselves (a
+        // panic): those are started again below, from their saved cursors
         let stale: Vec<String> = running
             .iter()
-            .filter(|(n, r)| wanted.get(*n).is_none_or(|w| !same_rule(w, &r.rule)))
+            .filter(|(n, r)| {
+                r.thread.is_finished() || wanted.get(*n).is_none_or(|w| !same_rule(w, &r.rule))
+            })
             .map(|(n, _)| n.clone())
             .collect();
         for n in stale {
             if let Some(r) = running.remove(&n) {
-                tracing::info!(rule = %n, "forwarding: rule stopped");
+                // only the engine stops a reader: one that ended by itself panicked
+                if r.thread.is_finished() {
+                    tracing::error!(rule = %n, "forwarding: the rule's reader ended unexpectedly: starting it again");
+                } else {
+                    tracing::info!(rule = %n, "forwarding: rule stopped");
+                }
                 r.stop.store(true, Relaxed);
                 let _ = r.thread.join();
             }
