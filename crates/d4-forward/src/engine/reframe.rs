@@ -88,7 +88,8 @@ pub fn ensure(dir: &Path, uuid: Uuid, key: &[u8]) -> io::Result<u64> {
     let mut new = Spool::open(&tmp, u64::MAX)?;
     let mut skip = 0u64;
     let mut changed = 0u64;
-    let mut encoders: Vec<Encoder> = Vec::new();
+    // per (version, type) of the frames met
+    let mut encoders: Vec<(u8, Encoder)> = Vec::new();
     loop {
         let b = old.peek_after(skip, CHUNK)?;
         if b.is_empty() {
@@ -106,11 +107,15 @@ pub fn ensure(dir: &Path, uuid: Uuid, key: &[u8]) -> io::Result<u64> {
                 // same UUID, key not on record: the frame is kept as it is
                 out.extend_from_slice(&b[pos..end]);
             } else {
-                let enc = match encoders.iter().position(|e| e.d4_type() == h.d4_type) {
-                    Some(i) => &encoders[i],
+                let enc = match encoders
+                    .iter()
+                    .position(|(v, e)| *v == h.version && e.d4_type() == h.d4_type)
+                {
+                    Some(i) => &encoders[i].1,
                     None => {
-                        encoders.push(Encoder::new(uuid, key, h.d4_type).with_version(h.version));
-                        &encoders[encoders.len() - 1]
+                        let e = Encoder::new(uuid, key, h.d4_type).with_version(h.version);
+                        encoders.push((h.version, e));
+                        &encoders[encoders.len() - 1].1
                     }
                 };
                 enc.encode_into(h.timestamp, payload, &mut out)
