@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::{be, from_json, keys, set_json_new, to_json, RedisStore};
+use super::{be, from_json, get_json, keys, mget_json, set_json_new, to_json, RedisStore};
 use crate::model::*;
 use crate::{validate, Accounts, Leases, Result, StoreError};
 
@@ -26,13 +26,7 @@ impl Accounts for RedisStore {
     }
 
     async fn get_user(&self, name: String) -> Result<Option<User>> {
-        let mut c = self.meta.clone();
-        let v: Option<String> = redis::cmd("GET")
-            .arg(keys::user(&name))
-            .query_async(&mut c)
-            .await
-            .map_err(be)?;
-        v.map(|v| from_json(&v)).transpose()
+        get_json(&mut self.meta.clone(), keys::user(&name)).await
     }
 
     async fn list_users(&self) -> Result<Vec<User>> {
@@ -43,16 +37,8 @@ impl Accounts for RedisStore {
             .await
             .map_err(be)?;
         names.sort();
-        if names.is_empty() {
-            return Ok(Vec::new());
-        }
         let keys: Vec<String> = names.iter().map(|n| keys::user(n)).collect();
-        let vals: Vec<Option<String>> = redis::cmd("MGET")
-            .arg(&keys)
-            .query_async(&mut c)
-            .await
-            .map_err(be)?;
-        vals.into_iter().flatten().map(|v| from_json(&v)).collect()
+        mget_json(&mut c, &keys).await
     }
 
     async fn update_user(&self, user: User) -> Result<()> {
@@ -146,26 +132,16 @@ impl Accounts for RedisStore {
     }
 
     async fn get_web_login(&self, id_hash: String, now: u64) -> Result<Option<WebLogin>> {
-        let mut c = self.meta.clone();
-        let v: Option<String> = redis::cmd("GET")
-            .arg(keys::web_login(&id_hash))
-            .query_async(&mut c)
-            .await
-            .map_err(be)?;
-        let Some(v) = v else { return Ok(None) };
-        let s: WebLogin = from_json(&v)?;
-        Ok((s.expires > now).then_some(s))
+        let login: Option<WebLogin> =
+            get_json(&mut self.meta.clone(), keys::web_login(&id_hash)).await?;
+        Ok(login.filter(|s| s.expires > now))
     }
 
     async fn delete_web_login(&self, id_hash: String) -> Result<bool> {
         let mut c = self.meta.clone();
-        let v: Option<String> = redis::cmd("GET")
-            .arg(keys::web_login(&id_hash))
-            .query_async(&mut c)
-            .await
-            .map_err(be)?;
-        let Some(v) = v else { return Ok(false) };
-        let s: WebLogin = from_json(&v)?;
+        let Some(s) = get_json::<WebLogin>(&mut c, keys::web_login(&id_hash)).await? else {
+            return Ok(false);
+        };
         let () = redis::pipe()
             .atomic()
             .del(keys::web_login(&id_hash))

@@ -2,7 +2,7 @@
 //! names; the queues naming groups are indexed per kind in `d4rs:group_queues:<kind>`
 //! (see `queues`).
 
-use super::{be, from_json, keys, set_json_new, to_json, RedisStore};
+use super::{be, get_json, keys, mget_json, set_json_new, to_json, RedisStore};
 use crate::model::*;
 use crate::{validate, Result, StoreError};
 
@@ -38,27 +38,12 @@ impl RedisStore {
 
     /// The records of these groups (unknown names left out), in the given order.
     pub(super) async fn groups_named(&self, names: &[String]) -> Result<Vec<SensorGroup>> {
-        if names.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut c = self.meta.clone();
         let keys: Vec<String> = names.iter().map(|n| keys::group(n)).collect();
-        let vals: Vec<Option<String>> = redis::cmd("MGET")
-            .arg(&keys)
-            .query_async(&mut c)
-            .await
-            .map_err(be)?;
-        vals.into_iter().flatten().map(|v| from_json(&v)).collect()
+        mget_json(&mut self.meta.clone(), &keys).await
     }
 
     pub(super) async fn group_get(&self, name: String) -> Result<Option<SensorGroup>> {
-        let mut c = self.meta.clone();
-        let v: Option<String> = redis::cmd("GET")
-            .arg(keys::group(&name))
-            .query_async(&mut c)
-            .await
-            .map_err(be)?;
-        v.map(|v| from_json(&v)).transpose()
+        get_json(&mut self.meta.clone(), keys::group(&name)).await
     }
 
     pub(super) async fn group_update(&self, mut group: SensorGroup) -> Result<SensorGroup> {

@@ -167,6 +167,35 @@ async fn set_json_new<T: serde::Serialize>(
         .is_some())
 }
 
+/// The JSON record at `key` (`None`: no such key).
+async fn get_json<T: serde::de::DeserializeOwned>(
+    c: &mut redis::aio::ConnectionManager,
+    key: String,
+) -> Result<Option<T>> {
+    let v: Option<String> = redis::cmd("GET")
+        .arg(key)
+        .query_async(c)
+        .await
+        .map_err(be)?;
+    v.map(|v| from_json(&v)).transpose()
+}
+
+/// The JSON records at `keys`, in their order (keys that do not exist left out).
+async fn mget_json<T: serde::de::DeserializeOwned>(
+    c: &mut redis::aio::ConnectionManager,
+    keys: &[String],
+) -> Result<Vec<T>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let vals: Vec<Option<String>> = redis::cmd("MGET")
+        .arg(keys)
+        .query_async(c)
+        .await
+        .map_err(be)?;
+    vals.into_iter().flatten().map(|v| from_json(&v)).collect()
+}
+
 fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
     serde_json::from_str(s).map_err(|e| StoreError::Backend(format!("redis: bad record: {e}")))
 }
