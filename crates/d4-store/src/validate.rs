@@ -76,15 +76,20 @@ pub fn d4_type(t: u8) -> Result<()> {
     Ok(())
 }
 
-/// Extended type names: `[A-Za-z0-9._-]{1,64}`, not starting with '.'.
-pub fn ext_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_EXT_NAME_LEN
+/// A name that is safe as a file or folder name: `[A-Za-z0-9._-]{1,max}`, not starting
+/// with '.' (extended types, groups, forwarding rules).
+pub(crate) fn is_safe_name(name: &str, max: usize) -> bool {
+    !name.is_empty()
+        && name.len() <= max
         && !name.starts_with('.')
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
-    if ok {
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+/// Extended type names: `[A-Za-z0-9._-]{1,64}`, not starting with '.'.
+pub fn ext_name(name: &str) -> Result<()> {
+    if is_safe_name(name, MAX_EXT_NAME_LEN) {
         Ok(())
     } else {
         Err(invalid(format!(
@@ -217,13 +222,7 @@ pub fn tags(ts: &[String]) -> Result<()> {
 
 /// A group name: `[A-Za-z0-9_.-]{1,64}`, not starting with '.'.
 pub fn group_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_TAG_LEN
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
-    if ok {
+    if is_safe_name(name, MAX_TAG_LEN) {
         Ok(())
     } else {
         Err(invalid(format!(

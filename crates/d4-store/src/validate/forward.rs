@@ -23,14 +23,7 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// Forwarding rule names: `[A-Za-z0-9_.-]{1,64}`, not starting with '.' (they name spool
 /// folders, metric labels and URL paths).
 pub fn forward_rule_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_RULE_NAME_LEN
-        && !name.starts_with('.')
-        && name != "journal"
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
-    if ok {
+    if super::is_safe_name(name, MAX_RULE_NAME_LEN) && name != "journal" {
         Ok(())
     } else {
         Err(invalid(format!(
