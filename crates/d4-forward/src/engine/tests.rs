@@ -122,26 +122,16 @@ fn a_rule_forwards_exactly_the_selected_sessions_as_ordinary_d4() {
     let (shared, other) = (Uuid::new_v4(), Uuid::new_v4());
     let org = Uuid::new_v4();
     let rule = ForwardRule {
-        name: "partner-b".into(),
-        enabled: true,
-        description: String::new(),
-        destination: format!("127.0.0.1:{port}"),
-        tls: ForwardTls {
-            plain: true,
-            ..Default::default()
-        },
-        uuid: Uuid::new_v4(),
-        hmac_key: "rule-key".into(),
-        filter: ForwardFilter {
-            types: vec![3, 254],
-            tags: vec!["share".into()],
-            ..Default::default()
-        },
         tags: vec!["tlp:green".into()],
-        privacy: Default::default(),
-        spool_limit: 0,
-        created: 0,
-        updated: 0,
+        ..plain_rule(
+            "partner-b",
+            port,
+            ForwardFilter {
+                types: vec![3, 254],
+                tags: vec!["share".into()],
+                ..Default::default()
+            },
+        )
     };
     let src = Arc::new(Fixed {
         rules: vec![rule.clone()],
@@ -282,22 +272,8 @@ fn a_previous_runs_data_is_read_until_a_frame_that_does_not_verify() {
     let s = Uuid::new_v4();
     std::fs::write(fj.join(format!("{}.0.jnl", s.simple())), &seg).unwrap();
     let rule = ForwardRule {
-        name: "r".into(),
-        enabled: true,
-        description: String::new(),
-        destination: format!("127.0.0.1:{port}"),
-        tls: ForwardTls {
-            plain: true,
-            ..Default::default()
-        },
-        uuid: Uuid::new_v4(),
         hmac_key: "k".into(),
-        filter: ForwardFilter::default(),
-        tags: Vec::new(),
-        privacy: Default::default(),
-        spool_limit: 0,
-        created: 0,
-        updated: 0,
+        ..plain_rule("r", port, ForwardFilter::default())
     };
     let src = Arc::new(Fixed {
         rules: vec![rule],
@@ -371,8 +347,21 @@ fn spool_only_rule(types: Vec<u8>) -> Arc<ForwardRule> {
         .local_addr()
         .unwrap()
         .port();
-    Arc::new(ForwardRule {
-        name: "r".into(),
+    Arc::new(plain_rule(
+        "r",
+        port,
+        ForwardFilter {
+            types,
+            ..Default::default()
+        },
+    ))
+}
+
+/// An enabled rule `name` to `127.0.0.1:port` over plain TCP, key `rule-key`, taking what
+/// `filter` selects; no tags, no privacy settings.
+fn plain_rule(name: &str, port: u16, filter: ForwardFilter) -> ForwardRule {
+    ForwardRule {
+        name: name.into(),
         enabled: true,
         description: String::new(),
         destination: format!("127.0.0.1:{port}"),
@@ -382,16 +371,13 @@ fn spool_only_rule(types: Vec<u8>) -> Arc<ForwardRule> {
         },
         uuid: Uuid::new_v4(),
         hmac_key: "rule-key".into(),
-        filter: ForwardFilter {
-            types,
-            ..Default::default()
-        },
+        filter,
         tags: vec![],
         privacy: Default::default(),
         spool_limit: 0,
         created: 0,
         updated: 0,
-    })
+    }
 }
 
 /// A reader's context for a rule driven by hand over `journals`, in `<data>/r`.

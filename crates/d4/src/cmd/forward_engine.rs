@@ -165,23 +165,9 @@ mod tests {
 
     fn sensor(uuid: Uuid, tags: &[&str]) -> Sensor {
         Sensor {
-            uuid,
             status: d4_store::SensorStatus::Approved,
-            hmac_key: None,
-            description: String::new(),
-            mail: None,
-            third_party: false,
-            registered_at: None,
-            first_seen: None,
-            last_seen: None,
-            last_error: None,
-            last_ips: Vec::new(),
-            stream_limit: None,
-            types: Vec::new(),
-            monitoring_threshold: None,
-            name: String::new(),
             tags: tags.iter().map(|t| t.to_string()).collect(),
-            partner: None,
+            ..Sensor::new(uuid)
         }
     }
 
