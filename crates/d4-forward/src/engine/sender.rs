@@ -121,6 +121,43 @@ fn write_batch(link: &mut Link, b: &[u8]) -> std::io::Result<()> {
     }
 }
 
+/// One connection to the partner and what was written on it.
+struct Conn {
+    link: Link,
+    /// Batches written and not confirmed yet: (when, bytes, frames).
+    window: VecDeque<(Instant, usize, u64)>,
+    /// Spool bytes written on this connection and not confirmed (where the next batch
+    /// starts in the spool).
+    skip: u64,
+    /// Whether a batch on it was confirmed (it stayed up [`CONFIRM`] after a write).
+    confirmed: bool,
+    /// The counts before this connection (see [`EARLY_CLOSES`]).
+    before: SentState,
+}
+
+/// Connections in a row that the partner closed before a batch on them was confirmed, from
+/// which on the partner is taken as refusing this server (d4-core closes a sensor it does
+/// not accept: unknown UUID, wrong key, type not accepted): what was written on all of
+/// them is not counted as forwarded. One such close alone is not a refusal: a partner
+/// that stops soon after a connection started may have read (and kept) what it got, and
+/// a stopping d4-rs server reads on until the sender stops writing, so that connection's
+/// frames count, and their resends count as duplicates, as with any connection lost.
+const EARLY_CLOSES: u32 = 2;
+
+/// The counters of `sent` rolled back to `before` (a refused connection).
+fn uncount(c: &RuleCounters, sent: &mut SentState, before: &SentState) {
+    c.frames
+        .fetch_sub(sent.frames.saturating_sub(before.frames), Relaxed);
+    c.bytes
+        .fetch_sub(sent.bytes.saturating_sub(before.bytes), Relaxed);
+    c.duplicates
+        .fetch_sub(sent.duplicates.saturating_sub(before.duplicates), Relaxed);
+    sent.frames = before.frames;
+    sent.bytes = before.bytes;
+    sent.duplicates = before.duplicates;
+    sent.unconfirmed = before.unconfirmed;
+}
+
 /// Runs the sender of one stream until `stop`.
 pub fn run(ctx: SenderCtx, stream: Arc<Stream>) {
     let path = stream.dir.join("sent.json");
@@ -134,9 +171,9 @@ pub fn run(ctx: SenderCtx, stream: Arc<Stream>) {
     ctx.counters.add_sent(&sent);
     // written before a restart, not confirmed: counted as duplicates when written again
     let mut resend = sent.unconfirmed;
-    let mut link: Option<Link> = None;
-    let mut window: VecDeque<(Instant, usize, u64)> = VecDeque::new();
-    let mut skip = 0u64;
+    let mut conn: Option<Conn> = None;
+    // Reset only once a connection carried a confirmed batch: a partner that accepts and
+    // then closes at once (a refusal) is retried with growing delays, not in a loop.
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     let c = &ctx.counters;
     let now = d4_store::now;
@@ -145,38 +182,74 @@ pub fn run(ctx: SenderCtx, stream: Arc<Stream>) {
             tracing::warn!(error = %e, "forwarding: could not save sent.json");
         }
     };
-    let lost = |link: &mut Option<Link>,
-                window: &mut VecDeque<_>,
-                skip: &mut u64,
+    // Connections in a row closed before anything on them was confirmed, and the counts
+    // before the first of them.
+    let mut early = (0u32, None::<SentState>);
+    // The connection is gone: its unconfirmed frames are written again on the next one.
+    let lost = |conn: &mut Option<Conn>,
                 resend: &mut u64,
-                sent: &SentState| {
-        if link.take().is_some() {
-            c.connected.fetch_sub(1, Relaxed);
+                sent: &mut SentState,
+                early: &mut (u32, Option<SentState>),
+                why: String| {
+        let Some(k) = conn.take() else { return };
+        c.connected.fetch_sub(1, Relaxed);
+        if k.confirmed {
+            c.error(why, now());
+        } else {
+            early.0 += 1;
+            let first = *early.1.get_or_insert(k.before);
+            if early.0 >= EARLY_CLOSES {
+                uncount(c, sent, &first);
+                save(sent);
+                c.error(
+                    format!(
+                        "{why} before anything was confirmed, {} times in a row: the \
+                         partner refuses this server? (check the rule's UUID and key there, \
+                         and that it accepts the type)",
+                        early.0
+                    ),
+                    now(),
+                );
+                tracing::warn!(rule = %ctx.rule, d4_type = stream.d4_type, closes = early.0, "forwarding: the partner closes every new connection at once (refused?); retrying later");
+            } else {
+                c.error(why, now());
+            }
         }
-        window.clear();
-        *skip = 0;
         *resend = sent.unconfirmed;
     };
     while !ctx.stop.load(Relaxed) {
-        if link.as_ref().is_some_and(|l| l.peer_closed()) {
-            c.error("the partner closed the connection".into(), now());
-            lost(&mut link, &mut window, &mut skip, &mut resend, &sent);
+        if conn.as_ref().is_some_and(|k| k.link.peer_closed()) {
+            lost(
+                &mut conn,
+                &mut resend,
+                &mut sent,
+                &mut early,
+                "the partner closed the connection".into(),
+            );
+            sleep(&ctx.stop, backoff.next_delay());
+            continue;
         }
-        while let Some(&(t, len, frames)) = window.front() {
-            if t.elapsed() < CONFIRM {
-                break;
+        if let Some(k) = conn.as_mut() {
+            while let Some(&(t, len, frames)) = k.window.front() {
+                if t.elapsed() < CONFIRM {
+                    break;
+                }
+                if let Err(e) = stream.spool().consume(len) {
+                    tracing::error!(rule = %ctx.rule, error = %e, "forwarding: spool consume failed");
+                }
+                k.window.pop_front();
+                k.skip -= len as u64;
+                k.confirmed = true;
+                early = (0, None);
+                backoff.reset();
+                sent.consumed += frames;
+                sent.consumed_bytes += len as u64;
+                sent.unconfirmed = sent.unconfirmed.saturating_sub(frames);
+                c.consumed.fetch_add(frames, Relaxed);
+                save(&sent);
             }
-            if let Err(e) = stream.spool().consume(len) {
-                tracing::error!(rule = %ctx.rule, error = %e, "forwarding: spool consume failed");
-            }
-            window.pop_front();
-            skip -= len as u64;
-            sent.consumed += frames;
-            sent.consumed_bytes += len as u64;
-            sent.unconfirmed = sent.unconfirmed.saturating_sub(frames);
-            c.consumed.fetch_add(frames, Relaxed);
-            save(&sent);
         }
+        let skip = conn.as_ref().map_or(0, |k| k.skip);
         let batch = match stream.spool().peek_after(skip, BATCH) {
             Ok(b) => b,
             Err(e) => {
@@ -189,13 +262,14 @@ pub fn run(ctx: SenderCtx, stream: Arc<Stream>) {
             sleep(&ctx.stop, Duration::from_millis(20));
             continue;
         }
-        if link.is_none() {
+        if conn.is_none() {
             let Some(prologue) = stream.prologue(&ctx.tags, ctx.org) else {
                 sleep(&ctx.stop, Duration::from_millis(50));
                 continue;
             };
             match ctx.dialer.connect() {
                 Ok(mut l) => {
+                    let before = sent;
                     let (n, p) = count_frames(&prologue);
                     sent.frames += n;
                     sent.bytes += p;
@@ -203,14 +277,21 @@ pub fn run(ctx: SenderCtx, stream: Arc<Stream>) {
                     c.bytes.fetch_add(p, Relaxed);
                     save(&sent);
                     if let Err(e) = write_batch(&mut l, &prologue) {
+                        uncount(c, &mut sent, &before);
+                        save(&sent);
                         c.error(format!("writing to the partner: {e}"), now());
                         sleep(&ctx.stop, backoff.next_delay());
                         continue;
                     }
-                    backoff.reset();
                     c.connected.fetch_add(1, Relaxed);
                     tracing::info!(rule = %ctx.rule, d4_type = stream.d4_type, "forwarding: connected to the partner");
-                    link = Some(l);
+                    conn = Some(Conn {
+                        link: l,
+                        window: VecDeque::new(),
+                        skip: 0,
+                        confirmed: false,
+                        before,
+                    });
                 }
                 Err(e) => {
                     c.error(format!("connecting to the partner: {e}"), now());
@@ -220,6 +301,7 @@ pub fn run(ctx: SenderCtx, stream: Arc<Stream>) {
                 }
             }
         }
+        let Some(k) = conn.as_mut() else { continue };
         let (n, p) = count_frames(&batch);
         let dups = n.min(resend);
         resend -= dups;
@@ -234,21 +316,25 @@ pub fn run(ctx: SenderCtx, stream: Arc<Stream>) {
         c.duplicates.fetch_add(dups, Relaxed);
         c.last_forward.store(now(), Relaxed);
         save(&sent);
-        let Some(l) = link.as_mut() else { continue };
-        match write_batch(l, &batch) {
+        match write_batch(&mut k.link, &batch) {
             Ok(()) => {
-                window.push_back((Instant::now(), batch.len(), n));
-                skip += batch.len() as u64;
+                k.window.push_back((Instant::now(), batch.len(), n));
+                k.skip += batch.len() as u64;
             }
             Err(e) => {
-                c.error(format!("writing to the partner: {e}"), now());
                 tracing::info!(rule = %ctx.rule, error = %e, "forwarding: connection lost, unconfirmed frames are sent again");
-                lost(&mut link, &mut window, &mut skip, &mut resend, &sent);
+                lost(
+                    &mut conn,
+                    &mut resend,
+                    &mut sent,
+                    &mut early,
+                    format!("writing to the partner: {e}"),
+                );
                 sleep(&ctx.stop, backoff.next_delay());
             }
         }
     }
-    if link.is_some() {
+    if conn.is_some() {
         c.connected.fetch_sub(1, Relaxed);
     }
     if let Err(e) = stream.spool().sync() {

@@ -36,33 +36,40 @@ impl SensorDirectory for Fixed {
     }
 }
 
+type Conns = Arc<Mutex<Vec<Vec<u8>>>>;
+
 /// A partner that keeps every byte of every connection.
-fn partner() -> (u16, Arc<Mutex<Vec<Vec<u8>>>>) {
+fn partner() -> (u16, Conns) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
-    let conns = Arc::new(Mutex::new(Vec::new()));
+    let conns = Conns::default();
     let c2 = conns.clone();
     std::thread::spawn(move || {
         for s in l.incoming() {
-            let Ok(mut s) = s else { return };
-            let c3 = c2.clone();
-            std::thread::spawn(move || {
-                let i = {
-                    let mut g = c3.lock().unwrap();
-                    g.push(Vec::new());
-                    g.len() - 1
-                };
-                let mut b = [0u8; 65536];
-                while let Ok(n) = s.read(&mut b) {
-                    if n == 0 {
-                        break;
-                    }
-                    c3.lock().unwrap()[i].extend_from_slice(&b[..n]);
-                }
-            });
+            let Ok(s) = s else { return };
+            keep(s, &c2);
         }
     });
     (port, conns)
+}
+
+/// Keeps every byte of `s` as one more connection of `conns` (on its own thread).
+fn keep(mut s: std::net::TcpStream, conns: &Conns) {
+    let c3 = conns.clone();
+    std::thread::spawn(move || {
+        let i = {
+            let mut g = c3.lock().unwrap();
+            g.push(Vec::new());
+            g.len() - 1
+        };
+        let mut b = [0u8; 65536];
+        while let Ok(n) = s.read(&mut b) {
+            if n == 0 {
+                break;
+            }
+            c3.lock().unwrap()[i].extend_from_slice(&b[..n]);
+        }
+    });
 }
 
 fn frames(b: &[u8]) -> Vec<(Header, Vec<u8>)> {
@@ -558,4 +565,116 @@ fn frames_spooled_after_the_last_save_are_counted_as_duplicates() {
         String::from_utf8_lossy(&got),
         String::from_utf8_lossy(&want)
     );
+}
+
+/// A partner that refuses (reads the first header, then closes, as d4-core does with a
+/// sensor it does not accept) until `accept` is set, then keeps every byte.
+struct RefusingPartner {
+    port: u16,
+    accept: Arc<std::sync::atomic::AtomicBool>,
+    refused: Arc<std::sync::atomic::AtomicU64>,
+    conns: Conns,
+}
+
+fn refusing_partner() -> RefusingPartner {
+    use std::sync::atomic::Ordering::SeqCst;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let p = RefusingPartner {
+        port: l.local_addr().unwrap().port(),
+        accept: Default::default(),
+        refused: Default::default(),
+        conns: Default::default(),
+    };
+    let (a2, r2, c2) = (p.accept.clone(), p.refused.clone(), p.conns.clone());
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            if a2.load(SeqCst) {
+                keep(s, &c2);
+            } else {
+                let mut head = [0u8; HEADER_LEN];
+                let _ = s.read_exact(&mut head);
+                r2.fetch_add(1, SeqCst);
+                // dropped: closed
+            }
+        }
+    });
+    p
+}
+
+#[test]
+fn a_partner_that_refuses_is_retried_with_backoff_and_nothing_counts_as_forwarded() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let RefusingPartner {
+        port,
+        accept,
+        refused,
+        conns,
+    } = refusing_partner();
+    let data = tempfile::tempdir().unwrap();
+    let jdir = tempfile::tempdir().unwrap();
+    let sensor = Uuid::new_v4();
+    let rule = plain_rule(
+        "p",
+        port,
+        ForwardFilter {
+            types: vec![3],
+            ..Default::default()
+        },
+    );
+    let src = Arc::new(Fixed {
+        rules: vec![rule],
+        sensors: [(sensor, SensorInfo::default())].into(),
+        reported: Mutex::new(HashMap::new()),
+    });
+    let mut cfg = EngineConfig::new(data.path());
+    cfg.report = Duration::from_millis(100);
+    let e = Engine::start(cfg, src.clone(), src.clone()).unwrap();
+    let mut a = FakeSession::new(jdir.path(), &e, sensor, 3);
+    let mut want = Vec::new();
+    for i in 0..300 {
+        let line = format!("line {i}\n");
+        a.send(&e, line.as_bytes());
+        want.extend_from_slice(line.as_bytes());
+    }
+    a.close(&e);
+    // 4 s of refusals: delays of 0.2, 0.4, 0.8, 1.6 s ... (not a reconnect loop)
+    std::thread::sleep(Duration::from_secs(4));
+    let n = refused.load(SeqCst);
+    assert!((1..=8).contains(&n), "{n} connections in 4 s");
+    let s = e.stats()[0].1.clone();
+    assert_eq!(
+        s.frames_forwarded, 0,
+        "refused frames are not forwarded: {s:?}"
+    );
+    assert_eq!(s.bytes_forwarded, 0);
+    assert_eq!(s.duplicates, 0);
+    assert_eq!(s.frames_spooled, 300);
+    let err = s.last_error.unwrap_or_default();
+    assert!(err.contains("refuse"), "{err}");
+    // the partner accepts: everything arrives once, and the count is what it saw
+    accept.store(true, SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let all: Vec<Vec<u8>> = conns.lock().unwrap().clone();
+        let got: Vec<u8> = all
+            .iter()
+            .flat_map(|c| frames(c))
+            .flat_map(|(_, p)| p)
+            .collect();
+        let s = e.stats()[0].1.clone();
+        let at_partner: u64 = all.iter().map(|c| frames(c).len() as u64).sum();
+        if got == want && s.frames_forwarded == at_partner && s.frames_spooled == 0 {
+            assert_eq!(s.duplicates, 0);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} bytes, {s:?} vs {at_partner} frames at the partner",
+            got.len(),
+            want.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    e.shutdown();
 }
