@@ -33,6 +33,8 @@ use crate::spool::Spool;
 const BATCH: usize = 256 * 1024;
 /// Frames (reads) buffered between the source thread and the sender.
 const CHANNEL: usize = 64;
+/// How long a connection stays up before the reconnect delay goes back to the shortest.
+const STABLE: Duration = Duration::from_secs(2);
 
 /// What one run did.
 #[derive(Debug, Default, Clone)]
@@ -123,6 +125,7 @@ pub async fn run_with_source(
                 meta,
                 backoff: Backoff::new(Duration::from_millis(250), settings.backoff_max),
                 conn: None,
+                connected_at: None,
                 close_timeout: settings.close_timeout,
                 stats: ClientStats::default(),
                 fail_count: 0,
@@ -197,6 +200,8 @@ struct Sender {
     meta: Option<Vec<u8>>,
     backoff: Backoff,
     conn: Option<Conn>,
+    /// When the current connection was made.
+    connected_at: Option<Instant>,
     close_timeout: Duration,
     stats: ClientStats,
     fail_count: u64,
@@ -249,7 +254,9 @@ impl Sender {
                     tracing::info!(dest = ?self.connector, "connected");
                 }
                 self.fail_count = 0;
-                self.backoff.reset();
+                // the backoff resets only once this connection proved stable (see
+                // `delay_after_loss`): a collector that refuses the sensor closes at once
+                self.connected_at = Some(Instant::now());
                 self.conn = Some(conn);
                 true
             }
@@ -263,6 +270,20 @@ impl Sender {
                 false
             }
         }
+    }
+
+    /// The delay before reconnecting after the connection was lost: back to the shortest
+    /// when it had been up [`STABLE`], else the next longer one (a collector that refuses
+    /// this sensor accepts, reads the first frame and closes: no reconnect loop).
+    fn delay_after_loss(&mut self) -> Duration {
+        if self
+            .connected_at
+            .take()
+            .is_some_and(|t| t.elapsed() >= STABLE)
+        {
+            self.backoff.reset();
+        }
+        self.backoff.next_delay()
     }
 
     fn drop_conn(&mut self, why: &str) {
@@ -392,7 +413,7 @@ impl Sender {
                         tracing::debug!(dest = ?self.connector, "closing: {e}");
                     }
                 }
-                next_attempt = Instant::now() + self.backoff.next_delay();
+                next_attempt = Instant::now() + self.delay_after_loss();
                 continue;
             }
             if self.conn.is_some() && !self.spool.is_empty() {
@@ -416,7 +437,7 @@ impl Sender {
                     () = &mut shutdown => { stopping = true; continue; }
                 };
                 if !ok {
-                    next_attempt = Instant::now() + self.backoff.next_delay();
+                    next_attempt = Instant::now() + self.delay_after_loss();
                 }
                 continue;
             }
@@ -461,7 +482,7 @@ impl Sender {
                     if self.conn.is_some() && self.spool.is_empty() {
                         self.send_direct(batch).await?;
                         if self.conn.is_none() {
-                            next_attempt = Instant::now() + self.backoff.next_delay();
+                            next_attempt = Instant::now() + self.delay_after_loss();
                         }
                     } else {
                         self.spool_frames(&batch)?;

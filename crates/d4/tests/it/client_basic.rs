@@ -321,3 +321,47 @@ fn ipv6_literal_destination_plain_tcp() {
     dec.finish().unwrap();
     assert_eq!(got, input);
 }
+
+#[test]
+fn a_collector_that_refuses_is_retried_with_growing_delays() {
+    use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+    use std::sync::Arc;
+    // accepts, reads the first header (or waits 200 ms), closes: what d4-core does with a
+    // sensor it refuses
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let connects = Arc::new(AtomicU64::new(0));
+    let c2 = connects.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            c2.fetch_add(1, SeqCst);
+            let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+            let mut head = [0u8; d4_proto::HEADER_LEN];
+            let _ = std::io::Read::read_exact(&mut s, &mut head);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = d4()
+        .args([
+            "client", "--uuid", UUID, "--key", KEY, "--no-tls", "--type", "3",
+        ])
+        .arg("--destination")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--spool-dir")
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"a line\n".repeat(100).as_slice()).unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let n = connects.load(SeqCst);
+    let _ = child.kill();
+    let _ = child.wait();
+    // delays of 0.125-0.25, 0.25-0.5, 0.5-1, 1-2 s ...: at most 6 connects in 4 s (it
+    // reconnected every 0.125-0.25 s when a connection reset the backoff: 16 or more)
+    assert!((1..=7).contains(&n), "{n} connects in 4 s");
+    drop(stdin);
+}
