@@ -177,6 +177,10 @@ pub fn run(ctx: SenderCtx, stream: Arc<Stream>) {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     let c = &ctx.counters;
     let now = d4_store::now;
+    // this sender's errors are forgotten once its connection works again
+    static SENDERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let me = SENDERS.fetch_add(1, Relaxed);
+    let err = |msg: String| c.error_from(me, msg, now());
     let save = |s: &SentState| {
         if let Err(e) = state::save(&path, s, false) {
             tracing::warn!(error = %e, "forwarding: could not save sent.json");
@@ -194,25 +198,22 @@ pub fn run(ctx: SenderCtx, stream: Arc<Stream>) {
         let Some(k) = conn.take() else { return };
         c.connected.fetch_sub(1, Relaxed);
         if k.confirmed {
-            c.error(why, now());
+            err(why);
         } else {
             early.0 += 1;
             let first = *early.1.get_or_insert(k.before);
             if early.0 >= EARLY_CLOSES {
                 uncount(c, sent, &first);
                 save(sent);
-                c.error(
-                    format!(
-                        "{why} before anything was confirmed, {} times in a row: the \
+                err(format!(
+                    "{why} before anything was confirmed, {} times in a row: the \
                          partner refuses this server? (check the rule's UUID and key there, \
                          and that it accepts the type)",
-                        early.0
-                    ),
-                    now(),
-                );
+                    early.0
+                ));
                 tracing::warn!(rule = %ctx.rule, d4_type = stream.d4_type, closes = early.0, "forwarding: the partner closes every new connection at once (refused?); retrying later");
             } else {
-                c.error(why, now());
+                err(why);
             }
         }
         *resend = sent.unconfirmed;
@@ -239,6 +240,9 @@ pub fn run(ctx: SenderCtx, stream: Arc<Stream>) {
                 }
                 k.window.pop_front();
                 k.skip -= len as u64;
+                if !k.confirmed {
+                    c.clear_error_from(me);
+                }
                 k.confirmed = true;
                 early = (0, None);
                 backoff.reset();
@@ -279,7 +283,7 @@ pub fn run(ctx: SenderCtx, stream: Arc<Stream>) {
                     if let Err(e) = write_batch(&mut l, &prologue) {
                         uncount(c, &mut sent, &before);
                         save(&sent);
-                        c.error(format!("writing to the partner: {e}"), now());
+                        err(format!("writing to the partner: {e}"));
                         sleep(&ctx.stop, backoff.next_delay());
                         continue;
                     }
@@ -294,7 +298,7 @@ pub fn run(ctx: SenderCtx, stream: Arc<Stream>) {
                     });
                 }
                 Err(e) => {
-                    c.error(format!("connecting to the partner: {e}"), now());
+                    err(format!("connecting to the partner: {e}"));
                     tracing::debug!(rule = %ctx.rule, error = %e, "forwarding: connect failed");
                     sleep(&ctx.stop, backoff.next_delay());
                     continue;

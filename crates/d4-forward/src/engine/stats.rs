@@ -27,6 +27,8 @@ pub struct RuleCounters {
     pub connected: AtomicU64,
     pub last_forward: AtomicU64,
     pub last_error: Mutex<Option<(String, u64)>>,
+    /// Who set `last_error` (see [`RuleCounters::error_from`]).
+    pub error_source: AtomicU64,
     /// Failed spool writes (each abandons a pass; the frames are read again).
     pub spool_errors: AtomicU64,
 }
@@ -44,8 +46,24 @@ impl RuleCounters {
     }
 
     pub fn error(&self, msg: String, now: u64) {
+        self.error_from(0, msg, now);
+    }
+
+    /// The last error, set by `source` (a sender's id; 0: anyone else).
+    pub fn error_from(&self, source: u64, msg: String, now: u64) {
         if let Ok(mut e) = self.last_error.lock() {
             *e = Some((msg, now));
+            self.error_source.store(source, Relaxed);
+        }
+    }
+
+    /// Forgets the last error if `source` set it (its problem is over: a sender whose
+    /// connection carried a confirmed batch again).
+    pub fn clear_error_from(&self, source: u64) {
+        if let Ok(mut e) = self.last_error.lock() {
+            if e.is_some() && source != 0 && self.error_source.load(Relaxed) == source {
+                *e = None;
+            }
         }
     }
 

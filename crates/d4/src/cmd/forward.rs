@@ -1,22 +1,24 @@
 //! `d4 forward`: forwarding rules that share accepted frames with partner D4 servers —
-//! `add`, `list`, `show`, `enable`, `disable`, `remove`. A rule lives in the store (every
+//! `add`, `list`, `show`, `enable`, `disable`, `set`, `remove`. A rule lives in the store (every
 //! server on one Redis shares it); the server's forwarding engine applies it. Mounted
 //! inside the admin commands (same store access, exit statuses and output helpers).
 
 use std::sync::Arc;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
+use d4_store::validate;
 use d4_store::{
-    validate, AddressAction, ForwardFilter, ForwardRule, ForwardServerStats, ForwardStats,
-    ForwardTls, JsonPrivacy, LogPrivacy, PcapPrivacy, PdnsPrivacy, Privacy, Store, StoreError,
+    ForwardFilter, ForwardRule, ForwardServerStats, ForwardStats, ForwardTls, Store, StoreError,
 };
-use sha2::Digest;
 
 use super::output::{fmt_time, print_json, table};
-use super::{bad, check, parse_net, parse_type, parse_uuid, type_name, CommonArgs, R};
+use super::{check, type_name, CommonArgs, R};
 
-/// Bytes of a generated HMAC key (printed as hex).
-const GENERATED_KEY_BYTES: usize = 32;
+#[path = "forward_rule.rs"]
+mod rule;
+use rule::{apply_set, rule_of, RuleArgs, SetArgs};
+#[cfg(test)]
+use rule::{normalize_pin, pin_of_pem};
 
 #[derive(Debug, Args)]
 pub struct ForwardArgs {
@@ -24,99 +26,6 @@ pub struct ForwardArgs {
     pub(super) store: CommonArgs,
     #[command(subcommand)]
     pub(super) cmd: ForwardCmd,
-}
-
-/// What becomes of the client IP of passive DNS lines.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub(super) enum ClientIp {
-    Keep,
-    Pseudonymise,
-    Drop,
-}
-
-/// Every setting of a rule (`add`).
-#[derive(Debug, Args)]
-pub(super) struct RuleArgs {
-    /// Rule name: 1-64 of A-Z a-z 0-9 . _ -
-    name: String,
-    /// The partner's D4 server, HOST:PORT.
-    #[arg(long = "to", value_name = "HOST:PORT")]
-    to: String,
-    /// Check the partner's certificate against this CA (PEM file; the partner's
-    /// self-signed server.crt works).
-    #[arg(long, value_name = "FILE", group = "trust")]
-    ca: Option<std::path::PathBuf>,
-    /// Pin the partner's certificate: its SHA-256 (64 hex digits, or AA:BB:.. form).
-    #[arg(long, value_name = "SHA256", group = "trust")]
-    pin: Option<String>,
-    /// Pin the certificate in this PEM file (e.g. the partner's server.crt).
-    #[arg(long, value_name = "FILE", group = "trust")]
-    pin_from: Option<std::path::PathBuf>,
-    /// Plain TCP, no TLS (a partner behind a TLS terminator on a trusted network).
-    #[arg(long, group = "trust")]
-    plain: bool,
-    /// The sensor UUID this server uses at the partner (registered there).
-    #[arg(long, value_name = "UUID")]
-    uuid: String,
-    /// Its HMAC key at the partner (default: a random key, printed once).
-    #[arg(long, value_name = "KEY")]
-    key: Option<String>,
-    /// D4 type to forward, by number or name (repeat; default: every type).
-    #[arg(long = "type", value_name = "N")]
-    types: Vec<String>,
-    /// Extended type to forward (repeat; default: every extended type).
-    #[arg(long = "ext", value_name = "NAME")]
-    ext: Vec<String>,
-    /// Only frames of this sensor (repeat). With --tag and --group: any of them selects.
-    #[arg(long = "sensor", value_name = "UUID")]
-    sensors: Vec<String>,
-    /// Only frames of sensors with this tag (repeat).
-    #[arg(long = "tag", value_name = "T")]
-    tags: Vec<String>,
-    /// Only frames of sensors in this group (repeat; the group may be created later).
-    #[arg(long = "group", value_name = "G")]
-    groups: Vec<String>,
-    /// Tag sent in the meta header of extended types, e.g. tlp:green (repeat).
-    #[arg(long = "meta-tag", value_name = "T")]
-    meta_tags: Vec<String>,
-    /// Passive DNS: what becomes of the client IP.
-    #[arg(long, value_enum, value_name = "ACTION")]
-    pdns_client_ip: Option<ClientIp>,
-    /// Passive DNS: round timestamps down to this many seconds.
-    #[arg(long, value_name = "SECS")]
-    pdns_round: Option<u64>,
-    /// Passive DNS: aggregate identical lines over windows of this many seconds.
-    #[arg(long, value_name = "SECS")]
-    pdns_aggregate: Option<u64>,
-    /// pcap: pseudonymise addresses inside this prefix (Crypto-PAn; repeat).
-    #[arg(long = "pcap-prefix", value_name = "CIDR")]
-    pcap_prefixes: Vec<String>,
-    /// pcap: cut packets after their transport header.
-    #[arg(long)]
-    pcap_truncate: bool,
-    /// JSON lines: drop this field (a key or a dotted path; repeat).
-    #[arg(long = "json-drop", value_name = "F")]
-    json_drop: Vec<String>,
-    /// JSON lines: pseudonymise this field (repeat).
-    #[arg(long = "json-pseudonymise", value_name = "F")]
-    json_pseudonymise: Vec<String>,
-    /// Log lines: replace every match of this regular expression (repeat).
-    #[arg(long = "log-redact", value_name = "REGEX")]
-    log_redact: Vec<String>,
-    /// Log lines: the replacement text (default: [REDACTED]).
-    #[arg(long, value_name = "TEXT")]
-    log_replacement: Option<String>,
-    /// The privacy key (64 hex digits; default: a random one).
-    #[arg(long, value_name = "HEX")]
-    privacy_key: Option<String>,
-    /// Bound of the rule's spool, in bytes (default: 1 GiB).
-    #[arg(long, value_name = "BYTES")]
-    spool_limit: Option<u64>,
-    /// Create the rule disabled.
-    #[arg(long)]
-    disabled: bool,
-    #[arg(long, default_value = "")]
-    description: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,159 +46,13 @@ pub(super) enum ForwardCmd {
     Enable { name: String },
     /// Disable a rule: it stops reading; its spool is kept and sent once enabled again.
     Disable { name: String },
-    /// Remove a rule and its counters.
+    /// Change a rule's partner settings (only the options given), keeping its spool and
+    /// counters: what was spooled goes to the new destination, framed again with the new
+    /// UUID and key (e.g. after the partner refused a wrong key). Filters and privacy
+    /// settings: remove and add the rule, or use the REST API or the Sharing page.
+    Set(Box<SetArgs>),
+    /// Remove a rule and its counters (and its spool: frames not sent yet are dropped).
     Remove { name: String },
-}
-
-/// A SHA-256 pin given as 64 hex digits or as `AA:BB:...`, normalised to lowercase hex.
-pub(super) fn normalize_pin(pin: &str) -> R<String> {
-    let hex: String = pin
-        .trim()
-        .chars()
-        .filter(|c| *c != ':')
-        .collect::<String>()
-        .to_ascii_lowercase();
-    check(validate::pin_sha256(&hex))?;
-    Ok(hex)
-}
-
-/// The SHA-256 (lowercase hex) of the first certificate of a PEM text.
-pub(super) fn pin_of_pem(pem: &str) -> Option<String> {
-    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-    const END: &str = "-----END CERTIFICATE-----";
-    let start = pem.find(BEGIN)? + BEGIN.len();
-    let len = pem[start..].find(END)?;
-    let b64: String = pem[start..start + len]
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect();
-    use base64::Engine;
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(b64.as_bytes())
-        .ok()?;
-    Some(hex::encode(sha2::Sha256::digest(&der)))
-}
-
-fn read_file(path: &std::path::Path, what: &str) -> R<String> {
-    std::fs::read_to_string(path)
-        .or_else(|e| bad(format!("cannot read {what} {}: {e}", path.display())))
-}
-
-fn random_key() -> R<String> {
-    Ok(d4_store::random_hex(GENERATED_KEY_BYTES)?)
-}
-
-/// The rule described by the arguments; whether its HMAC key was generated.
-fn rule_of(a: RuleArgs) -> R<(ForwardRule, bool)> {
-    check(validate::forward_rule_name(&a.name))?;
-    check(validate::destination(&a.to))?;
-    let tls = if let Some(path) = &a.ca {
-        let pem = read_file(path, "CA file")?;
-        ForwardTls {
-            ca_pem: Some(pem),
-            ..Default::default()
-        }
-    } else if let Some(pin) = &a.pin {
-        ForwardTls {
-            pin_sha256: Some(normalize_pin(pin)?),
-            ..Default::default()
-        }
-    } else if let Some(path) = &a.pin_from {
-        let pem = read_file(path, "certificate")?;
-        match pin_of_pem(&pem) {
-            Some(pin) => ForwardTls {
-                pin_sha256: Some(pin),
-                ..Default::default()
-            },
-            None => {
-                return bad(format!(
-                    "{}: no PEM certificate (-----BEGIN CERTIFICATE-----) found",
-                    path.display()
-                ))
-            }
-        }
-    } else if a.plain {
-        ForwardTls {
-            plain: true,
-            ..Default::default()
-        }
-    } else {
-        return bad(
-            "say how to check the partner's certificate: --ca FILE, --pin SHA256, \
-             --pin-from FILE, or --plain",
-        );
-    };
-    let uuid = parse_uuid(&a.uuid)?;
-    let (hmac_key, generated) = match a.key {
-        Some(k) => (k, false),
-        None => (random_key()?, true),
-    };
-    let mut types = Vec::new();
-    for t in &a.types {
-        let t = parse_type(t)?;
-        check(validate::forward_type(t))?;
-        types.push(t);
-    }
-    let mut sensors = Vec::new();
-    for s in &a.sensors {
-        sensors.push(parse_uuid(s)?);
-    }
-    let mut prefixes = Vec::new();
-    for p in &a.pcap_prefixes {
-        prefixes.push(parse_net(p)?);
-    }
-    let pdns = (a.pdns_client_ip.is_some() || a.pdns_round.is_some() || a.pdns_aggregate.is_some())
-        .then(|| PdnsPrivacy {
-            client_ip: match a.pdns_client_ip {
-                Some(ClientIp::Pseudonymise) => AddressAction::Pseudonymise,
-                Some(ClientIp::Drop) => AddressAction::Drop,
-                Some(ClientIp::Keep) | None => AddressAction::Keep,
-            },
-            round_secs: a.pdns_round.unwrap_or(0),
-            aggregate_secs: a.pdns_aggregate.unwrap_or(0),
-        });
-    let pcap = (!prefixes.is_empty() || a.pcap_truncate).then_some(PcapPrivacy {
-        prefixes,
-        truncate_payload: a.pcap_truncate,
-    });
-    let json =
-        (!a.json_drop.is_empty() || !a.json_pseudonymise.is_empty()).then_some(JsonPrivacy {
-            drop: a.json_drop,
-            pseudonymise: a.json_pseudonymise,
-        });
-    let log = (!a.log_redact.is_empty() || a.log_replacement.is_some()).then(|| LogPrivacy {
-        redact: a.log_redact,
-        replacement: a.log_replacement.unwrap_or_default(),
-    });
-    let rule = ForwardRule {
-        name: a.name,
-        enabled: !a.disabled,
-        description: a.description,
-        destination: a.to,
-        tls,
-        uuid,
-        hmac_key,
-        filter: ForwardFilter {
-            types,
-            ext_types: a.ext,
-            sensors,
-            tags: a.tags,
-            groups: a.groups,
-        },
-        tags: a.meta_tags,
-        privacy: Privacy {
-            key: a.privacy_key.unwrap_or_default(),
-            pdns,
-            pcap,
-            json,
-            log,
-        },
-        spool_limit: a.spool_limit.unwrap_or(0),
-        created: 0,
-        updated: 0,
-    };
-    check(validate::forward_rule(&rule))?;
-    Ok((rule, generated))
 }
 
 fn types_text(f: &ForwardFilter) -> String {
@@ -577,6 +340,21 @@ pub(super) async fn forward(store: Arc<dyn Store>, cmd: ForwardCmd, json: bool) 
         }
         ForwardCmd::Enable { name } => set_enabled(&*store, name, true, json).await?,
         ForwardCmd::Disable { name } => set_enabled(&*store, name, false, json).await?,
+        ForwardCmd::Set(args) => {
+            let name = args.name.clone();
+            let rule = apply_set(get(&*store, &name).await?, *args)?;
+            let rule = store.update_forward_rule(rule, d4_store::now()).await?;
+            if json {
+                print_json(&rule.masked())?;
+            } else {
+                outln!(
+                    "rule {} now sends to {} as {} (its spool is kept)",
+                    rule.name,
+                    rule.destination,
+                    rule.uuid.hyphenated()
+                );
+            }
+        }
         ForwardCmd::Remove { name } => {
             check(validate::forward_rule_name(&name))?;
             if !store.delete_forward_rule(name.clone()).await? {

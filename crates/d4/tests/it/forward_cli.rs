@@ -140,6 +140,42 @@ fn forward_rule_lifecycle() {
         true
     );
 
+    // set: only the partner settings given change (a wrong key fixed in place)
+    let before = cli.json(&["forward", "show", "to-c", "--show-secrets"])["rule"].clone();
+    let said = cli.ok(&[
+        "forward",
+        "set",
+        "to-c",
+        "--key",
+        "right-key",
+        "--to",
+        "[::1]:5443",
+    ]);
+    assert!(said.contains("spool is kept"), "{said}");
+    let after = cli.json(&["forward", "show", "to-c", "--show-secrets"])["rule"].clone();
+    assert_eq!(after["hmac_key"], "right-key");
+    assert_eq!(after["destination"], "[::1]:5443");
+    for same in [
+        "uuid", "tls", "filter", "privacy", "enabled", "tags", "created",
+    ] {
+        assert_eq!(after[same], before[same], "{same}");
+    }
+    cli.ok(&[
+        "forward",
+        "set",
+        "to-c",
+        "--pin",
+        &pin,
+        "--meta-tag",
+        "tlp:amber",
+    ]);
+    let after = cli.json(&["forward", "show", "to-c"])["rule"].clone();
+    assert_eq!(after["tls"]["pin_sha256"], pin.as_str());
+    assert_eq!(after["tls"]["ca_pem"], serde_json::Value::Null);
+    assert_eq!(after["tags"], serde_json::json!(["tlp:amber"]));
+    cli.refused(&["forward", "set", "to-c", "--to", "no-port"], "host:port");
+    cli.refused(&["forward", "set", "nope", "--key", "k"], "not found");
+
     // remove.
     cli.ok(&["forward", "remove", "to-c"]);
     cli.refused(&["forward", "remove", "to-c"], "not found");
