@@ -20,7 +20,7 @@ use d4_client::spool::Spool;
 use d4_client::Framer;
 use d4_proto::HEADER_LEN;
 
-use super::state::{self, SentState};
+use super::state::{self, SentState, Unpublished};
 use super::stats::RuleCounters;
 use super::tls::{Dialer, Link};
 
@@ -129,33 +129,47 @@ struct Conn {
     /// Spool bytes written on this connection and not confirmed (where the next batch
     /// starts in the spool).
     skip: u64,
-    /// Whether a batch on it was confirmed (it stayed up [`CONFIRM`] after a write).
+    /// Whether a batch on it was confirmed (it stayed up [`CONFIRM`] after a write): from
+    /// then on what is written counts at once.
     confirmed: bool,
-    /// The counts before this connection (see [`EARLY_CLOSES`]).
-    before: SentState,
+    /// Written on it before it was confirmed: counted once it is (see [`Series`]).
+    pending: Unpublished,
 }
 
-/// Connections in a row that the partner closed before a batch on them was confirmed, from
-/// which on the partner is taken as refusing this server (d4-core closes a sensor it does
-/// not accept: unknown UUID, wrong key, type not accepted): what was written on all of
-/// them is not counted as forwarded. One such close alone is not a refusal: a partner
-/// that stops soon after a connection started may have read (and kept) what it got, and
-/// a stopping d4-rs server reads on until the sender stops writing, so that connection's
-/// frames count, and their resends count as duplicates, as with any connection lost.
+/// Connections in a row that the partner closed before anything on them was confirmed.
+///
+/// What is written on a new connection is counted (as forwarded, and its resends as
+/// duplicates) only once a batch on it is confirmed, so the counters only grow. When the
+/// partner closes a new connection first, it may have kept what it read (a partner that
+/// stops soon after the connection began: a stopping d4-rs server reads on until the
+/// sender stops writing) or refused it (d4-core closes a sensor it does not accept:
+/// unknown UUID, wrong key, type not accepted, UUID still active after its crash). That
+/// connection's counts are held: counted when the next connection is confirmed, dropped
+/// when the partner closes the next one early too ([`EARLY_CLOSES`]): then it refuses this
+/// server, and nothing written on those connections counts.
+#[derive(Default)]
+struct Series {
+    early: u32,
+    held: Unpublished,
+}
+
+/// Early closes in a row from which the partner is taken as refusing this server.
 const EARLY_CLOSES: u32 = 2;
 
-/// The counters of `sent` rolled back to `before` (a refused connection).
-fn uncount(c: &RuleCounters, sent: &mut SentState, before: &SentState) {
-    c.frames
-        .fetch_sub(sent.frames.saturating_sub(before.frames), Relaxed);
-    c.bytes
-        .fetch_sub(sent.bytes.saturating_sub(before.bytes), Relaxed);
-    c.duplicates
-        .fetch_sub(sent.duplicates.saturating_sub(before.duplicates), Relaxed);
-    sent.frames = before.frames;
-    sent.bytes = before.bytes;
-    sent.duplicates = before.duplicates;
-    sent.unconfirmed = before.unconfirmed;
+/// Adds `u` to the published counts.
+fn publish(c: &RuleCounters, sent: &mut SentState, u: &Unpublished, now: u64) {
+    if u.is_empty() {
+        return;
+    }
+    sent.frames += u.frames;
+    sent.bytes += u.bytes;
+    sent.duplicates += u.duplicates;
+    sent.unconfirmed += u.unconfirmed;
+    sent.last_forward_time = Some(now);
+    c.frames.fetch_add(u.frames, Relaxed);
+    c.bytes.fetch_add(u.bytes, Relaxed);
+    c.duplicates.fetch_add(u.duplicates, Relaxed);
+    c.last_forward.fetch_max(now, Relaxed);
 }
 
 /// Runs the sender of one stream until `stop`.
@@ -168,55 +182,77 @@ pub fn run(ctx: SenderCtx, stream: Arc<Stream>) {
             SentState::default()
         }
     };
-    ctx.counters.add_sent(&sent);
+    let c = &ctx.counters;
+    let now = d4_store::now;
+    // What the previous run wrote on a connection it could not confirm: delivered (a stop
+    // or kill while the partner was taking it), unless the partner was refusing this
+    // server then.
+    let before = std::mem::take(&mut sent.unpublished);
+    if before.early == 0 && !before.is_empty() {
+        sent.frames += before.frames;
+        sent.bytes += before.bytes;
+        sent.duplicates += before.duplicates;
+        sent.unconfirmed += before.unconfirmed;
+        sent.last_forward_time = Some(sent.last_forward_time.unwrap_or_else(now));
+    }
+    c.add_sent(&sent);
     // written before a restart, not confirmed: counted as duplicates when written again
     let mut resend = sent.unconfirmed;
     let mut conn: Option<Conn> = None;
+    let mut series = Series::default();
     // Reset only once a connection carried a confirmed batch: a partner that accepts and
     // then closes at once (a refusal) is retried with growing delays, not in a loop.
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
-    let c = &ctx.counters;
-    let now = d4_store::now;
     // this sender's errors are forgotten once its connection works again
     static SENDERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let me = SENDERS.fetch_add(1, Relaxed);
     let err = |msg: String| c.error_from(me, msg, now());
-    let save = |s: &SentState| {
+    // Saves the published counts and, apart, what is not published yet.
+    let save = |s: &mut SentState, series: &Series, pending: Option<&Unpublished>| {
+        let mut u = series.held;
+        if let Some(p) = pending {
+            u.add(p);
+        }
+        u.early = series.early;
+        s.unpublished = u;
         if let Err(e) = state::save(&path, s, false) {
             tracing::warn!(error = %e, "forwarding: could not save sent.json");
         }
+        s.unpublished = Unpublished::default();
     };
-    // Connections in a row closed before anything on them was confirmed, and the counts
-    // before the first of them.
-    let mut early = (0u32, None::<SentState>);
     // The connection is gone: its unconfirmed frames are written again on the next one.
     let lost = |conn: &mut Option<Conn>,
                 resend: &mut u64,
                 sent: &mut SentState,
-                early: &mut (u32, Option<SentState>),
+                series: &mut Series,
                 why: String| {
         let Some(k) = conn.take() else { return };
         c.connected.fetch_sub(1, Relaxed);
         if k.confirmed {
             err(why);
         } else {
-            early.0 += 1;
-            let first = *early.1.get_or_insert(k.before);
-            if early.0 >= EARLY_CLOSES {
-                uncount(c, sent, &first);
-                save(sent);
-                err(format!(
-                    "{why} before anything was confirmed, {} times in a row: the \
-                         partner refuses this server? (check the rule's UUID and key there, \
-                         and that it accepts the type)",
-                    early.0
-                ));
-                tracing::warn!(rule = %ctx.rule, d4_type = stream.d4_type, closes = early.0, "forwarding: the partner closes every new connection at once (refused?); retrying later");
-            } else {
+            series.early += 1;
+            if series.early < EARLY_CLOSES {
+                series.held = k.pending;
                 err(why);
+            } else {
+                series.held = Unpublished::default();
+                err(format!(
+                    "{why} before anything was confirmed, {} times in a row: the partner \
+                     refuses this server? (check the rule's UUID and key there, and that it \
+                     accepts the type)",
+                    series.early
+                ));
+                if series.early == EARLY_CLOSES {
+                    tracing::warn!(rule = %ctx.rule, d4_type = stream.d4_type, "forwarding: the partner closes every new connection at once (refused?); retrying with backoff, nothing of it counted as forwarded");
+                } else {
+                    tracing::debug!(rule = %ctx.rule, d4_type = stream.d4_type, closes = series.early, "forwarding: refused again");
+                }
             }
         }
-        *resend = sent.unconfirmed;
+        // the held connection's first writes go again: duplicates if it is counted
+        *resend = sent.unconfirmed + series.held.unconfirmed;
+        save(sent, series, None);
     };
     while !ctx.stop.load(Relaxed) {
         if conn.as_ref().is_some_and(|k| k.link.peer_closed()) {
@@ -224,34 +260,43 @@ pub fn run(ctx: SenderCtx, stream: Arc<Stream>) {
                 &mut conn,
                 &mut resend,
                 &mut sent,
-                &mut early,
+                &mut series,
                 "the partner closed the connection".into(),
             );
             sleep(&ctx.stop, backoff.next_delay());
             continue;
         }
+        let mut confirmed_now = false;
         if let Some(k) = conn.as_mut() {
             while let Some(&(t, len, frames)) = k.window.front() {
                 if t.elapsed() < CONFIRM {
                     break;
+                }
+                if !k.confirmed {
+                    // the partner takes this connection: what it (and the connection held
+                    // before it) carried counts now
+                    k.confirmed = true;
+                    let mut u = std::mem::take(&mut series.held);
+                    u.add(&std::mem::take(&mut k.pending));
+                    publish(c, &mut sent, &u, now());
+                    series = Series::default();
+                    backoff.reset();
+                    c.clear_error_from(me);
                 }
                 if let Err(e) = stream.spool().consume(len) {
                     tracing::error!(rule = %ctx.rule, error = %e, "forwarding: spool consume failed");
                 }
                 k.window.pop_front();
                 k.skip -= len as u64;
-                if !k.confirmed {
-                    c.clear_error_from(me);
-                }
-                k.confirmed = true;
-                early = (0, None);
-                backoff.reset();
                 sent.consumed += frames;
                 sent.consumed_bytes += len as u64;
                 sent.unconfirmed = sent.unconfirmed.saturating_sub(frames);
                 c.consumed.fetch_add(frames, Relaxed);
-                save(&sent);
+                confirmed_now = true;
             }
+        }
+        if confirmed_now {
+            save(&mut sent, &series, conn.as_ref().map(|k| &k.pending));
         }
         let skip = conn.as_ref().map_or(0, |k| k.skip);
         let batch = match stream.spool().peek_after(skip, BATCH) {
@@ -273,16 +318,17 @@ pub fn run(ctx: SenderCtx, stream: Arc<Stream>) {
             };
             match ctx.dialer.connect() {
                 Ok(mut l) => {
-                    let before = sent;
                     let (n, p) = count_frames(&prologue);
-                    sent.frames += n;
-                    sent.bytes += p;
-                    c.frames.fetch_add(n, Relaxed);
-                    c.bytes.fetch_add(p, Relaxed);
-                    save(&sent);
+                    let pending = Unpublished {
+                        frames: n,
+                        bytes: p,
+                        ..Default::default()
+                    };
+                    // (counted before the write: a kill during it counts what may be
+                    // half written; see docs/forward.md)
+                    save(&mut sent, &series, Some(&pending));
                     if let Err(e) = write_batch(&mut l, &prologue) {
-                        uncount(c, &mut sent, &before);
-                        save(&sent);
+                        save(&mut sent, &series, None);
                         err(format!("writing to the partner: {e}"));
                         sleep(&ctx.stop, backoff.next_delay());
                         continue;
@@ -294,7 +340,7 @@ pub fn run(ctx: SenderCtx, stream: Arc<Stream>) {
                         window: VecDeque::new(),
                         skip: 0,
                         confirmed: false,
-                        before,
+                        pending,
                     });
                 }
                 Err(e) => {
@@ -309,17 +355,20 @@ pub fn run(ctx: SenderCtx, stream: Arc<Stream>) {
         let (n, p) = count_frames(&batch);
         let dups = n.min(resend);
         resend -= dups;
-        sent.frames += n;
-        sent.bytes += p;
-        sent.duplicates += dups;
         // resent frames are counted as unconfirmed once (they already were)
-        sent.unconfirmed += n - dups;
-        sent.last_forward_time = Some(now());
-        c.frames.fetch_add(n, Relaxed);
-        c.bytes.fetch_add(p, Relaxed);
-        c.duplicates.fetch_add(dups, Relaxed);
-        c.last_forward.store(now(), Relaxed);
-        save(&sent);
+        let wrote = Unpublished {
+            frames: n,
+            bytes: p,
+            duplicates: dups,
+            unconfirmed: n - dups,
+            early: 0,
+        };
+        if k.confirmed {
+            publish(c, &mut sent, &wrote, now());
+        } else {
+            k.pending.add(&wrote);
+        }
+        save(&mut sent, &series, Some(&k.pending));
         match write_batch(&mut k.link, &batch) {
             Ok(()) => {
                 k.window.push_back((Instant::now(), batch.len(), n));
@@ -331,7 +380,7 @@ pub fn run(ctx: SenderCtx, stream: Arc<Stream>) {
                     &mut conn,
                     &mut resend,
                     &mut sent,
-                    &mut early,
+                    &mut series,
                     format!("writing to the partner: {e}"),
                 );
                 sleep(&ctx.stop, backoff.next_delay());
@@ -341,6 +390,7 @@ pub fn run(ctx: SenderCtx, stream: Arc<Stream>) {
     if conn.is_some() {
         c.connected.fetch_sub(1, Relaxed);
     }
+    save(&mut sent, &series, conn.as_ref().map(|k| &k.pending));
     if let Err(e) = stream.spool().sync() {
         tracing::warn!(error = %e, "forwarding: spool sync at stop failed");
     }

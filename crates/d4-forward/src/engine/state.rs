@@ -86,6 +86,36 @@ pub struct SentState {
     pub consumed_bytes: u64,
     #[serde(default)]
     pub last_forward_time: Option<u64>,
+    /// Written on connections that nothing was confirmed on yet, not in the counts above
+    /// (see the sender's `Series`): published at the next start unless the partner was
+    /// refusing this server (`early` > 0).
+    #[serde(default)]
+    pub unpublished: Unpublished,
+}
+
+/// Counts written on unconfirmed connections, and how many such connections in a row the
+/// partner closed before the current one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unpublished {
+    pub frames: u64,
+    pub bytes: u64,
+    pub duplicates: u64,
+    /// Spool frames among them written for the first time (unconfirmed once published).
+    pub unconfirmed: u64,
+    pub early: u32,
+}
+
+impl Unpublished {
+    pub fn add(&mut self, o: &Unpublished) {
+        self.frames += o.frames;
+        self.bytes += o.bytes;
+        self.duplicates += o.duplicates;
+        self.unconfirmed += o.unconfirmed;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames == 0 && self.bytes == 0 && self.duplicates == 0 && self.unconfirmed == 0
+    }
 }
 
 /// Reads a JSON state file; a missing file is the default, a damaged one is reported.

@@ -191,6 +191,7 @@ mod tests {
             consumed_bytes: 30,
             unconfirmed: 0,
             last_forward_time: Some(7),
+            unpublished: Default::default(),
         });
         c.spooled_total.store(4, Relaxed);
         c.connected.store(1, Relaxed);

@@ -348,9 +348,10 @@ pub(super) async fn forward(store: Arc<dyn Store>, cmd: ForwardCmd, json: bool) 
                 print_json(&rule.masked())?;
             } else {
                 outln!(
-                    "rule {} now sends to {} as {} (its spool is kept)",
+                    "rule {} now sends to {} ({}) as {} (its spool is kept)",
                     rule.name,
                     rule.destination,
+                    trust_text(&rule.tls),
                     rule.uuid.hyphenated()
                 );
             }

@@ -222,6 +222,23 @@ fn trust_of(
 
 /// `rule` with the settings of `a` that were given.
 pub(super) fn apply_set(mut rule: ForwardRule, a: SetArgs) -> R<ForwardRule> {
+    let trust_given = a.ca.is_some() || a.pin.is_some() || a.pin_from.is_some() || a.plain;
+    if a.to.is_none()
+        && !trust_given
+        && a.uuid.is_none()
+        && a.key.is_none()
+        && a.meta_tags.is_empty()
+        && a.spool_limit.is_none()
+        && a.description.is_none()
+    {
+        return bad("nothing to change: give at least one setting (see d4 forward set --help)");
+    }
+    if a.to.is_some() && rule.tls.plain && !trust_given {
+        return bad(
+            "the rule sends in plain TCP: to change its destination say how to reach the \
+             new one (--plain again, or --ca, --pin or --pin-from)",
+        );
+    }
     if let Some(to) = a.to {
         check(validate::destination(&to))?;
         rule.destination = to;

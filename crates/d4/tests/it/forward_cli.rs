@@ -175,6 +175,13 @@ fn forward_rule_lifecycle() {
     assert_eq!(after["tags"], serde_json::json!(["tlp:amber"]));
     cli.refused(&["forward", "set", "to-c", "--to", "no-port"], "host:port");
     cli.refused(&["forward", "set", "nope", "--key", "k"], "not found");
+    cli.refused(&["forward", "set", "to-c"], "nothing to change");
+    cli.ok(&["forward", "set", "to-c", "--plain"]);
+    cli.refused(
+        &["forward", "set", "to-c", "--to", "127.0.0.1:1"],
+        "plain TCP",
+    );
+    cli.ok(&["forward", "set", "to-c", "--to", "127.0.0.1:1", "--plain"]);
 
     // remove.
     cli.ok(&["forward", "remove", "to-c"]);
