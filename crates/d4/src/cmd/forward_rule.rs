@@ -28,19 +28,8 @@ pub(in crate::cmd::admin) struct RuleArgs {
     /// The partner's D4 server, HOST:PORT.
     #[arg(long = "to", value_name = "HOST:PORT")]
     to: String,
-    /// Check the partner's certificate against this CA (PEM file; the partner's
-    /// self-signed server.crt works).
-    #[arg(long, value_name = "FILE", group = "trust")]
-    ca: Option<std::path::PathBuf>,
-    /// Pin the partner's certificate: its SHA-256 (64 hex digits, or AA:BB:.. form).
-    #[arg(long, value_name = "SHA256", group = "trust")]
-    pin: Option<String>,
-    /// Pin the certificate in this PEM file (e.g. the partner's server.crt).
-    #[arg(long, value_name = "FILE", group = "trust")]
-    pin_from: Option<std::path::PathBuf>,
-    /// Plain TCP, no TLS (a partner behind a TLS terminator on a trusted network).
-    #[arg(long, group = "trust")]
-    plain: bool,
+    #[command(flatten)]
+    trust: TrustArgs,
     /// The sensor UUID this server uses at the partner (registered there).
     #[arg(long, value_name = "UUID")]
     uuid: String,
@@ -105,6 +94,30 @@ pub(in crate::cmd::admin) struct RuleArgs {
     description: String,
 }
 
+/// How the partner's certificate is checked (one of them).
+#[derive(Debug, Args)]
+pub(in crate::cmd::admin) struct TrustArgs {
+    /// Check the partner's certificate against this CA (PEM file; the partner's
+    /// self-signed server.crt works).
+    #[arg(long, value_name = "FILE", group = "trust")]
+    ca: Option<std::path::PathBuf>,
+    /// Pin the partner's certificate: its SHA-256 (64 hex digits, or AA:BB:.. form).
+    #[arg(long, value_name = "SHA256", group = "trust")]
+    pin: Option<String>,
+    /// Pin the certificate in this PEM file (e.g. the partner's server.crt).
+    #[arg(long, value_name = "FILE", group = "trust")]
+    pin_from: Option<std::path::PathBuf>,
+    /// Plain TCP, no TLS (a partner behind a TLS terminator on a trusted network).
+    #[arg(long, group = "trust")]
+    plain: bool,
+}
+
+impl TrustArgs {
+    fn given(&self) -> bool {
+        self.ca.is_some() || self.pin.is_some() || self.pin_from.is_some() || self.plain
+    }
+}
+
 /// The partner settings `set` can change.
 #[derive(Debug, Args)]
 pub(in crate::cmd::admin) struct SetArgs {
@@ -112,18 +125,8 @@ pub(in crate::cmd::admin) struct SetArgs {
     /// The partner's D4 server, HOST:PORT.
     #[arg(long = "to", value_name = "HOST:PORT")]
     to: Option<String>,
-    /// Check the partner's certificate against this CA (PEM file).
-    #[arg(long, value_name = "FILE", group = "trust")]
-    ca: Option<std::path::PathBuf>,
-    /// Pin the partner's certificate: its SHA-256 (64 hex digits, or AA:BB:.. form).
-    #[arg(long, value_name = "SHA256", group = "trust")]
-    pin: Option<String>,
-    /// Pin the certificate in this PEM file.
-    #[arg(long, value_name = "FILE", group = "trust")]
-    pin_from: Option<std::path::PathBuf>,
-    /// Plain TCP, no TLS.
-    #[arg(long, group = "trust")]
-    plain: bool,
+    #[command(flatten)]
+    trust: TrustArgs,
     /// The sensor UUID this server uses at the partner.
     #[arg(long, value_name = "UUID")]
     uuid: Option<String>,
@@ -179,24 +182,19 @@ fn random_key() -> R<String> {
 }
 
 /// The trust settings given (`None`: none of --ca, --pin, --pin-from, --plain).
-fn trust_of(
-    ca: &Option<std::path::PathBuf>,
-    pin: &Option<String>,
-    pin_from: &Option<std::path::PathBuf>,
-    plain: bool,
-) -> R<Option<ForwardTls>> {
-    Ok(Some(if let Some(path) = ca {
+fn trust_of(t: &TrustArgs) -> R<Option<ForwardTls>> {
+    Ok(Some(if let Some(path) = &t.ca {
         let pem = read_file(path, "CA file")?;
         ForwardTls {
             ca_pem: Some(pem),
             ..Default::default()
         }
-    } else if let Some(pin) = pin {
+    } else if let Some(pin) = &t.pin {
         ForwardTls {
             pin_sha256: Some(normalize_pin(pin)?),
             ..Default::default()
         }
-    } else if let Some(path) = pin_from {
+    } else if let Some(path) = &t.pin_from {
         let pem = read_file(path, "certificate")?;
         match pin_of_pem(&pem) {
             Some(pin) => ForwardTls {
@@ -210,7 +208,7 @@ fn trust_of(
                 ))
             }
         }
-    } else if plain {
+    } else if t.plain {
         ForwardTls {
             plain: true,
             ..Default::default()
@@ -222,7 +220,7 @@ fn trust_of(
 
 /// `rule` with the settings of `a` that were given.
 pub(super) fn apply_set(mut rule: ForwardRule, a: SetArgs) -> R<ForwardRule> {
-    let trust_given = a.ca.is_some() || a.pin.is_some() || a.pin_from.is_some() || a.plain;
+    let trust_given = a.trust.given();
     if a.to.is_none()
         && !trust_given
         && a.uuid.is_none()
@@ -243,7 +241,7 @@ pub(super) fn apply_set(mut rule: ForwardRule, a: SetArgs) -> R<ForwardRule> {
         check(validate::destination(&to))?;
         rule.destination = to;
     }
-    if let Some(tls) = trust_of(&a.ca, &a.pin, &a.pin_from, a.plain)? {
+    if let Some(tls) = trust_of(&a.trust)? {
         rule.tls = tls;
     }
     if let Some(u) = &a.uuid {
@@ -269,7 +267,7 @@ pub(super) fn apply_set(mut rule: ForwardRule, a: SetArgs) -> R<ForwardRule> {
 pub(super) fn rule_of(a: RuleArgs) -> R<(ForwardRule, bool)> {
     check(validate::forward_rule_name(&a.name))?;
     check(validate::destination(&a.to))?;
-    let tls = match trust_of(&a.ca, &a.pin, &a.pin_from, a.plain)? {
+    let tls = match trust_of(&a.trust)? {
         Some(t) => t,
         None => {
             return bad(
