@@ -161,11 +161,7 @@ fn publish(c: &RuleCounters, sent: &mut SentState, u: &Unpublished, now: u64) {
     if u.is_empty() {
         return;
     }
-    sent.frames += u.frames;
-    sent.bytes += u.bytes;
-    sent.duplicates += u.duplicates;
-    sent.unconfirmed += u.unconfirmed;
-    sent.last_forward_time = Some(now);
+    sent.publish(u, now);
     c.frames.fetch_add(u.frames, Relaxed);
     c.bytes.fetch_add(u.bytes, Relaxed);
     c.duplicates.fetch_add(u.duplicates, Relaxed);
@@ -188,12 +184,9 @@ pub fn run(ctx: SenderCtx, stream: Arc<Stream>) {
     // or kill while the partner was taking it), unless the partner was refusing this
     // server then.
     let before = std::mem::take(&mut sent.unpublished);
-    if before.early == 0 && !before.is_empty() {
-        sent.frames += before.frames;
-        sent.bytes += before.bytes;
-        sent.duplicates += before.duplicates;
-        sent.unconfirmed += before.unconfirmed;
-        sent.last_forward_time = Some(sent.last_forward_time.unwrap_or_else(now));
+    if before.early == 0 {
+        let at = sent.last_forward_time.unwrap_or_else(now);
+        sent.publish(&before, at);
     }
     c.add_sent(&sent);
     // written before a restart, not confirmed: counted as duplicates when written again
@@ -208,17 +201,16 @@ pub fn run(ctx: SenderCtx, stream: Arc<Stream>) {
     let me = SENDERS.fetch_add(1, Relaxed);
     let err = |msg: String| c.error_from(me, msg, now());
     // Saves the published counts and, apart, what is not published yet.
-    let save = |s: &mut SentState, series: &Series, pending: Option<&Unpublished>| {
-        let mut u = series.held;
+    let save = |s: &SentState, series: &Series, pending: Option<&Unpublished>| {
+        let mut out = *s;
+        out.unpublished = series.held;
         if let Some(p) = pending {
-            u.add(p);
+            out.unpublished.add(p);
         }
-        u.early = series.early;
-        s.unpublished = u;
-        if let Err(e) = state::save(&path, s, false) {
+        out.unpublished.early = series.early;
+        if let Err(e) = state::save(&path, &out, false) {
             tracing::warn!(error = %e, "forwarding: could not save sent.json");
         }
-        s.unpublished = Unpublished::default();
     };
     // The connection is gone: its unconfirmed frames are written again on the next one.
     let lost = |conn: &mut Option<Conn>,
@@ -296,7 +288,7 @@ pub fn run(ctx: SenderCtx, stream: Arc<Stream>) {
             }
         }
         if confirmed_now {
-            save(&mut sent, &series, conn.as_ref().map(|k| &k.pending));
+            save(&sent, &series, conn.as_ref().map(|k| &k.pending));
         }
         let skip = conn.as_ref().map_or(0, |k| k.skip);
         let batch = match stream.spool().peek_after(skip, BATCH) {
@@ -326,9 +318,9 @@ pub fn run(ctx: SenderCtx, stream: Arc<Stream>) {
                     };
                     // (counted before the write: a kill during it counts what may be
                     // half written; see docs/forward.md)
-                    save(&mut sent, &series, Some(&pending));
+                    save(&sent, &series, Some(&pending));
                     if let Err(e) = write_batch(&mut l, &prologue) {
-                        save(&mut sent, &series, None);
+                        save(&sent, &series, None);
                         err(format!("writing to the partner: {e}"));
                         sleep(&ctx.stop, backoff.next_delay());
                         continue;
@@ -368,7 +360,7 @@ pub fn run(ctx: SenderCtx, stream: Arc<Stream>) {
         } else {
             k.pending.add(&wrote);
         }
-        save(&mut sent, &series, Some(&k.pending));
+        save(&sent, &series, Some(&k.pending));
         match write_batch(&mut k.link, &batch) {
             Ok(()) => {
                 k.window.push_back((Instant::now(), batch.len(), n));
@@ -390,7 +382,7 @@ pub fn run(ctx: SenderCtx, stream: Arc<Stream>) {
     if conn.is_some() {
         c.connected.fetch_sub(1, Relaxed);
     }
-    save(&mut sent, &series, conn.as_ref().map(|k| &k.pending));
+    save(&sent, &series, conn.as_ref().map(|k| &k.pending));
     if let Err(e) = stream.spool().sync() {
         tracing::warn!(error = %e, "forwarding: spool sync at stop failed");
     }

@@ -93,6 +93,20 @@ pub struct SentState {
     pub unpublished: Unpublished,
 }
 
+impl SentState {
+    /// Adds counts that were held back (see [`Unpublished`]), last forwarded at `at`.
+    pub fn publish(&mut self, u: &Unpublished, at: u64) {
+        if u.is_empty() {
+            return;
+        }
+        self.frames += u.frames;
+        self.bytes += u.bytes;
+        self.duplicates += u.duplicates;
+        self.unconfirmed += u.unconfirmed;
+        self.last_forward_time = Some(at);
+    }
+}
+
 /// Counts written on unconfirmed connections, and how many such connections in a row the
 /// partner closed before the current one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
