@@ -7,6 +7,9 @@
 //! (exponential backoff with jitter, 100 ms doubling up to [`ExportConfig::max_backoff`]),
 //! reconnects and sends the WHOLE batch again: at least once, duplicates only of the batch
 //! in hand. An outage is logged once when it starts and once when it ends, not per try.
+//! The wait goes back to 100 ms only after a connection proved itself ([`Proven`]): a
+//! receiver that accepts and closes at once (it refuses us) is tried less and less often,
+//! not every 100 ms.
 //!
 //! The stop flag (SIGINT/SIGTERM) is looked at while waiting (backoff, rate limit): then
 //! [`send_batch`](Exporter::send_batch) returns [`ExportError::Stopped`] and the caller
@@ -101,6 +104,25 @@ struct Outage {
     tries: u32,
 }
 
+/// How long a connection must have been up for its loss to reset the reconnect delay.
+const STABLE: Duration = Duration::from_secs(2);
+
+/// The current connection, for the backoff: when it was made and how many batches it took.
+/// It has proved itself (the next loss starts again at the shortest wait) once it was up
+/// [`STABLE`], or took a second batch (the check before that batch found the receiver
+/// still there after the first one).
+#[derive(Debug, Clone, Copy)]
+struct Proven {
+    since: Instant,
+    batches: u64,
+}
+
+impl Proven {
+    fn holds(&self) -> bool {
+        self.batches >= 2 || self.since.elapsed() >= STABLE
+    }
+}
+
 /// What went wrong in one attempt at a batch.
 enum Attempt {
     /// The connection failed: reconnect and send the batch again.
@@ -117,6 +139,8 @@ pub struct Exporter {
     conn: Option<Conn>,
     rate: Option<TokenBucket>,
     backoff: Backoff,
+    /// The current connection's record (see [`Proven`]).
+    proven: Option<Proven>,
     outage: Option<Outage>,
     stop: Arc<AtomicBool>,
     stats: Arc<ExportStats>,
@@ -140,6 +164,7 @@ impl Exporter {
             config,
             tls,
             conn: None,
+            proven: None,
             outage: None,
             stop,
             stats: Arc::new(ExportStats::default()),
@@ -177,12 +202,18 @@ impl Exporter {
                     self.stats.entries.fetch_add(n, Ordering::Relaxed);
                     self.stats.oversize.fetch_add(oversize, Ordering::Relaxed);
                     self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                    if let Some(p) = &mut self.proven {
+                        p.batches += 1;
+                    }
                     return Ok(());
                 }
                 Err(Attempt::Stopped) => return Err(ExportError::Stopped),
                 Err(Attempt::Fatal(e)) => return Err(e),
                 Err(Attempt::Transport(e)) => {
                     self.conn = None;
+                    if self.proven.take().is_some_and(|p| p.holds()) {
+                        self.backoff.reset();
+                    }
                     self.stats.resent_batches.fetch_add(1, Ordering::Relaxed);
                     self.failed(&e);
                     let d = self.backoff.next_delay();
@@ -231,7 +262,13 @@ impl Exporter {
                             tracing::info!(sink = %self.config.sink, kind = c.kind(), "connected")
                         }
                     }
-                    self.backoff.reset();
+                    // the wait starts again at the shortest only once this connection
+                    // proved itself (see `Proven`), not here: a receiver that refuses us
+                    // accepts and closes at once
+                    self.proven = Some(Proven {
+                        since: Instant::now(),
+                        batches: 0,
+                    });
                     self.conn = Some(c);
                     return Ok(());
                 }
@@ -348,5 +385,96 @@ fn format_entry(config: &ExportConfig, dgram: bool, entry: &[u8], out: &mut Vec<
         }
         _ if dgram => out.extend_from_slice(&newline::body(config.newline, entry)),
         _ => newline::push_line(config.newline, entry, out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpListener;
+    use std::sync::atomic::AtomicUsize;
+
+    fn config(addr: std::net::SocketAddr) -> ExportConfig {
+        ExportConfig {
+            sink: SinkSpec::parse(&format!("tcp://{addr}")).unwrap(),
+            newline: Newline::default(),
+            rate: None,
+            syslog: None,
+            tls: Default::default(),
+            max_datagram: MAX_UDP_PAYLOAD,
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+
+    /// Sends batches of two lines until `stop` is set (a thread), returns the exporter's
+    /// counters.
+    fn export_until(addr: std::net::SocketAddr, secs: u64) -> Arc<ExportStats> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut ex = Exporter::new(config(addr), stop.clone()).unwrap();
+        let stats = ex.stats();
+        let t = std::thread::spawn(move || {
+            let lines = [b"one".to_vec(), b"two".to_vec()];
+            while ex.send_batch(lines.iter()).is_ok() {}
+        });
+        std::thread::sleep(Duration::from_secs(secs));
+        stop.store(true, Ordering::Relaxed);
+        t.join().unwrap();
+        stats
+    }
+
+    /// A receiver that accepts and closes at once (it refuses us) is tried less and less
+    /// often; before the fix the backoff was reset at every connect: a try every 100 ms.
+    #[test]
+    fn a_receiver_that_refuses_is_retried_with_growing_delays() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let a = accepted.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                a.fetch_add(1, Ordering::Relaxed);
+                drop(s);
+            }
+        });
+        let stats = export_until(addr, 4);
+        let n = accepted.load(Ordering::Relaxed);
+        // waits of 50–100, 100–200, 200–400, 400–800, 800–1600 ms: at most 6 tries in 4 s
+        // (and at least 3); every 100 ms would be 40 or more
+        assert!((3..=7).contains(&n), "{n} connections in 4 s");
+        assert!(
+            stats.resent_batches.load(Ordering::Relaxed) >= 2,
+            "{}",
+            stats.to_json()
+        );
+    }
+
+    /// A receiver that takes the lines and closes after each 6 (three batches) gets the
+    /// shortest wait after every loss: its connections proved themselves.
+    #[test]
+    fn a_receiver_that_takes_batches_is_reconnected_at_once() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let a = accepted.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(s) = s else { continue };
+                a.fetch_add(1, Ordering::Relaxed);
+                let mut r = BufReader::new(s);
+                let mut line = String::new();
+                for _ in 0..6 {
+                    line.clear();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                }
+            }
+        });
+        let stats = export_until(addr, 3);
+        let n = accepted.load(Ordering::Relaxed);
+        // each loss waits 50–100 ms: many more connections than with growing delays
+        assert!(n >= 10, "{n} connections in 3 s; {}", stats.to_json());
     }
 }
