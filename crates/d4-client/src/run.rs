@@ -10,6 +10,15 @@
 //! the source, whose thread then blocks (backpressure). For types 2/254 the meta header is
 //! written as type-2 frames at the start of every connection. At the end, the connection is
 //! closed properly and the collector's confirmation awaited ([`Conn::close`]).
+//!
+//! The first batch on each connection is a probe ([`Probe`]): it stays in the spool, and
+//! nothing else is written, until the connection has stood [`PROBE`] after it. A collector
+//! that refuses this sensor (unknown UUID, wrong key, blocklisted) accepts, reads the first
+//! frame or two and closes; the probe is then sent again on the next connection instead of
+//! being lost. The price: a new connection starts streaming [`PROBE`] after its first
+//! write (a short run ends a second later), and a collector that stops on its own within
+//! that second, or a client stopped within it, sends the probe twice (again on the next
+//! connection, or at the next start).
 
 use std::future::Future;
 use std::io::Write;
@@ -35,6 +44,22 @@ const BATCH: usize = 256 * 1024;
 const CHANNEL: usize = 64;
 /// How long a connection stays up before the reconnect delay goes back to the shortest.
 const STABLE: Duration = Duration::from_secs(2);
+/// How long a connection must stand after its first batch before that batch counts as
+/// delivered (see [`Probe`]).
+pub const PROBE: Duration = Duration::from_secs(1);
+
+/// Where the current connection stands with its first batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// Nothing written yet: the next batch is the probe (taken from the spool).
+    Pending,
+    /// The probe, the first `n` bytes of the spool, was written at `at`: it stays in the
+    /// spool and nothing else is written until the connection stood [`PROBE`] (then it is
+    /// consumed) or the collector ended it (then it is sent again on the next one).
+    Held { n: usize, at: Instant },
+    /// The collector kept the connection: batches count as delivered once written.
+    Done,
+}
 
 /// What one run did.
 #[derive(Debug, Default, Clone)]
@@ -126,6 +151,7 @@ pub async fn run_with_source(
                 backoff: Backoff::new(Duration::from_millis(250), settings.backoff_max),
                 conn: None,
                 connected_at: None,
+                probe: Probe::Pending,
                 close_timeout: settings.close_timeout,
                 stats: ClientStats::default(),
                 fail_count: 0,
@@ -202,6 +228,8 @@ struct Sender {
     conn: Option<Conn>,
     /// When the current connection was made.
     connected_at: Option<Instant>,
+    /// The current connection's first batch.
+    probe: Probe,
     close_timeout: Duration,
     stats: ClientStats,
     fail_count: u64,
@@ -257,6 +285,7 @@ impl Sender {
                 // the backoff resets only once this connection proved stable (see
                 // `delay_after_loss`): a collector that refuses the sensor closes at once
                 self.connected_at = Some(Instant::now());
+                self.probe = Probe::Pending;
                 self.conn = Some(conn);
                 true
             }
@@ -291,6 +320,46 @@ impl Sender {
         if let Some(c) = self.conn.take() {
             c.reader.abort();
         }
+        // a probe held on it stays in the spool: the first batch of the next connection
+        self.probe = Probe::Pending;
+    }
+
+    /// Writes the probe, the oldest spooled batch, without consuming it; false when the
+    /// connection failed.
+    async fn write_probe(&mut self) -> Result<bool, RunError> {
+        let batch = self.spool.peek(BATCH).map_err(|e| self.spool_err(e))?;
+        if batch.is_empty() {
+            return Ok(true);
+        }
+        let Some(conn) = &mut self.conn else {
+            return Ok(false);
+        };
+        match conn.write(&batch).await {
+            Ok(()) => {
+                self.probe = Probe::Held {
+                    n: batch.len(),
+                    at: Instant::now(),
+                };
+                Ok(true)
+            }
+            Err(e) => {
+                self.drop_conn(&e.to_string());
+                Ok(false)
+            }
+        }
+    }
+
+    /// The probe stood: it counts as delivered.
+    fn release_probe(&mut self) -> Result<(), RunError> {
+        if let Probe::Held { n, .. } = self.probe {
+            self.stats.bytes_sent += n as u64;
+            self.spool.consume(n).map_err(|e| self.spool_err(e))?;
+            if !self.spool.is_full() {
+                self.full_logged = false;
+            }
+        }
+        self.probe = Probe::Done;
+        Ok(())
     }
 
     /// Writes the oldest spooled batch; false when the connection failed.
@@ -408,13 +477,27 @@ impl Sender {
             let peer_closed = self.conn.as_mut().is_some_and(|c| c.peer_closed());
             if peer_closed {
                 if let Some(c) = self.conn.take() {
-                    tracing::warn!(dest = ?self.connector, "the collector closed the connection: reconnecting");
+                    if let Probe::Held { n, .. } = self.probe {
+                        tracing::warn!(dest = ?self.connector, bytes = n, "the collector closed the connection right after the first batch (does it refuse this sensor? check its UUID and key there): the batch is kept and sent again");
+                    } else {
+                        tracing::warn!(dest = ?self.connector, "the collector closed the connection: reconnecting");
+                    }
                     if let Err(e) = c.close(self.close_timeout).await {
                         tracing::debug!(dest = ?self.connector, "closing: {e}");
                     }
                 }
+                self.probe = Probe::Pending;
                 next_attempt = Instant::now() + self.delay_after_loss();
                 continue;
+            }
+            if let Probe::Held { at, .. } = self.probe {
+                if self.conn.is_some() && Instant::now() >= at + PROBE {
+                    self.release_probe()?;
+                    // (the spool may be empty now: look at the end of input again)
+                    continue;
+                }
+                // (at the end of input too: a collector that refuses may read the probe,
+                // then close; our own close would cross its end and look confirmed)
             }
             if self.conn.is_some() && !self.spool.is_empty() {
                 // keep taking the source's frames into the spool while draining it
@@ -432,21 +515,34 @@ impl Sender {
                         Err(mpsc::error::TryRecvError::Disconnected) => source_done = true,
                     }
                 }
-                let ok = tokio::select! {
-                    r = self.drain_one() => r?,
-                    () = &mut shutdown => { stopping = true; continue; }
+                let ok = match self.probe {
+                    Probe::Pending => tokio::select! {
+                        r = self.write_probe() => Some(r?),
+                        () = &mut shutdown => { stopping = true; continue; }
+                    },
+                    Probe::Done => tokio::select! {
+                        r = self.drain_one() => Some(r?),
+                        () = &mut shutdown => { stopping = true; continue; }
+                    },
+                    // the probe stands: wait below (taking the source's frames meanwhile)
+                    Probe::Held { .. } => None,
                 };
-                if !ok {
-                    next_attempt = Instant::now() + self.delay_after_loss();
+                match ok {
+                    None => {}
+                    Some(true) => continue,
+                    Some(false) => {
+                        next_attempt = Instant::now() + self.delay_after_loss();
+                        continue;
+                    }
                 }
-                continue;
             }
-            // wait for something to do
+            // wait for something to do: while connected, the end of the probe's wait (the
+            // drain deadline only counts while the collector is unreachable)
             let can_take = !source_done && !self.spool.is_full();
-            let retry_at = if self.conn.is_none() {
-                next_attempt
-            } else {
-                Instant::now() + Duration::from_secs(3600)
+            let wake = match (&self.conn, self.probe) {
+                (None, _) => drain_deadline.map_or(next_attempt, |d| d.min(next_attempt)),
+                (Some(_), Probe::Held { at, .. }) => at + PROBE,
+                (Some(_), _) => Instant::now() + Duration::from_secs(3600),
             };
             let ev = {
                 let closed = async {
@@ -457,11 +553,10 @@ impl Sender {
                         None => std::future::pending::<()>().await,
                     }
                 };
-                let deadline = drain_deadline.unwrap_or(retry_at).min(retry_at);
                 tokio::select! {
                     () = &mut shutdown => Event::Shutdown,
                     m = rx.recv(), if can_take => Event::Msg(m),
-                    () = tokio::time::sleep_until(deadline) => Event::Retry,
+                    () = tokio::time::sleep_until(wake) => Event::Retry,
                     () = closed => Event::PeerClosed,
                 }
             };
@@ -479,7 +574,9 @@ impl Sender {
                         source_error = Some(e);
                         source_done = true;
                     }
-                    if self.conn.is_some() && self.spool.is_empty() {
+                    // direct only once the connection's probe stood; the first batch on
+                    // a connection goes through the spool (it is the probe)
+                    if self.conn.is_some() && self.spool.is_empty() && self.probe == Probe::Done {
                         self.send_direct(batch).await?;
                         if self.conn.is_none() {
                             next_attempt = Instant::now() + self.delay_after_loss();
@@ -502,7 +599,7 @@ impl Sender {
                 }
             }
             if !rest.is_empty() {
-                if self.conn.is_some() && self.spool.is_empty() {
+                if self.conn.is_some() && self.spool.is_empty() && self.probe == Probe::Done {
                     let fut = self.send_direct(rest);
                     match tokio::time::timeout(Duration::from_secs(5), fut).await {
                         Ok(r) => r?,
@@ -511,6 +608,15 @@ impl Sender {
                 } else {
                     self.spool_frames(&rest)?;
                 }
+            }
+        }
+        if let (Some(_), Probe::Held { n, at }) = (&self.conn, self.probe) {
+            if Instant::now() >= at + PROBE {
+                self.release_probe()?;
+            } else {
+                // its close could not tell a collector that took it from one that refused
+                // (an end crossing ours): sent again at the next start rather than lost
+                tracing::info!(bytes = n, "stopped within a second of the connection's first batch: it stays in the spool and is sent again at the next start");
             }
         }
         let mut unconfirmed = None;

@@ -13,6 +13,7 @@ mod client_basic;
 mod client_close;
 mod client_outage;
 mod client_records;
+mod client_refusal;
 mod client_sources;
 mod export_delivery;
 mod export_sinks;
