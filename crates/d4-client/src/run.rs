@@ -343,7 +343,12 @@ impl Sender {
                 Ok(true)
             }
             Err(e) => {
-                self.drop_conn(&e.to_string());
+                // a collector that refuses resets the connection while a large first
+                // batch is still being written
+                self.drop_conn(&format!(
+                    "{e}, while writing the first batch: does the collector refuse this \
+                     sensor? check its UUID and key there; the batch is kept and sent again"
+                ));
                 Ok(false)
             }
         }
@@ -415,8 +420,9 @@ impl Sender {
     ) -> (Vec<u8>, Option<String>) {
         self.stats.frames_in += 1;
         // bound for the spool: what the batch may take without going past its limit (the
-        // first frame always goes, so the spool exceeds its bound by at most one frame)
-        let limit = if self.conn.is_some() && self.spool.is_empty() {
+        // first frame always goes, so the spool exceeds its bound by at most one frame);
+        // unbounded only when it is written directly (see the caller)
+        let limit = if self.conn.is_some() && self.spool.is_empty() && self.probe == Probe::Done {
             BATCH
         } else {
             BATCH.min(usize::try_from(self.spool.room()).unwrap_or(usize::MAX))
@@ -587,6 +593,8 @@ impl Sender {
                 }
             }
         }
+        // when the run ended: a probe that stood until then counts as delivered (below)
+        let ended_at = Instant::now();
         if stopping {
             tracing::info!("signal: flushing and exiting");
             // frames already read from the source are kept: sent if possible, else spooled
@@ -600,23 +608,32 @@ impl Sender {
             }
             if !rest.is_empty() {
                 if self.conn.is_some() && self.spool.is_empty() && self.probe == Probe::Done {
-                    let fut = self.send_direct(rest);
+                    let fut = self.send_direct(rest.clone());
                     match tokio::time::timeout(Duration::from_secs(5), fut).await {
                         Ok(r) => r?,
-                        Err(_) => tracing::warn!("flush timed out"),
+                        Err(_) => {
+                            // not known to be written: kept (the stuck connection is
+                            // dropped; a frame cut on it is discarded by the collector)
+                            tracing::warn!("flush timed out: the frames stay in the spool");
+                            if let Some(c) = self.conn.take() {
+                                c.reader.abort();
+                            }
+                            self.spool_frames(&rest)?;
+                        }
                     }
                 } else {
                     self.spool_frames(&rest)?;
                 }
             }
         }
-        if let (Some(_), Probe::Held { n, at }) = (&self.conn, self.probe) {
-            if Instant::now() >= at + PROBE {
+        if let (Some(c), Probe::Held { n, at }) = (&mut self.conn, self.probe) {
+            // the loop left before looking at the connection: it must still be up
+            if ended_at >= at + PROBE && !c.peer_closed() {
                 self.release_probe()?;
             } else {
                 // its close could not tell a collector that took it from one that refused
                 // (an end crossing ours): sent again at the next start rather than lost
-                tracing::info!(bytes = n, "stopped within a second of the connection's first batch: it stays in the spool and is sent again at the next start");
+                tracing::info!(bytes = n, "the connection's first batch had not stood a second (or the collector closed the connection): it stays in the spool and is sent again at the next start");
             }
         }
         let mut unconfirmed = None;

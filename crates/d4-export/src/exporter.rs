@@ -107,19 +107,20 @@ struct Outage {
 /// How long a connection must have been up for its loss to reset the reconnect delay.
 const STABLE: Duration = Duration::from_secs(2);
 
-/// The current connection, for the backoff: when it was made and how many batches it took.
-/// It has proved itself (the next loss starts again at the shortest wait) once it was up
-/// [`STABLE`], or took a second batch (the check before that batch found the receiver
-/// still there after the first one).
+/// The current connection, for the backoff: when it was made, and when a batch was last
+/// taken on it (the check after the batch found the receiver still there). It has proved
+/// itself (the next loss starts again at the shortest wait) when the receiver was seen
+/// there [`STABLE`] after the connect. Not a count of batches: back-to-back batches take
+/// microseconds, several pass before the close of a receiver that refuses us arrives.
 #[derive(Debug, Clone, Copy)]
 struct Proven {
     since: Instant,
-    batches: u64,
+    alive_at: Instant,
 }
 
 impl Proven {
     fn holds(&self) -> bool {
-        self.batches >= 2 || self.since.elapsed() >= STABLE
+        self.alive_at.duration_since(self.since) >= STABLE
     }
 }
 
@@ -203,7 +204,7 @@ impl Exporter {
                     self.stats.oversize.fetch_add(oversize, Ordering::Relaxed);
                     self.stats.batches.fetch_add(1, Ordering::Relaxed);
                     if let Some(p) = &mut self.proven {
-                        p.batches += 1;
+                        p.alive_at = Instant::now();
                     }
                     return Ok(());
                 }
@@ -265,9 +266,10 @@ impl Exporter {
                     // the wait starts again at the shortest only once this connection
                     // proved itself (see `Proven`), not here: a receiver that refuses us
                     // accepts and closes at once
+                    let now = Instant::now();
                     self.proven = Some(Proven {
-                        since: Instant::now(),
-                        batches: 0,
+                        since: now,
+                        alive_at: now,
                     });
                     self.conn = Some(c);
                     return Ok(());
@@ -414,9 +416,11 @@ mod tests {
         let stop = Arc::new(AtomicBool::new(false));
         let mut ex = Exporter::new(config(addr), stop.clone()).unwrap();
         let stats = ex.stats();
+        let stopped = stop.clone();
         let t = std::thread::spawn(move || {
             let lines = [b"one".to_vec(), b"two".to_vec()];
-            while ex.send_batch(lines.iter()).is_ok() {}
+            // (a batch that flows is finished whatever the flag: look at it between them)
+            while !stopped.load(Ordering::Relaxed) && ex.send_batch(lines.iter()).is_ok() {}
         });
         std::thread::sleep(Duration::from_secs(secs));
         stop.store(true, Ordering::Relaxed);
@@ -435,13 +439,16 @@ mod tests {
         std::thread::spawn(move || {
             for s in l.incoming() {
                 a.fetch_add(1, Ordering::Relaxed);
+                // it closes a little later, as one over a network would: batches pass
+                // before the close arrives
+                std::thread::sleep(Duration::from_millis(20));
                 drop(s);
             }
         });
         let stats = export_until(addr, 4);
         let n = accepted.load(Ordering::Relaxed);
-        // waits of 50–100, 100–200, 200–400, 400–800, 800–1600 ms: at most 6 tries in 4 s
-        // (and at least 3); every 100 ms would be 40 or more
+        // waits of 50–100, 100–200, 200–400, 400–800, 800–1600, 1600–3200 ms: the 7th
+        // try at 3.15 s at the earliest, the 8th after 6 s; every 100 ms would be 30 or more
         assert!((3..=7).contains(&n), "{n} connections in 4 s");
         assert!(
             stats.resent_batches.load(Ordering::Relaxed) >= 2,
@@ -450,31 +457,57 @@ mod tests {
         );
     }
 
-    /// A receiver that takes the lines and closes after each 6 (three batches) gets the
-    /// shortest wait after every loss: its connections proved themselves.
+    /// After refusals (the wait grew to 0.8–1.6 s), a receiver that takes batches for more
+    /// than 2 s: once it goes away, the next try comes after the shortest wait.
     #[test]
-    fn a_receiver_that_takes_batches_is_reconnected_at_once() {
+    fn a_connection_that_stood_resets_the_wait() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let a = accepted.clone();
+        let gap = Arc::new(std::sync::Mutex::new(None));
+        let g = gap.clone();
         std::thread::spawn(move || {
-            for s in l.incoming() {
+            let mut closed_at = None;
+            for (i, s) in l.incoming().enumerate() {
                 let Ok(s) = s else { continue };
-                a.fetch_add(1, Ordering::Relaxed);
-                let mut r = BufReader::new(s);
-                let mut line = String::new();
-                for _ in 0..6 {
-                    line.clear();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        break;
+                match i {
+                    // four refusals
+                    0..=3 => drop(s),
+                    // takes everything for 2.5 s, then goes away
+                    4 => {
+                        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+                        let end = Instant::now() + Duration::from_millis(2500);
+                        let mut r = BufReader::new(s);
+                        let mut line = String::new();
+                        while Instant::now() < end {
+                            line.clear();
+                            let _ = r.read_line(&mut line);
+                        }
+                        closed_at = Some(Instant::now());
+                    }
+                    _ => {
+                        if let Some(c) = closed_at.take() {
+                            *g.lock().unwrap() = Some(c.elapsed());
+                        }
+                        let mut r = BufReader::new(s);
+                        let mut line = String::new();
+                        while r.read_line(&mut line).unwrap_or(0) > 0 {
+                            line.clear();
+                        }
                     }
                 }
             }
         });
-        let stats = export_until(addr, 3);
-        let n = accepted.load(Ordering::Relaxed);
-        // each loss waits 50–100 ms: many more connections than with growing delays
-        assert!(n >= 10, "{n} connections in 3 s; {}", stats.to_json());
+        let stats = export_until(addr, 6);
+        let gap = gap
+            .lock()
+            .unwrap()
+            .expect("no connection after the one that stood");
+        // the shortest wait (50–100 ms) plus noticing the close; without the reset the
+        // wait would be 0.8–1.6 s or more
+        assert!(
+            gap < Duration::from_millis(700),
+            "{gap:?}; {}",
+            stats.to_json()
+        );
     }
 }
