@@ -324,77 +324,83 @@ impl Sender {
         self.probe = Probe::Pending;
     }
 
-    /// Writes the probe, the oldest spooled batch, without consuming it; false when the
-    /// connection failed.
-    async fn write_probe(&mut self) -> Result<bool, RunError> {
+    /// Writes the oldest spooled batch without consuming it: its length (0: the spool is
+    /// empty), or `None` when the connection failed (dropped; `probe`: the hint that the
+    /// collector may refuse the sensor goes with it in the log).
+    async fn write_oldest(&mut self, probe: bool) -> Result<Option<usize>, RunError> {
         let batch = self.spool.peek(BATCH).map_err(|e| self.spool_err(e))?;
         if batch.is_empty() {
-            return Ok(true);
+            return Ok(Some(0));
         }
         let Some(conn) = &mut self.conn else {
-            return Ok(false);
+            return Ok(None);
         };
         match conn.write(&batch).await {
-            Ok(()) => {
-                self.probe = Probe::Held {
-                    n: batch.len(),
-                    at: Instant::now(),
-                };
-                Ok(true)
-            }
-            Err(e) => {
-                // a collector that refuses resets the connection while a large first
-                // batch is still being written
+            Ok(()) => Ok(Some(batch.len())),
+            // a collector that refuses resets the connection while a large first batch is
+            // still being written
+            Err(e) if probe => {
                 self.drop_conn(&format!(
                     "{e}, while writing the first batch: does the collector refuse this \
                      sensor? check its UUID and key there; the batch is kept and sent again"
                 ));
-                Ok(false)
+                Ok(None)
+            }
+            Err(e) => {
+                self.drop_conn(&e.to_string());
+                Ok(None)
             }
         }
+    }
+
+    /// Counts the first `n` spooled bytes as delivered.
+    fn consume(&mut self, n: usize) -> Result<(), RunError> {
+        self.stats.bytes_sent += n as u64;
+        self.spool.consume(n).map_err(|e| self.spool_err(e))?;
+        if !self.spool.is_full() {
+            self.full_logged = false;
+        }
+        Ok(())
+    }
+
+    /// Writes the probe (the oldest spooled batch, kept in the spool); false when the
+    /// connection failed.
+    async fn write_probe(&mut self) -> Result<bool, RunError> {
+        Ok(match self.write_oldest(true).await? {
+            Some(0) => true,
+            Some(n) => {
+                self.probe = Probe::Held {
+                    n,
+                    at: Instant::now(),
+                };
+                true
+            }
+            None => false,
+        })
     }
 
     /// The probe stood: it counts as delivered.
     fn release_probe(&mut self) -> Result<(), RunError> {
         if let Probe::Held { n, .. } = self.probe {
-            self.stats.bytes_sent += n as u64;
-            self.spool.consume(n).map_err(|e| self.spool_err(e))?;
-            if !self.spool.is_full() {
-                self.full_logged = false;
-            }
+            self.consume(n)?;
         }
         self.probe = Probe::Done;
         Ok(())
     }
 
-    /// Writes the oldest spooled batch; false when the connection failed.
+    /// Writes the oldest spooled batch and consumes it; false when the connection failed.
     async fn drain_one(&mut self) -> Result<bool, RunError> {
-        let batch = self.spool.peek(BATCH).map_err(|e| self.spool_err(e))?;
-        if batch.is_empty() {
-            return Ok(true);
-        }
-        let Some(conn) = &mut self.conn else {
-            return Ok(false);
-        };
-        match conn.write(&batch).await {
-            Ok(()) => {
-                self.stats.bytes_sent += batch.len() as u64;
-                self.spool
-                    .consume(batch.len())
-                    .map_err(|e| self.spool_err(e))?;
+        Ok(match self.write_oldest(false).await? {
+            Some(0) => true,
+            Some(n) => {
+                self.consume(n)?;
                 if self.spool.is_empty() {
                     tracing::info!("spool drained");
                 }
-                if !self.spool.is_full() {
-                    self.full_logged = false;
-                }
-                Ok(true)
+                true
             }
-            Err(e) => {
-                self.drop_conn(&e.to_string());
-                Ok(false)
-            }
-        }
+            None => false,
+        })
     }
 
     /// Writes frames directly (spool empty); on failure they go to the spool, in order.
