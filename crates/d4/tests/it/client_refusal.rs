@@ -225,3 +225,51 @@ fn refused_by_d4_server_then_accepted_by_the_next_one() {
     );
     b.stop();
 }
+
+/// A signal while the connection's first batch is held: its close cannot tell a collector
+/// that took it from one that refused (an end crossing ours), so the batch stays in the
+/// spool and the next start sends it again (the collector may get it twice). A signal
+/// once it stood: it counts as delivered, the next start has nothing to send.
+#[test]
+fn a_signal_keeps_a_held_first_batch_and_consumes_one_that_stood() {
+    for (wait, kept) in [
+        (Duration::from_millis(300), true),
+        (Duration::from_millis(2500), false),
+    ] {
+        let (port, rx) = stand_in(vec![Treat::Accept]);
+        let dir = tempfile::tempdir().unwrap();
+        let input = data(3000, wait.as_millis() as u64);
+        let mut child = client_to(port, dir.path()).spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&input).unwrap();
+        // no end of input: the run ends with the signal
+        std::thread::sleep(wait);
+        sigterm(&child);
+        let st = wait_exit(&mut child, Duration::from_secs(30));
+        assert!(st.success(), "{st:?}");
+        drop(stdin);
+        let first = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        // the collector read the batch either way
+        assert!(payloads(&[first]) == input, "wait {wait:?}");
+        // the next start, with the same spool and nothing new to read
+        let (port2, rx2) = stand_in(vec![Treat::Accept]);
+        let mut again = client_to(port2, dir.path()).spawn().unwrap();
+        drop(again.stdin.take());
+        let st = wait_exit(&mut again, Duration::from_secs(30));
+        assert!(st.success(), "{st:?}");
+        let resent = payloads(&rx2.try_iter().collect::<Vec<_>>());
+        if kept {
+            assert!(
+                resent == input,
+                "wait {wait:?}: {} bytes sent again",
+                resent.len()
+            );
+        } else {
+            assert!(
+                resent.is_empty(),
+                "wait {wait:?}: {} bytes sent again",
+                resent.len()
+            );
+        }
+    }
+}
