@@ -55,7 +55,21 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.current = self.initial;
     }
+
+    /// The delay after a connection that stood `up` was lost: back to the shortest when it
+    /// stood [`STABLE`], else the next longer one. A peer that refuses us accepts and
+    /// closes at once; resetting at every connect would retry it several times a second.
+    pub fn after_loss(&mut self, up: Duration) -> Duration {
+        if up >= STABLE {
+            self.reset();
+        }
+        self.next_delay()
+    }
 }
+
+/// How long a connection must have stood for its loss to start the delays again at the
+/// shortest ([`Backoff::after_loss`]).
+pub const STABLE: Duration = Duration::from_secs(2);
 
 #[cfg(test)]
 mod tests {
@@ -75,5 +89,11 @@ mod tests {
         }
         b.reset();
         assert!(b.next_delay() <= Duration::from_millis(100));
+        // a connection that stood resets, a short one does not
+        for _ in 0..5 {
+            b.next_delay();
+        }
+        assert!(b.after_loss(Duration::from_millis(500)) >= Duration::from_secs(1));
+        assert!(b.after_loss(STABLE) <= Duration::from_millis(100));
     }
 }

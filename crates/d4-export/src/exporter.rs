@@ -104,13 +104,10 @@ struct Outage {
     tries: u32,
 }
 
-/// How long a connection must have been up for its loss to reset the reconnect delay.
-const STABLE: Duration = Duration::from_secs(2);
-
 /// The current connection, for the backoff: when it was made, and when a batch was last
-/// taken on it (the check after the batch found the receiver still there). It has proved
-/// itself (the next loss starts again at the shortest wait) when the receiver was seen
-/// there [`STABLE`] after the connect. Not a count of batches: back-to-back batches take
+/// taken on it (the check after the batch found the receiver still there). What it stood
+/// is the time between the two ([`Backoff::after_loss`]: the next loss starts again at the
+/// shortest wait once that is 2 s). Not a count of batches: back-to-back batches take
 /// microseconds, several pass before the close of a receiver that refuses us arrives.
 #[derive(Debug, Clone, Copy)]
 struct Proven {
@@ -119,8 +116,8 @@ struct Proven {
 }
 
 impl Proven {
-    fn holds(&self) -> bool {
-        self.alive_at.duration_since(self.since) >= STABLE
+    fn stood(&self) -> Duration {
+        self.alive_at.duration_since(self.since)
     }
 }
 
@@ -212,12 +209,10 @@ impl Exporter {
                 Err(Attempt::Fatal(e)) => return Err(e),
                 Err(Attempt::Transport(e)) => {
                     self.conn = None;
-                    if self.proven.take().is_some_and(|p| p.holds()) {
-                        self.backoff.reset();
-                    }
                     self.stats.resent_batches.fetch_add(1, Ordering::Relaxed);
                     self.failed(&e);
-                    let d = self.backoff.next_delay();
+                    let up = self.proven.take().map_or(Duration::ZERO, |p| p.stood());
+                    let d = self.backoff.after_loss(up);
                     if !self.wait(d) {
                         return Err(ExportError::Stopped);
                     }
